@@ -1,0 +1,88 @@
+"""One exception hierarchy for dealdesk.
+
+Every error a user can meet derives from :class:`DealdeskError`; the CLI prints ``str(error)``
+as one line (or one line per problem) and exits with ``error.exit_code``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+class DealdeskError(Exception):
+    """Base class of every error dealdesk raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(DealdeskError):
+    """Bad flags, unreadable files, unknown formats: the user asked for something impossible."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """A position in a source file; line and column are 1-based (0 when unknown)."""
+
+    file: str
+    line: int = 0
+    column: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+class RulesetError(DealdeskError):
+    """One problem in a ruleset, located at ``file:line:col`` with an optional suggestion."""
+
+    def __init__(self, message: str, location: Location | None = None, suggestion: str | None = None):
+        self.message = message
+        self.location = location or Location("<unknown>")
+        self.suggestion = suggestion
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        hint = f" (did you mean {self.suggestion!r}?)" if self.suggestion else ""
+        return f"{self.location}: {self.message}{hint}"
+
+    def at(self, location: Location) -> RulesetError:
+        """The same problem, moved to ``location`` (used when a fragment is embedded in a file)."""
+        return RulesetError(self.message, location, self.suggestion)
+
+
+class ValidationFailed(DealdeskError):
+    """A ruleset set has problems; nothing from it is loaded. Holds every problem, sorted."""
+
+    def __init__(self, errors: Iterable[RulesetError]):
+        self.errors = sorted(errors, key=lambda e: (e.location, e.message))
+        super().__init__("\n".join(str(e) for e in self.errors))
+
+
+class DealError(DealdeskError):
+    """A deal that cannot be evaluated; ``path`` names the field (``lines[2].unit_cost``)."""
+
+    def __init__(self, path: str, message: str):
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class PluginError(DealdeskError):
+    """A plugin failed inside a hook; the message always names the plugin and the hook."""
+
+    def __init__(self, plugin: str, hook: str, cause: BaseException | str):
+        self.plugin = plugin
+        self.hook = hook
+        self.cause = cause
+        detail = cause if isinstance(cause, str) else f"{type(cause).__name__}: {cause}"
+        super().__init__(f"plugin {plugin!r} failed in {hook}: {detail}")
+
+
+class TemplateError(DealdeskError):
+    """A template or message failed to render; names the template and the line."""
+
+
+class EngineError(DealdeskError):
+    """durable_rules refused or failed on something dealdesk handed it."""
