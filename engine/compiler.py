@@ -1,0 +1,536 @@
+"""Stage two and three of the compiler: condition trees → durable_rules JSON, rulesets → policies.
+
+Lowering keeps SPEC §3's three-valued logic on an engine that only answers true or false:
+negations are pushed down to the leaves (De Morgan), so a rule fires exactly when its condition
+is *true* — a comparison with a missing operand is false, and so is its negation. Every field a
+comparison reads is guarded with ``$ex`` (durable answers ``a < b`` with true when ``b`` is
+missing). Arithmetic, ``matches()`` and comparisons durable cannot express are computed in
+exact decimals into synthetic fields of the fact (``_x0``...), absent when unknown — so there is
+no float rounding at a boundary and no ``$div`` by zero (SIGFPE, SPEC §9). Every condition lives
+on one fact and carries a positive anchor, so no rule is a bare negation and no join is emitted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from dealdesk.expressions import (
+    And,
+    Arith,
+    Call,
+    Compare,
+    Const,
+    Exists,
+    Expr,
+    Field,
+    InList,
+    Matches,
+    Not,
+    Or,
+    Quantifier,
+    evaluate,
+    lookup,
+)
+
+ANCHOR = "_a"  # every fact carries _a = 1 and every condition requires it
+_NEGATE = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+_FLIP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+_DURABLE_OPS = {"!=": "$neq", "<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
+
+# ---------------------------------------------------------------------------------------------
+# Formulas: positive boolean structure over two-valued atoms
+
+
+@dataclass(frozen=True)
+class Formula:
+    pass
+
+
+@dataclass(frozen=True)
+class FConst(Formula):
+    value: bool
+
+
+@dataclass(frozen=True)
+class FAnd(Formula):
+    items: tuple[Formula, ...]
+
+
+@dataclass(frozen=True)
+class FOr(Formula):
+    items: tuple[Formula, ...]
+
+
+@dataclass(frozen=True)
+class FExists(Formula):
+    name: str  # durable property name: "customer.region", "$i.category", "_x0"
+    present: bool = True
+
+
+@dataclass(frozen=True)
+class FCompare(Formula):
+    name: str
+    op: str
+    rhs: Any  # a JSON literal, or {"$m": name} for another field of the same fact
+
+
+@dataclass(frozen=True)
+class FQuant(Formula):
+    kind: str  # any | all
+    items: str  # the list's property name
+    body: Formula
+    count: str  # synthetic field holding the list's length
+
+
+TRUE, FALSE = FConst(True), FConst(False)
+
+
+def f_and(*items: Formula) -> Formula:
+    flat: list[Formula] = []
+    for item in items:
+        if item == FALSE:
+            return FALSE
+        if item == TRUE:
+            continue
+        flat.extend(item.items if isinstance(item, FAnd) else (item,))
+    return TRUE if not flat else flat[0] if len(flat) == 1 else FAnd(tuple(flat))
+
+
+def f_or(*items: Formula) -> Formula:
+    flat: list[Formula] = []
+    for item in items:
+        if item == TRUE:
+            return TRUE
+        if item == FALSE:
+            continue
+        flat.extend(item.items if isinstance(item, FOr) else (item,))
+    return FALSE if not flat else flat[0] if len(flat) == 1 else FOr(tuple(flat))
+
+
+def complement(formula: Formula) -> Formula:
+    """The exact two-valued negation of ``formula`` (true wherever it is not true)."""
+    match formula:
+        case FConst(value=value):
+            return FConst(not value)
+        case FAnd(items=items):
+            return f_or(*(complement(i) for i in items))
+        case FOr(items=items):
+            return f_and(*(complement(i) for i in items))
+        case FExists(name=name, present=present):
+            return FExists(name, not present)
+        case FCompare(name=name, op=op, rhs=rhs):
+            return FCompare(name, _NEGATE[op], rhs)
+        case FQuant(kind=kind, items=items, body=body, count=count):
+            other = "all" if kind == "any" else "any"
+            empty = f_or(FExists(items, False), FCompare(count, "==", 0.0))
+            return f_or(empty, _quant(other, items, complement(body), count))
+    raise TypeError(formula)
+
+
+def _quant(kind: str, items: str, body: Formula, count: str) -> Formula:
+    if isinstance(body, FConst):  # any(True) / all(True): the list is not empty
+        return FCompare(count, ">", 0.0) if body.value else FALSE
+    return FQuant(kind, items, body, count)
+
+
+def to_json(formula: Formula) -> dict[str, Any]:
+    """durable_rules JSON for a formula (without the anchor)."""
+    match formula:
+        case FAnd(items=items):
+            return {"$and": [to_json(i) for i in items]}
+        case FOr(items=items):
+            return {"$or": [to_json(i) for i in items]}
+        case FExists(name=name, present=present):
+            return {"$ex" if present else "$nex": {name: 1}}
+        case FCompare(name=name, op="==", rhs=rhs):
+            return {name: rhs}
+        case FCompare(name=name, op=op, rhs=rhs):
+            return {_DURABLE_OPS[op]: {name: rhs}}
+        case FQuant(kind=kind, items=items, body=body):
+            return {f"${'iany' if kind == 'any' else 'iall'}": {items: to_json(body)}}
+    raise TypeError(f"cannot express {formula!r} in durable_rules")
+
+
+def rule_condition(formula: Formula) -> dict[str, Any]:
+    """A complete durable rule body: one fact, anchored, never a bare negation."""
+    anchor = {ANCHOR: 1}
+    if formula == TRUE:
+        body: dict[str, Any] = anchor
+    elif formula == FALSE:
+        body = {ANCHOR: 2}  # never matches; validation reports the rule
+    else:
+        body = {"$and": [anchor, to_json(formula)]}
+    return {"all": [{"m": body}]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Synthetic fields and the shape of the fact
+
+
+@dataclass(frozen=True)
+class Synthetic:
+    """A value computed in Python into the fact: ``name`` at the top, or in each element of
+    ``items`` when ``items`` is set. ``kind`` is value (number/bool), match, or count."""
+
+    name: str
+    expr: Expr | None
+    items: str | None = None
+    kind: str = "value"
+
+
+@dataclass
+class FactPlan:
+    """Which deal paths and synthetic values a set of conditions needs in its fact."""
+
+    paths: set[str] = field(default_factory=set)
+    item_paths: dict[str, set[str]] = field(default_factory=dict)
+    synthetics: list[Synthetic] = field(default_factory=list)
+
+    def build(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """The fact for ``data`` (a deal with derived facts and ``outputs``): only the paths the
+        conditions read, numbers as floats, missing and null values left out."""
+        fact: dict[str, Any] = {ANCHOR: 1}
+        for path in sorted(self.paths):
+            value = lookup(data, path)
+            if value is not None:
+                _put(fact, path, engine_value(value))
+        for items_path, names in sorted(self.item_paths.items()):
+            elements = lookup(data, items_path)
+            if not isinstance(elements, list):
+                continue
+            projected = []
+            for element in elements:
+                row: dict[str, Any] = {}
+                if isinstance(element, Mapping):
+                    for name in names:
+                        value = lookup(element, name)
+                        if value is not None:
+                            _put(row, name, engine_value(value))
+                for synthetic in self.synthetics:
+                    if synthetic.items == items_path:
+                        _put_synthetic(row, synthetic, data, element)
+                projected.append(row)
+            _put(fact, items_path, projected)
+        for synthetic in self.synthetics:
+            if synthetic.items is None:
+                _put_synthetic(fact, synthetic, data, None)
+        return fact
+
+
+def _put_synthetic(target: dict[str, Any], synthetic: Synthetic, data: Mapping[str, Any], item: Any) -> None:
+    if synthetic.kind == "count":
+        elements = lookup(data, synthetic.expr.path)  # type: ignore[union-attr]
+        value: Any = float(len(elements)) if isinstance(elements, list) else None
+    else:
+        value = evaluate(synthetic.expr, data, item if isinstance(item, Mapping) else None)  # type: ignore[arg-type]
+    if value is not None:
+        target[synthetic.name] = engine_value(value)
+
+
+def _put(target: dict[str, Any], path: str, value: Any) -> None:
+    parts = path.split(".")
+    for part in parts[:-1]:
+        child = target.get(part)
+        if not isinstance(child, dict):
+            child = target[part] = {}
+        target = child
+    existing = target.get(parts[-1])
+    if isinstance(existing, dict) and isinstance(value, dict):
+        existing.update(value)
+    elif not (isinstance(existing, dict) and value == {}):
+        target[parts[-1]] = value
+
+
+def engine_value(value: Any) -> Any:
+    """A deal value as durable_rules should see it: every number a float (an integer 0 as a
+    divisor kills the process, SPEC §9), objects as presence markers."""
+    if isinstance(value, bool) or isinstance(value, str):
+        return value
+    if isinstance(value, Decimal | int | float):
+        return float(value)
+    if isinstance(value, Mapping):
+        return {}
+    if isinstance(value, list):
+        return []
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lowering
+
+
+class ConditionCompiler:
+    """Lowers condition trees to formulas, collecting the fact plan they need.
+
+    One compiler serves every condition of one stratum, so synthetic names are shared.
+    """
+
+    def __init__(self) -> None:
+        self.plan = FactPlan()
+        self._synthetic_names: dict[tuple[Any, ...], str] = {}
+
+    def compile(self, expr: Expr) -> dict[str, Any]:
+        """The durable rule body for a condition."""
+        return rule_condition(self.lower(expr))
+
+    def lower(self, expr: Expr, positive: bool = True, items: str | None = None) -> Formula:
+        """The formula that is true exactly where ``expr`` (or ``not expr``) is true."""
+        match expr:
+            case Not(operand=operand):
+                return self.lower(operand, not positive, items)  # type: ignore[arg-type]
+            case And(operands=ops):
+                parts = [self.lower(o, positive, items) for o in ops]
+                return f_and(*parts) if positive else f_or(*parts)
+            case Or(operands=ops):
+                parts = [self.lower(o, positive, items) for o in ops]
+                return f_or(*parts) if positive else f_and(*parts)
+            case Exists(target=target):
+                name = self.field_name(target, items)  # type: ignore[arg-type]
+                return FExists(name, positive)
+            case Compare(op=op, left=left, right=right):
+                return self.comparison(expr, op if positive else _NEGATE[op], left, right, items)  # type: ignore[arg-type]
+            case InList(operand=operand, values=values, negated=negated):
+                member = positive != negated
+                parts = [self.comparison(expr, "==" if member else "!=", operand, v, items) for v in values]  # type: ignore[arg-type]
+                return f_or(*parts) if member else f_and(*parts)
+            case Matches():
+                name = self.synthetic(expr, items)
+                return f_and(FExists(name), FCompare(name, "==", positive))
+            case Quantifier(kind=kind, items=list_field, body=body):
+                assert isinstance(list_field, Field) and body is not None
+                list_name = list_field.path
+                self.plan.item_paths.setdefault(list_name, set())
+                count = self.count(list_field)
+                inner = _quant(kind, list_name, self.lower(body, True, list_name), count)
+                return inner if positive else complement(inner)
+            case Const(value=value):
+                if value is None:
+                    return FALSE
+                return FConst(bool(value) == positive)
+        raise TypeError(f"not a condition: {expr!r}")
+
+    def comparison(self, whole: Expr, op: str, left: Expr, right: Expr, items: str | None) -> Formula:
+        if isinstance(left, Const) and isinstance(right, Const):
+            result = evaluate(Compare(whole.pos, op, left, right), {})
+            return FConst(result is True)
+        if not isinstance(left, Field) and isinstance(right, Field):
+            left, right, op = right, left, _FLIP[op]
+        if not isinstance(left, Field) or (items is not None and isinstance(right, Field)):
+            # durable compares a property with a literal or a top-level property only
+            name = self.synthetic(Compare(whole.pos, op, left, right), items)
+            return f_and(FExists(name), FCompare(name, "==", True))
+        lhs = self.field_name(left, items)
+        guards = [FExists(lhs)]
+        if isinstance(right, Field):
+            rhs_name = self.field_name(right, items)
+            guards.append(FExists(rhs_name))
+            rhs: Any = {"$m": rhs_name}
+        elif isinstance(right, Const):
+            if right.value is None:
+                return FALSE
+            rhs = engine_value(right.value)
+        else:
+            rhs_name = self.synthetic(right, items)
+            guards.append(FExists(rhs_name))
+            rhs = {"$m": rhs_name}
+        return f_and(*guards, FCompare(lhs, op, rhs))
+
+    def field_name(self, expr: Expr, items: str | None) -> str:
+        if isinstance(expr, Field):
+            if expr.item:
+                assert items is not None
+                self.plan.item_paths.setdefault(items, set()).add(expr.path)
+                return f"$i.{expr.path}"
+            self.plan.paths.add(expr.path)
+            return expr.path
+        return self.synthetic(expr, items)
+
+    def synthetic(self, expr: Expr, items: str | None) -> str:
+        key = ("value", items, expr)
+        if key not in self._synthetic_names:
+            name = f"_x{len(self._synthetic_names)}"
+            self._synthetic_names[key] = name
+            self.plan.synthetics.append(Synthetic(name, expr, items))
+        name = self._synthetic_names[key]
+        return f"$i.{name}" if items is not None else name
+
+    def count(self, list_field: Field) -> str:
+        key = ("count", None, list_field.path)
+        if key not in self._synthetic_names:
+            name = f"_x{len(self._synthetic_names)}"
+            self._synthetic_names[key] = name
+            self.plan.synthetics.append(Synthetic(name, list_field, None, "count"))
+        return self._synthetic_names[key]
+
+
+# ---------------------------------------------------------------------------------------------
+# Decision table cells (S-FEEL unary tests)
+
+_RANGE = re.compile(r"^([\[\(\]])\s*(.+?)\s*\.\.\s*(.+?)\s*([\]\)\[])$")
+_COMPARISON = re.compile(r"^(<=|>=|<|>|!=|=)\s*(.+)$")
+
+
+class CellError(ValueError):
+    """A cell that is not a unary test."""
+
+
+def parse_cell(cell: Any, subject: Expr) -> Expr | None:
+    """The condition a decision-table cell puts on ``subject``; None for ``-`` (any value).
+
+    Unary tests in the DMN S-FEEL style: a literal, ``< 0.2``, ``[0.2..0.4)``, ``gold, silver``,
+    ``not(...)`` of any of these.
+    """
+    pos = subject.pos
+    if isinstance(cell, bool):
+        return Compare(pos, "==", subject, Const(pos, cell, "boolean"))
+    if isinstance(cell, int | float):
+        return Compare(pos, "==", subject, Const(pos, Decimal(str(cell)), "number"))
+    text = str(cell).strip()
+    if text in ("-", ""):
+        return None
+    if text.startswith("not(") and text.endswith(")"):
+        inner = parse_cell(text[4:-1], subject)
+        if inner is None:
+            raise CellError("not(-) matches nothing")
+        return Not(pos, inner)
+    parts = _split_list(text)
+    if len(parts) > 1:
+        tests = [parse_cell(p, subject) for p in parts]
+        if any(t is None for t in tests):
+            raise CellError("'-' cannot be part of a list")
+        return Or(pos, tuple(t for t in tests if t is not None))
+    match = _RANGE.match(text)
+    if match:
+        opening, low, high, closing = match.groups()
+        return And(
+            pos,
+            (
+                Compare(pos, ">=" if opening == "[" else ">", subject, _literal(low, pos)),
+                Compare(pos, "<=" if closing == "]" else "<", subject, _literal(high, pos)),
+            ),
+        )
+    match = _COMPARISON.match(text)
+    if match:
+        op = "==" if match.group(1) == "=" else match.group(1)
+        return Compare(pos, op, subject, _literal(match.group(2), pos))
+    return Compare(pos, "==", subject, _literal(text, pos))
+
+
+def _split_list(text: str) -> list[str]:
+    parts, depth, current, quote = [], 0, "", ""
+    for char in text:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+            continue
+        current += char
+    parts.append(current.strip())
+    return [p for p in parts if p]
+
+
+def _literal(text: str, pos: tuple[int, int]) -> Const:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return Const(pos, text[1:-1], "string")
+    if text in ("true", "false", "True", "False"):
+        return Const(pos, text.lower() == "true", "boolean")
+    try:
+        return Const(pos, Decimal(text), "number")
+    except Exception:
+        if re.fullmatch(r"[A-Za-z_][\w\- ]*", text):
+            return Const(pos, text, "string")  # bare words like gold are strings, as in the spec
+        raise CellError(f"cannot read {text!r} as a literal") from None
+
+
+def cell_interval(cell: Any) -> tuple[Any, ...] | None:
+    """A comparable description of the values a cell accepts, for the unreachable-row check:
+    ``("all",)``, ``("values", frozenset)``, ``("range", low, low_closed, high, high_closed)``,
+    or None when the cell is too complex to reason about."""
+    if isinstance(cell, bool):
+        return ("values", frozenset([cell]))
+    if isinstance(cell, int | float):
+        return ("range", Decimal(str(cell)), True, Decimal(str(cell)), True)
+    text = str(cell).strip()
+    if text in ("-", ""):
+        return ("all",)
+    if text.startswith("not("):
+        return None
+    parts = _split_list(text)
+    if len(parts) > 1:
+        literals = [_literal(p, (1, 0)).value for p in parts]
+        return ("values", frozenset(literals)) if all(isinstance(v, str) for v in literals) else None
+    match = _RANGE.match(text)
+    try:
+        if match:
+            o, low, high, c = match.groups()
+            return ("range", Decimal(low), o == "[", Decimal(high), c == "]")
+        match = _COMPARISON.match(text)
+        if match:
+            op, value = match.group(1), Decimal(match.group(2))
+            inf = Decimal("Infinity")
+            return {
+                "<": ("range", -inf, False, value, False),
+                "<=": ("range", -inf, False, value, True),
+                ">": ("range", value, False, inf, False),
+                ">=": ("range", value, True, inf, False),
+                "=": ("range", value, True, value, True),
+            }.get(op)
+        literal = _literal(text, (1, 0)).value
+    except Exception:
+        return None
+    if isinstance(literal, Decimal):
+        return ("range", literal, True, literal, True)
+    return ("values", frozenset([literal]))
+
+
+def covers(outer: tuple[Any, ...] | None, inner: tuple[Any, ...] | None) -> bool:
+    """Whether every value ``inner`` accepts is accepted by ``outer`` (False when unsure)."""
+    if outer is None or inner is None:
+        return False
+    if outer[0] == "all":
+        return True
+    if inner[0] == "all" or outer[0] != inner[0]:
+        return False
+    if outer[0] == "values":
+        return inner[1] <= outer[1]
+    _, olo, oloc, ohi, ohic = outer
+    _, ilo, iloc, ihi, ihic = inner
+    low_ok = olo < ilo or (olo == ilo and (oloc or not iloc))
+    high_ok = ohi > ihi or (ohi == ihi and (ohic or not ihic))
+    return low_ok and high_ok
+
+
+def definition_digest(definition: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def expression_calls(expr: Expr) -> bool:
+    """Whether ``expr`` uses a function only ``set`` values may use."""
+    from dealdesk.expressions import children
+
+    return isinstance(expr, Call) or any(expression_calls(c) for c in children(expr))
+
+
+__all__ = [
+    "Arith",
+    "CellError",
+    "ConditionCompiler",
+    "FactPlan",
+    "complement",
+    "parse_cell",
+    "rule_condition",
+]

@@ -1,0 +1,309 @@
+"""The lean durable_rules driver: one fact in, the names of the rules that fired out.
+
+For the runtime (``dealdesk.runtime``), the test helpers and the benchmarks. It drives the C
+extension ``durable_rules_engine`` directly instead of durable's ``Host``: ``Host`` starts two
+timer threads that made batches flaky, and its Python layer (a JSON state round trip and wrapper
+objects for every action) is most of the cost (SPEC §9). Each :meth:`DurableDriver.match` asserts
+one fact in a fresh session, drains its actions synchronously, and always deletes the session.
+
+What the C extension does, checked against durable_rules 2.0.28 (see ``tests/test_driver.py``):
+
+- ``create_ruleset(name, json)`` returns a handle; a bad definition raises
+  ``durable_rules_engine.error("Could not create ruleset, error code: N")``. Names are *not*
+  unique there (a second ``create_ruleset`` of a name gives a new handle): the driver keeps them
+  unique.
+- ``assert_fact(handle, json)`` returns ``(code, state_offset)``: 0 a rule matched the fact,
+  1 none did (the session exists all the same), 2 an identical fact was already in the session,
+  3 deferred. Other failures raise ``error`` (302: too many properties) or ``MemoryError``
+  (more than 1,024 live sessions, after which the ruleset may crash the process).
+- ``start_action_for_state`` returns ``None`` or ``(state_json, message_json)``, and
+  ``complete_and_start_action`` the next ``message_json`` or ``None``; a message is
+  ``{"<rule name as written in the definition JSON>": {"m": <matched fact>}}``.
+- Every session holds a *state fact* ``{"sid": S, "id": "sid-S", "$s": 1}`` that rules match like
+  any other fact: a negation-only rule (``$nex`` alone) fires on it for every deal. The driver
+  drops actions on the state fact. It never calls ``update_state``, which re-asserts that fact
+  and makes such a rule fire forever.
+- ``delete_state`` on a session in which no action ever started frees two pointers the C core
+  never initialised (``createStateNode`` leaves ``context.messages``/``context.stateFact``
+  unset): a segfault or ``free(): invalid pointer`` that depends on the heap's history. Hence
+  :data:`SESSION_RULE`, added to every ruleset: it matches the state fact, so every session
+  starts at least one action, and draining them all leaves both pointers freed and NULL.
+- Strings are compared as escaped JSON text, so definitions and facts must be encoded the same
+  way: both use ``ensure_ascii=False`` here.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import json
+import os
+import re
+from typing import Any
+
+import durable_rules_engine as _engine
+
+from dealdesk.errors import EngineError
+
+__all__ = ["DurableDriver", "get_driver", "tune_malloc"]
+
+# Names of durable_rules' error codes (src/rules/rules.h), so a refusal says more than a number.
+DURABLE_ERROR_NAMES: dict[int, str] = {
+    101: "out of memory",
+    102: "unexpected type",
+    103: "identifier too long",
+    104: "unexpected value",
+    105: "unexpected name",
+    106: "rule limit exceeded",
+    107: "rule exists limit exceeded",
+    108: "rule beta limit exceeded",
+    109: "rule without qualifier",
+    111: "invalid handle",
+    112: "handle limit exceeded",
+    113: "expression limit exceeded",
+    201: "cannot parse value",
+    202: "cannot parse: unknown operator or malformed JSON",
+    203: "cannot parse number",
+    204: "cannot parse object",
+    205: "cannot parse array",
+    302: "too many properties in one message",
+    303: "max stack size",
+    304: "too many messages in frame",
+    307: "node deleted",
+    308: "node dispatching",
+    309: "session id not found",
+    501: "cannot parse regex",
+}
+
+ERR_SID_NOT_FOUND = 309
+# durable_rules refuses a message with this many properties or more; nested keys count, list items do not.
+MAX_PROPERTIES = 255
+
+# Added to every ruleset so that every session starts an action (see the module docstring).
+SESSION_RULE = "$dealdesk_session"
+_SESSION_CONDITION: dict[str, Any] = {"all": [{"m": {"$s": 1}}]}
+_SESSION_PREFIX = '{"' + SESSION_RULE + '":'
+
+_CODE_RE = re.compile(r"error code: (\d+)")
+# Compact and unescaped non-ASCII: durable_rules compares the escaped text, so one encoding for all.
+_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+_assert_fact = _engine.assert_fact
+_start_action_for_state = _engine.start_action_for_state
+_complete_and_start_action = _engine.complete_and_start_action
+_delete_state = _engine.delete_state
+
+M_TRIM_THRESHOLD = -1
+M_TOP_PAD = -2
+# Keep up to 128 MiB of freed heap instead of giving it back to the OS after every deal.
+TRIM_THRESHOLD_BYTES = 128 * 1024 * 1024
+# Grow the heap in 16 MiB steps so a session's allocations do not each move the break.
+TOP_PAD_BYTES = 16 * 1024 * 1024
+
+
+def _error_code(error: BaseException) -> int | None:
+    """The numeric code in a ``durable_rules_engine.error`` message, if it carries one."""
+    found = _CODE_RE.search(str(error))
+    return int(found.group(1)) if found else None
+
+
+def _describe(error: BaseException) -> str:
+    """``error code 202 (cannot parse ...)`` for a durable error, its text for anything else."""
+    code = _error_code(error)
+    if code is None:
+        return str(error) or type(error).__name__
+    name = DURABLE_ERROR_NAMES.get(code)
+    return f"error code {code} ({name})" if name else f"error code {code}"
+
+
+class _Ruleset:
+    """A registered ruleset: its C handle, its definition text, and its rule names by key."""
+
+    __slots__ = ("handle", "text", "names")
+
+    def __init__(self, handle: int, text: str, names: dict[str, str]):
+        self.handle = handle
+        self.text = text
+        # Message key as the C core echoes it (escaped JSON, no quotes) -> rule name.
+        self.names = names
+
+
+class DurableDriver:
+    """Registers durable_rules rulesets and matches single facts against them.
+
+    One per process (see :func:`get_driver`); not thread-safe, like the C core it drives.
+    """
+
+    def __init__(self) -> None:
+        tune_malloc()
+        self._rulesets: dict[str, _Ruleset] = {}
+        self._sids = itertools.count(1)
+
+    def register(self, name: str, definition: dict[str, Any]) -> None:
+        """Create ruleset ``name`` from ``{rule_name: {"all": [{"m": condition}]}}``.
+
+        Each rule's name is what :meth:`match` reports when it fires; there is no ``run`` key.
+        Registering a name again with the identical definition (same rules in the same order) is
+        a no-op; with a different one it raises :class:`EngineError`, as does a definition that
+        durable_rules refuses.
+        """
+        if SESSION_RULE in definition:
+            raise EngineError(f"ruleset {name!r}: the rule name {SESSION_RULE!r} is the driver's own")
+        if not all(isinstance(rule, str) for rule in definition):
+            raise EngineError(f"ruleset {name!r}: rule names must be strings")
+        try:
+            text = _dumps(definition)
+        except (TypeError, ValueError) as error:
+            raise EngineError(f"ruleset {name!r} is not JSON: {error}") from error
+        known = self._rulesets.get(name)
+        if known is not None:
+            if known.text != text:
+                raise EngineError(
+                    f"ruleset {name!r} is already registered with a different definition"
+                )
+            return
+        try:
+            handle = _engine.create_ruleset(name, _dumps({**definition, SESSION_RULE: _SESSION_CONDITION}))
+        except (_engine.error, MemoryError) as error:
+            raise EngineError(f"durable_rules refused ruleset {name!r}: {_describe(error)}") from error
+        names = {_dumps(rule)[1:-1]: rule for rule in definition}
+        self._rulesets[name] = _Ruleset(handle, text, names)
+
+    def is_registered(self, name: str) -> bool:
+        """Whether :meth:`register` has created ruleset ``name`` in this driver."""
+        return name in self._rulesets
+
+    def match(self, name: str, fact: dict[str, Any], *, max_actions: int = 10_000) -> list[str]:
+        """Assert ``fact`` in a fresh session of ruleset ``name``; the rules that fired, in order.
+
+        The driver adds the ``sid`` and ``id`` keys; ``fact`` must not carry them. A rule appears
+        once per firing (callers dedupe). No match gives ``[]``. More than ``max_actions``
+        actions, a fact durable_rules refuses (such as one with too many properties) or any
+        other durable error raises :class:`EngineError`; the driver stays usable either way.
+        """
+        ruleset = self._rulesets.get(name)
+        if ruleset is None:
+            raise EngineError(f"ruleset {name!r} is not registered")
+        if "sid" in fact or "id" in fact:
+            raise EngineError(
+                f"ruleset {name!r}: the fact carries 'sid' or 'id'; the driver sets those keys"
+            )
+        try:
+            body = _dumps(fact)
+        except (TypeError, ValueError) as error:
+            raise EngineError(f"ruleset {name!r}: the fact is not JSON: {error}") from error
+        sid = str(next(self._sids))
+        # Splice the session keys into the encoded fact rather than copying the dict.
+        head = '{"sid":"' + sid + '","id":"' + sid + '"'
+        text = head + "}" if body == "{}" else head + "," + body[1:]
+        handle = ruleset.handle
+        try:
+            code, state = _assert_fact(handle, text)
+            if code > 1:
+                raise EngineError(
+                    f"ruleset {name!r}: durable_rules answered code {code} for a fresh session"
+                )
+            # Drain even when no rule matched (code 1): SESSION_RULE's action makes deletion safe.
+            started = _start_action_for_state(handle, state)
+            if started is None:
+                raise EngineError(f"ruleset {name!r}: durable_rules started no action for a session")
+            fired: list[str] = []
+            message: str | None = started[1]
+            count = 0
+            while message:
+                if not message.startswith(_SESSION_PREFIX):
+                    count += 1
+                    if count > max_actions:
+                        raise EngineError(
+                            f"ruleset {name!r}: more than {max_actions} actions for one fact;"
+                            " a rule may be looping"
+                        )
+                    rule = self._rule_name(ruleset, message, sid)
+                    if rule is not None:
+                        fired.append(rule)
+                message = _complete_and_start_action(handle, state)
+            return fired
+        except _engine.error as error:
+            raise EngineError(self._fact_failure(name, error)) from error
+        except MemoryError as error:
+            raise EngineError(
+                f"ruleset {name!r}: durable_rules ran out of memory or of live sessions (1,024)"
+            ) from error
+        finally:
+            _delete_session(name, handle, sid)
+
+    @staticmethod
+    def _rule_name(ruleset: _Ruleset, message: str, sid: str) -> str | None:
+        """The rule that fired in ``message``, or None when it fired on the session's state fact."""
+        rule = ruleset.names.get(message[2 : message.find('":', 2)])
+        if '"$s":1' in message:
+            # Maybe the state fact, maybe a value that merely contains the text: decide exactly.
+            (key, matched), = json.loads(message).items()
+            if any(isinstance(f, dict) and f.get("id") == "sid-" + sid for f in matched.values()):
+                return None
+            return ruleset.names.get(_dumps(key)[1:-1], key)
+        if rule is None:
+            # A rule name with escapes that defeated the quick slice: parse it properly.
+            key = next(iter(json.loads(message)))
+            rule = ruleset.names.get(_dumps(key)[1:-1], key)
+        return rule
+
+    @staticmethod
+    def _fact_failure(name: str, error: BaseException) -> str:
+        """A one-line explanation of why durable_rules failed on a fact of ruleset ``name``."""
+        if _error_code(error) == 302:
+            return (
+                f"ruleset {name!r}: the fact has too many properties for durable_rules (fewer than"
+                f" {MAX_PROPERTIES} allowed, counting nested keys and the driver's sid and id)"
+            )
+        return f"ruleset {name!r}: durable_rules failed on a fact: {_describe(error)}"
+
+
+def _delete_session(name: str, handle: int, sid: str) -> None:
+    """Delete session ``sid``; a session that was never created (refused fact) is fine."""
+    try:
+        _delete_state(handle, sid)
+    except _engine.error as error:
+        if _error_code(error) != ERR_SID_NOT_FOUND:
+            raise EngineError(
+                f"ruleset {name!r}: could not delete session {sid}: {_describe(error)}"
+            ) from error
+
+
+_driver: tuple[int, DurableDriver] | None = None
+
+
+def get_driver() -> DurableDriver:
+    """The process's driver, created on first use; a forked child gets its own."""
+    global _driver
+    pid = os.getpid()
+    if _driver is None or _driver[0] != pid:
+        _driver = (pid, DurableDriver())
+    return _driver[1]
+
+
+_malloc_tuned = False
+
+
+def tune_malloc() -> None:
+    """Stop glibc from trimming the heap after every deal (SPEC §9: the C core gets ~10x slower).
+
+    Sets ``M_TRIM_THRESHOLD`` and ``M_TOP_PAD`` with ``mallopt`` once per process, unless the
+    user set ``MALLOC_TRIM_THRESHOLD_``/``MALLOC_TOP_PAD_`` themselves; a no-op off glibc.
+    """
+    global _malloc_tuned
+    if _malloc_tuned:
+        return
+    _malloc_tuned = True
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            return
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError, ValueError):
+        return  # not glibc (musl, macOS, Windows): nothing to tune
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt.restype = ctypes.c_int
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ:
+        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+    if "MALLOC_TOP_PAD_" not in os.environ:
+        mallopt(M_TOP_PAD, TOP_PAD_BYTES)

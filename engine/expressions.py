@@ -1,0 +1,690 @@
+"""The condition language: Python syntax parsed with ``ast`` into a typed tree, never ``eval``ed.
+
+Stage one of the compiler (SPEC §3). :func:`parse_expression` turns text into an :class:`Expr`
+tree, checking every path against a :class:`Scope` (the deal schema, derived facts, plugin facts
+and the policy's outputs) and every comparison's types. The tree is independent of
+durable_rules: :mod:`dealdesk.compiler` lowers it to durable JSON, and :func:`evaluate` gives its
+meaning directly (three-valued, exact decimals) for ``set`` values, ``explain`` and tests.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, DivisionByZero, InvalidOperation
+from typing import Any
+
+# ---------------------------------------------------------------------------------------------
+# The tree
+
+Pos = tuple[int, int]  # 1-based line within the expression text, 0-based column
+
+
+@dataclass(frozen=True)
+class Expr:
+    """Base of every node; ``type`` is one of number, string, boolean, date, object, array,
+    null or any (unknown until run time)."""
+
+    pos: Pos = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Const(Expr):
+    value: Decimal | str | bool | None = None
+    type: str = "any"
+
+
+@dataclass(frozen=True)
+class Field(Expr):
+    """A dotted path into the deal (``customer.region``) or, when ``item`` is set, into the
+    current element of a quantifier's list (``category`` for ``line.category``)."""
+
+    path: str = ""
+    type: str = "any"
+    enum: tuple[str, ...] | None = None
+    item: bool = False
+
+
+@dataclass(frozen=True)
+class Arith(Expr):
+    op: str = "+"
+    left: Expr | None = None
+    right: Expr | None = None
+    type: str = "number"
+
+
+@dataclass(frozen=True)
+class Call(Expr):
+    """min, max, abs, round, sum: allowed in ``set`` values only."""
+
+    name: str = ""
+    args: tuple[Expr, ...] = ()
+    type: str = "number"
+
+
+@dataclass(frozen=True)
+class Compare(Expr):
+    op: str = "=="
+    left: Expr | None = None
+    right: Expr | None = None
+    type: str = "boolean"
+
+
+@dataclass(frozen=True)
+class InList(Expr):
+    operand: Expr | None = None
+    values: tuple[Const, ...] = ()
+    negated: bool = False
+    type: str = "boolean"
+
+
+@dataclass(frozen=True)
+class Exists(Expr):
+    target: Field | None = None
+    type: str = "boolean"
+
+
+@dataclass(frozen=True)
+class Matches(Expr):
+    target: Field | None = None
+    pattern: str = ""
+    type: str = "boolean"
+
+
+@dataclass(frozen=True)
+class Not(Expr):
+    operand: Expr | None = None
+    type: str = "boolean"
+
+
+@dataclass(frozen=True)
+class And(Expr):
+    operands: tuple[Expr, ...] = ()
+    type: str = "boolean"
+
+
+@dataclass(frozen=True)
+class Or(Expr):
+    operands: tuple[Expr, ...] = ()
+    type: str = "boolean"
+
+
+@dataclass(frozen=True)
+class Quantifier(Expr):
+    """``any(...)``/``all(...)`` over a list; in a ``set`` value also ``sum(...)``."""
+
+    kind: str = "any"
+    items: Field | None = None
+    body: Expr | None = None
+    type: str = "boolean"
+
+
+# ---------------------------------------------------------------------------------------------
+# Scope: what paths exist and their types
+
+
+@dataclass(frozen=True)
+class FieldType:
+    type: str
+    enum: tuple[str, ...] | None = None
+
+
+@dataclass
+class Scope:
+    """Every path a ruleset may name: ``customer.region``, ``lines[].category``,
+    ``outputs.margin_floor``."""
+
+    fields: Mapping[str, FieldType]
+
+    def lookup(self, path: str) -> FieldType | None:
+        return self.fields.get(path)
+
+    def suggest(self, path: str) -> str | None:
+        matches = difflib.get_close_matches(path, list(self.fields), n=1, cutoff=0.75)
+        if not matches and "." in path:
+            # `customer.regoin` → compare the last part among siblings, which scores better
+            parent, _, leaf = path.rpartition(".")
+            siblings = [p.rpartition(".")[2] for p in self.fields if p.rpartition(".")[0] == parent]
+            close = difflib.get_close_matches(leaf, siblings, n=1, cutoff=0.6)
+            matches = [f"{parent}.{close[0]}"] if close else []
+        return matches[0].replace("[]", "") if matches else None
+
+
+class ExpressionError(Exception):
+    """A problem in one expression, at a (line, column) position inside its text."""
+
+    def __init__(self, message: str, pos: Pos = (1, 0), suggestion: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.pos = pos
+        self.suggestion = suggestion
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing
+
+VALUE_FUNCTIONS = {"min", "max", "abs", "round", "sum"}
+_CONSTANT_NAMES = {"true": True, "false": False, "null": None, "none": None}
+_COMPARE_OPS = {
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+}
+_ARITH_OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+_NUMERIC = {"number", "any"}
+
+
+def parse_expression(text: str, scope: Scope, *, value: bool = False) -> Expr:
+    """Parse ``text`` into a checked tree.
+
+    :param text: the expression, Python syntax (SPEC §3).
+    :param scope: the paths it may read.
+    :param value: parse a ``set`` value (functions allowed, any type) rather than a condition.
+    :raises ExpressionError: on any syntax, name or type problem, with its position.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ExpressionError("empty expression")
+    try:
+        # The parentheses let a condition span lines (a YAML block scalar) like Python would.
+        tree = ast.parse(f"(\n{text}\n)", mode="eval")
+    except SyntaxError as exc:
+        line = max((exc.lineno or 2) - 1, 1)
+        raise ExpressionError(f"invalid syntax: {exc.msg}", (line, max((exc.offset or 1) - 1, 0))) from None
+    parser = _Parser(scope, value)
+    expr = parser.expr(tree.body)
+    return expr if value else parser.condition(expr)
+
+
+class _Parser:
+    def __init__(self, scope: Scope, value: bool):
+        self.scope = scope
+        self.value = value
+        self.loop: tuple[str, str] | None = None  # (variable, list path) inside any()/all()
+
+    # -- helpers
+
+    @staticmethod
+    def pos(node: ast.AST) -> Pos:
+        return (getattr(node, "lineno", 2) - 1, getattr(node, "col_offset", 0))
+
+    def fail(self, node: ast.AST, message: str, suggestion: str | None = None) -> ExpressionError:
+        return ExpressionError(message, self.pos(node), suggestion)
+
+    def condition(self, expr: Expr) -> Expr:
+        """A boolean in a condition position: a bare boolean path means ``path == True``."""
+        kind = getattr(expr, "type", "any")
+        if isinstance(expr, Field) and kind in ("boolean", "any"):
+            return Compare(expr.pos, "==", expr, Const(expr.pos, True, "boolean"))
+        if kind == "boolean":
+            return expr
+        what = f"{expr.path!r} is {_article(kind)}" if isinstance(expr, Field) else f"this is {_article(kind)}"
+        raise ExpressionError(f"expected a condition, but {what}", expr.pos)
+
+    # -- dispatch
+
+    def expr(self, node: ast.AST) -> Expr:
+        method: Callable[[Any], Expr] | None = getattr(self, f"on_{type(node).__name__}", None)
+        if method is None:
+            raise self.fail(node, f"{_describe(node)} is not allowed in an expression")
+        return method(node)
+
+    def on_BoolOp(self, node: ast.BoolOp) -> Expr:
+        operands = tuple(self.condition(self.expr(v)) for v in node.values)
+        return (And if isinstance(node.op, ast.And) else Or)(self.pos(node), operands)
+
+    def on_UnaryOp(self, node: ast.UnaryOp) -> Expr:
+        if isinstance(node.op, ast.Not):
+            return Not(self.pos(node), self.condition(self.expr(node.operand)))
+        if isinstance(node.op, ast.USub | ast.UAdd):
+            operand = self.expr(node.operand)
+            self.need_number(operand, node.operand)
+            if isinstance(node.op, ast.UAdd):
+                return operand
+            if isinstance(operand, Const):
+                return Const(self.pos(node), -operand.value, "number")  # type: ignore[operator]
+            return Arith(self.pos(node), "-", Const(self.pos(node), Decimal(0), "number"), operand)
+        raise self.fail(node, f"the operator {type(node.op).__name__} is not allowed")
+
+    def on_BinOp(self, node: ast.BinOp) -> Expr:
+        op = _ARITH_OPS.get(type(node.op))
+        if op is None:
+            raise self.fail(node, f"the operator {type(node.op).__name__} is not allowed (use + - * /)")
+        left, right = self.expr(node.left), self.expr(node.right)
+        self.need_number(left, node.left)
+        self.need_number(right, node.right)
+        if isinstance(left, Const) and isinstance(right, Const):
+            folded = _arith(op, left.value, right.value)
+            if folded is None:
+                raise self.fail(node, "division by zero")
+            return Const(self.pos(node), folded, "number")
+        return Arith(self.pos(node), op, left, right)
+
+    def on_Compare(self, node: ast.Compare) -> Expr:
+        parts: list[Expr] = []
+        left_node, left = node.left, self.expr(node.left)
+        for op_node, right_node in zip(node.ops, node.comparators, strict=True):
+            if isinstance(op_node, ast.In | ast.NotIn):
+                parts.append(self.membership(node, left, right_node, isinstance(op_node, ast.NotIn)))
+                left_node, left = right_node, left  # `x in [..]` cannot chain on a list
+                continue
+            op = _COMPARE_OPS.get(type(op_node))
+            if op is None:
+                raise self.fail(node, f"the operator {type(op_node).__name__} is not allowed")
+            right = self.expr(right_node)
+            self.check_comparison(op, left, right, left_node, right_node)
+            parts.append(Compare(self.pos(node), op, left, right))
+            left_node, left = right_node, right
+        return parts[0] if len(parts) == 1 else And(self.pos(node), tuple(parts))
+
+    def membership(self, node: ast.AST, operand: Expr, values_node: ast.AST, negated: bool) -> Expr:
+        if not isinstance(values_node, ast.List | ast.Tuple | ast.Set):
+            raise self.fail(values_node, "`in` needs a literal list, like [\"gold\", \"silver\"]")
+        values = []
+        for element in values_node.elts:
+            const = self.expr(element)
+            if not isinstance(const, Const):
+                raise self.fail(element, "the list after `in` may hold literals only")
+            self.check_comparison("==", operand, const, node, element)
+            values.append(const)
+        return InList(self.pos(node), operand, tuple(values), negated)
+
+    def on_Constant(self, node: ast.Constant) -> Expr:
+        value = node.value
+        if isinstance(value, bool):
+            return Const(self.pos(node), value, "boolean")
+        if isinstance(value, int | float):
+            return Const(self.pos(node), Decimal(str(value)), "number")
+        if isinstance(value, str):
+            return Const(self.pos(node), value, "string")
+        if value is None:
+            return Const(self.pos(node), None, "null")
+        raise self.fail(node, f"the literal {value!r} is not allowed")
+
+    def on_Name(self, node: ast.Name) -> Expr:
+        return self.path(node)
+
+    def on_Attribute(self, node: ast.Attribute) -> Expr:
+        return self.path(node)
+
+    def on_List(self, node: ast.List) -> Expr:
+        raise self.fail(node, "a list is allowed only after `in`")
+
+    def on_Call(self, node: ast.Call) -> Expr:
+        if not isinstance(node.func, ast.Name):
+            raise self.fail(node, "only exists(), matches(), any() and all() can be called")
+        name = node.func.id
+        if node.keywords:
+            raise self.fail(node, f"{name}() takes no keyword arguments")
+        if name == "exists":
+            target = self.single_path_argument(node, name)
+            return Exists(self.pos(node), target)
+        if name == "matches":
+            if len(node.args) != 2:
+                raise self.fail(node, 'matches() takes a path and a pattern: matches(sku, "^EDGE-")')
+            target = self.path(node.args[0])
+            pattern = node.args[1]
+            if not (isinstance(pattern, ast.Constant) and isinstance(pattern.value, str)):
+                raise self.fail(pattern, "the pattern of matches() must be a string literal")
+            if target.type not in ("string", "any"):
+                raise self.fail(node.args[0], f"matches() needs a string, but {target.path!r} is {_article(target.type)}")
+            try:
+                re.compile(pattern.value)
+            except re.error as exc:
+                raise self.fail(pattern, f"invalid regular expression: {exc}") from None
+            return Matches(self.pos(node), target, pattern.value)
+        if name in ("any", "all") or (self.value and name == "sum" and _is_generator(node)):
+            return self.quantifier(node, name)
+        if name in VALUE_FUNCTIONS:
+            if not self.value:
+                raise self.fail(
+                    node,
+                    f"{name}() cannot be used in a condition (durable_rules cannot compute it); "
+                    "derive the value in a plugin's dealdesk_enrich or set it as an output of an earlier rule",
+                )
+            return self.value_call(node, name)
+        suggestion = _closest(name, ["exists", "matches", "any", "all", *sorted(VALUE_FUNCTIONS)])
+        raise self.fail(node, f"unknown function {name}()", suggestion)
+
+    def single_path_argument(self, node: ast.Call, name: str) -> Field:
+        if len(node.args) != 1:
+            raise self.fail(node, f"{name}() takes exactly one path")
+        return self.path(node.args[0])
+
+    def value_call(self, node: ast.Call, name: str) -> Expr:
+        args = tuple(self.expr(a) for a in node.args)
+        arity = {"abs": (1, 1), "round": (1, 2), "sum": (1, 1), "min": (1, 99), "max": (1, 99)}[name]
+        if not arity[0] <= len(args) <= arity[1]:
+            raise self.fail(node, f"{name}() takes {arity[0]}{'' if arity[0] == arity[1] else '..' + str(arity[1])} arguments, got {len(args)}")
+        if name == "sum":
+            if not (isinstance(args[0], Field) and args[0].type in ("array", "any")):
+                raise self.fail(node, "sum() takes a list path or a generator, like sum(line.amount for line in lines)")
+        elif name in ("min", "max") and len(args) == 1:
+            if not (isinstance(args[0], Field) and args[0].type in ("array", "any")):
+                raise self.fail(node, f"{name}() of one argument needs a list path")
+        else:
+            for arg, arg_node in zip(args, node.args, strict=True):
+                self.need_number(arg, arg_node)
+        return Call(self.pos(node), name, args)
+
+    def quantifier(self, node: ast.Call, name: str) -> Expr:
+        if len(node.args) != 1 or not _is_generator(node):
+            raise self.fail(node, f"{name}() takes a generator: {name}(line.category == \"support\" for line in lines)")
+        gen = node.args[0]
+        assert isinstance(gen, ast.GeneratorExp)
+        if len(gen.generators) != 1 or gen.generators[0].ifs or gen.generators[0].is_async:
+            raise self.fail(gen, f"{name}() takes one `for ... in ...` without `if`")
+        comp = gen.generators[0]
+        if not isinstance(comp.target, ast.Name):
+            raise self.fail(comp.target, "the loop variable must be a plain name")
+        if self.loop is not None:
+            raise self.fail(node, f"{name}() cannot be nested inside another any()/all()")
+        items = self.path(comp.iter)
+        if items.type not in ("array", "any"):
+            raise self.fail(comp.iter, f"{items.path!r} is {_article(items.type)}, not a list")
+        variable = comp.target.id
+        if variable in _CONSTANT_NAMES or variable.startswith("_"):
+            raise self.fail(comp.target, f"{variable!r} cannot be a loop variable")
+        self.loop = (variable, items.path)
+        try:
+            body = self.expr(gen.elt)
+            body = body if name == "sum" else self.condition(body)
+            if name == "sum":
+                self.need_number(body, gen.elt)
+        finally:
+            self.loop = None
+        return Quantifier(self.pos(node), name, items, body, "number" if name == "sum" else "boolean")
+
+    def path(self, node: ast.AST) -> Field:
+        parts: list[str] = []
+        current = node
+        while isinstance(current, ast.Attribute):
+            parts.append(current.attr)
+            current = current.value
+        if not isinstance(current, ast.Name):
+            if isinstance(current, ast.Subscript):
+                raise self.fail(current, "subscripts are not supported; use any()/all() over a list")
+            raise self.fail(current, f"expected a path like customer.region, found {_describe(current)}")
+        parts.append(current.id)
+        parts.reverse()
+        for part in parts:
+            if part.startswith("__") or part.startswith("_"):
+                raise self.fail(node, f"the name {part!r} is not allowed")
+        if len(parts) == 1 and parts[0].lower() in _CONSTANT_NAMES:
+            const = _CONSTANT_NAMES[parts[0].lower()]
+            raise self.fail(node, f"write {const!r} for the literal {parts[0]}", repr(const))
+        if self.loop is not None:
+            variable, list_path = self.loop
+            if parts[0] != variable:
+                raise self.fail(
+                    node,
+                    f"inside any()/all() only fields of {variable!r} and literals can be used; "
+                    f"{'.'.join(parts)!r} is outside the loop",
+                )
+            item_path = ".".join(parts[1:])
+            if not item_path:
+                raise self.fail(node, f"compare a field of {variable!r}, like {variable}.category")
+            known = self.scope.lookup(f"{list_path}[].{item_path}")
+            if known is None:
+                suggestion = self.scope.suggest(f"{list_path}[].{item_path}")
+                hint = suggestion.replace(f"{list_path}.", f"{variable}.", 1) if suggestion else None
+                raise self.fail(node, f"unknown field {variable}.{item_path} of {list_path}", hint)
+            return Field(self.pos(node), item_path, known.type, known.enum, item=True)
+        dotted = ".".join(parts)
+        known = self.scope.lookup(dotted)
+        if known is None:
+            raise self.fail(node, f"unknown path {dotted!r}", self.scope.suggest(dotted))
+        return Field(self.pos(node), dotted, known.type, known.enum)
+
+    # -- type checks
+
+    def need_number(self, expr: Expr, node: ast.AST) -> None:
+        kind = getattr(expr, "type", "any")
+        if kind not in _NUMERIC:
+            what = f"{expr.path!r} is {_article(kind)}" if isinstance(expr, Field) else f"this is {_article(kind)}"
+            raise self.fail(node, f"arithmetic needs numbers, but {what}")
+
+    def check_comparison(self, op: str, left: Expr, right: Expr, left_node: ast.AST, right_node: ast.AST) -> None:
+        lt, rt = getattr(left, "type", "any"), getattr(right, "type", "any")
+        if "null" in (lt, rt):
+            raise self.fail(right_node if rt == "null" else left_node, "compare with None is never true; use exists(path) or not exists(path)")
+        if op in ("<", "<=", ">", ">="):
+            for expr, kind, node in ((left, lt, left_node), (right, rt, right_node)):
+                if kind not in _NUMERIC:
+                    what = f"{expr.path!r} is {_article(kind)}" if isinstance(expr, Field) else f"{_describe(node)} is {_article(kind)}"
+                    raise self.fail(node, f"{op} compares numbers, but {what}")
+            return
+        if lt != "any" and rt != "any" and lt != rt:
+            raise self.fail(right_node, f"cannot compare {_article(lt)} with {_article(rt)}")
+        for fld, const, node in ((left, right, right_node), (right, left, left_node)):
+            if isinstance(fld, Field) and fld.enum and isinstance(const, Const) and isinstance(const.value, str):
+                if const.value not in fld.enum:
+                    raise self.fail(
+                        node,
+                        f"{const.value!r} is not a value of {fld.path!r} (one of: {', '.join(fld.enum)})",
+                        _closest(const.value, list(fld.enum)),
+                    )
+
+
+def _is_generator(node: ast.Call) -> bool:
+    return len(node.args) == 1 and isinstance(node.args[0], ast.GeneratorExp)
+
+
+def _closest(word: str, words: Sequence[str]) -> str | None:
+    found = difflib.get_close_matches(word, list(words), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def _article(kind: str) -> str:
+    return {"any": "a value", "array": "a list", "object": "an object", "null": "None"}.get(kind, f"a {kind}")
+
+
+def _describe(node: ast.AST) -> str:
+    names = {
+        "Lambda": "a lambda",
+        "ListComp": "a list comprehension",
+        "SetComp": "a set comprehension",
+        "DictComp": "a dict comprehension",
+        "GeneratorExp": "a generator outside any()/all()",
+        "Subscript": "a subscript",
+        "IfExp": "a conditional expression",
+        "Dict": "a dict",
+        "Starred": "a starred expression",
+        "NamedExpr": "an assignment expression",
+        "JoinedStr": "an f-string",
+        "Await": "await",
+        "Yield": "yield",
+        "Constant": "a literal",
+        "Call": "a call",
+    }
+    return names.get(type(node).__name__, f"the syntax {type(node).__name__}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Walking the tree
+
+
+def children(expr: Expr) -> tuple[Expr, ...]:
+    """The direct sub-expressions of ``expr``."""
+    match expr:
+        case Arith(left=left, right=right) | Compare(left=left, right=right):
+            return (left, right)  # type: ignore[return-value]
+        case InList(operand=operand, values=values):
+            return (operand, *values)  # type: ignore[return-value]
+        case Exists(target=target) | Matches(target=target):
+            return (target,)  # type: ignore[return-value]
+        case Not(operand=operand):
+            return (operand,)  # type: ignore[return-value]
+        case And(operands=ops) | Or(operands=ops):
+            return ops
+        case Call(args=args):
+            return args
+        case Quantifier(items=items, body=body):
+            return (items, body)  # type: ignore[return-value]
+    return ()
+
+
+def fields(expr: Expr) -> list[Field]:
+    """Every path ``expr`` reads, in reading order (item fields included, with ``item`` set)."""
+    found: list[Field] = []
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Field):
+            found.append(node)
+        stack.extend(reversed(children(node)))
+    return found
+
+
+def output_reads(expr: Expr) -> set[str]:
+    """Names of the outputs (``outputs.NAME``) that ``expr`` reads."""
+    return {f.path.split(".")[1] for f in fields(expr) if not f.item and f.path.startswith("outputs.")}
+
+
+# ---------------------------------------------------------------------------------------------
+# Direct meaning: three-valued conditions, exact decimal values
+
+_MISSING = object()
+
+
+def lookup(data: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted ``path`` in nested mappings, or None when any part is missing."""
+    value: Any = data
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int | float | str):
+        try:
+            return Decimal(str(value))
+        except InvalidOperation:
+            return None
+    return None
+
+
+def _arith(op: str, left: Any, right: Any) -> Decimal | None:
+    a, b = to_decimal(left), to_decimal(right)
+    if a is None or b is None:
+        return None
+    try:
+        if op == "+":
+            return a + b
+        if op == "-":
+            return a - b
+        if op == "*":
+            return a * b
+        return a / b if b != 0 else None
+    except (InvalidOperation, DivisionByZero):
+        return None
+
+
+def evaluate(expr: Expr, data: Mapping[str, Any], item: Mapping[str, Any] | None = None) -> Any:
+    """The meaning of ``expr`` on ``data`` (a deal with its derived facts and ``outputs``).
+
+    Conditions give True, False or None (unknown, SQL-style: a comparison with a missing value
+    is unknown, ``not`` unknown is unknown); values give exact Decimals, or None when an operand
+    is missing or a divisor is zero.
+    """
+    match expr:
+        case Const(value=value):
+            return value
+        case Field(path=path, item=True):
+            return lookup(item or {}, path)
+        case Field(path=path):
+            return lookup(data, path)
+        case Arith(op=op, left=left, right=right):
+            return _arith(op, evaluate(left, data, item), evaluate(right, data, item))  # type: ignore[arg-type]
+        case Compare(op=op, left=left, right=right):
+            return _compare(op, evaluate(left, data, item), evaluate(right, data, item))  # type: ignore[arg-type]
+        case InList(operand=operand, values=values, negated=negated):
+            value = evaluate(operand, data, item)  # type: ignore[arg-type]
+            if value is None:
+                return None
+            found = any(_compare("==", value, v.value) for v in values)
+            return not found if negated else found
+        case Exists(target=target):
+            return evaluate(target, data, item) is not None  # type: ignore[arg-type]
+        case Matches(target=target, pattern=pattern):
+            value = evaluate(target, data, item)  # type: ignore[arg-type]
+            return bool(re.search(pattern, value)) if isinstance(value, str) else None
+        case Not(operand=operand):
+            value = evaluate(operand, data, item)  # type: ignore[arg-type]
+            return None if value is None else not value
+        case And(operands=operands):
+            values = [evaluate(o, data, item) for o in operands]
+            return False if False in values else (None if None in values else True)
+        case Or(operands=operands):
+            values = [evaluate(o, data, item) for o in operands]
+            return True if True in values else (None if None in values else False)
+        case Quantifier(kind=kind, items=items, body=body):
+            elements = evaluate(items, data)  # type: ignore[arg-type]
+            elements = elements if isinstance(elements, list) else []
+            if kind == "sum":
+                total = Decimal(0)
+                for element in elements:
+                    value = to_decimal(evaluate(body, data, element))  # type: ignore[arg-type]
+                    if value is None:
+                        return None
+                    total += value
+                return total
+            # any/all over an element whose condition is unknown count it as not true
+            results = [evaluate(body, data, e) is True for e in elements]  # type: ignore[arg-type]
+            return any(results) if kind == "any" else bool(results) and all(results)
+        case Call(name=name, args=args):
+            return _call(name, [evaluate(a, data, item) for a in args])
+    raise TypeError(f"cannot evaluate {type(expr).__name__}")
+
+
+def _compare(op: str, left: Any, right: Any) -> bool | None:
+    if left is None or right is None:
+        return None
+    a, b = to_decimal(left), to_decimal(right)
+    if a is not None and b is not None:
+        left, right = a, b
+    elif isinstance(left, bool) != isinstance(right, bool) or type(left) is not type(right):
+        return None  # mismatched types never reach here after checking; unknown if they do
+    if op == "==":
+        return bool(left == right)
+    if op == "!=":
+        return bool(left != right)
+    if op == "<":
+        return bool(left < right)
+    if op == "<=":
+        return bool(left <= right)
+    if op == ">":
+        return bool(left > right)
+    return bool(left >= right)
+
+
+def _call(name: str, args: list[Any]) -> Decimal | None:
+    if name in ("min", "max", "sum") and len(args) == 1 and isinstance(args[0], list):
+        args = list(args[0])
+        if name == "sum":
+            numbers = [to_decimal(a) for a in args]
+            return None if any(n is None for n in numbers) else sum(numbers, Decimal(0))  # type: ignore[arg-type]
+    numbers = [to_decimal(a) for a in args]
+    if any(n is None for n in numbers) or not numbers:
+        return None
+    if name == "min":
+        return min(numbers)  # type: ignore[type-var]
+    if name == "max":
+        return max(numbers)  # type: ignore[type-var]
+    if name == "abs":
+        return abs(numbers[0])  # type: ignore[arg-type]
+    if name == "round":
+        places = int(numbers[1]) if len(numbers) > 1 else 0  # type: ignore[arg-type]
+        return numbers[0].quantize(Decimal(1).scaleb(-places), rounding="ROUND_HALF_UP")  # type: ignore[union-attr]
+    raise TypeError(f"unknown function {name}")

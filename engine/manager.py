@@ -1,0 +1,648 @@
+"""The plugin manager factory and the registry of what plugins contribute (SPEC §7).
+
+:func:`get_plugin_manager` builds a fresh :class:`pluggy.PluginManager`: the built-in plugins of
+:data:`DEFAULT_PLUGINS` first, then (unless autoload is off) every ``dealdesk`` entry point, so
+an external plugin can override a built-in one. :func:`collect_plugins` then calls the
+register-style hooks one plugin at a time and returns :class:`Plugins`, the registry the rest of
+the engine reads: policy families, actions, template filters, readers, writers, and the
+per-deal hooks (``enrich``, ``decision``, ``combine``) with every failure attributed to its
+plugin as a :class:`~dealdesk.errors.PluginError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.metadata
+import inspect
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pluggy
+
+from dealdesk import NAME, __version__, hookspecs
+from dealdesk.errors import PluginError
+
+if TYPE_CHECKING:
+    from dealdesk.actions import ActionContext
+
+__all__ = [
+    "DEFAULT_PLUGINS",
+    "DISABLE_AUTOLOAD_ENV",
+    "FACT_TYPES",
+    "Plugins",
+    "PluginImportError",
+    "PolicyFamily",
+    "RegisterFunction",
+    "RegisterPolicy",
+    "RegisteredAction",
+    "add_plugin",
+    "collect_plugins",
+    "get_plugin_manager",
+    "load_plugin",
+    "load_plugins",
+]
+
+#: Built-in plugins, registered first and through the same path as entry points.
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "dealdesk.plugins.billing_milestone",
+    "dealdesk.plugins.onsite_support",
+    "dealdesk.plugins.partner_margin",
+)
+
+#: Set to ``1`` (or ``true``/``yes``/``on``) to skip loading ``dealdesk`` entry points.
+DISABLE_AUTOLOAD_ENV = "DEALDESK_DISABLE_PLUGIN_AUTOLOAD"
+
+#: The JSON Schema types a plugin may give a fact in ``dealdesk_policies``.
+FACT_TYPES = frozenset({"number", "string", "boolean", "object", "array"})
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+class PluginImportError(PluginError):
+    """A plugin module could not be imported: ``Error importing plugin "name": ...``.
+
+    A broken installation is not something the user's rulesets or deals did, so it exits like
+    a usage error (2), as pytest treats a plugin that fails to import.
+    """
+
+    exit_code = 2
+
+    def __init__(self, plugin: str, cause: BaseException):
+        super().__init__(plugin, "import", cause)
+        detail = f"{type(cause).__name__}: {cause}"
+        self.args = (f'Error importing plugin "{plugin}": {detail}',)
+
+
+class RegisterPolicy(Protocol):
+    """The ``register`` callback handed to ``dealdesk_policies``."""
+
+    def __call__(
+        self,
+        name: str,
+        *,
+        description: str = "",
+        rulesets: str | os.PathLike[str] | None = None,
+        templates: str | os.PathLike[str] | None = None,
+        facts: Mapping[str, str] | None = None,
+    ) -> None: ...
+
+
+class RegisterFunction(Protocol):
+    """The ``register(name, func)`` callback of the actions, filters, readers and writers hooks."""
+
+    def __call__(self, name: str, func: Callable[..., Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class PolicyFamily:
+    """One policy family declared with ``dealdesk_policies``.
+
+    ``rulesets`` is a directory of ruleset files or a single YAML file (it need not exist when
+    registered); ``templates`` a directory of Jinja templates; ``facts`` maps deal paths to JSON
+    Schema types; ``plugin`` names the plugin that registered it and ``builtin`` tells whether
+    that plugin ships with dealdesk (an explicit ``-r`` replaces the built-in rulesets only).
+    """
+
+    name: str
+    description: str = ""
+    rulesets: Path | None = None
+    templates: Path | None = None
+    facts: dict[str, str] = field(default_factory=dict)
+    plugin: str = ""
+    builtin: bool = False
+
+
+@dataclass(frozen=True)
+class RegisteredAction:
+    """An action registered with ``dealdesk_actions``: ``func(ctx)`` and the plugin it came from."""
+
+    func: Callable[[ActionContext], None]
+    plugin: str
+
+
+# One per-plugin hook caller: the plugin's name and a caller that runs only its implementation.
+_Caller = tuple[str, pluggy.HookCaller]
+
+
+@dataclass
+class Plugins:
+    """Everything the registered plugins contribute, collected once by :func:`collect_plugins`.
+
+    Each registry maps a name to what was registered under it; when two plugins register the
+    same name, the later-registered plugin wins (external plugins load after the built-ins, so
+    they override them) and the entry moves to the end, so iteration follows precedence from
+    lowest to highest. Every field defaults to empty, so tests can build a ``Plugins`` by hand.
+
+    Not picklable: worker processes build their own with :func:`load_plugins`.
+    """
+
+    policies: dict[str, PolicyFamily] = field(default_factory=dict)
+    actions: dict[str, RegisteredAction] = field(default_factory=dict)
+    filters: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    readers: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    writers: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    _enrichers: list[_Caller] = field(default_factory=list, repr=False)
+    _sinks: list[_Caller] = field(default_factory=list, repr=False)
+    _combiners: list[_Caller] = field(default_factory=list, repr=False)
+    _info: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    @property
+    def template_dirs(self) -> list[Path]:
+        """Template directories of every policy family, highest precedence (latest) first."""
+        return [p.templates for p in reversed(self.policies.values()) if p.templates is not None]
+
+    @property
+    def fact_types(self) -> dict[str, str]:
+        """Every path a plugin declared in ``facts``, with its JSON Schema type."""
+        merged: dict[str, str] = {}
+        for policy in self.policies.values():
+            merged.update(policy.facts)
+        return merged
+
+    def enrich(self, deal: Mapping[str, Any]) -> dict[str, Any]:
+        """Run every ``dealdesk_enrich`` implementation, in registration order, on ``deal``.
+
+        Each plugin sees the deal plus the keys derived before it, read-only.
+
+        :returns: The derived top-level keys of all plugins, merged.
+        :raises PluginError: naming the plugin, when one raises, returns something other than a
+            dict or ``None``, or returns a key that is an input field or another plugin's key.
+        """
+        hook = "dealdesk_enrich"
+        derived: dict[str, Any] = {}
+        owner: dict[str, str] = {}
+        for plugin, call in self._enrichers:
+            view = MappingProxyType({**deal, **derived}) if derived else MappingProxyType(deal)
+            try:
+                # a per-plugin caller of a collecting hook returns [] (None) or [its result]
+                results = call(deal=view)
+            except Exception as exc:
+                raise PluginError(plugin, hook, exc) from exc
+            for result in results:
+                if not isinstance(result, Mapping):
+                    raise PluginError(
+                        plugin, hook, f"returned {type(result).__name__}, expected a dict or None"
+                    )
+                _merge(plugin, result, deal, derived, owner)
+        return derived
+
+    def decision(self, record: dict[str, Any]) -> None:
+        """Hand the final ``record`` to every ``dealdesk_decision`` sink, in registration order.
+
+        :raises PluginError: naming the first sink that raised.
+        """
+        for plugin, call in self._sinks:
+            try:
+                call(record=record)
+            except Exception as exc:
+                raise PluginError(plugin, "dealdesk_decision", exc) from exc
+
+    def combine(self, records: dict[str, Any]) -> dict[str, Any] | None:
+        """Ask the ``dealdesk_combine`` implementations, latest-registered first, for a decision.
+
+        :returns: The first dict returned, or ``None`` when every plugin defers to the default.
+        :raises PluginError: naming the plugin that raised or returned something other than a
+            dict or ``None``.
+        """
+        hook = "dealdesk_combine"
+        for plugin, call in reversed(self._combiners):
+            try:
+                result = call(records=records)
+            except Exception as exc:
+                raise PluginError(plugin, hook, exc) from exc
+            if result is None:
+                continue
+            if not isinstance(result, Mapping):
+                raise PluginError(
+                    plugin, hook, f"returned {type(result).__name__}, expected a dict or None"
+                )
+            return dict(result)
+        return None
+
+    def plugin_info(self) -> list[dict[str, Any]]:
+        """One ``{"name", "version", "hooks"}`` per registered plugin, in registration order.
+
+        ``version`` is the distribution's for a plugin installed with an entry point (or a
+        module that belongs to an installed distribution), dealdesk's own for a built-in, and
+        ``None`` when unknown; ``hooks`` is the sorted list of hooks the plugin implements.
+        """
+        return [dict(entry, hooks=list(entry["hooks"])) for entry in self._info]
+
+
+def _merge(
+    plugin: str,
+    result: Mapping[Any, Any],
+    deal: Mapping[str, Any],
+    derived: dict[str, Any],
+    owner: dict[str, str],
+) -> None:
+    """Add one plugin's derived keys; new top-level keys only, never someone else's."""
+    hook = "dealdesk_enrich"
+    for key, value in result.items():
+        if not isinstance(key, str) or not key:
+            raise PluginError(
+                plugin, hook, f"returned the key {key!r}; keys must be non-empty strings"
+            )
+        if key in owner:
+            raise PluginError(plugin, hook, f"sets {key!r} already set by plugin {owner[key]!r}")
+        if key in deal:
+            raise PluginError(plugin, hook, f"overwrites the input field {key!r}")
+        derived[key] = value
+        owner[key] = plugin
+
+
+# --- building the manager ------------------------------------------------------------------
+
+
+def get_plugin_manager(
+    *,
+    autoload: bool | None = None,
+    disabled: Iterable[str] = (),
+    enabled: Iterable[str] = (),
+) -> pluggy.PluginManager:
+    """Return a new plugin manager with the built-in and installed plugins registered.
+
+    :param autoload: Load the ``dealdesk`` entry points; ``None`` follows the environment
+        (on unless ``DEALDESK_DISABLE_PLUGIN_AUTOLOAD=1``), ``False`` is what tests want.
+    :param disabled: Plugin names to block, as given to ``-p no:NAME``: an entry-point name,
+        or a built-in's short name (``billing_milestone``), module name or policy name
+        (``billing-milestone``). Dashes and underscores are interchangeable; a leading
+        ``no:`` is accepted; unknown names are ignored (as in pytest).
+    :param enabled: Plugins to load even when autoload is off, as given to ``-p NAME``: an
+        entry-point name or an importable module name.
+    :raises PluginImportError: when a plugin module cannot be imported.
+    :raises PluginError: when a plugin fails validation (an unknown hook, an argument the hook
+        does not have, a wrapper implementation, a name clash).
+    """
+    pm = pluggy.PluginManager(NAME)
+    pm.add_hookspecs(hookspecs)
+    for name in disabled:
+        _block(pm, name)
+    for module_name in DEFAULT_PLUGINS:
+        _import_plugin(pm, module_name, _short_name(module_name))
+    if autoload is None:
+        autoload = os.environ.get(DISABLE_AUTOLOAD_ENV, "").strip().lower() not in _TRUE
+    if autoload:
+        _load_entry_points(pm)
+    for name in enabled:
+        load_plugin(pm, name)
+    _check_pending(pm)
+    return pm
+
+
+def load_plugin(pm: pluggy.PluginManager, name: str) -> str | None:
+    """Load one plugin by entry-point name or module name (``-p NAME``) into ``pm``.
+
+    :returns: The name it is registered under, or ``None`` when that name is blocked.
+    :raises PluginImportError: when it is neither an entry point nor an importable module.
+    """
+    if pm.is_blocked(name):
+        return None
+    if pm.has_plugin(name):
+        return name
+    if any(ep.name == name for ep in importlib.metadata.entry_points(group=NAME)):
+        _load_entry_point(pm, name)
+    else:
+        _import_plugin(pm, name, name)
+    _check_pending(pm)
+    return name
+
+
+def add_plugin(pm: pluggy.PluginManager, plugin: object, name: str | None = None) -> str:
+    """Register a plugin object or module on ``pm`` (what ``register_plugin`` in tests uses).
+
+    :param name: The plugin's name in errors and in ``dealdesk plugins``; defaults to the
+        object's ``__name__`` (a module's dotted name) or its class name.
+    :returns: The name it was registered under.
+    :raises PluginError: when the name is taken or the plugin fails validation.
+    """
+    name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+    _register(pm, plugin, name)
+    _check_pending(pm)
+    return name
+
+
+def load_plugins(*, autoload: bool | None = None, disabled: Iterable[str] = ()) -> Plugins:
+    """Build a manager and collect it: the one call a command or worker process needs."""
+    return collect_plugins(get_plugin_manager(autoload=autoload, disabled=disabled))
+
+
+def _short_name(module_name: str) -> str:
+    """``dealdesk.plugins.billing_milestone`` → ``billing_milestone``."""
+    return module_name.rpartition(".")[2]
+
+
+def _block(pm: pluggy.PluginManager, name: str) -> None:
+    """Block ``name`` and every alias a user may mean by it (see ``get_plugin_manager``)."""
+    name = name.strip().removeprefix("no:")
+    if not name:
+        return
+    aliases = {name, name.replace("-", "_")}
+    for module_name in DEFAULT_PLUGINS:
+        short = _short_name(module_name)
+        if name in (module_name, short, short.replace("_", "-")):
+            aliases.add(short)
+    for alias in sorted(aliases):
+        pm.set_blocked(alias)
+
+
+def _import_plugin(pm: pluggy.PluginManager, module_name: str, name: str) -> None:
+    """Import ``module_name`` and register it as ``name`` unless blocked or already there."""
+    if pm.is_blocked(name) or pm.has_plugin(name):
+        return
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # a plugin may fail at import time with anything, not just ImportError
+        raise PluginImportError(name, exc) from exc
+    _register(pm, module, name)
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    """Load every ``dealdesk`` entry point, sorted by name so precedence never depends on disk order."""
+    seen: dict[str, str] = {}
+    for ep in sorted(importlib.metadata.entry_points(group=NAME), key=lambda ep: ep.name):
+        dist = ep.dist.name if ep.dist is not None else "?"
+        if ep.name in seen:
+            raise PluginError(
+                ep.name,
+                "registration",
+                f"two distributions provide the entry point: {seen[ep.name]} and {dist}",
+            )
+        seen[ep.name] = dist
+        if pm.is_blocked(ep.name):
+            continue
+        if pm.has_plugin(ep.name):
+            # pluggy would skip it silently; a plugin that never loads is worse than an error
+            raise PluginError(
+                ep.name,
+                "registration",
+                f"the entry point of {dist} has the name of the built-in plugin; rename it",
+            )
+        _load_entry_point(pm, ep.name)
+
+
+def _load_entry_point(pm: pluggy.PluginManager, name: str) -> None:
+    """Load the entry point ``name`` through pluggy, which records its distribution."""
+    try:
+        pm.load_setuptools_entrypoints(NAME, name=name)
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(name, "registration", _one_line(exc)) from exc
+    except Exception as exc:
+        raise PluginImportError(name, exc) from exc
+
+
+def _register(pm: pluggy.PluginManager, plugin: object, name: str) -> None:
+    """``pm.register`` with its errors turned into one-line ``PluginError``s naming the plugin."""
+    if pm.has_plugin(name):
+        raise PluginError(name, "registration", f"a plugin named {name!r} is already registered")
+    if pm.is_registered(plugin):
+        raise PluginError(name, "registration", f"already registered as {pm.get_name(plugin)!r}")
+    try:
+        pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(name, "registration", _one_line(exc)) from exc
+
+
+def _check_pending(pm: pluggy.PluginManager) -> None:
+    """Reject implementations of unknown hooks (with a "did you mean") and wrapper implementations."""
+    known = sorted(name for name in vars(hookspecs) if name.startswith(f"{NAME}_"))
+    for hook_name, caller in vars(pm.hook).items():
+        if hook_name.startswith("_"):
+            continue
+        for impl in caller.get_hookimpls():
+            if not caller.has_spec() and not impl.optionalhook:
+                close = difflib.get_close_matches(hook_name, known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise PluginError(
+                    impl.plugin_name, "registration", f"unknown hook {hook_name!r}{hint}"
+                )
+            if impl.wrapper or impl.hookwrapper:
+                # dealdesk calls each plugin on its own, so a wrapper would only wrap itself
+                raise PluginError(
+                    impl.plugin_name,
+                    "registration",
+                    f"{hook_name}: wrapper implementations are not supported by dealdesk hooks",
+                )
+    pm.check_pending()
+
+
+def _one_line(exc: BaseException) -> str:
+    """pluggy's validation messages span lines; the CLI prints one line per error."""
+    return " ".join(str(exc).split())
+
+
+# --- collecting what plugins register ------------------------------------------------------
+
+
+def collect_plugins(pm: pluggy.PluginManager) -> Plugins:
+    """Call the register-style hooks of ``pm`` one plugin at a time and build :class:`Plugins`.
+
+    :raises PluginError: naming the plugin and hook, when an implementation raises or calls
+        ``register`` with bad arguments (an action that does not take exactly one parameter, a
+        fact type that is not a JSON Schema type, a name registered twice by one plugin).
+    """
+    builtins = {_short_name(m) for m in DEFAULT_PLUGINS}
+    plugins = Plugins()
+    for plugin, call in _callers(pm, "dealdesk_policies"):
+        _call_register(
+            plugin, "dealdesk_policies", call, _policy_register(plugins.policies, plugin, builtins)
+        )
+    for plugin, call in _callers(pm, "dealdesk_actions"):
+        _call_register(
+            plugin, "dealdesk_actions", call, _function_register(plugins.actions, plugin, "action")
+        )
+    for hook, registry, kind in (
+        ("dealdesk_template_filters", plugins.filters, "filter"),
+        ("dealdesk_readers", plugins.readers, "reader"),
+        ("dealdesk_writers", plugins.writers, "writer"),
+    ):
+        for plugin, call in _callers(pm, hook):
+            _call_register(plugin, hook, call, _function_register(registry, plugin, kind))
+    plugins._enrichers = _callers(pm, "dealdesk_enrich")
+    plugins._sinks = _callers(pm, "dealdesk_decision")
+    plugins._combiners = _callers(pm, "dealdesk_combine")
+    plugins._info = _plugin_info(pm, builtins)
+    return plugins
+
+
+def _callers(pm: pluggy.PluginManager, hook: str) -> list[_Caller]:
+    """One caller per plugin implementing ``hook``, in registration order.
+
+    Each is a pluggy subset caller, so calls still go through the manager (tracing and
+    ``add_hookcall_monitoring`` see them) but a failure belongs to exactly one plugin.
+    """
+    impls = getattr(pm.hook, hook).get_hookimpls()
+    others = [impl.plugin for impl in impls]
+    callers: list[_Caller] = []
+    for impl in impls:
+        try:
+            caller = pm.subset_hook_caller(hook, [p for p in others if p is not impl.plugin])
+        except TypeError as exc:  # subset callers keep plugins in a set
+            raise PluginError(
+                impl.plugin_name, "registration", f"plugin objects must be hashable ({exc})"
+            ) from exc
+        callers.append((impl.plugin_name, caller))
+    return callers
+
+
+def _call_register(
+    plugin: str, hook: str, call: pluggy.HookCaller, register: Callable[..., None]
+) -> None:
+    """Call one plugin's register-style hook; anything it raises is that plugin's error."""
+    try:
+        call(register=register)
+    except Exception as exc:
+        raise PluginError(plugin, hook, exc) from exc
+
+
+def _replace(registry: dict[str, Any], key: str, value: Any) -> None:
+    """Insert ``value`` last, so registry order is precedence order even after an override."""
+    registry.pop(key, None)
+    registry[key] = value
+
+
+def _policy_register(
+    registry: dict[str, PolicyFamily], plugin: str, builtins: set[str]
+) -> RegisterPolicy:
+    """The ``register`` callback ``plugin`` gets in ``dealdesk_policies``."""
+    mine: set[str] = set()
+
+    def register(
+        name: str,
+        *,
+        description: str = "",
+        rulesets: str | os.PathLike[str] | None = None,
+        templates: str | os.PathLike[str] | None = None,
+        facts: Mapping[str, str] | None = None,
+    ) -> None:
+        _check_name(name, "policy", mine)
+        if not isinstance(description, str):
+            raise TypeError(
+                f"policy {name!r}: description must be a string, not {type(description).__name__}"
+            )
+        family = PolicyFamily(
+            name=name,
+            description=description,
+            rulesets=_as_path(rulesets, f"policy {name!r}: rulesets"),
+            templates=_as_path(templates, f"policy {name!r}: templates"),
+            facts=_check_facts(facts, name),
+            plugin=plugin,
+            builtin=plugin in builtins,
+        )
+        _replace(registry, name, family)
+
+    return register
+
+
+def _function_register(registry: dict[str, Any], plugin: str, kind: str) -> RegisterFunction:
+    """The ``register(name, func)`` callback ``plugin`` gets for actions, filters, readers, writers."""
+    mine: set[str] = set()
+
+    def register(name: str, func: Callable[..., Any]) -> None:
+        if kind in ("reader", "writer") and isinstance(name, str):
+            name = name.lower().removeprefix(".")  # ".CSV", "csv" and "Csv" are one reader
+        _check_name(name, kind, mine)
+        if not callable(func):
+            raise TypeError(f"{kind} {name!r}: {func!r} is not callable")
+        if kind == "action":
+            _check_action(name, func)
+            _replace(registry, name, RegisteredAction(func, plugin))
+        else:
+            _replace(registry, name, func)
+
+    return register
+
+
+def _check_name(name: object, kind: str, mine: set[str]) -> None:
+    """A registered name is a non-empty string, and one plugin registers it once."""
+    if not isinstance(name, str) or not name.strip():
+        raise TypeError(f"{kind} name must be a non-empty string, not {name!r}")
+    if name in mine:
+        raise ValueError(f"registers {kind} {name!r} twice")
+    mine.add(name)
+
+
+def _check_action(name: str, func: Callable[..., Any]) -> None:
+    """Actions are called as ``func(ctx)``: exactly one positional parameter."""
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):  # some builtins have no signature; trust them
+        return
+    params = list(signature.parameters.values())
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if len(params) != 1 or params[0].kind not in positional:
+        label = getattr(func, "__qualname__", repr(func))
+        raise TypeError(
+            f"action {name!r} must take exactly one parameter (ctx); {label}{signature} does not"
+        )
+
+
+def _as_path(value: object, what: str) -> Path | None:
+    """Accept ``str``/``os.PathLike`` (``importlib.resources.files()`` on disk is a ``Path``)."""
+    if value is None:
+        return None
+    if isinstance(value, str | os.PathLike):
+        return Path(value)
+    raise TypeError(
+        f"{what} must be a path, not {type(value).__name__} (use importlib.resources.as_file)"
+    )
+
+
+def _check_facts(facts: Mapping[str, str] | None, policy: str) -> dict[str, str]:
+    """Facts map non-empty paths to one of :data:`FACT_TYPES`."""
+    if facts is None:
+        return {}
+    if not isinstance(facts, Mapping):
+        raise TypeError(
+            f"policy {policy!r}: facts must be a mapping of path to type, not {type(facts).__name__}"
+        )
+    checked: dict[str, str] = {}
+    for path, kind in facts.items():
+        if not isinstance(path, str) or not path:
+            raise TypeError(
+                f"policy {policy!r}: fact path must be a non-empty string, not {path!r}"
+            )
+        if kind not in FACT_TYPES:
+            allowed = ", ".join(sorted(FACT_TYPES))
+            raise ValueError(
+                f"policy {policy!r}: fact {path!r} has type {kind!r}; expected one of {allowed}"
+            )
+        checked[path] = kind
+    return checked
+
+
+def _plugin_info(pm: pluggy.PluginManager, builtins: set[str]) -> list[dict[str, Any]]:
+    """Name, version and hooks of every registered (not blocked) plugin, in registration order."""
+    dist_version = {id(plugin): dist.version for plugin, dist in pm.list_plugin_distributions()}
+    info: list[dict[str, Any]] = []
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:  # a blocked name
+            continue
+        if name in builtins and getattr(plugin, "__name__", "") in DEFAULT_PLUGINS:
+            version: str | None = __version__
+        else:
+            version = dist_version.get(id(plugin)) or _module_version(plugin)
+        hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
+        info.append({"name": name, "version": version, "hooks": hooks})
+    return info
+
+
+def _module_version(plugin: object) -> str | None:
+    """The version of the installed distribution that a plugin registered by hand belongs to."""
+    if inspect.ismodule(plugin):
+        module = plugin.__name__
+    elif isinstance(plugin, type):
+        module = plugin.__module__
+    else:
+        module = type(plugin).__module__
+    for dist in importlib.metadata.packages_distributions().get(module.partition(".")[0], []):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None

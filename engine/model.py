@@ -1,0 +1,395 @@
+"""The typed ruleset model (SPEC §3) and the JSON Schema that checks its shape.
+
+:func:`read_ruleset` turns one located YAML document into a :class:`Ruleset` after checking it
+against :data:`RULESET_SCHEMA` — the schema ``dealdesk schema ruleset`` prints for editors.
+Expressions stay text here (with their locations); :mod:`dealdesk.compiler` parses them once the
+whole set, and so every output name, is known.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+
+from dealdesk.errors import Location, RulesetError
+from dealdesk.loader import Document
+
+COMBINE_MODES = ("first", "max", "min", "sum", "list")
+OUTPUT_TYPES = ("any", "money", "fraction", "number", "integer", "string", "boolean", "list", "object")
+HIT_POLICIES = ("unique", "any", "first", "priority", "output order", "rule order", "collect")
+AGGREGATIONS = ("sum", "min", "max", "count")
+
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+_ACTIONS: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "set": {
+            "type": "object",
+            "description": "Output values; a string starting with '=' is an expression.",
+        },
+        "require": {"description": "Approver role(s).", "anyOf": [{"type": "string"}, _STRINGS]},
+        "reject": {"type": "string", "description": "Reject the deal with this message (Jinja)."},
+        "flag": {"type": "string", "description": "A warning that does not change the status (Jinja)."},
+        "clause": {"description": "Clause template id(s), e.g. billing/milestones.", "anyOf": [{"type": "string"}, _STRINGS]},
+        "reason": {"type": "string", "description": "Why (Jinja), shown in the record's reasons."},
+        "action": {"type": "string", "description": "A named action a plugin registered."},
+        "with": {"type": "object", "description": "Arguments of the action; '=' strings are expressions."},
+    },
+}
+RULESET_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://dealdesk.dev/schema/ruleset.json",
+    "title": "dealdesk ruleset",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["ruleset", "policy"],
+    "properties": {
+        "ruleset": {"type": "string", "minLength": 1, "description": "Unique name of the ruleset."},
+        "policy": {"type": "string", "minLength": 1, "description": "The policy family (plugin) it feeds."},
+        "version": {"type": ["string", "number"], "description": "Free-form; part of the provenance."},
+        "description": {"type": "string"},
+        "effective": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "Window compared with dates.close (inclusive).",
+            "properties": {"from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date"}},
+        },
+        "outputs": {
+            "type": "object",
+            "description": "How values set by several rules combine.",
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "combine": {"enum": list(COMBINE_MODES), "default": "first"},
+                    "type": {"enum": list(OUTPUT_TYPES), "default": "any"},
+                    "default": {"description": "The value when no rule sets it (default null)."},
+                    "description": {"type": "string"},
+                },
+            },
+        },
+        "rules": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["id", "when", "then"],
+                "properties": {
+                    "id": {"type": "string", "minLength": 1},
+                    "description": {"type": "string"},
+                    "priority": {"type": "integer", "default": 0, "description": "Higher first; ties keep file order."},
+                    "when": {"type": "string", "minLength": 1, "description": "A condition (SPEC §3)."},
+                    "then": _ACTIONS,
+                },
+            },
+        },
+        "tables": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["id", "inputs", "rows"],
+                "properties": {
+                    "id": {"type": "string", "minLength": 1},
+                    "description": {"type": "string"},
+                    "priority": {"type": "integer", "default": 0},
+                    "hit": {"enum": list(HIT_POLICIES), "default": "unique"},
+                    "aggregation": {"enum": list(AGGREGATIONS)},
+                    "output_priority": {
+                        "type": "object",
+                        "description": "For hit priority / output order: OUTPUT -> values, highest first.",
+                        "additionalProperties": {"type": "array"},
+                    },
+                    "inputs": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+                    "rows": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["when", "then"],
+                            "properties": {
+                                "when": {"type": "array", "items": {"type": ["string", "number", "boolean"]}},
+                                "then": _ACTIONS,
+                            },
+                        },
+                    },
+                },
+            },
+        },
+        "tests": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "deal", "expect"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "deal": {
+                        "type": "object",
+                        "description": "{file: path, patch: {...}} or an inline deal.",
+                    },
+                    "expect": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "status": {"enum": ["approved", "needs_approval", "rejected", "invalid"]},
+                            "policy_status": {"enum": ["approved", "needs_approval", "rejected", "invalid"]},
+                            "fired": _STRINGS,
+                            "not_fired": _STRINGS,
+                            "approvals": _STRINGS,
+                            "outputs": {"type": "object"},
+                            "clauses": _STRINGS,
+                            "flags": {"type": "integer", "minimum": 0},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+# `priority` for tables is also the name SPEC §3 gives the value order; accept both spellings.
+RULESET_SCHEMA["properties"]["tables"]["items"]["properties"]["priority"] = {
+    "description": "The table's rule priority (integer) or, for hit priority/output order, OUTPUT -> values.",
+    "anyOf": [{"type": "integer"}, {"type": "object", "additionalProperties": {"type": "array"}}],
+}
+
+
+@dataclass(frozen=True)
+class Text:
+    """A string from the file and where it starts (for expressions and messages)."""
+
+    value: str
+    path: tuple[str | int, ...]
+
+
+@dataclass
+class OutputSpec:
+    name: str
+    combine: str = "first"
+    type: str = "any"
+    location: Location | None = None
+    default: Any = None
+
+
+@dataclass
+class Actions:
+    """What a rule (or a table row) does when it fires."""
+
+    sets: dict[str, Any] = field(default_factory=dict)  # name -> literal, or Text for '= expr'
+    require: list[str] = field(default_factory=list)
+    reject: Text | None = None
+    flag: Text | None = None
+    reason: Text | None = None
+    clauses: list[str] = field(default_factory=list)
+    action: str | None = None
+    args: dict[str, Any] = field(default_factory=dict)  # literals, or Text for '= expr'
+    path: tuple[str | int, ...] = ()
+
+
+@dataclass
+class Rule:
+    id: str
+    when: Text
+    then: Actions
+    priority: int = 0
+    description: str = ""
+    order: int = 0
+    path: tuple[str | int, ...] = ()
+
+
+@dataclass
+class Row:
+    cells: list[Any]
+    then: Actions
+    index: int
+    path: tuple[str | int, ...] = ()
+
+
+@dataclass
+class Table:
+    id: str
+    inputs: list[Text]
+    rows: list[Row]
+    hit: str = "unique"
+    aggregation: str | None = None
+    value_order: dict[str, list[Any]] = field(default_factory=dict)
+    priority: int = 0
+    description: str = ""
+    order: int = 0
+    path: tuple[str | int, ...] = ()
+
+
+@dataclass
+class TestCase:
+    name: str
+    deal: dict[str, Any]
+    expect: dict[str, Any]
+    path: tuple[str | int, ...] = ()
+
+
+@dataclass
+class Ruleset:
+    name: str
+    policy: str
+    document: Document
+    version: str = ""
+    description: str = ""
+    effective_from: str | None = None
+    effective_to: str | None = None
+    outputs: dict[str, OutputSpec] = field(default_factory=dict)
+    rules: list[Rule] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    tests: list[TestCase] = field(default_factory=list)
+    source: str = ""
+
+    @property
+    def file(self) -> str:
+        return self.document.file
+
+    def location(self, path: tuple[str | int, ...], offset: tuple[int, int] | None = None) -> Location:
+        return self.document.location(path, offset)
+
+    def applies_on(self, close: str | None) -> bool:
+        """Whether the effective window holds ``close`` (an ISO date); no date means it does."""
+        if close is None:
+            return True
+        if self.effective_from and close < self.effective_from:
+            return False
+        return not (self.effective_to and close > self.effective_to)
+
+
+_VALIDATOR = jsonschema.Draft202012Validator(RULESET_SCHEMA)
+
+
+def schema_errors(doc: Document) -> list[RulesetError]:
+    """Every place where ``doc`` does not have the shape of a ruleset, located."""
+    errors = []
+    for error in sorted(_VALIDATOR.iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))):
+        path = tuple(error.absolute_path)
+        suggestion = None
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            allowed = list(error.schema.get("properties", {}))
+            extra = [k for k in error.instance if k not in allowed]
+            if extra:
+                path = (*path, extra[0])
+                close = difflib.get_close_matches(str(extra[0]), allowed, n=1, cutoff=0.6)
+                suggestion = close[0] if close else None
+                message = f"unknown key {extra[0]!r}" + ("" if suggestion else f" (allowed: {', '.join(allowed)})")
+            else:
+                message = error.message
+        elif error.validator == "enum":
+            options = [str(o) for o in error.validator_value]
+            close = difflib.get_close_matches(str(error.instance), options, n=1, cutoff=0.6)
+            suggestion = close[0] if close else None
+            message = f"{error.instance!r} is not one of: {', '.join(options)}"
+        elif error.validator == "required":
+            message = error.message.replace("is a required property", "is required")
+        else:
+            where = ".".join(map(str, error.absolute_path)) or "ruleset"
+            message = f"{where}: {error.message}"
+        errors.append(RulesetError(message, doc.location(path), suggestion))
+    return errors
+
+
+def read_ruleset(doc: Document) -> Ruleset:
+    """Build the model of one ruleset document; raises the first shape problem found.
+
+    Callers that want every problem call :func:`schema_errors` first.
+    """
+    if not isinstance(doc.data, dict):
+        raise RulesetError("a ruleset file must hold a mapping (ruleset:, policy:, rules: ...)", doc.location(()))
+    errors = schema_errors(doc)
+    if errors:
+        raise errors[0]
+    data = doc.data
+    effective = data.get("effective") or {}
+    ruleset = Ruleset(
+        name=data["ruleset"],
+        policy=data["policy"],
+        document=doc,
+        version=str(data.get("version", "")),
+        description=data.get("description", ""),
+        effective_from=_date_text(effective.get("from")),
+        effective_to=_date_text(effective.get("to")),
+    )
+    for name, spec in (data.get("outputs") or {}).items():
+        spec = spec or {}
+        ruleset.outputs[name] = OutputSpec(
+            name, spec.get("combine", "first"), spec.get("type", "any"), doc.location(("outputs", name)), spec.get("default")
+        )
+    order = 0
+    for i, raw in enumerate(data.get("rules") or []):
+        path: tuple[str | int, ...] = ("rules", i)
+        ruleset.rules.append(
+            Rule(
+                id=str(raw["id"]),
+                when=Text(raw["when"], (*path, "when")),
+                then=_actions(raw["then"], (*path, "then")),
+                priority=int(raw.get("priority", 0)),
+                description=raw.get("description", ""),
+                order=order,
+                path=path,
+            )
+        )
+        order += 1
+    for i, raw in enumerate(data.get("tables") or []):
+        path = ("tables", i)
+        priority = raw.get("priority", 0)
+        value_order = raw.get("output_priority") or (priority if isinstance(priority, dict) else {})
+        ruleset.tables.append(
+            Table(
+                id=str(raw["id"]),
+                inputs=[Text(text, (*path, "inputs", j)) for j, text in enumerate(raw["inputs"])],
+                rows=[
+                    Row(list(row["when"]), _actions(row["then"], (*path, "rows", j, "then")), j, (*path, "rows", j))
+                    for j, row in enumerate(raw["rows"])
+                ],
+                hit=raw.get("hit", "unique"),
+                aggregation=raw.get("aggregation"),
+                value_order=dict(value_order),
+                priority=priority if isinstance(priority, int) else 0,
+                description=raw.get("description", ""),
+                order=order,
+                path=path,
+            )
+        )
+        order += 1
+    for i, raw in enumerate(data.get("tests") or []):
+        ruleset.tests.append(TestCase(raw["name"], raw["deal"], raw["expect"], ("tests", i)))
+    return ruleset
+
+
+def _date_text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _actions(raw: dict[str, Any], path: tuple[str | int, ...]) -> Actions:
+    def text(key: str) -> Text | None:
+        return Text(raw[key], (*path, key)) if key in raw else None
+
+    def listed(key: str) -> list[str]:
+        value = raw.get(key) or []
+        return [value] if isinstance(value, str) else list(value)
+
+    def values(key: str) -> dict[str, Any]:
+        return {
+            name: Text(value, (*path, key, name)) if isinstance(value, str) and value.startswith("=") else value
+            for name, value in (raw.get(key) or {}).items()
+        }
+
+    return Actions(
+        sets=values("set"),
+        require=listed("require"),
+        reject=text("reject"),
+        flag=text("flag"),
+        reason=text("reason"),
+        clauses=listed("clause"),
+        action=raw.get("action"),
+        args=values("with"),
+        path=path,
+    )

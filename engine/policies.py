@@ -1,0 +1,402 @@
+"""Load, validate and compile a whole set of rulesets into policies, or load nothing.
+
+``load_policy_set`` reads every file, checks the set as SPEC §3 lists (YAML, schema, expression
+syntax, unknown paths, duplicate ids, unknown templates, actions and roles, unreachable table
+rows, output dependency cycles) and raises one :class:`ValidationFailed` holding every problem.
+Only a clean set is compiled: each policy becomes strata of durable_rules rulesets, ordered so a
+rule reading ``outputs.X`` runs after every rule that can set ``X``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dealdesk import deals
+from dealdesk.compiler import (
+    FALSE,
+    CellError,
+    ConditionCompiler,
+    FactPlan,
+    cell_interval,
+    covers,
+    definition_digest,
+    parse_cell,
+)
+from dealdesk.errors import Location, RulesetError, UsageError, ValidationFailed
+from dealdesk.expressions import (
+    And,
+    Const,
+    Expr,
+    ExpressionError,
+    FieldType,
+    Scope,
+    output_reads,
+    parse_expression,
+)
+from dealdesk.loader import load_yaml
+from dealdesk.model import Actions, OutputSpec, Ruleset, Table, Text, read_ruleset, schema_errors
+
+RULESET_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass
+class CompiledRule:
+    """One rule, or one row of a decision table, ready to evaluate."""
+
+    key: str  # the durable rule name, unique in the set
+    id: str  # the rule id, or the table id for a row
+    ruleset: Ruleset
+    priority: int
+    order: tuple[int, int, int]  # (ruleset index, position in file, table row)
+    condition: Expr
+    then: Actions
+    sets: dict[str, Any]  # output -> literal or Expr
+    args: dict[str, Any]  # action argument -> literal or Expr (nested literals kept)
+    location: Location
+    table: Table | None = None
+    row: int | None = None
+    stratum: int = 0
+
+    def reads(self) -> set[str]:
+        names = output_reads(self.condition)
+        for value in [*self.sets.values(), *self.args.values()]:
+            if isinstance(value, Expr):
+                names |= output_reads(value)
+        return names
+
+
+@dataclass
+class Stratum:
+    name: str  # durable ruleset name
+    rules: dict[str, CompiledRule]
+    plan: FactPlan
+    definition: dict[str, Any]
+
+
+@dataclass
+class Policy:
+    name: str
+    rulesets: list[Ruleset]
+    outputs: dict[str, OutputSpec]
+    strata: list[Stratum]
+    rules: list[CompiledRule]
+    templates: Path | None = None
+    plugin: str = ""
+
+
+@dataclass
+class PolicySet:
+    policies: dict[str, Policy]
+    rulesets: list[Ruleset]
+    approvers: list[str]
+    digest: str = ""
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return {r.name: r.version for r in sorted(self.rulesets, key=lambda r: r.name)}
+
+
+@dataclass
+class Environment:
+    """What validation checks names against: plugin facts, policy families, actions, clauses."""
+
+    families: Mapping[str, Any]  # policy name -> PolicyFamily (has .facts, .templates, .plugin)
+    actions: Iterable[str] = ()
+    has_clause: Callable[[str], bool] = lambda _: True
+    approvers: Sequence[str] = ()
+    extra_facts: Mapping[str, str] = field(default_factory=dict)
+
+
+def house_approvers() -> list[str]:
+    """Approver roles in rank order, from ``rulesets/approvers.yaml``."""
+    text = (resources.files("dealdesk.rulesets") / "approvers.yaml").read_text(encoding="utf-8")
+    return list(yaml.safe_load(text)["approvers"])
+
+
+def ruleset_files(paths: Iterable[Path | str]) -> list[Path]:
+    """Every ruleset file under ``paths`` (files as given, directories searched, sorted)."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix in RULESET_SUFFIXES and p.is_file()))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UsageError(f"{path}: no such ruleset file or directory")
+    return files
+
+
+def load_policy_set(paths: Iterable[Path | str], env: Environment) -> PolicySet:
+    """Read, validate and compile the rulesets under ``paths``.
+
+    :raises ValidationFailed: with every problem found; nothing is loaded then.
+    :raises UsageError: when a path does not exist or cannot be read.
+    """
+    errors: list[RulesetError] = []
+    rulesets: list[Ruleset] = []
+    for path in ruleset_files(paths):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{path}: cannot read: {exc}") from None
+        try:
+            doc = load_yaml(text, str(path))
+            if not isinstance(doc.data, dict):
+                raise RulesetError("a ruleset file must hold a mapping (ruleset:, policy:, rules: ...)", doc.location(()))
+            problems = schema_errors(doc)
+            if problems:
+                errors.extend(problems)
+                continue
+            ruleset = read_ruleset(doc)
+            ruleset.source = text
+            rulesets.append(ruleset)
+        except RulesetError as exc:
+            errors.append(exc)
+    builder = _Builder(env, errors)
+    policy_set = builder.build(rulesets)
+    if errors:
+        raise ValidationFailed(errors)
+    return policy_set
+
+
+class _Builder:
+    def __init__(self, env: Environment, errors: list[RulesetError]):
+        self.env = env
+        self.errors = errors
+        self.actions = set(env.actions)
+        self.approvers = list(env.approvers)
+
+    def error(self, ruleset: Ruleset, path: tuple[str | int, ...], message: str, suggestion: str | None = None) -> None:
+        self.errors.append(RulesetError(message, ruleset.location(path), suggestion))
+
+    def expression(self, ruleset: Ruleset, text: Text, scope: Scope, *, value: bool = False) -> Expr | None:
+        prefixed = value and text.value.startswith("=")
+        source = text.value[1:] if prefixed else text.value
+        try:
+            return parse_expression(source, scope, value=value)
+        except ExpressionError as exc:
+            line, col = exc.pos
+            if prefixed and line == 1:
+                col += 1  # the '=' prefix
+            self.errors.append(RulesetError(exc.message, ruleset.location(text.path, (line, col)), exc.suggestion))
+            return None
+
+    def build(self, rulesets: list[Ruleset]) -> PolicySet:
+        seen: dict[str, Ruleset] = {}
+        by_policy: dict[str, list[Ruleset]] = {}
+        for ruleset in rulesets:
+            if ruleset.name in seen:
+                self.error(ruleset, ("ruleset",), f"ruleset {ruleset.name!r} is also defined in {seen[ruleset.name].file}")
+                continue
+            seen[ruleset.name] = ruleset
+            if ruleset.policy not in self.env.families:
+                self.error(ruleset, ("policy",), f"unknown policy family {ruleset.policy!r} (no plugin registers it)", _closest(ruleset.policy, self.env.families))
+                continue
+            by_policy.setdefault(ruleset.policy, []).append(ruleset)
+        policies = {name: self.policy(name, members) for name, members in sorted(by_policy.items())}
+        digest = hashlib.sha256()
+        for ruleset in sorted(seen.values(), key=lambda r: r.name):
+            digest.update(ruleset.name.encode() + b"\0" + ruleset.source.encode() + b"\0")
+        return PolicySet(policies, list(seen.values()), self.approvers, f"sha256:{digest.hexdigest()}")
+
+    def scope(self, outputs: Mapping[str, OutputSpec]) -> Scope:
+        known: dict[str, FieldType] = {path: FieldType(f.type, f.enum) for path, f in deals.FIELDS.items()}
+        for path, kind in self.env.extra_facts.items():
+            known.setdefault(path, FieldType(str(kind)))
+        known["outputs"] = FieldType("object")
+        for name, spec in outputs.items():
+            known[f"outputs.{name}"] = FieldType(_OUTPUT_TYPES.get(spec.type, "any"))
+        return Scope(known)
+
+    def policy(self, name: str, rulesets: list[Ruleset]) -> Policy:
+        outputs: dict[str, OutputSpec] = {}
+        for ruleset in rulesets:
+            for out_name, spec in ruleset.outputs.items():
+                other = outputs.get(out_name)
+                if other and (other.combine, other.type) != (spec.combine, spec.type):
+                    self.error(ruleset, ("outputs", out_name), f"output {out_name!r} is declared differently at {other.location}")
+                outputs.setdefault(out_name, spec)
+        scope = self.scope(outputs)
+        rules: list[CompiledRule] = []
+        ids: dict[str, Location] = {}
+        for index, ruleset in enumerate(rulesets):
+            for rule in ruleset.rules:
+                loc = ruleset.location(rule.path)
+                self.unique_id(ruleset, rule.id, (*rule.path, "id"), ids)
+                condition = self.expression(ruleset, rule.when, scope)
+                then = self.actions_of(ruleset, rule.then, outputs, scope)
+                if condition is None or then is None:
+                    continue
+                rules.append(
+                    CompiledRule(f"{ruleset.name}/{rule.id}", rule.id, ruleset, rule.priority, (index, rule.order, 0), condition, rule.then, then[0], then[1], loc)
+                )
+            for table in ruleset.tables:
+                self.unique_id(ruleset, table.id, (*table.path, "id"), ids)
+                rules.extend(self.table(ruleset, index, table, outputs, scope))
+        strata = self.stratify(name, rules, outputs)
+        family = self.env.families.get(name)
+        return Policy(name, rulesets, outputs, strata, rules, getattr(family, "templates", None), getattr(family, "plugin", ""))
+
+    def unique_id(self, ruleset: Ruleset, rule_id: str, path: tuple[str | int, ...], ids: dict[str, Location]) -> None:
+        if rule_id in ids:
+            self.error(ruleset, path, f"duplicate rule id {rule_id!r} (first at {ids[rule_id]})")
+        else:
+            ids[rule_id] = ruleset.location(path)
+
+    def actions_of(self, ruleset: Ruleset, then: Actions, outputs: Mapping[str, OutputSpec], scope: Scope) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        ok = True
+        sets: dict[str, Any] = {}
+        for name, value in then.sets.items():
+            if name not in outputs:
+                self.error(ruleset, (*then.path, "set", name), f"output {name!r} is not declared in outputs:", _closest(name, outputs))
+                ok = False
+            sets[name] = self.value(ruleset, value, scope)
+        args = {name: self.value(ruleset, value, scope) for name, value in then.args.items()}
+        if any(v is _INVALID for v in [*sets.values(), *args.values()]):
+            ok = False
+        for i, role in enumerate(then.require):
+            if self.approvers and role not in self.approvers:
+                path = (*then.path, "require") if len(then.require) == 1 and isinstance(role, str) else (*then.path, "require", i)
+                self.error(ruleset, path, f"unknown approver role {role!r} (see rulesets/approvers.yaml)", _closest(role, self.approvers))
+                ok = False
+        for i, clause in enumerate(then.clauses):
+            if not self.env.has_clause(clause):
+                self.error(ruleset, (*then.path, "clause", i) if len(then.clauses) > 1 else (*then.path, "clause"), f"unknown clause template {clause!r} (no {clause}.md.j2 in any template directory)")
+                ok = False
+        if then.action is not None and then.action not in self.actions:
+            self.error(ruleset, (*then.path, "action"), f"unknown action {then.action!r} (no plugin registers it)", _closest(then.action, self.actions))
+            ok = False
+        return (sets, args) if ok else None
+
+    def value(self, ruleset: Ruleset, value: Any, scope: Scope) -> Any:
+        if isinstance(value, Text):
+            parsed = self.expression(ruleset, value, scope, value=True)
+            return _INVALID if parsed is None else parsed
+        return value
+
+    def table(self, ruleset: Ruleset, index: int, table: Table, outputs: Mapping[str, OutputSpec], scope: Scope) -> list[CompiledRule]:
+        inputs = [self.expression(ruleset, text, scope, value=True) for text in table.inputs]
+        if any(i is None for i in inputs):
+            return []
+        rows: list[CompiledRule] = []
+        intervals: list[list[Any]] = []
+        for row in table.rows:
+            if len(row.cells) != len(inputs):
+                self.error(ruleset, (*row.path, "when"), f"row {row.index + 1} has {len(row.cells)} cells for {len(inputs)} inputs")
+                continue
+            tests: list[Expr] = []
+            for col, (cell, subject) in enumerate(zip(row.cells, inputs, strict=True)):
+                try:
+                    test = parse_cell(cell, subject)  # type: ignore[arg-type]
+                except CellError as exc:
+                    self.error(ruleset, (*row.path, "when", col), f"cell {cell!r}: {exc}")
+                    continue
+                if test is not None:
+                    tests.append(test)
+            intervals.append([cell_interval(c) for c in row.cells])
+            if table.hit == "first":
+                for earlier, covered in enumerate(intervals[:-1]):
+                    if all(covers(o, i) for o, i in zip(covered, intervals[-1], strict=True)):
+                        self.error(ruleset, row.path, f"row {row.index + 1} of table {table.id!r} is unreachable: row {earlier + 1} matches everything it matches first")
+                        break
+            then = self.actions_of(ruleset, row.then, outputs, scope)
+            if then is None:
+                continue
+            condition: Expr = And((1, 0), tuple(tests)) if tests else Const((1, 0), True, "boolean")
+            rows.append(
+                CompiledRule(
+                    f"{ruleset.name}/{table.id}#{row.index + 1}", table.id, ruleset, table.priority, (index, table.order, row.index),
+                    condition, row.then, then[0], then[1], ruleset.location(row.path), table, row.index,
+                )
+            )
+        if table.hit in ("priority", "output order"):
+            if not table.value_order:
+                self.error(ruleset, table.path, f"hit policy {table.hit!r} needs priority: {{OUTPUT: [highest, ..., lowest]}}")
+        if table.aggregation and table.hit != "collect":
+            self.error(ruleset, (*table.path, "aggregation"), "aggregation applies to hit policy collect only")
+        return rows
+
+    def stratify(self, policy: str, rules: list[CompiledRule], outputs: Mapping[str, OutputSpec]) -> list[Stratum]:
+        setters: dict[str, list[CompiledRule]] = {}
+        set_by_set = {name for r in rules for name in r.sets}
+        for rule in rules:
+            names = set(rule.sets)
+            if rule.then.action is not None:
+                # An action may set any output; assume it sets those no `set` sets.
+                names |= set(outputs) - set_by_set
+            for name in names:
+                setters.setdefault(name, []).append(rule)
+        level: dict[str, int] = {}
+        visiting: list[str] = []
+
+        def depth(rule: CompiledRule) -> int:
+            if rule.key in level:
+                return level[rule.key]
+            if rule.key in visiting:
+                cycle = " -> ".join([*visiting[visiting.index(rule.key):], rule.key])
+                raise RulesetError(f"outputs depend on each other in a cycle: {cycle}", rule.location)
+            visiting.append(rule.key)
+            deps = [s for name in rule.reads() for s in setters.get(name, []) if s.key != rule.key]
+            level[rule.key] = max((depth(d) + 1 for d in deps), default=0)
+            visiting.pop()
+            return level[rule.key]
+
+        for rule in rules:
+            try:
+                rule.stratum = depth(rule)
+            except RulesetError as exc:
+                self.errors.append(exc)
+                return []
+        strata: list[Stratum] = []
+        for k in range(max((r.stratum for r in rules), default=-1) + 1):
+            members = [r for r in rules if r.stratum == k]
+            compiler = ConditionCompiler()
+            definition: dict[str, Any] = {}
+            for rule in members:
+                lowered = compiler.lower(rule.condition)
+                if lowered == FALSE:
+                    self.errors.append(RulesetError(f"the condition of {rule.id!r} can never be true", rule.location))
+                definition[rule.key] = _rule_json(compiler, lowered)
+            name = f"{policy}#{k}@{definition_digest(definition)}"
+            strata.append(Stratum(name, {r.key: r for r in members}, compiler.plan, definition))
+        return strata
+
+
+def _rule_json(compiler: ConditionCompiler, lowered: Any) -> dict[str, Any]:
+    from dealdesk.compiler import rule_condition
+
+    return rule_condition(lowered)
+
+
+_INVALID = object()
+_OUTPUT_TYPES = {
+    "money": "number",
+    "fraction": "number",
+    "number": "number",
+    "integer": "number",
+    "string": "string",
+    "boolean": "boolean",
+    "list": "array",
+    "object": "object",
+}
+
+
+def _closest(word: str, words: Iterable[str]) -> str | None:
+    import difflib
+
+    found = difflib.get_close_matches(word, list(words), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def dump_definitions(policy_set: PolicySet) -> str:
+    """Every compiled durable ruleset as JSON, for ``--debug`` and tests."""
+    return json.dumps({s.name: s.definition for p in policy_set.policies.values() for s in p.strata}, indent=2, sort_keys=True)

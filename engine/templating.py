@@ -1,0 +1,435 @@
+"""Sandboxed Jinja for dealdesk: rule messages, contract clauses and the decision memo (SPEC §8).
+
+A :class:`Renderer` owns two sandboxed environments over the same template directories: one
+for Markdown and messages (no escaping) and one for HTML (autoescaping). Both use
+``StrictUndefined``, so a missing variable is an error, never an empty string, and every
+failure — syntax, undefined name, sandbox violation, a filter refusing its input — surfaces as
+one :class:`~dealdesk.errors.TemplateError` naming the template (or the ruleset position of a
+message) and the line.
+
+Templates see the deal (input fields and derived facts) as top-level names plus ``outputs``,
+``rule`` and ``decision`` (see :func:`template_context`).
+
+Clause templates (``billing/milestones.md.j2``) define ``{% block title %}`` and
+``{% block text %}``; the two blocks are rendered on their own, so everything a block needs
+(``{% set %}``, macros, imports) must live inside that block: top-level code outside the blocks
+never runs for a clause.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from babel.dates import format_date
+from jinja2 import FileSystemLoader, StrictUndefined, Template, pass_context
+from jinja2 import TemplateError as JinjaTemplateError
+from jinja2.exceptions import (
+    FilterArgumentError,
+    SecurityError,
+    TemplateNotFound,
+    TemplateSyntaxError,
+)
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import Markup
+
+from dealdesk.errors import TemplateError
+from dealdesk.money import minor_units, parse_decimal, quantize_money
+
+__all__ = ["ENGINE_TEMPLATES", "FORMATS", "Renderer", "template_context"]
+
+#: The engine's own templates (the decision memo); searched after every plugin directory.
+ENGINE_TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+#: Output formats: the template suffix is ``.{fmt}.j2``.
+FORMATS = ("md", "html")
+
+# A clause id is a slash path with at least one slash, so "memo" can never name a clause.
+_CLAUSE_ID = re.compile(r"[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+)+")
+
+# Bounds on arithmetic a template may ask for: enough for any contract, too little to exhaust memory.
+_MAX_EXPONENT = 100
+_MAX_REPEAT = 100_000
+
+
+class _Sandbox(__import__("jinja2").Environment):
+    """The sandbox: no Python internals, no mutation of the deal, no runaway ``*``/``**``.
+
+    Immutable because the deal and outputs are shared by every policy of one evaluation.
+    """
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        """Refuse huge powers and huge repeated strings or lists before Python computes them."""
+        if operator == "**" and isinstance(right, int | float) and abs(right) > _MAX_EXPONENT:
+            raise SecurityError(
+                f"exponent {right} is larger than the sandbox allows ({_MAX_EXPONENT})"
+            )
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(times, int):
+                    if len(seq) * times > _MAX_REPEAT:
+                        raise SecurityError(
+                            f"repeating a sequence to more than {_MAX_REPEAT} items"
+                        )
+        return super().call_binop(context, operator, left, right)
+
+
+# --- built-in filters ----------------------------------------------------------------------
+
+
+def _to_decimal(value: Any, filter_name: str) -> Decimal:
+    """Decimal from a Decimal, int, float or numeric string; anything else is the template's bug."""
+    try:
+        return parse_decimal(value)
+    except ValueError as exc:
+        raise FilterArgumentError(f"{filter_name}: {exc}") from None
+
+
+def format_money(value: Any, currency: str) -> str:
+    """``1234567.891, "USD"`` → ``"1,234,567.89 USD"``: half-up to the currency's minor units.
+
+    One fixed, locale-free layout so memos and clauses are byte-identical on every machine.
+    """
+    try:
+        amount = quantize_money(_to_decimal(value, "money"), currency)
+        places = minor_units(currency)
+    except ValueError as exc:
+        raise FilterArgumentError(f"money: {exc}") from None
+    return f"{amount:,.{places}f} {currency}"
+
+
+@pass_context
+def money_filter(context: Context, value: Any, currency: str | None = None) -> str:
+    """``{{ totals.product|money }}`` in the deal's ``currency``, or ``{{ x|money("EUR") }}``."""
+    if currency is None:
+        currency = context.get("currency")
+        if currency is None:
+            raise FilterArgumentError(
+                "money: no currency argument and no 'currency' in the context"
+            )
+    return format_money(value, currency)
+
+
+def percent_filter(value: Any, digits: int = 2) -> str:
+    """A fraction as a percentage: ``0.3`` → ``"30%"``, ``0.125`` → ``"12.5%"`` (half-up)."""
+    scaled = _to_decimal(value, "percent") * 100
+    rounded = scaled.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    text = f"{rounded:f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    if text == "-0":
+        text = "0"
+    return f"{text}%"
+
+
+def date_filter(value: Any) -> str:
+    """An ISO date string, ``date`` or ``datetime`` → ``"15 January 2027"`` (English, no locale)."""
+    if isinstance(value, datetime):
+        day = value.date()
+    elif isinstance(value, date):
+        day = value
+    elif isinstance(value, str):
+        try:
+            day = datetime.fromisoformat(value.strip()).date()
+        except ValueError:
+            raise FilterArgumentError(f"date: {value!r} is not an ISO date") from None
+    else:
+        raise FilterArgumentError(
+            f"date: expected an ISO date, got {type(value).__name__} {value!r}"
+        )
+    return format_date(day, "d MMMM y", locale="en_US")
+
+
+BUILTIN_FILTERS: dict[str, Callable[..., Any]] = {
+    "money": money_filter,
+    "percent": percent_filter,
+    "date": date_filter,
+}
+
+
+# --- contexts ------------------------------------------------------------------------------
+
+
+def template_context(
+    deal: Mapping[str, Any],
+    *,
+    outputs: Mapping[str, Any] | None = None,
+    rule: str | None = None,
+    decision: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The names a template or message sees (SPEC §8).
+
+    The deal's fields (inputs and derived facts) become top-level names; ``outputs`` is always
+    present (``{}`` when not given). ``rule`` and ``decision`` are present only when given, so a
+    template that needs them fails loudly instead of printing ``None``.
+
+    :param deal: the evaluated deal, money as ``Decimal``.
+    :param outputs: the JSON-ready outputs of the policy that asked for the template.
+    :param rule: the id of the rule that asked.
+    :param decision: the record so far: ``status``, ``approvals``, ``reasons``.
+    :returns: a new dict; the deal is not modified.
+    """
+    context = dict(deal)
+    context["outputs"] = dict(outputs or {})
+    if rule is not None:
+        context["rule"] = rule
+    if decision is not None:
+        context["decision"] = decision
+    return context
+
+
+# --- error reporting -----------------------------------------------------------------------
+
+
+def _describe(exc: BaseException) -> str:
+    """The failure in one line: Jinja's own message, or the exception's type and message."""
+    if isinstance(exc, JinjaTemplateError):
+        return exc.message or type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _template_frame(tb: TracebackType | None) -> tuple[str | None, int]:
+    """Name and source line of the innermost template frame in ``tb`` (``(None, 0)`` if none)."""
+    name: str | None = None
+    line = 0
+    while tb is not None:
+        template = tb.tb_frame.f_globals.get("__jinja_template__")
+        if template is not None:
+            name = template.name
+            line = template.get_corresponding_lineno(tb.tb_lineno)
+        tb = tb.tb_next
+    return name, line
+
+
+def _clause_template_error(exc: BaseException, fallback: str) -> TemplateError:
+    """``template billing/milestones.md.j2 line 7: ...`` for any failure in a template file."""
+    if isinstance(exc, TemplateSyntaxError):
+        name, line = exc.name or fallback, exc.lineno
+    else:
+        found, line = _template_frame(exc.__traceback__)
+        name = found or fallback
+    where = f"template {name} line {line}" if line else f"template {name}"
+    return TemplateError(f"{where}: {_describe(exc)}")
+
+
+# --- the renderer --------------------------------------------------------------------------
+
+
+class Renderer:
+    """Renders messages, clauses and the decision memo for one set of template directories.
+
+    :param template_dirs: plugin template directories in priority order: when two directories
+        hold the same template name, the **first** one wins. dealdesk passes plugin directories
+        in registration order, so put a directory first to override a template of a later one.
+        :data:`ENGINE_TEMPLATES` (the memo) is always searched last, so a plugin may also ship
+        its own ``memo.md.j2`` / ``memo.html.j2``.
+    :param filters: extra Jinja filters (from the ``dealdesk_template_filters`` hook); a name
+        that is also built in (``money``, ``percent``, ``date``) replaces the built-in one.
+
+    A renderer is cheap to keep and not meant to be pickled: build one per process.
+    """
+
+    def __init__(
+        self,
+        template_dirs: Sequence[Path],
+        filters: Mapping[str, Callable[..., Any]] | None = None,
+    ) -> None:
+        dirs: list[str] = []
+        for directory in [*template_dirs, ENGINE_TEMPLATES]:
+            path = str(Path(directory))
+            if path not in dirs:
+                dirs.append(path)
+        self.template_dirs: tuple[Path, ...] = tuple(Path(d) for d in dirs)
+        # One loader for both environments, so Markdown and HTML resolve names the same way.
+        loader = self._loader = FileSystemLoader(dirs)
+        all_filters = {**BUILTIN_FILTERS, **(filters or {})}
+        self._markdown = self._environment(loader, all_filters, autoescape=False)
+        self._html = self._environment(loader, all_filters, autoescape=True)
+        self._messages: dict[str, Template] = {}
+
+    @staticmethod
+    def _environment(
+        loader: FileSystemLoader, filters: Mapping[str, Callable[..., Any]], *, autoescape: bool
+    ) -> _Sandbox:
+        """A sandboxed, strict environment with the filters installed."""
+        env = _Sandbox(
+            loader=loader,
+            autoescape=autoescape,
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+            auto_reload=False,  # templates ship with the package; no stat() per render
+        )
+        env.filters.update(filters)
+        return env
+
+    def _env(self, fmt: str) -> _Sandbox:
+        """The environment for ``fmt``: HTML autoescapes, Markdown does not."""
+        if fmt not in FORMATS:
+            raise ValueError(
+                f"unknown template format {fmt!r}; expected one of {', '.join(FORMATS)}"
+            )
+        return self._html if fmt == "html" else self._markdown
+
+    # -- clauses --
+
+    def has_clause(self, clause_id: str, fmt: str = "md") -> bool:
+        """Whether ``clause_id`` (``billing/milestones``) has a ``.{fmt}.j2`` template in any directory."""
+        if not _CLAUSE_ID.fullmatch(clause_id):
+            return False
+        env = self._env(fmt)
+        try:
+            self._loader.get_source(env, f"{clause_id}.{fmt}.j2")
+        except TemplateNotFound:
+            return False
+        return True
+
+    def clause_ids(self, fmt: str = "md") -> list[str]:
+        """Every clause id available in ``fmt``, sorted (for "did you mean" in validation)."""
+        suffix = f".{fmt}.j2"
+        names = self._env(fmt).list_templates(filter_func=lambda n: n.endswith(suffix))
+        return sorted({n[: -len(suffix)] for n in names if _CLAUSE_ID.fullmatch(n[: -len(suffix)])})
+
+    def render_clause(
+        self, clause_id: str, context: Mapping[str, Any], fmt: str = "md"
+    ) -> dict[str, str]:
+        """Render clause ``clause_id`` into ``{"title": ..., "text": ...}``, both stripped.
+
+        :param clause_id: ``x/y``, naming ``x/y.{fmt}.j2``.
+        :param context: usually :func:`template_context`.
+        :param fmt: ``md`` or ``html`` (autoescaped).
+        :raises TemplateError: unknown clause, or any failure, naming the template file and line.
+        """
+        env = self._env(fmt)
+        name = f"{clause_id}.{fmt}.j2"
+        if not _CLAUSE_ID.fullmatch(clause_id):
+            raise TemplateError(
+                f"invalid clause id {clause_id!r}: expected a slash path like 'billing/milestones'"
+            )
+        template = self._load(env, name, what=f"clause template for {clause_id!r}")
+        rendered: dict[str, str] = {}
+        for block in ("title", "text"):
+            render_block = template.blocks.get(block)
+            if render_block is None:
+                raise TemplateError(f"template {name}: defines no {{% block {block} %}}")
+            rendered[block] = self._run(
+                render_block, template.new_context(dict(context)), name
+            ).strip()
+        return rendered
+
+    # -- messages --
+
+    def render_message(self, source: str, context: Mapping[str, Any], origin: str) -> str:
+        """Render a ruleset message (a Jinja string) against ``context``; compiled once per source.
+
+        :param origin: where the message was written, e.g. ``rulesets/partner-margin.yaml:12:15 rule PM-1``.
+        :raises TemplateError: ``"{origin}: {detail}"`` for a syntax error, an undefined name or a
+            sandbox violation.
+        """
+        template = self._messages.get(source)
+        if template is None:
+            try:
+                template = self._markdown.from_string(source)
+            except Exception as exc:
+                raise TemplateError(f"{origin}: {_message_detail(exc)}") from exc
+            self._messages[source] = template
+        try:
+            return "".join(template.root_render_func(template.new_context(dict(context))))
+        except Exception as exc:
+            raise TemplateError(f"{origin}: {_message_detail(exc)}") from exc
+
+    # -- the memo --
+
+    def render_memo(
+        self, record: Mapping[str, Any], deal: Mapping[str, Any], fmt: str = "md"
+    ) -> str:
+        """The decision memo for one record: ``memo.md.j2`` (Markdown) or ``memo.html.j2`` (a page).
+
+        Each clause of the record is rendered afresh in the memo's format from its template, with
+        its policy's outputs and rule; the record's own ``title``/``text`` are used only when no
+        template exists for that format.
+
+        :param record: a decision record (SPEC §4).
+        :param deal: the evaluated deal (inputs and derived facts), as for clauses.
+        :raises TemplateError: naming the template and line.
+        """
+        env = self._env(fmt)
+        name = f"memo.{fmt}.j2"
+        template = self._load(env, name, what="decision memo")
+        context = template_context(deal, decision=record)
+        context["record"] = record
+        context["memo_clauses"] = self._memo_clauses(record, deal, fmt)
+        text = self._run(template.root_render_func, template.new_context(context), name)
+        return text.strip() + "\n"
+
+    def _memo_clauses(
+        self, record: Mapping[str, Any], deal: Mapping[str, Any], fmt: str
+    ) -> list[dict[str, Any]]:
+        """The record's clauses with title and text in ``fmt`` (HTML as safe ``Markup``)."""
+        decision = {key: record.get(key) for key in ("status", "approvals", "reasons")}
+        policies = record.get("policies") or {}
+        clauses: list[dict[str, Any]] = []
+        for clause in record.get("clauses") or ():
+            clause_id = clause["id"]
+            if self.has_clause(clause_id, fmt):
+                outputs = (policies.get(clause.get("policy")) or {}).get("outputs") or {}
+                context = template_context(
+                    deal, outputs=outputs, rule=clause.get("rule"), decision=decision
+                )
+                rendered: dict[str, Any] = self.render_clause(clause_id, context, fmt)
+                if fmt == "html":
+                    # Already escaped by the HTML environment; mark it so the memo does not escape twice.
+                    rendered = {key: Markup(value) for key, value in rendered.items()}
+            else:
+                rendered = {
+                    "title": clause.get("title") or clause_id,
+                    "text": clause.get("text", ""),
+                }
+            clauses.append({**clause, **rendered})
+        return clauses
+
+    # -- plumbing --
+
+    @staticmethod
+    def _load(env: _Sandbox, name: str, *, what: str) -> Template:
+        """Load and compile ``name``; a missing file or syntax error becomes a TemplateError."""
+        try:
+            return env.get_template(name)
+        except TemplateNotFound:
+            raise TemplateError(
+                f"no {what}: {name} is in none of the template directories"
+            ) from None
+        except TemplateSyntaxError as exc:
+            raise _clause_template_error(exc, name) from exc
+
+    @staticmethod
+    def _run(render: Callable[[Context], Iterator[str]], context: Context, name: str) -> str:
+        """Drain a template's render generator; any failure names the template and line.
+
+        The generators are driven directly, not through ``Template.render``, because Jinja's
+        traceback rewriting drops the frames that tell which template and line failed.
+        """
+        try:
+            return "".join(render(context))
+        except Exception as exc:
+            raise _clause_template_error(exc, name) from exc
+
+
+def _message_detail(exc: BaseException) -> str:
+    """A message failure in one line, with the line inside the message when it has several."""
+    line = (
+        exc.lineno
+        if isinstance(exc, TemplateSyntaxError)
+        else _template_frame(exc.__traceback__)[1]
+    )
+    detail = _describe(exc)
+    return f"line {line}: {detail}" if line > 1 else detail

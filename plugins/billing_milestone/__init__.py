@@ -1,0 +1,113 @@
+"""The billing-milestone policy family: milestone splits, invoice models, payment terms (SPEC §5).
+
+Its rules live in the package data file ``dealdesk/rulesets/billing-milestone.yaml``; this plugin
+declares the family and provides the two actions those rules call: ``milestones`` (BM-1, BM-2,
+BM-3, BM-5) and ``invoice_models`` (BM-4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from importlib.resources import files
+from typing import TYPE_CHECKING, Any
+
+from dealdesk import hookimpl
+from dealdesk.money import money_string, parse_decimal, quantize_money
+
+if TYPE_CHECKING:
+    from dealdesk.actions import ActionContext
+    from dealdesk.manager import RegisterFunction, RegisterPolicy
+
+POLICY = "billing-milestone"
+
+#: BM-4: how each line category is invoiced.
+INVOICE_MODELS: dict[str, str] = {
+    "hardware": "milestone",
+    "software": "milestone",
+    "labor": "monthly_in_arrears",
+    "support": "annual_in_advance",
+    "subscription": "annual_in_advance",
+}
+
+
+@hookimpl
+def dealdesk_policies(register: RegisterPolicy) -> None:
+    """Declare the billing-milestone family with its house ruleset and clause templates."""
+    register(
+        POLICY,
+        description="Milestone billing splits, invoice models and payment terms.",
+        rulesets=files("dealdesk.rulesets") / f"{POLICY}.yaml",
+        templates=files(__name__) / "templates",
+    )
+
+
+@hookimpl
+def dealdesk_actions(register: RegisterFunction) -> None:
+    """Provide the ``milestones`` and ``invoice_models`` actions."""
+    register("milestones", milestones)
+    register("invoice_models", invoice_models)
+
+
+def milestones(ctx: ActionContext) -> None:
+    """Set output ``milestones``: ``with: {base, split: [{name, percent}, ...]}`` (BM-5).
+
+    Each amount is ``base × percent / 100`` rounded half-up to the deal currency's minor units;
+    the last milestone takes the remainder, so the amounts always sum exactly to the rounded
+    base. ``percent`` is shown as an int when it is integral.
+    """
+    currency = ctx.deal["currency"]
+    base = quantize_money(parse_decimal(ctx.args["base"]), currency)
+    split = _split(ctx.args["split"])
+    total = sum((percent for _, percent in split), Decimal(0))
+    if total != 100:
+        # the remainder rule would silently hide a split that does not add up
+        raise ValueError(f"milestone split sums to {total}, not 100")
+    result: list[dict[str, Any]] = []
+    allocated = Decimal(0)
+    for index, (name, percent) in enumerate(split):
+        if index == len(split) - 1:
+            amount = base - allocated
+        else:
+            amount = quantize_money(base * percent / 100, currency)
+            allocated += amount
+        result.append(
+            {"name": name, "percent": _percent(percent), "amount": money_string(amount, currency)}
+        )
+    ctx.set("milestones", result)
+
+
+def invoice_models(ctx: ActionContext) -> None:
+    """Set output ``invoice_models``: the BM-4 model of each line category present, by category."""
+    pricing = (ctx.deal.get("offer") or {}).get("pricing")
+    models: dict[str, str] = {}
+    for line in ctx.deal.get("lines") or ():
+        category = line["category"]
+        if category not in INVOICE_MODELS:
+            raise ValueError(f"unknown line category {category!r}")
+        if category == "subscription" and pricing == "consumption":
+            models[category] = "usage_monthly_in_arrears"
+        else:
+            models[category] = INVOICE_MODELS[category]
+    ctx.set("invoice_models", dict(sorted(models.items())))
+
+
+def _split(value: object) -> list[tuple[str, Decimal]]:
+    """Check the ``split`` argument: a non-empty list of ``{name, percent}``."""
+    if not isinstance(value, list | tuple) or not value:
+        raise ValueError(f"split must be a non-empty list of {{name, percent}}, not {value!r}")
+    parts: list[tuple[str, Decimal]] = []
+    for part in value:
+        if (
+            not isinstance(part, Mapping)
+            or not isinstance(part.get("name"), str)
+            or "percent" not in part
+        ):
+            raise ValueError(f"each split part needs a name and a percent, not {part!r}")
+        parts.append((part["name"], parse_decimal(part["percent"])))
+    return parts
+
+
+def _percent(value: Decimal) -> int | float:
+    """30 stays 30, 12.5 stays 12.5: records are JSON."""
+    return int(value) if value == value.to_integral_value() else float(value)

@@ -1,0 +1,350 @@
+"""Tests of the lean durable_rules driver against the real C extension (no mocks).
+
+For whoever changes ``dealdesk.driver`` or the compiler that feeds it: each test pins one
+durable_rules 2.0.28 behaviour from SPEC §9 that the driver is designed around, so an upgrade
+or a shortcut in the driver that breaks one of them fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from typing import Any
+
+import durable_rules_engine
+import pytest
+
+from dealdesk.driver import DurableDriver, get_driver, tune_malloc
+from dealdesk.errors import EngineError
+
+
+def rule(condition: dict[str, Any]) -> dict[str, Any]:
+    """A single-fact rule in the shape the compiler emits."""
+    return {"all": [{"m": condition}]}
+
+
+def deal(*conditions: dict[str, Any]) -> dict[str, Any]:
+    """A rule anchored on ``kind == "deal"`` plus ``conditions``, all in one ``$and``."""
+    return rule({"$and": [{"kind": "deal"}, *conditions]})
+
+
+def session_exists(driver: DurableDriver, name: str, sid: str) -> bool:
+    """Whether durable_rules still holds session ``sid`` of ruleset ``name``."""
+    try:
+        durable_rules_engine.get_state(driver._rulesets[name].handle, sid)
+    except durable_rules_engine.error as error:
+        assert "error code: 309" in str(error)  # session id not found
+        return False
+    return True
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter: for engine behaviour that kills the process."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.fixture
+def driver() -> DurableDriver:
+    """A fresh driver, so session ids start at 1 and no ruleset name is taken."""
+    return DurableDriver()
+
+
+# (1) At most 1,024 live sessions per ruleset: the driver deletes each one, so a batch goes on.
+
+
+def test_thousands_of_facts_outlive_the_1024_session_limit(driver: DurableDriver) -> None:
+    driver.register("limit", {"hit": rule({"x": 1})})
+    for _ in range(3_000):
+        assert driver.match("limit", {"x": 2}) == []
+    for _ in range(3_000):
+        assert driver.match("limit", {"x": 1}) == ["hit"]
+
+
+def test_the_1025th_live_session_is_a_memory_error() -> None:
+    # The limit the driver exists to avoid, shown on the bare extension (it may crash later).
+    result = run_python(
+        """
+        import json, durable_rules_engine as e
+        h = e.create_ruleset("leak", json.dumps({"hit": {"all": [{"m": {"x": 1}}]}}))
+        for n in range(1, 1025):
+            e.assert_fact(h, json.dumps({"sid": str(n), "id": str(n), "x": 2}))
+        try:
+            e.assert_fact(h, json.dumps({"sid": "1025", "id": "1025", "x": 2}))
+        except MemoryError:
+            print("MemoryError at 1025", flush=True)
+        """
+    )
+    assert "MemoryError at 1025" in result.stdout
+
+
+# (2) An unmatched fact still creates a session in durable_rules; the driver removes it.
+
+
+def test_unmatched_fact_returns_nothing_and_leaves_no_session(driver: DurableDriver) -> None:
+    driver.register("unmatched", {"hit": rule({"x": 1})})
+    handle = driver._rulesets["unmatched"].handle
+    # The bare extension answers "not handled" (1) yet keeps the session alive.
+    assert durable_rules_engine.assert_fact(handle, '{"sid":"raw","id":"raw","x":2}')[0] == 1
+    assert session_exists(driver, "unmatched", "raw")
+    durable_rules_engine.delete_state(handle, "raw")
+
+    assert [driver.match("unmatched", {"x": 2}) for _ in range(5)] == [[]] * 5
+    assert not any(session_exists(driver, "unmatched", str(sid)) for sid in range(1, 6))
+    assert driver.match("unmatched", {"x": 1}) == ["hit"]
+    assert not session_exists(driver, "unmatched", "6")
+
+
+# (3) No timer threads: durable's Host starts two; the driver starts none.
+
+
+def test_driver_starts_no_threads() -> None:
+    python_threads = set(threading.enumerate())
+    native_threads = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else None
+    driver = DurableDriver()
+    driver.register("threads", {"hit": rule({"x": 1})})
+    assert driver.match("threads", {"x": 1}) == ["hit"]
+    assert driver.match("threads", {"x": 2}) == []
+    assert set(threading.enumerate()) == python_threads
+    if native_threads is not None:
+        assert len(os.listdir("/proc/self/task")) == native_threads
+
+
+# (4) A negation-only rule matches durable's own state fact; update_state would make it loop.
+
+
+NEGATION = {"neg": rule({"$nex": {"y": 1}}), "anchor": rule({"x": 1})}
+
+
+def test_negation_only_rule_fires_on_the_fact_only(driver: DurableDriver) -> None:
+    driver.register("negation", NEGATION)
+    # Without update_state nothing loops; the firing on the state fact {sid, id, $s} is dropped.
+    assert sorted(driver.match("negation", {"x": 1})) == ["anchor", "neg"]
+    assert driver.match("negation", {"x": 1, "y": 1}) == ["anchor"]
+    assert driver.match("negation", {"y": 1}) == []
+    assert driver.match("negation", {}) == ["neg"]
+
+
+def test_negation_only_rule_also_matches_the_state_fact_on_the_bare_extension() -> None:
+    handle = durable_rules_engine.create_ruleset("negation-raw", json.dumps(NEGATION))
+    code, state = durable_rules_engine.assert_fact(handle, '{"sid":"1","id":"1","y":1}')
+    started = durable_rules_engine.start_action_for_state(handle, state)
+    assert code == 1 and started is not None  # "not handled", yet an action is queued
+    assert json.loads(started[1]) == {"neg": {"m": {"sid": "1", "id": "sid-1", "$s": 1}}}
+    durable_rules_engine.delete_state(handle, "1")
+
+
+def test_update_state_makes_a_negation_only_rule_loop() -> None:
+    # What durable's Host does after every action, and why the driver never calls update_state.
+    handle = durable_rules_engine.create_ruleset("negation-loop", json.dumps(NEGATION))
+    _, state = durable_rules_engine.assert_fact(handle, '{"sid":"1","id":"1","y":1}')
+    started = durable_rules_engine.start_action_for_state(handle, state)
+    assert started is not None
+    actions = 0
+    message: str | None = started[1]
+    while message and actions < 50:
+        actions += 1
+        durable_rules_engine.update_state(handle, '{"sid":"1","id":"sid-1","$s":1}')
+        message = durable_rules_engine.complete_and_start_action(handle, state)
+    durable_rules_engine.delete_state(handle, "1")
+    assert actions == 50
+
+
+def test_action_bound_stops_the_fact_and_the_driver_goes_on(driver: DurableDriver) -> None:
+    driver.register("bound", {"a": rule({"x": 1}), "b": rule({"$gt": {"x": 0}})})
+    with pytest.raises(EngineError, match=r"ruleset 'bound': more than 1 actions .* looping"):
+        driver.match("bound", {"x": 1}, max_actions=1)
+    assert not session_exists(driver, "bound", "1")
+    assert driver.match("bound", {"x": 1}) == ["a", "b"]
+
+
+# (5) durable_rules' opaque definition errors become EngineError naming the ruleset.
+
+
+@pytest.mark.parametrize(
+    ("definition", "code"),
+    [
+        ({"r": rule({"$bogus": {"x": 1}})}, 202),
+        ({"r": {"all": [{"m": {"x": 1}}], "run": "r"}}, 105),
+    ],
+    ids=["bogus-operator", "run-key"],
+)
+def test_bad_definition_is_an_engine_error(
+    driver: DurableDriver, definition: dict[str, Any], code: int
+) -> None:
+    with pytest.raises(EngineError, match=rf"durable_rules refused ruleset 'bad': error code {code}"):
+        driver.register("bad", definition)
+    assert not driver.is_registered("bad")
+    driver.register("bad", {"r": rule({"x": 1})})
+    assert driver.match("bad", {"x": 1}) == ["r"]
+
+
+# (6) Facts, not events: every rule that matches a fact fires.
+
+
+THREE = {"eq": rule({"x": 1}), "gt": rule({"$gt": {"x": 0}}), "lt": rule({"$lt": {"x": 5}})}
+
+
+def test_every_matching_rule_fires_for_a_fact(driver: DurableDriver) -> None:
+    driver.register("three", THREE)
+    assert driver.match("three", {"x": 1}) == ["eq", "gt", "lt"]
+    assert driver.match("three", {"x": 7}) == ["gt"]
+
+
+def test_an_event_is_consumed_by_the_first_rule_only() -> None:
+    # Why the driver asserts facts: the same message posted as an event fires one rule.
+    handle = durable_rules_engine.create_ruleset("three-events", json.dumps(THREE))
+    _, state = durable_rules_engine.assert_event(handle, '{"sid":"1","id":"1","x":1}')
+    started = durable_rules_engine.start_action_for_state(handle, state)
+    assert started is not None
+    assert list(json.loads(started[1])) == ["eq"]
+    assert durable_rules_engine.complete_and_start_action(handle, state) is None
+    durable_rules_engine.delete_state(handle, "1")
+
+
+# (7) The condition forms the compiler emits: nested paths, $iany/$iall, $m arithmetic, guards.
+
+
+FORMS = {
+    "west": deal({"customer.region": "us-west"}),
+    "any_support": deal({"$iany": {"lines": {"$i.category": "support"}}}),
+    "any_support_bare": deal({"$iany": {"lines": {"category": "support"}}}),
+    "all_qty": deal({"$iall": {"lines": {"$gt": {"$i.quantity": 1}}}}),
+    "double_cost": deal(
+        {"$ex": {"cost": 1}}, {"$gt": {"contract": {"$mul": {"$l": {"$m": "cost"}, "$r": 2}}}}
+    ),
+    "ratio": deal(
+        {"$neq": {"cost": 0}},
+        {"$lt": {"margin": {"$div": {"$l": {"$m": "contract"}, "$r": {"$m": "cost"}}}}},
+    ),
+    "unguarded_mul": deal({"$gt": {"contract": {"$mul": {"$l": {"$m": "cost"}, "$r": 2}}}}),
+}
+
+
+@pytest.mark.parametrize(
+    ("fact", "fired"),
+    [
+        ({"customer": {"region": "us-west"}}, ["west"]),
+        ({"customer": {"region": "emea"}}, []),
+        ({"lines": [{"category": "hardware", "quantity": 2}, {"category": "support", "quantity": 3}]},
+         ["any_support", "all_qty"]),
+        ({"lines": [{"category": "support", "quantity": 1}]}, ["any_support"]),
+        ({"lines": []}, []),
+        ({"contract": 100, "cost": 40, "margin": 1}, ["double_cost", "ratio", "unguarded_mul"]),
+        ({"contract": 100, "cost": 60, "margin": 3}, []),
+        ({"contract": 100, "cost": 0, "margin": 3}, ["double_cost", "unguarded_mul"]),
+        # A missing operand makes durable's arithmetic comparison true: guard it with $ex.
+        ({"contract": 100, "margin": 3}, ["unguarded_mul"]),
+    ],
+)
+def test_condition_forms(driver: DurableDriver, fact: dict[str, Any], fired: list[str]) -> None:
+    driver.register("forms", FORMS)
+    assert driver.match("forms", {"kind": "deal", **fact}) == fired
+
+
+@pytest.mark.parametrize(
+    ("guard", "cost", "crashes"),
+    [("none", "0", True), ("after", "0", True), ("before", "0", False), ("none", "0.0", False)],
+)
+def test_integer_division_by_zero_needs_a_guard_before_it(guard: str, cost: str, crashes: bool) -> None:
+    # SIGFPE kills the interpreter, so each case runs in its own process.
+    result = run_python(
+        f"""
+        import json, durable_rules_engine as e
+        division = {{"$lt": {{"margin": {{"$div": {{"$l": {{"$m": "contract"}}, "$r": {{"$m": "cost"}}}}}}}}}}
+        guard = {{"$neq": {{"cost": 0}}}}
+        conditions = {{"none": [division], "before": [guard, division], "after": [division, guard]}}
+        h = e.create_ruleset("div", json.dumps({{"r": {{"all": [{{"m": {{"$and": conditions["{guard}"]}}}}]}}}}))
+        e.assert_fact(h, '{{"sid":"1","id":"1","contract":100,"cost":{cost},"margin":0}}')
+        print("survived")
+        """
+    )
+    if crashes:
+        assert result.returncode == -signal.SIGFPE
+    else:
+        assert result.returncode == 0 and "survived" in result.stdout, result.stderr
+
+
+# (8) durable_rules refuses a message with 255 properties or more (nested keys count).
+
+
+def test_too_many_properties_is_an_engine_error_and_the_driver_goes_on(driver: DurableDriver) -> None:
+    driver.register("wide", {"hit": rule({"x": 1})})
+    # 252 keys plus the driver's sid and id is the most durable_rules takes.
+    assert driver.match("wide", {"x": 1, **{f"p{i}": i for i in range(251)}}) == ["hit"]
+    with pytest.raises(EngineError, match=r"ruleset 'wide': the fact has too many properties"):
+        driver.match("wide", {"x": 1, **{f"p{i}": i for i in range(252)}})
+    with pytest.raises(EngineError, match="too many properties"):
+        driver.match("wide", {"x": 1, "nested": {f"p{i}": i for i in range(300)}})
+    assert not session_exists(driver, "wide", "2")
+    assert driver.match("wide", {"x": 1, "lines": [{f"p{i}": i for i in range(300)}]}) == ["hit"]
+    assert driver.match("wide", {"x": 1}) == ["hit"]
+
+
+# (9) Ruleset names: durable_rules would take a second one silently; the driver does not.
+
+
+def test_registering_a_name_twice(driver: DurableDriver) -> None:
+    definition = {"hit": rule({"x": 1})}
+    assert not driver.is_registered("twice")
+    driver.register("twice", definition)
+    driver.register("twice", {"hit": rule({"x": 1})})  # identical: no-op
+    assert driver.is_registered("twice")
+    with pytest.raises(EngineError, match="'twice' is already registered with a different"):
+        driver.register("twice", {"hit": rule({"x": 2})})
+    assert driver.match("twice", {"x": 1}) == ["hit"]
+    assert driver.match("twice", {"x": 2}) == []
+
+
+# The driver's own contract around those behaviours.
+
+
+def test_match_on_an_unknown_ruleset(driver: DurableDriver) -> None:
+    with pytest.raises(EngineError, match="ruleset 'nowhere' is not registered"):
+        driver.match("nowhere", {"x": 1})
+
+
+@pytest.mark.parametrize("fact", [{"id": "D-1", "x": 1}, {"sid": "7", "x": 1}])
+def test_fact_must_leave_sid_and_id_to_the_driver(driver: DurableDriver, fact: dict[str, Any]) -> None:
+    driver.register("keys", {"hit": rule({"x": 1})})
+    with pytest.raises(EngineError, match="the driver sets those keys"):
+        driver.match("keys", fact)
+
+
+@pytest.mark.parametrize("value", [float("nan"), object()], ids=["nan", "object"])
+def test_fact_that_is_not_json(driver: DurableDriver, value: object) -> None:
+    driver.register("json", {"hit": rule({"x": 1})})
+    with pytest.raises(EngineError, match="ruleset 'json': the fact is not JSON"):
+        driver.match("json", {"x": value})
+    assert driver.match("json", {"x": 1}) == ["hit"]
+
+
+def test_non_ascii_text_and_odd_rule_names(driver: DurableDriver) -> None:
+    # durable_rules compares escaped text, so definition and fact must be encoded alike.
+    driver.register("text", {'Zürich "HQ"\\': rule({"city": "Zürich"}), "ü": rule({"q": 'a"b'})})
+    assert driver.match("text", {"city": "Zürich", "q": 'a"b'}) == ['Zürich "HQ"\\', "ü"]
+    assert driver.match("text", {"city": "Zurich"}) == []
+
+
+def test_text_that_looks_like_the_state_fact_is_not_dropped(driver: DurableDriver) -> None:
+    driver.register("lookalike", {"hit": rule({"x": 1})})
+    assert driver.match("lookalike", {"x": 1, "note": '"$s":1'}) == ["hit"]
+
+
+def test_one_driver_per_process() -> None:
+    assert get_driver() is get_driver()
+    tune_malloc()  # idempotent: the driver has already called it
+    if not hasattr(os, "fork"):
+        return
+    parent = get_driver()
+    pid = os.fork()
+    if pid == 0:  # the child must get a driver of its own
+        os._exit(0 if get_driver() is not parent else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
