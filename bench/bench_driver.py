@@ -37,30 +37,88 @@ def policy() -> dict[str, Any]:
     """A 24-rule definition resembling the compiled house policy (all three families)."""
     m = {"$m": "totals.contract"}
     return {
-        "PM-1": _rule(*_ex("partner.tier"), {"risk_offer": True}, {"$neq": {"partner.tier": "select"}}),
+        "PM-1": _rule(
+            *_ex("partner.tier"), {"risk_offer": True}, {"$neq": {"partner.tier": "select"}}
+        ),
         "PM-2a": _rule(*_ex("services_ratio"), {"$lt": {"services_ratio": 0.2}}),
-        "PM-2b": _rule(*_ex("services_ratio"), {"$gte": {"services_ratio": 0.2}}, {"$lt": {"services_ratio": 0.5}}),
+        "PM-2b": _rule(
+            *_ex("services_ratio"),
+            {"$gte": {"services_ratio": 0.2}},
+            {"$lt": {"services_ratio": 0.5}},
+        ),
         "PM-2c": _rule(*_ex("services_ratio"), {"$gte": {"services_ratio": 0.5}}),
-        "PM-3": _rule(*_ex("margin", "outputs.margin_floor"), {"$lt": {"margin": {"$m": "outputs.margin_floor"}}}),
+        "PM-3": _rule(
+            *_ex("margin", "outputs.margin_floor"),
+            {"$lt": {"margin": {"$m": "outputs.margin_floor"}}},
+        ),
         "PM-4": _rule(*_ex("partner.discount"), {"$gt": {"partner.discount": 0.25}}),
-        "PM-5a": _rule(*_ex("max_line_discount", "totals.contract"), {"$gt": {"max_line_discount": 0.10}}, {"$lte": {"max_line_discount": 0.20}}, {"$lt": {"totals.contract": 5_000_000}}),
-        "PM-5b": _rule(*_ex("max_line_discount", "totals.contract"), {"$gt": {"max_line_discount": 0.20}}, {"$lt": {"totals.contract": 5_000_000}}),
+        "PM-5a": _rule(
+            *_ex("max_line_discount", "totals.contract"),
+            {"$gt": {"max_line_discount": 0.10}},
+            {"$lte": {"max_line_discount": 0.20}},
+            {"$lt": {"totals.contract": 5_000_000}},
+        ),
+        "PM-5b": _rule(
+            *_ex("max_line_discount", "totals.contract"),
+            {"$gt": {"max_line_discount": 0.20}},
+            {"$lt": {"totals.contract": 5_000_000}},
+        ),
         "PM-5c": _rule(*_ex("totals.contract"), {"$gte": {"totals.contract": 5_000_000}}),
-        "PM-6": _rule(*_ex("partner.kind"), {"partner.kind": "distributor"}, {"$gt": {"partner.discount": 0.15}}),
-        "BM-1": _rule(*_ex("totals.product", "totals.contract"), {"$neq": {"totals.contract": 0}}, {"$gt": {"totals.product": {"$mul": {"$l": m, "$r": 0.5}}}}),
-        "BM-2": _rule(*_ex("billing.payment_terms_days"), {"$gt": {"billing.payment_terms_days": 60}}),
-        "BM-3": _rule(*_ex("offer.pricing"), {"offer.pricing": "kpi"}, {"$gt": {"offer.kpi_at_risk": 0}}),
+        "PM-6": _rule(
+            *_ex("partner.kind"),
+            {"partner.kind": "distributor"},
+            {"$gt": {"partner.discount": 0.15}},
+        ),
+        "BM-1": _rule(
+            *_ex("totals.product", "totals.contract"),
+            {"$neq": {"totals.contract": 0}},
+            {"$gt": {"totals.product": {"$mul": {"$l": m, "$r": 0.5}}}},
+        ),
+        "BM-2": _rule(
+            *_ex("billing.payment_terms_days"), {"$gt": {"billing.payment_terms_days": 60}}
+        ),
+        "BM-3": _rule(
+            *_ex("offer.pricing"), {"offer.pricing": "kpi"}, {"$gt": {"offer.kpi_at_risk": 0}}
+        ),
         "BM-4": _rule(*_ex("customer.government"), {"customer.government": True}),
-        "BM-5": _rule(*_ex("totals.services", "totals.cost"), {"$neq": {"totals.cost": 0}}, {"$gt": {"totals.services": {"$div": {"$l": {"$m": "totals.cost"}, "$r": 4}}}}),
+        "BM-5": _rule(
+            *_ex("totals.services", "totals.cost"),
+            {"$neq": {"totals.cost": 0}},
+            {"$gt": {"totals.services": {"$div": {"$l": {"$m": "totals.cost"}, "$r": 4}}}},
+        ),
         "BM-6": _rule({"$iany": {"lines": {"$i.category": "subscription"}}}),
-        "OS-1": _rule(*_ex("support.model"), {"support.model": "proactive"}, {"customer.segment": "elephant"}),
-        "OS-2": _rule({"$iany": {"lines": {"$and": [{"$i.category": "labor"}, {"$i.resource": "resident_engineer"}]}}}),
-        "OS-3": _rule(*_ex("customer.region"), {"$or": [{"customer.region": "emea"}, {"customer.region": "apac"}]}, {"support.model": "proactive"}),
+        "OS-1": _rule(
+            *_ex("support.model"), {"support.model": "proactive"}, {"customer.segment": "elephant"}
+        ),
+        "OS-2": _rule(
+            {
+                "$iany": {
+                    "lines": {
+                        "$and": [{"$i.category": "labor"}, {"$i.resource": "resident_engineer"}]
+                    }
+                }
+            }
+        ),
+        "OS-3": _rule(
+            *_ex("customer.region"),
+            {"$or": [{"customer.region": "emea"}, {"customer.region": "apac"}]},
+            {"support.model": "proactive"},
+        ),
         "OS-4": _rule(*_ex("labor_margin"), {"$lt": {"labor_margin": 0.25}}),
-        "OS-5": _rule({"$iall": {"lines": {"$gt": {"$i.quantity": 0}}}}, {"customer.presales_consulting": True}),
-        "OS-6": _rule(*_ex("support.model"), {"support.model": "none"}, {"$iany": {"lines": {"$i.category": "hardware"}}}),
+        "OS-5": _rule(
+            {"$iall": {"lines": {"$gt": {"$i.quantity": 0}}}},
+            {"customer.presales_consulting": True},
+        ),
+        "OS-6": _rule(
+            *_ex("support.model"),
+            {"support.model": "none"},
+            {"$iany": {"lines": {"$i.category": "hardware"}}},
+        ),
         "OS-7": _rule(*_ex("customer.platinum_club"), {"customer.platinum_club": True}),
-        "OS-8": _rule(*_ex("totals.support", "totals.contract"), {"$gt": {"totals.support": {"$mul": {"$l": m, "$r": 0.3}}}}),
+        "OS-8": _rule(
+            *_ex("totals.support", "totals.contract"),
+            {"$gt": {"totals.support": {"$mul": {"$l": m, "$r": 0.3}}}},
+        ),
     }
 
 
@@ -74,9 +132,14 @@ def make_fact(rng: random.Random) -> dict[str, Any]:
     for _ in range(rng.randint(1, 6)):
         category = rng.choice(CATEGORIES)
         price = rng.randint(1, 200) * 1000
-        line: dict[str, Any] = {"sku": f"SKU-{rng.randint(1, 99)}", "category": category,
-                                "quantity": rng.randint(1, 8), "unit_price": price,
-                                "amount": price * 2, "margin": round(rng.uniform(0.05, 0.6), 4)}
+        line: dict[str, Any] = {
+            "sku": f"SKU-{rng.randint(1, 99)}",
+            "category": category,
+            "quantity": rng.randint(1, 8),
+            "unit_price": price,
+            "amount": price * 2,
+            "margin": round(rng.uniform(0.05, 0.6), 4),
+        }
         if category == "labor":
             line["resource"] = rng.choice(["architect", "implementation", "resident_engineer"])
         lines.append(line)
@@ -85,17 +148,28 @@ def make_fact(rng: random.Random) -> dict[str, Any]:
         "kind": "deal",
         "deal_id": f"D-{rng.randint(1000, 9999)}",
         "currency": "USD",
-        "customer": {"segment": rng.choice(["elephant", "deer", "rabbit"]), "region": rng.choice(REGIONS),
-                     "government": rng.random() < 0.1, "platinum_club": rng.random() < 0.1,
-                     "presales_consulting": rng.random() < 0.5},
-        "offer": {"type": rng.choice(["new_market", "advanced_technology", "standard"]),
-                  "pricing": rng.choice(["fixed", "consumption", "kpi"]), "kpi_at_risk": rng.choice([0, 50000])},
+        "customer": {
+            "segment": rng.choice(["elephant", "deer", "rabbit"]),
+            "region": rng.choice(REGIONS),
+            "government": rng.random() < 0.1,
+            "platinum_club": rng.random() < 0.1,
+            "presales_consulting": rng.random() < 0.5,
+        },
+        "offer": {
+            "type": rng.choice(["new_market", "advanced_technology", "standard"]),
+            "pricing": rng.choice(["fixed", "consumption", "kpi"]),
+            "kpi_at_risk": rng.choice([0, 50000]),
+        },
         "support": {"model": rng.choice(["proactive", "break_fix", "none"])},
         "billing": {"payment_terms_days": rng.choice([30, 45, 60, 90])},
         "lines": lines,
-        "totals": {"contract": contract, "product": contract * rng.uniform(0, 1),
-                   "services": contract * rng.uniform(0, 0.6), "support": contract * rng.uniform(0, 0.4),
-                   "cost": contract * rng.uniform(0.3, 0.9)},
+        "totals": {
+            "contract": contract,
+            "product": contract * rng.uniform(0, 1),
+            "services": contract * rng.uniform(0, 0.6),
+            "support": contract * rng.uniform(0, 0.4),
+            "cost": contract * rng.uniform(0.3, 0.9),
+        },
         "margin": round(rng.uniform(0.05, 0.6), 4),
         "services_ratio": round(rng.uniform(0, 0.8), 4),
         "max_line_discount": round(rng.uniform(0, 0.35), 4),
@@ -104,9 +178,11 @@ def make_fact(rng: random.Random) -> dict[str, Any]:
         "outputs": {"margin_floor": rng.choice([0.2, 0.3, 0.4])},
     }
     if rng.random() < 0.6:
-        fact["partner"] = {"kind": rng.choice(["system_integrator", "reseller", "distributor"]),
-                           "tier": rng.choice(["select", "gold", "silver"]),
-                           "discount": round(rng.uniform(0, 0.35), 4)}
+        fact["partner"] = {
+            "kind": rng.choice(["system_integrator", "reseller", "distributor"]),
+            "tier": rng.choice(["select", "gold", "silver"]),
+            "discount": round(rng.uniform(0, 0.35), 4),
+        }
     return fact
 
 
@@ -115,8 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=20_000, help="number of facts (default 20000)")
     parser.add_argument("--seed", type=int, default=7, help="random seed for the deals")
-    parser.add_argument("--no-tune-malloc", action="store_true",
-                        help="leave glibc's heap trimming on, to see what tune_malloc() buys")
+    parser.add_argument(
+        "--no-tune-malloc",
+        action="store_true",
+        help="leave glibc's heap trimming on, to see what tune_malloc() buys",
+    )
     args = parser.parse_args(argv)
 
     if args.no_tune_malloc:
@@ -140,9 +219,13 @@ def main(argv: list[str] | None = None) -> int:
         fired.update(names)
     faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) if resource else 0
 
-    print(f"rules: {len(definition)}  facts: {args.n}  firings: {sum(fired.values())}"
-          f" ({sum(fired.values()) / args.n:.1f} per fact, {len(fired)} distinct rules)")
-    print(f"malloc tuned: {not args.no_tune_malloc}  minor page faults per fact: {faults / args.n:.1f}")
+    print(
+        f"rules: {len(definition)}  facts: {args.n}  firings: {sum(fired.values())}"
+        f" ({sum(fired.values()) / args.n:.1f} per fact, {len(fired)} distinct rules)"
+    )
+    print(
+        f"malloc tuned: {not args.no_tune_malloc}  minor page faults per fact: {faults / args.n:.1f}"
+    )
     print(f"wall: {wall:.3f} s  ->  {args.n / wall:,.0f} facts/s")
     print(f"cpu:  {cpu:.3f} s  ->  {args.n / cpu:,.0f} facts/CPU-s   (SPEC §9 lean loop: ~25,000)")
     return 0

@@ -69,10 +69,10 @@ def plain(value: Any) -> Any:
     """JSON-ready data: Decimals become ints when integral, else floats."""
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
-    if isinstance(value, Decimal | float):
-        number = Decimal(str(value)) if isinstance(value, float) else value
-        return int(number) if number == number.to_integral_value() and abs(number) < 10**15 else float(number)
-    if isinstance(value, int):
+    if isinstance(value, Decimal):
+        integral = value == value.to_integral_value() and abs(value) < 10**15
+        return int(value) if integral else float(value)
+    if isinstance(value, int | float):
         return value
     if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items()}

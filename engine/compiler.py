@@ -77,15 +77,23 @@ class FExists(Formula):
 class FCompare(Formula):
     name: str
     op: str
-    rhs: Any  # a JSON literal, or {"$m": name} for another field of the same fact
+    rhs: Any  # a JSON literal, or a Ref to another property of the same fact
+
+
+@dataclass(frozen=True)
+class Ref:
+    """Another property of the same fact, as the right side of a comparison."""
+
+    name: str
 
 
 @dataclass(frozen=True)
 class FQuant(Formula):
     kind: str  # any | all
-    items: str  # the list's property name
-    body: Formula
+    items: str  # the list's property name in the fact
+    body: Formula  # a flat conjunction of atoms on "$i." properties
     count: str  # synthetic field holding the list's length
+    path: str = ""  # the list's deal path (for synthetic values of its elements)
 
 
 TRUE, FALSE = FConst(True), FConst(False)
@@ -99,6 +107,7 @@ def f_and(*items: Formula) -> Formula:
         if item == TRUE:
             continue
         flat.extend(item.items if isinstance(item, FAnd) else (item,))
+    flat = list(dict.fromkeys(flat))
     return TRUE if not flat else flat[0] if len(flat) == 1 else FAnd(tuple(flat))
 
 
@@ -110,33 +119,8 @@ def f_or(*items: Formula) -> Formula:
         if item == FALSE:
             continue
         flat.extend(item.items if isinstance(item, FOr) else (item,))
+    flat = list(dict.fromkeys(flat))
     return FALSE if not flat else flat[0] if len(flat) == 1 else FOr(tuple(flat))
-
-
-def complement(formula: Formula) -> Formula:
-    """The exact two-valued negation of ``formula`` (true wherever it is not true)."""
-    match formula:
-        case FConst(value=value):
-            return FConst(not value)
-        case FAnd(items=items):
-            return f_or(*(complement(i) for i in items))
-        case FOr(items=items):
-            return f_and(*(complement(i) for i in items))
-        case FExists(name=name, present=present):
-            return FExists(name, not present)
-        case FCompare(name=name, op=op, rhs=rhs):
-            return FCompare(name, _NEGATE[op], rhs)
-        case FQuant(kind=kind, items=items, body=body, count=count):
-            other = "all" if kind == "any" else "any"
-            empty = f_or(FExists(items, False), FCompare(count, "==", 0.0))
-            return f_or(empty, _quant(other, items, complement(body), count))
-    raise TypeError(formula)
-
-
-def _quant(kind: str, items: str, body: Formula, count: str) -> Formula:
-    if isinstance(body, FConst):  # any(True) / all(True): the list is not empty
-        return FCompare(count, ">", 0.0) if body.value else FALSE
-    return FQuant(kind, items, body, count)
 
 
 def to_json(formula: Formula) -> dict[str, Any]:
@@ -148,25 +132,72 @@ def to_json(formula: Formula) -> dict[str, Any]:
             return {"$or": [to_json(i) for i in items]}
         case FExists(name=name, present=present):
             return {"$ex" if present else "$nex": {name: 1}}
-        case FCompare(name=name, op="==", rhs=rhs):
-            return {name: rhs}
         case FCompare(name=name, op=op, rhs=rhs):
-            return {_DURABLE_OPS[op]: {name: rhs}}
+            value = {"$m": rhs.name} if isinstance(rhs, Ref) else rhs
+            return {name: value} if op == "==" else {_DURABLE_OPS[op]: {name: value}}
         case FQuant(kind=kind, items=items, body=body):
             return {f"${'iany' if kind == 'any' else 'iall'}": {items: to_json(body)}}
     raise TypeError(f"cannot express {formula!r} in durable_rules")
 
 
-def rule_condition(formula: Formula) -> dict[str, Any]:
-    """A complete durable rule body: one fact, anchored, never a bare negation."""
-    anchor = {ANCHOR: 1}
-    if formula == TRUE:
-        body: dict[str, Any] = anchor
-    elif formula == FALSE:
-        body = {ANCHOR: 2}  # never matches; validation reports the rule
-    else:
-        body = {"$and": [anchor, to_json(formula)]}
-    return {"all": [{"m": body}]}
+MAX_ALTERNATIVES = 64
+
+
+class TooComplex(ValueError):
+    """A condition whose disjunctive normal form has more than MAX_ALTERNATIVES branches."""
+
+
+def alternatives(formula: Formula) -> list[tuple[Formula, ...]]:
+    """The disjunctive normal form of ``formula``: conjunctions of atoms, any of which suffices.
+
+    durable_rules refuses rules whose nested ``$or``/``$and`` expand past its expression limit
+    (error 113, seen with 14 two-atom branches), so each conjunction becomes a rule of its own.
+    """
+    match formula:
+        case FConst(value=value):
+            return [()] if value else []
+        case FOr(items=items):
+            result: list[tuple[Formula, ...]] = []
+            for item in items:
+                result.extend(alternatives(item))
+                _check_size(result)
+            return _dedupe(result)
+        case FAnd(items=items):
+            product: list[tuple[Formula, ...]] = [()]
+            for item in items:
+                product = [left + right for left in product for right in alternatives(item)]
+                _check_size(product)
+            return _dedupe(product)
+    return [(formula,)]
+
+
+def _check_size(branches: list[tuple[Formula, ...]]) -> None:
+    if len(branches) > MAX_ALTERNATIVES:
+        raise TooComplex(
+            f"the condition expands to more than {MAX_ALTERNATIVES} alternatives; "
+            "split the rule or derive a fact in a plugin"
+        )
+
+
+def _dedupe(branches: list[tuple[Formula, ...]]) -> list[tuple[Formula, ...]]:
+    seen: dict[frozenset[Formula], tuple[Formula, ...]] = {}
+    for branch in branches:
+        atoms = tuple(dict.fromkeys(branch))
+        present = {a.name for a in atoms if isinstance(a, FExists) and a.present}
+        if any(isinstance(a, FExists) and not a.present and a.name in present for a in atoms):
+            continue  # `x exists and x does not exist` never holds
+        seen.setdefault(frozenset(atoms), atoms)
+    return list(seen.values())
+
+
+def rule_conditions(formula: Formula) -> list[dict[str, Any]]:
+    """durable rule bodies for a condition, one per alternative: each on one fact, anchored
+    (so no rule is a bare negation), each a flat ``$and`` of atoms."""
+    bodies = []
+    for branch in alternatives(formula):
+        atoms = [{ANCHOR: 1}, *(to_json(atom) for atom in branch)]
+        bodies.append({"all": [{"m": {"$and": atoms} if len(atoms) > 1 else atoms[0]}]})
+    return bodies
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,7 +212,8 @@ class Synthetic:
     name: str
     expr: Expr | None
     items: str | None = None
-    kind: str = "value"
+    kind: str = "value"  # value | count | formula (a lowered formula over the element's row)
+    formula: Formula | None = None
 
 
 @dataclass
@@ -199,7 +231,7 @@ class FactPlan:
         for path in sorted(self.paths):
             value = lookup(data, path)
             if value is not None:
-                _put(fact, path, engine_value(value))
+                _put(fact, fact_name(path), engine_value(value))
         for items_path, names in sorted(self.item_paths.items()):
             elements = lookup(data, items_path)
             if not isinstance(elements, list):
@@ -213,17 +245,50 @@ class FactPlan:
                         if value is not None:
                             _put(row, name, engine_value(value))
                 for synthetic in self.synthetics:
-                    if synthetic.items == items_path:
+                    if synthetic.items == items_path and synthetic.kind != "formula":
                         _put_synthetic(row, synthetic, data, element)
+                for synthetic in self.synthetics:
+                    if synthetic.items == items_path and synthetic.kind == "formula":
+                        row[synthetic.name] = holds(synthetic.formula, row)  # type: ignore[arg-type]
                 projected.append(row)
-            _put(fact, items_path, projected)
+            _put(fact, fact_name(items_path), projected)
         for synthetic in self.synthetics:
             if synthetic.items is None:
                 _put_synthetic(fact, synthetic, data, None)
         return fact
 
 
-def _put_synthetic(target: dict[str, Any], synthetic: Synthetic, data: Mapping[str, Any], item: Any) -> None:
+def holds(formula: Formula, row: Mapping[str, Any]) -> bool:
+    """Whether ``formula`` (atoms on ``$i.`` properties) holds for one projected list element,
+    with durable_rules' meaning of each atom."""
+    match formula:
+        case FConst(value=value):
+            return value
+        case FAnd(items=items):
+            return all(holds(i, row) for i in items)
+        case FOr(items=items):
+            return any(holds(i, row) for i in items)
+        case FExists(name=name, present=present):
+            return (lookup(row, name.removeprefix("$i.")) is not None) == present
+        case FCompare(name=name, op=op, rhs=rhs):
+            value = lookup(row, name.removeprefix("$i."))
+            if value is None or isinstance(rhs, Ref):
+                return False
+            if isinstance(value, bool) != isinstance(rhs, bool) or isinstance(value, str) != isinstance(rhs, str):
+                return op == "!="
+            return {"==": value == rhs, "!=": value != rhs, "<": value < rhs, "<=": value <= rhs, ">": value > rhs, ">=": value >= rhs}[op]
+    raise TypeError(formula)
+
+
+def fact_name(path: str) -> str:
+    """Where a deal path lives in the fact: durable_rules owns the top-level ``id`` and ``sid``
+    of every fact, so a deal's own ``id`` moves to ``_id`` (user paths never start with ``_``)."""
+    return f"_{path}" if path.split(".")[0] in ("id", "sid") else path
+
+
+def _put_synthetic(
+    target: dict[str, Any], synthetic: Synthetic, data: Mapping[str, Any], item: Any
+) -> None:
     if synthetic.kind == "count":
         elements = lookup(data, synthetic.expr.path)  # type: ignore[union-attr]
         value: Any = float(len(elements)) if isinstance(elements, list) else None
@@ -275,9 +340,9 @@ class ConditionCompiler:
         self.plan = FactPlan()
         self._synthetic_names: dict[tuple[Any, ...], str] = {}
 
-    def compile(self, expr: Expr) -> dict[str, Any]:
-        """The durable rule body for a condition."""
-        return rule_condition(self.lower(expr))
+    def compile(self, expr: Expr) -> list[dict[str, Any]]:
+        """The durable rule bodies for a condition, one per alternative (none: never true)."""
+        return rule_conditions(self.lower(expr))
 
     def lower(self, expr: Expr, positive: bool = True, items: str | None = None) -> Formula:
         """The formula that is true exactly where ``expr`` (or ``not expr``) is true."""
@@ -297,7 +362,10 @@ class ConditionCompiler:
                 return self.comparison(expr, op if positive else _NEGATE[op], left, right, items)  # type: ignore[arg-type]
             case InList(operand=operand, values=values, negated=negated):
                 member = positive != negated
-                parts = [self.comparison(expr, "==" if member else "!=", operand, v, items) for v in values]  # type: ignore[arg-type]
+                parts = [
+                    self.comparison(expr, "==" if member else "!=", operand, v, items)
+                    for v in values
+                ]  # type: ignore[arg-type]
                 return f_or(*parts) if member else f_and(*parts)
             case Matches():
                 name = self.synthetic(expr, items)
@@ -307,22 +375,76 @@ class ConditionCompiler:
                 list_name = list_field.path
                 self.plan.item_paths.setdefault(list_name, set())
                 count = self.count(list_field)
-                inner = _quant(kind, list_name, self.lower(body, True, list_name), count)
-                return inner if positive else complement(inner)
+                inner = self.quantify(kind, list_name, self.lower(body, True, list_name), count)
+                return inner if positive else self.complement(inner)
             case Const(value=value):
                 if value is None:
                     return FALSE
                 return FConst(bool(value) == positive)
         raise TypeError(f"not a condition: {expr!r}")
 
-    def comparison(self, whole: Expr, op: str, left: Expr, right: Expr, items: str | None) -> Formula:
+    def complement(self, formula: Formula) -> Formula:
+        """The exact two-valued negation of ``formula`` (true wherever it is not true)."""
+        match formula:
+            case FConst(value=value):
+                return FConst(not value)
+            case FAnd(items=items):
+                return f_or(*(self.complement(i) for i in items))
+            case FOr(items=items):
+                return f_and(*(self.complement(i) for i in items))
+            case FExists(name=name, present=present):
+                return FExists(name, not present)
+            case FCompare(name=name, op=op, rhs=rhs):
+                return FCompare(name, _NEGATE[op], rhs)
+            case FQuant(kind=kind, items=items, body=body, count=count, path=path):
+                # no element where the body holds: no list, an empty list, or all elements fail
+                other = "all" if kind == "any" else "any"
+                empty = f_or(FExists(items, False), FCompare(count, "==", 0.0))
+                return f_or(empty, self.quantify(other, path, self.complement(body), count))
+        raise TypeError(formula)
+
+    def quantify(self, kind: str, path: str, body: Formula, count: str) -> Formula:
+        """``$iany``/``$iall`` over the list at ``path`` with a body durable evaluates right.
+
+        durable_rules mis-evaluates ``$or`` inside ``$iany``/``$iall`` (seen here: wrong for
+        most lists), so bodies are flat conjunctions: any(A or B) is any(A) or any(B), and an
+        all() over a disjunction tests a per-element synthetic boolean computed in Python.
+        """
+        items = fact_name(path)
+        branches = alternatives(body)
+        nonempty = FCompare(count, ">", 0.0)
+        if kind == "any":
+            return f_or(
+                *(FQuant("any", items, f_and(*b), count, path) if b else nonempty for b in branches)
+            )
+        if not branches:
+            return FALSE
+        if len(branches) == 1:
+            if not branches[0]:
+                return nonempty
+            return FQuant("all", items, f_and(*branches[0]), count, path)
+        name = self.formula_synthetic(path, f_or(*(f_and(*b) for b in branches)))
+        return FQuant("all", items, FCompare(f"$i.{name}", "==", True), count, path)
+
+    def formula_synthetic(self, path: str, formula: Formula) -> str:
+        key = ("formula", path, formula)
+        if key not in self._synthetic_names:
+            name = f"_x{len(self._synthetic_names)}"
+            self._synthetic_names[key] = name
+            self.plan.synthetics.append(Synthetic(name, None, path, "formula", formula))
+        return self._synthetic_names[key]
+
+    def comparison(
+        self, whole: Expr, op: str, left: Expr, right: Expr, items: str | None
+    ) -> Formula:
         if isinstance(left, Const) and isinstance(right, Const):
             result = evaluate(Compare(whole.pos, op, left, right), {})
             return FConst(result is True)
         if not isinstance(left, Field) and isinstance(right, Field):
             left, right, op = right, left, _FLIP[op]
-        if not isinstance(left, Field) or (items is not None and isinstance(right, Field)):
-            # durable compares a property with a literal or a top-level property only
+        if not isinstance(left, Field) or (items is not None and not isinstance(right, Const)):
+            # durable compares a property with a literal or a top-level property only; inside
+            # $iany/$iall it cannot read a second field of the element
             name = self.synthetic(Compare(whole.pos, op, left, right), items)
             return f_and(FExists(name), FCompare(name, "==", True))
         lhs = self.field_name(left, items)
@@ -330,7 +452,7 @@ class ConditionCompiler:
         if isinstance(right, Field):
             rhs_name = self.field_name(right, items)
             guards.append(FExists(rhs_name))
-            rhs: Any = {"$m": rhs_name}
+            rhs: Any = Ref(rhs_name)
         elif isinstance(right, Const):
             if right.value is None:
                 return FALSE
@@ -338,7 +460,7 @@ class ConditionCompiler:
         else:
             rhs_name = self.synthetic(right, items)
             guards.append(FExists(rhs_name))
-            rhs = {"$m": rhs_name}
+            rhs = Ref(rhs_name)
         return f_and(*guards, FCompare(lhs, op, rhs))
 
     def field_name(self, expr: Expr, items: str | None) -> str:
@@ -348,7 +470,7 @@ class ConditionCompiler:
                 self.plan.item_paths.setdefault(items, set()).add(expr.path)
                 return f"$i.{expr.path}"
             self.plan.paths.add(expr.path)
-            return expr.path
+            return fact_name(expr.path)
         return self.synthetic(expr, items)
 
     def synthetic(self, expr: Expr, items: str | None) -> str:
@@ -472,7 +594,9 @@ def cell_interval(cell: Any) -> tuple[Any, ...] | None:
     parts = _split_list(text)
     if len(parts) > 1:
         literals = [_literal(p, (1, 0)).value for p in parts]
-        return ("values", frozenset(literals)) if all(isinstance(v, str) for v in literals) else None
+        return (
+            ("values", frozenset(literals)) if all(isinstance(v, str) for v in literals) else None
+        )
     match = _RANGE.match(text)
     try:
         if match:
@@ -517,20 +641,3 @@ def covers(outer: tuple[Any, ...] | None, inner: tuple[Any, ...] | None) -> bool
 def definition_digest(definition: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:12]
 
-
-def expression_calls(expr: Expr) -> bool:
-    """Whether ``expr`` uses a function only ``set`` values may use."""
-    from dealdesk.expressions import children
-
-    return isinstance(expr, Call) or any(expression_calls(c) for c in children(expr))
-
-
-__all__ = [
-    "Arith",
-    "CellError",
-    "ConditionCompiler",
-    "FactPlan",
-    "complement",
-    "parse_cell",
-    "rule_condition",
-]

@@ -164,12 +164,16 @@ FIELDS: dict[str, Field] = {
     ),
 }
 
-# Items of scalar arrays; arrays of objects list their item fields as "path[].name" instead.
-_ITEM_TYPES = {"billing.requested_split": "number"}
 _FRACTIONS = frozenset({"partner.discount"})
 _REQUIRED_LINE_FIELDS = ("category", "quantity", "unit_price")
 
 _INPUT_SCHEMA: dict[str, Field] = {path: f for path, f in FIELDS.items() if not f.derived}
+# What validation walks: the input paths plus the items of each array ("path[]").
+_CORE_SCHEMA: dict[str, Field] = {
+    **_INPUT_SCHEMA,
+    "lines[]": Field("object"),
+    "billing.requested_split[]": Field("number"),
+}
 _DERIVED_PATHS = frozenset(path for path, f in FIELDS.items() if f.derived)
 # JSON Schema type names a plugin may declare (SPEC §7), plus "integer" and "null".
 _EXTRA_TYPE_NAMES = frozenset({"number", "integer", "string", "boolean", "object", "array", "null"})
@@ -334,7 +338,7 @@ def _normalize_value(
     errors: list[DealError],
 ) -> Any:
     """Check one known field; return its normalized value, or ``_INVALID`` after an error."""
-    types = field.type.split("|")
+    types = _types(field.type)
     if "null" in types and value is None:
         return None
     if "object" in types and isinstance(value, Mapping):
@@ -345,9 +349,10 @@ def _normalize_value(
         return value
     if "string" in types and isinstance(value, str):
         return _check_enum(value, where, field, errors)
-    if "date" in types:
+    if "date" in types and isinstance(value, str | dt.date):
         return _normalize_date(value, where, errors)
-    if "number" in types or "integer" in types:
+    numeric = isinstance(value, int | float | Decimal | str) and not isinstance(value, bool)
+    if numeric and ("number" in types or "integer" in types):
         return _normalize_number(
             value, path, where, field, "integer" in types and "number" not in types, errors
         )
@@ -367,17 +372,14 @@ def _normalize_array(
     errors: list[DealError],
 ) -> list[Any]:
     item_path = f"{path}[]"
-    item_type = _ITEM_TYPES.get(path)
-    has_item_fields = any(p.startswith(item_path + ".") for p in schema)
-    if item_type is None and not has_item_fields:
+    item_field = schema.get(item_path)
+    if item_field is None:
         return list(value)
     out: list[Any] = []
     for index, item in enumerate(value):
         item_where = f"{where}[{index}]"
-        if item_type is not None:
-            normalized = _normalize_value(
-                item, item_path, item_where, Field(item_type), schema, errors
-            )
+        if item_field.type != "object":
+            normalized = _normalize_value(item, item_path, item_where, item_field, schema, errors)
         elif isinstance(item, Mapping):
             normalized = _normalize_mapping(item, item_path, item_where, schema, errors)
         else:
@@ -390,9 +392,6 @@ def _normalize_array(
 def _normalize_number(
     value: object, path: str, where: str, field: Field, integer: bool, errors: list[DealError]
 ) -> Decimal | object:
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
-        errors.append(DealError(where, f"expected a number, got {_kind(value)}"))
-        return _INVALID
     try:
         number = parse_decimal(value)
     except ValueError:
@@ -445,12 +444,19 @@ def _check_enum(value: str, where: str, field: Field, errors: list[DealError]) -
     return _INVALID
 
 
-def _type_phrase(types: list[str]) -> str:
+@lru_cache(maxsize=64)
+def _types(type_: str) -> tuple[str, ...]:
+    """``"string|number"`` → ``("string", "number")``, once per type string."""
+    return tuple(type_.split("|"))
+
+
+def _type_phrase(types: tuple[str, ...]) -> str:
     names = {
         "object": "an object",
         "array": "an array",
         "boolean": "a boolean (true or false)",
         "integer": "an integer",
+        "date": "a date (YYYY-MM-DD)",
     }
     return " or ".join(names.get(t, f"a {t}") for t in types)
 
@@ -474,7 +480,7 @@ def _kind(value: object) -> str:
     return type(value).__name__
 
 
-def _yaml_hint(value: object, types: list[str]) -> str:
+def _yaml_hint(value: object, types: tuple[str, ...]) -> str:
     # YAML 1.1 reads no/yes/on/off (Norway's "NO") as booleans and 2026-01-01 as a date.
     if "string" in types and isinstance(value, bool | dt.date):
         return " (quote the value in YAML)"
@@ -509,8 +515,8 @@ def _extra_key(
 def _schema(extra: tuple[tuple[str, str], ...]) -> Mapping[str, Field]:
     """The input schema plus plugin-declared paths; their unknown parents become objects."""
     if not extra:
-        return _INPUT_SCHEMA
-    schema = dict(_INPUT_SCHEMA)
+        return _CORE_SCHEMA
+    schema = dict(_CORE_SCHEMA)
     for path, types in extra:
         if path in schema or path in _DERIVED_PATHS:
             continue  # the core schema wins over a plugin's declaration
@@ -519,6 +525,7 @@ def _schema(extra: tuple[tuple[str, str], ...]) -> Mapping[str, Field]:
         while "." in parent:
             parent = parent.rsplit(".", 1)[0]
             if parent.endswith("[]"):
+                schema.setdefault(parent, Field("object"))
                 schema.setdefault(parent[:-2], Field("array"))
                 parent = parent[:-2]
             else:
@@ -529,8 +536,16 @@ def _schema(extra: tuple[tuple[str, str], ...]) -> Mapping[str, Field]:
 # ---------------------------------------------------------------------------------------------
 # derived facts
 
-# Enough digits that sums and products of real amounts are exact; only quotients round.
+# Enough digits that sums and products of any real amounts are exact.
 _EXACT = Context(prec=50)
+# Quotients round to Python's standard 28 digits, whatever context the caller has set, so a
+# plugin or a test computing 1 - cost / price the usual way gets the same Decimal.
+_QUOTIENT = Context(prec=28)
+
+
+def _one_minus(numerator: Decimal, denominator: Decimal) -> Decimal:
+    """``1 - numerator / denominator`` with the standard 28-digit quotient."""
+    return _QUOTIENT.subtract(Decimal(1), _QUOTIENT.divide(numerator, denominator))
 
 
 def _number(value: object) -> Decimal:
@@ -569,7 +584,7 @@ def derive_facts(deal: Mapping[str, Any]) -> dict[str, Any]:
             if cost is not None:
                 totals["cost"] += quantity * cost
                 if price != 0:
-                    copy["margin"] = 1 - cost / price
+                    copy["margin"] = _one_minus(cost, price)
             elif category != "subscription":
                 costed_complete = False
             lines.append(copy)
@@ -593,19 +608,19 @@ def derive_facts(deal: Mapping[str, Any]) -> dict[str, Any]:
 
             list_price = line.get("list_price")
             if list_price is not None and _number(list_price) != 0:
-                discounts.append(1 - price / _number(list_price))
+                discounts.append(_one_minus(price, _number(list_price)))
 
         facts: dict[str, Any] = {"totals": totals}
         contract = totals["contract"]
         if contract != 0 and costed_complete:
-            facts["margin"] = 1 - totals["cost"] / contract
+            facts["margin"] = _one_minus(totals["cost"], contract)
         if contract != 0:
-            facts["services_ratio"] = totals["services"] / contract
+            facts["services_ratio"] = _QUOTIENT.divide(totals["services"], contract)
         facts["max_line_discount"] = max(discounts) if discounts else Decimal(0)
         offer = deal.get("offer")
         facts["risk_offer"] = isinstance(offer, Mapping) and offer.get("type") in RISK_OFFER_TYPES
         if labor_lines and labor_price != 0 and labor_complete:
-            facts["labor_margin"] = 1 - labor_cost / labor_price
+            facts["labor_margin"] = _one_minus(labor_cost, labor_price)
     facts["lines"] = lines
     return facts
 
@@ -669,7 +684,7 @@ def _schema_node(path: str) -> dict[str, Any]:
         }
         if path == "":
             node["required"] = ["id", "lines"]
-    elif kind == "array" and path in _ITEM_TYPES:
+    elif kind == "array" and _CORE_SCHEMA[f"{path}[]"].type != "object":
         node.update(type="array", items=_number_schema(signed=True))
     elif kind == "array":
         item_prefix = f"{path}[]"

@@ -76,7 +76,8 @@ DURABLE_ERROR_NAMES: dict[int, str] = {
 }
 
 ERR_SID_NOT_FOUND = 309
-# durable_rules refuses a message with this many properties or more; nested keys count, list items do not.
+# durable_rules refuses a message with this many properties or more (nested keys count, list
+# items do not), so a caller's fact may have at most 252 besides the driver's sid and id.
 MAX_PROPERTIES = 255
 
 # Added to every ruleset so that every session starts an action (see the module docstring).
@@ -97,7 +98,7 @@ M_TRIM_THRESHOLD = -1
 M_TOP_PAD = -2
 # Keep up to 128 MiB of freed heap instead of giving it back to the OS after every deal.
 TRIM_THRESHOLD_BYTES = 128 * 1024 * 1024
-# Grow the heap in 16 MiB steps so a session's allocations do not each move the break.
+# Grow and trim the heap with 16 MiB to spare, so each session's allocations hit resident pages.
 TOP_PAD_BYTES = 16 * 1024 * 1024
 
 
@@ -148,7 +149,9 @@ class DurableDriver:
         durable_rules refuses.
         """
         if SESSION_RULE in definition:
-            raise EngineError(f"ruleset {name!r}: the rule name {SESSION_RULE!r} is the driver's own")
+            raise EngineError(
+                f"ruleset {name!r}: the rule name {SESSION_RULE!r} is the driver's own"
+            )
         if not all(isinstance(rule, str) for rule in definition):
             raise EngineError(f"ruleset {name!r}: rule names must be strings")
         try:
@@ -163,9 +166,13 @@ class DurableDriver:
                 )
             return
         try:
-            handle = _engine.create_ruleset(name, _dumps({**definition, SESSION_RULE: _SESSION_CONDITION}))
+            handle = _engine.create_ruleset(
+                name, _dumps({**definition, SESSION_RULE: _SESSION_CONDITION})
+            )
         except (_engine.error, MemoryError) as error:
-            raise EngineError(f"durable_rules refused ruleset {name!r}: {_describe(error)}") from error
+            raise EngineError(
+                f"durable_rules refused ruleset {name!r}: {_describe(error)}"
+            ) from error
         names = {_dumps(rule)[1:-1]: rule for rule in definition}
         self._rulesets[name] = _Ruleset(handle, text, names)
 
@@ -197,6 +204,7 @@ class DurableDriver:
         head = '{"sid":"' + sid + '","id":"' + sid + '"'
         text = head + "}" if body == "{}" else head + "," + body[1:]
         handle = ruleset.handle
+        delete = True
         try:
             code, state = _assert_fact(handle, text)
             if code > 1:
@@ -206,7 +214,10 @@ class DurableDriver:
             # Drain even when no rule matched (code 1): SESSION_RULE's action makes deletion safe.
             started = _start_action_for_state(handle, state)
             if started is None:
-                raise EngineError(f"ruleset {name!r}: durable_rules started no action for a session")
+                delete = False  # deleting a session that started no action frees garbage: leak it
+                raise EngineError(
+                    f"ruleset {name!r}: durable_rules started no action for a session"
+                )
             fired: list[str] = []
             message: str | None = started[1]
             count = 0
@@ -230,7 +241,8 @@ class DurableDriver:
                 f"ruleset {name!r}: durable_rules ran out of memory or of live sessions (1,024)"
             ) from error
         finally:
-            _delete_session(name, handle, sid)
+            if delete:
+                _delete_session(name, handle, sid)
 
     @staticmethod
     def _rule_name(ruleset: _Ruleset, message: str, sid: str) -> str | None:
@@ -238,7 +250,7 @@ class DurableDriver:
         rule = ruleset.names.get(message[2 : message.find('":', 2)])
         if '"$s":1' in message:
             # Maybe the state fact, maybe a value that merely contains the text: decide exactly.
-            (key, matched), = json.loads(message).items()
+            ((key, matched),) = json.loads(message).items()
             if any(isinstance(f, dict) and f.get("id") == "sid-" + sid for f in matched.values()):
                 return None
             return ruleset.names.get(_dumps(key)[1:-1], key)
@@ -286,7 +298,7 @@ _malloc_tuned = False
 
 
 def tune_malloc() -> None:
-    """Stop glibc from trimming the heap after every deal (SPEC §9: the C core gets ~10x slower).
+    """Keep glibc from shrinking and regrowing the heap on every deal (it slows the C core, §9).
 
     Sets ``M_TRIM_THRESHOLD`` and ``M_TOP_PAD`` with ``mallopt`` once per process, unless the
     user set ``MALLOC_TRIM_THRESHOLD_``/``MALLOC_TOP_PAD_`` themselves; a no-op off glibc.

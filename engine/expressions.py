@@ -194,8 +194,11 @@ def parse_expression(text: str, scope: Scope, *, value: bool = False) -> Expr:
         # The parentheses let a condition span lines (a YAML block scalar) like Python would.
         tree = ast.parse(f"(\n{text}\n)", mode="eval")
     except SyntaxError as exc:
-        line = max((exc.lineno or 2) - 1, 1)
-        raise ExpressionError(f"invalid syntax: {exc.msg}", (line, max((exc.offset or 1) - 1, 0))) from None
+        lines = text.split("\n")
+        line, col = max((exc.lineno or 2) - 1, 1), max((exc.offset or 1) - 1, 0)
+        if line > len(lines):  # the text ended too early: point just after it
+            line, col = len(lines), len(lines[-1])
+        raise ExpressionError(f"invalid syntax: {exc.msg}", (line, col)) from None
     parser = _Parser(scope, value)
     expr = parser.expr(tree.body)
     return expr if value else parser.condition(expr)
@@ -319,6 +322,8 @@ class _Parser:
         if not isinstance(node.func, ast.Name):
             raise self.fail(node, "only exists(), matches(), any() and all() can be called")
         name = node.func.id
+        if name.startswith("_"):
+            raise self.fail(node, f"the name {name!r} is not allowed")
         if node.keywords:
             raise self.fail(node, f"{name}() takes no keyword arguments")
         if name == "exists":

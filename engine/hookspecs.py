@@ -16,6 +16,8 @@ import pluggy
 from dealdesk import NAME
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from dealdesk.manager import RegisterFunction, RegisterPolicy
 
 # Private on purpose (tox does the same): plugins only ever need ``hookimpl``.
@@ -43,7 +45,7 @@ def dealdesk_policies(register: RegisterPolicy) -> None:
 
 
 @hookspec
-def dealdesk_enrich(deal: dict[str, Any]) -> dict[str, Any] | None:
+def dealdesk_enrich(deal: Mapping[str, Any]) -> dict[str, Any] | None:
     """Derive facts from a deal before its rules run.
 
     The returned keys become new top-level fields of the deal, usable in conditions, messages
@@ -99,13 +101,16 @@ def dealdesk_readers(register: RegisterFunction) -> None:
     """Teach dealdesk to read deals from another file type.
 
     Call ``register(suffix, func)`` for each type (``".xlsx"`` or ``"xlsx"``: keys are stored
-    lower-case without the leading dot). ``func(path: Path) -> Iterable[dict]`` yields one raw
-    deal dict per deal in the file, in file order; dealdesk validates them.
+    lower-case with a leading dot, as the built-in readers' are). ``func(path: Path)`` yields
+    the deals in the file, in file order: plain deal dicts, or
+    :class:`dealdesk.batch.SourceDeal` objects to give each deal a location for error messages.
+    dealdesk validates every deal; a later plugin registering the same suffix replaces the
+    reader.
 
     Called once, when dealdesk collects its plugins; ``func`` is called for each input file
     whose suffix matches.
 
-    :param register: The callback ``register(suffix: str, func: Callable[[Path], Iterable[dict]])``.
+    :param register: The callback ``register(suffix: str, func: Callable[[Path], Iterable])``.
     :returns: Nothing; results go through ``register``.
     """
 
@@ -117,7 +122,8 @@ def dealdesk_writers(register: RegisterFunction) -> None:
     Call ``register(format, func)`` for each format (stored lower-case).
     ``func(records: Iterable[dict], out: TextIO) -> None`` consumes the decision records in
     input order, as they complete, and writes them to ``out`` (standard output or the ``-o``
-    file). A later plugin registering the same format replaces the writer.
+    file). Write each record as it arrives: batches are streamed and must not be held in
+    memory. A later plugin registering the same format replaces the writer.
 
     Called once, when dealdesk collects its plugins; ``func`` is called once per run.
 
@@ -149,8 +155,9 @@ def dealdesk_combine(records: dict[str, Any]) -> dict[str, Any] | None:
 
     Called once per deal, after every policy has been evaluated and before templates render.
 
-    :param records: The per-policy results keyed by policy family name, each
-        ``{"status", "fired", "outputs", ...}`` as in the record's ``policies``.
-    :returns: A dict with the keys it decides (``status``, ``approvals``), which replace the
-        default combination's, or ``None``.
+    :param records: The decision record as the default combination built it: ``policies``
+        maps each policy family to its result (``{"status", "fired", "outputs"}``), and
+        ``status``, ``approvals`` and ``reasons`` hold the default answer. Read-only.
+    :returns: A dict with the keys it decides (``status``, ``approvals``, ``reasons``), which
+        replace the default's, or ``None``.
     """

@@ -28,7 +28,12 @@ from dealdesk import NAME, __version__, hookspecs
 from dealdesk.errors import PluginError
 
 if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
     from dealdesk.actions import ActionContext
+
+    # ``importlib.resources.files(...) / "x"`` is typed Traversable; on disk it is a Path.
+    PathArgument = str | os.PathLike[str] | Traversable
 
 __all__ = [
     "DEFAULT_PLUGINS",
@@ -86,8 +91,8 @@ class RegisterPolicy(Protocol):
         name: str,
         *,
         description: str = "",
-        rulesets: str | os.PathLike[str] | None = None,
-        templates: str | os.PathLike[str] | None = None,
+        rulesets: PathArgument | None = None,
+        templates: PathArgument | None = None,
         facts: Mapping[str, str] | None = None,
     ) -> None: ...
 
@@ -307,10 +312,11 @@ def load_plugin(pm: pluggy.PluginManager, name: str) -> str | None:
         return name
     if any(ep.name == name for ep in importlib.metadata.entry_points(group=NAME)):
         _load_entry_point(pm, name)
+        registered: str | None = name
     else:
-        _import_plugin(pm, name, name)
+        registered = _import_plugin(pm, name, name)
     _check_pending(pm)
-    return name
+    return registered
 
 
 def add_plugin(pm: pluggy.PluginManager, plugin: object, name: str | None = None) -> str:
@@ -323,13 +329,28 @@ def add_plugin(pm: pluggy.PluginManager, plugin: object, name: str | None = None
     """
     name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
     _register(pm, plugin, name)
-    _check_pending(pm)
+    try:
+        _check_pending(pm)
+    except PluginError:
+        pm.unregister(plugin)  # a plugin that failed validation must not stay half-registered
+        raise
     return name
 
 
-def load_plugins(*, autoload: bool | None = None, disabled: Iterable[str] = ()) -> Plugins:
-    """Build a manager and collect it: the one call a command or worker process needs."""
-    return collect_plugins(get_plugin_manager(autoload=autoload, disabled=disabled))
+def load_plugins(
+    *,
+    autoload: bool | None = None,
+    disabled: Iterable[str] = (),
+    enabled: Iterable[str] = (),
+) -> Plugins:
+    """Build a manager and collect it: the one call a command or a worker process needs.
+
+    The arguments are those of :func:`get_plugin_manager`; they are plain values, so a parent
+    process can hand them to its workers, which build their own :class:`Plugins`.
+    """
+    return collect_plugins(
+        get_plugin_manager(autoload=autoload, disabled=disabled, enabled=enabled)
+    )
 
 
 def _short_name(module_name: str) -> str:
@@ -351,15 +372,23 @@ def _block(pm: pluggy.PluginManager, name: str) -> None:
         pm.set_blocked(alias)
 
 
-def _import_plugin(pm: pluggy.PluginManager, module_name: str, name: str) -> None:
-    """Import ``module_name`` and register it as ``name`` unless blocked or already there."""
-    if pm.is_blocked(name) or pm.has_plugin(name):
-        return
+def _import_plugin(pm: pluggy.PluginManager, module_name: str, name: str) -> str | None:
+    """Import ``module_name`` and register it as ``name`` unless blocked or already there.
+
+    :returns: The name the module is registered under, or ``None`` when ``name`` is blocked.
+    """
+    if pm.is_blocked(name):
+        return None
+    if pm.has_plugin(name):
+        return name
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # a plugin may fail at import time with anything, not just ImportError
         raise PluginImportError(name, exc) from exc
+    if pm.is_registered(module):  # ``-p MODULE`` for a plugin its entry point already loaded
+        return pm.get_name(module)
     _register(pm, module, name)
+    return name
 
 
 def _load_entry_points(pm: pluggy.PluginManager) -> None:
@@ -516,8 +545,8 @@ def _policy_register(
         name: str,
         *,
         description: str = "",
-        rulesets: str | os.PathLike[str] | None = None,
-        templates: str | os.PathLike[str] | None = None,
+        rulesets: PathArgument | None = None,
+        templates: PathArgument | None = None,
         facts: Mapping[str, str] | None = None,
     ) -> None:
         _check_name(name, "policy", mine)
@@ -544,8 +573,11 @@ def _function_register(registry: dict[str, Any], plugin: str, kind: str) -> Regi
     mine: set[str] = set()
 
     def register(name: str, func: Callable[..., Any]) -> None:
-        if kind in ("reader", "writer") and isinstance(name, str):
-            name = name.lower().removeprefix(".")  # ".CSV", "csv" and "Csv" are one reader
+        if kind == "reader" and isinstance(name, str) and name.strip():
+            # ".CSV", "csv" and ".csv" are one reader, keyed like the built-in ones
+            name = "." + name.lower().removeprefix(".")
+        elif kind == "writer" and isinstance(name, str):
+            name = name.lower()
         _check_name(name, kind, mine)
         if not callable(func):
             raise TypeError(f"{kind} {name!r}: {func!r} is not callable")

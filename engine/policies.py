@@ -21,7 +21,6 @@ import yaml
 
 from dealdesk import deals
 from dealdesk.compiler import (
-    FALSE,
     CellError,
     ConditionCompiler,
     FactPlan,
@@ -29,6 +28,7 @@ from dealdesk.compiler import (
     covers,
     definition_digest,
     parse_cell,
+    TooComplex,
 )
 from dealdesk.errors import Location, RulesetError, UsageError, ValidationFailed
 from dealdesk.expressions import (
@@ -361,20 +361,22 @@ class _Builder:
             members = [r for r in rules if r.stratum == k]
             compiler = ConditionCompiler()
             definition: dict[str, Any] = {}
+            names: dict[str, CompiledRule] = {}
             for rule in members:
-                lowered = compiler.lower(rule.condition)
-                if lowered == FALSE:
+                try:
+                    bodies = compiler.compile(rule.condition)
+                except TooComplex as exc:
+                    self.errors.append(RulesetError(str(exc), rule.location))
+                    continue
+                if not bodies:
                     self.errors.append(RulesetError(f"the condition of {rule.id!r} can never be true", rule.location))
-                definition[rule.key] = _rule_json(compiler, lowered)
+                for i, body in enumerate(bodies):
+                    # one durable rule per alternative of the condition; any of them fires the rule
+                    names[f"{rule.key}|{i}"] = rule
+                    definition[f"{rule.key}|{i}"] = body
             name = f"{policy}#{k}@{definition_digest(definition)}"
-            strata.append(Stratum(name, {r.key: r for r in members}, compiler.plan, definition))
+            strata.append(Stratum(name, names, compiler.plan, definition))
         return strata
-
-
-def _rule_json(compiler: ConditionCompiler, lowered: Any) -> dict[str, Any]:
-    from dealdesk.compiler import rule_condition
-
-    return rule_condition(lowered)
 
 
 _INVALID = object()

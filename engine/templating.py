@@ -58,7 +58,7 @@ _MAX_EXPONENT = 100
 _MAX_REPEAT = 100_000
 
 
-class _Sandbox(__import__("jinja2").Environment):
+class _Sandbox(ImmutableSandboxedEnvironment):
     """The sandbox: no Python internals, no mutation of the deal, no runaway ``*``/``**``.
 
     Immutable because the deal and outputs are shared by every policy of one evaluation.
@@ -209,7 +209,7 @@ def _template_frame(tb: TracebackType | None) -> tuple[str | None, int]:
     return name, line
 
 
-def _clause_template_error(exc: BaseException, fallback: str) -> TemplateError:
+def _template_file_error(exc: BaseException, fallback: str) -> TemplateError:
     """``template billing/milestones.md.j2 line 7: ...`` for any failure in a template file."""
     if isinstance(exc, TemplateSyntaxError):
         name, line = exc.name or fallback, exc.lineno
@@ -226,11 +226,11 @@ def _clause_template_error(exc: BaseException, fallback: str) -> TemplateError:
 class Renderer:
     """Renders messages, clauses and the decision memo for one set of template directories.
 
-    :param template_dirs: plugin template directories in priority order: when two directories
-        hold the same template name, the **first** one wins. dealdesk passes plugin directories
-        in registration order, so put a directory first to override a template of a later one.
-        :data:`ENGINE_TEMPLATES` (the memo) is always searched last, so a plugin may also ship
-        its own ``memo.md.j2`` / ``memo.html.j2``.
+    :param template_dirs: template directories, highest priority first: when two directories
+        hold the same template name, the **first** one wins (Jinja's ``FileSystemLoader`` order).
+        SPEC §7 lets later-registered (external) plugins override built-in ones, so the caller
+        passes plugin directories in *reverse* registration order. :data:`ENGINE_TEMPLATES`
+        (the memo) is always searched last, so a plugin may ship its own ``memo.md.j2``.
     :param filters: extra Jinja filters (from the ``dealdesk_template_filters`` hook); a name
         that is also built in (``money``, ``percent``, ``date``) replaces the built-in one.
 
@@ -409,7 +409,7 @@ class Renderer:
                 f"no {what}: {name} is in none of the template directories"
             ) from None
         except TemplateSyntaxError as exc:
-            raise _clause_template_error(exc, name) from exc
+            raise _template_file_error(exc, name) from exc
 
     @staticmethod
     def _run(render: Callable[[Context], Iterator[str]], context: Context, name: str) -> str:
@@ -421,7 +421,7 @@ class Renderer:
         try:
             return "".join(render(context))
         except Exception as exc:
-            raise _clause_template_error(exc, name) from exc
+            raise _template_file_error(exc, name) from exc
 
 
 def _message_detail(exc: BaseException) -> str:

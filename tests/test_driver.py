@@ -19,7 +19,7 @@ from typing import Any
 import durable_rules_engine
 import pytest
 
-from dealdesk.driver import DurableDriver, get_driver, tune_malloc
+from dealdesk.driver import SESSION_RULE, DurableDriver, get_driver, tune_malloc
 from dealdesk.errors import EngineError
 
 
@@ -43,10 +43,14 @@ def session_exists(driver: DurableDriver, name: str, sid: str) -> bool:
     return True
 
 
-def run_python(code: str) -> subprocess.CompletedProcess[str]:
+def run_python(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a fresh interpreter: for engine behaviour that kills the process."""
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
 
 
@@ -91,8 +95,15 @@ def test_unmatched_fact_returns_nothing_and_leaves_no_session(driver: DurableDri
     driver.register("unmatched", {"hit": rule({"x": 1})})
     handle = driver._rulesets["unmatched"].handle
     # The bare extension answers "not handled" (1) yet keeps the session alive.
-    assert durable_rules_engine.assert_fact(handle, '{"sid":"raw","id":"raw","x":2}')[0] == 1
+    code, state = durable_rules_engine.assert_fact(handle, '{"sid":"raw","id":"raw","x":2}')
+    assert code == 1
     assert session_exists(driver, "unmatched", "raw")
+    # Drain the driver's session rule before deleting, as match() does (see the next tests).
+    started = durable_rules_engine.start_action_for_state(handle, state)
+    assert started is not None and json.loads(started[1]) == {
+        SESSION_RULE: {"m": {"sid": "raw", "id": "sid-raw", "$s": 1}}
+    }
+    assert durable_rules_engine.complete_and_start_action(handle, state) is None
     durable_rules_engine.delete_state(handle, "raw")
 
     assert [driver.match("unmatched", {"x": 2}) for _ in range(5)] == [[]] * 5
@@ -101,12 +112,68 @@ def test_unmatched_fact_returns_nothing_and_leaves_no_session(driver: DurableDri
     assert not session_exists(driver, "unmatched", "6")
 
 
+GLIBC = bool(hasattr(os, "confstr") and os.confstr("CS_GNU_LIBC_VERSION"))
+# glibc fills every malloc'd block with garbage: what a long-running process's heap holds anyway.
+PERTURBED = {**os.environ, "MALLOC_PERTURB_": "165"}
+
+
+@pytest.mark.skipif(not GLIBC, reason="MALLOC_PERTURB_ is glibc's")
+@pytest.mark.parametrize(("drain", "survives"), [(False, False), (True, True)])
+def test_deleting_a_session_that_started_no_action_frees_garbage(
+    drain: bool, survives: bool
+) -> None:
+    # createStateNode leaves the action context uninitialised; only a started action sets it.
+    result = run_python(
+        f"""
+        import durable_rules_engine as e
+        h = e.create_ruleset("r", '{{"hit":{{"all":[{{"m":{{"x":1}}}}]}},"s":{{"all":[{{"m":{{"$s":1}}}}]}}}}')
+        for n in range(20):
+            code, state = e.assert_fact(h, '{{"sid":"%d","id":"%d","x":2}}' % (n, n))
+            if {drain}:
+                e.start_action_for_state(h, state)
+                while e.complete_and_start_action(h, state):
+                    pass
+            e.delete_state(h, str(n))
+        print("survived")
+        """,
+        env=PERTURBED,
+    )
+    if survives:
+        assert result.returncode == 0 and "survived" in result.stdout, result.stderr
+    else:
+        assert result.returncode < 0  # SIGSEGV, or SIGABRT from "free(): invalid pointer"
+
+
+@pytest.mark.skipif(not GLIBC, reason="MALLOC_PERTURB_ is glibc's")
+def test_driver_deletes_every_kind_of_session_safely() -> None:
+    result = run_python(
+        """
+        from dealdesk.driver import DurableDriver
+        from dealdesk.errors import EngineError
+        d = DurableDriver()
+        d.register("r", {"hit": {"all": [{"m": {"x": 1}}]}, "pos": {"all": [{"m": {"$gt": {"x": 0}}}]}})
+        for n in range(300):
+            assert d.match("r", {"x": 2 - n % 2}) == (["hit", "pos"] if n % 2 else ["pos"])
+            assert d.match("r", {"x": -1}) == []
+            for fact, bound in (({"x": 1}, 1), ({f"p{i}": i for i in range(300)}, 10)):
+                try:
+                    d.match("r", fact, max_actions=bound)
+                except EngineError:
+                    pass
+        print("survived")
+        """,
+    )
+    assert result.returncode == 0 and "survived" in result.stdout, result.stderr
+
+
 # (3) No timer threads: durable's Host starts two; the driver starts none.
 
 
 def test_driver_starts_no_threads() -> None:
     python_threads = set(threading.enumerate())
-    native_threads = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else None
+    native_threads = (
+        len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else None
+    )
     driver = DurableDriver()
     driver.register("threads", {"hit": rule({"x": 1})})
     assert driver.match("threads", {"x": 1}) == ["hit"]
@@ -178,7 +245,9 @@ def test_action_bound_stops_the_fact_and_the_driver_goes_on(driver: DurableDrive
 def test_bad_definition_is_an_engine_error(
     driver: DurableDriver, definition: dict[str, Any], code: int
 ) -> None:
-    with pytest.raises(EngineError, match=rf"durable_rules refused ruleset 'bad': error code {code}"):
+    with pytest.raises(
+        EngineError, match=rf"durable_rules refused ruleset 'bad': error code {code}"
+    ):
         driver.register("bad", definition)
     assert not driver.is_registered("bad")
     driver.register("bad", {"r": rule({"x": 1})})
@@ -232,8 +301,15 @@ FORMS = {
     [
         ({"customer": {"region": "us-west"}}, ["west"]),
         ({"customer": {"region": "emea"}}, []),
-        ({"lines": [{"category": "hardware", "quantity": 2}, {"category": "support", "quantity": 3}]},
-         ["any_support", "all_qty"]),
+        (
+            {
+                "lines": [
+                    {"category": "hardware", "quantity": 2},
+                    {"category": "support", "quantity": 3},
+                ]
+            },
+            ["any_support", "all_qty"],
+        ),
         ({"lines": [{"category": "support", "quantity": 1}]}, ["any_support"]),
         ({"lines": []}, []),
         ({"contract": 100, "cost": 40, "margin": 1}, ["double_cost", "ratio", "unguarded_mul"]),
@@ -252,7 +328,9 @@ def test_condition_forms(driver: DurableDriver, fact: dict[str, Any], fired: lis
     ("guard", "cost", "crashes"),
     [("none", "0", True), ("after", "0", True), ("before", "0", False), ("none", "0.0", False)],
 )
-def test_integer_division_by_zero_needs_a_guard_before_it(guard: str, cost: str, crashes: bool) -> None:
+def test_integer_division_by_zero_needs_a_guard_before_it(
+    guard: str, cost: str, crashes: bool
+) -> None:
     # SIGFPE kills the interpreter, so each case runs in its own process.
     result = run_python(
         f"""
@@ -274,7 +352,9 @@ def test_integer_division_by_zero_needs_a_guard_before_it(guard: str, cost: str,
 # (8) durable_rules refuses a message with 255 properties or more (nested keys count).
 
 
-def test_too_many_properties_is_an_engine_error_and_the_driver_goes_on(driver: DurableDriver) -> None:
+def test_too_many_properties_is_an_engine_error_and_the_driver_goes_on(
+    driver: DurableDriver,
+) -> None:
     driver.register("wide", {"hit": rule({"x": 1})})
     # 252 keys plus the driver's sid and id is the most durable_rules takes.
     assert driver.match("wide", {"x": 1, **{f"p{i}": i for i in range(251)}}) == ["hit"]
@@ -311,7 +391,9 @@ def test_match_on_an_unknown_ruleset(driver: DurableDriver) -> None:
 
 
 @pytest.mark.parametrize("fact", [{"id": "D-1", "x": 1}, {"sid": "7", "x": 1}])
-def test_fact_must_leave_sid_and_id_to_the_driver(driver: DurableDriver, fact: dict[str, Any]) -> None:
+def test_fact_must_leave_sid_and_id_to_the_driver(
+    driver: DurableDriver, fact: dict[str, Any]
+) -> None:
     driver.register("keys", {"hit": rule({"x": 1})})
     with pytest.raises(EngineError, match="the driver sets those keys"):
         driver.match("keys", fact)

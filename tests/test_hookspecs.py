@@ -45,13 +45,19 @@ def test_hookspecs_are_exactly_the_spec_hooks() -> None:
 
 
 def test_only_combine_is_firstresult() -> None:
-    firstresult = {name for name, func in _hookspecs().items() if getattr(func, f"{NAME}_spec")["firstresult"]}
+    firstresult = {
+        name for name, func in _hookspecs().items() if getattr(func, f"{NAME}_spec")["firstresult"]
+    }
     assert firstresult == {"dealdesk_combine"}
 
 
 def test_every_dealdesk_function_in_hookspecs_is_a_hookspec() -> None:
     # a dealdesk_* function without @hookspec would silently not be a hook
-    functions = {name for name, obj in vars(hookspecs).items() if inspect.isfunction(obj) and name.startswith(f"{NAME}_")}
+    functions = {
+        name
+        for name, obj in vars(hookspecs).items()
+        if inspect.isfunction(obj) and name.startswith(f"{NAME}_")
+    }
     assert functions == set(HOOKS)
 
 
@@ -76,7 +82,10 @@ def test_hookspec_is_typed_and_documented(hook: str) -> None:
 def _documented_hooks() -> dict[str, list[str]]:
     """Hooks with a heading of their own in docs/plugins.md, with the arguments the heading shows."""
     heading = re.compile(r"^#{2,4} `(dealdesk_\w+)\(([^)]*)\)`", re.MULTILINE)
-    return {name: [a.strip() for a in args.split(",") if a.strip()] for name, args in heading.findall(DOCS.read_text())}
+    return {
+        name: [a.strip() for a in args.split(",") if a.strip()]
+        for name, args in heading.findall(DOCS.read_text())
+    }
 
 
 @pytest.mark.parametrize("hook", HOOKS)

@@ -39,7 +39,33 @@ def dealdesk_policies(register: RegisterPolicy) -> None:
         description="Milestone billing splits, invoice models and payment terms.",
         rulesets=files("dealdesk.rulesets") / f"{POLICY}.yaml",
         templates=files(__name__) / "templates",
+        facts={
+            "requested_split": "object",
+            "requested_split.total": "number",
+            "requested_split.min": "number",
+            "requested_split.key": "string",
+        },
     )
+
+
+@hookimpl
+def dealdesk_enrich(deal: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Derive ``requested_split`` from ``billing.requested_split`` for BM-6.
+
+    ``total`` and ``min`` of the parts, and ``key``, the parts written like the policy's splits
+    (``"30/30/30/10"``), so a ruleset can compare a requested split with a literal.
+    """
+    parts = (deal.get("billing") or {}).get("requested_split")
+    if not parts:
+        return None
+    numbers = [parse_decimal(p) for p in parts]
+    return {
+        "requested_split": {
+            "total": sum(numbers, Decimal(0)),
+            "min": min(numbers),
+            "key": "/".join(str(_percent(n)) for n in numbers),
+        }
+    }
 
 
 @hookimpl
@@ -52,12 +78,13 @@ def dealdesk_actions(register: RegisterFunction) -> None:
 def milestones(ctx: ActionContext) -> None:
     """Set output ``milestones``: ``with: {base, split: [{name, percent}, ...]}`` (BM-5).
 
-    Each amount is ``base × percent / 100`` rounded half-up to the deal currency's minor units;
-    the last milestone takes the remainder, so the amounts always sum exactly to the rounded
-    base. ``percent`` is shown as an int when it is integral.
+    Each amount is ``base × percent / 100`` (on the exact base, so nothing is rounded twice)
+    rounded half-up to the deal currency's minor units; the last milestone takes the remainder,
+    so the amounts always sum exactly to the base rounded the same way. ``percent`` is shown
+    as an int when it is integral.
     """
     currency = ctx.deal["currency"]
-    base = quantize_money(parse_decimal(ctx.args["base"]), currency)
+    base = parse_decimal(ctx.args["base"])
     split = _split(ctx.args["split"])
     total = sum((percent for _, percent in split), Decimal(0))
     if total != 100:
@@ -67,7 +94,7 @@ def milestones(ctx: ActionContext) -> None:
     allocated = Decimal(0)
     for index, (name, percent) in enumerate(split):
         if index == len(split) - 1:
-            amount = base - allocated
+            amount = quantize_money(base, currency) - allocated
         else:
             amount = quantize_money(base * percent / 100, currency)
             allocated += amount

@@ -1,0 +1,506 @@
+"""The ``dealdesk`` command (SPEC §6).
+
+Exit status: 0 done; 1 the command found problems (ruleset validation errors, failing ruleset
+tests, ``--fail-on`` matched) or dealdesk itself failed unexpectedly (``error: ...``; run with
+``--debug`` for the traceback); 2 usage errors (bad flags, unreadable or missing files, a plugin
+that cannot be imported).
+
+Errors go to standard error, one line per problem, never with a traceback unless ``--debug``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+
+from dealdesk import __version__, app
+from dealdesk.batch import SourceDeal
+from dealdesk.combine import STATUS_ORDER
+from dealdesk.errors import DealdeskError, UsageError, ValidationFailed
+from dealdesk.explain import DealExplanation, RuleExplanation, explain_deal, format_value
+from dealdesk.manager import collect_plugins, get_plugin_manager
+from dealdesk.policies import ruleset_files
+
+__all__ = ["main"]
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@dataclass
+class Settings:
+    """The group's options, handed to every command through ``ctx.obj``."""
+
+    debug: bool = False
+    disabled: list[str] = field(default_factory=list)
+    enabled: list[str] = field(default_factory=list)
+
+    def build(self, rulesets: Sequence[str] | None = None, **options: Any) -> app.App:
+        return app.build(list(rulesets) if rulesets else None, disabled=self.disabled, enabled=self.enabled, **options)
+
+
+def _error(message: str) -> None:
+    for line in str(message).splitlines() or [""]:
+        click.echo(f"error: {line}", err=True)
+
+
+class DealdeskGroup(click.Group):
+    """Turns dealdesk's errors into one line each and an exit status (tracebacks with --debug)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        debug = bool(ctx.params.get("debug"))
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except ValidationFailed as exc:
+            if debug:
+                traceback.print_exc()
+            for error in exc.errors:
+                click.echo(str(error), err=True)
+            ctx.exit(exc.exit_code)
+        except DealdeskError as exc:
+            if debug:
+                traceback.print_exc()
+            _error(str(exc))
+            ctx.exit(exc.exit_code)
+        except BrokenPipeError:
+            # The reader went away (`dealdesk evaluate ... | head`): stop quietly, as cat does.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(1)
+        except Exception as exc:
+            if debug:
+                traceback.print_exc()
+            _error(f"internal error: {type(exc).__name__}: {exc}")
+            if not debug:
+                click.echo("(run `dealdesk --debug ...` to see the traceback)", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=DealdeskGroup, context_settings=CONTEXT_SETTINGS)
+@click.option("--debug", is_flag=True, help="Show the traceback of any error.")
+@click.option(
+    "-p",
+    "plugin_names",
+    multiple=True,
+    metavar="NAME",
+    help="Load plugin NAME (entry point or module), even with autoload off; "
+    "-p no:NAME disables plugin NAME (built-ins too, e.g. -p no:partner_margin). Repeatable.",
+)
+@click.version_option(__version__, prog_name="dealdesk")
+@click.pass_context
+def main(ctx: click.Context, debug: bool, plugin_names: tuple[str, ...]) -> None:
+    """dealdesk: deal-desk policies as YAML rulesets, evaluated on durable_rules.
+
+    Exit status: 0 done; 1 problems found (validation errors, failing ruleset tests,
+    --fail-on matched) or an internal error; 2 usage errors (bad flags, missing or
+    unreadable files). Set DEALDESK_DISABLE_PLUGIN_AUTOLOAD=1 to skip installed plugins.
+    """
+    settings = Settings(debug=debug)
+    for name in plugin_names:
+        if name.startswith("no:"):
+            settings.disabled.append(name[3:])
+        else:
+            settings.enabled.append(name)
+    ctx.obj = settings
+
+
+def rulesets_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``-r RULESETS`` (repeatable) and ``--no-plugin-rulesets``."""
+    func = click.option(
+        "--no-plugin-rulesets",
+        is_flag=True,
+        help="Leave out the rulesets that external plugins ship.",
+    )(func)
+    return click.option(
+        "-r",
+        "--rulesets",
+        multiple=True,
+        metavar="PATH",
+        help="A ruleset file or directory; repeatable. Default: the house policy and every "
+        "plugin's rulesets. Explicit paths replace the house policy (plugins' rulesets stay).",
+    )(func)
+
+
+@contextmanager
+def _output(path: str) -> Iterator[TextIO]:
+    """Standard output for ``-``, else the file (a usage error when it cannot be written)."""
+    if path == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    try:
+        stream = open(path, "w", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    with stream:
+        yield stream
+
+
+def _progress(items: Iterator[SourceDeal], to_stdout: bool) -> Iterator[SourceDeal]:
+    """A progress bar on standard error when it is a terminal (and records do not go there too)."""
+    shown = sys.stderr.isatty() and not (to_stdout and sys.stdout.isatty())
+    if not shown:
+        return items
+    from tqdm import tqdm
+
+    return iter(tqdm(items, desc="evaluating", unit=" deals", file=sys.stderr, leave=False, dynamic_ncols=True))
+
+
+def _stdin() -> Any:
+    return click.get_binary_stream("stdin")
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate
+
+
+@main.command()
+@click.argument("deals", nargs=-1, required=True, metavar="DEALS...")
+@rulesets_option
+@click.option("-o", "--output", default="-", metavar="OUT", help="Write the records to OUT (default: standard output).")
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    default="jsonl",
+    metavar="FORMAT",
+    help="jsonl (default), json, csv, table (a summary), or a format a plugin adds. html is not available yet.",
+)
+@click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N", help="Local worker processes (only 1 is available yet).")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True, help="Where to evaluate (dask is not available yet).")
+@click.option("--scheduler", metavar="ADDRESS", help="Dask scheduler address (with --executor dask).")
+@click.option("--clauses", is_flag=True, help="Render the clause texts into the records (slower).")
+@click.option(
+    "--fail-on",
+    type=click.Choice(["needs_approval", "rejected", "invalid"]),
+    help="Exit with status 1 when any record's status is this one or more severe "
+    "(invalid > rejected > needs_approval).",
+)
+@click.pass_obj
+def evaluate(
+    settings: Settings,
+    deals: tuple[str, ...],
+    rulesets: tuple[str, ...],
+    no_plugin_rulesets: bool,
+    output: str,
+    fmt: str,
+    workers: int | None,
+    executor: str,
+    scheduler: str | None,
+    clauses: bool,
+    fail_on: str | None,
+) -> None:
+    """Evaluate DEALS (files, directories or - for JSONL on standard input).
+
+    One decision record per input deal, in input order; a deal that cannot be parsed or is
+    invalid gives a record with status invalid and its errors.
+    """
+    if workers is not None and workers > 1:
+        raise click.UsageError("--workers N > 1 (parallel evaluation) is not available yet; use --workers 1")
+    if executor == "dask":
+        raise click.UsageError("--executor dask is not available yet; use --executor local")
+    if scheduler is not None:
+        raise click.UsageError("--scheduler needs --executor dask, which is not available yet")
+    fmt = fmt.lower()
+    application = settings.build(rulesets, no_plugin_rulesets=no_plugin_rulesets, clauses=clauses)
+    if fmt not in application.writers:
+        if fmt == "html":
+            raise click.UsageError("--format html is not available yet; use jsonl, json, csv or table")
+        known = ", ".join(sorted(application.writers))
+        raise click.UsageError(f"unknown --format {fmt!r}; known formats: {known}")
+    write = application.writers[fmt]
+    sources = application.read(deals, stdin=_stdin())
+    threshold = STATUS_ORDER.index(fail_on) if fail_on else None
+    counts = {"total": 0, "matched": 0}
+
+    def records() -> Iterator[dict[str, Any]]:
+        for source in _progress(sources, output == "-"):
+            record = application.evaluate_source(source)
+            counts["total"] += 1
+            if threshold is not None and STATUS_ORDER.index(record["status"]) >= threshold:
+                counts["matched"] += 1
+            yield record
+
+    with _output(output) as out:
+        write(records(), out)
+    if counts["matched"]:
+        worse = "" if fail_on == "invalid" else " or worse"
+        click.echo(
+            f"{counts['matched']} of {counts['total']} deals are {fail_on}{worse} (--fail-on {fail_on})",
+            err=True,
+        )
+        sys.exit(1)
+
+
+# ---------------------------------------------------------------------------------------------
+# explain and render: one deal
+
+
+def _one_deal(application: app.App, path: str, deal_id: str | None) -> SourceDeal:
+    sources = list(application.read([path], stdin=_stdin()))
+    if deal_id is not None:
+        chosen = [s for s in sources if isinstance(s.deal, dict) and s.deal.get("id") == deal_id]
+        if not chosen:
+            raise UsageError(f"{path}: no deal with id {deal_id!r}")
+        return chosen[0]
+    if len(sources) != 1:
+        ids = [str(s.deal.get("id")) for s in sources if isinstance(s.deal, dict)][:5]
+        listed = f" ({', '.join(ids)}{', ...' if len(sources) > 5 else ''})" if ids else ""
+        raise UsageError(f"{path}: holds {len(sources)} deals{listed}; choose one with --id ID")
+    return sources[0]
+
+
+@main.command()
+@click.argument("deal", metavar="DEAL")
+@rulesets_option
+@click.option("--rule", "rule_id", metavar="ID", help="Explain only this rule (or decision table).")
+@click.option("--id", "deal_id", metavar="ID", help="The deal to explain when DEAL holds several.")
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+@click.pass_obj
+def explain(
+    settings: Settings,
+    deal: str,
+    rulesets: tuple[str, ...],
+    no_plugin_rulesets: bool,
+    rule_id: str | None,
+    deal_id: str | None,
+    as_json: bool,
+) -> None:
+    """Why each rule fired or did not for DEAL: every policy's rules and table rows in priority
+    order, each condition's parts with their three-valued value and the values they read."""
+    application = settings.build(rulesets, no_plugin_rulesets=no_plugin_rulesets)
+    if rule_id is not None:
+        known = sorted({r.id for p in application.policy_set.policies.values() for r in p.rules})
+        if rule_id not in known:
+            close = difflib.get_close_matches(rule_id, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(f"--rule {rule_id}: no such rule in the loaded rulesets{hint}")
+    source = _one_deal(application, deal, deal_id)
+    if source.error is not None:
+        record, runs, data = application.source_error_record(source), {}, None
+    else:
+        record, runs = application.evaluate_with_runs(source.deal)
+        data = application.prepared(source.deal) if runs else None
+    explanation = explain_deal(record, runs, data, rule_id=rule_id)
+    if as_json:
+        click.echo(json.dumps(_explanation_json(explanation), indent=2, ensure_ascii=False))
+    else:
+        click.echo(format_explanation(explanation), nl=False)
+
+
+def format_explanation(explanation: DealExplanation) -> str:
+    """The explanation as text, for people."""
+    lines = [
+        f"{explanation.deal_id or '(no id)'}: {explanation.status}"
+        + (f"  (approvals: {', '.join(explanation.approvals)})" if explanation.approvals else "")
+    ]
+    for error in explanation.errors:
+        path = error.get("path")
+        lines.append(f"  error: {path + ': ' if path else ''}{error.get('message')}")
+    for policy in explanation.policies:
+        lines.append("")
+        lines.append(f"{policy.name}: {policy.status}")
+        for rule in policy.rules:
+            lines.extend(_rule_lines(rule))
+        if policy.outputs:
+            lines.append(f"  outputs: {json.dumps(policy.outputs, ensure_ascii=False)}")
+    return "\n".join(lines) + "\n"
+
+
+def _rule_lines(rule: RuleExplanation) -> list[str]:
+    mark = "FIRED    " if rule.fired else "not fired"
+    lines = [f"  {mark}  {rule.label}: {rule.why}"]
+    pad = " " * 13
+    lines.append(f"{pad}when: {rule.when or '-'}")
+    for part in rule.conjuncts:
+        value = "true" if part.value else ("unknown" if part.value is None else "false")
+        lines.append(f"{pad}{value:<8}{part.detail}")
+    if rule.effects:
+        lines.append(f"{pad}did: {', '.join(rule.effects)}")
+    return lines
+
+
+def _explanation_json(explanation: DealExplanation) -> dict[str, Any]:
+    def rule_json(rule: RuleExplanation) -> dict[str, Any]:
+        return {
+            "id": rule.id,
+            "row": rule.row,
+            "ruleset": rule.ruleset,
+            "location": rule.location,
+            "priority": rule.priority,
+            "when": rule.when,
+            "value": rule.value,
+            "fired": rule.fired,
+            "why": rule.why,
+            "conjuncts": [
+                {
+                    "text": c.text,
+                    "value": c.value,
+                    "detail": c.detail,
+                    "reads": {r.path: format_value(r.value) for r in c.reads},
+                }
+                for c in rule.conjuncts
+            ],
+            "effects": rule.effects,
+        }
+
+    return {
+        "deal_id": explanation.deal_id,
+        "status": explanation.status,
+        "approvals": explanation.approvals,
+        "errors": explanation.errors,
+        "policies": {
+            p.name: {"status": p.status, "rules": [rule_json(r) for r in p.rules], "outputs": p.outputs}
+            for p in explanation.policies
+        },
+    }
+
+
+@main.command()
+@click.argument("deal", metavar="DEAL")
+@rulesets_option
+@click.option("-f", "--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True, help="Markdown or a self-contained HTML page.")
+@click.option("-o", "--output", default="-", metavar="OUT", help="Write the memo to OUT (default: standard output).")
+@click.option("--id", "deal_id", metavar="ID", help="The deal to render when DEAL holds several.")
+@click.pass_obj
+def render(
+    settings: Settings,
+    deal: str,
+    rulesets: tuple[str, ...],
+    no_plugin_rulesets: bool,
+    fmt: str,
+    output: str,
+    deal_id: str | None,
+) -> None:
+    """The decision memo for DEAL, with the clauses its rules ask for."""
+    application = settings.build(rulesets, no_plugin_rulesets=no_plugin_rulesets, clauses=True)
+    source = _one_deal(application, deal, deal_id)
+    if source.error is not None:
+        record, data = application.source_error_record(source), None
+    else:
+        record = application.evaluator.evaluate(source.deal)
+        data = application.prepared(source.deal)
+    if data is None:
+        data = dict(source.deal) if isinstance(source.deal, dict) else {}
+    memo = application.renderer.render_memo(record, data, fmt)
+    with _output(output) as out:
+        out.write(memo)
+
+
+# ---------------------------------------------------------------------------------------------
+# validate and test: the policy author's loop
+
+
+@main.command()
+@click.argument("rulesets", nargs=-1, metavar="[RULESETS]...")
+@click.option("--no-plugin-rulesets", is_flag=True, help="Leave out the rulesets that external plugins ship.")
+@click.pass_obj
+def validate(settings: Settings, rulesets: tuple[str, ...], no_plugin_rulesets: bool) -> None:
+    """Check RULESETS (files or directories; default: the house policy and plugins' rulesets).
+
+    Prints each problem as file:line:col: message and exits with status 1 when there is any.
+    """
+    try:
+        application = settings.build(rulesets, no_plugin_rulesets=no_plugin_rulesets)
+    except ValidationFailed as exc:
+        for error in exc.errors:
+            click.echo(str(error))
+        files = len({error.location.file for error in exc.errors})
+        count = len(exc.errors)
+        click.echo(f"{count} error{'s' if count != 1 else ''} in {files} file{'s' if files != 1 else ''}", err=True)
+        sys.exit(1)
+    count = len(application.policy_set.rulesets)
+    click.echo(f"{count} ruleset{'s' if count != 1 else ''} OK")
+
+
+@main.command("test")
+@click.argument("rulesets", nargs=-1, metavar="[RULESETS]...")
+@click.option("--coverage", is_flag=True, help="Show which rules and table rows no case fired.")
+@click.option("--no-plugin-rulesets", is_flag=True, help="Leave out the rulesets that external plugins ship.")
+@click.pass_obj
+def test_command(settings: Settings, rulesets: tuple[str, ...], coverage: bool, no_plugin_rulesets: bool) -> None:
+    """Run the tests: cases of RULESETS (default: every loaded ruleset's).
+
+    One line per case, PASS or FAIL file::name, with what was expected and what happened; exit
+    status 1 when any case fails.
+    """
+    from dealdesk.ruletests import run_tests
+
+    application = settings.build(rulesets, no_plugin_rulesets=no_plugin_rulesets)
+    chosen = application.policy_set.rulesets
+    if rulesets:
+        wanted = {file.resolve() for file in ruleset_files(rulesets)}
+        chosen = [r for r in chosen if Path(r.file).resolve() in wanted]
+    report = run_tests(application, chosen)
+    for result in report.results:
+        name = f"{_display(result.ruleset.file)}::{result.case.name}"
+        click.echo(f"{'PASS' if result.passed else 'FAIL'} {name}")
+        if not result.passed:
+            click.echo(f"    at {_display(result.location)}")
+            for failure in result.failures:
+                click.echo(f"    {failure}")
+    if coverage:
+        click.echo("")
+        click.echo("Coverage (rules and table rows fired by at least one case):")
+        for cov in report.coverage:
+            click.echo(f"  {cov.ruleset.name:<24} {cov.covered:>3}/{len(cov.units):<3} {cov.percent:5.1f}%  {_display(cov.ruleset.file)}")
+            if cov.never_fired:
+                click.echo(f"    never fired: {', '.join(cov.never_fired)}")
+    summary = f"{report.passed} passed, {report.failed} failed"
+    if not report.results:
+        summary = f"no test cases in {len(chosen)} ruleset{'s' if len(chosen) != 1 else ''}"
+    click.echo(summary)
+    if report.failed:
+        sys.exit(1)
+
+
+def _display(path: str) -> str:
+    """``path`` relative to the working directory when it is below it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
+# ---------------------------------------------------------------------------------------------
+# schema and plugins
+
+
+@main.command()
+@click.argument("kind", type=click.Choice(["ruleset", "deal", "decision"]))
+def schema(kind: str) -> None:
+    """Print the JSON Schema of a ruleset file, a deal or a decision record."""
+    if kind == "ruleset":
+        from dealdesk.model import RULESET_SCHEMA
+
+        document = RULESET_SCHEMA
+    elif kind == "deal":
+        from dealdesk.deals import deal_json_schema
+
+        document = deal_json_schema()
+    else:
+        document = app.decision_json_schema()
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+@main.command()
+@click.pass_obj
+def plugins(settings: Settings) -> None:
+    """List the plugins: name, version and the hooks each implements."""
+    collected = collect_plugins(get_plugin_manager(disabled=settings.disabled, enabled=settings.enabled))
+    rows = [(p["name"], p["version"] or "-", ", ".join(p["hooks"]) or "-") for p in collected.plugin_info()]
+    header = ("NAME", "VERSION", "HOOKS")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(2)]
+    for row in [header, *rows]:
+        click.echo(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]}")

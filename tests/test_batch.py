@@ -1,0 +1,500 @@
+"""Tests for dealdesk.batch readers and writers: one SourceDeal per deal, identical bytes out."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dealdesk.batch import (
+    READERS,
+    WRITERS,
+    CsvWriter,
+    JsonlWriter,
+    JsonWriter,
+    SourceDeal,
+    TableWriter,
+    read_csv,
+    read_deals,
+    read_json,
+    read_jsonl,
+    read_yaml,
+)
+from dealdesk.deals import validate_deal
+from dealdesk.errors import UsageError
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "deals"
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def summary(items: Iterator[SourceDeal]) -> list[tuple[str, object, str | None]]:
+    return [(item.source, item.deal, item.error) for item in items]
+
+
+# -- JSON ---------------------------------------------------------------------------------------
+
+
+def test_read_json_object_and_list(tmp_path: Path) -> None:
+    one = write(tmp_path / "one.json", '{"id": "D-1", "x": 0.1}')
+    many = write(tmp_path / "many.json", '[{"id": "D-1"}, {"id": "D-2"}, 3]')
+    assert summary(read_json(one)) == [(str(one), {"id": "D-1", "x": Decimal("0.1")}, None)]
+    assert summary(read_json(many)) == [
+        (f"{many}[0]", {"id": "D-1"}, None),
+        (f"{many}[1]", {"id": "D-2"}, None),
+        (f"{many}[2]", 3, None),  # not a deal: validate_deal says so in the record
+    ]
+
+
+def test_read_json_keeps_decimals_exact_and_skips_a_bom(tmp_path: Path) -> None:
+    path = write(tmp_path / "d.json", '\ufeff{"price": 1500.123456789012345678901}'.encode())
+    [item] = read_json(path)
+    assert item.deal == {"price": Decimal("1500.123456789012345678901")}
+
+
+def test_read_json_syntax_error_is_one_error_deal(tmp_path: Path) -> None:
+    path = write(tmp_path / "bad.json", '{"id": "D-1",\n "x": }')
+    assert summary(read_json(path)) == [
+        (str(path), None, f"{path}:2: invalid JSON: Expecting value at column 7")
+    ]
+
+
+# -- JSONL --------------------------------------------------------------------------------------
+
+
+def test_read_jsonl_goes_on_after_a_bad_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "d.jsonl", b'{"id": "D-1"}\n\n{"id": \n\xff\xfe\n{"id": "D-5", "q": 2.50}\n'
+    )
+    assert summary(read_jsonl(path)) == [
+        (f"{path}:1", {"id": "D-1"}, None),
+        (f"{path}:3", None, f"{path}:3: invalid JSON: Expecting value at column 8"),
+        (f"{path}:4", None, f"{path}:4: not valid UTF-8 at column 1"),
+        (f"{path}:5", {"id": "D-5", "q": Decimal("2.50")}, None),
+    ]
+
+
+# -- YAML ---------------------------------------------------------------------------------------
+
+
+def test_read_yaml_documents_lists_and_line_numbers(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "d.yaml",
+        "# a comment\nid: D-1\ndates: {close: 2026-12-15}\n---\n---\n- id: D-2\n- id: D-3\n  x: 0.1\n---\nid: D-4\n",
+    )
+    assert summary(read_yaml(path)) == [
+        (f"{path}:2", {"id": "D-1", "dates": {"close": dt.date(2026, 12, 15)}}, None),
+        (f"{path}:6", {"id": "D-2"}, None),
+        (f"{path}:7", {"id": "D-3", "x": 0.1}, None),
+        (f"{path}:10", {"id": "D-4"}, None),
+    ]
+
+
+def test_read_yaml_syntax_error_ends_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path / "d.yaml", "id: D-1\n---\nid: [D-2\n---\nid: D-3\n")
+    items = summary(read_yaml(path))
+    assert items[0] == (f"{path}:1", {"id": "D-1"}, None)
+    assert len(items) == 2
+    source, deal, error = items[1]
+    assert deal is None and error is not None
+    assert error.startswith(f"{source}: invalid YAML: ")
+
+
+def test_read_yaml_is_safe_and_goes_on_after_a_bad_document(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "d.yaml",
+        "id: D-1\n---\nid: !!python/object/apply:os.system [echo hi]\n---\nid: D-3\n",
+    )
+    items = summary(read_yaml(path))
+    assert items[0] == (f"{path}:1", {"id": "D-1"}, None)
+    assert items[1][0] == f"{path}:3" and items[1][1] is None
+    assert "could not determine a constructor" in str(items[1][2])
+    assert items[2] == (f"{path}:5", {"id": "D-3"}, None)
+
+
+# -- CSV ----------------------------------------------------------------------------------------
+
+CSV_HEADER = "id,customer.region,customer.government,customer.name,lines,billing.requested_split,crm.flag,crm.note\n"
+
+
+def test_read_csv_builds_nested_deals(tmp_path: Path) -> None:
+    lines = '"[{""category"": ""hardware"", ""quantity"": 1, ""unit_price"": ""1500.50"", ""unit_cost"": 0.1}]"'
+    path = write(
+        tmp_path / "d.csv", CSV_HEADER + f'D-1,us-west,TRUE,true,{lines},"[30, 70]",false,[draft]\n'
+    )
+    [item] = read_csv(path)
+    assert item.source == f"{path}:2" and item.error is None
+    assert item.deal == {
+        "id": "D-1",
+        "customer": {"region": "us-west", "government": True, "name": "true"},
+        "lines": [
+            {
+                "category": "hardware",
+                "quantity": 1,
+                "unit_price": "1500.50",
+                "unit_cost": Decimal("0.1"),
+            }
+        ],
+        "billing": {"requested_split": [30, 70]},
+        "crm": {"flag": False, "note": "[draft]"},
+    }
+    deal, errors = validate_deal(item.deal)
+    assert errors == [] and deal is not None
+    assert deal["lines"][0]["unit_price"] == Decimal("1500.50")
+
+
+def test_read_csv_empty_cells_are_absent_and_numbers_stay_text(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "d.csv", "id,offer.kpi_at_risk,partner.tier,partner.discount\nD-1,  ,,0.18\n"
+    )
+    [item] = read_csv(path)
+    assert item.deal == {"id": "D-1", "partner": {"discount": "0.18"}}
+
+
+def test_read_csv_bad_rows_do_not_stop_the_file(tmp_path: Path) -> None:
+    text = (
+        "id,lines,customer,customer.region,note\n"
+        'D-1,"[{""category"": ""hardware""}]",,emea,\n'
+        "\n"
+        'D-2,"[oops",,,\n'
+        'D-3,"[]",,,,extra\n'
+        'D-4,"[]","{""name"": ""Acme""}",apac,"two\nlines"\n'
+        'D-5,"[]",x,apac,\n'
+        'D-6,"[]",,latam,,,\n'
+    )
+    path = write(tmp_path / "d.csv", text)
+    items = summary(read_csv(path))
+    assert [source for source, _, _ in items] == [f"{path}:{n}" for n in (2, 4, 5, 6, 8, 9)]
+    assert items[0][1] == {
+        "id": "D-1",
+        "lines": [{"category": "hardware"}],
+        "customer": {"region": "emea"},
+    }
+    assert items[1][2] == f"{path}:4: column 'lines': invalid JSON: Expecting value at column 2"
+    assert items[2][2] == f"{path}:5: the row has 6 cells but the header has 5 columns"
+    # A quoted cell may span lines; the next row is named by its own first line.
+    assert items[3][1] == {
+        "id": "D-4",
+        "lines": [],
+        "customer": {"name": "Acme", "region": "apac"},
+        "note": "two\nlines",
+    }
+    assert items[4][2] == f"{path}:8: column 'customer': invalid JSON: Expecting value at column 1"
+    # Trailing empty cells beyond the header are harmless.
+    assert items[5] == (
+        f"{path}:9",
+        {"id": "D-6", "lines": [], "customer": {"region": "latam"}},
+        None,
+    )
+
+
+def test_read_csv_conflicting_columns(tmp_path: Path) -> None:
+    path = write(tmp_path / "d.csv", "id,crm,crm.stage\nD-1,won,late\nD-2,,late\n")
+    assert summary(read_csv(path)) == [
+        (f"{path}:2", None, f"{path}:2: column 'crm.stage' conflicts with column 'crm'"),
+        (f"{path}:3", {"id": "D-2", "crm": {"stage": "late"}}, None),
+    ]
+
+
+def test_read_csv_duplicate_columns_make_every_row_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "d.csv", "id,id\nD-1,D-2\nD-3,D-4\n")
+    items = summary(read_csv(path))
+    assert items == [
+        (f"{path}:2", None, f"{path}:2: column 'id' appears twice in the header"),
+        (f"{path}:3", None, f"{path}:3: column 'id' appears twice in the header"),
+    ]
+
+
+def test_read_csv_empty_file(tmp_path: Path) -> None:
+    assert list(read_csv(write(tmp_path / "d.csv", ""))) == []
+
+
+# -- read_deals ---------------------------------------------------------------------------------
+
+
+def test_read_deals_walks_directories_sorted_and_skips_hidden(tmp_path: Path) -> None:
+    write(tmp_path / "b" / "z.jsonl", '{"id": "Z"}\n')
+    write(tmp_path / "a.yaml", "id: A\n")
+    write(tmp_path / "b" / "c.JSON", '{"id": "C"}')
+    write(tmp_path / "notes.txt", "not a deal")
+    write(tmp_path / ".hidden" / "h.json", '{"id": "H"}')
+    write(tmp_path / ".h.json", '{"id": "H"}')
+    ids = [item.deal["id"] for item in read_deals([str(tmp_path)])]
+    assert ids == ["A", "C", "Z"]
+
+
+def test_read_deals_keeps_the_order_of_paths_and_reads_stdin(tmp_path: Path) -> None:
+    second = write(tmp_path / "second.json", '{"id": "S"}')
+    stdin = io.StringIO('{"id": "IN-1"}\nnope\n')
+    items = summary(read_deals(["-", str(second)], stdin=stdin))
+    assert items == [
+        ("<stdin>:1", {"id": "IN-1"}, None),
+        ("<stdin>:2", None, "<stdin>:2: invalid JSON: Expecting value at column 1"),
+        (str(second), {"id": "S"}, None),
+    ]
+
+
+def test_read_deals_reads_stdin_bytes_when_it_can() -> None:
+    stdin = io.TextIOWrapper(io.BytesIO(b'{"id": "A"}\n\xff\n{"id": "B"}\n'), encoding="utf-8")
+    items = summary(read_deals(["-"], stdin=stdin))
+    assert [deal for _, deal, _ in items] == [{"id": "A"}, None, {"id": "B"}]
+    assert items[1][2] == "<stdin>:2: not valid UTF-8 at column 1"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("missing.json", "missing.json: no such file or directory"),
+        (
+            "deals.txt",
+            "deals.txt: unknown deal file type '.txt'; known: .csv, .json, .jsonl, .yaml, .yml",
+        ),
+        ("empty", "empty: no deal files (.csv, .json, .jsonl, .yaml, .yml) in this directory"),
+    ],
+)
+def test_read_deals_usage_errors_before_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "ok.json", '{"id": "A"}')
+    write(tmp_path / "deals.txt", "x")
+    (tmp_path / "empty").mkdir()
+    deals = read_deals(["ok.json", name])
+    with pytest.raises(UsageError) as info:
+        next(deals)  # every path is checked before the first deal is read
+    assert str(info.value) == message
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.skipif(
+    os.name != "posix" or os.geteuid() == 0, reason="needs POSIX permissions, not root"
+)
+def test_read_deals_unreadable_file_is_a_usage_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "secret.json", "{}")
+    path.chmod(0)
+    with pytest.raises(UsageError, match="cannot read"):
+        list(read_deals([str(path)]))
+
+
+def test_read_deals_with_plugin_readers(tmp_path: Path) -> None:
+    def read_lines(path: Path) -> Iterator[Any]:
+        for text in path.read_text().split():
+            yield {"id": text}
+
+    def read_broken(path: Path) -> Iterator[Any]:
+        yield {"id": "first"}
+        raise RuntimeError("disk on fire")
+
+    write(tmp_path / "a.ids", "A B")
+    write(tmp_path / "b.broken", "")
+    write(tmp_path / "c.json", '{"id": "C"}')
+    readers = {**READERS, "ids": read_lines, ".BROKEN": read_broken}
+    items = summary(
+        read_deals([str(tmp_path / n) for n in ("a.ids", "b.broken", "c.json")], readers=readers)
+    )
+    assert items == [
+        (f"{tmp_path / 'a.ids'}[0]", {"id": "A"}, None),
+        (f"{tmp_path / 'a.ids'}[1]", {"id": "B"}, None),
+        (f"{tmp_path / 'b.broken'}[0]", {"id": "first"}, None),
+        (
+            str(tmp_path / "b.broken"),
+            None,
+            f"{tmp_path / 'b.broken'}: reader failed after 1 deals: RuntimeError: disk on fire",
+        ),
+        (str(tmp_path / "c.json"), {"id": "C"}, None),
+    ]
+
+
+def test_read_deals_on_the_bundled_examples() -> None:
+    items = list(read_deals([str(EXAMPLES)]))
+    assert all(item.error is None for item in items)
+    assert len(items) == 9 + 20  # nine YAML examples and the book of twenty
+    statuses = [validate_deal(item.deal)[1] == [] for item in items]
+    assert statuses.count(False) == 3  # invalid-missing-cost.yaml, B-13, B-14
+    first_key = (EXAMPLES / "acme-risk.yaml").read_text(encoding="utf-8").splitlines().index(
+        "id: D-1001"
+    ) + 1
+    assert items[0].source == f"{EXAMPLES / 'acme-risk.yaml'}:{first_key}"
+
+
+# -- writers ------------------------------------------------------------------------------------
+
+
+def record(deal_id: str, status: str = "needs_approval", **extra: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "deal_id": deal_id,
+        "status": status,
+        "approvals": ["deal_desk", "vp_finance"],
+        "policies": {
+            "billing-milestone": {
+                "status": "approved",
+                "fired": ["BM-1"],
+                "outputs": {"payment_terms_days": 45},
+            },
+            "partner-margin": {
+                "status": "needs_approval",
+                "fired": ["PM-3", "PM-13"],
+                "outputs": {"margin": 0.3134},
+            },
+        },
+        "reasons": [
+            {
+                "policy": "partner-margin",
+                "rule": "PM-3",
+                "message": f"Margin of {deal_id} is below the floor.",
+            },
+            {
+                "policy": "partner-margin",
+                "rule": "PM-13",
+                "message": "Risk offers need deal desk review.",
+            },
+        ],
+        "flags": [],
+        "clauses": [],
+        "errors": [],
+        "provenance": {
+            "rulesets": {"partner-margin": "2026.11.0"},
+            "digest": "sha256:abc",
+            "dealdesk": "0.1.0",
+        },
+    }
+    base.update(extra)
+    return base
+
+
+RECORDS = [
+    record("D-1001"),
+    record("D-1002", "approved", approvals=[], policies={}, reasons=[]),
+    record(
+        "D-1003",
+        "rejected",
+        approvals=["deal_desk"],
+        reasons=[
+            {
+                "policy": "onsite-support",
+                "rule": "OS-1",
+                "message": "Break-fix — not for risk offers.",
+            }
+        ],
+    ),
+    record(
+        "D-1004",
+        "invalid",
+        approvals=[],
+        policies={},
+        reasons=[],
+        errors=[
+            {"path": "lines[0].unit_cost", "message": "missing"},
+            "customer.region: unknown value 'mars'",
+        ],
+    ),
+]
+
+
+def render(fmt: str, records: list[dict[str, Any]]) -> str:
+    stream = io.StringIO()
+    writer = WRITERS[fmt](stream)
+    for item in records:
+        writer.write(item)
+    writer.close()
+    return stream.getvalue()
+
+
+def test_jsonl_writer_is_compact_ordered_and_utf8() -> None:
+    text = render("jsonl", RECORDS)
+    lines = text.splitlines()
+    assert len(lines) == len(RECORDS) and text.endswith("\n")
+    assert [json.loads(line) for line in lines] == RECORDS
+    assert lines[0].startswith(
+        '{"deal_id":"D-1001","status":"needs_approval","approvals":["deal_desk","vp_finance"],'
+    )
+    assert "Break-fix — not" in lines[2]  # ensure_ascii=False
+    assert list(json.loads(lines[0])) == list(RECORDS[0])
+
+
+@pytest.mark.parametrize("count", [0, 1, 4])
+def test_json_writer_streams_the_same_text_as_json_dumps(count: int) -> None:
+    records = RECORDS[:count]
+    assert render("json", records) == json.dumps(records, indent=2, ensure_ascii=False) + "\n"
+
+
+def test_json_writers_turn_stray_decimals_and_dates_into_strings() -> None:
+    item = {"deal_id": "D-1", "amount": Decimal("1.10"), "close": dt.date(2026, 1, 2)}
+    assert render("jsonl", [item]) == '{"deal_id":"D-1","amount":"1.10","close":"2026-01-02"}\n'
+    with pytest.raises(TypeError):
+        render("json", [{"x": object()}])
+
+
+def test_csv_writer_columns() -> None:
+    text = render("csv", RECORDS)
+    assert text.splitlines() == [
+        "deal_id,status,approvals,fired,reasons,errors",
+        "D-1001,needs_approval,deal_desk;vp_finance,billing-milestone:BM-1;partner-margin:PM-3;partner-margin:PM-13,"
+        "Margin of D-1001 is below the floor. | Risk offers need deal desk review.,",
+        "D-1002,approved,,,,",
+        "D-1003,rejected,deal_desk,billing-milestone:BM-1;partner-margin:PM-3;partner-margin:PM-13,Break-fix — not for risk offers.,",
+        "D-1004,invalid,,,,lines[0].unit_cost: missing | customer.region: unknown value 'mars'",
+    ]
+    assert "\r" not in text
+
+
+def test_csv_writer_with_no_records_writes_the_header() -> None:
+    assert render("csv", []) == "deal_id,status,approvals,fired,reasons,errors\n"
+
+
+def test_table_writer_lists_deals_then_summarizes() -> None:
+    records = [*RECORDS, record("D-1005")]
+    text = render("table", records)
+    assert text == (
+        "D-1001        needs_approval  deal_desk, vp_finance\n"
+        "D-1002        approved\n"
+        "D-1003        rejected        deal_desk\n"
+        "D-1004        invalid         lines[0].unit_cost: missing; customer.region: unknown value 'mars'\n"
+        "D-1005        needs_approval  deal_desk, vp_finance\n"
+        "\n"
+        "5 deals: 1 approved, 2 needs_approval, 1 rejected, 1 invalid\n"
+        "\n"
+        "Top reasons:\n"
+        "  2  partner-margin PM-13  Risk offers need deal desk review.\n"
+        "  2  partner-margin PM-3  Margin of D-1001 is below the floor.\n"
+        "  1  onsite-support OS-1  Break-fix — not for risk offers.\n"
+    )
+
+
+def test_table_writer_keeps_ten_reasons_and_plain_messages() -> None:
+    records = [record(f"D-{n}", reasons=[{"message": f"reason {n % 12}"}]) for n in range(30)]
+    text = render("table", records)
+    top = text.split("Top reasons:\n")[1].splitlines()
+    assert len(top) == TableWriter.TOP == 10
+    assert top[0] == "  3  reason 0"
+    assert render("table", []) == "\n0 deals: 0 approved, 0 needs_approval, 0 rejected, 0 invalid\n"
+
+
+@pytest.mark.parametrize("fmt", sorted(WRITERS))
+def test_writers_are_deterministic(fmt: str) -> None:
+    first = render(fmt, RECORDS)
+    assert first
+    assert render(fmt, json.loads(json.dumps(RECORDS))) == first
+
+
+def test_writer_classes_are_registered() -> None:
+    assert WRITERS == {
+        "jsonl": JsonlWriter,
+        "json": JsonWriter,
+        "csv": CsvWriter,
+        "table": TableWriter,
+    }

@@ -1,0 +1,97 @@
+"""Property: durable_rules, running a compiled condition, agrees with the condition's direct
+three-valued meaning (SPEC §3) on random deals — missing values, zero divisors, empty lists and
+exact decimal boundaries included."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dealdesk.compiler import ConditionCompiler, definition_digest
+from dealdesk.driver import get_driver
+from dealdesk.expressions import FieldType, Scope, evaluate, parse_expression
+
+SCOPE = Scope(
+    {
+        "a": FieldType("number"),
+        "b": FieldType("number"),
+        "c": FieldType("number"),
+        "s": FieldType("string", ("p", "q", "r")),
+        "f": FieldType("boolean"),
+        "items": FieldType("array"),
+        "items[].k": FieldType("string", ("p", "q")),
+        "items[].v": FieldType("number"),
+        "outputs": FieldType("object"),
+        "outputs.x": FieldType("number"),
+    }
+)
+NUMBERS = ["0", "0.1", "0.2", "0.3", "1", "-1", "2.5", "0.35", "0.05"]
+OPS = ["==", "!=", "<", "<=", ">", ">="]
+
+numeric = st.sampled_from(["a", "b", "c", "outputs.x"])
+literal = st.sampled_from(NUMBERS)
+arith = st.builds(lambda x, op, y: f"{x} {op} {y}", numeric, st.sampled_from(["+", "-", "*", "/"]), st.one_of(numeric, literal))
+operand = st.one_of(numeric, literal, arith)
+item_atom = st.one_of(
+    st.builds(lambda k: f'line.k == "{k}"', st.sampled_from(["p", "q"])),
+    st.builds(lambda op, n: f"line.v {op} {n}", st.sampled_from(OPS), literal),
+    st.just("exists(line.v)"),
+    st.builds(lambda op: f"line.v {op} line.v * 2", st.sampled_from(OPS)),
+)
+item_condition = st.one_of(item_atom, st.builds(lambda x, y: f"({x} and not {y})", item_atom, item_atom))
+atom = st.one_of(
+    st.builds(lambda x, op, y: f"{x} {op} {y}", numeric, st.sampled_from(OPS), operand),
+    st.builds(lambda x, op, y: f"{x} {op} {y}", arith, st.sampled_from(OPS), operand),
+    st.builds(lambda x, op, y: f"{x} {op} {y} {op} 2", literal, st.sampled_from(["<", "<="]), numeric),
+    st.builds(lambda v: f's == "{v}"', st.sampled_from(["p", "q"])),
+    st.builds(lambda v: f's != "{v}"', st.sampled_from(["p", "q"])),
+    st.just('s in ["p", "q"]'),
+    st.just('s not in ["p"]'),
+    st.just("f"),
+    st.builds(lambda p: f"exists({p})", st.sampled_from(["a", "s", "f", "items", "outputs.x"])),
+    st.just('matches(s, "^[pq]$")'),
+    st.builds(lambda q, body: f"{q}({body} for line in items)", st.sampled_from(["any", "all"]), item_condition),
+)
+condition = st.recursive(
+    atom,
+    lambda inner: st.one_of(
+        st.builds(lambda x: f"not ({x})", inner),
+        st.builds(lambda x, y: f"({x}) and ({y})", inner, inner),
+        st.builds(lambda x, y: f"({x}) or ({y})", inner, inner),
+    ),
+    max_leaves=5,
+)
+
+maybe_number = st.one_of(st.none(), st.sampled_from(NUMBERS).map(Decimal))
+deal = st.fixed_dictionaries(
+    {
+        "a": maybe_number,
+        "b": maybe_number,
+        "c": maybe_number,
+        "s": st.one_of(st.none(), st.sampled_from(["p", "q", "r"])),
+        "f": st.one_of(st.none(), st.booleans()),
+        "items": st.one_of(
+            st.none(),
+            st.lists(st.fixed_dictionaries({"k": st.one_of(st.none(), st.sampled_from(["p", "q"])), "v": maybe_number}), max_size=3),
+        ),
+        "outputs": st.fixed_dictionaries({"x": maybe_number}),
+    }
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(condition, st.lists(deal, min_size=1, max_size=6))
+def test_durable_agrees_with_direct_meaning(text: str, deals: list[dict]) -> None:
+    expr = parse_expression(text, SCOPE)
+    compiler = ConditionCompiler()
+    definition = {f"r|{i}": body for i, body in enumerate(compiler.compile(expr))}
+    name = f"prop@{definition_digest(definition)}"
+    driver = get_driver()
+    if definition:
+        driver.register(name, definition)
+    for data in deals:
+        fired = bool(definition) and bool(driver.match(name, compiler.plan.build(data)))
+        expected = evaluate(expr, data) is True
+        assert fired == expected, (text, data, compiler.plan.build(data), definition)

@@ -1,0 +1,149 @@
+"""The condition language: parsing, checking and direct three-valued meaning (SPEC §3)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from dealdesk.expressions import (
+    Compare,
+    ExpressionError,
+    FieldType,
+    Quantifier,
+    Scope,
+    evaluate,
+    output_reads,
+    parse_expression,
+)
+
+SCOPE = Scope(
+    {
+        "margin": FieldType("number"),
+        "risk_offer": FieldType("boolean"),
+        "customer": FieldType("object"),
+        "customer.region": FieldType("string", ("us-west", "us-east", "emea")),
+        "customer.name": FieldType("string"),
+        "partner": FieldType("object"),
+        "partner.tier": FieldType("string", ("select", "gold")),
+        "totals.product": FieldType("number"),
+        "totals.contract": FieldType("number"),
+        "lines": FieldType("array"),
+        "lines[].category": FieldType("string", ("hardware", "support")),
+        "lines[].margin": FieldType("number"),
+        "lines[].sku": FieldType("string"),
+        "outputs.margin_floor": FieldType("number"),
+    }
+)
+
+
+def cond(text: str) -> object:
+    return parse_expression(text, SCOPE)
+
+
+def error(text: str, **kwargs: object) -> ExpressionError:
+    with pytest.raises(ExpressionError) as info:
+        parse_expression(text, SCOPE, **kwargs)  # type: ignore[arg-type]
+    return info.value
+
+
+DEAL = {
+    "margin": Decimal("0.36"),
+    "risk_offer": True,
+    "customer": {"region": "us-west", "name": "Acme"},
+    "totals": {"product": Decimal("600000"), "contract": Decimal("0")},
+    "lines": [{"category": "hardware", "margin": Decimal("0.25"), "sku": "EDGE-1"}],
+    "outputs": {"margin_floor": Decimal("0.35")},
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("risk_offer and totals.product >= 500000", True),
+        ("margin < outputs.margin_floor", False),
+        ("margin < outputs.margin_floor + 0.05", True),
+        ("0.3 < margin < 0.4", True),
+        ('customer.region in ["us-west", "emea"]', True),
+        ('customer.region not in ["us-west", "emea"]', False),
+        ('partner.tier != "select"', None),  # no partner: unknown, not true
+        ('not partner.tier != "select"', None),
+        ('exists(partner) and partner.tier != "select"', False),
+        ("not exists(partner)", True),
+        ("totals.product / totals.contract > 1", None),  # division by zero is unknown
+        ('any(line.category == "hardware" and line.margin < 0.30 for line in lines)', True),
+        ('all(line.category == "support" for line in lines)', False),
+        ('matches(customer.name, "^Ac")', True),
+        ('partner.tier == "gold" or risk_offer', True),
+        ('partner.tier == "gold" and risk_offer', None),
+        ('partner.tier == "gold" and not risk_offer', False),
+    ],
+)
+def test_three_valued_meaning(text: str, expected: bool | None) -> None:
+    assert evaluate(cond(text), DEAL) is expected  # type: ignore[arg-type]
+
+
+def test_quantifiers_over_missing_or_empty_lists_are_false() -> None:
+    for lines in ([], None):
+        deal = {**DEAL, "lines": lines}
+        assert evaluate(cond('all(line.category == "hardware" for line in lines)'), deal) is False  # type: ignore[arg-type]
+        assert evaluate(cond('any(line.category == "hardware" for line in lines)'), deal) is False  # type: ignore[arg-type]
+        assert evaluate(cond('not any(line.category == "hardware" for line in lines)'), deal) is True  # type: ignore[arg-type]
+
+
+def test_exact_decimal_arithmetic_in_values() -> None:
+    value = parse_expression("max(0, 1 - totals.product / (totals.product * 2))", SCOPE, value=True)
+    assert evaluate(value, DEAL) == Decimal("0.5")
+    assert evaluate(parse_expression("round(margin * 3, 2)", SCOPE, value=True), DEAL) == Decimal("1.08")
+    assert evaluate(parse_expression("sum(line.margin for line in lines)", SCOPE, value=True), DEAL) == Decimal("0.25")
+
+
+def test_bare_boolean_path_is_a_comparison_with_true() -> None:
+    tree = cond("risk_offer")
+    assert isinstance(tree, Compare) and tree.op == "=="
+
+
+def test_output_reads() -> None:
+    assert output_reads(cond("margin < outputs.margin_floor - 0.05")) == {"margin_floor"}  # type: ignore[arg-type]
+    assert output_reads(cond("margin < 0.3")) == set()  # type: ignore[arg-type]
+
+
+def test_quantifier_tree() -> None:
+    tree = cond('any(line.category == "support" for line in lines)')
+    assert isinstance(tree, Quantifier) and tree.kind == "any" and tree.items is not None
+    assert tree.items.path == "lines"
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment", "pos"),
+    [
+        ("margin <", "invalid syntax", (1, 8)),
+        ("__import__('os')", "not allowed", (1, 0)),
+        ("margin.__class__", "not allowed", (1, 0)),
+        ("lambda: 1", "lambda", (1, 0)),
+        ("[x for x in lines]", "list comprehension", (1, 0)),
+        ("lines[0].margin > 1", "subscripts", (1, 0)),
+        ("'abc'.upper() == 'ABC'", "only exists()", (1, 0)),
+        ("margin > 'abc'", "compares numbers", (1, 9)),
+        ('customer.region == 5', "cannot compare", (1, 19)),
+        ("max(margin, 1) > 0", "cannot be used in a condition", (1, 0)),
+        ("totals.product", "expected a condition", (1, 0)),
+        ("risk_offer and\n  margn > 1", "unknown path 'margn'", (2, 2)),
+        ('matches(customer.name, "(")', "invalid regular expression", (1, 23)),
+        ("any(line.margin > totals.product for line in lines)", "outside the loop", (1, 18)),
+        ("margin if risk_offer else 0", "conditional expression", (1, 0)),
+        ("partner.tier == None", "exists(path)", (1, 16)),
+    ],
+)
+def test_compile_errors_are_located(text: str, fragment: str, pos: tuple[int, int]) -> None:
+    err = error(text)
+    assert fragment in err.message
+    assert err.pos == pos
+
+
+def test_did_you_mean_for_paths_and_enum_values() -> None:
+    assert error("customer.regoin == 'emea'").suggestion == "customer.region"
+    err = error('customer.region == "us-wst"')
+    assert "one of: us-west, us-east, emea" in err.message
+    assert err.suggestion == "us-west"
+    assert error("any(line.categroy == 'support' for line in lines)").suggestion == "line.category"
