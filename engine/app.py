@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -165,7 +166,8 @@ def ruleset_paths(
         if Path(family.rulesets).exists():  # a family may declare a directory it ships empty
             sources.append(Path(family.rulesets))
     files: list[Path] = []
-    seen: set[Path] = set()
+    # the approver ranks live next to the house rulesets but are not one (`-r rulesets/`)
+    seen: set[Path] = {Path(str(resources.files("dealdesk.rulesets") / "approvers.yaml")).resolve()}
     for file in ruleset_files(sources):
         key = file.resolve()
         if key not in seen:

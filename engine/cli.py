@@ -157,10 +157,6 @@ def _progress(items: Iterator[SourceDeal], to_stdout: bool) -> Iterator[SourceDe
     return iter(tqdm(items, desc="evaluating", unit=" deals", file=sys.stderr, leave=False, dynamic_ncols=True))
 
 
-def _stdin() -> Any:
-    return click.get_binary_stream("stdin")
-
-
 # ---------------------------------------------------------------------------------------------
 # evaluate
 
@@ -220,7 +216,7 @@ def evaluate(
         known = ", ".join(sorted(application.writers))
         raise click.UsageError(f"unknown --format {fmt!r}; known formats: {known}")
     write = application.writers[fmt]
-    sources = application.read(deals, stdin=_stdin())
+    sources = application.read(deals)
     threshold = STATUS_ORDER.index(fail_on) if fail_on else None
     counts = {"total": 0, "matched": 0}
 
@@ -248,7 +244,7 @@ def evaluate(
 
 
 def _one_deal(application: app.App, path: str, deal_id: str | None) -> SourceDeal:
-    sources = list(application.read([path], stdin=_stdin()))
+    sources = list(application.read([path]))
     if deal_id is not None:
         chosen = [s for s in sources if isinstance(s.deal, dict) and s.deal.get("id") == deal_id]
         if not chosen:

@@ -61,7 +61,7 @@ def format_output(value: Any, kind: str, currency: str) -> Any:
     if kind == "fraction" and to_decimal(value) is not None:
         return round_fraction(value)
     if kind == "integer" and to_decimal(value) is not None:
-        return int(to_decimal(value))  # type: ignore[arg-type]
+        return int(to_decimal(value))
     return plain(value)
 
 
@@ -113,6 +113,17 @@ def decision_record(
     }
 
 
-def invalid_record(deal_id: Any, errors: Sequence[Mapping[str, Any]], prov: Mapping[str, Any]) -> dict[str, Any]:
+def invalid_record(
+    deal_id: Any, errors: Sequence[Mapping[str, Any]], prov: Mapping[str, Any]
+) -> dict[str, Any]:
     """The record of a deal that could not be evaluated."""
-    return decision_record(deal_id, {}, approvals=[], reasons=[], flags=[], errors=errors, provenance=prov, status="invalid")
+    return decision_record(
+        deal_id,
+        {},
+        approvals=[],
+        reasons=[],
+        flags=[],
+        errors=errors,
+        provenance=prov,
+        status="invalid",
+    )

@@ -22,8 +22,6 @@ from typing import Any
 
 from dealdesk.expressions import (
     And,
-    Arith,
-    Call,
     Compare,
     Const,
     Exists,
@@ -274,9 +272,18 @@ def holds(formula: Formula, row: Mapping[str, Any]) -> bool:
             value = lookup(row, name.removeprefix("$i."))
             if value is None or isinstance(rhs, Ref):
                 return False
-            if isinstance(value, bool) != isinstance(rhs, bool) or isinstance(value, str) != isinstance(rhs, str):
+            if isinstance(value, bool) != isinstance(rhs, bool) or isinstance(
+                value, str
+            ) != isinstance(rhs, str):
                 return op == "!="
-            return {"==": value == rhs, "!=": value != rhs, "<": value < rhs, "<=": value <= rhs, ">": value > rhs, ">=": value >= rhs}[op]
+            return {
+                "==": value == rhs,
+                "!=": value != rhs,
+                "<": value < rhs,
+                "<=": value <= rhs,
+                ">": value > rhs,
+                ">=": value >= rhs,
+            }[op]
     raise TypeError(formula)
 
 
@@ -293,7 +300,7 @@ def _put_synthetic(
         elements = lookup(data, synthetic.expr.path)  # type: ignore[union-attr]
         value: Any = float(len(elements)) if isinstance(elements, list) else None
     else:
-        value = evaluate(synthetic.expr, data, item if isinstance(item, Mapping) else None)  # type: ignore[arg-type]
+        value = evaluate(synthetic.expr, data, item if isinstance(item, Mapping) else None)
     if value is not None:
         target[synthetic.name] = engine_value(value)
 
@@ -348,7 +355,7 @@ class ConditionCompiler:
         """The formula that is true exactly where ``expr`` (or ``not expr``) is true."""
         match expr:
             case Not(operand=operand):
-                return self.lower(operand, not positive, items)  # type: ignore[arg-type]
+                return self.lower(operand, not positive, items)
             case And(operands=ops):
                 parts = [self.lower(o, positive, items) for o in ops]
                 return f_and(*parts) if positive else f_or(*parts)
@@ -356,16 +363,16 @@ class ConditionCompiler:
                 parts = [self.lower(o, positive, items) for o in ops]
                 return f_or(*parts) if positive else f_and(*parts)
             case Exists(target=target):
-                name = self.field_name(target, items)  # type: ignore[arg-type]
+                name = self.field_name(target, items)
                 return FExists(name, positive)
             case Compare(op=op, left=left, right=right):
-                return self.comparison(expr, op if positive else _NEGATE[op], left, right, items)  # type: ignore[arg-type]
+                return self.comparison(expr, op if positive else _NEGATE[op], left, right, items)
             case InList(operand=operand, values=values, negated=negated):
                 member = positive != negated
                 parts = [
                     self.comparison(expr, "==" if member else "!=", operand, v, items)
                     for v in values
-                ]  # type: ignore[arg-type]
+                ]
                 return f_or(*parts) if member else f_and(*parts)
             case Matches():
                 name = self.synthetic(expr, items)
@@ -640,4 +647,3 @@ def covers(outer: tuple[Any, ...] | None, inner: tuple[Any, ...] | None) -> bool
 
 def definition_digest(definition: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:12]
-

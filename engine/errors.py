@@ -37,7 +37,9 @@ class Location:
 class RulesetError(DealdeskError):
     """One problem in a ruleset, located at ``file:line:col`` with an optional suggestion."""
 
-    def __init__(self, message: str, location: Location | None = None, suggestion: str | None = None):
+    def __init__(
+        self, message: str, location: Location | None = None, suggestion: str | None = None
+    ):
         self.message = message
         self.location = location or Location("<unknown>")
         self.suggestion = suggestion

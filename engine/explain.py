@@ -251,14 +251,15 @@ def _conjuncts(rule: CompiledRule, view: Mapping[str, Any]) -> list[Conjunct]:
         if not tested:
             return []  # every cell is '-': the row matches any deal
         if len(tested) == 1:
-            parts = [condition]  # one cell: the condition is that cell's test, maybe an And itself
+            parts = [condition]  # one cell: the condition is that cell's test (maybe an And itself)
+            if isinstance(condition, And) and len(condition.operands) == 1:
+                parts = [condition.operands[0]]
         if len(tested) == len(parts):
-            return [_conjunct(part, view, f"{subject}: {_cell_text(cell)}") for part, (subject, cell) in zip(parts, tested, strict=True)]
+            return [_cell(part, view, subject, _cell_text(cell)) for part, (subject, cell) in zip(parts, tested, strict=True)]
     return [_conjunct(part, view) for part in parts]
 
 
-def _conjunct(expr: Expr, view: Mapping[str, Any], text: str | None = None) -> Conjunct:
-    value = evaluate(expr, view)
+def _reads(expr: Expr, view: Mapping[str, Any]) -> list[Read]:
     reads: list[Read] = []
     seen: set[str] = set()
     for fld in fields(expr):
@@ -266,12 +267,42 @@ def _conjunct(expr: Expr, view: Mapping[str, Any], text: str | None = None) -> C
             continue
         seen.add(fld.path)
         reads.append(Read(fld.path, lookup(view, fld.path)))
-    return Conjunct(text or format_expr(expr), value, reads, _detail(expr, value, reads, view))
+    return reads
+
+
+def _cell(test: Expr, view: Mapping[str, Any], subject_text: str, cell: str) -> Conjunct:
+    """A table cell: ``services_ratio = ~0.280368 ([0.20..0.40]: true)``."""
+    value = evaluate(test, view)
+    subject = _subject(test)
+    shown = format_value(evaluate(subject, view)) if subject is not None else "?"
+    return Conjunct(f"{subject_text}: {cell}", value, _reads(test, view), f"{subject_text} = {shown} ({cell}: {truth(value)})")
+
+
+def _subject(test: Expr) -> Expr | None:
+    """The input a cell's test is about (the left side of its first comparison)."""
+    stack = [test]
+    while stack:
+        node = stack.pop(0)
+        if isinstance(node, Compare):
+            return node.left
+        if isinstance(node, InList):
+            return node.operand
+        if isinstance(node, And | Or):
+            stack.extend(node.operands)
+        elif isinstance(node, Not) and node.operand is not None:
+            stack.append(node.operand)
+    return None
+
+
+def _conjunct(expr: Expr, view: Mapping[str, Any]) -> Conjunct:
+    value = evaluate(expr, view)
+    reads = _reads(expr, view)
+    return Conjunct(format_expr(expr), value, reads, _detail(expr, value, reads, view))
 
 
 def _detail(expr: Expr, value: bool | None, reads: Sequence[Read], view: Mapping[str, Any]) -> str:
-    """``totals.product = 1000000 (>= 500000: true)`` for a comparison with a literal, else the
-    values read and the result."""
+    """One line on a conjunct: ``totals.product = 1000000 (>= 500000: true)`` for a comparison
+    with a literal; otherwise the conjunct, its value and the values it reads."""
     if isinstance(expr, Compare) and _is_bare_boolean(expr) and isinstance(expr.left, Field):
         seen = evaluate(expr.left, view)
         return f"{expr.left.path} = {format_value(seen)}" + ("" if isinstance(seen, bool) else f" ({truth(value)})")
@@ -283,13 +314,15 @@ def _detail(expr: Expr, value: bool | None, reads: Sequence[Read], view: Mapping
         if isinstance(left, Const) and not isinstance(right, Const):
             return f"{format_expr(right)} = {format_value(evaluate(right, view))} ({format_expr(left)} {expr.op}: {truth(value)})"
     if isinstance(expr, InList) and expr.operand is not None:
-        return f"{format_expr(expr.operand)} = {format_value(evaluate(expr.operand, view))} ({'not in' if expr.negated else 'in'} [{', '.join(format_expr(v) for v in expr.values)}]: {truth(value)})"
-    shown = ", ".join(f"{r.path} = {format_value(r.value)}" for r in reads)
-    # an input expression of a table (offer.kpi_at_risk / totals.contract) is worth its value too
-    subjects = [e for e in _compared(expr) if not isinstance(e, Field | Const)]
-    for subject in subjects:
-        shown += f", {format_expr(subject)} = {format_value(evaluate(subject, view))}"
-    return f"{shown.strip(', ')} ({truth(value)})" if shown else truth(value)
+        listed = ", ".join(format_expr(v) for v in expr.values)
+        return f"{format_expr(expr.operand)} = {format_value(evaluate(expr.operand, view))} ({'not in' if expr.negated else 'in'} [{listed}]: {truth(value)})"
+    if isinstance(expr, Exists) and expr.target is not None:
+        return f"{format_expr(expr.target)} = {format_value(evaluate(expr.target, view))} (exists: {truth(value)})"
+    shown = [f"{r.path} = {format_value(r.value)}" for r in reads]
+    # a computed operand (outputs.margin_floor - 0.05) is worth its value too
+    shown += [f"{format_expr(e)} = {format_value(evaluate(e, view))}" for e in _compared(expr) if not isinstance(e, Field | Const)]
+    where = f", where {', '.join(shown)}" if shown else ""
+    return f"{format_expr(expr)}: {truth(value)}{where}"
 
 
 def _compared(expr: Expr) -> list[Expr]:
@@ -352,7 +385,11 @@ def _why(
 
 
 def _join(items: Sequence[str]) -> str:
-    return "; ".join(items)
+    return "; ".join(_short(item) for item in items)
+
+
+def _short(text: str, width: int = 70) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _effects(firing: Firing) -> list[str]:

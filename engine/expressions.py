@@ -226,7 +226,11 @@ class _Parser:
             return Compare(expr.pos, "==", expr, Const(expr.pos, True, "boolean"))
         if kind == "boolean":
             return expr
-        what = f"{expr.path!r} is {_article(kind)}" if isinstance(expr, Field) else f"this is {_article(kind)}"
+        what = (
+            f"{expr.path!r} is {_article(kind)}"
+            if isinstance(expr, Field)
+            else f"this is {_article(kind)}"
+        )
         raise ExpressionError(f"expected a condition, but {what}", expr.pos)
 
     # -- dispatch
@@ -250,14 +254,16 @@ class _Parser:
             if isinstance(node.op, ast.UAdd):
                 return operand
             if isinstance(operand, Const):
-                return Const(self.pos(node), -operand.value, "number")  # type: ignore[operator]
+                return Const(self.pos(node), -Decimal(operand.value), "number")  # type: ignore[arg-type]
             return Arith(self.pos(node), "-", Const(self.pos(node), Decimal(0), "number"), operand)
         raise self.fail(node, f"the operator {type(node.op).__name__} is not allowed")
 
     def on_BinOp(self, node: ast.BinOp) -> Expr:
         op = _ARITH_OPS.get(type(node.op))
         if op is None:
-            raise self.fail(node, f"the operator {type(node.op).__name__} is not allowed (use + - * /)")
+            raise self.fail(
+                node, f"the operator {type(node.op).__name__} is not allowed (use + - * /)"
+            )
         left, right = self.expr(node.left), self.expr(node.right)
         self.need_number(left, node.left)
         self.need_number(right, node.right)
@@ -273,7 +279,9 @@ class _Parser:
         left_node, left = node.left, self.expr(node.left)
         for op_node, right_node in zip(node.ops, node.comparators, strict=True):
             if isinstance(op_node, ast.In | ast.NotIn):
-                parts.append(self.membership(node, left, right_node, isinstance(op_node, ast.NotIn)))
+                parts.append(
+                    self.membership(node, left, right_node, isinstance(op_node, ast.NotIn))
+                )
                 left_node, left = right_node, left  # `x in [..]` cannot chain on a list
                 continue
             op = _COMPARE_OPS.get(type(op_node))
@@ -287,7 +295,7 @@ class _Parser:
 
     def membership(self, node: ast.AST, operand: Expr, values_node: ast.AST, negated: bool) -> Expr:
         if not isinstance(values_node, ast.List | ast.Tuple | ast.Set):
-            raise self.fail(values_node, "`in` needs a literal list, like [\"gold\", \"silver\"]")
+            raise self.fail(values_node, '`in` needs a literal list, like ["gold", "silver"]')
         values = []
         for element in values_node.elts:
             const = self.expr(element)
@@ -331,13 +339,18 @@ class _Parser:
             return Exists(self.pos(node), target)
         if name == "matches":
             if len(node.args) != 2:
-                raise self.fail(node, 'matches() takes a path and a pattern: matches(sku, "^EDGE-")')
+                raise self.fail(
+                    node, 'matches() takes a path and a pattern: matches(sku, "^EDGE-")'
+                )
             target = self.path(node.args[0])
             pattern = node.args[1]
             if not (isinstance(pattern, ast.Constant) and isinstance(pattern.value, str)):
                 raise self.fail(pattern, "the pattern of matches() must be a string literal")
             if target.type not in ("string", "any"):
-                raise self.fail(node.args[0], f"matches() needs a string, but {target.path!r} is {_article(target.type)}")
+                raise self.fail(
+                    node.args[0],
+                    f"matches() needs a string, but {target.path!r} is {_article(target.type)}",
+                )
             try:
                 re.compile(pattern.value)
             except re.error as exc:
@@ -363,12 +376,20 @@ class _Parser:
 
     def value_call(self, node: ast.Call, name: str) -> Expr:
         args = tuple(self.expr(a) for a in node.args)
-        arity = {"abs": (1, 1), "round": (1, 2), "sum": (1, 1), "min": (1, 99), "max": (1, 99)}[name]
+        arity = {"abs": (1, 1), "round": (1, 2), "sum": (1, 1), "min": (1, 99), "max": (1, 99)}[
+            name
+        ]
         if not arity[0] <= len(args) <= arity[1]:
-            raise self.fail(node, f"{name}() takes {arity[0]}{'' if arity[0] == arity[1] else '..' + str(arity[1])} arguments, got {len(args)}")
+            raise self.fail(
+                node,
+                f"{name}() takes {arity[0]}{'' if arity[0] == arity[1] else '..' + str(arity[1])} arguments, got {len(args)}",
+            )
         if name == "sum":
             if not (isinstance(args[0], Field) and args[0].type in ("array", "any")):
-                raise self.fail(node, "sum() takes a list path or a generator, like sum(line.amount for line in lines)")
+                raise self.fail(
+                    node,
+                    "sum() takes a list path or a generator, like sum(line.amount for line in lines)",
+                )
         elif name in ("min", "max") and len(args) == 1:
             if not (isinstance(args[0], Field) and args[0].type in ("array", "any")):
                 raise self.fail(node, f"{name}() of one argument needs a list path")
@@ -379,7 +400,10 @@ class _Parser:
 
     def quantifier(self, node: ast.Call, name: str) -> Expr:
         if len(node.args) != 1 or not _is_generator(node):
-            raise self.fail(node, f"{name}() takes a generator: {name}(line.category == \"support\" for line in lines)")
+            raise self.fail(
+                node,
+                f'{name}() takes a generator: {name}(line.category == "support" for line in lines)',
+            )
         gen = node.args[0]
         assert isinstance(gen, ast.GeneratorExp)
         if len(gen.generators) != 1 or gen.generators[0].ifs or gen.generators[0].is_async:
@@ -403,7 +427,9 @@ class _Parser:
                 self.need_number(body, gen.elt)
         finally:
             self.loop = None
-        return Quantifier(self.pos(node), name, items, body, "number" if name == "sum" else "boolean")
+        return Quantifier(
+            self.pos(node), name, items, body, "number" if name == "sum" else "boolean"
+        )
 
     def path(self, node: ast.AST) -> Field:
         parts: list[str] = []
@@ -413,8 +439,12 @@ class _Parser:
             current = current.value
         if not isinstance(current, ast.Name):
             if isinstance(current, ast.Subscript):
-                raise self.fail(current, "subscripts are not supported; use any()/all() over a list")
-            raise self.fail(current, f"expected a path like customer.region, found {_describe(current)}")
+                raise self.fail(
+                    current, "subscripts are not supported; use any()/all() over a list"
+                )
+            raise self.fail(
+                current, f"expected a path like customer.region, found {_describe(current)}"
+            )
         parts.append(current.id)
         parts.reverse()
         for part in parts:
@@ -437,7 +467,9 @@ class _Parser:
             known = self.scope.lookup(f"{list_path}[].{item_path}")
             if known is None:
                 suggestion = self.scope.suggest(f"{list_path}[].{item_path}")
-                hint = suggestion.replace(f"{list_path}.", f"{variable}.", 1) if suggestion else None
+                hint = (
+                    suggestion.replace(f"{list_path}.", f"{variable}.", 1) if suggestion else None
+                )
                 raise self.fail(node, f"unknown field {variable}.{item_path} of {list_path}", hint)
             return Field(self.pos(node), item_path, known.type, known.enum, item=True)
         dotted = ".".join(parts)
@@ -451,29 +483,73 @@ class _Parser:
     def need_number(self, expr: Expr, node: ast.AST) -> None:
         kind = getattr(expr, "type", "any")
         if kind not in _NUMERIC:
-            what = f"{expr.path!r} is {_article(kind)}" if isinstance(expr, Field) else f"this is {_article(kind)}"
+            what = (
+                f"{expr.path!r} is {_article(kind)}"
+                if isinstance(expr, Field)
+                else f"this is {_article(kind)}"
+            )
             raise self.fail(node, f"arithmetic needs numbers, but {what}")
 
-    def check_comparison(self, op: str, left: Expr, right: Expr, left_node: ast.AST, right_node: ast.AST) -> None:
-        lt, rt = getattr(left, "type", "any"), getattr(right, "type", "any")
+    def check_comparison(
+        self, op: str, left: Expr, right: Expr, left_node: ast.AST, right_node: ast.AST
+    ) -> None:
+        lt, rt = _comparable(left), _comparable(right)
         if "null" in (lt, rt):
-            raise self.fail(right_node if rt == "null" else left_node, "compare with None is never true; use exists(path) or not exists(path)")
+            raise self.fail(
+                right_node if rt == "null" else left_node,
+                "compare with None is never true; use exists(path) or not exists(path)",
+            )
         if op in ("<", "<=", ">", ">="):
             for expr, kind, node in ((left, lt, left_node), (right, rt, right_node)):
                 if kind not in _NUMERIC:
-                    what = f"{expr.path!r} is {_article(kind)}" if isinstance(expr, Field) else f"{_describe(node)} is {_article(kind)}"
+                    what = (
+                        f"{expr.path!r} is {_article(kind)}"
+                        if isinstance(expr, Field)
+                        else f"{_describe(node)} is {_article(kind)}"
+                    )
                     raise self.fail(node, f"{op} compares numbers, but {what}")
             return
         if lt != "any" and rt != "any" and lt != rt:
             raise self.fail(right_node, f"cannot compare {_article(lt)} with {_article(rt)}")
         for fld, const, node in ((left, right, right_node), (right, left, left_node)):
-            if isinstance(fld, Field) and fld.enum and isinstance(const, Const) and isinstance(const.value, str):
+            if (
+                isinstance(fld, Field)
+                and fld.enum
+                and isinstance(const, Const)
+                and isinstance(const.value, str)
+            ):
                 if const.value not in fld.enum:
                     raise self.fail(
                         node,
                         f"{const.value!r} is not a value of {fld.path!r} (one of: {', '.join(fld.enum)})",
                         _closest(const.value, list(fld.enum)),
                     )
+
+
+def _comparable(expr: Expr) -> str:
+    kind = getattr(expr, "type", "any")
+    return "string" if kind == "date" else kind  # ISO dates compare as text
+
+
+def check_test(test: Expr) -> tuple[str, str | None] | None:
+    """The first type problem in a decision-table cell's test, as (message, suggestion)."""
+    if isinstance(test, Compare):
+        subject, const = test.left, test.right
+        kind, value_kind = _comparable(subject), _comparable(const)  # type: ignore[arg-type]
+        if test.op in ("<", "<=", ">", ">=") and (kind not in _NUMERIC or value_kind not in _NUMERIC):
+            return f"{test.op} compares numbers, but the input is {_article(kind)}", None
+        if "any" not in (kind, value_kind) and kind != value_kind:
+            return f"cannot compare {_article(kind)} input with {_article(value_kind)}", None
+        enum = subject.enum if isinstance(subject, Field) else None
+        if enum and isinstance(const, Const) and isinstance(const.value, str) and const.value not in enum:
+            message = f"{const.value!r} is not a value of {subject.path!r} (one of: {', '.join(enum)})"  # type: ignore[union-attr]
+            return message, _closest(const.value, list(enum))
+        return None
+    for child in children(test):
+        problem = check_test(child)
+        if problem:
+            return problem
+    return None
 
 
 def _is_generator(node: ast.Call) -> bool:
@@ -486,7 +562,9 @@ def _closest(word: str, words: Sequence[str]) -> str | None:
 
 
 def _article(kind: str) -> str:
-    return {"any": "a value", "array": "a list", "object": "an object", "null": "None"}.get(kind, f"a {kind}")
+    return {"any": "a value", "array": "a list", "object": "an object", "null": "None"}.get(
+        kind, f"a {kind}"
+    )
 
 
 def _describe(node: ast.AST) -> str:
@@ -520,7 +598,7 @@ def children(expr: Expr) -> tuple[Expr, ...]:
         case Arith(left=left, right=right) | Compare(left=left, right=right):
             return (left, right)  # type: ignore[return-value]
         case InList(operand=operand, values=values):
-            return (operand, *values)  # type: ignore[return-value]
+            return (operand, *values)  # type: ignore[arg-type]
         case Exists(target=target) | Matches(target=target):
             return (target,)  # type: ignore[return-value]
         case Not(operand=operand):
@@ -548,7 +626,9 @@ def fields(expr: Expr) -> list[Field]:
 
 def output_reads(expr: Expr) -> set[str]:
     """Names of the outputs (``outputs.NAME``) that ``expr`` reads."""
-    return {f.path.split(".")[1] for f in fields(expr) if not f.item and f.path.startswith("outputs.")}
+    return {
+        f.path.split(".")[1] for f in fields(expr) if not f.item and f.path.startswith("outputs.")
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -629,11 +709,11 @@ def evaluate(expr: Expr, data: Mapping[str, Any], item: Mapping[str, Any] | None
             value = evaluate(operand, data, item)  # type: ignore[arg-type]
             return None if value is None else not value
         case And(operands=operands):
-            values = [evaluate(o, data, item) for o in operands]
-            return False if False in values else (None if None in values else True)
+            results = [evaluate(o, data, item) for o in operands]
+            return False if False in results else (None if None in results else True)
         case Or(operands=operands):
-            values = [evaluate(o, data, item) for o in operands]
-            return True if True in values else (None if None in values else False)
+            results = [evaluate(o, data, item) for o in operands]
+            return True if True in results else (None if None in results else False)
         case Quantifier(kind=kind, items=items, body=body):
             elements = evaluate(items, data)  # type: ignore[arg-type]
             elements = elements if isinstance(elements, list) else []
@@ -678,8 +758,9 @@ def _call(name: str, args: list[Any]) -> Decimal | None:
     if name in ("min", "max", "sum") and len(args) == 1 and isinstance(args[0], list):
         args = list(args[0])
         if name == "sum":
-            numbers = [to_decimal(a) for a in args]
-            return None if any(n is None for n in numbers) else sum(numbers, Decimal(0))  # type: ignore[arg-type]
+            parts = [to_decimal(a) for a in args]
+            present = [n for n in parts if n is not None]
+            return None if len(present) < len(parts) else sum(present, Decimal(0))
     numbers = [to_decimal(a) for a in args]
     if any(n is None for n in numbers) or not numbers:
         return None

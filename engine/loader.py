@@ -25,7 +25,9 @@ class Span:
 
     line: int
     column: int
-    style: str | None = None  # None for plain scalars, '"' or "'" when quoted, '|' or '>' for blocks
+    style: str | None = (
+        None  # None for plain scalars, '"' or "'" when quoted, '|' or '>' for blocks
+    )
 
 
 @dataclass
@@ -59,12 +61,12 @@ class Document:
 class _Loader(yaml.SafeLoader):
     """SafeLoader that keeps ISO dates as strings (the deal and ruleset models use strings)."""
 
+    def construct_iso_date(self, node: yaml.ScalarNode) -> str:
+        return _iso(self.construct_yaml_timestamp(node))
+
 
 # A date in a ruleset or deal is compared and printed as ISO text; keep it as text.
-_Loader.add_constructor(
-    "tag:yaml.org,2002:timestamp",
-    lambda loader, node: _iso(loader.construct_yaml_timestamp(node)),
-)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_iso_date)
 
 
 def _iso(value: dt.date | dt.datetime) -> str:
@@ -87,6 +89,8 @@ def load_yaml_documents(text: str, file: str) -> Iterator[Document]:
     try:
         while loader.check_node():
             node = loader.get_node()
+            if node is None:
+                break
             doc = Document(file, None)
             doc.data = _construct(loader, node, (), doc.spans, file)
             yield doc
@@ -100,8 +104,12 @@ def load_yaml_documents(text: str, file: str) -> Iterator[Document]:
         loader.dispose()
 
 
-def _construct(loader: _Loader, node: yaml.Node, path: Path, spans: dict[Path, Span], file: str) -> Any:
-    spans[path] = Span(node.start_mark.line + 1, node.start_mark.column + 1, getattr(node, "style", None))
+def _construct(
+    loader: _Loader, node: yaml.Node, path: Path, spans: dict[Path, Span], file: str
+) -> Any:
+    spans[path] = Span(
+        node.start_mark.line + 1, node.start_mark.column + 1, getattr(node, "style", None)
+    )
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)  # resolves `<<` merge keys like safe_load does
         result: dict[Any, Any] = {}
@@ -114,7 +122,9 @@ def _construct(loader: _Loader, node: yaml.Node, path: Path, spans: dict[Path, S
             result[key] = _construct(loader, value_node, (*path, str(key)), spans, file)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(loader, item, (*path, i), spans, file) for i, item in enumerate(node.value)]
+        return [
+            _construct(loader, item, (*path, i), spans, file) for i, item in enumerate(node.value)
+        ]
     return loader.construct_object(node, deep=True)
 
 

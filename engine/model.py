@@ -18,7 +18,17 @@ from dealdesk.errors import Location, RulesetError
 from dealdesk.loader import Document
 
 COMBINE_MODES = ("first", "max", "min", "sum", "list")
-OUTPUT_TYPES = ("any", "money", "fraction", "number", "integer", "string", "boolean", "list", "object")
+OUTPUT_TYPES = (
+    "any",
+    "money",
+    "fraction",
+    "number",
+    "integer",
+    "string",
+    "boolean",
+    "list",
+    "object",
+)
 HIT_POLICIES = ("unique", "any", "first", "priority", "output order", "rule order", "collect")
 AGGREGATIONS = ("sum", "min", "max", "count")
 
@@ -33,11 +43,20 @@ _ACTIONS: dict[str, Any] = {
         },
         "require": {"description": "Approver role(s).", "anyOf": [{"type": "string"}, _STRINGS]},
         "reject": {"type": "string", "description": "Reject the deal with this message (Jinja)."},
-        "flag": {"type": "string", "description": "A warning that does not change the status (Jinja)."},
-        "clause": {"description": "Clause template id(s), e.g. billing/milestones.", "anyOf": [{"type": "string"}, _STRINGS]},
+        "flag": {
+            "type": "string",
+            "description": "A warning that does not change the status (Jinja).",
+        },
+        "clause": {
+            "description": "Clause template id(s), e.g. billing/milestones.",
+            "anyOf": [{"type": "string"}, _STRINGS],
+        },
         "reason": {"type": "string", "description": "Why (Jinja), shown in the record's reasons."},
         "action": {"type": "string", "description": "A named action a plugin registered."},
-        "with": {"type": "object", "description": "Arguments of the action; '=' strings are expressions."},
+        "with": {
+            "type": "object",
+            "description": "Arguments of the action; '=' strings are expressions.",
+        },
     },
 }
 RULESET_SCHEMA: dict[str, Any] = {
@@ -49,14 +68,24 @@ RULESET_SCHEMA: dict[str, Any] = {
     "required": ["ruleset", "policy"],
     "properties": {
         "ruleset": {"type": "string", "minLength": 1, "description": "Unique name of the ruleset."},
-        "policy": {"type": "string", "minLength": 1, "description": "The policy family (plugin) it feeds."},
-        "version": {"type": ["string", "number"], "description": "Free-form; part of the provenance."},
+        "policy": {
+            "type": "string",
+            "minLength": 1,
+            "description": "The policy family (plugin) it feeds.",
+        },
+        "version": {
+            "type": ["string", "number"],
+            "description": "Free-form; part of the provenance.",
+        },
         "description": {"type": "string"},
         "effective": {
             "type": "object",
             "additionalProperties": False,
             "description": "Window compared with dates.close (inclusive).",
-            "properties": {"from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date"}},
+            "properties": {
+                "from": {"type": "string", "format": "date"},
+                "to": {"type": "string", "format": "date"},
+            },
         },
         "outputs": {
             "type": "object",
@@ -81,8 +110,16 @@ RULESET_SCHEMA: dict[str, Any] = {
                 "properties": {
                     "id": {"type": "string", "minLength": 1},
                     "description": {"type": "string"},
-                    "priority": {"type": "integer", "default": 0, "description": "Higher first; ties keep file order."},
-                    "when": {"type": "string", "minLength": 1, "description": "A condition (SPEC §3)."},
+                    "priority": {
+                        "type": "integer",
+                        "default": 0,
+                        "description": "Higher first; ties keep file order.",
+                    },
+                    "when": {
+                        "type": "string",
+                        "minLength": 1,
+                        "description": "A condition (SPEC §3).",
+                    },
                     "then": _ACTIONS,
                 },
             },
@@ -113,7 +150,10 @@ RULESET_SCHEMA: dict[str, Any] = {
                             "additionalProperties": False,
                             "required": ["when", "then"],
                             "properties": {
-                                "when": {"type": "array", "items": {"type": ["string", "number", "boolean"]}},
+                                "when": {
+                                    "type": "array",
+                                    "items": {"type": ["string", "number", "boolean"]},
+                                },
                                 "then": _ACTIONS,
                             },
                         },
@@ -137,8 +177,12 @@ RULESET_SCHEMA: dict[str, Any] = {
                         "type": "object",
                         "additionalProperties": False,
                         "properties": {
-                            "status": {"enum": ["approved", "needs_approval", "rejected", "invalid"]},
-                            "policy_status": {"enum": ["approved", "needs_approval", "rejected", "invalid"]},
+                            "status": {
+                                "enum": ["approved", "needs_approval", "rejected", "invalid"]
+                            },
+                            "policy_status": {
+                                "enum": ["approved", "needs_approval", "rejected", "invalid"]
+                            },
                             "fired": _STRINGS,
                             "not_fired": _STRINGS,
                             "approvals": _STRINGS,
@@ -251,7 +295,9 @@ class Ruleset:
     def file(self) -> str:
         return self.document.file
 
-    def location(self, path: tuple[str | int, ...], offset: tuple[int, int] | None = None) -> Location:
+    def location(
+        self, path: tuple[str | int, ...], offset: tuple[int, int] | None = None
+    ) -> Location:
         return self.document.location(path, offset)
 
     def applies_on(self, close: str | None) -> bool:
@@ -269,7 +315,9 @@ _VALIDATOR = jsonschema.Draft202012Validator(RULESET_SCHEMA)
 def schema_errors(doc: Document) -> list[RulesetError]:
     """Every place where ``doc`` does not have the shape of a ruleset, located."""
     errors = []
-    for error in sorted(_VALIDATOR.iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))):
+    for error in sorted(
+        _VALIDATOR.iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))
+    ):
         path = tuple(error.absolute_path)
         suggestion = None
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
@@ -279,7 +327,9 @@ def schema_errors(doc: Document) -> list[RulesetError]:
                 path = (*path, extra[0])
                 close = difflib.get_close_matches(str(extra[0]), allowed, n=1, cutoff=0.6)
                 suggestion = close[0] if close else None
-                message = f"unknown key {extra[0]!r}" + ("" if suggestion else f" (allowed: {', '.join(allowed)})")
+                message = f"unknown key {extra[0]!r}" + (
+                    "" if suggestion else f" (allowed: {', '.join(allowed)})"
+                )
             else:
                 message = error.message
         elif error.validator == "enum":
@@ -302,7 +352,9 @@ def read_ruleset(doc: Document) -> Ruleset:
     Callers that want every problem call :func:`schema_errors` first.
     """
     if not isinstance(doc.data, dict):
-        raise RulesetError("a ruleset file must hold a mapping (ruleset:, policy:, rules: ...)", doc.location(()))
+        raise RulesetError(
+            "a ruleset file must hold a mapping (ruleset:, policy:, rules: ...)", doc.location(())
+        )
     errors = schema_errors(doc)
     if errors:
         raise errors[0]
@@ -320,7 +372,11 @@ def read_ruleset(doc: Document) -> Ruleset:
     for name, spec in (data.get("outputs") or {}).items():
         spec = spec or {}
         ruleset.outputs[name] = OutputSpec(
-            name, spec.get("combine", "first"), spec.get("type", "any"), doc.location(("outputs", name)), spec.get("default")
+            name,
+            spec.get("combine", "first"),
+            spec.get("type", "any"),
+            doc.location(("outputs", name)),
+            spec.get("default"),
         )
     order = 0
     for i, raw in enumerate(data.get("rules") or []):
@@ -346,7 +402,12 @@ def read_ruleset(doc: Document) -> Ruleset:
                 id=str(raw["id"]),
                 inputs=[Text(text, (*path, "inputs", j)) for j, text in enumerate(raw["inputs"])],
                 rows=[
-                    Row(list(row["when"]), _actions(row["then"], (*path, "rows", j, "then")), j, (*path, "rows", j))
+                    Row(
+                        list(row["when"]),
+                        _actions(row["then"], (*path, "rows", j, "then")),
+                        j,
+                        (*path, "rows", j),
+                    )
                     for j, row in enumerate(raw["rows"])
                 ],
                 hit=raw.get("hit", "unique"),
@@ -378,7 +439,9 @@ def _actions(raw: dict[str, Any], path: tuple[str | int, ...]) -> Actions:
 
     def values(key: str) -> dict[str, Any]:
         return {
-            name: Text(value, (*path, key, name)) if isinstance(value, str) and value.startswith("=") else value
+            name: Text(value, (*path, key, name))
+            if isinstance(value, str) and value.startswith("=")
+            else value
             for name, value in (raw.get(key) or {}).items()
         }
 

@@ -24,11 +24,11 @@ from dealdesk.compiler import (
     CellError,
     ConditionCompiler,
     FactPlan,
+    TooComplex,
     cell_interval,
     covers,
     definition_digest,
     parse_cell,
-    TooComplex,
 )
 from dealdesk.errors import Location, RulesetError, UsageError, ValidationFailed
 from dealdesk.expressions import (
@@ -38,6 +38,7 @@ from dealdesk.expressions import (
     ExpressionError,
     FieldType,
     Scope,
+    check_test,
     output_reads,
     parse_expression,
 )
@@ -127,7 +128,9 @@ def ruleset_files(paths: Iterable[Path | str]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.suffix in RULESET_SUFFIXES and p.is_file()))
+            files.extend(
+                sorted(p for p in path.rglob("*") if p.suffix in RULESET_SUFFIXES and p.is_file())
+            )
         elif path.is_file():
             files.append(path)
         else:
@@ -151,7 +154,10 @@ def load_policy_set(paths: Iterable[Path | str], env: Environment) -> PolicySet:
         try:
             doc = load_yaml(text, str(path))
             if not isinstance(doc.data, dict):
-                raise RulesetError("a ruleset file must hold a mapping (ruleset:, policy:, rules: ...)", doc.location(()))
+                raise RulesetError(
+                    "a ruleset file must hold a mapping (ruleset:, policy:, rules: ...)",
+                    doc.location(()),
+                )
             problems = schema_errors(doc)
             if problems:
                 errors.extend(problems)
@@ -175,10 +181,18 @@ class _Builder:
         self.actions = set(env.actions)
         self.approvers = list(env.approvers)
 
-    def error(self, ruleset: Ruleset, path: tuple[str | int, ...], message: str, suggestion: str | None = None) -> None:
+    def error(
+        self,
+        ruleset: Ruleset,
+        path: tuple[str | int, ...],
+        message: str,
+        suggestion: str | None = None,
+    ) -> None:
         self.errors.append(RulesetError(message, ruleset.location(path), suggestion))
 
-    def expression(self, ruleset: Ruleset, text: Text, scope: Scope, *, value: bool = False) -> Expr | None:
+    def expression(
+        self, ruleset: Ruleset, text: Text, scope: Scope, *, value: bool = False
+    ) -> Expr | None:
         prefixed = value and text.value.startswith("=")
         source = text.value[1:] if prefixed else text.value
         try:
@@ -187,7 +201,9 @@ class _Builder:
             line, col = exc.pos
             if prefixed and line == 1:
                 col += 1  # the '=' prefix
-            self.errors.append(RulesetError(exc.message, ruleset.location(text.path, (line, col)), exc.suggestion))
+            self.errors.append(
+                RulesetError(exc.message, ruleset.location(text.path, (line, col)), exc.suggestion)
+            )
             return None
 
     def build(self, rulesets: list[Ruleset]) -> PolicySet:
@@ -195,21 +211,34 @@ class _Builder:
         by_policy: dict[str, list[Ruleset]] = {}
         for ruleset in rulesets:
             if ruleset.name in seen:
-                self.error(ruleset, ("ruleset",), f"ruleset {ruleset.name!r} is also defined in {seen[ruleset.name].file}")
+                self.error(
+                    ruleset,
+                    ("ruleset",),
+                    f"ruleset {ruleset.name!r} is also defined in {seen[ruleset.name].file}",
+                )
                 continue
             seen[ruleset.name] = ruleset
             if ruleset.policy not in self.env.families:
-                self.error(ruleset, ("policy",), f"unknown policy family {ruleset.policy!r} (no plugin registers it)", _closest(ruleset.policy, self.env.families))
+                self.error(
+                    ruleset,
+                    ("policy",),
+                    f"unknown policy family {ruleset.policy!r} (no plugin registers it)",
+                    _closest(ruleset.policy, self.env.families),
+                )
                 continue
             by_policy.setdefault(ruleset.policy, []).append(ruleset)
         policies = {name: self.policy(name, members) for name, members in sorted(by_policy.items())}
         digest = hashlib.sha256()
         for ruleset in sorted(seen.values(), key=lambda r: r.name):
             digest.update(ruleset.name.encode() + b"\0" + ruleset.source.encode() + b"\0")
-        return PolicySet(policies, list(seen.values()), self.approvers, f"sha256:{digest.hexdigest()}")
+        return PolicySet(
+            policies, list(seen.values()), self.approvers, f"sha256:{digest.hexdigest()}"
+        )
 
     def scope(self, outputs: Mapping[str, OutputSpec]) -> Scope:
-        known: dict[str, FieldType] = {path: FieldType(f.type, f.enum) for path, f in deals.FIELDS.items()}
+        known: dict[str, FieldType] = {
+            path: FieldType(f.type, f.enum) for path, f in deals.FIELDS.items()
+        }
         for path, kind in self.env.extra_facts.items():
             known.setdefault(path, FieldType(str(kind)))
         known["outputs"] = FieldType("object")
@@ -223,7 +252,11 @@ class _Builder:
             for out_name, spec in ruleset.outputs.items():
                 other = outputs.get(out_name)
                 if other and (other.combine, other.type) != (spec.combine, spec.type):
-                    self.error(ruleset, ("outputs", out_name), f"output {out_name!r} is declared differently at {other.location}")
+                    self.error(
+                        ruleset,
+                        ("outputs", out_name),
+                        f"output {out_name!r} is declared differently at {other.location}",
+                    )
                 outputs.setdefault(out_name, spec)
         scope = self.scope(outputs)
         rules: list[CompiledRule] = []
@@ -237,27 +270,55 @@ class _Builder:
                 if condition is None or then is None:
                     continue
                 rules.append(
-                    CompiledRule(f"{ruleset.name}/{rule.id}", rule.id, ruleset, rule.priority, (index, rule.order, 0), condition, rule.then, then[0], then[1], loc)
+                    CompiledRule(
+                        f"{ruleset.name}/{rule.id}",
+                        rule.id,
+                        ruleset,
+                        rule.priority,
+                        (index, rule.order, 0),
+                        condition,
+                        rule.then,
+                        then[0],
+                        then[1],
+                        loc,
+                    )
                 )
             for table in ruleset.tables:
                 self.unique_id(ruleset, table.id, (*table.path, "id"), ids)
                 rules.extend(self.table(ruleset, index, table, outputs, scope))
         strata = self.stratify(name, rules, outputs)
         family = self.env.families.get(name)
-        return Policy(name, rulesets, outputs, strata, rules, getattr(family, "templates", None), getattr(family, "plugin", ""))
+        return Policy(
+            name,
+            rulesets,
+            outputs,
+            strata,
+            rules,
+            getattr(family, "templates", None),
+            getattr(family, "plugin", ""),
+        )
 
-    def unique_id(self, ruleset: Ruleset, rule_id: str, path: tuple[str | int, ...], ids: dict[str, Location]) -> None:
+    def unique_id(
+        self, ruleset: Ruleset, rule_id: str, path: tuple[str | int, ...], ids: dict[str, Location]
+    ) -> None:
         if rule_id in ids:
             self.error(ruleset, path, f"duplicate rule id {rule_id!r} (first at {ids[rule_id]})")
         else:
             ids[rule_id] = ruleset.location(path)
 
-    def actions_of(self, ruleset: Ruleset, then: Actions, outputs: Mapping[str, OutputSpec], scope: Scope) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def actions_of(
+        self, ruleset: Ruleset, then: Actions, outputs: Mapping[str, OutputSpec], scope: Scope
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         ok = True
         sets: dict[str, Any] = {}
         for name, value in then.sets.items():
             if name not in outputs:
-                self.error(ruleset, (*then.path, "set", name), f"output {name!r} is not declared in outputs:", _closest(name, outputs))
+                self.error(
+                    ruleset,
+                    (*then.path, "set", name),
+                    f"output {name!r} is not declared in outputs:",
+                    _closest(name, outputs),
+                )
                 ok = False
             sets[name] = self.value(ruleset, value, scope)
         args = {name: self.value(ruleset, value, scope) for name, value in then.args.items()}
@@ -265,15 +326,33 @@ class _Builder:
             ok = False
         for i, role in enumerate(then.require):
             if self.approvers and role not in self.approvers:
-                path = (*then.path, "require") if len(then.require) == 1 and isinstance(role, str) else (*then.path, "require", i)
-                self.error(ruleset, path, f"unknown approver role {role!r} (see rulesets/approvers.yaml)", _closest(role, self.approvers))
+                path = (
+                    (*then.path, "require")
+                    if len(then.require) == 1 and isinstance(role, str)
+                    else (*then.path, "require", i)
+                )
+                self.error(
+                    ruleset,
+                    path,
+                    f"unknown approver role {role!r} (see rulesets/approvers.yaml)",
+                    _closest(role, self.approvers),
+                )
                 ok = False
         for i, clause in enumerate(then.clauses):
             if not self.env.has_clause(clause):
-                self.error(ruleset, (*then.path, "clause", i) if len(then.clauses) > 1 else (*then.path, "clause"), f"unknown clause template {clause!r} (no {clause}.md.j2 in any template directory)")
+                self.error(
+                    ruleset,
+                    (*then.path, "clause", i) if len(then.clauses) > 1 else (*then.path, "clause"),
+                    f"unknown clause template {clause!r} (no {clause}.md.j2 in any template directory)",
+                )
                 ok = False
         if then.action is not None and then.action not in self.actions:
-            self.error(ruleset, (*then.path, "action"), f"unknown action {then.action!r} (no plugin registers it)", _closest(then.action, self.actions))
+            self.error(
+                ruleset,
+                (*then.path, "action"),
+                f"unknown action {then.action!r} (no plugin registers it)",
+                _closest(then.action, self.actions),
+            )
             ok = False
         return (sets, args) if ok else None
 
@@ -283,7 +362,14 @@ class _Builder:
             return _INVALID if parsed is None else parsed
         return value
 
-    def table(self, ruleset: Ruleset, index: int, table: Table, outputs: Mapping[str, OutputSpec], scope: Scope) -> list[CompiledRule]:
+    def table(
+        self,
+        ruleset: Ruleset,
+        index: int,
+        table: Table,
+        outputs: Mapping[str, OutputSpec],
+        scope: Scope,
+    ) -> list[CompiledRule]:
         inputs = [self.expression(ruleset, text, scope, value=True) for text in table.inputs]
         if any(i is None for i in inputs):
             return []
@@ -291,22 +377,34 @@ class _Builder:
         intervals: list[list[Any]] = []
         for row in table.rows:
             if len(row.cells) != len(inputs):
-                self.error(ruleset, (*row.path, "when"), f"row {row.index + 1} has {len(row.cells)} cells for {len(inputs)} inputs")
+                self.error(
+                    ruleset,
+                    (*row.path, "when"),
+                    f"row {row.index + 1} has {len(row.cells)} cells for {len(inputs)} inputs",
+                )
                 continue
             tests: list[Expr] = []
             for col, (cell, subject) in enumerate(zip(row.cells, inputs, strict=True)):
                 try:
-                    test = parse_cell(cell, subject)  # type: ignore[arg-type]
+                    test = parse_cell(cell, subject)
                 except CellError as exc:
                     self.error(ruleset, (*row.path, "when", col), f"cell {cell!r}: {exc}")
                     continue
-                if test is not None:
+                problem = check_test(test) if test is not None else None
+                if problem:
+                    where = (*row.path, "when", col)
+                    self.error(ruleset, where, f"cell {cell!r}: {problem[0]}", problem[1])
+                elif test is not None:
                     tests.append(test)
             intervals.append([cell_interval(c) for c in row.cells])
             if table.hit == "first":
                 for earlier, covered in enumerate(intervals[:-1]):
                     if all(covers(o, i) for o, i in zip(covered, intervals[-1], strict=True)):
-                        self.error(ruleset, row.path, f"row {row.index + 1} of table {table.id!r} is unreachable: row {earlier + 1} matches everything it matches first")
+                        self.error(
+                            ruleset,
+                            row.path,
+                            f"row {row.index + 1} of table {table.id!r} is unreachable: row {earlier + 1} matches everything it matches first",
+                        )
                         break
             then = self.actions_of(ruleset, row.then, outputs, scope)
             if then is None:
@@ -314,18 +412,38 @@ class _Builder:
             condition: Expr = And((1, 0), tuple(tests)) if tests else Const((1, 0), True, "boolean")
             rows.append(
                 CompiledRule(
-                    f"{ruleset.name}/{table.id}#{row.index + 1}", table.id, ruleset, table.priority, (index, table.order, row.index),
-                    condition, row.then, then[0], then[1], ruleset.location(row.path), table, row.index,
+                    f"{ruleset.name}/{table.id}#{row.index + 1}",
+                    table.id,
+                    ruleset,
+                    table.priority,
+                    (index, table.order, row.index),
+                    condition,
+                    row.then,
+                    then[0],
+                    then[1],
+                    ruleset.location(row.path),
+                    table,
+                    row.index,
                 )
             )
         if table.hit in ("priority", "output order"):
             if not table.value_order:
-                self.error(ruleset, table.path, f"hit policy {table.hit!r} needs priority: {{OUTPUT: [highest, ..., lowest]}}")
+                self.error(
+                    ruleset,
+                    table.path,
+                    f"hit policy {table.hit!r} needs priority: {{OUTPUT: [highest, ..., lowest]}}",
+                )
         if table.aggregation and table.hit != "collect":
-            self.error(ruleset, (*table.path, "aggregation"), "aggregation applies to hit policy collect only")
+            self.error(
+                ruleset,
+                (*table.path, "aggregation"),
+                "aggregation applies to hit policy collect only",
+            )
         return rows
 
-    def stratify(self, policy: str, rules: list[CompiledRule], outputs: Mapping[str, OutputSpec]) -> list[Stratum]:
+    def stratify(
+        self, policy: str, rules: list[CompiledRule], outputs: Mapping[str, OutputSpec]
+    ) -> list[Stratum]:
         setters: dict[str, list[CompiledRule]] = {}
         set_by_set = {name for r in rules for name in r.sets}
         for rule in rules:
@@ -342,8 +460,10 @@ class _Builder:
             if rule.key in level:
                 return level[rule.key]
             if rule.key in visiting:
-                cycle = " -> ".join([*visiting[visiting.index(rule.key):], rule.key])
-                raise RulesetError(f"outputs depend on each other in a cycle: {cycle}", rule.location)
+                cycle = " -> ".join([*visiting[visiting.index(rule.key) :], rule.key])
+                raise RulesetError(
+                    f"outputs depend on each other in a cycle: {cycle}", rule.location
+                )
             visiting.append(rule.key)
             deps = [s for name in rule.reads() for s in setters.get(name, []) if s.key != rule.key]
             level[rule.key] = max((depth(d) + 1 for d in deps), default=0)
@@ -361,7 +481,7 @@ class _Builder:
             members = [r for r in rules if r.stratum == k]
             compiler = ConditionCompiler()
             definition: dict[str, Any] = {}
-            names: dict[str, CompiledRule] = {}
+            by_name: dict[str, CompiledRule] = {}
             for rule in members:
                 try:
                     bodies = compiler.compile(rule.condition)
@@ -369,13 +489,17 @@ class _Builder:
                     self.errors.append(RulesetError(str(exc), rule.location))
                     continue
                 if not bodies:
-                    self.errors.append(RulesetError(f"the condition of {rule.id!r} can never be true", rule.location))
+                    self.errors.append(
+                        RulesetError(
+                            f"the condition of {rule.id!r} can never be true", rule.location
+                        )
+                    )
                 for i, body in enumerate(bodies):
                     # one durable rule per alternative of the condition; any of them fires the rule
-                    names[f"{rule.key}|{i}"] = rule
+                    by_name[f"{rule.key}|{i}"] = rule
                     definition[f"{rule.key}|{i}"] = body
             name = f"{policy}#{k}@{definition_digest(definition)}"
-            strata.append(Stratum(name, names, compiler.plan, definition))
+            strata.append(Stratum(name, by_name, compiler.plan, definition))
         return strata
 
 
@@ -401,4 +525,8 @@ def _closest(word: str, words: Iterable[str]) -> str | None:
 
 def dump_definitions(policy_set: PolicySet) -> str:
     """Every compiled durable ruleset as JSON, for ``--debug`` and tests."""
-    return json.dumps({s.name: s.definition for p in policy_set.policies.values() for s in p.strata}, indent=2, sort_keys=True)
+    return json.dumps(
+        {s.name: s.definition for p in policy_set.policies.values() for s in p.strata},
+        indent=2,
+        sort_keys=True,
+    )

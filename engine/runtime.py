@@ -54,7 +54,11 @@ class PolicyRun:
         result: dict[str, Any] = {}
         for name, spec in self.policy.outputs.items():
             # an unknown value (a `set` expression with a missing operand) sets nothing
-            values = [v for _, v in sorted(self.contributions.get(name, []), key=lambda c: c[0]) if v is not None]
+            values = [
+                v
+                for _, v in sorted(self.contributions.get(name, []), key=lambda c: c[0])
+                if v is not None
+            ]
             combined = combine.combine_values(spec.combine, values)
             result[name] = spec.default if combined is None else combined
         return result
@@ -114,15 +118,28 @@ class Evaluator:
             return self._finish(combine.invalid_record(deal_id, errors, self.provenance)), {}
         try:
             data = self.prepare(deal)
-            runs = {name: self.run_policy(policy, data) for name, policy in self.policy_set.policies.items()}
+            runs = {
+                name: self.run_policy(policy, data)
+                for name, policy in self.policy_set.policies.items()
+            }
             record = self.assemble(deal.get("id"), data, runs)
         except PluginError as exc:
             error = {"path": "", "message": str(exc), "plugin": exc.plugin}
-            return self._finish(combine.invalid_record(deal.get("id"), [error], self.provenance)), {}
+            return self._finish(
+                combine.invalid_record(deal.get("id"), [error], self.provenance)
+            ), {}
         except DealError as exc:
-            return self._finish(combine.invalid_record(deal.get("id"), [{"path": exc.path, "message": exc.message}], self.provenance)), {}
+            return self._finish(
+                combine.invalid_record(
+                    deal.get("id"), [{"path": exc.path, "message": exc.message}], self.provenance
+                )
+            ), {}
         except (EngineError, DealdeskError) as exc:
-            return self._finish(combine.invalid_record(deal.get("id"), [{"path": "", "message": str(exc)}], self.provenance)), {}
+            return self._finish(
+                combine.invalid_record(
+                    deal.get("id"), [{"path": "", "message": str(exc)}], self.provenance
+                )
+            ), {}
         return self._finish(record), runs
 
     def _finish(self, record: dict[str, Any]) -> dict[str, Any]:
@@ -147,9 +164,15 @@ class Evaluator:
         if declared is None or value is None:
             return
         expected = _JSON_TYPES.get(declared)
-        if expected and (not isinstance(value, expected) or (declared == "number" and isinstance(value, bool))):
+        if expected and (
+            not isinstance(value, expected) or (declared == "number" and isinstance(value, bool))
+        ):
             owner = next((p.plugin for p in self.plugins.policies.values() if key in p.facts), "?")
-            raise PluginError(owner, "dealdesk_enrich", f"returned {key!r} as {type(value).__name__}, but it declares {declared}")
+            raise PluginError(
+                owner,
+                "dealdesk_enrich",
+                f"returned {key!r} as {type(value).__name__}, but it declares {declared}",
+            )
 
     # -- one policy
 
@@ -174,7 +197,9 @@ class Evaluator:
                 view["outputs"] = run.outputs()
         return run
 
-    def select_rows(self, matched: list[CompiledRule], data: Mapping[str, Any], run: PolicyRun) -> list[tuple[CompiledRule, dict[str, Any]]]:
+    def select_rows(
+        self, matched: list[CompiledRule], data: Mapping[str, Any], run: PolicyRun
+    ) -> list[tuple[CompiledRule, dict[str, Any]]]:
         """Apply each decision table's hit policy to its matched rows (DMN semantics)."""
         chosen: list[tuple[CompiledRule, dict[str, Any]]] = []
         tables: dict[str, list[CompiledRule]] = {}
@@ -192,13 +217,19 @@ class Evaluator:
                 chosen.append((rows[0], {}))
             elif hit == "unique":
                 if len(rows) > 1:
-                    run.errors.append(self._table_error(rows, "hit policy unique, but rows {} all match"))
+                    run.errors.append(
+                        self._table_error(rows, "hit policy unique, but rows {} all match")
+                    )
                 else:
                     chosen.append((rows[0], {}))
             elif hit == "any":
                 values = {repr(self.set_values(r, data)) for r in rows}
                 if len(values) > 1:
-                    run.errors.append(self._table_error(rows, "hit policy any, but rows {} match with different outputs"))
+                    run.errors.append(
+                        self._table_error(
+                            rows, "hit policy any, but rows {} match with different outputs"
+                        )
+                    )
                 else:
                     chosen.append((rows[0], {}))
             elif hit in ("priority", "output order"):
@@ -217,25 +248,37 @@ class Evaluator:
         for output, order in table.value_order.items():
             if output in values:
                 value = values[output]
-                matches = [i for i, v in enumerate(order) if v == value or to_decimal(v) == to_decimal(value) is not None]
+                matches = [
+                    i
+                    for i, v in enumerate(order)
+                    if v == value or to_decimal(v) == to_decimal(value) is not None
+                ]
                 return matches[0] if matches else len(order)
         return 1 << 30
 
-    def _aggregate(self, rows: list[CompiledRule], aggregation: str, data: Mapping[str, Any]) -> tuple[CompiledRule, dict[str, Any]]:
+    def _aggregate(
+        self, rows: list[CompiledRule], aggregation: str, data: Mapping[str, Any]
+    ) -> tuple[CompiledRule, dict[str, Any]]:
         outputs = [self.set_values(r, data) for r in rows]
         name = next(iter(rows[0].sets), None)
         values = [o.get(name) for o in outputs] if name else []
         if aggregation == "count":
             total: Any = Decimal(len(rows))
         else:
-            total = combine.combine_values({"sum": "sum", "min": "min", "max": "max"}[aggregation], values)
+            total = combine.combine_values(
+                {"sum": "sum", "min": "min", "max": "max"}[aggregation], values
+            )
         return rows[0], ({name: total} if name else {})
 
     @staticmethod
     def _table_error(rows: list[CompiledRule], message: str) -> dict[str, Any]:
         numbers = ", ".join(str((r.row or 0) + 1) for r in rows)
         rule = rows[0]
-        return {"path": "", "message": f"{rule.location}: table {rule.id!r}: " + message.format(numbers), "rule": rule.id}
+        return {
+            "path": "",
+            "message": f"{rule.location}: table {rule.id!r}: " + message.format(numbers),
+            "rule": rule.id,
+        }
 
     def set_values(self, rule: CompiledRule, data: Mapping[str, Any]) -> dict[str, Any]:
         return {name: self.value(v, data) for name, v in rule.sets.items()}
@@ -250,7 +293,14 @@ class Evaluator:
             return {k: Evaluator.value(v, data) for k, v in value.items()}
         return value
 
-    def apply(self, rule: CompiledRule, firing: Firing, data: Mapping[str, Any], run: PolicyRun, overrides: Mapping[str, Any]) -> None:
+    def apply(
+        self,
+        rule: CompiledRule,
+        firing: Firing,
+        data: Mapping[str, Any],
+        run: PolicyRun,
+        overrides: Mapping[str, Any],
+    ) -> None:
         """Carry out the rule's ``then`` (and its plugin action), recording the effects."""
         effects = firing.effects
         then = rule.then
@@ -258,24 +308,36 @@ class Evaluator:
         effects.sets.extend(values.items())
         effects.requires.extend(then.require)
         effects.clauses.extend(then.clauses)
-        for text, bucket in ((then.reject, effects.rejects), (then.flag, effects.flags), (then.reason, effects.reasons)):
+        for text, bucket in (
+            (then.reject, effects.rejects),
+            (then.flag, effects.flags),
+            (then.reason, effects.reasons),
+        ):
             if text is not None:
                 bucket.append(text.value)
         if then.action is not None:
             registered = self.plugins.actions[then.action]
-            ctx = ActionContext(data, self.value(rule.args, data), rule.id, run.policy.name, data.get("outputs"))
+            ctx = ActionContext(
+                data, self.value(rule.args, data), rule.id, run.policy.name, data.get("outputs")
+            )
             try:
                 registered.func(ctx)
             except Exception as exc:
-                raise PluginError(registered.plugin, f"action {then.action!r} (rule {rule.id})", exc) from exc
+                raise PluginError(
+                    registered.plugin, f"action {then.action!r} (rule {rule.id})", exc
+                ) from exc
             for attr in ("sets", "requires", "rejects", "flags", "clauses", "reasons"):
                 getattr(effects, attr).extend(getattr(ctx.effects, attr))
         for name, value in effects.sets:
-            run.contributions.setdefault(name, []).append(((-rule.priority, rule.order, len(run.firings)), value))
+            run.contributions.setdefault(name, []).append(
+                ((-rule.priority, rule.order, len(run.firings)), value)
+            )
 
     # -- the record
 
-    def assemble(self, deal_id: Any, data: Mapping[str, Any], runs: Mapping[str, PolicyRun]) -> dict[str, Any]:
+    def assemble(
+        self, deal_id: Any, data: Mapping[str, Any], runs: Mapping[str, PolicyRun]
+    ) -> dict[str, Any]:
         currency = str(data.get("currency") or "USD")
         policies: dict[str, dict[str, Any]] = {}
         roles: list[str] = []
@@ -284,7 +346,10 @@ class Evaluator:
         errors: list[dict[str, Any]] = []
         formatted: dict[str, dict[str, Any]] = {}
         for name, run in runs.items():
-            outputs = {k: combine.format_output(v, run.policy.outputs[k].type, currency) for k, v in run.outputs().items()}
+            outputs = {
+                k: combine.format_output(v, run.policy.outputs[k].type, currency)
+                for k, v in run.outputs().items()
+            }
             formatted[name] = outputs
             rejects = sum(len(f.effects.rejects) for f in run.firings)
             requires = [role for f in run.firings for role in f.effects.requires]
@@ -292,17 +357,41 @@ class Evaluator:
             policies[name] = {"status": status, "fired": run.fired_ids(), "outputs": outputs}
             roles.extend(requires)
             errors.extend(run.errors)
-            decision = {"status": status, "approvals": combine.order_roles(requires, self.policy_set.approvers), "reasons": list(reasons)}
+            decision = {
+                "status": status,
+                "approvals": combine.order_roles(requires, self.policy_set.approvers),
+                "reasons": list(reasons),
+            }
             for firing in run.firings:
                 rule = firing.rule
                 context = template_context(data, outputs=outputs, rule=rule.id, decision=decision)
                 origin = f"{rule.location} rule {rule.id}"
                 for message in [*firing.effects.rejects, *firing.effects.reasons]:
-                    reasons.append({"policy": name, "rule": rule.id, "message": self.renderer.render_message(message, context, origin)})
+                    reasons.append(
+                        {
+                            "policy": name,
+                            "rule": rule.id,
+                            "message": self.renderer.render_message(message, context, origin),
+                        }
+                    )
                 for message in firing.effects.flags:
-                    flags.append({"policy": name, "rule": rule.id, "message": self.renderer.render_message(message, context, origin)})
+                    flags.append(
+                        {
+                            "policy": name,
+                            "rule": rule.id,
+                            "message": self.renderer.render_message(message, context, origin),
+                        }
+                    )
         approvals = combine.order_roles(roles, self.policy_set.approvers)
-        record = combine.decision_record(deal_id, policies, approvals=approvals, reasons=reasons, flags=flags, errors=errors, provenance=self.provenance)
+        record = combine.decision_record(
+            deal_id,
+            policies,
+            approvals=approvals,
+            reasons=reasons,
+            flags=flags,
+            errors=errors,
+            provenance=self.provenance,
+        )
         override = self.plugins.combine(record)
         if override is not None:
             record = combine.decision_record(
@@ -316,13 +405,21 @@ class Evaluator:
                 status=override.get("status", record["status"]),
             )
         if self.clauses:
-            decision = {"status": record["status"], "approvals": record["approvals"], "reasons": record["reasons"]}
+            decision = {
+                "status": record["status"],
+                "approvals": record["approvals"],
+                "reasons": record["reasons"],
+            }
             for name, run in runs.items():
                 for firing in run.firings:
                     for clause_id in firing.effects.clauses:
-                        context = template_context(data, outputs=formatted[name], rule=firing.rule.id, decision=decision)
+                        context = template_context(
+                            data, outputs=formatted[name], rule=firing.rule.id, decision=decision
+                        )
                         rendered = self.renderer.render_clause(clause_id, context)
-                        record["clauses"].append({"id": clause_id, "policy": name, "rule": firing.rule.id, **rendered})
+                        record["clauses"].append(
+                            {"id": clause_id, "policy": name, "rule": firing.rule.id, **rendered}
+                        )
         return record
 
 

@@ -32,7 +32,12 @@ OPS = ["==", "!=", "<", "<=", ">", ">="]
 
 numeric = st.sampled_from(["a", "b", "c", "outputs.x"])
 literal = st.sampled_from(NUMBERS)
-arith = st.builds(lambda x, op, y: f"{x} {op} {y}", numeric, st.sampled_from(["+", "-", "*", "/"]), st.one_of(numeric, literal))
+arith = st.builds(
+    lambda x, op, y: f"{x} {op} {y}",
+    numeric,
+    st.sampled_from(["+", "-", "*", "/"]),
+    st.one_of(numeric, literal),
+)
 operand = st.one_of(numeric, literal, arith)
 item_atom = st.one_of(
     st.builds(lambda k: f'line.k == "{k}"', st.sampled_from(["p", "q"])),
@@ -40,11 +45,15 @@ item_atom = st.one_of(
     st.just("exists(line.v)"),
     st.builds(lambda op: f"line.v {op} line.v * 2", st.sampled_from(OPS)),
 )
-item_condition = st.one_of(item_atom, st.builds(lambda x, y: f"({x} and not {y})", item_atom, item_atom))
+item_condition = st.one_of(
+    item_atom, st.builds(lambda x, y: f"({x} and not {y})", item_atom, item_atom)
+)
 atom = st.one_of(
     st.builds(lambda x, op, y: f"{x} {op} {y}", numeric, st.sampled_from(OPS), operand),
     st.builds(lambda x, op, y: f"{x} {op} {y}", arith, st.sampled_from(OPS), operand),
-    st.builds(lambda x, op, y: f"{x} {op} {y} {op} 2", literal, st.sampled_from(["<", "<="]), numeric),
+    st.builds(
+        lambda x, op, y: f"{x} {op} {y} {op} 2", literal, st.sampled_from(["<", "<="]), numeric
+    ),
     st.builds(lambda v: f's == "{v}"', st.sampled_from(["p", "q"])),
     st.builds(lambda v: f's != "{v}"', st.sampled_from(["p", "q"])),
     st.just('s in ["p", "q"]'),
@@ -52,7 +61,11 @@ atom = st.one_of(
     st.just("f"),
     st.builds(lambda p: f"exists({p})", st.sampled_from(["a", "s", "f", "items", "outputs.x"])),
     st.just('matches(s, "^[pq]$")'),
-    st.builds(lambda q, body: f"{q}({body} for line in items)", st.sampled_from(["any", "all"]), item_condition),
+    st.builds(
+        lambda q, body: f"{q}({body} for line in items)",
+        st.sampled_from(["any", "all"]),
+        item_condition,
+    ),
 )
 condition = st.recursive(
     atom,
@@ -74,7 +87,12 @@ deal = st.fixed_dictionaries(
         "f": st.one_of(st.none(), st.booleans()),
         "items": st.one_of(
             st.none(),
-            st.lists(st.fixed_dictionaries({"k": st.one_of(st.none(), st.sampled_from(["p", "q"])), "v": maybe_number}), max_size=3),
+            st.lists(
+                st.fixed_dictionaries(
+                    {"k": st.one_of(st.none(), st.sampled_from(["p", "q"])), "v": maybe_number}
+                ),
+                max_size=3,
+            ),
         ),
         "outputs": st.fixed_dictionaries({"x": maybe_number}),
     }

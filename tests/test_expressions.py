@@ -88,14 +88,20 @@ def test_quantifiers_over_missing_or_empty_lists_are_false() -> None:
         deal = {**DEAL, "lines": lines}
         assert evaluate(cond('all(line.category == "hardware" for line in lines)'), deal) is False  # type: ignore[arg-type]
         assert evaluate(cond('any(line.category == "hardware" for line in lines)'), deal) is False  # type: ignore[arg-type]
-        assert evaluate(cond('not any(line.category == "hardware" for line in lines)'), deal) is True  # type: ignore[arg-type]
+        assert (
+            evaluate(cond('not any(line.category == "hardware" for line in lines)'), deal) is True
+        )  # type: ignore[arg-type]
 
 
 def test_exact_decimal_arithmetic_in_values() -> None:
     value = parse_expression("max(0, 1 - totals.product / (totals.product * 2))", SCOPE, value=True)
     assert evaluate(value, DEAL) == Decimal("0.5")
-    assert evaluate(parse_expression("round(margin * 3, 2)", SCOPE, value=True), DEAL) == Decimal("1.08")
-    assert evaluate(parse_expression("sum(line.margin for line in lines)", SCOPE, value=True), DEAL) == Decimal("0.25")
+    assert evaluate(parse_expression("round(margin * 3, 2)", SCOPE, value=True), DEAL) == Decimal(
+        "1.08"
+    )
+    assert evaluate(
+        parse_expression("sum(line.margin for line in lines)", SCOPE, value=True), DEAL
+    ) == Decimal("0.25")
 
 
 def test_bare_boolean_path_is_a_comparison_with_true() -> None:
@@ -125,7 +131,7 @@ def test_quantifier_tree() -> None:
         ("lines[0].margin > 1", "subscripts", (1, 0)),
         ("'abc'.upper() == 'ABC'", "only exists()", (1, 0)),
         ("margin > 'abc'", "compares numbers", (1, 9)),
-        ('customer.region == 5', "cannot compare", (1, 19)),
+        ("customer.region == 5", "cannot compare", (1, 19)),
         ("max(margin, 1) > 0", "cannot be used in a condition", (1, 0)),
         ("totals.product", "expected a condition", (1, 0)),
         ("risk_offer and\n  margn > 1", "unknown path 'margn'", (2, 2)),

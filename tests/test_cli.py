@@ -1,0 +1,448 @@
+"""The ``dealdesk`` command, run in-process on the real engine, house rulesets and examples."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import textwrap
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from dealdesk.testing import CliRunner, Result
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples" / "deals"
+ACME = EXAMPLES / "acme-risk.yaml"
+HOUSE = Path(str(resources.files("dealdesk.rulesets")))
+NO_AUTOLOAD = {"DEALDESK_DISABLE_PLUGIN_AUTOLOAD": "1"}
+EXAMPLE_FILES = sorted(EXAMPLES.glob("*.yaml"))
+
+
+@pytest.fixture
+def run(cli_runner: CliRunner):
+    """``run(*args, input=None)``: the dealdesk command with installed plugins left out."""
+
+    def invoke(*args: str | Path, input: str | None = None, env: dict[str, str | None] | None = None) -> Result:
+        return cli_runner.run(*map(str, args), input=input, env={**NO_AUTOLOAD, **(env or {})})
+
+    return invoke
+
+
+def jsonl(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def expected(path: Path) -> tuple[str, list[str]]:
+    """The ``# Expected: STATUS [roles]`` line every example deal starts with."""
+    match = re.search(r"^# Expected: (\w+)(?: \[(.*)\])?$", path.read_text(), re.M)
+    assert match, f"{path} has no '# Expected:' line"
+    roles = [r.strip() for r in (match.group(2) or "").split(",") if r.strip()]
+    return match.group(1), roles
+
+
+def deal_ids_in_order() -> list[str]:
+    """The ids of every deal under examples/deals, in the order evaluate reads them (by path)."""
+    ids: list[str] = []
+    for path in sorted(p for p in EXAMPLES.rglob("*") if p.suffix in (".yaml", ".jsonl")):
+        if path.suffix == ".jsonl":
+            ids += [json.loads(line)["id"] for line in path.read_text().splitlines() if line.strip()]
+        else:
+            ids.append(yaml.safe_load(path.read_text())["id"])
+    return ids
+
+
+def broken_ruleset(tmp_path: Path) -> Path:
+    """The house billing ruleset with a typo in BM-1's condition."""
+    text = (HOUSE / "billing-milestone.yaml").read_text()
+    assert "risk_offer and totals.product >= 500000\n" in text
+    path = tmp_path / "billing-typo.yaml"
+    path.write_text(text.replace("risk_offer and totals.product >= 500000\n", "risk_offer and totals.prodcut >= 500000\n", 1))
+    return path
+
+
+# -- evaluate ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.stem)
+def test_evaluate_gives_each_example_its_documented_decision(run, path: Path) -> None:
+    status, roles = expected(path)
+    result = run("evaluate", path)
+    assert result.exit_code == 0, result.stderr
+    [record] = jsonl(result.stdout)
+    assert record["status"] == status, record
+    if status != "invalid":
+        assert record["approvals"] == roles
+    assert result.stderr == ""
+
+
+def test_evaluate_writes_one_valid_record_per_deal_in_input_order(run) -> None:
+    result = run("evaluate", EXAMPLES)
+    assert result.exit_code == 0, result.stderr
+    records = jsonl(result.stdout)
+    assert [r["deal_id"] for r in records] == deal_ids_in_order()
+    schema = json.loads(run("schema", "decision").stdout)
+    for record in records:
+        jsonschema.validate(record, schema)
+    assert list(records[0]) == ["deal_id", "status", "approvals", "policies", "reasons", "flags", "clauses", "errors", "provenance"]
+    assert all(r["clauses"] == [] for r in records)  # only with --clauses
+
+
+def test_evaluate_json_csv_and_table_formats_agree_with_jsonl(run) -> None:
+    records = jsonl(run("evaluate", EXAMPLES).stdout)
+    statuses = [(r["deal_id"], r["status"]) for r in records]
+
+    as_json = run("evaluate", EXAMPLES, "--format", "json")
+    assert as_json.exit_code == 0, as_json.stderr
+    assert json.loads(as_json.stdout) == records
+
+    as_csv = run("evaluate", EXAMPLES, "--format", "csv")
+    assert as_csv.exit_code == 0, as_csv.stderr
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [(row["deal_id"], row["status"]) for row in rows] == statuses
+    acme = rows[0]
+    assert acme["approvals"] == "deal_desk;sales_manager;services_finance"
+    assert "partner-margin:PM-13" in acme["fired"].split(";")
+
+    table = run("evaluate", EXAMPLES, "--format", "table")
+    assert table.exit_code == 0, table.stderr
+    counts = {s: sum(1 for _, st in statuses if st == s) for s in ("approved", "needs_approval", "rejected", "invalid")}
+    summary = ", ".join(f"{counts[s]} {s}" for s in counts)
+    assert f"{len(records)} deals: {summary}" in table.stdout
+    assert "Top reasons:" in table.stdout
+
+
+def test_evaluate_writes_to_a_file_with_dash_o(run, tmp_path: Path) -> None:
+    out = tmp_path / "records.jsonl"
+    result = run("evaluate", ACME, "-o", out)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    assert [r["deal_id"] for r in jsonl(out.read_text())] == ["D-1001"]
+
+
+def test_evaluate_with_clauses_renders_their_texts(run) -> None:
+    [record] = jsonl(run("evaluate", ACME, "--clauses").stdout)
+    ids = [c["id"] for c in record["clauses"]]
+    assert "billing/milestones" in ids
+    milestones = record["clauses"][ids.index("billing/milestones")]
+    assert milestones["policy"] == "billing-milestone" and milestones["rule"] == "BM-1"
+    assert "1,000,000.00 USD" in milestones["text"]
+
+
+def test_an_unparseable_line_becomes_an_invalid_record_and_the_batch_goes_on(run, tmp_path: Path) -> None:
+    book = (EXAMPLES / "book.jsonl").read_text().splitlines()
+    deals = tmp_path / "deals.jsonl"
+    deals.write_text("\n".join([book[0], '{"id": "broken", "lines": [', book[1]]) + "\n")
+    result = run("evaluate", deals)
+    assert result.exit_code == 0, result.stderr
+    first, broken, third = jsonl(result.stdout)
+    assert (first["deal_id"], third["deal_id"]) == (json.loads(book[0])["id"], json.loads(book[1])["id"])
+    assert first["status"] != "invalid" and third["status"] != "invalid"
+    assert broken["deal_id"] is None
+    assert broken["status"] == "invalid"
+    [error] = broken["errors"]
+    assert error["message"].startswith(f"{deals}:2: invalid JSON")
+
+
+def test_evaluate_reads_jsonl_from_standard_input(run) -> None:
+    book = (EXAMPLES / "book.jsonl").read_text()
+    result = run("evaluate", "-", input=book)
+    assert result.exit_code == 0, result.stderr
+    assert [r["deal_id"] for r in jsonl(result.stdout)] == [json.loads(line)["id"] for line in book.splitlines()]
+
+
+@pytest.mark.parametrize(
+    ("deal", "fail_on", "code"),
+    [
+        ("acme-risk.yaml", "needs_approval", 1),
+        ("acme-risk.yaml", "rejected", 0),
+        ("risk-break-fix-rejected.yaml", "needs_approval", 1),
+        ("risk-break-fix-rejected.yaml", "rejected", 1),
+        ("risk-break-fix-rejected.yaml", "invalid", 0),
+        ("invalid-missing-cost.yaml", "invalid", 1),
+        ("standard-approved.yaml", "needs_approval", 0),
+    ],
+)
+def test_fail_on_exits_1_when_a_record_is_that_severe_or_worse(run, deal: str, fail_on: str, code: int) -> None:
+    result = run("evaluate", EXAMPLES / deal, "--fail-on", fail_on)
+    assert result.exit_code == code, result.stderr
+    assert len(jsonl(result.stdout)) == 1  # the records are written either way
+    if code:
+        assert f"(--fail-on {fail_on})" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--format", "html"], "--format html is not available yet"),
+        (["--workers", "4"], "is not available yet"),
+        (["--executor", "dask"], "--executor dask is not available yet"),
+        (["--format", "yaml"], "unknown --format 'yaml'"),
+        (["--workers", "0"], "--workers"),
+        (["--fail-on", "approved"], "--fail-on"),
+    ],
+)
+def test_unavailable_or_bad_flags_are_usage_errors(run, flags: list[str], message: str) -> None:
+    result = run("evaluate", ACME, *flags)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+
+
+def test_workers_1_is_accepted(run) -> None:
+    result = run("evaluate", ACME, "--workers", "1", "--executor", "local")
+    assert result.exit_code == 0, result.stderr
+    assert jsonl(result.stdout)[0]["deal_id"] == "D-1001"
+
+
+def test_a_missing_deal_file_is_one_line_and_exit_2(run, tmp_path: Path) -> None:
+    missing = tmp_path / "nope.jsonl"
+    result = run("evaluate", ACME, missing)
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {missing}: no such file or directory\n"
+    assert result.stdout == ""  # checked before anything is written
+
+
+def test_debug_shows_the_traceback(run, tmp_path: Path) -> None:
+    result = run("--debug", "evaluate", tmp_path / "nope.jsonl")
+    assert result.exit_code == 2
+    assert "Traceback (most recent call last)" in result.stderr
+    assert result.stderr.rstrip().endswith("no such file or directory")
+
+
+def test_an_unexpected_error_is_one_line_and_exit_1(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a real plugin, loaded with -p, whose writer fails
+    (tmp_path / "failing_writer.py").write_text(
+        textwrap.dedent(
+            """
+            from dealdesk import hookimpl
+
+            def boom(records, out):
+                for record in records:
+                    raise RuntimeError("the disk is on fire")
+
+            @hookimpl
+            def dealdesk_writers(register):
+                register("boom", boom)
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = run("-p", "failing_writer", "evaluate", ACME, "--format", "boom")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == "error: internal error: RuntimeError: the disk is on fire"
+    assert "--debug" in result.stderr
+    assert "Traceback" not in result.stderr
+    debug = run("--debug", "-p", "failing_writer", "evaluate", ACME, "--format", "boom")
+    assert debug.exit_code == 1
+    assert "Traceback (most recent call last)" in debug.stderr
+
+
+# -- rulesets: -r, validate ---------------------------------------------------------------------
+
+
+def test_validate_the_house_policy(run) -> None:
+    result = run("validate")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert result.stdout == "3 rulesets OK\n"
+
+
+def test_a_broken_ruleset_fails_validate_and_evaluate_with_its_location(run, tmp_path: Path) -> None:
+    path = broken_ruleset(tmp_path)
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "totals.prodcut" in text)
+    pattern = rf"^{re.escape(str(path))}:{line}:\d+: unknown path 'totals.prodcut' \(did you mean 'totals.product'\?\)$"
+
+    validate = run("validate", path)
+    assert validate.exit_code == 1
+    assert re.search(pattern, validate.stdout, re.M), validate.stdout
+    assert all(re.match(rf"{re.escape(str(path))}:\d+:\d+: ", text) for text in validate.stdout.splitlines())
+    assert validate.stderr.strip() == "1 error in 1 file"
+
+    evaluate = run("evaluate", ACME, "-r", path)
+    assert evaluate.exit_code == 1
+    assert evaluate.stdout == ""  # nothing ran
+    assert re.search(pattern, evaluate.stderr, re.M), evaluate.stderr
+    assert "Traceback" not in evaluate.stderr
+
+
+def test_explicit_rulesets_replace_the_house_policy(run) -> None:
+    result = run("evaluate", ACME, "-r", HOUSE / "partner-margin.yaml")
+    [record] = jsonl(result.stdout)
+    assert list(record["policies"]) == ["partner-margin"]
+    assert list(record["provenance"]["rulesets"]) == ["partner-margin"]
+
+
+def test_several_r_merge_and_one_file_reached_twice_is_loaded_once(run) -> None:
+    result = run("evaluate", ACME, "-r", HOUSE / "partner-margin.yaml", "-r", HOUSE)
+    assert result.exit_code == 0, result.stderr
+    [record] = jsonl(result.stdout)
+    assert sorted(record["policies"]) == ["billing-milestone", "onsite-support", "partner-margin"]
+
+
+def test_a_ruleset_name_given_twice_is_a_validation_error(run, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.yaml"
+    copy.write_text((HOUSE / "partner-margin.yaml").read_text())
+    result = run("evaluate", ACME, "-r", HOUSE, "-r", copy)
+    assert result.exit_code == 1
+    assert "ruleset 'partner-margin' is also defined in" in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_missing_ruleset_path_is_a_usage_error(run, tmp_path: Path) -> None:
+    result = run("validate", tmp_path / "nope.yaml")
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {tmp_path / 'nope.yaml'}: no such ruleset file or directory\n"
+
+
+def test_p_no_removes_a_builtin_plugin_and_its_policy(run) -> None:
+    [record] = jsonl(run("-p", "no:partner_margin", "evaluate", ACME).stdout)
+    assert sorted(record["policies"]) == ["billing-milestone", "onsite-support"]
+    assert "partner-margin" not in record["provenance"]["rulesets"]
+    plugins = run("-p", "no:partner_margin", "plugins")
+    assert "partner_margin" not in plugins.stdout
+    assert "billing_milestone" in plugins.stdout
+
+
+def _example_plugin_installed() -> bool:
+    try:
+        import dealdesk_example_plugin  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _example_plugin_installed(), reason="dealdesk-example-plugin is not installed")
+def test_r_keeps_external_plugin_rulesets_unless_no_plugin_rulesets(run) -> None:
+    autoload = {"DEALDESK_DISABLE_PLUGIN_AUTOLOAD": None}
+    kept = run("evaluate", ACME, "-r", HOUSE / "partner-margin.yaml", env=autoload)
+    assert kept.exit_code == 0, kept.stderr
+    assert sorted(jsonl(kept.stdout)[0]["policies"]) == ["export-control", "partner-margin"]
+    dropped = run("evaluate", ACME, "-r", HOUSE / "partner-margin.yaml", "--no-plugin-rulesets", env=autoload)
+    assert sorted(jsonl(dropped.stdout)[0]["policies"]) == ["partner-margin"]
+    listed = run("plugins", env=autoload)
+    assert "export_control" in listed.stdout
+
+
+# -- explain and render -----------------------------------------------------------------------
+
+
+def test_explain_shows_why_rules_fired_or_not(run) -> None:
+    result = run("explain", ACME)
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert out.startswith("D-1001: needs_approval  (approvals: deal_desk, sales_manager, services_finance)\n")
+    assert re.search(r"^  FIRED +PM-13: its condition is true\n +when: risk_offer\n +true +risk_offer = true$", out, re.M), out
+    bm2 = re.search(r"^  not fired +BM-2: (.*)\n +when: (.*)\n(( +(true|false|unknown) .*\n)+)", out, re.M)
+    assert bm2, out
+    assert bm2.group(1) == "totals.product < 500000 is false"
+    assert bm2.group(2) == "risk_offer and totals.product < 500000"
+    assert "false   totals.product = 1000000 (< 500000: false)" in bm2.group(3)
+    assert "PM-5 row 4: the row matches, but hit policy first chose row 3" in out
+
+
+def test_explain_one_rule(run) -> None:
+    result = run("explain", ACME, "--rule", "PM-13")
+    assert result.exit_code == 0, result.stderr
+    assert "PM-13" in result.stdout
+    assert "BM-1" not in result.stdout and "billing-milestone" not in result.stdout
+    unknown = run("explain", ACME, "--rule", "PM-31")
+    assert unknown.exit_code == 2
+    assert "no such rule" in unknown.stderr and "did you mean" in unknown.stderr
+
+
+def test_explain_as_json(run) -> None:
+    result = run("explain", ACME, "--rule", "BM-2", "--json")
+    data = json.loads(result.stdout)
+    [rule] = data["policies"]["billing-milestone"]["rules"]
+    assert (rule["id"], rule["fired"], rule["value"]) == ("BM-2", False, False)
+    assert [c["value"] for c in rule["conjuncts"]] == [True, False]
+
+
+def test_explain_an_invalid_deal_shows_its_errors(run) -> None:
+    result = run("explain", EXAMPLES / "invalid-missing-cost.yaml")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("D-9001: invalid\n")
+    assert "  error: lines[0].unit_cost: missing" in result.stdout
+
+
+def test_explain_picks_one_deal_of_several_with_id(run) -> None:
+    several = run("explain", EXAMPLES / "book.jsonl")
+    assert several.exit_code == 2
+    assert "choose one with --id" in several.stderr
+    one = run("explain", EXAMPLES / "book.jsonl", "--id", "B-03", "--rule", "OS-1")
+    assert one.exit_code == 0, one.stderr
+    assert one.stdout.startswith("B-03: ")
+
+
+def test_render_writes_the_memo_with_milestone_amounts(run, tmp_path: Path) -> None:
+    result = run("render", ACME)
+    assert result.exit_code == 0, result.stderr
+    memo = result.stdout
+    assert memo.startswith("# Decision memo: D-1001\n")
+    for amount in ("300,000.00 USD", "100,000.00 USD"):
+        assert amount in memo
+    assert "## Clauses" in memo and "billing/milestones" in memo
+    out = tmp_path / "memo.html"
+    html = run("render", ACME, "--format", "html", "-o", out)
+    assert html.exit_code == 0, html.stderr
+    page = out.read_text()
+    assert "<html" in page and "300,000.00 USD" in page
+
+
+# -- test -------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    not (HOUSE.parent / "examples" / "deals" / "acme-risk.yaml").exists(),
+    reason="the house rulesets' test deals (../examples/deals) are not next to the installed package",
+)
+def test_the_house_rulesets_pass_their_own_tests(run) -> None:
+    result = run("test")
+    assert result.exit_code == 0, result.stdout
+    lines = result.stdout.splitlines()
+    assert re.fullmatch(r"[1-9]\d* passed, 0 failed", lines[-1]), lines[-1]
+    assert all(line.startswith("PASS ") for line in lines[:-1])
+
+
+TMP_RULESET = """\
+ruleset: tmp-checks
+policy: partner-margin
+version: "1"
+outputs:
+  tier: {combine: first, type: string}
+rules:
+  - id: T-1
+    when: risk_offer
+    then: {require: deal_desk, set: {tier: "= partner.tier"}}
+  - id: T-2
+    when: customer.government
+    then: {require: legal}
+tests:
+  - name: a risk offer needs the deal desk
+    deal: {file: deal.yaml}
+    expect: {status: needs_approval, fired: [T-1], not_fired: [T-2], approvals: [deal_desk], outputs: {tier: select}}
+  - name: a wrong expectation
+    deal: {file: deal.yaml, patch: {offer: {type: standard}}}
+    expect: {fired: [T-1], status: approved}
+"""
+
+
+def test_a_failing_case_fails_the_run(run, tmp_path: Path) -> None:
+    (tmp_path / "deal.yaml").write_text(ACME.read_text())
+    ruleset = tmp_path / "tmp.yaml"
+    ruleset.write_text(TMP_RULESET)
+    result = run("test", ruleset, "--coverage")
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"PASS {ruleset}::a risk offer needs the deal desk"
+    assert lines[1] == f"FAIL {ruleset}::a wrong expectation"
+    assert lines[2] == f"    at {ruleset}:17:5"
+    assert lines[3] == "    fired: expected T-1 to fire; fired: nothing"
+    assert "tmp-checks" in result.stdout and "1/2" in result.stdout and "never fired: T-2" in result.stdout
+    assert lines[-1] == "1 passed, 1 failed"
