@@ -25,7 +25,13 @@ from dealdesk.batch import READERS, WRITERS, Reader, SourceDeal, WriterFactory, 
 from dealdesk.deals import validate_deal
 from dealdesk.errors import PluginError
 from dealdesk.manager import Plugins, collect_plugins, get_plugin_manager
-from dealdesk.policies import Environment, PolicySet, house_approvers, load_policy_set, ruleset_files
+from dealdesk.policies import (
+    Environment,
+    PolicySet,
+    house_approvers,
+    load_policy_set,
+    ruleset_files,
+)
 from dealdesk.runtime import Evaluator, PolicyRun
 from dealdesk.templating import Renderer
 
@@ -147,7 +153,10 @@ def _chain(first: SourceDeal, rest: Iterator[SourceDeal]) -> Iterator[SourceDeal
 
 
 def ruleset_paths(
-    plugins: Plugins, rulesets: Sequence[str | Path] | None = None, *, no_plugin_rulesets: bool = False
+    plugins: Plugins,
+    rulesets: Sequence[str | Path] | None = None,
+    *,
+    no_plugin_rulesets: bool = False,
 ) -> list[Path]:
     """The ruleset files to load, with SPEC §6/§7's ``-r`` semantics, each file once.
 
@@ -179,7 +188,11 @@ def ruleset_paths(
 def environment(plugins: Plugins, renderer: Renderer) -> Environment:
     """What validation checks names against: families, actions, clauses, roles, plugin facts."""
     return Environment(
-        plugins.policies, plugins.actions, renderer.has_clause, house_approvers(), plugins.fact_types
+        plugins.policies,
+        plugins.actions,
+        renderer.has_clause,
+        house_approvers(),
+        plugins.fact_types,
     )
 
 
@@ -205,7 +218,9 @@ def build(
     :raises UsageError: a ruleset path that does not exist or cannot be read.
     :raises PluginError: a plugin that cannot be imported or fails while registering.
     """
-    plugins = collect_plugins(get_plugin_manager(autoload=autoload, disabled=disabled, enabled=enabled))
+    plugins = collect_plugins(
+        get_plugin_manager(autoload=autoload, disabled=disabled, enabled=enabled)
+    )
     renderer = Renderer(plugins.template_dirs, plugins.filters)
     files = ruleset_paths(plugins, rulesets, no_plugin_rulesets=no_plugin_rulesets)
     policy_set = load_policy_set(files, environment(plugins, renderer))
@@ -245,7 +260,15 @@ def decision_json_schema() -> dict[str, Any]:
         "type": "object",
         "additionalProperties": False,
         "required": [
-            "deal_id", "status", "approvals", "policies", "reasons", "flags", "clauses", "errors", "provenance",
+            "deal_id",
+            "status",
+            "approvals",
+            "policies",
+            "reasons",
+            "flags",
+            "clauses",
+            "errors",
+            "provenance",
         ],
         "properties": {
             "deal_id": {
@@ -266,7 +289,10 @@ def decision_json_schema() -> dict[str, Any]:
                     "required": ["status", "fired", "outputs"],
                     "properties": {
                         "status": {"enum": _STATUSES},
-                        "fired": {**_STRINGS, "description": "Rule and table ids, in firing order."},
+                        "fired": {
+                            **_STRINGS,
+                            "description": "Rule and table ids, in firing order.",
+                        },
                         "outputs": {
                             "type": "object",
                             "description": "Money as decimal strings in minor units; fractions rounded to 4 places.",
@@ -283,7 +309,10 @@ def decision_json_schema() -> dict[str, Any]:
                     "type": "object",
                     "required": ["id", "policy", "rule"],
                     "properties": {
-                        "id": {"type": "string", "description": "Template id, e.g. billing/milestones."},
+                        "id": {
+                            "type": "string",
+                            "description": "Template id, e.g. billing/milestones.",
+                        },
                         "policy": {"type": "string"},
                         "rule": {"type": "string"},
                         "title": {"type": "string"},
@@ -297,7 +326,10 @@ def decision_json_schema() -> dict[str, Any]:
                     "type": "object",
                     "required": ["message"],
                     "properties": {
-                        "path": {"type": "string", "description": "The field, e.g. lines[2].unit_cost."},
+                        "path": {
+                            "type": "string",
+                            "description": "The field, e.g. lines[2].unit_cost.",
+                        },
                         "message": {"type": "string"},
                         "plugin": {"type": "string"},
                         "rule": {"type": "string"},

@@ -45,7 +45,12 @@ class Settings:
     enabled: list[str] = field(default_factory=list)
 
     def build(self, rulesets: Sequence[str] | None = None, **options: Any) -> app.App:
-        return app.build(list(rulesets) if rulesets else None, disabled=self.disabled, enabled=self.enabled, **options)
+        return app.build(
+            list(rulesets) if rulesets else None,
+            disabled=self.disabled,
+            enabled=self.enabled,
+            **options,
+        )
 
 
 def _error(message: str) -> None:
@@ -154,7 +159,16 @@ def _progress(items: Iterator[SourceDeal], to_stdout: bool) -> Iterator[SourceDe
         return items
     from tqdm import tqdm
 
-    return iter(tqdm(items, desc="evaluating", unit=" deals", file=sys.stderr, leave=False, dynamic_ncols=True))
+    return iter(
+        tqdm(
+            items,
+            desc="evaluating",
+            unit=" deals",
+            file=sys.stderr,
+            leave=False,
+            dynamic_ncols=True,
+        )
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,7 +178,13 @@ def _progress(items: Iterator[SourceDeal], to_stdout: bool) -> Iterator[SourceDe
 @main.command()
 @click.argument("deals", nargs=-1, required=True, metavar="DEALS...")
 @rulesets_option
-@click.option("-o", "--output", default="-", metavar="OUT", help="Write the records to OUT (default: standard output).")
+@click.option(
+    "-o",
+    "--output",
+    default="-",
+    metavar="OUT",
+    help="Write the records to OUT (default: standard output).",
+)
 @click.option(
     "-f",
     "--format",
@@ -173,9 +193,23 @@ def _progress(items: Iterator[SourceDeal], to_stdout: bool) -> Iterator[SourceDe
     metavar="FORMAT",
     help="jsonl (default), json, csv, table (a summary), or a format a plugin adds. html is not available yet.",
 )
-@click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N", help="Local worker processes (only 1 is available yet).")
-@click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True, help="Where to evaluate (dask is not available yet).")
-@click.option("--scheduler", metavar="ADDRESS", help="Dask scheduler address (with --executor dask).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Local worker processes (only 1 is available yet).",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="Where to evaluate (dask is not available yet).",
+)
+@click.option(
+    "--scheduler", metavar="ADDRESS", help="Dask scheduler address (with --executor dask)."
+)
 @click.option("--clauses", is_flag=True, help="Render the clause texts into the records (slower).")
 @click.option(
     "--fail-on",
@@ -203,7 +237,9 @@ def evaluate(
     invalid gives a record with status invalid and its errors.
     """
     if workers is not None and workers > 1:
-        raise click.UsageError("--workers N > 1 (parallel evaluation) is not available yet; use --workers 1")
+        raise click.UsageError(
+            "--workers N > 1 (parallel evaluation) is not available yet; use --workers 1"
+        )
     if executor == "dask":
         raise click.UsageError("--executor dask is not available yet; use --executor local")
     if scheduler is not None:
@@ -212,7 +248,9 @@ def evaluate(
     application = settings.build(rulesets, no_plugin_rulesets=no_plugin_rulesets, clauses=clauses)
     if fmt not in application.writers:
         if fmt == "html":
-            raise click.UsageError("--format html is not available yet; use jsonl, json, csv or table")
+            raise click.UsageError(
+                "--format html is not available yet; use jsonl, json, csv or table"
+            )
         known = ", ".join(sorted(application.writers))
         raise click.UsageError(f"unknown --format {fmt!r}; known formats: {known}")
     write = application.writers[fmt]
@@ -357,7 +395,11 @@ def _explanation_json(explanation: DealExplanation) -> dict[str, Any]:
         "approvals": explanation.approvals,
         "errors": explanation.errors,
         "policies": {
-            p.name: {"status": p.status, "rules": [rule_json(r) for r in p.rules], "outputs": p.outputs}
+            p.name: {
+                "status": p.status,
+                "rules": [rule_json(r) for r in p.rules],
+                "outputs": p.outputs,
+            }
             for p in explanation.policies
         },
     }
@@ -366,8 +408,22 @@ def _explanation_json(explanation: DealExplanation) -> dict[str, Any]:
 @main.command()
 @click.argument("deal", metavar="DEAL")
 @rulesets_option
-@click.option("-f", "--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True, help="Markdown or a self-contained HTML page.")
-@click.option("-o", "--output", default="-", metavar="OUT", help="Write the memo to OUT (default: standard output).")
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["md", "html"]),
+    default="md",
+    show_default=True,
+    help="Markdown or a self-contained HTML page.",
+)
+@click.option(
+    "-o",
+    "--output",
+    default="-",
+    metavar="OUT",
+    help="Write the memo to OUT (default: standard output).",
+)
 @click.option("--id", "deal_id", metavar="ID", help="The deal to render when DEAL holds several.")
 @click.pass_obj
 def render(
@@ -400,7 +456,9 @@ def render(
 
 @main.command()
 @click.argument("rulesets", nargs=-1, metavar="[RULESETS]...")
-@click.option("--no-plugin-rulesets", is_flag=True, help="Leave out the rulesets that external plugins ship.")
+@click.option(
+    "--no-plugin-rulesets", is_flag=True, help="Leave out the rulesets that external plugins ship."
+)
 @click.pass_obj
 def validate(settings: Settings, rulesets: tuple[str, ...], no_plugin_rulesets: bool) -> None:
     """Check RULESETS (files or directories; default: the house policy and plugins' rulesets).
@@ -414,7 +472,10 @@ def validate(settings: Settings, rulesets: tuple[str, ...], no_plugin_rulesets: 
             click.echo(str(error))
         files = len({error.location.file for error in exc.errors})
         count = len(exc.errors)
-        click.echo(f"{count} error{'s' if count != 1 else ''} in {files} file{'s' if files != 1 else ''}", err=True)
+        click.echo(
+            f"{count} error{'s' if count != 1 else ''} in {files} file{'s' if files != 1 else ''}",
+            err=True,
+        )
         sys.exit(1)
     count = len(application.policy_set.rulesets)
     click.echo(f"{count} ruleset{'s' if count != 1 else ''} OK")
@@ -423,9 +484,13 @@ def validate(settings: Settings, rulesets: tuple[str, ...], no_plugin_rulesets: 
 @main.command("test")
 @click.argument("rulesets", nargs=-1, metavar="[RULESETS]...")
 @click.option("--coverage", is_flag=True, help="Show which rules and table rows no case fired.")
-@click.option("--no-plugin-rulesets", is_flag=True, help="Leave out the rulesets that external plugins ship.")
+@click.option(
+    "--no-plugin-rulesets", is_flag=True, help="Leave out the rulesets that external plugins ship."
+)
 @click.pass_obj
-def test_command(settings: Settings, rulesets: tuple[str, ...], coverage: bool, no_plugin_rulesets: bool) -> None:
+def test_command(
+    settings: Settings, rulesets: tuple[str, ...], coverage: bool, no_plugin_rulesets: bool
+) -> None:
     """Run the tests: cases of RULESETS (default: every loaded ruleset's).
 
     One line per case, PASS or FAIL file::name, with what was expected and what happened; exit
@@ -450,7 +515,9 @@ def test_command(settings: Settings, rulesets: tuple[str, ...], coverage: bool, 
         click.echo("")
         click.echo("Coverage (rules and table rows fired by at least one case):")
         for cov in report.coverage:
-            click.echo(f"  {cov.ruleset.name:<24} {cov.covered:>3}/{len(cov.units):<3} {cov.percent:5.1f}%  {_display(cov.ruleset.file)}")
+            click.echo(
+                f"  {cov.ruleset.name:<24} {cov.covered:>3}/{len(cov.units):<3} {cov.percent:5.1f}%  {_display(cov.ruleset.file)}"
+            )
             if cov.never_fired:
                 click.echo(f"    never fired: {', '.join(cov.never_fired)}")
     summary = f"{report.passed} passed, {report.failed} failed"
@@ -494,8 +561,13 @@ def schema(kind: str) -> None:
 @click.pass_obj
 def plugins(settings: Settings) -> None:
     """List the plugins: name, version and the hooks each implements."""
-    collected = collect_plugins(get_plugin_manager(disabled=settings.disabled, enabled=settings.enabled))
-    rows = [(p["name"], p["version"] or "-", ", ".join(p["hooks"]) or "-") for p in collected.plugin_info()]
+    collected = collect_plugins(
+        get_plugin_manager(disabled=settings.disabled, enabled=settings.enabled)
+    )
+    rows = [
+        (p["name"], p["version"] or "-", ", ".join(p["hooks"]) or "-")
+        for p in collected.plugin_info()
+    ]
     header = ("NAME", "VERSION", "HOOKS")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(2)]
     for row in [header, *rows]:

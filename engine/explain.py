@@ -157,7 +157,11 @@ def explain_deal(
             rules = explain_policy(run, data, rule_id=rule_id)
             if rule_id is not None and not rules:
                 continue
-            policies.append(PolicyExplanation(name, result.get("status", ""), rules, dict(result.get("outputs") or {})))
+            policies.append(
+                PolicyExplanation(
+                    name, result.get("status", ""), rules, dict(result.get("outputs") or {})
+                )
+            )
     return DealExplanation(
         record.get("deal_id"),
         str(record.get("status")),
@@ -168,7 +172,9 @@ def explain_deal(
     )
 
 
-def explain_policy(run: PolicyRun, data: Mapping[str, Any], *, rule_id: str | None = None) -> list[RuleExplanation]:
+def explain_policy(
+    run: PolicyRun, data: Mapping[str, Any], *, rule_id: str | None = None
+) -> list[RuleExplanation]:
     """Every rule and table row of ``run.policy``, in priority order (higher first, then file order)."""
     policy = run.policy
     view = {**data, "outputs": run.outputs()}
@@ -181,7 +187,9 @@ def explain_policy(run: PolicyRun, data: Mapping[str, Any], *, rule_id: str | No
     if rule_id is not None:
         rules = [r for r in rules if r.id == rule_id]
     values = {rule.key: evaluate(rule.condition, view) for rule in policy.rules}
-    return [_explain_rule(policy, rule, view, values, fired, applicable, close, run) for rule in rules]
+    return [
+        _explain_rule(policy, rule, view, values, fired, applicable, close, run) for rule in rules
+    ]
 
 
 def _explain_rule(
@@ -202,7 +210,9 @@ def _explain_rule(
         description = next((r.description for r in rule.ruleset.rules if r.id == rule.id), "")
     else:
         cells = rule.table.rows[rule.row or 0].cells
-        when = ", ".join(f"{i.value}: {_cell_text(c)}" for i, c in zip(rule.table.inputs, cells, strict=False))
+        when = ", ".join(
+            f"{i.value}: {_cell_text(c)}" for i, c in zip(rule.table.inputs, cells, strict=False)
+        )
         description = rule.table.description
     why = _why(rule, value, did_fire, conjuncts, values, fired, applicable, close, run)
     effects = [effect for firing in fired.get(rule.key, []) for effect in _effects(firing)]
@@ -247,7 +257,9 @@ def _conjuncts(rule: CompiledRule, view: Mapping[str, Any]) -> list[Conjunct]:
     parts = list(condition.operands) if isinstance(condition, And) else [condition]
     if rule.table is not None:
         cells = rule.table.rows[rule.row or 0].cells
-        tested = [(i.value, c) for i, c in zip(rule.table.inputs, cells, strict=False) if not _is_any(c)]
+        tested = [
+            (i.value, c) for i, c in zip(rule.table.inputs, cells, strict=False) if not _is_any(c)
+        ]
         if not tested:
             return []  # every cell is '-': the row matches any deal
         if len(tested) == 1:
@@ -255,7 +267,10 @@ def _conjuncts(rule: CompiledRule, view: Mapping[str, Any]) -> list[Conjunct]:
             if isinstance(condition, And) and len(condition.operands) == 1:
                 parts = [condition.operands[0]]
         if len(tested) == len(parts):
-            return [_cell(part, view, subject, _cell_text(cell)) for part, (subject, cell) in zip(parts, tested, strict=True)]
+            return [
+                _cell(part, view, subject, _cell_text(cell))
+                for part, (subject, cell) in zip(parts, tested, strict=True)
+            ]
     return [_conjunct(part, view) for part in parts]
 
 
@@ -275,7 +290,12 @@ def _cell(test: Expr, view: Mapping[str, Any], subject_text: str, cell: str) -> 
     value = evaluate(test, view)
     subject = _subject(test)
     shown = format_value(evaluate(subject, view)) if subject is not None else "?"
-    return Conjunct(f"{subject_text}: {cell}", value, _reads(test, view), f"{subject_text} = {shown} ({cell}: {truth(value)})")
+    return Conjunct(
+        f"{subject_text}: {cell}",
+        value,
+        _reads(test, view),
+        f"{subject_text} = {shown} ({cell}: {truth(value)})",
+    )
 
 
 def _subject(test: Expr) -> Expr | None:
@@ -305,7 +325,9 @@ def _detail(expr: Expr, value: bool | None, reads: Sequence[Read], view: Mapping
     with a literal; otherwise the conjunct, its value and the values it reads."""
     if isinstance(expr, Compare) and _is_bare_boolean(expr) and isinstance(expr.left, Field):
         seen = evaluate(expr.left, view)
-        return f"{expr.left.path} = {format_value(seen)}" + ("" if isinstance(seen, bool) else f" ({truth(value)})")
+        return f"{expr.left.path} = {format_value(seen)}" + (
+            "" if isinstance(seen, bool) else f" ({truth(value)})"
+        )
     if isinstance(expr, Compare):
         left, right = expr.left, expr.right
         assert left is not None and right is not None
@@ -320,7 +342,11 @@ def _detail(expr: Expr, value: bool | None, reads: Sequence[Read], view: Mapping
         return f"{format_expr(expr.target)} = {format_value(evaluate(expr.target, view))} (exists: {truth(value)})"
     shown = [f"{r.path} = {format_value(r.value)}" for r in reads]
     # a computed operand (outputs.margin_floor - 0.05) is worth its value too
-    shown += [f"{format_expr(e)} = {format_value(evaluate(e, view))}" for e in _compared(expr) if not isinstance(e, Field | Const)]
+    shown += [
+        f"{format_expr(e)} = {format_value(evaluate(e, view))}"
+        for e in _compared(expr)
+        if not isinstance(e, Field | Const)
+    ]
     where = f", where {', '.join(shown)}" if shown else ""
     return f"{format_expr(expr)}: {truth(value)}{where}"
 
@@ -354,7 +380,11 @@ def _why(
     run: PolicyRun,
 ) -> str:
     if did_fire:
-        return "its condition is true" if rule.table is None else f"the row matches (hit policy {rule.table.hit})"
+        return (
+            "its condition is true"
+            if rule.table is None
+            else f"the row matches (hit policy {rule.table.hit})"
+        )
     if value is not True:
         failing = [c for c in conjuncts if c.value is not True]
         if value is False:
@@ -362,7 +392,11 @@ def _why(
             return f"{_join(named) if named else 'the condition'} {'is' if len(named) <= 1 else 'are'} false"
         named = [c.text for c in failing if c.value is None]
         missing = sorted({r.path for c in failing for r in c.reads if r.value is None})
-        because = f" ({_join(missing)} {'is' if len(missing) == 1 else 'are'} missing)" if missing else ""
+        because = (
+            f" ({', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing)"
+            if missing
+            else ""
+        )
         return f"{_join(named) if named else 'the condition'} {'is' if len(named) <= 1 else 'are'} unknown{because}"
     if rule.ruleset.name not in applicable:
         window = f"{rule.ruleset.effective_from or '...'} to {rule.ruleset.effective_to or '...'}"
@@ -440,7 +474,10 @@ def format_expr(expr: Expr | None, loop: str = "line") -> str:
             inner = format_expr(operand, loop)
             return f"not ({inner})" if isinstance(operand, And | Or) else f"not {inner}"
         case And(operands=operands):
-            return " and ".join(f"({format_expr(o, loop)})" if isinstance(o, Or) else format_expr(o, loop) for o in operands)
+            return " and ".join(
+                f"({format_expr(o, loop)})" if isinstance(o, Or) else format_expr(o, loop)
+                for o in operands
+            )
         case Or(operands=operands):
             return " or ".join(format_expr(o, loop) for o in operands)
         case Quantifier(kind=kind, items=items, body=body):

@@ -502,11 +502,12 @@ class _Parser:
         if op in ("<", "<=", ">", ">="):
             for expr, kind, node in ((left, lt, left_node), (right, rt, right_node)):
                 if kind not in _NUMERIC:
-                    what = (
-                        f"{expr.path!r} is {_article(kind)}"
-                        if isinstance(expr, Field)
-                        else f"{_describe(node)} is {_article(kind)}"
-                    )
+                    if isinstance(expr, Field):
+                        what = f"{expr.path!r} is {_article(kind)}"
+                    elif isinstance(expr, Const):
+                        what = f"{expr.value!r} is {_article(kind)}"
+                    else:
+                        what = f"{_describe(node)} is {_article(kind)}"
                     raise self.fail(node, f"{op} compares numbers, but {what}")
             return
         if lt != "any" and rt != "any" and lt != rt:
@@ -536,8 +537,11 @@ def check_test(test: Expr) -> tuple[str, str | None] | None:
     if isinstance(test, Compare):
         subject, const = test.left, test.right
         kind, value_kind = _comparable(subject), _comparable(const)  # type: ignore[arg-type]
-        if test.op in ("<", "<=", ">", ">=") and (kind not in _NUMERIC or value_kind not in _NUMERIC):
-            return f"{test.op} compares numbers, but the input is {_article(kind)}", None
+        if test.op in ("<", "<=", ">", ">="):
+            if kind not in _NUMERIC:
+                return f"{test.op} compares numbers, but the input is {_article(kind)}", None
+            if value_kind not in _NUMERIC:
+                return f"{test.op} compares numbers, but {const.value!r} is {_article(value_kind)}", None  # type: ignore[union-attr]
         if "any" not in (kind, value_kind) and kind != value_kind:
             return f"cannot compare {_article(kind)} input with {_article(value_kind)}", None
         enum = subject.enum if isinstance(subject, Field) else None

@@ -21,13 +21,11 @@ Path = tuple[str | int, ...]
 
 @dataclass(frozen=True)
 class Span:
-    """Where a value starts, and how its text is quoted (to place errors inside a string)."""
+    """Where a value starts: 1-based line and column, and the offset in the document's text."""
 
     line: int
     column: int
-    style: str | None = (
-        None  # None for plain scalars, '"' or "'" when quoted, '|' or '>' for blocks
-    )
+    index: int = 0
 
 
 @dataclass
@@ -37,25 +35,58 @@ class Document:
     file: str
     data: Any
     spans: dict[Path, Span] = field(default_factory=dict)
+    text: str = ""
+    keys: dict[Path, Span] = field(default_factory=dict)  # where each mapping key is written
+
+    def key_location(self, path: Path) -> Location:
+        """The location of the key of the value at ``path`` (for "unknown key" errors)."""
+        span = self.keys.get(path)
+        return Location(self.file, span.line, span.column) if span else self.location(path)
 
     def location(self, path: Path, offset: tuple[int, int] | None = None) -> Location:
         """The location of the value at ``path`` (or of its nearest located parent).
 
         ``offset`` is a (line, column) position inside a string value, 1-based line within
-        the string and 0-based column, used to point into an expression.
+        the string and 0-based column, used to point into an expression — through quotes,
+        block scalars and folded lines.
         """
         while path not in self.spans and path:
             path = path[:-1]
         span = self.spans.get(path, Span(1, 1))
-        if offset is None:
+        value = lookup_path(self.data, path)
+        if offset is None or not isinstance(value, str) or not self.text:
             return Location(self.file, span.line, span.column)
         line, col = offset
-        if span.style in ("|", ">"):
-            return Location(self.file, span.line + line, col + 1)
-        quote = 1 if span.style in ('"', "'") else 0
-        if line > 1:
-            return Location(self.file, span.line + line - 1, col + 1)
-        return Location(self.file, span.line, span.column + quote + col)
+        lines = value.split("\n")
+        target = sum(len(text) + 1 for text in lines[: line - 1]) + col
+        index = _align(value, self.text, span.index, min(target, len(value)))
+        before = self.text.rfind("\n", 0, index)
+        return Location(self.file, self.text.count("\n", 0, index) + 1, index - before)
+
+
+def _align(value: str, source: str, start: int, target: int) -> int:
+    """The index in ``source`` of ``value[target]``, walking both from ``start``: source
+    characters a scalar drops (quotes, indentation, block indicators) are skipped, and a line
+    break may stand for a folded space."""
+    position = start
+    for i, char in enumerate(value[: target + 1]):
+        while position < len(source) and not (
+            source[position] == char or (char == " " and source[position] == "\n")
+        ):
+            position += 1
+        if i == target:
+            break
+        position += 1
+    return min(position, len(source))
+
+
+def lookup_path(data: Any, path: Path) -> Any:
+    for key in path:
+        try:
+            data = data[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
 
 
 class _Loader(yaml.SafeLoader):
@@ -91,8 +122,8 @@ def load_yaml_documents(text: str, file: str) -> Iterator[Document]:
             node = loader.get_node()
             if node is None:
                 break
-            doc = Document(file, None)
-            doc.data = _construct(loader, node, (), doc.spans, file)
+            doc = Document(file, None, text=text)
+            doc.data = _construct(loader, node, (), doc)
             yield doc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -104,12 +135,9 @@ def load_yaml_documents(text: str, file: str) -> Iterator[Document]:
         loader.dispose()
 
 
-def _construct(
-    loader: _Loader, node: yaml.Node, path: Path, spans: dict[Path, Span], file: str
-) -> Any:
-    spans[path] = Span(
-        node.start_mark.line + 1, node.start_mark.column + 1, getattr(node, "style", None)
-    )
+def _construct(loader: _Loader, node: yaml.Node, path: Path, doc: Document) -> Any:
+    file = doc.file
+    doc.spans[path] = _span(node)
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)  # resolves `<<` merge keys like safe_load does
         result: dict[Any, Any] = {}
@@ -119,13 +147,18 @@ def _construct(
                 raise RulesetError("mapping keys must be scalars", _mark(file, key_node))
             if key in result:
                 raise RulesetError(f"duplicate key {key!r}", _mark(file, key_node))
-            result[key] = _construct(loader, value_node, (*path, str(key)), spans, file)
+            doc.keys[(*path, str(key))] = _span(key_node)
+            result[key] = _construct(loader, value_node, (*path, str(key)), doc)
         return result
     if isinstance(node, yaml.SequenceNode):
         return [
-            _construct(loader, item, (*path, i), spans, file) for i, item in enumerate(node.value)
+            _construct(loader, item, (*path, i), doc) for i, item in enumerate(node.value)
         ]
     return loader.construct_object(node, deep=True)
+
+
+def _span(node: yaml.Node) -> Span:
+    return Span(node.start_mark.line + 1, node.start_mark.column + 1, node.start_mark.index)
 
 
 def _mark(file: str, node: yaml.Node) -> Location:

@@ -320,11 +320,13 @@ def schema_errors(doc: Document) -> list[RulesetError]:
     ):
         path = tuple(error.absolute_path)
         suggestion = None
+        location = doc.location(path)
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
             allowed = list(error.schema.get("properties", {}))
             extra = [k for k in error.instance if k not in allowed]
             if extra:
                 path = (*path, extra[0])
+                location = doc.key_location(path)
                 close = difflib.get_close_matches(str(extra[0]), allowed, n=1, cutoff=0.6)
                 suggestion = close[0] if close else None
                 message = f"unknown key {extra[0]!r}" + (
@@ -342,7 +344,7 @@ def schema_errors(doc: Document) -> list[RulesetError]:
         else:
             where = ".".join(map(str, error.absolute_path)) or "ruleset"
             message = f"{where}: {error.message}"
-        errors.append(RulesetError(message, doc.location(path), suggestion))
+        errors.append(RulesetError(message, location, suggestion))
     return errors
 
 

@@ -76,6 +76,9 @@ class Coverage:
 
 @dataclass
 class TestReport:
+    """Every case's result and, per ruleset, the coverage."""
+
+    __test__ = False  # not a pytest test class, whatever its name
     results: list[CaseResult]
     coverage: list[Coverage]
 
@@ -114,7 +117,9 @@ def load_case_deal(app: App, ruleset: Ruleset, case: TestCase) -> Any:
         raise DealdeskError(f"deal file {spec['file']} not found (looked for {path})")
     sources = list(app.read([str(path)]))
     if len(sources) != 1:
-        raise DealdeskError(f"deal file {spec['file']} holds {len(sources)} deals; a case needs one")
+        raise DealdeskError(
+            f"deal file {spec['file']} holds {len(sources)} deals; a case needs one"
+        )
     source = sources[0]
     if source.error is not None:
         raise DealdeskError(source.error)
@@ -175,33 +180,53 @@ def run_case(app: App, ruleset: Ruleset, case: TestCase) -> CaseResult:
             failures.append(f"not_fired: expected {rule_id} not to fire; fired: {_ids(fired_ids)}")
     if "approvals" in expect:
         expected = list(expect["approvals"] or [])
-        if sorted(set(expected)) != sorted(set(record["approvals"])) or len(set(expected)) != len(expected):
-            failures.append(f"approvals: expected {_show(expected)}, got {_show(record['approvals'])}")
+        if sorted(set(expected)) != sorted(set(record["approvals"])) or len(set(expected)) != len(
+            expected
+        ):
+            failures.append(
+                f"approvals: expected {_show(expected)}, got {_show(record['approvals'])}"
+            )
     if "outputs" in expect:
         outputs = own["outputs"] if own else {}
         for name, wanted in (expect["outputs"] or {}).items():
             if name not in outputs:
-                failures.append(f"outputs.{name}: expected {_show(wanted)}, but the policy has no such output")
+                failures.append(
+                    f"outputs.{name}: expected {_show(wanted)}, but the policy has no such output"
+                )
             elif not _matches(wanted, outputs[name]):
-                failures.append(f"outputs.{name}: expected {_show(wanted)}, got {_show(outputs[name])}")
+                failures.append(
+                    f"outputs.{name}: expected {_show(wanted)}, got {_show(outputs[name])}"
+                )
     if "clauses" in expect:
-        asked = _unique(c["id"] for c in requested_clauses({ruleset.policy: own_run} if own_run else {}))
+        asked = _unique(
+            c["id"] for c in requested_clauses({ruleset.policy: own_run} if own_run else {})
+        )
         if sorted(set(expect["clauses"] or [])) != sorted(asked):
-            failures.append(f"clauses: expected {_show(list(expect['clauses'] or []))}, got {_show(asked)}")
+            failures.append(
+                f"clauses: expected {_show(list(expect['clauses'] or []))}, got {_show(asked)}"
+            )
     if "flags" in expect:
         flags = [f for f in record.get("flags") or () if f.get("policy") == ruleset.policy]
         check("flags", expect["flags"], len(flags))
     if failures and record["status"] == "invalid" and expect.get("status") != "invalid":
-        failures.append("the deal is invalid: " + "; ".join(_error(e) for e in record.get("errors") or ()))
+        failures.append(
+            "the deal is invalid: " + "; ".join(_error(e) for e in record.get("errors") or ())
+        )
     return result
 
 
 def _matches(expected: Any, actual: Any) -> bool:
     """Subset match: mappings on the keys given, lists item by item, numbers by value."""
     if isinstance(expected, Mapping):
-        return isinstance(actual, Mapping) and all(k in actual and _matches(v, actual[k]) for k, v in expected.items())
+        return isinstance(actual, Mapping) and all(
+            k in actual and _matches(v, actual[k]) for k, v in expected.items()
+        )
     if isinstance(expected, list):
-        return isinstance(actual, list) and len(expected) == len(actual) and all(_matches(e, a) for e, a in zip(expected, actual, strict=True))
+        return (
+            isinstance(actual, list)
+            and len(expected) == len(actual)
+            and all(_matches(e, a) for e, a in zip(expected, actual, strict=True))
+        )
     if isinstance(expected, bool) or isinstance(actual, bool) or expected is None or actual is None:
         return expected == actual and type(expected) is type(actual)
     a, b = _number(expected), _number(actual)

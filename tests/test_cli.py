@@ -28,7 +28,9 @@ EXAMPLE_FILES = sorted(EXAMPLES.glob("*.yaml"))
 def run(cli_runner: CliRunner):
     """``run(*args, input=None)``: the dealdesk command with installed plugins left out."""
 
-    def invoke(*args: str | Path, input: str | None = None, env: dict[str, str | None] | None = None) -> Result:
+    def invoke(
+        *args: str | Path, input: str | None = None, env: dict[str, str | None] | None = None
+    ) -> Result:
         return cli_runner.run(*map(str, args), input=input, env={**NO_AUTOLOAD, **(env or {})})
 
     return invoke
@@ -51,7 +53,9 @@ def deal_ids_in_order() -> list[str]:
     ids: list[str] = []
     for path in sorted(p for p in EXAMPLES.rglob("*") if p.suffix in (".yaml", ".jsonl")):
         if path.suffix == ".jsonl":
-            ids += [json.loads(line)["id"] for line in path.read_text().splitlines() if line.strip()]
+            ids += [
+                json.loads(line)["id"] for line in path.read_text().splitlines() if line.strip()
+            ]
         else:
             ids.append(yaml.safe_load(path.read_text())["id"])
     return ids
@@ -62,7 +66,13 @@ def broken_ruleset(tmp_path: Path) -> Path:
     text = (HOUSE / "billing-milestone.yaml").read_text()
     assert "risk_offer and totals.product >= 500000\n" in text
     path = tmp_path / "billing-typo.yaml"
-    path.write_text(text.replace("risk_offer and totals.product >= 500000\n", "risk_offer and totals.prodcut >= 500000\n", 1))
+    path.write_text(
+        text.replace(
+            "risk_offer and totals.product >= 500000\n",
+            "risk_offer and totals.prodcut >= 500000\n",
+            1,
+        )
+    )
     return path
 
 
@@ -89,7 +99,17 @@ def test_evaluate_writes_one_valid_record_per_deal_in_input_order(run) -> None:
     schema = json.loads(run("schema", "decision").stdout)
     for record in records:
         jsonschema.validate(record, schema)
-    assert list(records[0]) == ["deal_id", "status", "approvals", "policies", "reasons", "flags", "clauses", "errors", "provenance"]
+    assert list(records[0]) == [
+        "deal_id",
+        "status",
+        "approvals",
+        "policies",
+        "reasons",
+        "flags",
+        "clauses",
+        "errors",
+        "provenance",
+    ]
     assert all(r["clauses"] == [] for r in records)  # only with --clauses
 
 
@@ -111,7 +131,10 @@ def test_evaluate_json_csv_and_table_formats_agree_with_jsonl(run) -> None:
 
     table = run("evaluate", EXAMPLES, "--format", "table")
     assert table.exit_code == 0, table.stderr
-    counts = {s: sum(1 for _, st in statuses if st == s) for s in ("approved", "needs_approval", "rejected", "invalid")}
+    counts = {
+        s: sum(1 for _, st in statuses if st == s)
+        for s in ("approved", "needs_approval", "rejected", "invalid")
+    }
     summary = ", ".join(f"{counts[s]} {s}" for s in counts)
     assert f"{len(records)} deals: {summary}" in table.stdout
     assert "Top reasons:" in table.stdout
@@ -134,14 +157,19 @@ def test_evaluate_with_clauses_renders_their_texts(run) -> None:
     assert "1,000,000.00 USD" in milestones["text"]
 
 
-def test_an_unparseable_line_becomes_an_invalid_record_and_the_batch_goes_on(run, tmp_path: Path) -> None:
+def test_an_unparseable_line_becomes_an_invalid_record_and_the_batch_goes_on(
+    run, tmp_path: Path
+) -> None:
     book = (EXAMPLES / "book.jsonl").read_text().splitlines()
     deals = tmp_path / "deals.jsonl"
     deals.write_text("\n".join([book[0], '{"id": "broken", "lines": [', book[1]]) + "\n")
     result = run("evaluate", deals)
     assert result.exit_code == 0, result.stderr
     first, broken, third = jsonl(result.stdout)
-    assert (first["deal_id"], third["deal_id"]) == (json.loads(book[0])["id"], json.loads(book[1])["id"])
+    assert (first["deal_id"], third["deal_id"]) == (
+        json.loads(book[0])["id"],
+        json.loads(book[1])["id"],
+    )
     assert first["status"] != "invalid" and third["status"] != "invalid"
     assert broken["deal_id"] is None
     assert broken["status"] == "invalid"
@@ -153,7 +181,9 @@ def test_evaluate_reads_jsonl_from_standard_input(run) -> None:
     book = (EXAMPLES / "book.jsonl").read_text()
     result = run("evaluate", "-", input=book)
     assert result.exit_code == 0, result.stderr
-    assert [r["deal_id"] for r in jsonl(result.stdout)] == [json.loads(line)["id"] for line in book.splitlines()]
+    assert [r["deal_id"] for r in jsonl(result.stdout)] == [
+        json.loads(line)["id"] for line in book.splitlines()
+    ]
 
 
 @pytest.mark.parametrize(
@@ -168,7 +198,9 @@ def test_evaluate_reads_jsonl_from_standard_input(run) -> None:
         ("standard-approved.yaml", "needs_approval", 0),
     ],
 )
-def test_fail_on_exits_1_when_a_record_is_that_severe_or_worse(run, deal: str, fail_on: str, code: int) -> None:
+def test_fail_on_exits_1_when_a_record_is_that_severe_or_worse(
+    run, deal: str, fail_on: str, code: int
+) -> None:
     result = run("evaluate", EXAMPLES / deal, "--fail-on", fail_on)
     assert result.exit_code == code, result.stderr
     assert len(jsonl(result.stdout)) == 1  # the records are written either way
@@ -216,7 +248,9 @@ def test_debug_shows_the_traceback(run, tmp_path: Path) -> None:
     assert result.stderr.rstrip().endswith("no such file or directory")
 
 
-def test_an_unexpected_error_is_one_line_and_exit_1(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unexpected_error_is_one_line_and_exit_1(
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # a real plugin, loaded with -p, whose writer fails
     (tmp_path / "failing_writer.py").write_text(
         textwrap.dedent(
@@ -236,7 +270,9 @@ def test_an_unexpected_error_is_one_line_and_exit_1(run, tmp_path: Path, monkeyp
     monkeypatch.syspath_prepend(str(tmp_path))
     result = run("-p", "failing_writer", "evaluate", ACME, "--format", "boom")
     assert result.exit_code == 1
-    assert result.stderr.splitlines()[0] == "error: internal error: RuntimeError: the disk is on fire"
+    assert (
+        result.stderr.splitlines()[0] == "error: internal error: RuntimeError: the disk is on fire"
+    )
     assert "--debug" in result.stderr
     assert "Traceback" not in result.stderr
     debug = run("--debug", "-p", "failing_writer", "evaluate", ACME, "--format", "boom")
@@ -253,15 +289,22 @@ def test_validate_the_house_policy(run) -> None:
     assert result.stdout == "3 rulesets OK\n"
 
 
-def test_a_broken_ruleset_fails_validate_and_evaluate_with_its_location(run, tmp_path: Path) -> None:
+def test_a_broken_ruleset_fails_validate_and_evaluate_with_its_location(
+    run, tmp_path: Path
+) -> None:
     path = broken_ruleset(tmp_path)
-    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "totals.prodcut" in text)
+    line = next(
+        i for i, text in enumerate(path.read_text().splitlines(), 1) if "totals.prodcut" in text
+    )
     pattern = rf"^{re.escape(str(path))}:{line}:\d+: unknown path 'totals.prodcut' \(did you mean 'totals.product'\?\)$"
 
     validate = run("validate", path)
     assert validate.exit_code == 1
     assert re.search(pattern, validate.stdout, re.M), validate.stdout
-    assert all(re.match(rf"{re.escape(str(path))}:\d+:\d+: ", text) for text in validate.stdout.splitlines())
+    assert all(
+        re.match(rf"{re.escape(str(path))}:\d+:\d+: ", text)
+        for text in validate.stdout.splitlines()
+    )
     assert validate.stderr.strip() == "1 error in 1 file"
 
     evaluate = run("evaluate", ACME, "-r", path)
@@ -317,13 +360,17 @@ def _example_plugin_installed() -> bool:
     return True
 
 
-@pytest.mark.skipif(not _example_plugin_installed(), reason="dealdesk-example-plugin is not installed")
+@pytest.mark.skipif(
+    not _example_plugin_installed(), reason="dealdesk-example-plugin is not installed"
+)
 def test_r_keeps_external_plugin_rulesets_unless_no_plugin_rulesets(run) -> None:
     autoload = {"DEALDESK_DISABLE_PLUGIN_AUTOLOAD": None}
     kept = run("evaluate", ACME, "-r", HOUSE / "partner-margin.yaml", env=autoload)
     assert kept.exit_code == 0, kept.stderr
     assert sorted(jsonl(kept.stdout)[0]["policies"]) == ["export-control", "partner-margin"]
-    dropped = run("evaluate", ACME, "-r", HOUSE / "partner-margin.yaml", "--no-plugin-rulesets", env=autoload)
+    dropped = run(
+        "evaluate", ACME, "-r", HOUSE / "partner-margin.yaml", "--no-plugin-rulesets", env=autoload
+    )
     assert sorted(jsonl(dropped.stdout)[0]["policies"]) == ["partner-margin"]
     listed = run("plugins", env=autoload)
     assert "export_control" in listed.stdout
@@ -336,9 +383,17 @@ def test_explain_shows_why_rules_fired_or_not(run) -> None:
     result = run("explain", ACME)
     assert result.exit_code == 0, result.stderr
     out = result.stdout
-    assert out.startswith("D-1001: needs_approval  (approvals: deal_desk, sales_manager, services_finance)\n")
-    assert re.search(r"^  FIRED +PM-13: its condition is true\n +when: risk_offer\n +true +risk_offer = true$", out, re.M), out
-    bm2 = re.search(r"^  not fired +BM-2: (.*)\n +when: (.*)\n(( +(true|false|unknown) .*\n)+)", out, re.M)
+    assert out.startswith(
+        "D-1001: needs_approval  (approvals: deal_desk, sales_manager, services_finance)\n"
+    )
+    assert re.search(
+        r"^  FIRED +PM-13: its condition is true\n +when: risk_offer\n +true +risk_offer = true$",
+        out,
+        re.M,
+    ), out
+    bm2 = re.search(
+        r"^  not fired +BM-2: (.*)\n +when: (.*)\n(( +(true|false|unknown) .*\n)+)", out, re.M
+    )
     assert bm2, out
     assert bm2.group(1) == "totals.product < 500000 is false"
     assert bm2.group(2) == "risk_offer and totals.product < 500000"
@@ -444,5 +499,67 @@ def test_a_failing_case_fails_the_run(run, tmp_path: Path) -> None:
     assert lines[1] == f"FAIL {ruleset}::a wrong expectation"
     assert lines[2] == f"    at {ruleset}:17:5"
     assert lines[3] == "    fired: expected T-1 to fire; fired: nothing"
-    assert "tmp-checks" in result.stdout and "1/2" in result.stdout and "never fired: T-2" in result.stdout
+    assert (
+        "tmp-checks" in result.stdout
+        and "1/2" in result.stdout
+        and "never fired: T-2" in result.stdout
+    )
     assert lines[-1] == "1 passed, 1 failed"
+
+
+# -- schema and plugins -----------------------------------------------------------------------
+
+
+def as_json_data(path: Path) -> object:
+    """A YAML file as JSON would carry it (dates as ISO strings)."""
+    return json.loads(json.dumps(yaml.safe_load(path.read_text()), default=str))
+
+
+@pytest.mark.parametrize("kind", ["ruleset", "deal", "decision"])
+def test_schema_prints_a_valid_json_schema(run, kind: str) -> None:
+    result = run("schema", kind)
+    assert result.exit_code == 0, result.stderr
+    schema = json.loads(result.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+
+
+def test_the_deal_schema_accepts_the_examples_and_refuses_the_invalid_one(run) -> None:
+    validator = jsonschema.Draft202012Validator(json.loads(run("schema", "deal").stdout))
+    for path in EXAMPLE_FILES:
+        errors = list(validator.iter_errors(as_json_data(path)))
+        if path.name == "invalid-missing-cost.yaml":
+            assert {"unit_cost", "region"} <= {
+                str(part) for e in errors for part in [*e.path, *str(e.message).split("'")]
+            }
+        else:
+            assert errors == [], (path.name, [e.message for e in errors])
+
+
+def test_the_ruleset_schema_accepts_the_house_rulesets(run) -> None:
+    schema = json.loads(run("schema", "ruleset").stdout)
+    for path in sorted(HOUSE.glob("*.yaml")):
+        if path.name != "approvers.yaml":
+            jsonschema.validate(as_json_data(path), schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"ruleset": "x", "policy": "y", "rulez": []}, schema)
+
+
+def test_the_decision_schema_refuses_a_record_without_a_status(run) -> None:
+    schema = json.loads(run("schema", "decision").stdout)
+    [record] = jsonl(run("evaluate", ACME).stdout)
+    jsonschema.validate(record, schema)
+    del record["status"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(record, schema)
+
+
+def test_plugins_lists_the_three_builtins_with_version_and_hooks(run) -> None:
+    result = run("plugins")
+    assert result.exit_code == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == ["NAME", "VERSION", "HOOKS"]
+    table = {row.split()[0]: row.split(None, 2) for row in rows}
+    assert list(table) == ["billing_milestone", "onsite_support", "partner_margin"]
+    assert all(version == "0.1.0" for _, version, _ in table.values())
+    assert "dealdesk_actions" in table["billing_milestone"][2]
+    assert "dealdesk_policies" in table["partner_margin"][2]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,7 +12,14 @@ import yaml
 
 from dealdesk import app as dealdesk_app
 from dealdesk.deals import FIELDS
-from dealdesk.explain import DealExplanation, RuleExplanation, explain_deal, format_expr, format_value, truth
+from dealdesk.explain import (
+    DealExplanation,
+    RuleExplanation,
+    explain_deal,
+    format_expr,
+    format_value,
+    truth,
+)
 from dealdesk.expressions import FieldType, Scope, parse_expression
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +31,9 @@ def house() -> dealdesk_app.App:
     return dealdesk_app.build(autoload=False)
 
 
-def explain(application: dealdesk_app.App, deal: dict, rule_id: str | None = None) -> DealExplanation:
+def explain(
+    application: dealdesk_app.App, deal: dict, rule_id: str | None = None
+) -> DealExplanation:
     record, runs = application.evaluate_with_runs(deal)
     return explain_deal(record, runs, application.prepared(deal) if runs else None, rule_id=rule_id)
 
@@ -37,17 +47,25 @@ def test_a_fired_rule_and_its_effects(house) -> None:
     pm13 = rule(explain(house, ACME), "PM-13")
     assert (pm13.fired, pm13.value, pm13.why) == (True, True, "its condition is true")
     assert pm13.when == "risk_offer"
-    assert [(c.text, c.value, c.detail) for c in pm13.conjuncts] == [("risk_offer", True, "risk_offer = true")]
+    assert [(c.text, c.value, c.detail) for c in pm13.conjuncts] == [
+        ("risk_offer", True, "risk_offer = true")
+    ]
     assert pm13.effects == ["require deal_desk"]
-    assert pm13.policy == "partner-margin" and pm13.location.endswith("partner-margin.yaml:" + pm13.location.split(":")[-2] + ":" + pm13.location.split(":")[-1])
+    assert pm13.policy == "partner-margin"
+    assert re.fullmatch(r".*partner-margin\.yaml:\d+:\d+", pm13.location)
 
 
 def test_a_rule_that_did_not_fire_names_the_false_conjunct(house) -> None:
     bm2 = rule(explain(house, ACME), "BM-2")
     assert (bm2.fired, bm2.value) == (False, False)
-    assert [(c.text, c.value) for c in bm2.conjuncts] == [("risk_offer", True), ("totals.product < 500000", False)]
+    assert [(c.text, c.value) for c in bm2.conjuncts] == [
+        ("risk_offer", True),
+        ("totals.product < 500000", False),
+    ]
     assert bm2.conjuncts[1].detail == "totals.product = 1000000 (< 500000: false)"
-    assert [(r.path, r.value) for r in bm2.conjuncts[1].reads] == [("totals.product", Decimal("1000000"))]
+    assert [(r.path, r.value) for r in bm2.conjuncts[1].reads] == [
+        ("totals.product", Decimal("1000000"))
+    ]
     assert bm2.why == "totals.product < 500000 is false"
 
 
@@ -55,7 +73,9 @@ def test_rules_come_in_priority_order_then_file_order(house) -> None:
     billing = next(p for p in explain(house, ACME).policies if p.name == "billing-milestone")
     labels = [r.label for r in billing.rules]
     assert labels[:4] == ["BM-1", "BM-2", "BM-3", "BM-6-invalid"]  # priority 100, 100, 100, 90
-    assert [r.priority for r in billing.rules] == sorted((r.priority for r in billing.rules), reverse=True)
+    assert [r.priority for r in billing.rules] == sorted(
+        (r.priority for r in billing.rules), reverse=True
+    )
 
 
 def test_a_missing_value_makes_the_condition_unknown(house) -> None:
@@ -63,7 +83,9 @@ def test_a_missing_value_makes_the_condition_unknown(house) -> None:
     del direct["partner"]
     over = rule(explain(house, direct), "PM-6-over")
     assert (over.fired, over.value) == (False, None)
-    assert over.why.endswith("is unknown (outputs.partner_discount_cap; partner.discount are missing)")
+    assert over.why.endswith(
+        "is unknown (outputs.partner_discount_cap, partner.discount are missing)"
+    )
     assert over.conjuncts[0].reads[0].value is None
     assert "partner.discount = missing" in over.conjuncts[0].detail
 
@@ -81,7 +103,10 @@ def test_table_rows_explain_their_cells_and_the_hit_policy(house) -> None:
         True,
         "max_line_discount = ~0.142857 (<= 0.20: true)",
     )
-    assert rule(explanation, "PM-2 row 2").conjuncts[0].detail == "services_ratio = ~0.280368 ([0.20..0.40]: true)"
+    assert (
+        rule(explanation, "PM-2 row 2").conjuncts[0].detail
+        == "services_ratio = ~0.280368 ([0.20..0.40]: true)"
+    )
 
 
 def test_rule_id_limits_the_explanation(house) -> None:
@@ -107,10 +132,16 @@ def test_a_ruleset_out_of_its_effective_window(tmp_path: Path) -> None:
     application = dealdesk_app.build([tmp_path / "late.yaml"], autoload=False)
     late = rule(explain(application, ACME), "L-1")
     assert (late.fired, late.value) == (False, True)
-    assert late.why == "its condition is true, but ruleset 'late' is in effect 2030-01-01 to ..., not on 2026-12-15"
+    assert (
+        late.why
+        == "its condition is true, but ruleset 'late' is in effect 2030-01-01 to ..., not on 2026-12-15"
+    )
 
 
-SCOPE = Scope({path: FieldType(f.type, f.enum) for path, f in FIELDS.items()} | {"outputs.floor": FieldType("number")})
+SCOPE = Scope(
+    {path: FieldType(f.type, f.enum) for path, f in FIELDS.items()}
+    | {"outputs.floor": FieldType("number")}
+)
 
 
 @pytest.mark.parametrize(
@@ -119,7 +150,7 @@ SCOPE = Scope({path: FieldType(f.type, f.enum) for path, f in FIELDS.items()} | 
         "totals.product >= 500000",
         "risk_offer and totals.product < 500000",
         'customer.region == "us-west" and max_line_discount > 0.2',
-        "risk_offer and (support.model == \"none\" or not exists(partner))",
+        'risk_offer and (support.model == "none" or not exists(partner))',
         'support.model in ["break_fix", "none"]',
         'partner.tier not in ["gold"]',
         'any(line.category == "labor" for line in lines)',

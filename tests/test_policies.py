@@ -1,0 +1,207 @@
+"""Validation of a whole ruleset set (SPEC §3): every problem, located, nothing half-loaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dealdesk.errors import ValidationFailed
+from dealdesk.policies import load_policy_set
+
+from helpers import policy_set, write_rulesets
+
+HEADER = """
+ruleset: {name}
+policy: test
+version: "1"
+outputs:
+  floor: {{combine: max, type: fraction}}
+  cap: {{combine: min, type: fraction}}
+"""
+
+
+def errors(tmp_path: Path, **files: str) -> list[str]:
+    write_rulesets(tmp_path / "rs", **files)
+    with pytest.raises(ValidationFailed) as info:
+        policy_set(tmp_path / "rs")
+    return [str(e) for e in info.value.errors]
+
+
+def test_a_clean_set_compiles_into_strata_ordered_by_output_reads(tmp_path: Path) -> None:
+    write_rulesets(
+        tmp_path / "rs",
+        a=HEADER.format(name="a")
+        + """
+rules:
+  - id: R-read
+    when: margin < outputs.floor
+    then: {require: deal_desk}
+  - id: R-set
+    when: services_ratio < 0.2
+    then: {set: {floor: 0.4}}
+  - id: R-cap
+    when: exists(partner)
+    then: {set: {cap: "= outputs.floor - 0.1"}}
+""",
+    )
+    ps, _, _ = policy_set(tmp_path / "rs")
+    policy = ps.policies["test"]
+    strata = {rule.id: rule.stratum for rule in policy.rules}
+    assert strata == {"R-read": 1, "R-set": 0, "R-cap": 1}
+    assert len(policy.strata) == 2
+    # every durable rule is one fact pattern with the positive anchor: no joins, no bare negation
+    for stratum in policy.strata:
+        for body in stratum.definition.values():
+            (pattern,) = body["all"]
+            assert list(pattern) == ["m"]
+            assert {"_a": 1} in pattern["m"].get("$and", [pattern["m"]])
+
+
+def test_schema_problems_with_suggestions(tmp_path: Path) -> None:
+    found = errors(
+        tmp_path,
+        a=HEADER.format(name="a")
+        + """
+rules:
+  - id: R-3
+    whn: margin < 0.3
+    then: {}
+  - id: R-4
+    when: margin < 0.3
+    priority: high
+    then: {rejcet: "no"}
+""",
+    )
+    path = tmp_path / "rs" / "a.yaml"
+    assert found == [
+        f"{path}:9:5: 'when' is required",
+        f"{path}:10:5: unknown key 'whn' (did you mean 'when'?)",
+        f"{path}:14:15: rules.1.priority: 'high' is not of type 'integer'",
+        f"{path}:15:12: unknown key 'rejcet' (did you mean 'reject'?)",
+    ]
+
+
+def test_expression_and_name_errors_point_into_the_file(tmp_path: Path) -> None:
+    found = errors(
+        tmp_path,
+        a=HEADER.format(name="a")
+        + """
+rules:
+  - id: R-1
+    when: risk_offer and totals.prodcut >= 500000
+    then: {require: deal_dsk}
+  - id: R-1
+    when: "margin < 'x'"
+    then: {clause: billing/nothing}
+  - id: R-4
+    when: margin < 0.3
+    then: {action: no_such_action, set: {flor: 0.3}}
+  - id: R-5
+    when: >-
+      margin < 0.3 and
+      customer.regon == "emea"
+    then: {set: {cap: "= max(0, margn)"}}
+""",
+    )
+    path = tmp_path / "rs" / "a.yaml"
+    assert found == [
+        f"{path}:10:26: unknown path 'totals.prodcut' (did you mean 'totals.product'?)",
+        f"{path}:11:21: unknown approver role 'deal_dsk' (see rulesets/approvers.yaml) (did you mean 'deal_desk'?)",
+        f"{path}:12:9: duplicate rule id 'R-1' (first at {path}:9:9)",
+        f"{path}:13:21: < compares numbers, but 'x' is a string",
+        f"{path}:14:20: unknown clause template 'billing/nothing' (no billing/nothing.md.j2 in any template directory)",
+        f"{path}:17:20: unknown action 'no_such_action' (no plugin registers it)",
+        f"{path}:17:48: output 'flor' is not declared in outputs: (did you mean 'floor'?)",
+        f"{path}:21:7: unknown path 'customer.regon' (did you mean 'customer.region'?)",
+        f"{path}:22:33: unknown path 'margn' (did you mean 'margin'?)",
+    ]
+
+
+def test_problems_across_files_and_duplicate_ruleset_names(tmp_path: Path) -> None:
+    found = errors(
+        tmp_path,
+        a=HEADER.format(name="same") + "rules: []\n",
+        b=HEADER.format(name="same") + "rules: []\n",
+        c="ruleset: c\npolicy: partner-margn\n",
+        d="ruleset: d\npolicy: test\nrules: [\n",
+    )
+    rs = tmp_path / "rs"
+    assert found == [
+        f"{rs / 'b.yaml'}:1:10: ruleset 'same' is also defined in {rs / 'a.yaml'}",
+        f"{rs / 'c.yaml'}:2:9: unknown policy family 'partner-margn' (no plugin registers it) (did you mean 'partner-margin'?)",
+        f"{rs / 'd.yaml'}:4:1: invalid YAML: expected the node content, but found '<stream end>'",
+    ]
+
+
+def test_decision_table_problems(tmp_path: Path) -> None:
+    found = errors(
+        tmp_path,
+        a=HEADER.format(name="a")
+        + """
+tables:
+  - id: T-1
+    hit: first
+    inputs: [customer.segment, max_line_discount]
+    rows:
+      - when: ["-", "<= 0.2"]
+        then: {set: {cap: 0.1}}
+      - when: [deer, "[0.1..0.2]"]
+        then: {set: {cap: 0.2}}
+      - when: [dear, "> 0.2"]
+        then: {set: {cap: 0.3}}
+      - when: [rabbit, "< x"]
+        then: {}
+      - when: [rabbit]
+        then: {}
+""",
+    )
+    path = tmp_path / "rs" / "a.yaml"
+    assert found == [
+        f"{path}:15:9: row 2 of table 'T-1' is unreachable: row 1 matches everything it matches first",
+        f"{path}:17:16: cell 'dear': 'dear' is not a value of 'customer.segment' (one of: elephant, deer, rabbit) (did you mean 'deer'?)",
+        f"{path}:19:24: cell '< x': < compares numbers, but 'x' is a string",
+        f"{path}:21:15: row 5 has 1 cells for 2 inputs",
+    ]
+
+
+def test_output_cycles_are_errors(tmp_path: Path) -> None:
+    found = errors(
+        tmp_path,
+        a=HEADER.format(name="a")
+        + """
+rules:
+  - id: R-1
+    when: outputs.cap > 0.1
+    then: {set: {floor: 0.3}}
+  - id: R-2
+    when: outputs.floor > 0.1
+    then: {set: {cap: 0.3}}
+""",
+    )
+    assert len(found) == 1 and "outputs depend on each other in a cycle: a/R-1 -> a/R-2 -> a/R-1" in found[0]
+
+
+def test_a_condition_that_can_never_be_true(tmp_path: Path) -> None:
+    found = errors(
+        tmp_path,
+        a=HEADER.format(name="a") + "rules:\n  - id: R-1\n    when: exists(margin) and not exists(margin)\n    then: {}\n",
+    )
+    assert found == [f"{tmp_path / 'rs' / 'a.yaml'}:8:5: the condition of 'R-1' can never be true"]
+
+
+def test_nothing_is_loaded_from_a_failing_set(tmp_path: Path) -> None:
+    from dealdesk.driver import get_driver
+
+    write_rulesets(tmp_path / "rs", a=HEADER.format(name="a") + "rules:\n  - id: R\n    when: margin <\n    then: {}\n")
+    with pytest.raises(ValidationFailed):
+        policy_set(tmp_path / "rs")
+    # validation failed before anything reached durable_rules (whose own error would be opaque)
+    assert not any(name.startswith("test#") for name in get_driver()._rulesets)
+
+
+def test_missing_ruleset_path_is_a_usage_error(tmp_path: Path) -> None:
+    from dealdesk.errors import UsageError
+
+    with pytest.raises(UsageError, match="no such ruleset file or directory"):
+        load_policy_set([tmp_path / "nope.yaml"], None)  # type: ignore[arg-type]
