@@ -87,7 +87,7 @@ class RuleExplanation:
     ruleset: str
     location: str
     priority: int
-    when: str  # the condition as written (for a table row: its cells)
+    when: str  # the condition as written (for a table row: its cells other than '-')
     value: bool | None  # the whole condition, three-valued
     fired: bool
     conjuncts: list[Conjunct]
@@ -210,8 +210,14 @@ def _explain_rule(
         description = next((r.description for r in rule.ruleset.rules if r.id == rule.id), "")
     else:
         cells = rule.table.rows[rule.row or 0].cells
-        when = ", ".join(
-            f"{i.value}: {_cell_text(c)}" for i, c in zip(rule.table.inputs, cells, strict=False)
+        # '-' cells match anything; leaving them out keeps wide tables readable
+        when = (
+            ", ".join(
+                f"{i.value}: {_cell_text(c)}"
+                for i, c in zip(rule.table.inputs, cells, strict=False)
+                if not _is_any(c)
+            )
+            or "- (every cell matches anything)"
         )
         description = rule.table.description
     why = _why(rule, value, did_fire, conjuncts, values, fired, applicable, close, run)

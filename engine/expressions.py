@@ -541,12 +541,22 @@ def check_test(test: Expr) -> tuple[str, str | None] | None:
             if kind not in _NUMERIC:
                 return f"{test.op} compares numbers, but the input is {_article(kind)}", None
             if value_kind not in _NUMERIC:
-                return f"{test.op} compares numbers, but {const.value!r} is {_article(value_kind)}", None  # type: ignore[union-attr]
+                return (
+                    f"{test.op} compares numbers, but {const.value!r} is {_article(value_kind)}",
+                    None,
+                )  # type: ignore[union-attr]
         if "any" not in (kind, value_kind) and kind != value_kind:
             return f"cannot compare {_article(kind)} input with {_article(value_kind)}", None
         enum = subject.enum if isinstance(subject, Field) else None
-        if enum and isinstance(const, Const) and isinstance(const.value, str) and const.value not in enum:
-            message = f"{const.value!r} is not a value of {subject.path!r} (one of: {', '.join(enum)})"  # type: ignore[union-attr]
+        if (
+            enum
+            and isinstance(const, Const)
+            and isinstance(const.value, str)
+            and const.value not in enum
+        ):
+            message = (
+                f"{const.value!r} is not a value of {subject.path!r} (one of: {', '.join(enum)})"  # type: ignore[union-attr]
+            )
             return message, _closest(const.value, list(enum))
         return None
     for child in children(test):

@@ -151,9 +151,7 @@ def _construct(loader: _Loader, node: yaml.Node, path: Path, doc: Document) -> A
             result[key] = _construct(loader, value_node, (*path, str(key)), doc)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [
-            _construct(loader, item, (*path, i), doc) for i, item in enumerate(node.value)
-        ]
+        return [_construct(loader, item, (*path, i), doc) for i, item in enumerate(node.value)]
     return loader.construct_object(node, deep=True)
 
 

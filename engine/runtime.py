@@ -239,7 +239,8 @@ class Evaluator:
                 chosen.append(self._aggregate(rows, table.aggregation, data))
             else:  # rule order, collect
                 chosen.extend((r, {}) for r in rows)
-        return sorted(chosen, key=lambda c: (-c[0].priority, c[0].order))
+        # rules by priority then file order; a table's rows keep the order its hit policy chose
+        return sorted(chosen, key=lambda c: (-c[0].priority, c[0].order[:2]))
 
     def _rank(self, rule: CompiledRule, data: Mapping[str, Any]) -> int:
         table = rule.table
@@ -330,7 +331,7 @@ class Evaluator:
                 getattr(effects, attr).extend(getattr(ctx.effects, attr))
         for name, value in effects.sets:
             run.contributions.setdefault(name, []).append(
-                ((-rule.priority, rule.order, len(run.firings)), value)
+                ((-rule.priority, rule.order[:2], len(run.firings)), value)
             )
 
     # -- the record

@@ -20,7 +20,14 @@ BASE_DEAL: dict[str, Any] = {
     "customer": {"name": "Acme", "segment": "elephant", "region": "emea"},
     "offer": {"type": "standard", "pricing": "fixed"},
     "lines": [
-        {"sku": "HW", "category": "hardware", "quantity": 2, "unit_price": 100, "list_price": 125, "unit_cost": 60},
+        {
+            "sku": "HW",
+            "category": "hardware",
+            "quantity": 2,
+            "unit_price": 100,
+            "list_price": 125,
+            "unit_cost": 60,
+        },
         {"sku": "LAB", "category": "labor", "quantity": 1, "unit_price": 50, "unit_cost": 40},
     ],
     "dates": {"close": "2026-12-15"},
@@ -37,8 +44,13 @@ def deal(**changes: Any) -> dict[str, Any]:
 class TestPolicy:
     """A plugin declaring the `test` policy family over a directory of rulesets."""
 
-    def __init__(self, directory: Path, actions: Mapping[str, Callable[..., Any]] | None = None,
-                 enrich: Callable[..., Any] | None = None, facts: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        directory: Path,
+        actions: Mapping[str, Callable[..., Any]] | None = None,
+        enrich: Callable[..., Any] | None = None,
+        facts: Mapping[str, str] | None = None,
+    ):
         self.directory = directory
         self.actions = dict(actions or {})
         self.enrich = enrich
@@ -74,13 +86,23 @@ def plugins_for(directory: Path, **kwargs: Any) -> Plugins:
     return collect_plugins(pm)
 
 
-def policy_set(directory: Path, plugins: Plugins | None = None) -> tuple[PolicySet, Plugins, Renderer]:
+def policy_set(
+    directory: Path, plugins: Plugins | None = None
+) -> tuple[PolicySet, Plugins, Renderer]:
     plugins = plugins or plugins_for(directory)
     renderer = Renderer(plugins.template_dirs, plugins.filters)
-    env = Environment(plugins.policies, plugins.actions, renderer.has_clause, house_approvers(), plugins.fact_types)
+    env = Environment(
+        plugins.policies,
+        plugins.actions,
+        renderer.has_clause,
+        house_approvers(),
+        plugins.fact_types,
+    )
     return load_policy_set([directory], env), plugins, renderer
 
 
 def evaluator(directory: Path, **kwargs: Any) -> Evaluator:
-    ps, plugins, renderer = policy_set(directory, plugins_for(directory, **kwargs) if kwargs else None)
+    ps, plugins, renderer = policy_set(
+        directory, plugins_for(directory, **kwargs) if kwargs else None
+    )
     return Evaluator(ps, plugins, renderer)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import policy_set, write_rulesets
 
 from dealdesk.errors import ValidationFailed
 from dealdesk.policies import load_policy_set
-
-from helpers import policy_set, write_rulesets
 
 HEADER = """
 ruleset: {name}
@@ -179,13 +178,17 @@ rules:
     then: {set: {cap: 0.3}}
 """,
     )
-    assert len(found) == 1 and "outputs depend on each other in a cycle: a/R-1 -> a/R-2 -> a/R-1" in found[0]
+    assert (
+        len(found) == 1
+        and "outputs depend on each other in a cycle: a/R-1 -> a/R-2 -> a/R-1" in found[0]
+    )
 
 
 def test_a_condition_that_can_never_be_true(tmp_path: Path) -> None:
     found = errors(
         tmp_path,
-        a=HEADER.format(name="a") + "rules:\n  - id: R-1\n    when: exists(margin) and not exists(margin)\n    then: {}\n",
+        a=HEADER.format(name="a")
+        + "rules:\n  - id: R-1\n    when: exists(margin) and not exists(margin)\n    then: {}\n",
     )
     assert found == [f"{tmp_path / 'rs' / 'a.yaml'}:8:5: the condition of 'R-1' can never be true"]
 
@@ -193,7 +196,10 @@ def test_a_condition_that_can_never_be_true(tmp_path: Path) -> None:
 def test_nothing_is_loaded_from_a_failing_set(tmp_path: Path) -> None:
     from dealdesk.driver import get_driver
 
-    write_rulesets(tmp_path / "rs", a=HEADER.format(name="a") + "rules:\n  - id: R\n    when: margin <\n    then: {}\n")
+    write_rulesets(
+        tmp_path / "rs",
+        a=HEADER.format(name="a") + "rules:\n  - id: R\n    when: margin <\n    then: {}\n",
+    )
     with pytest.raises(ValidationFailed):
         policy_set(tmp_path / "rs")
     # validation failed before anything reached durable_rules (whose own error would be opaque)

@@ -135,22 +135,25 @@ class DealFactory:
         self,
         *,
         product: Number,
-        services: Number,
-        cost: Number,
+        labor: Number = 0,
+        support: Number = 0,
+        margin: Number = "0.5",
         **patch: Any,
     ) -> dict[str, Any]:
-        """A hardware line of ``product`` and a labor line of ``services`` costing ``cost`` in all.
+        """A hardware line of ``product`` and optional labor and support lines; the deal margin
+        is exactly ``margin``.
 
-        Cost is split in proportion to price so that both lines share the deal margin (the
-        labor margin is then the deal margin too; keep it >= 0.30 unless PM-9 is the point).
+        Labor and support cost 70% of their price (a labor margin of exactly 0.30, at PM-9's
+        floor but not below it); the hardware line carries the rest of the cost.
         """
-        product_d, services_d, cost_d = (Decimal(str(v)) for v in (product, services, cost))
-        contract = product_d + services_d
-        lines = []
-        if product_d:
-            lines.append(line("hardware", product_d, cost=cost_d * product_d / contract, sku="HW-1"))
-        if services_d:
-            lines.append(line("labor", services_d, cost=cost_d * services_d / contract, sku="LAB-1", resource="architect"))
+        product_d, labor_d, support_d, margin_d = (Decimal(str(v)) for v in (product, labor, support, margin))
+        cost = (product_d + labor_d + support_d) * (1 - margin_d)
+        services_cost = (labor_d + support_d) * Decimal("0.7")
+        lines = [line("hardware", product_d, cost=cost - services_cost, sku="HW-1")]
+        if labor_d:
+            lines.append(line("labor", labor_d, cost=labor_d * Decimal("0.7"), sku="LAB-1", resource="architect"))
+        if support_d:
+            lines.append(line("support", support_d, cost=support_d * Decimal("0.7"), sku="SUP-1"))
         return self(**merge({"lines": lines}, patch))
 
     def discounted(self, discount: Number, **patch: Any) -> dict[str, Any]:

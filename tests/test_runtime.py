@@ -1,0 +1,326 @@
+"""Evaluating deals on durable_rules: hit policies, combining outputs, strata, windows, plugin
+failures and the durable_rules behaviours we design around (SPEC §3, §4, §7, §9)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import deal, evaluator, write_rulesets
+
+from dealdesk.actions import ActionContext
+
+HEADER = """
+ruleset: r
+policy: test
+version: "7"
+"""
+
+
+def build(tmp_path: Path, body: str, **kwargs: Any) -> Any:
+    write_rulesets(tmp_path / "rs", r=HEADER + body)
+    return evaluator(tmp_path / "rs", **kwargs)
+
+
+def test_outputs_combine_by_priority_and_mode(tmp_path: Path) -> None:
+    ev = build(
+        tmp_path,
+        """
+outputs:
+  first_one: {combine: first}
+  biggest: {combine: max, type: fraction}
+  smallest: {combine: min}
+  total: {combine: sum, type: money}
+  all: {combine: list}
+  unset: {default: fallback}
+rules:
+  - id: LOW
+    priority: 1
+    when: totals.contract > 0
+    then: {set: {first_one: low, biggest: 0.1, smallest: 5, total: "= totals.product", all: low}}
+  - id: HIGH
+    priority: 9
+    when: totals.contract > 0
+    then: {set: {first_one: high, biggest: 0.30004, smallest: 3, total: 0.125, all: high}}
+  - id: UNKNOWN
+    priority: 20
+    when: totals.contract > 0
+    then: {set: {first_one: "= partner.tier"}}
+""",
+    )
+    record = ev.evaluate(deal())
+    outputs = record["policies"]["test"]["outputs"]
+    # UNKNOWN's value is unknown (no partner) and sets nothing; HIGH comes first by priority
+    assert outputs == {
+        "first_one": "high",
+        "biggest": 0.3,
+        "smallest": 3,
+        "total": "200.13",
+        "all": ["high", "low"],
+        "unset": "fallback",
+    }
+    assert record["policies"]["test"]["fired"] == ["UNKNOWN", "HIGH", "LOW"]
+
+
+def test_a_rule_reading_an_output_sees_its_combined_value(tmp_path: Path) -> None:
+    ev = build(
+        tmp_path,
+        """
+outputs:
+  floor: {combine: max, type: fraction}
+rules:
+  - id: READ
+    when: margin < outputs.floor - 0.05
+    then: {require: cfo, reason: "margin {{ margin | percent }} vs floor {{ outputs.floor | percent }}"}
+  - id: SET-A
+    when: totals.contract > 0
+    then: {set: {floor: 0.30}}
+  - id: SET-B
+    when: services_ratio < 0.5
+    then: {set: {floor: 0.40}}
+""",
+    )
+    # margin = 1 - 160/250 = 0.36; floor max(0.30, 0.40) = 0.40; 0.36 < 0.35 is false
+    record = ev.evaluate(deal())
+    assert record["status"] == "approved"
+    # margin 0.35 exactly at floor - 0.05 (exact decimals, no float drift): still not below
+    lines = [
+        {"sku": "HW", "category": "hardware", "quantity": 1, "unit_price": 100, "unit_cost": 65},
+    ]
+    assert ev.evaluate(deal(lines=lines))["status"] == "approved"
+    lines[0]["unit_cost"] = "65.01"
+    record = ev.evaluate(deal(lines=lines))
+    assert record["status"] == "needs_approval"
+    assert record["reasons"] == [
+        {"policy": "test", "rule": "READ", "message": "margin 34.99% vs floor 40%"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("hit", "extra", "discount", "expected"),
+    [
+        ("first", "", "0.15", {"fired": ["T"], "level": "a"}),
+        ("unique", "", "0.05", {"fired": ["T"], "level": "c"}),
+        ("unique", "", "0.15", {"error": "hit policy unique, but rows 1, 2 all match"}),
+        (
+            "any",
+            "",
+            "0.15",
+            {"error": "hit policy any, but rows 1, 2 match with different outputs"},
+        ),
+        ("priority", "priority: {level: [b, a, c]}", "0.15", {"fired": ["T"], "level": "b"}),
+        (
+            "output order",
+            "priority: {level: [b, a, c]}",
+            "0.15",
+            {"fired": ["T"], "level": ["b", "a"]},
+        ),
+        ("rule order", "", "0.15", {"fired": ["T"], "level": ["a", "b"]}),
+        ("collect", "", "0.15", {"fired": ["T"], "level": ["a", "b"]}),
+        ("collect", "aggregation: count", "0.15", {"fired": ["T"], "level": 2}),
+    ],
+)
+def test_hit_policies(
+    tmp_path: Path, hit: str, extra: str, discount: str, expected: dict[str, Any]
+) -> None:
+    combine = "list" if isinstance(expected.get("level"), list) else "first"
+    ev = build(
+        tmp_path,
+        f"""
+outputs:
+  level: {{combine: {combine}}}
+tables:
+  - id: T
+    hit: {hit}
+    {extra}
+    inputs: [max_line_discount]
+    rows:
+      - when: ["[0.1..0.2]"]
+        then: {{set: {{level: a}}}}
+      - when: ["[0.12..0.3]"]
+        then: {{set: {{level: b}}}}
+      - when: ["< 0.1"]
+        then: {{set: {{level: c}}}}
+""",
+    )
+    price = str(100 - int(float(discount) * 100))
+    lines = [
+        {
+            "sku": "HW",
+            "category": "hardware",
+            "quantity": 1,
+            "unit_price": price,
+            "list_price": 100,
+            "unit_cost": 10,
+        }
+    ]
+    record = ev.evaluate(deal(lines=lines))
+    if "error" in expected:
+        assert record["status"] == "invalid"
+        assert expected["error"] in record["errors"][0]["message"]
+        assert record["errors"][0]["message"].startswith(str(tmp_path / "rs" / "r.yaml") + ":")
+    else:
+        assert record["policies"]["test"]["fired"] == expected["fired"]
+        assert record["policies"]["test"]["outputs"]["level"] == expected["level"]
+
+
+def test_effective_window_is_compared_with_the_close_date(tmp_path: Path) -> None:
+    ev = build(
+        tmp_path,
+        """
+effective: {from: 2027-01-01, to: 2027-12-31}
+rules:
+  - id: R
+    when: totals.contract > 0
+    then: {require: deal_desk}
+""",
+    )
+    assert ev.evaluate(deal())["approvals"] == []  # closes 2026-12-15
+    assert ev.evaluate(deal(dates={"close": "2027-01-01"}))["approvals"] == ["deal_desk"]
+    assert ev.evaluate(deal(dates={"close": "2028-01-01"}))["approvals"] == []
+    assert ev.evaluate(deal(dates={}))["approvals"] == ["deal_desk"]  # no close date: applies
+
+
+def test_actions_run_with_evaluated_arguments(tmp_path: Path) -> None:
+    seen: list[ActionContext] = []
+
+    def double(ctx: ActionContext) -> None:
+        seen.append(ctx)
+        ctx.set("doubled", ctx.args["value"] * 2)
+        ctx.flag("doubled {{ totals.product | money }}")
+        ctx.require("legal")
+
+    ev = build(
+        tmp_path,
+        """
+outputs:
+  doubled: {type: money}
+rules:
+  - id: A
+    when: totals.product > 0
+    then: {action: double, with: {value: "= totals.product"}}
+""",
+        actions={"double": double},
+    )
+    record = ev.evaluate(deal())
+    assert record["policies"]["test"]["outputs"]["doubled"] == "400.00"
+    assert record["approvals"] == ["legal"]
+    assert record["flags"] == [{"policy": "test", "rule": "A", "message": "doubled 200.00 USD"}]
+    assert seen[0].rule == "A" and seen[0].policy == "test"
+    with pytest.raises(TypeError):
+        seen[0].deal["id"] = "changed"  # type: ignore[index]
+
+
+def test_a_failing_action_makes_only_that_deal_invalid_and_names_the_plugin(tmp_path: Path) -> None:
+    def explode(ctx: ActionContext) -> None:
+        if ctx.deal["id"] == "bad":
+            raise RuntimeError("boom")
+
+    ev = build(
+        tmp_path,
+        "rules:\n  - id: A\n    when: totals.product > 0\n    then: {action: explode}\n",
+        actions={"explode": explode},
+    )
+    bad = ev.evaluate(deal(id="bad"))
+    assert bad["status"] == "invalid"
+    assert bad["errors"] == [
+        {
+            "path": "",
+            "message": "plugin 'testplug' failed in action 'explode' (rule A): RuntimeError: boom",
+            "plugin": "testplug",
+        }
+    ]
+    assert ev.evaluate(deal(id="good"))["status"] == "approved"
+
+
+def test_enrich_facts_are_type_checked_and_failures_attributed(tmp_path: Path) -> None:
+    def enrich(d: Any) -> dict[str, Any]:
+        if d["id"] == "crash":
+            raise ValueError("no rates today")
+        return {"fx_rate": "1.1" if d["id"] == "wrong" else 1.1}
+
+    ev = build(
+        tmp_path,
+        "rules:\n  - id: FX\n    when: fx_rate > 1\n    then: {require: vp_finance}\n",
+        enrich=enrich,
+        facts={"fx_rate": "number"},
+    )
+    assert ev.evaluate(deal())["approvals"] == ["vp_finance"]
+    crash = ev.evaluate(deal(id="crash"))
+    assert crash["status"] == "invalid"
+    assert (
+        crash["errors"][0]["message"]
+        == "plugin 'testplug' failed in dealdesk_enrich: ValueError: no rates today"
+    )
+    wrong = ev.evaluate(deal(id="wrong"))
+    assert "returned 'fx_rate' as str, but it declares number" in wrong["errors"][0]["message"]
+
+
+def test_an_invalid_deal_names_each_field(tmp_path: Path) -> None:
+    ev = build(tmp_path, "rules: []\n")
+    lines = [{"sku": "HW", "category": "hardware", "quantity": -1, "unit_price": 10}]
+    record = ev.evaluate(deal(lines=lines, customer={"segment": "whale"}))
+    assert record["status"] == "invalid"
+    assert record["deal_id"] == "T-1"
+    paths = {e["path"] for e in record["errors"]}
+    assert {"lines[0].quantity", "lines[0].unit_cost", "customer.segment"} <= paths
+    assert list(record) == [
+        "deal_id",
+        "status",
+        "approvals",
+        "policies",
+        "reasons",
+        "flags",
+        "clauses",
+        "errors",
+        "provenance",
+    ]
+
+
+def test_records_are_byte_identical_for_identical_input(tmp_path: Path) -> None:
+    ev = build(
+        tmp_path,
+        'rules:\n  - id: R\n    when: margin > 0.1\n    then: {reason: "margin {{ margin }}"}\n',
+    )
+    first = json.dumps(ev.evaluate(deal()), sort_keys=False)
+    assert all(json.dumps(ev.evaluate(deal())) == first for _ in range(5))
+    assert json.loads(first)["provenance"]["rulesets"] == {"r": "7"}
+    assert json.loads(first)["provenance"]["digest"].startswith("sha256:")
+
+
+def test_negation_only_conditions_fire_exactly_when_true(tmp_path: Path) -> None:
+    # durable_rules fires a bare `$nex` endlessly or on its own state fact (SPEC §9); the
+    # compiled rule carries a positive anchor, so it fires once, and only when true
+    ev = build(
+        tmp_path,
+        "rules:\n  - id: DIRECT\n    when: not exists(partner)\n    then: {require: deal_desk}\n",
+    )
+    assert ev.evaluate(deal())["approvals"] == ["deal_desk"]
+    assert ev.evaluate(deal())["policies"]["test"]["fired"] == ["DIRECT"]
+    partnered = deal(partner={"name": "P", "kind": "reseller", "tier": "gold", "discount": 0.1})
+    assert ev.evaluate(partnered)["approvals"] == []
+
+
+def test_thousands_of_unmatched_deals_do_not_exhaust_durable_sessions(tmp_path: Path) -> None:
+    # at most 1,024 live sessions per ruleset (SPEC §9): every session is deleted, matched or not
+    threads = threading.active_count()
+    ev = build(
+        tmp_path,
+        "rules:\n  - id: NEVER\n    when: totals.product > 1000000000\n    then: {reject: too big}\n",
+    )
+    for i in range(2500):
+        assert ev.evaluate(deal(id=f"D-{i}"))["status"] == "approved"
+    big = [
+        {
+            "sku": "HW",
+            "category": "hardware",
+            "quantity": 1,
+            "unit_price": 2000000000,
+            "unit_cost": 1,
+        }
+    ]
+    assert ev.evaluate(deal(lines=big))["status"] == "rejected"
+    assert threading.active_count() == threads  # no durable Host timer threads were started
