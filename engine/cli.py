@@ -30,6 +30,7 @@ from dealdesk.errors import DealdeskError, UsageError, ValidationFailed
 from dealdesk.explain import DealExplanation, RuleExplanation, explain_deal, format_value
 from dealdesk.manager import collect_plugins, get_plugin_manager
 from dealdesk.policies import ruleset_files
+from dealdesk.runtime import PolicyRun
 
 __all__ = ["main"]
 
@@ -322,7 +323,8 @@ def explain(
             raise UsageError(f"--rule {rule_id}: no such rule in the loaded rulesets{hint}")
     source = _one_deal(application, deal, deal_id)
     if source.error is not None:
-        record, runs, data = application.source_error_record(source), {}, None
+        record, data = application.source_error_record(source), None
+        runs: dict[str, PolicyRun] = {}
     else:
         record, runs = application.evaluate_with_runs(source.deal)
         data = application.prepared(source.deal) if runs else None

@@ -60,8 +60,9 @@ def format_output(value: Any, kind: str, currency: str) -> Any:
         return money_string(value, currency)
     if kind == "fraction" and to_decimal(value) is not None:
         return round_fraction(value)
-    if kind == "integer" and to_decimal(value) is not None:
-        return int(to_decimal(value))
+    number = to_decimal(value)
+    if kind == "integer" and number is not None:
+        return int(number)
     return plain(value)
 
 

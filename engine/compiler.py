@@ -247,7 +247,7 @@ class FactPlan:
                         _put_synthetic(row, synthetic, data, element)
                 for synthetic in self.synthetics:
                     if synthetic.items == items_path and synthetic.kind == "formula":
-                        row[synthetic.name] = holds(synthetic.formula, row)  # type: ignore[arg-type]
+                        row[synthetic.name] = holds(synthetic.formula or TRUE, row)
                 projected.append(row)
             _put(fact, fact_name(items_path), projected)
         for synthetic in self.synthetics:
@@ -296,11 +296,13 @@ def fact_name(path: str) -> str:
 def _put_synthetic(
     target: dict[str, Any], synthetic: Synthetic, data: Mapping[str, Any], item: Any
 ) -> None:
+    expr = synthetic.expr
+    assert expr is not None  # only formula synthetics have none, and they are built apart
     if synthetic.kind == "count":
-        elements = lookup(data, synthetic.expr.path)  # type: ignore[union-attr]
+        elements = lookup(data, expr.path) if isinstance(expr, Field) else None
         value: Any = float(len(elements)) if isinstance(elements, list) else None
     else:
-        value = evaluate(synthetic.expr, data, item if isinstance(item, Mapping) else None)
+        value = evaluate(expr, data, item if isinstance(item, Mapping) else None)
     if value is not None:
         target[synthetic.name] = engine_value(value)
 

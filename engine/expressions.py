@@ -50,9 +50,9 @@ class Field(Expr):
 
 @dataclass(frozen=True)
 class Arith(Expr):
-    op: str = "+"
-    left: Expr | None = None
-    right: Expr | None = None
+    op: str
+    left: Expr
+    right: Expr
     type: str = "number"
 
 
@@ -60,55 +60,55 @@ class Arith(Expr):
 class Call(Expr):
     """min, max, abs, round, sum: allowed in ``set`` values only."""
 
-    name: str = ""
-    args: tuple[Expr, ...] = ()
+    name: str
+    args: tuple[Expr, ...]
     type: str = "number"
 
 
 @dataclass(frozen=True)
 class Compare(Expr):
-    op: str = "=="
-    left: Expr | None = None
-    right: Expr | None = None
+    op: str
+    left: Expr
+    right: Expr
     type: str = "boolean"
 
 
 @dataclass(frozen=True)
 class InList(Expr):
-    operand: Expr | None = None
-    values: tuple[Const, ...] = ()
+    operand: Expr
+    values: tuple[Const, ...]
     negated: bool = False
     type: str = "boolean"
 
 
 @dataclass(frozen=True)
 class Exists(Expr):
-    target: Field | None = None
+    target: Field
     type: str = "boolean"
 
 
 @dataclass(frozen=True)
 class Matches(Expr):
-    target: Field | None = None
-    pattern: str = ""
+    target: Field
+    pattern: str
     type: str = "boolean"
 
 
 @dataclass(frozen=True)
 class Not(Expr):
-    operand: Expr | None = None
+    operand: Expr
     type: str = "boolean"
 
 
 @dataclass(frozen=True)
 class And(Expr):
-    operands: tuple[Expr, ...] = ()
+    operands: tuple[Expr, ...]
     type: str = "boolean"
 
 
 @dataclass(frozen=True)
 class Or(Expr):
-    operands: tuple[Expr, ...] = ()
+    operands: tuple[Expr, ...]
     type: str = "boolean"
 
 
@@ -116,9 +116,9 @@ class Or(Expr):
 class Quantifier(Expr):
     """``any(...)``/``all(...)`` over a list; in a ``set`` value also ``sum(...)``."""
 
-    kind: str = "any"
-    items: Field | None = None
-    body: Expr | None = None
+    kind: str
+    items: Field
+    body: Expr
     type: str = "boolean"
 
 
@@ -254,7 +254,7 @@ class _Parser:
             if isinstance(node.op, ast.UAdd):
                 return operand
             if isinstance(operand, Const):
-                return Const(self.pos(node), -Decimal(operand.value), "number")  # type: ignore[arg-type]
+                return Const(self.pos(node), -Decimal(str(operand.value)), "number")
             return Arith(self.pos(node), "-", Const(self.pos(node), Decimal(0), "number"), operand)
         raise self.fail(node, f"the operator {type(node.op).__name__} is not allowed")
 
@@ -536,28 +536,25 @@ def check_test(test: Expr) -> tuple[str, str | None] | None:
     """The first type problem in a decision-table cell's test, as (message, suggestion)."""
     if isinstance(test, Compare):
         subject, const = test.left, test.right
-        kind, value_kind = _comparable(subject), _comparable(const)  # type: ignore[arg-type]
+        kind, value_kind = _comparable(subject), _comparable(const)
         if test.op in ("<", "<=", ">", ">="):
             if kind not in _NUMERIC:
                 return f"{test.op} compares numbers, but the input is {_article(kind)}", None
             if value_kind not in _NUMERIC:
-                return (
-                    f"{test.op} compares numbers, but {const.value!r} is {_article(value_kind)}",
-                    None,
-                )  # type: ignore[union-attr]
+                shown = repr(const.value) if isinstance(const, Const) else "the value"
+                return f"{test.op} compares numbers, but {shown} is {_article(value_kind)}", None
         if "any" not in (kind, value_kind) and kind != value_kind:
             return f"cannot compare {_article(kind)} input with {_article(value_kind)}", None
-        enum = subject.enum if isinstance(subject, Field) else None
         if (
-            enum
+            isinstance(subject, Field)
+            and subject.enum
             and isinstance(const, Const)
             and isinstance(const.value, str)
-            and const.value not in enum
+            and const.value not in subject.enum
         ):
-            message = (
-                f"{const.value!r} is not a value of {subject.path!r} (one of: {', '.join(enum)})"  # type: ignore[union-attr]
-            )
-            return message, _closest(const.value, list(enum))
+            allowed = ", ".join(subject.enum)
+            message = f"{const.value!r} is not a value of {subject.path!r} (one of: {allowed})"
+            return message, _closest(const.value, list(subject.enum))
         return None
     for child in children(test):
         problem = check_test(child)
@@ -610,19 +607,19 @@ def children(expr: Expr) -> tuple[Expr, ...]:
     """The direct sub-expressions of ``expr``."""
     match expr:
         case Arith(left=left, right=right) | Compare(left=left, right=right):
-            return (left, right)  # type: ignore[return-value]
+            return (left, right)
         case InList(operand=operand, values=values):
-            return (operand, *values)  # type: ignore[arg-type]
+            return (operand, *values)
         case Exists(target=target) | Matches(target=target):
-            return (target,)  # type: ignore[return-value]
+            return (target,)
         case Not(operand=operand):
-            return (operand,)  # type: ignore[return-value]
+            return (operand,)
         case And(operands=ops) | Or(operands=ops):
             return ops
         case Call(args=args):
             return args
         case Quantifier(items=items, body=body):
-            return (items, body)  # type: ignore[return-value]
+            return (items, body)
     return ()
 
 
@@ -705,22 +702,22 @@ def evaluate(expr: Expr, data: Mapping[str, Any], item: Mapping[str, Any] | None
         case Field(path=path):
             return lookup(data, path)
         case Arith(op=op, left=left, right=right):
-            return _arith(op, evaluate(left, data, item), evaluate(right, data, item))  # type: ignore[arg-type]
+            return _arith(op, evaluate(left, data, item), evaluate(right, data, item))
         case Compare(op=op, left=left, right=right):
-            return _compare(op, evaluate(left, data, item), evaluate(right, data, item))  # type: ignore[arg-type]
+            return _compare(op, evaluate(left, data, item), evaluate(right, data, item))
         case InList(operand=operand, values=values, negated=negated):
-            value = evaluate(operand, data, item)  # type: ignore[arg-type]
+            value = evaluate(operand, data, item)
             if value is None:
                 return None
             found = any(_compare("==", value, v.value) for v in values)
             return not found if negated else found
         case Exists(target=target):
-            return evaluate(target, data, item) is not None  # type: ignore[arg-type]
+            return evaluate(target, data, item) is not None
         case Matches(target=target, pattern=pattern):
-            value = evaluate(target, data, item)  # type: ignore[arg-type]
+            value = evaluate(target, data, item)
             return bool(re.search(pattern, value)) if isinstance(value, str) else None
         case Not(operand=operand):
-            value = evaluate(operand, data, item)  # type: ignore[arg-type]
+            value = evaluate(operand, data, item)
             return None if value is None else not value
         case And(operands=operands):
             results = [evaluate(o, data, item) for o in operands]
@@ -729,18 +726,18 @@ def evaluate(expr: Expr, data: Mapping[str, Any], item: Mapping[str, Any] | None
             results = [evaluate(o, data, item) for o in operands]
             return True if True in results else (None if None in results else False)
         case Quantifier(kind=kind, items=items, body=body):
-            elements = evaluate(items, data)  # type: ignore[arg-type]
+            elements = evaluate(items, data)
             elements = elements if isinstance(elements, list) else []
             if kind == "sum":
                 total = Decimal(0)
                 for element in elements:
-                    value = to_decimal(evaluate(body, data, element))  # type: ignore[arg-type]
+                    value = to_decimal(evaluate(body, data, element))
                     if value is None:
                         return None
                     total += value
                 return total
             # any/all over an element whose condition is unknown count it as not true
-            results = [evaluate(body, data, e) is True for e in elements]  # type: ignore[arg-type]
+            results = [evaluate(body, data, e) is True for e in elements]
             return any(results) if kind == "any" else bool(results) and all(results)
         case Call(name=name, args=args):
             return _call(name, [evaluate(a, data, item) for a in args])
@@ -775,16 +772,17 @@ def _call(name: str, args: list[Any]) -> Decimal | None:
             parts = [to_decimal(a) for a in args]
             present = [n for n in parts if n is not None]
             return None if len(present) < len(parts) else sum(present, Decimal(0))
-    numbers = [to_decimal(a) for a in args]
-    if any(n is None for n in numbers) or not numbers:
+    converted = [to_decimal(a) for a in args]
+    numbers = [n for n in converted if n is not None]
+    if len(numbers) < len(converted) or not numbers:
         return None
     if name == "min":
-        return min(numbers)  # type: ignore[type-var]
+        return min(numbers)
     if name == "max":
-        return max(numbers)  # type: ignore[type-var]
+        return max(numbers)
     if name == "abs":
-        return abs(numbers[0])  # type: ignore[arg-type]
+        return abs(numbers[0])
     if name == "round":
-        places = int(numbers[1]) if len(numbers) > 1 else 0  # type: ignore[arg-type]
-        return numbers[0].quantize(Decimal(1).scaleb(-places), rounding="ROUND_HALF_UP")  # type: ignore[union-attr]
+        places = int(numbers[1]) if len(numbers) > 1 else 0
+        return numbers[0].quantize(Decimal(1).scaleb(-places), rounding="ROUND_HALF_UP")
     raise TypeError(f"unknown function {name}")

@@ -370,8 +370,9 @@ class _Builder:
         outputs: Mapping[str, OutputSpec],
         scope: Scope,
     ) -> list[CompiledRule]:
-        inputs = [self.expression(ruleset, text, scope, value=True) for text in table.inputs]
-        if any(i is None for i in inputs):
+        parsed = [self.expression(ruleset, text, scope, value=True) for text in table.inputs]
+        inputs = [i for i in parsed if i is not None]
+        if len(inputs) < len(parsed):
             return []
         rows: list[CompiledRule] = []
         intervals: list[list[Any]] = []

@@ -122,14 +122,14 @@ class DealFactory:
 
     def risk(self, offer_type: str = "new_market", **patch: Any) -> dict[str, Any]:
         """A risk offer sold direct with proactive support (what OS-1 asks of it)."""
-        return self(**merge({"offer": {"type": offer_type}, "support": {"model": "proactive"}}, patch))
+        return merge(self(offer={"type": offer_type}, support={"model": "proactive"}), patch)
 
     def product(self, product: Number, *, support: Number | None = None, **patch: Any) -> dict[str, Any]:
         """One hardware line worth ``product`` (50% cost) and, optionally, a support line."""
         lines = [line("hardware", product, sku="HW-1")]
         if support is not None:
             lines.append(line("support", support, sku="SUP-1"))
-        return self(**merge({"lines": lines}, patch))
+        return merge(self(lines=lines), patch)
 
     def mix(
         self,
@@ -154,7 +154,7 @@ class DealFactory:
             lines.append(line("labor", labor_d, cost=labor_d * Decimal("0.7"), sku="LAB-1", resource="architect"))
         if support_d:
             lines.append(line("support", support_d, cost=support_d * Decimal("0.7"), sku="SUP-1"))
-        return self(**merge({"lines": lines}, patch))
+        return merge(self(lines=lines), patch)
 
     def discounted(self, discount: Number, **patch: Any) -> dict[str, Any]:
         """The base deal with its hardware sold ``discount`` below a list price of 1,000 a unit.
@@ -164,7 +164,7 @@ class DealFactory:
         """
         fraction = Decimal(str(discount))
         hardware = line("hardware", 1000 * (1 - fraction), cost=200, list_price=1000, quantity=600, sku="HW-1")
-        return self(**merge({"lines": [hardware, *BASE_DEAL["lines"][1:]]}, patch))
+        return merge(self(lines=[hardware, *BASE_DEAL["lines"][1:]]), patch)
 
 
 @dataclass
