@@ -193,8 +193,7 @@ class Evaluator:
             for rule, extra in self.select_rows(matched, view, run):
                 firing = Firing(rule)
                 self.apply(rule, firing, view, run, extra)
-                run.firings.append(firing)
-                view["outputs"] = run.outputs()
+                run.firings.append(firing)  # rules of one stratum never read each other's outputs
         return run
 
     def select_rows(
