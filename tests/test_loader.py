@@ -1,0 +1,47 @@
+"""YAML with positions: safe loading only, dates as text, located errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from dealdesk.errors import Location, RulesetError
+from dealdesk.loader import load_yaml, load_yaml_documents
+
+
+def test_values_know_where_they_start() -> None:
+    doc = load_yaml("a:\n  b: [1, 2]\n  c: 'x'\n", "f.yaml")
+    assert doc.data == {"a": {"b": [1, 2], "c": "x"}}
+    assert doc.location(("a", "b", 1)) == Location("f.yaml", 2, 10)
+    assert doc.key_location(("a", "c")) == Location("f.yaml", 3, 3)
+    assert doc.location(("a", "missing")) == Location("f.yaml", 2, 3)  # nearest located parent
+
+
+def test_offsets_inside_strings_follow_quotes_and_folding() -> None:
+    text = 'w1: "x < y"\nw2: >-\n  first line\n  second z\nw3: |\n  one\n  two z\n'
+    doc = load_yaml(text, "f.yaml")
+    assert doc.location(("w1",), (1, 4)) == Location("f.yaml", 1, 10)  # the y, after the quote
+    assert doc.location(("w2",), (1, 18)) == Location("f.yaml", 4, 10)  # folded: z on line 4
+    assert doc.location(("w3",), (2, 4)) == Location("f.yaml", 7, 7)  # literal: line 2 of block
+
+
+def test_dates_stay_text_and_tags_are_refused() -> None:
+    assert load_yaml("d: 2026-12-15\n", "f").data == {"d": "2026-12-15"}
+    with pytest.raises(RulesetError, match="f.yaml:1:4: invalid YAML"):
+        load_yaml("a: !!python/object:os.system 'echo'\n", "f.yaml")
+
+
+def test_duplicate_keys_and_syntax_errors_are_located() -> None:
+    with pytest.raises(RulesetError) as info:
+        load_yaml("a: 1\nb: 2\na: 3\n", "f.yaml")
+    assert str(info.value) == "f.yaml:3:1: duplicate key 'a'"
+    with pytest.raises(RulesetError) as info:
+        load_yaml("a: [1, 2\n", "f.yaml")
+    assert str(info.value).startswith("f.yaml:2:1: invalid YAML")
+
+
+def test_several_documents() -> None:
+    docs = list(load_yaml_documents("a: 1\n---\nb: 2\n", "f.yaml"))
+    assert [d.data for d in docs] == [{"a": 1}, {"b": 2}]
+    assert docs[1].location(("b",)) == Location("f.yaml", 3, 4)
+    with pytest.raises(RulesetError, match="expected one YAML document"):
+        load_yaml("a: 1\n---\nb: 2\n", "f.yaml")
