@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -524,13 +525,17 @@ class TableWriter:
         deal_id = str(record.get("deal_id") or "-")
         self.stream.write(f"{deal_id:<12}  {status:<14}  {detail}".rstrip() + "\n")
         for reason in record.get("reasons") or ():
-            # Count by rule: rendered messages differ from deal to deal.
-            if isinstance(reason, Mapping) and reason.get("rule"):
-                key = f"{reason.get('policy', '')} {reason['rule']}".strip()
-            else:
-                key = _message(reason)
+            # Count by rule and message shape: amounts differ from deal to deal, and one rule
+            # id (a decision table) can give different reasons
+            message = _message(reason)
+            rule = (
+                f"{reason.get('policy', '')} {reason.get('rule', '')}".strip()
+                if isinstance(reason, Mapping)
+                else ""
+            )
+            key = f"{rule}  {_DIGITS.sub('#', message)}" if rule else message
             self.reasons[key] += 1
-            self.examples.setdefault(key, _message(reason))
+            self.examples.setdefault(key, f"{rule}  {message}" if rule else message)
 
     def close(self) -> None:
         """Print the counts per status and the most frequent reasons."""
@@ -545,11 +550,11 @@ class TableWriter:
             width = len(str(top[0][1]))
             out.append("\nTop reasons:\n")
             for key, count in top:
-                example = self.examples[key]
-                text = f"{key}  {example}" if example != key else key
-                out.append(f"  {count:>{width}}  {text}\n")
+                out.append(f"  {count:>{width}}  {self.examples[key]}\n")
         self.stream.write("".join(out))
 
+
+_DIGITS = re.compile(r"\d+(?:[.,]\d+)*")
 
 WRITERS: dict[str, WriterFactory] = {
     "jsonl": JsonlWriter,

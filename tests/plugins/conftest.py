@@ -124,7 +124,9 @@ class DealFactory:
         """A risk offer sold direct with proactive support (what OS-1 asks of it)."""
         return merge(self(offer={"type": offer_type}, support={"model": "proactive"}), patch)
 
-    def product(self, product: Number, *, support: Number | None = None, **patch: Any) -> dict[str, Any]:
+    def product(
+        self, product: Number, *, support: Number | None = None, **patch: Any
+    ) -> dict[str, Any]:
         """One hardware line worth ``product`` (50% cost) and, optionally, a support line."""
         lines = [line("hardware", product, sku="HW-1")]
         if support is not None:
@@ -146,12 +148,22 @@ class DealFactory:
         Labor and support cost 70% of their price (a labor margin of exactly 0.30, at PM-9's
         floor but not below it); the hardware line carries the rest of the cost.
         """
-        product_d, labor_d, support_d, margin_d = (Decimal(str(v)) for v in (product, labor, support, margin))
+        product_d, labor_d, support_d, margin_d = (
+            Decimal(str(v)) for v in (product, labor, support, margin)
+        )
         cost = (product_d + labor_d + support_d) * (1 - margin_d)
         services_cost = (labor_d + support_d) * Decimal("0.7")
         lines = [line("hardware", product_d, cost=cost - services_cost, sku="HW-1")]
         if labor_d:
-            lines.append(line("labor", labor_d, cost=labor_d * Decimal("0.7"), sku="LAB-1", resource="architect"))
+            lines.append(
+                line(
+                    "labor",
+                    labor_d,
+                    cost=labor_d * Decimal("0.7"),
+                    sku="LAB-1",
+                    resource="architect",
+                )
+            )
         if support_d:
             lines.append(line("support", support_d, cost=support_d * Decimal("0.7"), sku="SUP-1"))
         return merge(self(lines=lines), patch)
@@ -163,7 +175,9 @@ class DealFactory:
         discount up to 0.50, so only the discount rules are in play.
         """
         fraction = Decimal(str(discount))
-        hardware = line("hardware", 1000 * (1 - fraction), cost=200, list_price=1000, quantity=600, sku="HW-1")
+        hardware = line(
+            "hardware", 1000 * (1 - fraction), cost=200, list_price=1000, quantity=600, sku="HW-1"
+        )
         return merge(self(lines=[hardware, *BASE_DEAL["lines"][1:]]), patch)
 
 

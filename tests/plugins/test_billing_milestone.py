@@ -16,7 +16,9 @@ def milestones(decision: Any) -> list[tuple[str, int | float, str]]:
     return [(m["name"], m["percent"], m["amount"]) for m in decision.outputs(BILLING)["milestones"]]
 
 
-def risk_product(make: Any, product: str | int, offer_type: str = "new_market", **patch: Any) -> dict[str, Any]:
+def risk_product(
+    make: Any, product: str | int, offer_type: str = "new_market", **patch: Any
+) -> dict[str, Any]:
     """A direct risk offer whose only line is ``product`` of hardware."""
     return make.risk(offer_type, **{"lines": [make.line("hardware", product)], **patch})
 
@@ -51,9 +53,21 @@ def test_bm1_just_above_500000(make, evaluate):
 
 
 def test_bm1_bills_on_product_not_on_contract(make, evaluate):
-    deal = make.risk(lines=[make.line("hardware", 600000), make.line("software", 400000), make.line("support", 300000), make.line("labor", 100000)])
+    deal = make.risk(
+        lines=[
+            make.line("hardware", 600000),
+            make.line("software", 400000),
+            make.line("support", 300000),
+            make.line("labor", 100000),
+        ]
+    )
     decision = evaluate(deal)
-    assert [m[2] for m in milestones(decision)] == ["300000.00", "300000.00", "300000.00", "100000.00"]
+    assert [m[2] for m in milestones(decision)] == [
+        "300000.00",
+        "300000.00",
+        "300000.00",
+        "100000.00",
+    ]
 
 
 def test_bm2_just_below_500000_bills_50_50(make, evaluate):
@@ -116,7 +130,9 @@ def test_bm4_subscription_under_consumption_is_usage_in_arrears(make, evaluate):
 
 
 def test_bm4_only_the_categories_present(make, evaluate):
-    decision = evaluate(make(lines=[make.line("software", 700000, cost=70000), make.line("support", 150000)]))
+    decision = evaluate(
+        make(lines=[make.line("software", 700000, cost=70000), make.line("support", 150000)])
+    )
     assert decision.outputs(BILLING)["invoice_models"] == {
         "software": "milestone",
         "support": "annual_in_advance",
@@ -127,7 +143,10 @@ def test_bm4_only_the_categories_present(make, evaluate):
 
 
 def test_bm4_payment_terms_are_the_deals(make, evaluate):
-    assert evaluate(make(billing={"payment_terms_days": 45})).outputs(BILLING)["payment_terms_days"] == 45
+    assert (
+        evaluate(make(billing={"payment_terms_days": 45})).outputs(BILLING)["payment_terms_days"]
+        == 45
+    )
 
 
 def test_bm4_payment_terms_default_to_30(make, evaluate):
@@ -137,7 +156,11 @@ def test_bm4_payment_terms_default_to_30(make, evaluate):
 
 
 def test_outputs_are_exactly_the_specs(make, evaluate):
-    assert set(evaluate(make()).outputs(BILLING)) == {"milestones", "invoice_models", "payment_terms_days"}
+    assert set(evaluate(make()).outputs(BILLING)) == {
+        "milestones",
+        "invoice_models",
+        "payment_terms_days",
+    }
 
 
 # -- BM-5: rounding half-up, remainder to the last milestone -----------------------------------
@@ -218,7 +241,9 @@ def test_bm6_a_different_split_on_a_standard_offer_needs_only_the_deal_desk(make
     assert decision.status == "needs_approval"
     assert decision.approvals == ["deal_desk"]
     assert "BM-6" in decision.fired(BILLING)
-    assert decision.reasons("BM-6") == ["The requested split 50/50 differs from the policy's 100% on delivery."]
+    assert decision.reasons("BM-6") == [
+        "The requested split 50/50 differs from the policy's 100% on delivery."
+    ]
 
 
 @pytest.mark.parametrize(
@@ -249,7 +274,9 @@ def test_bm6_a_bad_split_on_a_risk_offer_is_rejected_too(make, evaluate):
 # -- BM-7: payment terms -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("days", "approvals"), [(30, []), (60, []), (61, ["vp_finance"]), (120, ["vp_finance"])])
+@pytest.mark.parametrize(
+    ("days", "approvals"), [(30, []), (60, []), (61, ["vp_finance"]), (120, ["vp_finance"])]
+)
 def test_bm7_payment_terms_above_60_days_need_the_vp_of_finance(make, evaluate, days, approvals):
     decision = evaluate(make(billing={"payment_terms_days": days}))
     assert decision.approvals == approvals
@@ -263,7 +290,9 @@ def test_bm7_payment_terms_above_60_days_need_the_vp_of_finance(make, evaluate, 
 
 
 def test_bm8_consumption_bills_usage_monthly_in_arrears(make, evaluate):
-    deal = make(offer={"pricing": "consumption"}, lines=[*make()["lines"], make.line("subscription", 50000)])
+    deal = make(
+        offer={"pricing": "consumption"}, lines=[*make()["lines"], make.line("subscription", 50000)]
+    )
     decision = evaluate(deal)
     assert "BM-8" in decision.fired(BILLING)
     assert decision.reasons("BM-8") == ["Consumption pricing: usage is billed monthly in arrears."]
@@ -273,7 +302,9 @@ def test_bm8_consumption_bills_usage_monthly_in_arrears(make, evaluate):
 
 def test_bm8_consumption_without_a_subscription_line_is_flagged(make, evaluate):
     decision = evaluate(make(offer={"pricing": "consumption"}))
-    assert decision.flags("BM-8") == ["Consumption pricing, but the deal has no subscription line to bill usage against."]
+    assert decision.flags("BM-8") == [
+        "Consumption pricing, but the deal has no subscription line to bill usage against."
+    ]
     assert decision.status == "approved"  # a flag does not change the status
 
 
@@ -289,7 +320,9 @@ def test_bm8_consumption_without_a_subscription_line_is_flagged(make, evaluate):
 def test_bm8_kpi_at_risk_above_20_percent_of_contract_needs_the_cfo(make, evaluate, at_risk, cfo):
     decision = evaluate(make(offer={"pricing": "kpi", "kpi_at_risk": at_risk}))
     assert decision.approvals == (["cfo"] if cfo else [])
-    assert "KPI pricing: the at-risk fee is billed after the KPI measurement." in decision.reasons("BM-8")
+    assert "KPI pricing: the at-risk fee is billed after the KPI measurement." in decision.reasons(
+        "BM-8"
+    )
     assert len(decision.reasons("BM-8")) == (2 if cfo else 1)
 
 

@@ -6,11 +6,15 @@ from typing import Any
 
 import pytest
 
+from dealdesk.app import build
+
 SUPPORT = "onsite-support"
 OUTPUTS = {"support_model", "resident_engineer", "service_contract_value", "integration_owner"}
 
 
-def risk_product(make: Any, product: str | int, *, support_line: str | int | None = None, **patch: Any) -> dict[str, Any]:
+def risk_product(
+    make: Any, product: str | int, *, support_line: str | int | None = None, **patch: Any
+) -> dict[str, Any]:
     """A direct new-market offer with ``product`` of hardware and optionally a support line."""
     lines = [make.line("hardware", product)]
     if support_line is not None:
@@ -137,7 +141,11 @@ def test_os3_resident_grade_first_that_applies(make, evaluate, product, customer
     ],
 )
 def test_os4_service_contract_value(make, evaluate, offer_type, product, value):
-    deal = make(offer={"type": offer_type}, support={"model": "proactive"}, lines=[make.line("hardware", product)])
+    deal = make(
+        offer={"type": offer_type},
+        support={"model": "proactive"},
+        lines=[make.line("hardware", product)],
+    )
     decision = evaluate(deal)
     assert decision.outputs(SUPPORT)["service_contract_value"] == value
     assert "OS-4" in decision.fired(SUPPORT)
@@ -153,7 +161,9 @@ def test_os4_service_contract_value_in_yen(make, evaluate):
     ("support", "deal_desk"),
     [("89999.99", True), ("90000", False), ("90000.01", False)],
 )
-def test_os4_support_below_15_percent_on_a_standard_offer_needs_the_deal_desk(make, evaluate, support, deal_desk):
+def test_os4_support_below_15_percent_on_a_standard_offer_needs_the_deal_desk(
+    make, evaluate, support, deal_desk
+):
     decision = evaluate(make.product("600000", support=support))
     assert decision.outputs(SUPPORT)["service_contract_value"] == "90000.00"
     assert decision.approvals == (["deal_desk"] if deal_desk else [])
@@ -165,7 +175,9 @@ def test_os4_support_below_15_percent_on_a_standard_offer_needs_the_deal_desk(ma
     ("support", "deal_desk"),
     [(None, True), ("299999.99", True), ("300000", False), ("300000.01", False)],
 )
-def test_os4_support_below_30_percent_on_a_risk_offer_needs_the_deal_desk(make, evaluate, support, deal_desk):
+def test_os4_support_below_30_percent_on_a_risk_offer_needs_the_deal_desk(
+    make, evaluate, support, deal_desk
+):
     decision = evaluate(risk_product(make, "1000000", support_line=support))
     assert decision.outputs(SUPPORT)["service_contract_value"] == "300000.00"
     assert decision.policy(SUPPORT)["status"] == ("needs_approval" if deal_desk else "approved")
@@ -185,14 +197,18 @@ def test_os4_no_product_no_service_contract_clause(make, evaluate):
 
 
 def test_os5_resident_charged_to_product_development_needs_the_controller(make, evaluate):
-    deal = risk_product(make, "1000000", support_line="300000", support={"resident_cost_to": "product_development"})
+    deal = risk_product(
+        make, "1000000", support_line="300000", support={"resident_cost_to": "product_development"}
+    )
     decision = evaluate(deal)
     assert decision.outputs(SUPPORT)["resident_engineer"] == resident(11, "product_development")
     assert "OS-5" in decision.fired(SUPPORT)
     assert decision.approvals == ["deal_desk", "controller"]
 
 
-@pytest.mark.parametrize("support", [{"model": "proactive", "resident_cost_to": "project"}, {"model": "proactive"}])
+@pytest.mark.parametrize(
+    "support", [{"model": "proactive", "resident_cost_to": "project"}, {"model": "proactive"}]
+)
 def test_os5_cost_center_project_by_default(make, evaluate, support):
     decision = evaluate(risk_product(make, "1000000", support_line="300000", support=support))
     assert decision.outputs(SUPPORT)["resident_engineer"]["cost_center"] == "project"
@@ -205,7 +221,13 @@ def test_os5_needs_a_resident_engineer(make, evaluate):
     decision = evaluate(deal)
     assert "OS-5" not in decision.fired(SUPPORT)
     assert decision.approvals == []
-    small = evaluate(risk_product(make, "499999.99", support={"model": "proactive", "resident_cost_to": "product_development"}))
+    small = evaluate(
+        risk_product(
+            make,
+            "499999.99",
+            support={"model": "proactive", "resident_cost_to": "product_development"},
+        )
+    )
     assert "controller" not in small.approvals
 
 
@@ -232,7 +254,9 @@ def test_os6_integration_owner(make, evaluate, presales, owner, clause):
 
 
 def test_os7_government_with_a_resident_engineer_needs_public_sector_legal(make, evaluate):
-    decision = evaluate(risk_product(make, "500000", support_line="150000", customer={"government": True}))
+    decision = evaluate(
+        risk_product(make, "500000", support_line="150000", customer={"government": True})
+    )
     assert decision.approvals == ["deal_desk", "public_sector_legal"]
     assert "OS-7" in decision.fired(SUPPORT)
     assert "support/personnel-security" in decision.clauses(SUPPORT)
@@ -240,7 +264,9 @@ def test_os7_government_with_a_resident_engineer_needs_public_sector_legal(make,
 
 
 def test_os7_government_without_a_resident_engineer(make, evaluate):
-    decision = evaluate(risk_product(make, "499999.99", support_line="150000", customer={"government": True}))
+    decision = evaluate(
+        risk_product(make, "499999.99", support_line="150000", customer={"government": True})
+    )
     assert "OS-7" not in decision.fired(SUPPORT)
     assert "public_sector_legal" not in decision.approvals
     assert "support/personnel-security" not in decision.clauses(SUPPORT)
@@ -250,7 +276,9 @@ def test_os7_government_without_a_resident_engineer(make, evaluate):
 
 
 def test_os7_not_government(make, evaluate):
-    decision = evaluate(risk_product(make, "900000", support_line="270000", customer={"region": "us-east"}))
+    decision = evaluate(
+        risk_product(make, "900000", support_line="270000", customer={"region": "us-east"})
+    )
     assert "OS-7" not in decision.fired(SUPPORT)
     assert decision.approvals == ["deal_desk"]
 
@@ -271,3 +299,32 @@ def test_os8_proactive_support_gets_the_schedule_clause(make, evaluate, offer_ty
     decision = evaluate(make(offer={"type": offer_type}, support={"model": model}))
     assert ("OS-8" in decision.fired(SUPPORT)) is clause
     assert ("support/proactive-schedule" in decision.clauses(SUPPORT)) is clause
+
+
+# -- the clauses, rendered -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rendering():
+    """The house policy with clause rendering on (SPEC §4: only when asked for)."""
+    return build(autoload=False, clauses=True).evaluator
+
+
+def test_resident_engineer_clause_renders_the_output(make, rendering):
+    deal = risk_product(
+        make, "750000", support_line="225000", support={"resident_cost_to": "product_development"}
+    )
+    record = rendering.evaluate(deal)
+    clauses = {c["id"]: c for c in record["clauses"] if c["policy"] == SUPPORT}
+    assert set(clauses) == {
+        "support/resident-engineer",
+        "support/service-contract",
+        "support/integration-customer",
+        "support/proactive-schedule",
+    }
+    resident_clause = clauses["support/resident-engineer"]
+    assert resident_clause["rule"] == "OS-2"
+    assert (
+        "1.0 FTE" in resident_clause["text"] and "engineering grade 11" in resident_clause["text"]
+    )
+    assert "product development cost center" in resident_clause["text"]

@@ -23,7 +23,9 @@ def risk_deal(make: Any, **patch: Any) -> dict[str, Any]:
     return make.risk(**{"lines": lines, **patch})
 
 
-def partner(tier: str, discount: str | int = "0.05", kind: str = "system_integrator") -> dict[str, Any]:
+def partner(
+    tier: str, discount: str | int = "0.05", kind: str = "system_integrator"
+) -> dict[str, Any]:
     return {"name": "Delta Systems Integration", "kind": kind, "tier": tier, "discount": discount}
 
 
@@ -46,11 +48,13 @@ def test_base_deal_outputs(make, evaluate):
 
 
 def test_fractions_are_rounded_to_4_places(make, evaluate):
-    deal = make(lines=[
-        make.line("hardware", 600000, cost=300000),
-        make.line("support", 100000, cost="50150"),
-        make.line("labor", 300000, cost="200000.30", resource="architect"),
-    ])
+    deal = make(
+        lines=[
+            make.line("hardware", 600000, cost=300000),
+            make.line("support", 100000, cost="50150"),
+            make.line("labor", 300000, cost="200000.30", resource="architect"),
+        ]
+    )
     outputs = evaluate(deal).outputs(MARGIN)
     assert outputs["margin"] == 0.4498  # 1 - 550,150.30 / 1,000,000 = 0.44984970
     assert outputs["labor_margin"] == 0.3333  # 1 - 200,000.30 / 300,000
@@ -272,7 +276,9 @@ def test_pm6_on_a_risk_offer_through_select(make, evaluate):
         ("us-east", "0.35", ["vp_sales"]),
     ],
 )
-def test_pm7_deep_discounts_in_us_west_need_the_regional_vp(make, evaluate, region, discount, approvals):
+def test_pm7_deep_discounts_in_us_west_need_the_regional_vp(
+    make, evaluate, region, discount, approvals
+):
     decision = evaluate(make.discounted(discount, customer={"region": region}))
     assert decision.approvals == approvals
     assert ("PM-7" in decision.fired(MARGIN)) is ("regional_vp" in approvals)
@@ -285,7 +291,9 @@ def test_pm8_risk_offer_to_a_rabbit_is_rejected(make, evaluate):
     decision = evaluate(risk_deal(make, customer={"segment": "rabbit"}))
     assert decision.status == "rejected"
     assert "PM-8" in decision.fired(MARGIN)
-    assert decision.reasons("PM-8") == ["Risk-model offers are not sold to small (rabbit) accounts."]
+    assert decision.reasons("PM-8") == [
+        "Risk-model offers are not sold to small (rabbit) accounts."
+    ]
 
 
 def test_pm8_risk_offer_to_a_deer_needs_the_vp_of_sales(make, evaluate):
@@ -320,7 +328,9 @@ def test_pm8_standard_offers_to_any_segment(make, evaluate, segment):
         ("75000", 0.25, True),
     ],
 )
-def test_pm9_labor_margin_below_30_percent_needs_services_finance(make, evaluate, labor_cost, labor_margin, services_finance):
+def test_pm9_labor_margin_below_30_percent_needs_services_finance(
+    make, evaluate, labor_cost, labor_margin, services_finance
+):
     labor = make.line("labor", 100000, cost=labor_cost, resource="implementation")
     decision = evaluate(make(lines=[*make()["lines"], labor]))
     assert decision.outputs(MARGIN)["labor_margin"] == labor_margin
@@ -344,7 +354,11 @@ PM10_FLAG = "A hardware line below 30% margin or a software line below 80% margi
     ],
 )
 def test_pm10_low_margin_product_lines_are_flagged(make, evaluate, category, cost, flagged):
-    lines = [make.line("hardware", 600000), make.line("support", 120000), make.line(category, 100000, cost=cost, sku="LOW-1")]
+    lines = [
+        make.line("hardware", 600000),
+        make.line("support", 120000),
+        make.line(category, 100000, cost=cost, sku="LOW-1"),
+    ]
     decision = evaluate(make(lines=lines))
     assert decision.flags("PM-10") == ([PM10_FLAG] if flagged else [])
     assert ("PM-10" in decision.fired(MARGIN)) is flagged
@@ -381,10 +395,17 @@ def test_pm11_a_costed_line_without_unit_cost_makes_the_deal_invalid(make, evalu
 
 
 def test_pm11_every_missing_cost_is_named(make, evaluate):
-    lines = [make.without_cost(make.line("hardware", 600000)), make.line("support", 100000), make.without_cost(make.line("software", 1000))]
+    lines = [
+        make.without_cost(make.line("hardware", 600000)),
+        make.line("support", 100000),
+        make.without_cost(make.line("software", 1000)),
+    ]
     decision = evaluate(make(lines=lines))
     assert decision.status == "invalid"
-    assert [e["path"] for e in decision.record["errors"]] == ["lines[0].unit_cost", "lines[2].unit_cost"]
+    assert [e["path"] for e in decision.record["errors"]] == [
+        "lines[0].unit_cost",
+        "lines[2].unit_cost",
+    ]
 
 
 def test_pm11_a_subscription_line_needs_no_cost(make, evaluate):
@@ -414,7 +435,9 @@ def test_pm11_a_zero_cost_is_a_cost(make, evaluate):
         (False, "0.20001", ["sales_director"], False),
     ],
 )
-def test_pm12_platinum_club_deep_discount_is_flagged_for_the_deal_desk(make, evaluate, platinum, discount, approvals, flagged):
+def test_pm12_platinum_club_deep_discount_is_flagged_for_the_deal_desk(
+    make, evaluate, platinum, discount, approvals, flagged
+):
     decision = evaluate(make.discounted(discount, customer={"platinum_club": platinum}))
     assert decision.approvals == approvals
     assert ("PM-12" in decision.fired(MARGIN)) is flagged
@@ -430,7 +453,9 @@ def test_pm13_every_risk_offer_needs_the_deal_desk(make, evaluate, offer_type):
     assert decision.status == "needs_approval"
     assert decision.approvals == ["deal_desk"]
     assert "PM-13" in decision.fired(MARGIN)
-    assert decision.reasons("PM-13") == [f"Every risk-model deal ({offer_type}) needs deal-desk review."]
+    assert decision.reasons("PM-13") == [
+        f"Every risk-model deal ({offer_type}) needs deal-desk review."
+    ]
 
 
 def test_pm13_not_for_standard_offers(make, evaluate):
