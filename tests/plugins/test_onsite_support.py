@@ -184,6 +184,14 @@ def test_os4_support_below_30_percent_on_a_risk_offer_needs_the_deal_desk(
     assert ("OS-4-support" in decision.fired(SUPPORT)) is deal_desk
 
 
+@pytest.mark.parametrize(("support", "deal_desk"), [("150000.04", True), ("150000.05", False)])
+def test_os4_compares_with_the_exact_value(make, evaluate, support, deal_desk):
+    # 30% of 500,000.15 is 150,000.045 (shown 150,000.05): the same answer either way
+    decision = evaluate(risk_product(make, "500000.15", support_line=support))
+    assert decision.outputs(SUPPORT)["service_contract_value"] == "150000.05"
+    assert ("OS-4-support" in decision.fired(SUPPORT)) is deal_desk
+
+
 def test_os4_no_product_no_service_contract_clause(make, evaluate):
     deal = make(lines=[make.line("labor", 200000, cost=100000, resource="implementation")])
     decision = evaluate(deal)

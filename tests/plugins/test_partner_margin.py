@@ -3,6 +3,7 @@ decision record the three house policies make together (status precedence, appro
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from importlib.resources import files
 from typing import Any
@@ -553,3 +554,33 @@ def test_approved_when_nothing_asks(make, evaluate):
     assert decision.record["reasons"] == []
     assert decision.record["flags"] == []
     assert all(p["status"] == "approved" for p in decision.record["policies"].values())
+
+
+def test_json_floats_are_exact_at_the_boundaries(make, evaluate):
+    # a JSON reader hands over floats: 1 - 70.0 / 100.0 must be 0.30 (SPEC §2), not 0.3000...04,
+    # and a silver partner's 0.1 must sit exactly at its cap
+    deal = make(
+        lines=[
+            {
+                "sku": "HW",
+                "category": "hardware",
+                "quantity": 6000,
+                "unit_price": 70.0,
+                "list_price": 100.0,
+                "unit_cost": 10.0,
+            },
+            {
+                "sku": "SUP",
+                "category": "support",
+                "quantity": 1,
+                "unit_price": 63000.0,
+                "unit_cost": 1.0,
+            },
+        ],
+        partner=partner("silver", 0.1),
+    )
+    deal = json.loads(json.dumps(deal))
+    decision = evaluate(deal)
+    assert decision.approvals == ["sales_director"]  # <= 0.30, not vp_sales
+    assert decision.outputs(MARGIN)["partner_discount_cap"] == 0.1
+    assert "PM-6-over" not in decision.fired(MARGIN)
