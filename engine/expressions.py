@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import difflib
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, DivisionByZero, InvalidOperation
@@ -192,7 +193,11 @@ def parse_expression(text: str, scope: Scope, *, value: bool = False) -> Expr:
         raise ExpressionError("empty expression")
     try:
         # The parentheses let a condition span lines (a YAML block scalar) like Python would.
-        tree = ast.parse(f"(\n{text}\n)", mode="eval")
+        with warnings.catch_warnings():
+            # "\d" in a matches() pattern is an invalid Python escape; it stays "\d", as meant
+            warnings.simplefilter("ignore", SyntaxWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            tree = ast.parse(f"(\n{text}\n)", mode="eval")
     except SyntaxError as exc:
         lines = text.split("\n")
         line, col = max((exc.lineno or 2) - 1, 1), max((exc.offset or 1) - 1, 0)

@@ -10,7 +10,6 @@ rule reading ``outputs.X`` runs after every rule that can set ``X``.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -76,10 +75,19 @@ class CompiledRule:
 
 @dataclass
 class Stratum:
-    name: str  # durable ruleset name
+    """Rules that read only outputs of earlier strata, matched against one fact.
+
+    ``chunks`` are the durable rulesets (name, definition) the stratum is split into: durable's
+    ``create_ruleset`` hung for minutes on 600+ rules (SPEC §9), so none holds more than
+    :data:`MAX_DURABLE_RULES`; ``rules`` maps each durable rule name to its rule.
+    """
+
     rules: dict[str, CompiledRule]
     plan: FactPlan
-    definition: dict[str, Any]
+    chunks: list[tuple[str, dict[str, Any]]]
+
+
+MAX_DURABLE_RULES = 400
 
 
 @dataclass
@@ -499,8 +507,12 @@ class _Builder:
                     # one durable rule per alternative of the condition; any of them fires the rule
                     by_name[f"{rule.key}|{i}"] = rule
                     definition[f"{rule.key}|{i}"] = body
-            name = f"{policy}#{k}@{definition_digest(definition)}"
-            strata.append(Stratum(name, by_name, compiler.plan, definition))
+            names = list(definition)
+            chunks = []
+            for start in range(0, max(len(names), 1), MAX_DURABLE_RULES):
+                part = {n: definition[n] for n in names[start : start + MAX_DURABLE_RULES]}
+                chunks.append((f"{policy}#{k}.{len(chunks)}@{definition_digest(part)}", part))
+            strata.append(Stratum(by_name, compiler.plan, chunks))
         return strata
 
 
@@ -523,11 +535,3 @@ def _closest(word: str, words: Iterable[str]) -> str | None:
     found = difflib.get_close_matches(word, list(words), n=1, cutoff=0.6)
     return found[0] if found else None
 
-
-def dump_definitions(policy_set: PolicySet) -> str:
-    """Every compiled durable ruleset as JSON, for ``--debug`` and tests."""
-    return json.dumps(
-        {s.name: s.definition for p in policy_set.policies.values() for s in p.strata},
-        indent=2,
-        sort_keys=True,
-    )

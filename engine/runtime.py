@@ -100,7 +100,8 @@ class Evaluator:
         self.fact_types = plugins.fact_types
         for policy in policy_set.policies.values():
             for stratum in policy.strata:
-                self.driver.register(stratum.name, stratum.definition)
+                for name, definition in stratum.chunks:
+                    self.driver.register(name, definition)
 
     # -- the whole deal
 
@@ -184,7 +185,11 @@ class Evaluator:
         for stratum in policy.strata:
             view = {**data, "outputs": run.outputs()}
             fact = stratum.plan.build(view)
-            names = self.driver.match(stratum.name, fact, max_actions=self.max_actions)
+            names = [
+                rule
+                for name, _ in stratum.chunks
+                for rule in self.driver.match(name, fact, max_actions=self.max_actions)
+            ]
             matched = sorted(
                 {stratum.rules[n].key: stratum.rules[n] for n in names}.values(),
                 key=lambda r: (-r.priority, r.order),

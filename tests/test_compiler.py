@@ -101,6 +101,8 @@ def test_not_any_is_missing_or_empty_or_all_fail() -> None:
 
 def test_arithmetic_is_computed_exactly_into_synthetic_fields() -> None:
     rules, compiler = compile_text("a < b - 0.05")
+    # no $add/$sub/$mul/$div reaches durable: no float drift, no integer division by zero
+    assert not any(op in str(rules) for op in ("$add", "$sub", "$mul", "$div"))
     (atoms,) = [r["all"][0]["m"]["$and"][1:] for r in rules]
     synthetic = atoms[-1]["$lt"]["a"]["$m"]
     assert synthetic.startswith("_x")

@@ -51,7 +51,7 @@ rules:
     assert len(policy.strata) == 2
     # every durable rule is one fact pattern with the positive anchor: no joins, no bare negation
     for stratum in policy.strata:
-        for body in stratum.definition.values():
+        for body in (b for _, chunk in stratum.chunks for b in chunk.values()):
             (pattern,) = body["all"]
             assert list(pattern) == ["m"]
             assert {"_a": 1} in pattern["m"].get("$and", [pattern["m"]])

@@ -324,3 +324,30 @@ def test_thousands_of_unmatched_deals_do_not_exhaust_durable_sessions(tmp_path: 
     ]
     assert ev.evaluate(deal(lines=big))["status"] == "rejected"
     assert threading.active_count() == threads  # no durable Host timer threads were started
+
+
+def test_large_policies_are_split_across_durable_rulesets(tmp_path: Path) -> None:
+    # durable_rules' create_ruleset hung for minutes on 600+ rules (SPEC §9)
+    rules = "".join(
+        f"  - id: R{i}\n    when: totals.product == {i}\n    then: {{reason: hit {i}}}\n"
+        for i in range(1000)
+    )
+    ev = build(tmp_path, "rules:\n" + rules)
+    (stratum,) = ev.policy_set.policies["test"].strata
+    assert len(stratum.chunks) == 3
+    assert all(len(definition) <= 400 for _, definition in stratum.chunks)
+    for product in (0, 399, 400, 999):
+        lines = [
+            {
+                "sku": "HW",
+                "category": "hardware",
+                "quantity": 1,
+                "unit_price": product,
+                "unit_cost": 0,
+            }
+        ]
+        lines.append(
+            {"sku": "SUP", "category": "support", "quantity": 1, "unit_price": 1, "unit_cost": 0}
+        )
+        record = ev.evaluate(deal(lines=lines))
+        assert record["policies"]["test"]["fired"] == [f"R{product}"]
