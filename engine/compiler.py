@@ -221,16 +221,40 @@ class FactPlan:
     paths: set[str] = field(default_factory=set)
     item_paths: dict[str, set[str]] = field(default_factory=dict)
     synthetics: list[Synthetic] = field(default_factory=list)
+    _layout: _Layout | None = field(default=None, init=False, repr=False, compare=False)
+
+    def layout(self) -> _Layout:
+        """The plan in build order, worked out once: building runs for every deal."""
+        if self._layout is None:
+            lists = []
+            for items, names in sorted(self.item_paths.items()):
+                mine = [s for s in self.synthetics if s.items == items]
+                lists.append(
+                    (
+                        items,
+                        fact_name(items),
+                        tuple(sorted(names)),
+                        tuple(s for s in mine if s.kind != "formula"),
+                        tuple(s for s in mine if s.kind == "formula"),
+                    )
+                )
+            self._layout = _Layout(
+                tuple((path, fact_name(path)) for path in sorted(self.paths)),
+                tuple(lists),
+                tuple(s for s in self.synthetics if s.items is None),
+            )
+        return self._layout
 
     def build(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """The fact for ``data`` (a deal with derived facts and ``outputs``): only the paths the
         conditions read, numbers as floats, missing and null values left out."""
+        layout = self.layout()
         fact: dict[str, Any] = {ANCHOR: 1}
-        for path in sorted(self.paths):
+        for path, name in layout.paths:
             value = lookup(data, path)
             if value is not None:
-                _put(fact, fact_name(path), engine_value(value))
-        for items_path, names in sorted(self.item_paths.items()):
+                _put(fact, name, engine_value(value))
+        for items_path, items_name, names, values, formulas in layout.lists:
             elements = lookup(data, items_path)
             if not isinstance(elements, list):
                 continue
@@ -242,18 +266,25 @@ class FactPlan:
                         value = lookup(element, name)
                         if value is not None:
                             _put(row, name, engine_value(value))
-                for synthetic in self.synthetics:
-                    if synthetic.items == items_path and synthetic.kind != "formula":
-                        _put_synthetic(row, synthetic, data, element)
-                for synthetic in self.synthetics:
-                    if synthetic.items == items_path and synthetic.kind == "formula":
-                        row[synthetic.name] = holds(synthetic.formula or TRUE, row)
+                for synthetic in values:
+                    _put_synthetic(row, synthetic, data, element)
+                for synthetic in formulas:  # after the values: a formula may test them
+                    row[synthetic.name] = holds(synthetic.formula or TRUE, row)
                 projected.append(row)
-            _put(fact, fact_name(items_path), projected)
-        for synthetic in self.synthetics:
-            if synthetic.items is None:
-                _put_synthetic(fact, synthetic, data, None)
+            _put(fact, items_name, projected)
+        for synthetic in layout.top:
+            _put_synthetic(fact, synthetic, data, None)
         return fact
+
+
+@dataclass(frozen=True)
+class _Layout:
+    paths: tuple[tuple[str, str], ...]  # (deal path, fact name)
+    # (deal path, fact name, element fields, value synthetics, formula synthetics)
+    lists: tuple[
+        tuple[str, str, tuple[str, ...], tuple[Synthetic, ...], tuple[Synthetic, ...]], ...
+    ]
+    top: tuple[Synthetic, ...]
 
 
 def holds(formula: Formula, row: Mapping[str, Any]) -> bool:
