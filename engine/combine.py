@@ -7,7 +7,7 @@ property-tested) without an engine.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from dealdesk import __version__
@@ -62,7 +62,7 @@ def format_output(value: Any, kind: str, currency: str) -> Any:
         return round_fraction(value)
     number = to_decimal(value)
     if kind == "integer" and number is not None:
-        return int(number)
+        return int(number.to_integral_value(rounding=ROUND_HALF_UP))
     return plain(value)
 
 

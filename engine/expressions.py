@@ -203,7 +203,8 @@ def parse_expression(text: str, scope: Scope, *, value: bool = False) -> Expr:
         line, col = max((exc.lineno or 2) - 1, 1), max((exc.offset or 1) - 1, 0)
         if line > len(lines):  # the text ended too early: point just after it
             line, col = len(lines), len(lines[-1])
-        raise ExpressionError(f"invalid syntax: {exc.msg}", (line, col)) from None
+        detail = "" if exc.msg == "invalid syntax" else f": {exc.msg}"
+        raise ExpressionError(f"invalid syntax{detail}", (line, col)) from None
     parser = _Parser(scope, value)
     expr = parser.expr(tree.body)
     return expr if value else parser.condition(expr)
@@ -479,6 +480,15 @@ class _Parser:
             return Field(self.pos(node), item_path, known.type, known.enum, item=True)
         dotted = ".".join(parts)
         known = self.scope.lookup(dotted)
+        for i in range(1, len(parts)):  # `lines.category`: a field of a list's elements
+            head, rest = ".".join(parts[:i]), ".".join(parts[i:])
+            if known is None and self.scope.lookup(f"{head}[].{rest}") is not None:
+                item = head.rpartition(".")[2].rstrip("s") or "item"
+                raise self.fail(
+                    node,
+                    f"{head!r} is a list; test its elements with any() or all(), "
+                    f"like any({item}.{rest} == ... for {item} in {head})",
+                )
         if known is None:
             raise self.fail(node, f"unknown path {dotted!r}", self.scope.suggest(dotted))
         return Field(self.pos(node), dotted, known.type, known.enum)

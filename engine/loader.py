@@ -143,8 +143,13 @@ def _construct(loader: _Loader, node: yaml.Node, path: Path, doc: Document) -> A
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
-            if not isinstance(key, str | int | float | bool):
-                raise RulesetError("mapping keys must be scalars", _mark(file, key_node))
+            if not isinstance(key, str):
+                # YAML reads yes/no/on/off as booleans and 12 as a number: names must be text
+                raise RulesetError(
+                    f"the key {key_node.value!r} is read as {type(key).__name__} {key!r}; "
+                    f'quote it ("{key_node.value}") to make it a name',
+                    _mark(file, key_node),
+                )
             if key in result:
                 raise RulesetError(f"duplicate key {key!r}", _mark(file, key_node))
             doc.keys[(*path, str(key))] = _span(key_node)

@@ -309,7 +309,9 @@ class Ruleset:
         return not (self.effective_to and close > self.effective_to)
 
 
-_VALIDATOR = jsonschema.Draft202012Validator(RULESET_SCHEMA)
+_VALIDATOR = jsonschema.Draft202012Validator(
+    RULESET_SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+)
 
 
 def schema_errors(doc: Document) -> list[RulesetError]:

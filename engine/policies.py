@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -43,6 +43,10 @@ from dealdesk.expressions import (
 )
 from dealdesk.loader import load_yaml
 from dealdesk.model import Actions, OutputSpec, Ruleset, Table, Text, read_ruleset, schema_errors
+
+if TYPE_CHECKING:
+    from dealdesk.manager import Plugins
+    from dealdesk.templating import Renderer
 
 RULESET_SUFFIXES = (".yaml", ".yml")
 
@@ -122,6 +126,22 @@ class Environment:
     has_clause: Callable[[str], bool] = lambda _: True
     approvers: Sequence[str] = ()
     extra_facts: Mapping[str, str] = field(default_factory=dict)
+    # the problem with a message template, or None (Renderer.message_problem)
+    check_message: Callable[[str], str | None] = lambda _: None
+    clause_ids: Sequence[str] = ()  # known clause ids, for "did you mean"
+
+    @classmethod
+    def of(cls, plugins: Plugins, renderer: Renderer) -> Environment:
+        """Everything the collected plugins and their templates make known."""
+        return cls(
+            plugins.policies,
+            plugins.actions,
+            renderer.has_clause,
+            house_approvers(),
+            plugins.fact_types,
+            renderer.message_problem,
+            renderer.clause_ids(),
+        )
 
 
 def house_approvers() -> list[str]:
@@ -324,7 +344,7 @@ class _Builder:
                 self.error(
                     ruleset,
                     (*then.path, "set", name),
-                    f"output {name!r} is not declared in outputs:",
+                    f"output {name!r} is not declared under outputs",
                     _closest(name, outputs),
                 )
                 ok = False
@@ -352,7 +372,14 @@ class _Builder:
                     ruleset,
                     (*then.path, "clause", i) if len(then.clauses) > 1 else (*then.path, "clause"),
                     f"unknown clause template {clause!r} (no {clause}.md.j2 in any template directory)",
+                    _closest(clause, self.env.clause_ids, cutoff=0.8),  # ids share prefixes
                 )
+                ok = False
+        for key in ("reject", "flag", "reason"):
+            text = getattr(then, key)
+            problem = self.env.check_message(text.value) if text is not None else None
+            if problem:
+                self.error(ruleset, (*then.path, key), f"{key} message: {problem}")
                 ok = False
         if then.action is not None and then.action not in self.actions:
             self.error(
@@ -453,38 +480,47 @@ class _Builder:
     def stratify(
         self, policy: str, rules: list[CompiledRule], outputs: Mapping[str, OutputSpec]
     ) -> list[Stratum]:
-        setters: dict[str, list[CompiledRule]] = {}
-        set_by_set = {name for r in rules for name in r.sets}
+        # a decision table is one unit: its rows share a stratum so its hit policy sees them all
+        units: dict[str, list[CompiledRule]] = {}
         for rule in rules:
-            names = set(rule.sets)
-            if rule.then.action is not None:
-                # An action may set any output; assume it sets those no `set` sets.
-                names |= set(outputs) - set_by_set
-            for name in names:
-                setters.setdefault(name, []).append(rule)
+            units.setdefault(rule.key.split("#")[0], []).append(rule)
+        set_by_set = {name for r in rules for name in r.sets}
+        setters: dict[str, set[str]] = {}
+        reads: dict[str, set[str]] = {}
+        for unit, members in units.items():
+            reads[unit] = set().union(*(r.reads() for r in members))
+            for rule in members:
+                names = set(rule.sets)
+                if rule.then.action is not None:
+                    # An action may set any output; assume it sets those no `set` sets.
+                    names |= set(outputs) - set_by_set
+                for name in names:
+                    setters.setdefault(name, set()).add(unit)
         level: dict[str, int] = {}
         visiting: list[str] = []
 
-        def depth(rule: CompiledRule) -> int:
-            if rule.key in level:
-                return level[rule.key]
-            if rule.key in visiting:
-                cycle = " -> ".join([*visiting[visiting.index(rule.key) :], rule.key])
+        def depth(unit: str) -> int:
+            if unit in level:
+                return level[unit]
+            if unit in visiting:
+                cycle = " -> ".join([*visiting[visiting.index(unit) :], unit])
                 raise RulesetError(
-                    f"outputs depend on each other in a cycle: {cycle}", rule.location
+                    f"outputs depend on each other in a cycle: {cycle}", units[unit][0].location
                 )
-            visiting.append(rule.key)
-            deps = [s for name in rule.reads() for s in setters.get(name, []) if s.key != rule.key]
-            level[rule.key] = max((depth(d) + 1 for d in deps), default=0)
+            visiting.append(unit)
+            deps = sorted({s for name in reads[unit] for s in setters.get(name, ()) if s != unit})
+            level[unit] = max((depth(d) + 1 for d in deps), default=0)
             visiting.pop()
-            return level[rule.key]
+            return level[unit]
 
-        for rule in rules:
+        for unit, members in units.items():
             try:
-                rule.stratum = depth(rule)
+                stratum = depth(unit)
             except RulesetError as exc:
                 self.errors.append(exc)
                 return []
+            for rule in members:
+                rule.stratum = stratum
         strata: list[Stratum] = []
         for k in range(max((r.stratum for r in rules), default=-1) + 1):
             members = [r for r in rules if r.stratum == k]
@@ -529,9 +565,8 @@ _OUTPUT_TYPES = {
 }
 
 
-def _closest(word: str, words: Iterable[str]) -> str | None:
+def _closest(word: str, words: Iterable[str], cutoff: float = 0.6) -> str | None:
     import difflib
 
-    found = difflib.get_close_matches(word, list(words), n=1, cutoff=0.6)
+    found = difflib.get_close_matches(word, list(words), n=1, cutoff=cutoff)
     return found[0] if found else None
-

@@ -17,7 +17,7 @@ from dealdesk import combine
 from dealdesk.actions import ActionContext, Effects
 from dealdesk.deals import deal_id_of, derive_facts, validate_deal
 from dealdesk.driver import DurableDriver, get_driver
-from dealdesk.errors import DealdeskError, DealError, EngineError, PluginError
+from dealdesk.errors import DealdeskError, DealError, PluginError
 from dealdesk.expressions import Expr, evaluate, lookup, to_decimal
 from dealdesk.manager import Plugins
 from dealdesk.policies import CompiledRule, Policy, PolicySet
@@ -30,6 +30,10 @@ _JSON_TYPES = {
     "object": (dict, Mapping),
     "array": (list,),
 }
+
+
+class RulesetMessage(str):
+    """A message written in a ruleset (rendered with Jinja), as opposed to an action's text."""
 
 
 @dataclass
@@ -126,22 +130,18 @@ class Evaluator:
             record = self.assemble(deal.get("id"), data, runs)
         except PluginError as exc:
             error = {"path": "", "message": str(exc), "plugin": exc.plugin}
-            return self._finish(
-                combine.invalid_record(deal.get("id"), [error], self.provenance)
-            ), {}
+            return self._invalid(deal, error), {}
         except DealError as exc:
-            return self._finish(
-                combine.invalid_record(
-                    deal.get("id"), [{"path": exc.path, "message": exc.message}], self.provenance
-                )
-            ), {}
-        except (EngineError, DealdeskError) as exc:
-            return self._finish(
-                combine.invalid_record(
-                    deal.get("id"), [{"path": "", "message": str(exc)}], self.provenance
-                )
-            ), {}
+            return self._invalid(deal, {"path": exc.path, "message": exc.message}), {}
+        except DealdeskError as exc:
+            return self._invalid(deal, {"path": "", "message": str(exc)}), {}
+        except Exception as exc:  # a bug must cost this deal only, never the rest of the batch
+            message = f"internal error: {type(exc).__name__}: {exc}"
+            return self._invalid(deal, {"path": "", "message": message}), {}
         return self._finish(record), runs
+
+    def _invalid(self, deal: Mapping[str, Any], error: dict[str, Any]) -> dict[str, Any]:
+        return self._finish(combine.invalid_record(deal.get("id"), [error], self.provenance))
 
     def _finish(self, record: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -319,24 +319,43 @@ class Evaluator:
             (then.reason, effects.reasons),
         ):
             if text is not None:
-                bucket.append(text.value)
+                bucket.append(RulesetMessage(text.value))
         if then.action is not None:
             registered = self.plugins.actions[then.action]
             ctx = ActionContext(
                 data, self.value(rule.args, data), rule.id, run.policy.name, data.get("outputs")
             )
+            where = f"action {then.action!r} (rule {rule.id})"
             try:
                 registered.func(ctx)
             except Exception as exc:
-                raise PluginError(
-                    registered.plugin, f"action {then.action!r} (rule {rule.id})", exc
-                ) from exc
+                raise PluginError(registered.plugin, where, exc) from exc
+            self._check_action_effects(ctx, run.policy, registered.plugin, where)
             for attr in ("sets", "requires", "rejects", "flags", "clauses", "reasons"):
                 getattr(effects, attr).extend(getattr(ctx.effects, attr))
         for name, value in effects.sets:
             run.contributions.setdefault(name, []).append(
                 ((-rule.priority, rule.order[:2], len(run.firings)), value)
             )
+
+    def _check_action_effects(
+        self, ctx: ActionContext, policy: Policy, plugin: str, where: str
+    ) -> None:
+        for name, _ in ctx.effects.sets:
+            if name not in policy.outputs:
+                declared = ", ".join(policy.outputs) or "none"
+                message = f"set {name!r}, which policy {policy.name!r} does not declare (outputs: {declared})"
+                raise PluginError(plugin, where, message)
+        ranks = self.policy_set.approvers
+        for role in ctx.effects.requires:
+            if ranks and role not in ranks:
+                raise PluginError(plugin, where, f"required the unknown approver role {role!r}")
+
+    def _message(self, message: str, context: Mapping[str, Any], origin: str) -> str:
+        """A ruleset's message is a Jinja template; a plugin action's is plain text."""
+        if isinstance(message, RulesetMessage):
+            return self.renderer.render_message(message, context, origin)
+        return str(message)
 
     # -- the record
 
@@ -376,7 +395,7 @@ class Evaluator:
                         {
                             "policy": name,
                             "rule": rule.id,
-                            "message": self.renderer.render_message(message, context, origin),
+                            "message": self._message(message, context, origin),
                         }
                     )
                 for message in firing.effects.flags:
@@ -384,7 +403,7 @@ class Evaluator:
                         {
                             "policy": name,
                             "rule": rule.id,
-                            "message": self.renderer.render_message(message, context, origin),
+                            "message": self._message(message, context, origin),
                         }
                     )
         approvals = combine.order_roles(roles, self.policy_set.approvers)

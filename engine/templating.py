@@ -328,6 +328,20 @@ class Renderer:
 
     # -- messages --
 
+    def message_problem(self, source: str) -> str | None:
+        """Why ``source`` is not a valid message template (``None`` when it is), for validation."""
+        try:
+            self._message_template(source)
+        except Exception as exc:
+            return _message_detail(exc)
+        return None
+
+    def _message_template(self, source: str) -> Template:
+        template = self._messages.get(source)
+        if template is None:
+            template = self._messages[source] = self._markdown.from_string(source)
+        return template
+
     def render_message(self, source: str, context: Mapping[str, Any], origin: str) -> str:
         """Render a ruleset message (a Jinja string) against ``context``; compiled once per source.
 
@@ -335,13 +349,10 @@ class Renderer:
         :raises TemplateError: ``"{origin}: {detail}"`` for a syntax error, an undefined name or a
             sandbox violation.
         """
-        template = self._messages.get(source)
-        if template is None:
-            try:
-                template = self._markdown.from_string(source)
-            except Exception as exc:
-                raise TemplateError(f"{origin}: {_message_detail(exc)}") from exc
-            self._messages[source] = template
+        try:
+            template = self._message_template(source)
+        except Exception as exc:
+            raise TemplateError(f"{origin}: {_message_detail(exc)}") from exc
         try:
             return "".join(template.root_render_func(template.new_context(dict(context))))
         except Exception as exc:

@@ -10,7 +10,7 @@ from typing import Any
 
 from dealdesk import hookimpl
 from dealdesk.manager import Plugins, add_plugin, collect_plugins, get_plugin_manager
-from dealdesk.policies import Environment, PolicySet, house_approvers, load_policy_set
+from dealdesk.policies import Environment, PolicySet, load_policy_set
 from dealdesk.runtime import Evaluator
 from dealdesk.templating import Renderer
 
@@ -91,14 +91,7 @@ def policy_set(
 ) -> tuple[PolicySet, Plugins, Renderer]:
     plugins = plugins or plugins_for(directory)
     renderer = Renderer(plugins.template_dirs, plugins.filters)
-    env = Environment(
-        plugins.policies,
-        plugins.actions,
-        renderer.has_clause,
-        house_approvers(),
-        plugins.fact_types,
-    )
-    return load_policy_set([directory], env), plugins, renderer
+    return load_policy_set([directory], Environment.of(plugins, renderer)), plugins, renderer
 
 
 def evaluator(directory: Path, **kwargs: Any) -> Evaluator:

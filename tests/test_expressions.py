@@ -138,6 +138,12 @@ def test_quantifier_tree() -> None:
         ('matches(customer.name, "(")', "invalid regular expression", (1, 23)),
         ("any(line.margin > totals.product for line in lines)", "outside the loop", (1, 18)),
         ("margin if risk_offer else 0", "conditional expression", (1, 0)),
+        (
+            'lines.category == "support"',
+            "'lines' is a list; test its elements with any() or all(), "
+            "like any(line.category == ... for line in lines)",
+            (1, 0),
+        ),
         ("partner.tier == None", "exists(path)", (1, 16)),
     ],
 )

@@ -39,6 +39,14 @@ def test_duplicate_keys_and_syntax_errors_are_located() -> None:
     assert str(info.value).startswith("f.yaml:2:1: invalid YAML")
 
 
+def test_keys_must_be_names() -> None:
+    with pytest.raises(RulesetError) as info:
+        load_yaml("outputs:\n  yes: {}\n", "f.yaml")
+    assert str(info.value) == (
+        "f.yaml:2:3: the key 'yes' is read as bool True; quote it (\"yes\") to make it a name"
+    )
+
+
 def test_several_documents() -> None:
     docs = list(load_yaml_documents("a: 1\n---\nb: 2\n", "f.yaml"))
     assert [d.data for d in docs] == [{"a": 1}, {"b": 2}]

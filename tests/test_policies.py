@@ -111,7 +111,7 @@ rules:
         f"{path}:13:21: < compares numbers, but 'x' is a string",
         f"{path}:14:20: unknown clause template 'billing/nothing' (no billing/nothing.md.j2 in any template directory)",
         f"{path}:17:20: unknown action 'no_such_action' (no plugin registers it)",
-        f"{path}:17:48: output 'flor' is not declared in outputs: (did you mean 'floor'?)",
+        f"{path}:17:48: output 'flor' is not declared under outputs (did you mean 'floor'?)",
         f"{path}:21:7: unknown path 'customer.regon' (did you mean 'customer.region'?)",
         f"{path}:22:33: unknown path 'margn' (did you mean 'margin'?)",
     ]
@@ -211,3 +211,53 @@ def test_missing_ruleset_path_is_a_usage_error(tmp_path: Path) -> None:
 
     with pytest.raises(UsageError, match="no such ruleset file or directory"):
         load_policy_set([tmp_path / "nope.yaml"], None)  # type: ignore[arg-type]
+
+
+def test_messages_and_clause_ids_are_checked_before_anything_runs(tmp_path: Path) -> None:
+    found = errors(
+        tmp_path,
+        a=HEADER.format(name="a")
+        + """
+rules:
+  - id: R
+    when: margin > 0.1
+    then: {reject: "{{ partner.name ", clause: billing/milestone}
+""",
+    )
+    path = tmp_path / "rs" / "a.yaml"
+    assert found == [
+        f"{path}:11:20: reject message: unexpected end of template, expected 'end of print statement'.",
+        f"{path}:11:48: unknown clause template 'billing/milestone' (no billing/milestone.md.j2 in any "
+        "template directory) (did you mean 'billing/milestones'?)",
+    ]
+
+
+def test_effective_dates_must_be_dates(tmp_path: Path) -> None:
+    found = errors(tmp_path, a=HEADER.format(name="a") + "effective: {from: soon}\n")
+    assert found == [f"{tmp_path / 'rs' / 'a.yaml'}:7:19: effective.from: 'soon' is not a 'date'"]
+
+
+def test_a_decision_table_is_one_unit_when_stratified(tmp_path: Path) -> None:
+    write_rulesets(
+        tmp_path / "rs",
+        a=HEADER.format(name="a")
+        + """
+rules:
+  - id: SET
+    when: totals.contract > 0
+    then: {set: {floor: 0.3}}
+tables:
+  - id: T
+    hit: first
+    inputs: [margin]
+    rows:
+      - when: ["> 0.5"]
+        then: {set: {cap: 0.1}}
+      - when: ["> 0"]
+        then: {set: {cap: "= outputs.floor"}}
+""",
+    )
+    ps, _, _ = policy_set(tmp_path / "rs")
+    strata = {(r.id, r.row): r.stratum for r in ps.policies["test"].rules}
+    # row 2 reads outputs.floor, so the whole table runs after SET, and `first` still holds
+    assert strata == {("SET", None): 0, ("T", 0): 1, ("T", 1): 1}

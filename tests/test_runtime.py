@@ -208,10 +208,34 @@ rules:
     record = ev.evaluate(deal())
     assert record["policies"]["test"]["outputs"]["doubled"] == "400.00"
     assert record["approvals"] == ["legal"]
-    assert record["flags"] == [{"policy": "test", "rule": "A", "message": "doubled 200.00 USD"}]
+    # an action's messages are plain text: deal data in them is never run as a template
+    assert record["flags"] == [
+        {"policy": "test", "rule": "A", "message": "doubled {{ totals.product | money }}"}
+    ]
     assert seen[0].rule == "A" and seen[0].policy == "test"
     with pytest.raises(TypeError):
         seen[0].deal["id"] = "changed"  # type: ignore[index]
+
+
+def test_an_action_may_only_set_declared_outputs_and_known_roles(tmp_path: Path) -> None:
+    def sloppy(ctx: ActionContext) -> None:
+        if ctx.deal["id"] == "role":
+            ctx.require("chief_vibes_officer")
+        else:
+            ctx.set("nope", 1)
+
+    ev = build(
+        tmp_path,
+        "outputs:\n  fine: {}\nrules:\n  - id: A\n    when: totals.product > 0\n    then: {action: sloppy}\n",
+        actions={"sloppy": sloppy},
+    )
+    (error,) = ev.evaluate(deal())["errors"]
+    assert error["message"] == (
+        "plugin 'testplug' failed in action 'sloppy' (rule A): "
+        "set 'nope', which policy 'test' does not declare (outputs: fine)"
+    )
+    (error,) = ev.evaluate(deal(id="role"))["errors"]
+    assert error["message"].endswith("required the unknown approver role 'chief_vibes_officer'")
 
 
 def test_a_failing_action_makes_only_that_deal_invalid_and_names_the_plugin(tmp_path: Path) -> None:
