@@ -205,7 +205,8 @@ def rule_conditions(formula: Formula) -> list[dict[str, Any]]:
 @dataclass(frozen=True)
 class Synthetic:
     """A value computed in Python into the fact: ``name`` at the top, or in each element of
-    ``items`` when ``items`` is set. ``kind`` is value (number/bool), match, or count."""
+    ``items`` when ``items`` is set. ``kind`` is value (a number or boolean computed from ``expr``), count (the
+    length of the list ``expr``), or formula (``formula`` tested on each element's row)."""
 
     name: str
     expr: Expr | None

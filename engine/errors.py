@@ -6,8 +6,15 @@ as one line (or one line per problem) and exits with ``error.exit_code``.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+
+def closest(word: str, words: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The known name most like ``word``, for a "did you mean" (None when none is close)."""
+    found = difflib.get_close_matches(word, list(words), n=1, cutoff=cutoff)
+    return found[0] if found else None
 
 
 class DealdeskError(Exception):

@@ -13,10 +13,12 @@ import ast
 import difflib
 import re
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, DivisionByZero, InvalidOperation
 from typing import Any
+
+from dealdesk.errors import closest
 
 # ---------------------------------------------------------------------------------------------
 # The tree
@@ -372,7 +374,7 @@ class _Parser:
                     "derive the value in a plugin's dealdesk_enrich or set it as an output of an earlier rule",
                 )
             return self.value_call(node, name)
-        suggestion = _closest(name, ["exists", "matches", "any", "all", *sorted(VALUE_FUNCTIONS)])
+        suggestion = closest(name, ["exists", "matches", "any", "all", *sorted(VALUE_FUNCTIONS)])
         raise self.fail(node, f"unknown function {name}()", suggestion)
 
     def single_path_argument(self, node: ast.Call, name: str) -> Field:
@@ -538,7 +540,7 @@ class _Parser:
                     raise self.fail(
                         node,
                         f"{const.value!r} is not a value of {fld.path!r} (one of: {', '.join(fld.enum)})",
-                        _closest(const.value, list(fld.enum)),
+                        closest(const.value, list(fld.enum)),
                     )
 
 
@@ -569,7 +571,7 @@ def check_test(test: Expr) -> tuple[str, str | None] | None:
         ):
             allowed = ", ".join(subject.enum)
             message = f"{const.value!r} is not a value of {subject.path!r} (one of: {allowed})"
-            return message, _closest(const.value, list(subject.enum))
+            return message, closest(const.value, list(subject.enum))
         return None
     for child in children(test):
         problem = check_test(child)
@@ -580,11 +582,6 @@ def check_test(test: Expr) -> tuple[str, str | None] | None:
 
 def _is_generator(node: ast.Call) -> bool:
     return len(node.args) == 1 and isinstance(node.args[0], ast.GeneratorExp)
-
-
-def _closest(word: str, words: Sequence[str]) -> str | None:
-    found = difflib.get_close_matches(word, list(words), n=1, cutoff=0.6)
-    return found[0] if found else None
 
 
 def _article(kind: str) -> str:
@@ -659,8 +656,6 @@ def output_reads(expr: Expr) -> set[str]:
 
 # ---------------------------------------------------------------------------------------------
 # Direct meaning: three-valued conditions, exact decimal values
-
-_MISSING = object()
 
 
 def lookup(data: Mapping[str, Any], path: str) -> Any:

@@ -8,13 +8,12 @@ whole set, and so every output name, is known.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
 
-from dealdesk.errors import Location, RulesetError
+from dealdesk.errors import Location, RulesetError, closest
 from dealdesk.loader import Document
 
 COMBINE_MODES = ("first", "max", "min", "sum", "list")
@@ -329,8 +328,7 @@ def schema_errors(doc: Document) -> list[RulesetError]:
             if extra:
                 path = (*path, extra[0])
                 location = doc.key_location(path)
-                close = difflib.get_close_matches(str(extra[0]), allowed, n=1, cutoff=0.6)
-                suggestion = close[0] if close else None
+                suggestion = closest(str(extra[0]), allowed)
                 message = f"unknown key {extra[0]!r}" + (
                     "" if suggestion else f" (allowed: {', '.join(allowed)})"
                 )
@@ -338,8 +336,7 @@ def schema_errors(doc: Document) -> list[RulesetError]:
                 message = error.message
         elif error.validator == "enum":
             options = [str(o) for o in error.validator_value]
-            close = difflib.get_close_matches(str(error.instance), options, n=1, cutoff=0.6)
-            suggestion = close[0] if close else None
+            suggestion = closest(str(error.instance), options)
             message = f"{error.instance!r} is not one of: {', '.join(options)}"
         elif error.validator == "required":
             message = error.message.replace("is a required property", "is required")

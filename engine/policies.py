@@ -29,7 +29,7 @@ from dealdesk.compiler import (
     definition_digest,
     parse_cell,
 )
-from dealdesk.errors import Location, RulesetError, UsageError, ValidationFailed
+from dealdesk.errors import Location, RulesetError, UsageError, ValidationFailed, closest
 from dealdesk.expressions import (
     And,
     Const,
@@ -103,6 +103,10 @@ class Policy:
     rules: list[CompiledRule]
     templates: Path | None = None
     plugin: str = ""
+
+    def applicable(self, close: str | None) -> set[str]:
+        """Names of the rulesets whose effective window holds the deal's close date."""
+        return {r.name for r in self.rulesets if r.applies_on(close)}
 
 
 @dataclass
@@ -251,7 +255,7 @@ class _Builder:
                     ruleset,
                     ("policy",),
                     f"unknown policy family {ruleset.policy!r} (no plugin registers it)",
-                    _closest(ruleset.policy, self.env.families),
+                    closest(ruleset.policy, self.env.families),
                 )
                 continue
             by_policy.setdefault(ruleset.policy, []).append(ruleset)
@@ -345,7 +349,7 @@ class _Builder:
                     ruleset,
                     (*then.path, "set", name),
                     f"output {name!r} is not declared under outputs",
-                    _closest(name, outputs),
+                    closest(name, outputs),
                 )
                 ok = False
             sets[name] = self.value(ruleset, value, scope)
@@ -363,7 +367,7 @@ class _Builder:
                     ruleset,
                     path,
                     f"unknown approver role {role!r} (see rulesets/approvers.yaml)",
-                    _closest(role, self.approvers),
+                    closest(role, self.approvers),
                 )
                 ok = False
         for i, clause in enumerate(then.clauses):
@@ -372,7 +376,7 @@ class _Builder:
                     ruleset,
                     (*then.path, "clause", i) if len(then.clauses) > 1 else (*then.path, "clause"),
                     f"unknown clause template {clause!r} (no {clause}.md.j2 in any template directory)",
-                    _closest(clause, self.env.clause_ids, cutoff=0.8),  # ids share prefixes
+                    closest(clause, self.env.clause_ids, cutoff=0.8),  # ids share prefixes
                 )
                 ok = False
         for key in ("reject", "flag", "reason"):
@@ -386,7 +390,7 @@ class _Builder:
                 ruleset,
                 (*then.path, "action"),
                 f"unknown action {then.action!r} (no plugin registers it)",
-                _closest(then.action, self.actions),
+                closest(then.action, self.actions),
             )
             ok = False
         return (sets, args) if ok else None
@@ -475,6 +479,14 @@ class _Builder:
                 (*table.path, "aggregation"),
                 "aggregation applies to hit policy collect only",
             )
+        elif table.aggregation:
+            outputs_set = {tuple(sorted(row.then.sets)) for row in table.rows}
+            if len(outputs_set) != 1 or len(next(iter(outputs_set))) != 1:
+                self.error(
+                    ruleset,
+                    (*table.path, "aggregation"),
+                    f"aggregation {table.aggregation} needs every row to set the same one output",
+                )
         return rows
 
     def stratify(
@@ -563,10 +575,3 @@ _OUTPUT_TYPES = {
     "list": "array",
     "object": "object",
 }
-
-
-def _closest(word: str, words: Iterable[str], cutoff: float = 0.6) -> str | None:
-    import difflib
-
-    found = difflib.get_close_matches(word, list(words), n=1, cutoff=cutoff)
-    return found[0] if found else None

@@ -181,7 +181,7 @@ class Evaluator:
         """Evaluate every stratum of ``policy`` on ``data``, applying actions as rules fire."""
         run = PolicyRun(policy)
         close = lookup(data, "dates.close")
-        applicable = {r.name for r in policy.rulesets if r.applies_on(close)}
+        applicable = policy.applicable(close)
         for stratum in policy.strata:
             view = {**data, "outputs": run.outputs()}
             fact = stratum.plan.build(view)

@@ -261,3 +261,25 @@ tables:
     strata = {(r.id, r.row): r.stratum for r in ps.policies["test"].rules}
     # row 2 reads outputs.floor, so the whole table runs after SET, and `first` still holds
     assert strata == {("SET", None): 0, ("T", 0): 1, ("T", 1): 1}
+
+
+def test_an_aggregation_needs_one_output_set_by_every_row(tmp_path: Path) -> None:
+    found = errors(
+        tmp_path,
+        a=HEADER.format(name="a")
+        + """
+tables:
+  - id: T
+    hit: collect
+    aggregation: count
+    inputs: [margin]
+    rows:
+      - when: ["> 0.5"]
+        then: {set: {cap: 0.1}}
+      - when: ["> 0"]
+        then: {require: deal_desk}
+""",
+    )
+    assert found == [
+        f"{tmp_path / 'rs' / 'a.yaml'}:11:18: aggregation count needs every row to set the same one output"
+    ]
