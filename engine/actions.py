@@ -37,7 +37,8 @@ class ActionContext:
         policy: str,
         outputs: Mapping[str, Any] | None = None,
     ):
-        self.deal = MappingProxyType(dict(deal))
+        # read-only views, not copies: an action runs for every firing of its rule
+        self.deal = MappingProxyType(deal if isinstance(deal, dict) else dict(deal))
         self.args = MappingProxyType(dict(args))
         self.rule = rule
         self.policy = policy

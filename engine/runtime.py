@@ -353,7 +353,7 @@ class Evaluator:
 
     def _message(self, message: str, context: Mapping[str, Any], origin: str) -> str:
         """A ruleset's message is a Jinja template; a plugin action's is plain text."""
-        if isinstance(message, RulesetMessage):
+        if isinstance(message, RulesetMessage) and ("{" in message):  # most are plain text
             return self.renderer.render_message(message, context, origin)
         return str(message)
 
