@@ -23,8 +23,8 @@ from typing import Any, TextIO
 from dealdesk import __version__, combine
 from dealdesk.batch import READERS, WRITERS, Reader, SourceDeal, WriterFactory, read_deals
 from dealdesk.deals import validate_deal
-from dealdesk.errors import PluginError
-from dealdesk.manager import Plugins, collect_plugins, get_plugin_manager
+from dealdesk.errors import DealdeskError
+from dealdesk.manager import Plugins, load_plugins
 from dealdesk.policies import (
     Environment,
     PolicySet,
@@ -46,11 +46,6 @@ __all__ = [
 #: ``func(records, out)``: writes every record of ``records`` (in order, as they come) to ``out``.
 #: The shape plugin writers have (``dealdesk_writers``); built-in writers are adapted to it.
 RecordWriter = Callable[[Iterable[Mapping[str, Any]], TextIO], None]
-
-
-def _suffix_key(suffix: str) -> str:
-    suffix = suffix.lower()
-    return suffix if suffix.startswith(".") else f".{suffix}"
 
 
 def _adapt(factory: WriterFactory) -> RecordWriter:
@@ -114,23 +109,20 @@ class App:
             return self.source_error_record(source)
         return self.evaluator.evaluate(source.deal)
 
-    def evaluate_sources(self, sources: Iterable[SourceDeal]) -> Iterator[dict[str, Any]]:
-        """One record per deal, in input order, streamed."""
-        for source in sources:
-            yield self.evaluate_source(source)
-
     def source_error_record(self, source: SourceDeal) -> dict[str, Any]:
         """The ``invalid`` record of a deal that could not be parsed (``deal_id`` null).
 
-        Like every final record it goes to the ``dealdesk_decision`` sinks.
+        Like every final record it goes to the ``dealdesk_decision`` sinks (through the
+        evaluator, which records a failing sink as it does for any deal).
         """
-        error = {"path": "", "message": source.error or f"{source.source}: unreadable"}
+        error: dict[str, Any] = {
+            "path": "",
+            "message": source.error or f"{source.source}: unreadable",
+        }
+        if source.plugin is not None:
+            error["plugin"] = source.plugin
         record = combine.invalid_record(None, [error], self.evaluator.provenance)
-        try:
-            self.plugins.decision(record)
-        except PluginError as exc:
-            record["errors"].append({"path": "", "message": str(exc), "plugin": exc.plugin})
-        return record
+        return self.evaluator.finish(record)
 
     def prepared(self, raw: Any) -> dict[str, Any] | None:
         """The deal with every derived fact (what rules and templates see), or None if invalid."""
@@ -139,7 +131,7 @@ class App:
             return None
         try:
             return self.evaluator.prepare(deal)
-        except PluginError:
+        except DealdeskError:  # a failing plugin; the record says why
             return None
 
     def evaluate_with_runs(self, raw: Any) -> tuple[dict[str, Any], dict[str, PolicyRun]]:
@@ -218,16 +210,14 @@ def build(
     :raises UsageError: a ruleset path that does not exist or cannot be read.
     :raises PluginError: a plugin that cannot be imported or fails while registering.
     """
-    plugins = collect_plugins(
-        get_plugin_manager(autoload=autoload, disabled=disabled, enabled=enabled)
-    )
+    plugins = load_plugins(autoload=autoload, disabled=disabled, enabled=enabled)
     renderer = Renderer(plugins.template_dirs, plugins.filters)
     files = ruleset_paths(plugins, rulesets, no_plugin_rulesets=no_plugin_rulesets)
     policy_set = load_policy_set(files, environment(plugins, renderer))
-    readers: dict[str, Reader] = {_suffix_key(k): v for k, v in READERS.items()}
-    readers.update({_suffix_key(k): v for k, v in plugins.readers.items()})
+    # plugin readers and writers are keyed like the built-in ones (suffix_key, lower case)
+    readers: dict[str, Reader] = {**READERS, **plugins.readers}
     writers: dict[str, RecordWriter] = {k: _adapt(v) for k, v in WRITERS.items()}
-    writers.update({k.lower(): v for k, v in plugins.writers.items()})
+    writers.update(plugins.writers)
     return App(plugins, renderer, policy_set, clauses, files, readers, writers)
 
 

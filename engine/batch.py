@@ -24,7 +24,7 @@ from typing import IO, Any, Protocol, TextIO
 import yaml
 
 from dealdesk.deals import FIELDS
-from dealdesk.errors import UsageError
+from dealdesk.errors import PluginError, UsageError
 
 __all__ = [
     "READERS",
@@ -37,12 +37,14 @@ __all__ = [
     "TableWriter",
     "Writer",
     "WriterFactory",
+    "format_message",
     "read_csv",
     "read_deals",
     "read_json",
     "read_jsonl",
     "read_jsonl_stream",
     "read_yaml",
+    "suffix_key",
 ]
 
 
@@ -61,11 +63,13 @@ class SourceDeal:
     :ivar deal: the parsed value (normally a mapping; anything else fails validation), or
         ``None`` when it could not be parsed.
     :ivar error: why it could not be parsed (``deals.jsonl:3: invalid JSON: ...``), else ``None``.
+    :ivar plugin: the plugin whose reader failed, when that is why it could not be parsed.
     """
 
     source: str
     deal: object
     error: str | None = None
+    plugin: str | None = None
 
 
 Reader = Callable[[Path], Iterator[SourceDeal]]
@@ -73,6 +77,28 @@ Reader = Callable[[Path], Iterator[SourceDeal]]
 
 def _json_error(where: str, exc: json.JSONDecodeError) -> str:
     return f"{where}: invalid JSON: {exc.msg} at column {exc.colno}"
+
+
+def _big_int(text: str) -> int | Decimal:
+    """An integer literal; one beyond Python's int-string limit (4300 digits) as a ``Decimal``."""
+    try:
+        return int(text)
+    except ValueError:
+        return Decimal(text)
+
+
+def _json_loads(text: str) -> Any:
+    """``json.loads`` with exact fractions; a huge integer is kept for validation to report.
+
+    Python refuses to parse integers of more than 4300 digits (a ``ValueError``, not a JSON
+    error); such a deal is still read, and ``validate_deal`` names the field as out of range.
+    """
+    try:
+        return json.loads(text, parse_float=Decimal)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:
+        return json.loads(text, parse_float=Decimal, parse_int=_big_int)
 
 
 def read_json(path: Path) -> Iterator[SourceDeal]:
@@ -84,7 +110,7 @@ def read_json(path: Path) -> Iterator[SourceDeal]:
     name = str(path)
     try:
         text = path.read_bytes().decode("utf-8-sig")
-        value = json.loads(text, parse_float=Decimal)
+        value = _json_loads(text)
     except UnicodeDecodeError as exc:
         yield SourceDeal(name, None, f"{name}: not valid UTF-8 at byte {exc.start}")
         return
@@ -123,7 +149,7 @@ def read_jsonl_stream(lines: Iterable[str | bytes], name: str) -> Iterator[Sourc
         if not line.strip():
             continue
         try:
-            yield SourceDeal(source, json.loads(line, parse_float=Decimal))
+            yield SourceDeal(source, _json_loads(line))
         except json.JSONDecodeError as exc:
             yield SourceDeal(source, None, _json_error(source, exc))
         except RecursionError:
@@ -137,10 +163,39 @@ def read_jsonl(path: Path) -> Iterator[SourceDeal]:
 
 
 # libyaml's parser when present (several times faster); both only build plain Python values.
-_YamlLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SafeLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _yaml_error(name: str, exc: yaml.YAMLError, fallback_line: int) -> tuple[str, str]:
+class _YamlLoader(_SafeLoader):
+    """Safe loading, but a scalar that looks like a date or an integer and is not one stays readable.
+
+    PyYAML raises a bare ``ValueError`` for ``close: 2026-13-01`` (month 13) or an integer of more
+    than 4300 digits, which would cost the whole document. Kept as the text (the date) or a
+    ``Decimal`` (the integer), the deal is read and ``validate_deal`` names the field.
+    """
+
+    def construct_yaml_timestamp(self, node: yaml.Node) -> object:
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:
+            return self.construct_scalar(node)
+
+    def construct_yaml_int(self, node: yaml.Node) -> object:
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:
+            text = str(self.construct_scalar(node))
+            try:
+                return Decimal(text.replace("_", ""))
+            except ArithmeticError:
+                return text
+
+
+_YamlLoader.add_constructor("tag:yaml.org,2002:timestamp", _YamlLoader.construct_yaml_timestamp)
+_YamlLoader.add_constructor("tag:yaml.org,2002:int", _YamlLoader.construct_yaml_int)
+
+
+def _yaml_error(name: str, exc: Exception, fallback_line: int) -> tuple[str, str]:
     """The source (``file:line``) and message of a YAML error, at the line of its mark."""
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
@@ -156,7 +211,9 @@ def read_yaml(path: Path) -> Iterator[SourceDeal]:
 
     Safe loading only (plain data, no Python objects). Each deal is named by the line where its
     document or list item starts; empty documents are skipped. A syntax error ends the file (the
-    parser cannot resynchronize); a document that parses but cannot be built is skipped.
+    parser cannot resynchronize); a document that parses but cannot be built becomes an error and
+    reading goes on with the next document. An impossible date (``2026-13-01``) stays text, so
+    only that deal is invalid, with the field named.
     """
     name = str(path)
     with path.open("rb") as stream:
@@ -175,7 +232,7 @@ def read_yaml(path: Path) -> Iterator[SourceDeal]:
                 line = node.start_mark.line + 1
                 try:
                     value = loader.construct_document(node)
-                except yaml.YAMLError as exc:
+                except (yaml.YAMLError, ValueError) as exc:
                     # construct_document resets its caches only on success.
                     loader.constructed_objects, loader.recursive_objects = {}, {}
                     loader.state_generators, loader.deep_construct = [], False
@@ -208,7 +265,7 @@ def _cell_value(column: str, cell: str) -> object:
     stripped = cell.strip()
     if column in _JSON_COLUMNS or (column not in _TEXT_COLUMNS and stripped[:1] in ("[", "{")):
         try:
-            return json.loads(stripped, parse_float=Decimal)
+            return _json_loads(stripped)
         except json.JSONDecodeError as exc:
             if column in _JSON_COLUMNS:
                 raise ValueError(
@@ -303,8 +360,11 @@ READERS: dict[str, Reader] = {
 }
 
 
-def _suffix_key(suffix: str) -> str:
-    """``"JSON"``, ``"json"`` and ``".json"`` all name the ``.json`` reader."""
+def suffix_key(suffix: str) -> str:
+    """The key of a reader: ``"JSON"``, ``"json"`` and ``".json"`` all name the ``.json`` reader.
+
+    Built-in and plugin readers (``dealdesk_readers``) are keyed alike.
+    """
     suffix = suffix.lower()
     return suffix if suffix.startswith(".") else f".{suffix}"
 
@@ -327,14 +387,14 @@ def _plan(paths: Sequence[str], readers: Mapping[str, Reader]) -> list[tuple[Pat
                 p
                 for p in path.rglob("*")
                 if p.is_file()
-                and _suffix_key(p.suffix) in readers
+                and suffix_key(p.suffix) in readers
                 # hidden files and folders (.git, editor backups) are not deals
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
             if not files:
                 raise UsageError(f"{raw}: no deal files ({known}) in this directory")
         elif path.exists():
-            if _suffix_key(path.suffix) not in readers:
+            if suffix_key(path.suffix) not in readers:
                 suffix = path.suffix or "(no suffix)"
                 raise UsageError(f"{raw}: unknown deal file type {suffix!r}; known: {known}")
             files = [path]
@@ -343,7 +403,7 @@ def _plan(paths: Sequence[str], readers: Mapping[str, Reader]) -> list[tuple[Pat
         for file in files:
             if not os.access(file, os.R_OK):
                 raise UsageError(f"{file}: cannot read the file (permission denied)")
-            plan.append((file, readers[_suffix_key(file.suffix)]))
+            plan.append((file, readers[suffix_key(file.suffix)]))
     return plan
 
 
@@ -358,6 +418,10 @@ def _guarded(label: str, items: Iterable[Any]) -> Iterator[SourceDeal]:
         raise
     except OSError as exc:
         raise UsageError(f"{label}: cannot read: {exc.strerror or exc}") from exc
+    except PluginError as exc:
+        # a plugin reader (wrapped by the manager): the message names the plugin already
+        after = f"after {index} deal{'' if index == 1 else 's'}"
+        yield SourceDeal(label, None, f"{label} ({after}): {exc}", plugin=exc.plugin)
     except Exception as exc:
         # A reader bug or odd file costs that file's remaining deals, never the batch.
         yield SourceDeal(
@@ -383,7 +447,7 @@ def read_deals(
         files (exit status 2).
     """
     table = {
-        _suffix_key(suffix): reader
+        suffix_key(suffix): reader
         for suffix, reader in (READERS if readers is None else readers).items()
     }
     for entry in _plan(paths, table):
@@ -422,8 +486,12 @@ def _json_default(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _message(item: object) -> str:
-    """The text of a reason, flag or error, whether a mapping or a plain string."""
+def format_message(item: object) -> str:
+    """One line for a reason, flag or error: ``path: message`` (``message`` without a path).
+
+    The one formatting of a record's errors used by writers, ``dealdesk explain`` and
+    ``dealdesk test``; accepts a mapping (``{"path", "message"}``) or a plain string.
+    """
     if isinstance(item, Mapping):
         message = str(item.get("message", ""))
         path = item.get("path")
@@ -489,8 +557,8 @@ class CsvWriter:
                 record.get("status") or "",
                 ";".join(record.get("approvals") or ()),
                 ";".join(fired),
-                " | ".join(_message(r) for r in record.get("reasons") or ()),
-                " | ".join(_message(e) for e in record.get("errors") or ()),
+                " | ".join(format_message(r) for r in record.get("reasons") or ()),
+                " | ".join(format_message(e) for e in record.get("errors") or ()),
             )
         )
 
@@ -519,7 +587,7 @@ class TableWriter:
         status = str(record.get("status") or "")
         self.statuses[status] += 1
         if status == "invalid":
-            detail = "; ".join(_message(e) for e in record.get("errors") or ())
+            detail = "; ".join(format_message(e) for e in record.get("errors") or ())
         else:
             detail = ", ".join(record.get("approvals") or ())
         deal_id = str(record.get("deal_id") or "-")
@@ -527,7 +595,7 @@ class TableWriter:
         for reason in record.get("reasons") or ():
             # Count by rule and message shape: amounts differ from deal to deal, and one rule
             # id (a decision table) can give different reasons
-            message = _message(reason)
+            message = format_message(reason)
             rule = (
                 f"{reason.get('policy', '')} {reason.get('rule', '')}".strip()
                 if isinstance(reason, Mapping)

@@ -24,11 +24,12 @@ from typing import Any, TextIO
 import click
 
 from dealdesk import __version__, app
-from dealdesk.batch import SourceDeal
+from dealdesk.batch import SourceDeal, format_message
 from dealdesk.combine import STATUS_ORDER
+from dealdesk.deals import deal_id_of
 from dealdesk.errors import DealdeskError, UsageError, ValidationFailed
 from dealdesk.explain import DealExplanation, RuleExplanation, explain_deal, format_value
-from dealdesk.manager import collect_plugins, get_plugin_manager
+from dealdesk.manager import load_plugins
 from dealdesk.policies import ruleset_files
 from dealdesk.runtime import PolicyRun
 
@@ -285,12 +286,13 @@ def evaluate(
 def _one_deal(application: app.App, path: str, deal_id: str | None) -> SourceDeal:
     sources = list(application.read([path]))
     if deal_id is not None:
-        chosen = [s for s in sources if isinstance(s.deal, dict) and s.deal.get("id") == deal_id]
+        # ids as the records show them: `--id 1001` finds `id: 1001`
+        chosen = [s for s in sources if deal_id_of(s.deal) == deal_id]
         if not chosen:
             raise UsageError(f"{path}: no deal with id {deal_id!r}")
         return chosen[0]
     if len(sources) != 1:
-        ids = [str(s.deal.get("id")) for s in sources if isinstance(s.deal, dict)][:5]
+        ids = [str(deal_id_of(s.deal)) for s in sources if isinstance(s.deal, dict)][:5]
         listed = f" ({', '.join(ids)}{', ...' if len(sources) > 5 else ''})" if ids else ""
         raise UsageError(f"{path}: holds {len(sources)} deals{listed}; choose one with --id ID")
     return sources[0]
@@ -342,8 +344,7 @@ def format_explanation(explanation: DealExplanation) -> str:
         + (f"  (approvals: {', '.join(explanation.approvals)})" if explanation.approvals else "")
     ]
     for error in explanation.errors:
-        path = error.get("path")
-        lines.append(f"  error: {path + ': ' if path else ''}{error.get('message')}")
+        lines.append(f"  error: {format_message(error)}")
     for policy in explanation.policies:
         lines.append("")
         lines.append(f"{policy.name}: {policy.status}")
@@ -447,7 +448,9 @@ def render(
         data = application.prepared(source.deal)
     if data is None:
         data = dict(source.deal) if isinstance(source.deal, dict) else {}
-    memo = application.renderer.render_memo(record, data, fmt)
+    # The memo names a deal without an id by where it was read (`deals.yaml:12`); `source` is
+    # for the memo only, not part of the decision record.
+    memo = application.renderer.render_memo({**record, "source": source.source}, data, fmt)
     with _output(output) as out:
         out.write(memo)
 
@@ -465,7 +468,9 @@ def render(
 def validate(settings: Settings, rulesets: tuple[str, ...], no_plugin_rulesets: bool) -> None:
     """Check RULESETS (files or directories; default: the house policy and plugins' rulesets).
 
-    Prints each problem as file:line:col: message and exits with status 1 when there is any.
+    Prints each problem as file:line:col: message on standard output (the problems are this
+    command's result, so they can be piped), the count on standard error, and exits with status
+    1 when there is any. The other commands print ruleset problems on standard error.
     """
     try:
         application = settings.build(rulesets, no_plugin_rulesets=no_plugin_rulesets)
@@ -563,9 +568,7 @@ def schema(kind: str) -> None:
 @click.pass_obj
 def plugins(settings: Settings) -> None:
     """List the plugins: name, version and the hooks each implements."""
-    collected = collect_plugins(
-        get_plugin_manager(disabled=settings.disabled, enabled=settings.enabled)
-    )
+    collected = load_plugins(disabled=settings.disabled, enabled=settings.enabled)
     rows = [
         (p["name"], p["version"] or "-", ", ".join(p["hooks"]) or "-")
         for p in collected.plugin_info()

@@ -4,18 +4,28 @@
 facts derived from them — with its type and enum values; the expression compiler, the deal JSON
 Schema and :func:`validate_deal` all read it. :func:`validate_deal` turns a raw JSON/YAML/CSV
 value into a normalized deal (money and quantities as :class:`~decimal.Decimal`, dates as ISO
-strings); :func:`derive_facts` computes the derived facts in exact decimal arithmetic.
+strings, integer ids as strings); :func:`derive_facts` computes the derived facts in exact
+decimal arithmetic; :func:`check_fact_types` checks what plugins derive against the types they
+declare.
+
+Numbers are bounded so that exact arithmetic stays exact and every number survives the trip to
+durable_rules as a finite JSON number: a deal's number must be below 10^15 in magnitude (a
+quadrillion in any currency or unit) with at most 12 decimal places (trailing zeros do not
+count). Anything else is a located :class:`~dealdesk.errors.DealError`
+(``lines[0].quantity: number out of range ...``), never an arithmetic overflow later.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import difflib
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Context, Decimal, localcontext
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from dealdesk.errors import DealError
@@ -25,8 +35,12 @@ __all__ = [
     "CATEGORIES",
     "DEFAULT_CURRENCY",
     "FIELDS",
+    "JSON_TYPES",
+    "MAX_MAGNITUDE",
+    "MAX_PLACES",
     "RISK_OFFER_TYPES",
     "Field",
+    "check_fact_types",
     "deal_id_of",
     "deal_json_schema",
     "derive_facts",
@@ -50,6 +64,24 @@ class Field:
 
 
 DEFAULT_CURRENCY = "USD"
+
+#: The JSON Schema type names a plugin may declare for a fact (SPEC §7), with the Python types
+#: of a value of that type (``bool`` is never a number, though Python makes it an ``int``).
+JSON_TYPES: Mapping[str, tuple[type, ...]] = MappingProxyType(
+    {
+        "number": (int, float, Decimal),
+        "string": (str,),
+        "boolean": (bool,),
+        "object": (Mapping,),
+        "array": (list, tuple),
+    }
+)
+
+#: Every number of a deal is below this in magnitude (exclusive) ...
+MAX_MAGNITUDE = Decimal(10) ** 15
+#: ... and has at most this many decimal places: 27 significant digits at most, so sums and
+#: products are exact in :func:`derive_facts` and every value is a finite float for durable_rules.
+MAX_PLACES = 12
 
 SEGMENTS = ("elephant", "deer", "rabbit")
 REGIONS = ("us-west", "us-central", "us-east", "emea", "apac", "latam")
@@ -175,22 +207,38 @@ _CORE_SCHEMA: dict[str, Field] = {
     "billing.requested_split[]": Field("number"),
 }
 _DERIVED_PATHS = frozenset(path for path, f in FIELDS.items() if f.derived)
-# JSON Schema type names a plugin may declare (SPEC §7), plus "integer" and "null".
-_EXTRA_TYPE_NAMES = frozenset({"number", "integer", "string", "boolean", "object", "array", "null"})
+# JSON Schema type names validate_deal's extra_types accept: a plugin's (SPEC §7), "integer", "null".
+_EXTRA_TYPE_NAMES = frozenset(JSON_TYPES) | {"integer", "null"}
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Integers beyond this (about 150 digits) are never shown in full.
+_PRINTABLE_INT_BITS = 512
 _INVALID = object()
 
 
 def deal_id_of(raw: object) -> str | None:
-    """Return the ``id`` of a raw deal when it is a non-empty string, else ``None``.
+    """Return the ``id`` of a raw deal as :func:`validate_deal` keeps it, else ``None``.
 
-    For the decision record of a deal that :func:`validate_deal` refused.
+    A non-empty string as is, an integer as its decimal string (``1001`` → ``"1001"``, as
+    ``validate_deal`` normalizes it); anything else is no id. For the decision record of a deal
+    that ``validate_deal`` refused, and to find a deal by id.
     """
     if isinstance(raw, Mapping):
         value = raw.get("id")
         if isinstance(value, str) and value:
             return value
+        if _is_integer_id(value):
+            return str(value)
     return None
+
+
+def _is_integer_id(value: object) -> bool:
+    # YAML reads `id: 1001` as an int; bool is an int subclass but never an id, and neither is
+    # an integer too long to print (str() refuses ints over 4300 digits).
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and value.bit_length() <= _PRINTABLE_INT_BITS
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,6 +255,10 @@ def validate_deal(
     ``requested_split``) is a :class:`Decimal`, every date an ISO ``YYYY-MM-DD`` string, and
     ``currency`` is ``"USD"`` when the deal has none (every example in SPEC §2 is in USD, and a
     deal desk books in one home currency; an explicit code is still checked against ISO 4217).
+    An integer ``id`` (YAML reads ``id: 1001`` as a number) is accepted and kept as the string
+    ``"1001"``, so the deal and its record always carry a string id; other non-string ids are
+    errors. Numbers must be below :data:`MAX_MAGNITUDE` with at most :data:`MAX_PLACES` decimal
+    places (see the module docstring).
     A known field whose value is ``null`` is treated as absent. Fields nobody declares are kept
     as they are (not copied). Derived facts (``totals``, ``margin``, ``lines[].amount`` ...) may
     not appear in the input: dealdesk computes them, and a stale value would mislead a reader.
@@ -222,6 +274,8 @@ def validate_deal(
         return None, [DealError("", f"a deal must be a mapping of fields, got {_kind(raw)}")]
     errors: list[DealError] = []
     schema = _schema(_extra_key(extra_types))
+    if _is_integer_id(raw.get("id")):
+        raw = {**raw, "id": str(raw["id"])}
     deal = _normalize_mapping(raw, "", "", schema, errors)
     # A field whose value was refused is already reported; "missing" would say it twice.
     reported = {error.path for error in errors}
@@ -403,6 +457,24 @@ def _normalize_number(
             )
         )
         return _INVALID
+    if abs(number) >= MAX_MAGNITUDE:
+        errors.append(
+            DealError(
+                where,
+                f"number out of range: {_short(value)}; the magnitude must be below 1e15",
+            )
+        )
+        return _INVALID
+    trimmed = _within_places(number)
+    if trimmed is None:
+        errors.append(
+            DealError(
+                where,
+                f"too many decimal places in {_short(value)}; at most {MAX_PLACES} are allowed",
+            )
+        )
+        return _INVALID
+    number = trimmed
     if integer and number != number.to_integral_value():
         errors.append(DealError(where, f"expected an integer, got {value!r}"))
         return _INVALID
@@ -414,6 +486,34 @@ def _normalize_number(
         errors.append(DealError(where, f"must be a fraction between 0 and 1, got {value}"))
         return _INVALID
     return number
+
+
+# Wide enough for any number below MAX_MAGNITUDE with its places (and their trailing zeros).
+_PLACES_CONTEXT = Context(prec=MAX_PLACES + 15 + 2)
+_QUANTUM = Decimal(1).scaleb(-MAX_PLACES)
+
+
+def _within_places(number: Decimal) -> Decimal | None:
+    """``number`` with at most :data:`MAX_PLACES` decimal places, or ``None`` when it has more.
+
+    Trailing zeros are not places (``"1.50000000000000000"`` is ``1.50...`` cut to 12 places);
+    only a bounded number (below :data:`MAX_MAGNITUDE`) is handed in.
+    """
+    exponent = number.as_tuple().exponent
+    assert isinstance(exponent, int)  # finite: parse_decimal refuses NaN and infinities
+    if exponent >= -MAX_PLACES:
+        return number
+    cut = number.quantize(_QUANTUM, context=_PLACES_CONTEXT)
+    return cut if cut == number else None
+
+
+def _short(value: object, limit: int = 40) -> str:
+    """``repr(value)``, cut short: a number of a million digits must not make a million-byte error."""
+    if isinstance(value, int) and value.bit_length() > _PRINTABLE_INT_BITS:
+        # str() refuses ints over 4300 digits; nobody reads 150 digits of one either
+        return f"<{len(Decimal(value).as_tuple().digits)} digits>"
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _normalize_date(value: object, where: str, errors: list[DealError]) -> str | object:
@@ -468,7 +568,7 @@ def _kind(value: object) -> str:
     if isinstance(value, bool):
         return f"boolean {str(value).lower()}"
     if isinstance(value, int | float | Decimal):
-        return f"number {value}"
+        return f"number {_short(value)}"
     if isinstance(value, str):
         return f"string {value!r}"
     if isinstance(value, Mapping):
@@ -534,10 +634,96 @@ def _schema(extra: tuple[tuple[str, str], ...]) -> Mapping[str, Field]:
 
 
 # ---------------------------------------------------------------------------------------------
+# plugin-derived facts
+
+
+def check_fact_types(derived: Mapping[str, Any], fact_types: Mapping[str, str]) -> list[DealError]:
+    """Check the facts plugins derived against the JSON Schema types they declare.
+
+    Every declared path under a key of ``derived`` is checked, nested ones included:
+    ``{"x.total": "number"}`` catches ``{"x": {"total": "abc"}}`` (and ``{"x": "abc"}``: the
+    parents of a declared path must be objects), and ``"x[].total"`` checks the ``total`` of
+    each item of the list ``x``. A missing or null value is not checked (facts are optional),
+    and nothing is reported below a value already reported. A number must be finite and fit a
+    JSON double, since it reaches durable_rules as one.
+
+    :param derived: the top-level keys the plugins returned from ``dealdesk_enrich``.
+    :param fact_types: declared path → type name (a key of :data:`JSON_TYPES`), as
+        :attr:`dealdesk.manager.Plugins.fact_types` gives them; paths whose first key is not in
+        ``derived`` (input fields) are :func:`validate_deal`'s to check.
+    :returns: one :class:`DealError` per value of the wrong type, its path naming the value
+        (``x.total``, ``x[2].total``); shallower paths first.
+    """
+    errors: list[DealError] = []
+    declared = [(path, kind) for path, kind in fact_types.items() if _fact_head(path) in derived]
+    for path, kind in sorted(declared, key=lambda item: item[0].count(".")):
+        _check_fact(derived, path.split("."), "", kind, errors)
+    return errors
+
+
+def _fact_head(path: str) -> str:
+    return path.split(".", 1)[0].removesuffix("[]")
+
+
+def _check_fact(
+    value: Mapping[str, Any], steps: list[str], where: str, kind: str, errors: list[DealError]
+) -> None:
+    """Follow ``steps`` (``["x[]", "total"]``) down from ``value``, the mapping at ``where``."""
+    key, is_list = steps[0].removesuffix("[]"), steps[0].endswith("[]")
+    child = value.get(key)
+    if child is None:
+        return
+    here = f"{where}.{key}" if where else key
+    if is_list:
+        if not isinstance(child, list | tuple):
+            _add_fact_error(errors, here, f"expected an array, got {_kind(child)}")
+            return
+        items = [(f"{here}[{i}]", item) for i, item in enumerate(child)]
+    else:
+        items = [(here, child)]
+    for item_where, item in items:
+        if item is None:
+            continue
+        if len(steps) == 1:
+            problem = _fact_type_problem(item, kind)
+            if problem:
+                _add_fact_error(errors, item_where, problem)
+        elif isinstance(item, Mapping):
+            _check_fact(item, steps[1:], item_where, kind, errors)
+        else:
+            _add_fact_error(errors, item_where, f"expected an object, got {_kind(item)}")
+
+
+def _add_fact_error(errors: list[DealError], path: str, message: str) -> None:
+    """Add the error unless ``path`` or a value above it is already reported."""
+    for error in errors:
+        if path == error.path or path.startswith((f"{error.path}.", f"{error.path}[")):
+            return
+    errors.append(DealError(path, message))
+
+
+def _fact_type_problem(value: Any, kind: str) -> str | None:
+    expected = JSON_TYPES.get(kind)
+    if expected is None:
+        return None  # not a JSON type name; the manager refuses such declarations
+    if not isinstance(value, expected) or (kind == "number" and isinstance(value, bool)):
+        return f"expected {_type_phrase((kind,))}, got {_kind(value)}"
+    if kind == "number" and isinstance(value, int | float | Decimal):
+        try:
+            finite = math.isfinite(float(value))
+        except OverflowError:  # an int beyond a double
+            finite = False
+        if not finite:
+            return f"expected a finite number (a JSON double), got {_short(value)}"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
 # derived facts
 
-# Enough digits that sums and products of any real amounts are exact.
-_EXACT = Context(prec=50)
+# Enough digits that sums and products are exact: validated numbers have at most 27 digits
+# (MAX_MAGNITUDE, MAX_PLACES), so a product has at most 54 and a sum a few more.
+_EXACT = Context(prec=80)
 # Quotients round to Python's standard 28 digits, whatever context the caller has set, so a
 # plugin or a test computing 1 - cost / price the usual way gets the same Decimal.
 _QUOTIENT = Context(prec=28)
@@ -647,9 +833,10 @@ def deal_json_schema() -> dict[str, Any]:
         "title": "dealdesk deal",
         "description": (
             "A deal evaluated by dealdesk (SPEC §2). Money is a number or a decimal string in the "
-            "deal's currency. Derived facts (totals, margin, services_ratio, max_line_discount, "
-            "risk_offer, labor_margin, lines[].amount, lines[].margin) are computed by dealdesk "
-            "and must not be given."
+            "deal's currency; every number is below 1e15 in magnitude with at most 12 decimal "
+            "places. An integer id is kept as a string. Derived facts (totals, margin, "
+            "services_ratio, max_line_discount, risk_offer, labor_margin, lines[].amount, "
+            "lines[].margin) are computed by dealdesk and must not be given."
         ),
         **root,
     }
@@ -716,17 +903,23 @@ def _schema_node(path: str) -> dict[str, Any]:
         if field is not None and field.enum:
             node["enum"] = list(field.enum)
     if path == "id":
-        node["minLength"] = 1
+        # an integer id (YAML's `id: 1001`) is accepted and kept as the string "1001"
+        node.pop("type")
+        node["anyOf"] = [{"type": "string", "minLength": 1}, {"type": "integer"}]
     if path == "currency":
         node.update(pattern="^[A-Z]{3}$", default=DEFAULT_CURRENCY)
     return node
 
 
 def _number_schema(signed: bool, fraction: bool = False) -> dict[str, Any]:
-    number: dict[str, Any] = {"type": "number"}
-    if not signed:
+    # MAX_PLACES cannot be said of a JSON number portably; validate_deal checks it.
+    number: dict[str, Any] = {"type": "number", "exclusiveMaximum": int(MAX_MAGNITUDE)}
+    if signed:
+        number["exclusiveMinimum"] = -int(MAX_MAGNITUDE)
+    else:
         number["minimum"] = 0
     if fraction:
+        number.pop("exclusiveMaximum")
         number["maximum"] = 1
     text = {"type": "string", "pattern": _SIGNED_NUMBER_TEXT if signed else _NUMBER_TEXT}
     return {"anyOf": [number, text]}

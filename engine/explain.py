@@ -182,7 +182,7 @@ def explain_policy(
     for firing in run.firings:
         fired.setdefault(firing.rule.key, []).append(firing)
     close = lookup(data, "dates.close")
-    applicable = {r.name for r in policy.rulesets if r.applies_on(close)}
+    applicable = policy.applicable(close)
     rules = sorted(policy.rules, key=lambda r: (-r.priority, r.order))
     if rule_id is not None:
         rules = [r for r in rules if r.id == rule_id]

@@ -12,20 +12,25 @@ plugin as a :class:`~dealdesk.errors.PluginError`.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import importlib.metadata
 import inspect
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
+from jinja2 import TemplateError as JinjaTemplateError
 
 from dealdesk import NAME, __version__, hookspecs
-from dealdesk.errors import PluginError
+from dealdesk.batch import suffix_key
+from dealdesk.combine import STATUS_ORDER
+from dealdesk.deals import JSON_TYPES
+from dealdesk.errors import DealdeskError, PluginError
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -62,8 +67,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
 #: Set to ``1`` (or ``true``/``yes``/``on``) to skip loading ``dealdesk`` entry points.
 DISABLE_AUTOLOAD_ENV = "DEALDESK_DISABLE_PLUGIN_AUTOLOAD"
 
-#: The JSON Schema types a plugin may give a fact in ``dealdesk_policies``.
-FACT_TYPES = frozenset({"number", "string", "boolean", "object", "array"})
+#: The JSON Schema types a plugin may give a fact in ``dealdesk_policies`` (``deals`` owns them).
+FACT_TYPES = frozenset(JSON_TYPES)
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 
@@ -211,8 +216,10 @@ class Plugins:
         """Ask the ``dealdesk_combine`` implementations, latest-registered first, for a decision.
 
         :returns: The first dict returned, or ``None`` when every plugin defers to the default.
-        :raises PluginError: naming the plugin that raised or returned something other than a
-            dict or ``None``.
+        :raises PluginError: naming the plugin that raised, returned something other than a dict
+            or ``None``, or returned a dict that is not a decision: a key other than ``status``,
+            ``approvals`` and ``reasons``, a status other than SPEC §4's four, approvals that are
+            not a list of strings, reasons that are not a list of ``{policy, rule, message}``.
         """
         hook = "dealdesk_combine"
         for plugin, call in reversed(self._combiners):
@@ -226,6 +233,9 @@ class Plugins:
                 raise PluginError(
                     plugin, hook, f"returned {type(result).__name__}, expected a dict or None"
                 )
+            problem = _combine_problem(result)
+            if problem:
+                raise PluginError(plugin, hook, f"returned {problem}")
             return dict(result)
         return None
 
@@ -237,6 +247,35 @@ class Plugins:
         ``None`` when unknown; ``hooks`` is the sorted list of hooks the plugin implements.
         """
         return [dict(entry, hooks=list(entry["hooks"])) for entry in self._info]
+
+
+_COMBINE_KEYS = ("status", "approvals", "reasons")
+_REASON_KEYS = ("policy", "rule", "message")
+
+
+def _combine_problem(result: Mapping[Any, Any]) -> str | None:
+    """What is wrong with a ``dealdesk_combine`` result, or ``None`` when it is a decision."""
+    unknown = [key for key in result if key not in _COMBINE_KEYS]
+    if unknown:
+        return f"the key {unknown[0]!r}; a decision has only {', '.join(_COMBINE_KEYS)}"
+    if "status" in result and result["status"] not in STATUS_ORDER:
+        return f"status {result['status']!r}; expected one of {', '.join(STATUS_ORDER)}"
+    approvals = result.get("approvals", [])
+    if not isinstance(approvals, list) or not all(isinstance(a, str) for a in approvals):
+        return f"approvals {approvals!r}; expected a list of role names (strings)"
+    reasons = result.get("reasons", [])
+    if not isinstance(reasons, list):
+        return f"reasons {reasons!r}; expected a list of {{policy, rule, message}}"
+    for index, reason in enumerate(reasons):
+        if not (
+            isinstance(reason, Mapping)
+            and all(isinstance(reason.get(key), str) for key in _REASON_KEYS)
+        ):
+            return (
+                f"reasons[{index}] {reason!r}; expected a mapping of policy, rule and message "
+                "(strings)"
+            )
+    return None
 
 
 def _merge(
@@ -575,19 +614,104 @@ def _function_register(registry: dict[str, Any], plugin: str, kind: str) -> Regi
     def register(name: str, func: Callable[..., Any]) -> None:
         if kind == "reader" and isinstance(name, str) and name.strip():
             # ".CSV", "csv" and ".csv" are one reader, keyed like the built-in ones
-            name = "." + name.lower().removeprefix(".")
+            name = suffix_key(name)
         elif kind == "writer" and isinstance(name, str):
             name = name.lower()
         _check_name(name, kind, mine)
         if not callable(func):
             raise TypeError(f"{kind} {name!r}: {func!r} is not callable")
         if kind == "action":
+            # the runtime attributes an action's failure itself, naming the rule as well
             _check_action(name, func)
             _replace(registry, name, RegisteredAction(func, plugin))
         else:
-            _replace(registry, name, func)
+            _replace(registry, name, _ATTRIBUTED[kind](func, plugin, name))
 
     return register
+
+
+def _wraps(func: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``functools.wraps``, keeping the attributes Jinja reads (``jinja_pass_arg`` of
+    ``pass_context``, the sandbox's ``unsafe_callable``); a class's ``__dict__`` is its methods,
+    not such attributes, so it is not copied."""
+    updated = () if isinstance(func, type) else functools.WRAPPER_UPDATES
+    return functools.wraps(func, updated=updated)
+
+
+def _attributed_filter(func: Callable[..., Any], plugin: str, name: str) -> Callable[..., Any]:
+    """A template filter whose failure names the plugin (``... in template filter 'f': ...``).
+
+    Jinja's own errors pass through: a filter handed an undefined name fails because of the
+    template, and the renderer names the template and line either way.
+    """
+
+    @_wraps(func)
+    def template_filter(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (JinjaTemplateError, DealdeskError):
+            raise
+        except Exception as exc:
+            raise PluginError(plugin, f"template filter {name!r}", exc) from exc
+
+    return template_filter
+
+
+def _attributed_reader(func: Callable[..., Any], plugin: str, name: str) -> Callable[..., Any]:
+    """A reader whose failure, while opening or while iterating, names the plugin.
+
+    ``OSError`` (an unreadable file) and dealdesk's own errors pass through, so they mean what
+    they mean for the built-in readers; batch turns a ``PluginError`` into an error for the rest
+    of that file, not the batch.
+    """
+
+    @_wraps(func)
+    def reader(path: Path) -> Iterator[Any]:
+        try:
+            yield from func(path)
+        except (OSError, DealdeskError):
+            raise
+        except Exception as exc:
+            raise PluginError(plugin, f"reader {name!r}", exc) from exc
+
+    return reader
+
+
+def _attributed_writer(func: Callable[..., Any], plugin: str, name: str) -> Callable[..., Any]:
+    """A writer whose failure names the plugin; what the records themselves raise is not its.
+
+    ``BrokenPipeError`` passes through (``dealdesk evaluate ... | head`` stops quietly), and so
+    does any error raised while producing the records it consumes (reading the input files).
+    """
+
+    @_wraps(func)
+    def writer(records: Iterable[Any], out: Any) -> Any:
+        upstream: list[BaseException] = []
+
+        def feed() -> Iterator[Any]:
+            try:
+                yield from records
+            except BaseException as exc:
+                upstream.append(exc)
+                raise
+
+        try:
+            return func(feed(), out)
+        except (BrokenPipeError, DealdeskError):
+            raise
+        except Exception as exc:
+            if any(exc is seen for seen in upstream):
+                raise
+            raise PluginError(plugin, f"writer {name!r}", exc) from exc
+
+    return writer
+
+
+_ATTRIBUTED: dict[str, Callable[[Callable[..., Any], str, str], Callable[..., Any]]] = {
+    "filter": _attributed_filter,
+    "reader": _attributed_reader,
+    "writer": _attributed_writer,
+}
 
 
 def _check_name(name: object, kind: str, mine: set[str]) -> None:

@@ -555,10 +555,10 @@ class _Builder:
                     # one durable rule per alternative of the condition; any of them fires the rule
                     by_name[f"{rule.key}|{i}"] = rule
                     definition[f"{rule.key}|{i}"] = body
-            names = list(definition)
-            chunks = []
-            for start in range(0, max(len(names), 1), MAX_DURABLE_RULES):
-                part = {n: definition[n] for n in names[start : start + MAX_DURABLE_RULES]}
+            rule_names = list(definition)
+            chunks: list[tuple[str, dict[str, Any]]] = []
+            for start in range(0, max(len(rule_names), 1), MAX_DURABLE_RULES):
+                part = {n: definition[n] for n in rule_names[start : start + MAX_DURABLE_RULES]}
                 chunks.append((f"{policy}#{k}.{len(chunks)}@{definition_digest(part)}", part))
             strata.append(Stratum(by_name, compiler.plan, chunks))
         return strata

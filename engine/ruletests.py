@@ -25,6 +25,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dealdesk.batch import format_message
 from dealdesk.errors import DealdeskError
 from dealdesk.model import Ruleset, TestCase
 from dealdesk.runtime import requested_clauses
@@ -210,7 +211,8 @@ def run_case(app: App, ruleset: Ruleset, case: TestCase) -> CaseResult:
         check("flags", expect["flags"], len(flags))
     if failures and record["status"] == "invalid" and expect.get("status") != "invalid":
         failures.append(
-            "the deal is invalid: " + "; ".join(_error(e) for e in record.get("errors") or ())
+            "the deal is invalid: "
+            + "; ".join(format_message(e) for e in record.get("errors") or ())
         )
     return result
 
@@ -256,8 +258,3 @@ def _ids(ids: Sequence[str]) -> str:
 
 def _show(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
-
-
-def _error(error: Mapping[str, Any]) -> str:
-    path = error.get("path")
-    return f"{path}: {error.get('message')}" if path else str(error.get("message"))

@@ -15,21 +15,13 @@ from typing import Any
 
 from dealdesk import combine
 from dealdesk.actions import ActionContext, Effects
-from dealdesk.deals import deal_id_of, derive_facts, validate_deal
+from dealdesk.deals import check_fact_types, deal_id_of, derive_facts, validate_deal
 from dealdesk.driver import DurableDriver, get_driver
 from dealdesk.errors import DealdeskError, DealError, PluginError
 from dealdesk.expressions import Expr, evaluate, lookup, to_decimal
 from dealdesk.manager import Plugins
 from dealdesk.policies import CompiledRule, Policy, PolicySet
 from dealdesk.templating import Renderer, template_context
-
-_JSON_TYPES = {
-    "number": (int, float, Decimal),
-    "string": (str,),
-    "boolean": (bool,),
-    "object": (dict, Mapping),
-    "array": (list,),
-}
 
 
 class RulesetMessage(str):
@@ -120,7 +112,7 @@ class Evaluator:
         deal, problems = validate_deal(raw, self.fact_types)
         if problems or deal is None:
             errors = [{"path": p.path, "message": p.message} for p in problems]
-            return self._finish(combine.invalid_record(deal_id, errors, self.provenance)), {}
+            return self.finish(combine.invalid_record(deal_id, errors, self.provenance)), {}
         try:
             data = self.prepare(deal)
             runs = {
@@ -138,12 +130,13 @@ class Evaluator:
         except Exception as exc:  # a bug must cost this deal only, never the rest of the batch
             message = f"internal error: {type(exc).__name__}: {exc}"
             return self._invalid(deal, {"path": "", "message": message}), {}
-        return self._finish(record), runs
+        return self.finish(record), runs
 
     def _invalid(self, deal: Mapping[str, Any], error: dict[str, Any]) -> dict[str, Any]:
-        return self._finish(combine.invalid_record(deal.get("id"), [error], self.provenance))
+        return self.finish(combine.invalid_record(deal.get("id"), [error], self.provenance))
 
-    def _finish(self, record: dict[str, Any]) -> dict[str, Any]:
+    def finish(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Hand ``record`` to the decision sinks; a failing sink makes it invalid, naming it."""
         try:
             self.plugins.decision(record)
         except PluginError as exc:
@@ -155,25 +148,21 @@ class Evaluator:
         """The deal with the engine's derived facts and every plugin's, type-checked."""
         data = {**deal, **derive_facts(deal)}
         extra = self.plugins.enrich(data)
-        for key, value in extra.items():
-            self._check_fact_type(key, value)
+        problems = check_fact_types(extra, self.fact_types)
+        if problems:
+            # the plugin that declares the fact answers for its value
+            head = problems[0].path.split(".")[0].split("[")[0]
+            owner = next(
+                (
+                    p.plugin
+                    for p in self.plugins.policies.values()
+                    if any(f.split(".")[0] == head for f in p.facts)
+                ),
+                "?",
+            )
+            raise PluginError(owner, "dealdesk_enrich", f"returned {problems[0]}")
         data.update(extra)
         return data
-
-    def _check_fact_type(self, key: str, value: Any) -> None:
-        declared = self.fact_types.get(key)
-        if declared is None or value is None:
-            return
-        expected = _JSON_TYPES.get(declared)
-        if expected and (
-            not isinstance(value, expected) or (declared == "number" and isinstance(value, bool))
-        ):
-            owner = next((p.plugin for p in self.plugins.policies.values() if key in p.facts), "?")
-            raise PluginError(
-                owner,
-                "dealdesk_enrich",
-                f"returned {key!r} as {type(value).__name__}, but it declares {declared}",
-            )
 
     # -- one policy
 

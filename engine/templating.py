@@ -39,7 +39,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
-from dealdesk.errors import TemplateError
+from dealdesk.errors import DealdeskError, TemplateError
 from dealdesk.money import minor_units, parse_decimal, quantize_money
 
 __all__ = ["ENGINE_TEMPLATES", "FORMATS", "Renderer", "template_context"]
@@ -193,6 +193,8 @@ def _describe(exc: BaseException) -> str:
     """The failure in one line: Jinja's own message, or the exception's type and message."""
     if isinstance(exc, JinjaTemplateError):
         return exc.message or type(exc).__name__
+    if isinstance(exc, DealdeskError):  # e.g. a plugin filter's PluginError names the plugin
+        return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
 

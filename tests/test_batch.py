@@ -21,14 +21,16 @@ from dealdesk.batch import (
     JsonWriter,
     SourceDeal,
     TableWriter,
+    format_message,
     read_csv,
     read_deals,
     read_json,
     read_jsonl,
     read_yaml,
+    suffix_key,
 )
 from dealdesk.deals import validate_deal
-from dealdesk.errors import UsageError
+from dealdesk.errors import PluginError, UsageError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "deals"
 
@@ -124,6 +126,50 @@ def test_read_yaml_is_safe_and_goes_on_after_a_bad_document(tmp_path: Path) -> N
     assert items[1][0] == f"{path}:3" and items[1][1] is None
     assert "could not determine a constructor" in str(items[1][2])
     assert items[2] == (f"{path}:5", {"id": "D-3"}, None)
+
+
+def test_read_yaml_an_impossible_date_costs_only_its_deal(tmp_path: Path) -> None:
+    # PyYAML raises a bare ValueError for month 13; it used to cost the whole file
+    path = write(
+        tmp_path / "d.yaml",
+        "- id: Y1\n  dates: {close: 2026-13-01}\n- id: Y2\n  dates: {close: 2026-12-15}\n"
+        "---\nid: Y3\ndates: {start: 2026-02-30}\n---\nid: Y4\n",
+    )
+    items = summary(read_yaml(path))
+    assert items == [
+        (f"{path}:1", {"id": "Y1", "dates": {"close": "2026-13-01"}}, None),
+        (f"{path}:3", {"id": "Y2", "dates": {"close": dt.date(2026, 12, 15)}}, None),
+        (f"{path}:6", {"id": "Y3", "dates": {"start": "2026-02-30"}}, None),
+        (f"{path}:9", {"id": "Y4"}, None),
+    ]
+    # the deal is read, so validation names the field
+    raw = dict(items[0][1], lines=[{"category": "subscription", "quantity": 1, "unit_price": 1}])  # type: ignore[arg-type]
+    assert [str(e) for e in validate_deal(raw)[1]] == [
+        "dates.close: expected a date (YYYY-MM-DD), got '2026-13-01'"
+    ]
+
+
+def test_huge_integers_are_read_for_validation_to_refuse(tmp_path: Path) -> None:
+    # Python refuses int() of more than 4300 digits with a ValueError, not a parse error
+    digits = "9" * 5000
+    jsonl = write(tmp_path / "d.jsonl", f'{{"id": "A", "q": {digits}}}\n{{"id": "B"}}\n')
+    yaml_file = write(tmp_path / "d.yaml", f"id: C\nq: {digits}\n---\nid: D\n")
+    one = write(tmp_path / "d.json", f'{{"id": "E", "q": {digits}, "n": 7}}')
+    assert summary(read_jsonl(jsonl)) == [
+        (f"{jsonl}:1", {"id": "A", "q": Decimal(digits)}, None),
+        (f"{jsonl}:2", {"id": "B"}, None),
+    ]
+    assert summary(read_yaml(yaml_file)) == [
+        (f"{yaml_file}:1", {"id": "C", "q": Decimal(digits)}, None),
+        (f"{yaml_file}:4", {"id": "D"}, None),
+    ]
+    [item] = read_json(one)
+    assert item.deal == {"id": "E", "q": Decimal(digits), "n": 7}
+    assert type(item.deal["n"]) is int  # type: ignore[index]
+    csv_file = write(tmp_path / "d.csv", f'id,lines\nF,"[{{""quantity"": {digits}}}]"\n')
+    assert summary(read_csv(csv_file)) == [
+        (f"{csv_file}:2", {"id": "F", "lines": [{"quantity": Decimal(digits)}]}, None)
+    ]
 
 
 # -- CSV ----------------------------------------------------------------------------------------
@@ -319,6 +365,32 @@ def test_read_deals_with_plugin_readers(tmp_path: Path) -> None:
     ]
 
 
+def test_a_failing_plugin_reader_is_named_and_the_batch_goes_on(tmp_path: Path) -> None:
+    # what the manager's wrapped plugin readers raise
+    def read_broken(path: Path) -> Iterator[Any]:
+        yield {"id": "first"}
+        raise PluginError("xls", "reader '.xdeal'", KeyError("bad cell"))
+
+    write(tmp_path / "a.xdeal", "")
+    write(tmp_path / "b.json", '{"id": "B"}')
+    readers = {**READERS, ".xdeal": read_broken}
+    items = list(read_deals([str(tmp_path)], readers=readers))
+    assert [(i.deal, i.error, i.plugin) for i in items] == [
+        ({"id": "first"}, None, None),
+        (
+            None,
+            f"{tmp_path / 'a.xdeal'} (after 1 deal): "
+            "plugin 'xls' failed in reader '.xdeal': KeyError: 'bad cell'",
+            "xls",
+        ),
+        ({"id": "B"}, None, None),
+    ]
+
+
+def test_suffix_key_names_one_reader_however_written() -> None:
+    assert {suffix_key(s) for s in ("JSON", "json", ".json", ".Json")} == {".json"}
+
+
 def test_read_deals_on_the_bundled_examples() -> None:
     items = list(read_deals([str(EXAMPLES)]))
     assert all(item.error is None for item in items)
@@ -437,6 +509,15 @@ def test_json_writers_turn_stray_decimals_and_dates_into_strings() -> None:
     assert render("jsonl", [item]) == '{"deal_id":"D-1","amount":"1.10","close":"2026-01-02"}\n'
     with pytest.raises(TypeError):
         render("json", [{"x": object()}])
+
+
+def test_format_message_is_path_then_message() -> None:
+    assert format_message({"path": "lines[0].unit_cost", "message": "missing"}) == (
+        "lines[0].unit_cost: missing"
+    )
+    assert format_message({"path": "", "message": "plugin 'x' failed"}) == "plugin 'x' failed"
+    assert format_message({"policy": "p", "rule": "R", "message": "why"}) == "why"
+    assert format_message("plain") == "plain"
 
 
 def test_csv_writer_columns() -> None:

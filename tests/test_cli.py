@@ -249,39 +249,194 @@ def test_debug_shows_the_traceback(run, tmp_path: Path) -> None:
     assert result.stderr.rstrip().endswith("no such file or directory")
 
 
-def test_an_unexpected_error_is_one_line_and_exit_1(
+def plugin_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, source: str) -> str:
+    """A real plugin module ``name`` on ``sys.path``, for ``-p name``."""
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name
+
+
+def test_a_failing_plugin_writer_is_one_line_naming_it_and_exit_1(
     run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # a real plugin, loaded with -p, whose writer fails
-    (tmp_path / "failing_writer.py").write_text(
-        textwrap.dedent(
-            """
-            from dealdesk import hookimpl
+    plugin_module(
+        tmp_path,
+        monkeypatch,
+        "failing_writer",
+        """
+        from dealdesk import hookimpl
 
-            def boom(records, out):
-                for record in records:
-                    raise RuntimeError("the disk is on fire")
+        def boom(records, out):
+            for record in records:
+                raise RuntimeError("the disk is on fire")
 
-            @hookimpl
-            def dealdesk_writers(register):
-                register("boom", boom)
-            """
-        )
+        @hookimpl
+        def dealdesk_writers(register):
+            register("boom", boom)
+        """,
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
     result = run("-p", "failing_writer", "evaluate", ACME, "--format", "boom")
     assert result.exit_code == 1
-    assert (
-        result.stderr.splitlines()[0] == "error: internal error: RuntimeError: the disk is on fire"
+    assert result.stderr == (
+        "error: plugin 'failing_writer' failed in writer 'boom': "
+        "RuntimeError: the disk is on fire\n"
     )
-    assert "--debug" in result.stderr
-    assert "Traceback" not in result.stderr
     debug = run("--debug", "-p", "failing_writer", "evaluate", ACME, "--format", "boom")
     assert debug.exit_code == 1
     assert "Traceback (most recent call last)" in debug.stderr
 
 
-# -- rulesets: -r, validate ---------------------------------------------------------------------
+def test_a_failing_plugin_reader_costs_its_file_not_the_batch(
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plugin_module(
+        tmp_path,
+        monkeypatch,
+        "failing_reader",
+        """
+        from dealdesk import hookimpl
+
+        def read(path):
+            yield {"id": "X"}
+            raise KeyError("bad cell")
+
+        @hookimpl
+        def dealdesk_readers(register):
+            register(".xdeal", read)
+        """,
+    )
+    broken = tmp_path / "a.xdeal"
+    broken.write_text("x\n")
+    result = run("-p", "failing_reader", "evaluate", broken, ACME)
+    assert result.exit_code == 0, result.stderr
+    x, failed, acme = jsonl(result.stdout)
+    assert (x["deal_id"], x["status"]) == ("X", "invalid")  # read, but it has no lines
+    assert (failed["deal_id"], failed["status"]) == (None, "invalid")
+    assert failed["errors"] == [
+        {
+            "path": "",
+            "message": f"{broken} (after 1 deal): plugin 'failing_reader' failed in reader "
+            "'.xdeal': KeyError: 'bad cell'",
+            "plugin": "failing_reader",
+        }
+    ]
+    assert acme["deal_id"] == "D-1001" and acme["status"] != "invalid"
+
+
+def test_a_failing_plugin_filter_in_the_memo_is_one_line_naming_it(
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plugin_module(
+        tmp_path,
+        monkeypatch,
+        "failing_filter",
+        """
+        from dealdesk import hookimpl
+
+        def money(value, currency=None):
+            raise ValueError("nope")
+
+        @hookimpl
+        def dealdesk_template_filters(register):
+            register("money", money)
+        """,
+    )
+    named = "plugin 'failing_filter' failed in template filter 'money': ValueError: nope"
+    # in a clause, it makes the deal invalid and says so in the record ...
+    [record] = jsonl(run("-p", "failing_filter", "evaluate", ACME, "--clauses").stdout)
+    assert record["status"] == "invalid"
+    assert any(named in error["message"] for error in record["errors"]), record["errors"]
+    # ... and in the memo, it is the command's one-line error
+    result = run("-p", "failing_filter", "render", ACME)
+    assert result.exit_code == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: template memo.md.j2 line ")
+    assert line.endswith(named)
+
+
+def test_a_combine_plugin_returning_no_decision_makes_the_deal_invalid(
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plugin_module(
+        tmp_path,
+        monkeypatch,
+        "bad_combine",
+        """
+        from dealdesk import hookimpl
+
+        @hookimpl
+        def dealdesk_combine(records):
+            return {"status": "ok", "approvals": "cfo"}
+        """,
+    )
+    result = run("-p", "bad_combine", "evaluate", ACME)
+    assert result.exit_code == 0, result.stderr
+    [record] = jsonl(result.stdout)
+    assert record["status"] == "invalid"
+    [error] = record["errors"]
+    assert error["plugin"] == "bad_combine"
+    assert error["message"].startswith(
+        "plugin 'bad_combine' failed in dealdesk_combine: returned status 'ok'"
+    )
+
+
+def test_numbers_out_of_range_and_impossible_dates_cost_only_their_deal(
+    run, tmp_path: Path
+) -> None:
+    acme = yaml.safe_load(ACME.read_text())
+    huge = json.loads(json.dumps(acme, default=str))
+    huge["id"] = "HUGE"
+    huge["lines"][0].update(quantity="1e999999", unit_price="1e999999")
+    deals = tmp_path / "deals.jsonl"
+    deals.write_text(
+        json.dumps(huge) + "\n" + json.dumps(json.loads(json.dumps(acme, default=str))) + "\n"
+    )
+    result = run("evaluate", deals)
+    assert result.exit_code == 0, result.stderr
+    bad, good = jsonl(result.stdout)
+    assert bad["status"] == "invalid"
+    assert [e["path"] for e in bad["errors"]] == ["lines[0].quantity", "lines[0].unit_price"]
+    assert "number out of range" in bad["errors"][0]["message"]
+    assert good["deal_id"] == "D-1001" and good["status"] != "invalid"
+
+    dates = tmp_path / "dates.yaml"
+    text = ACME.read_text()
+    assert "close: 2026-12-15" in text
+    dates.write_text(
+        "- "
+        + text.replace("close: 2026-12-15", "close: 2026-13-01").replace("\n", "\n  ")
+        + "\n- "
+        + text.replace("\n", "\n  ")
+        + "\n"
+    )
+    result = run("evaluate", dates)
+    assert result.exit_code == 0, result.stderr
+    bad, good = jsonl(result.stdout)
+    assert (bad["deal_id"], bad["status"]) == ("D-1001", "invalid")
+    assert bad["errors"] == [
+        {"path": "dates.close", "message": "expected a date (YYYY-MM-DD), got '2026-13-01'"}
+    ]
+    assert good["status"] != "invalid"
+
+
+def test_an_integer_id_is_the_records_string_id_and_found_by_id(run, tmp_path: Path) -> None:
+    text = ACME.read_text()
+    assert "id: D-1001" in text
+    deals = tmp_path / "ids.yaml"
+    deals.write_text(text.replace("id: D-1001", "id: 1001") + "---\n" + text)
+    records = jsonl(run("evaluate", deals).stdout)
+    assert [r["deal_id"] for r in records] == ["1001", "D-1001"]
+    assert records[0]["status"] == records[1]["status"] != "invalid"
+    one = run("explain", deals, "--id", "1001")
+    assert one.exit_code == 0, one.stderr
+    assert one.stdout.startswith("1001: ")
+
+
+def test_validate_documents_where_its_problems_go(run) -> None:
+    # validate's problems are its result (stdout); evaluate's are errors (stderr), as tested below
+    text = " ".join(run("validate", "--help").stdout.split())
+    assert "on standard output" in text and "the count on standard error" in text
 
 
 def test_validate_the_house_policy(run) -> None:
@@ -435,6 +590,51 @@ def test_explain_picks_one_deal_of_several_with_id(run) -> None:
     one = run("explain", EXAMPLES / "book.jsonl", "--id", "B-03", "--rule", "OS-1")
     assert one.exit_code == 0, one.stderr
     assert one.stdout.startswith("B-03: ")
+
+
+def test_render_names_a_deal_without_id_by_its_source(run, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("id: [D-1\n")
+    memo = run("render", broken)
+    assert memo.exit_code == 0, memo.stderr
+    first = memo.stdout.splitlines()[0]
+    assert first.startswith(f"# Decision memo: {broken}:") and first.endswith("(no deal id)")
+    assert "None" not in first
+    nameless = tmp_path / "nameless.yaml"
+    nameless.write_text(ACME.read_text().replace("id: D-1001", "customer_ref: none"))
+    html = run("render", nameless, "--format", "html")
+    assert re.search(
+        rf"<h1>Decision memo: {re.escape(str(nameless))}:\d+ \(no deal id\)</h1>", html.stdout
+    )
+    assert "<li>id: missing required field</li>" in html.stdout  # path first, then the message
+
+
+def test_render_a_deal_whose_plugin_fails_shows_the_error(
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plugin_module(
+        tmp_path,
+        monkeypatch,
+        "failing_enrich",
+        """
+        from dealdesk import hookimpl
+
+        @hookimpl
+        def dealdesk_enrich(deal):
+            raise RuntimeError("no crm")
+        """,
+    )
+    memo = run("-p", "failing_enrich", "render", ACME)
+    assert memo.exit_code == 0, memo.stderr
+    assert memo.stdout.startswith("# Decision memo: D-1001\n")
+    assert (
+        "- plugin 'failing_enrich' failed in dealdesk_enrich: RuntimeError: no crm" in memo.stdout
+    )
+
+
+def test_render_memo_errors_are_path_then_message(run) -> None:
+    memo = run("render", EXAMPLES / "invalid-missing-cost.yaml").stdout
+    assert "\n- lines[0].unit_cost: missing; required on" in memo
 
 
 def test_render_writes_the_memo_with_milestone_amounts(run, tmp_path: Path) -> None:

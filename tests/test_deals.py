@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from decimal import Decimal
+from decimal import Context, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from dealdesk.deals import (
     CATEGORIES,
     FIELDS,
+    JSON_TYPES,
+    check_fact_types,
     deal_id_of,
     deal_json_schema,
     derive_facts,
@@ -175,7 +177,8 @@ def test_subscription_lines_may_omit_unit_cost() -> None:
         (["not", "a", "deal"], "a deal must be a mapping of fields, got an array"),
         ({"lines": minimal_deal()["lines"]}, "id: missing required field"),
         (minimal_deal(id=""), "id: must not be empty"),
-        (minimal_deal(id=1001), "id: expected a string, got number 1001"),
+        (minimal_deal(id=10.5), "id: expected a string, got number 10.5"),
+        (minimal_deal(id=True), "id: expected a string, got boolean true"),
         ({"id": "D-1"}, "lines: missing required field"),
         (minimal_deal(lines=[]), "lines: a deal needs at least one line"),
         (minimal_deal(lines={"a": 1}), "lines: expected an array, got an object"),
@@ -345,7 +348,7 @@ def test_validate_collects_every_error_once() -> None:
 
 def test_a_refused_value_is_not_also_reported_missing() -> None:
     raw = minimal_deal(
-        id=5, lines=[{"category": "hardwear", "quantity": "x", "unit_price": 1, "unit_cost": "y"}]
+        id=5.5, lines=[{"category": "hardwear", "quantity": "x", "unit_price": 1, "unit_cost": "y"}]
     )
     paths = [error.path for error in validate_deal(raw)[1]]
     assert sorted(paths) == ["id", "lines[0].category", "lines[0].quantity", "lines[0].unit_cost"]
@@ -394,9 +397,151 @@ def test_extra_types_reject_unknown_type_names() -> None:
 
 def test_deal_id_of() -> None:
     assert deal_id_of({"id": "D-1"}) == "D-1"
-    assert deal_id_of({"id": 5}) is None
+    assert deal_id_of({"id": 5}) == "5"  # as validate_deal keeps it
+    assert deal_id_of({"id": 5.0}) is None
+    assert deal_id_of({"id": True}) is None
     assert deal_id_of({"id": ""}) is None
     assert deal_id_of(["D-1"]) is None
+
+
+def test_an_integer_id_is_kept_as_a_string() -> None:
+    # YAML reads `id: 1001` as a number; the deal and its record carry the string "1001"
+    deal, errors = validate_deal(yaml.safe_load("id: 1001\n") | {"lines": minimal_deal()["lines"]})
+    assert errors == [] and deal is not None
+    assert deal["id"] == "1001"
+    assert validate_deal(minimal_deal(id=-7))[0]["id"] == "-7"  # type: ignore[index]
+
+
+# -- number bounds ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            {"quantity": "1e999999"},
+            "lines[0].quantity: number out of range: '1e999999'; the magnitude must be below 1e15",
+        ),
+        ({"unit_price": Decimal("1e400")}, "lines[0].unit_price: number out of range: 1E+400"),
+        ({"unit_price": 10**15}, "lines[0].unit_price: number out of range: 1000000000000000"),
+        ({"unit_cost": "1" * 5000}, "lines[0].unit_cost: number out of range: '111111111111"),
+        ({"list_price": "-1e20"}, "lines[0].list_price: number out of range"),
+        (
+            {"quantity": "0.0000000000001"},
+            "lines[0].quantity: too many decimal places in '0.0000000000001'; at most 12",
+        ),
+        ({"unit_price": "1e-999999"}, "lines[0].unit_price: too many decimal places"),
+    ],
+)
+def test_numbers_out_of_range_are_located_errors(line: dict[str, Any], expected: str) -> None:
+    raw = minimal_deal()
+    raw["lines"][0].update(line)
+    messages = errors_of(raw)
+    assert any(message.startswith(expected) for message in messages), messages
+    assert all(len(message) < 200 for message in messages)  # a huge number is cut short
+
+
+def test_integers_too_long_to_print_are_refused_without_crashing() -> None:
+    # str() refuses ints over 4300 digits; neither the id nor the message may need it
+    raw = minimal_deal(id=10**5000)
+    raw["lines"][0]["quantity"] = -(10**5000)
+    assert errors_of(raw) == [
+        "id: expected a string, got number <5001 digits>",
+        "lines[0].quantity: number out of range: <5001 digits>; the magnitude must be below 1e15",
+    ]
+    assert deal_id_of(raw) is None
+    assert [str(e) for e in check_fact_types({"n": 10**5000}, {"n": "number"})] == [
+        "n: expected a finite number (a JSON double), got <5001 digits>"
+    ]
+
+
+def test_split_parts_and_plugin_numbers_are_bounded_too() -> None:
+    raw = minimal_deal(billing={"requested_split": [50, "-1e16"]}, export={"weight": "1e300"})
+    assert errors_of(raw, extra_types={"export.weight": "number"}) == [
+        "billing.requested_split[1]: number out of range: '-1e16'; the magnitude must be below 1e15",
+        "export.weight: number out of range: '1e300'; the magnitude must be below 1e15",
+    ]
+
+
+def test_numbers_at_the_bounds_are_exact() -> None:
+    line = {
+        "category": "hardware",
+        "quantity": "999999999999999.999999999999",
+        "unit_price": "999999999999999.999999999999",
+        "unit_cost": "0.100000000000000000000",  # trailing zeros are not decimal places
+    }
+    deal = validated(minimal_deal(lines=[line] * 3))
+    assert deal["lines"][0]["unit_cost"] == Decimal("0.1")
+    facts = derive_facts(deal)
+    amount = Context(prec=60).multiply(deal["lines"][0]["quantity"], deal["lines"][0]["unit_price"])
+    assert len(amount.as_tuple().digits) == 54  # exact, not rounded to 28 or 50 digits
+    assert facts["lines"][0]["amount"] == amount
+    assert facts["totals"]["contract"] == Context(prec=60).multiply(3, amount)
+
+
+def test_an_overflowing_deal_is_invalid_not_a_crash() -> None:
+    # derive_facts used to raise decimal.Overflow on 1e999999 x 1e999999
+    raw = minimal_deal()
+    raw["lines"][0].update(quantity="1e999999", unit_price="1e999999")
+    deal, errors = validate_deal(raw)
+    assert deal is None
+    assert [error.path for error in errors] == ["lines[0].quantity", "lines[0].unit_price"]
+
+
+# -- check_fact_types (what plugins derive) -----------------------------------------------------
+
+
+def test_check_fact_types_accepts_declared_types() -> None:
+    derived = {
+        "x": {"total": Decimal("1.5"), "name": "a", "tags": ["t"], "ok": False},
+        "n": 3,
+        "rows": [{"v": 1.5}, {"v": None}],
+        "absent": None,
+    }
+    types = {
+        "x": "object",
+        "x.total": "number",
+        "x.name": "string",
+        "x.tags": "array",
+        "x.ok": "boolean",
+        "x.missing": "number",
+        "n": "number",
+        "rows[].v": "number",
+        "absent": "string",
+        "customer.name": "number",  # an input field: not this function's to check
+    }
+    assert check_fact_types(derived, types) == []
+
+
+@pytest.mark.parametrize(
+    ("derived", "types", "expected"),
+    [
+        ({"x": {"total": "abc"}}, {"x.total": "number"}, ["x.total: expected a number, got string 'abc'"]),
+        ({"x": {"total": "abc"}}, {"x": "object", "x.total": "number"}, ["x.total: expected a number, got string 'abc'"]),
+        ({"x": "abc"}, {"x.total": "number"}, ["x: expected an object, got string 'abc'"]),
+        ({"x": "abc"}, {"x.total": "number", "x": "object"}, ["x: expected an object, got string 'abc'"]),
+        ({"x": {"a": {"b": 1}}}, {"x.a.b": "string"}, ["x.a.b: expected a string, got number 1"]),
+        ({"x": [{"t": 1}, {"t": "2"}]}, {"x[].t": "number"}, ["x[1].t: expected a number, got string '2'"]),
+        ({"x": {"t": 1}}, {"x[].t": "number"}, ["x: expected an array, got an object"]),
+        ({"flag": 1}, {"flag": "boolean"}, ["flag: expected a boolean (true or false), got number 1"]),
+        ({"n": True}, {"n": "number"}, ["n: expected a number, got boolean true"]),
+        ({"n": float("inf")}, {"n": "number"}, ["n: expected a finite number (a JSON double), got inf"]),
+        ({"n": Decimal("1e400")}, {"n": "number"}, ["n: expected a finite number (a JSON double), got 1E+400"]),
+        ({"s": ["a"]}, {"s": "string"}, ["s: expected a string, got an array"]),
+    ],
+)  # fmt: skip
+def test_check_fact_types_names_each_wrong_value_by_path(
+    derived: dict[str, Any], types: dict[str, str], expected: list[str]
+) -> None:
+    errors = check_fact_types(derived, types)
+    assert all(isinstance(error, DealError) for error in errors)
+    assert [str(error) for error in errors] == expected
+
+
+def test_json_types_are_the_plugin_fact_types() -> None:
+    from dealdesk.manager import FACT_TYPES
+
+    assert set(JSON_TYPES) == FACT_TYPES == {"number", "string", "boolean", "object", "array"}
 
 
 # -- derive_facts -------------------------------------------------------------------------------
@@ -570,6 +715,15 @@ def test_deal_json_schema_is_valid_draft_2020_12() -> None:
     assert line["properties"]["category"]["enum"] == list(CATEGORIES)
     assert "totals" not in schema["properties"]  # derived facts are not input
     assert json.dumps(schema, sort_keys=True) == json.dumps(deal_json_schema(), sort_keys=True)
+
+
+def test_deal_json_schema_bounds_numbers_and_accepts_integer_ids() -> None:
+    validator = jsonschema.Draft202012Validator(deal_json_schema())
+    deal = minimal_deal(id=1001)
+    assert list(validator.iter_errors(deal)) == []
+    deal["lines"][0]["quantity"] = 10**15
+    deal["billing"] = {"requested_split": [-(10**15)]}
+    assert len(list(validator.iter_errors(deal))) == 2
 
 
 def test_deal_json_schema_accepts_the_examples_and_refuses_the_invalid_one() -> None:

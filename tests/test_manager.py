@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import io
 import itertools
 import os
 import sys
@@ -498,8 +499,11 @@ def test_reader_and_writer_keys_are_normalised(
         _plugin("dealdesk_writers", lambda register: register("Parquet", list)), name="c"
     )
     plugins = collect_plugins(plugin_manager)
-    assert plugins.readers == {".xlsx": tuple}  # one suffix however written; the later wins
-    assert plugins.writers == {"parquet": list}
+    # one suffix however written; the later wins (wrapped so that a failure names the plugin)
+    assert list(plugins.readers) == [".xlsx"]
+    assert plugins.readers[".xlsx"].__wrapped__ is tuple
+    assert list(plugins.writers) == ["parquet"]
+    assert plugins.writers["parquet"].__wrapped__ is list
 
 
 def test_a_plugin_reader_feeds_the_batch_reader(
@@ -518,6 +522,129 @@ def test_a_plugin_reader_feeds_the_batch_reader(
     readers = {**batch.READERS, **collect_plugins(plugin_manager).readers}
     deals = list(batch.read_deals([str(tmp_path)], readers))
     assert [deal.deal for deal in deals] == [{"id": "D-1"}, {"id": "D-2"}]
+
+
+def _collect_one(
+    plugin_manager: pluggy.PluginManager,
+    register_plugin: Callable[..., str],
+    hook: str,
+    name: str,
+    func: Callable[..., Any],
+) -> Plugins:
+    """Collect the plugins after registering ``func`` as ``name`` through ``hook`` of plugin 'x'."""
+    register_plugin(_plugin(hook, lambda register: register(name, func)), name="x")
+    return collect_plugins(plugin_manager)
+
+
+def test_a_failing_filter_names_the_plugin(
+    plugin_manager: pluggy.PluginManager, register_plugin: Callable[..., str]
+) -> None:
+    def f(value: Any) -> str:
+        raise ValueError("nope")
+
+    plugins = _collect_one(plugin_manager, register_plugin, "dealdesk_template_filters", "f", f)
+    with pytest.raises(PluginError) as excinfo:
+        plugins.filters["f"]("v")
+    assert str(excinfo.value) == "plugin 'x' failed in template filter 'f': ValueError: nope"
+    assert (excinfo.value.plugin, excinfo.value.hook) == ("x", "template filter 'f'")
+
+
+def test_a_wrapped_filter_keeps_its_jinja_attributes_and_behaviour(
+    plugin_manager: pluggy.PluginManager, register_plugin: Callable[..., str]
+) -> None:
+    import jinja2
+
+    from dealdesk.templating import Renderer
+
+    @jinja2.pass_context
+    def deal_id(context: Any, value: Any, suffix: str = "") -> str:
+        """Reads the context: only works when Jinja passes it."""
+        return f"{context['id']}:{value}{suffix}"
+
+    plugins = _collect_one(
+        plugin_manager, register_plugin, "dealdesk_template_filters", "deal_id", deal_id
+    )
+    wrapped = plugins.filters["deal_id"]
+    assert wrapped.jinja_pass_arg is deal_id.jinja_pass_arg  # type: ignore[attr-defined]
+    assert wrapped.__doc__ == deal_id.__doc__ and wrapped.__name__ == "deal_id"
+    renderer = Renderer([], plugins.filters)
+    text = renderer.render_message("{{ 5|deal_id('!') }}", {"id": "D-1"}, "here")
+    assert text == "D-1:5!"
+
+
+def test_a_filter_given_an_undefined_value_is_the_templates_error(
+    plugin_manager: pluggy.PluginManager, register_plugin: Callable[..., str]
+) -> None:
+    from dealdesk.errors import TemplateError
+    from dealdesk.templating import Renderer
+
+    plugins = _collect_one(
+        plugin_manager, register_plugin, "dealdesk_template_filters", "shout", lambda v: f"{v}!"
+    )
+    with pytest.raises(TemplateError) as excinfo:
+        Renderer([], plugins.filters).render_message("{{ nope|shout }}", {}, "here")
+    assert "'nope' is undefined" in str(excinfo.value)
+    assert "plugin" not in str(excinfo.value)
+
+
+def test_a_failing_reader_names_the_plugin_opening_or_iterating(
+    plugin_manager: pluggy.PluginManager, register_plugin: Callable[..., str], tmp_path: Path
+) -> None:
+    def read(path: Path) -> Iterator[dict[str, Any]]:
+        yield {"id": "X"}
+        raise KeyError("bad cell")
+
+    plugins = _collect_one(plugin_manager, register_plugin, "dealdesk_readers", "XDEAL", read)
+    reader = plugins.readers[".xdeal"]
+    iterator = iter(reader(tmp_path / "a.xdeal"))
+    assert next(iterator) == {"id": "X"}  # deals before the failure are kept
+    with pytest.raises(PluginError) as excinfo:
+        next(iterator)
+    assert str(excinfo.value) == "plugin 'x' failed in reader '.xdeal': KeyError: 'bad cell'"
+
+
+def test_a_reader_that_cannot_open_its_file_is_not_a_plugin_failure(
+    plugin_manager: pluggy.PluginManager, register_plugin: Callable[..., str], tmp_path: Path
+) -> None:
+    def read(path: Path) -> list[Any]:
+        return [path.read_text()]  # the file is not there: an OSError, as for built-in readers
+
+    plugins = _collect_one(plugin_manager, register_plugin, "dealdesk_readers", ".xdeal", read)
+    with pytest.raises(FileNotFoundError):
+        list(plugins.readers[".xdeal"](tmp_path / "missing.xdeal"))
+
+
+def test_a_failing_writer_names_the_plugin(
+    plugin_manager: pluggy.PluginManager, register_plugin: Callable[..., str]
+) -> None:
+    def write(records: Any, out: Any) -> None:
+        for _record in records:
+            raise RuntimeError("disk full")
+
+    plugins = _collect_one(plugin_manager, register_plugin, "dealdesk_writers", "Boom", write)
+    with pytest.raises(PluginError) as excinfo:
+        plugins.writers["boom"]([{"deal_id": "D-1"}], io.StringIO())
+    assert str(excinfo.value) == "plugin 'x' failed in writer 'boom': RuntimeError: disk full"
+
+
+def test_a_wrapped_writer_writes_and_does_not_own_the_records_errors(
+    plugin_manager: pluggy.PluginManager, register_plugin: Callable[..., str]
+) -> None:
+    def write(records: Any, out: Any) -> None:
+        for record in records:
+            out.write(f"{record['deal_id']}\n")
+
+    plugins = _collect_one(plugin_manager, register_plugin, "dealdesk_writers", "ids", write)
+    out = io.StringIO()
+    plugins.writers["ids"]([{"deal_id": "D-1"}, {"deal_id": "D-2"}], out)
+    assert out.getvalue() == "D-1\nD-2\n"
+
+    def records() -> Iterator[dict[str, Any]]:
+        yield {"deal_id": "D-1"}
+        raise LookupError("the input went away")  # dealdesk's side, not the writer's
+
+    with pytest.raises(LookupError, match="the input went away"):
+        plugins.writers["ids"](records(), io.StringIO())
 
 
 # --- per-deal hooks ---------------------------------------------------------------------------
@@ -611,10 +738,28 @@ def test_combine_asks_the_latest_plugin_first(
 ) -> None:
     plugins = collect_plugins(plugin_manager)
     assert plugins.combine({"p": {"status": "approved"}}) is None  # no plugin: the default applies
-    register_plugin(_plugin("dealdesk_combine", lambda records: {"status": "early"}), name="early")
-    register_plugin(_plugin("dealdesk_combine", lambda records: {"status": "late"}), name="late")
+    register_plugin(
+        _plugin("dealdesk_combine", lambda records: {"status": "approved"}), name="early"
+    )
+    register_plugin(
+        _plugin("dealdesk_combine", lambda records: {"status": "rejected"}), name="late"
+    )
     register_plugin(_plugin("dealdesk_combine", lambda records: None), name="defers")
-    assert collect_plugins(plugin_manager).combine({}) == {"status": "late"}
+    assert collect_plugins(plugin_manager).combine({}) == {"status": "rejected"}
+
+
+def test_combine_accepts_a_full_or_partial_decision(
+    plugin_manager: pluggy.PluginManager, register_plugin: Callable[..., str]
+) -> None:
+    decision = {
+        "status": "needs_approval",
+        "approvals": ["deal_desk", "cfo"],
+        "reasons": [{"policy": "p", "rule": "R-1", "message": "why"}],
+    }
+    register_plugin(_plugin("dealdesk_combine", lambda records: decision), name="full")
+    assert collect_plugins(plugin_manager).combine({}) == decision
+    register_plugin(_plugin("dealdesk_combine", lambda records: {"approvals": []}), name="part")
+    assert collect_plugins(plugin_manager).combine({}) == {"approvals": []}
 
 
 @pytest.mark.parametrize(
@@ -622,6 +767,26 @@ def test_combine_asks_the_latest_plugin_first(
     [
         (lambda records: 1 / 0, "ZeroDivisionError"),
         (lambda records: "rejected", "returned str, expected a dict or None"),
+        (
+            lambda records: {"status": "ok"},
+            "returned status 'ok'; expected one of approved, needs_approval, rejected, invalid",
+        ),
+        (lambda records: {"status": None}, "returned status None"),
+        (
+            lambda records: {"approvals": "cfo"},
+            "returned approvals 'cfo'; expected a list of role names",
+        ),
+        (lambda records: {"approvals": ["cfo", 3]}, "returned approvals .*expected a list"),
+        (lambda records: {"reasons": "because"}, "returned reasons 'because'; expected a list"),
+        (
+            lambda records: {"reasons": [{"policy": "p", "message": "m"}]},
+            "returned reasons\\[0\\] .*expected a mapping of policy, rule and message",
+        ),
+        (lambda records: {"reasons": ["why"]}, "returned reasons\\[0\\] 'why'"),
+        (
+            lambda records: {"status": "approved", "flags": []},
+            "returned the key 'flags'; a decision has only status, approvals, reasons",
+        ),
     ],
 )
 def test_combine_failures_name_the_plugin(

@@ -264,13 +264,15 @@ def test_enrich_facts_are_type_checked_and_failures_attributed(tmp_path: Path) -
     def enrich(d: Any) -> dict[str, Any]:
         if d["id"] == "crash":
             raise ValueError("no rates today")
+        if d["id"] == "nested":
+            return {"fx_rate": 1.1, "fx": {"source": 7}}
         return {"fx_rate": "1.1" if d["id"] == "wrong" else 1.1}
 
     ev = build(
         tmp_path,
         "rules:\n  - id: FX\n    when: fx_rate > 1\n    then: {require: vp_finance}\n",
         enrich=enrich,
-        facts={"fx_rate": "number"},
+        facts={"fx_rate": "number", "fx": "object", "fx.source": "string"},
     )
     assert ev.evaluate(deal())["approvals"] == ["vp_finance"]
     crash = ev.evaluate(deal(id="crash"))
@@ -280,7 +282,14 @@ def test_enrich_facts_are_type_checked_and_failures_attributed(tmp_path: Path) -
         == "plugin 'testplug' failed in dealdesk_enrich: ValueError: no rates today"
     )
     wrong = ev.evaluate(deal(id="wrong"))
-    assert "returned 'fx_rate' as str, but it declares number" in wrong["errors"][0]["message"]
+    assert wrong["errors"][0]["message"] == (
+        "plugin 'testplug' failed in dealdesk_enrich: returned fx_rate: expected a number, got string '1.1'"
+    )
+    assert wrong["errors"][0]["plugin"] == "testplug"
+    nested = ev.evaluate(deal(id="nested"))  # nested declared facts are checked too
+    assert nested["errors"][0]["message"].endswith(
+        "returned fx.source: expected a string, got number 7"
+    )
 
 
 def test_an_invalid_deal_names_each_field(tmp_path: Path) -> None:
