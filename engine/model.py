@@ -132,7 +132,16 @@ RULESET_SCHEMA: dict[str, Any] = {
                 "properties": {
                     "id": {"type": "string", "minLength": 1},
                     "description": {"type": "string"},
-                    "priority": {"type": "integer", "default": 0},
+                    # SPEC §3 names the value order `priority` too: an integer is the table's
+                    # rule priority, a mapping the value order of hit priority / output order
+                    "priority": {
+                        "description": "The table's priority among rules (integer), or "
+                        "OUTPUT -> [highest, ..., lowest] for hit priority and output order.",
+                        "anyOf": [
+                            {"type": "integer"},
+                            {"type": "object", "additionalProperties": {"type": "array"}},
+                        ],
+                    },
                     "hit": {"enum": list(HIT_POLICIES), "default": "unique"},
                     "aggregation": {"enum": list(AGGREGATIONS)},
                     "output_priority": {
@@ -194,11 +203,6 @@ RULESET_SCHEMA: dict[str, Any] = {
             },
         },
     },
-}
-# `priority` for tables is also the name SPEC §3 gives the value order; accept both spellings.
-RULESET_SCHEMA["properties"]["tables"]["items"]["properties"]["priority"] = {
-    "description": "The table's rule priority (integer) or, for hit priority/output order, OUTPUT -> values.",
-    "anyOf": [{"type": "integer"}, {"type": "object", "additionalProperties": {"type": "array"}}],
 }
 
 
