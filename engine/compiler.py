@@ -356,11 +356,11 @@ def _put(target: dict[str, Any], path: str, value: Any) -> None:
 def engine_value(value: Any) -> Any:
     """A deal value as durable_rules should see it: every number a float (an integer 0 as a
     divisor kills the process, SPEC §9), objects as presence markers."""
-    if isinstance(value, bool) or isinstance(value, str):
+    if isinstance(value, bool | str):
         return value
     if isinstance(value, Decimal | int | float):
         return float(value)
-    if isinstance(value, Mapping):
+    if isinstance(value, dict | Mapping):
         return {}
     if isinstance(value, list):
         return []
