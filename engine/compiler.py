@@ -234,13 +234,13 @@ class FactPlan:
                     (
                         items,
                         fact_name(items),
-                        tuple(sorted(names)),
+                        _tree(names),
                         tuple(s for s in mine if s.kind != "formula"),
                         tuple(s for s in mine if s.kind == "formula"),
                     )
                 )
             self._layout = _Layout(
-                tuple((path, fact_name(path)) for path in sorted(self.paths)),
+                _tree(self.paths),
                 tuple(lists),
                 tuple(s for s in self.synthetics if s.items is None),
             )
@@ -250,23 +250,18 @@ class FactPlan:
         """The fact for ``data`` (a deal with derived facts and ``outputs``): only the paths the
         conditions read, numbers as floats, missing and null values left out."""
         layout = self.layout()
-        fact: dict[str, Any] = {ANCHOR: 1}
-        for path, name in layout.paths:
-            value = lookup(data, path)
-            if value is not None:
-                _put(fact, name, engine_value(value))
-        for items_path, items_name, names, values, formulas in layout.lists:
+        fact = _project(data, layout.paths)
+        for reserved in ("id", "sid"):  # see fact_name()
+            if reserved in fact:
+                fact[f"_{reserved}"] = fact.pop(reserved)
+        fact[ANCHOR] = 1
+        for items_path, items_name, fields, values, formulas in layout.lists:
             elements = lookup(data, items_path)
             if not isinstance(elements, list):
                 continue
             projected = []
             for element in elements:
-                row: dict[str, Any] = {}
-                if isinstance(element, Mapping):
-                    for name in names:
-                        value = lookup(element, name)
-                        if value is not None:
-                            _put(row, name, engine_value(value))
+                row = _project(element, fields) if isinstance(element, Mapping) else {}
                 for synthetic in values:
                     _put_synthetic(row, synthetic, data, element)
                 for synthetic in formulas:  # after the values: a formula may test them
@@ -278,13 +273,44 @@ class FactPlan:
         return fact
 
 
+# A projection: each key maps to None (take the value) or to the projection of its mapping.
+_Tree = dict[str, Any]
+
+
+def _tree(paths: set[str]) -> _Tree:
+    tree: _Tree = {}
+    for path in sorted(paths):
+        node = tree
+        *parents, leaf = path.split(".")
+        for part in parents:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        if leaf not in node:
+            node[leaf] = None
+    return tree
+
+
+def _project(data: Mapping[str, Any], tree: _Tree) -> dict[str, Any]:
+    """The parts of ``data`` that ``tree`` names, as durable_rules should see them."""
+    out: dict[str, Any] = {}
+    for key, sub in tree.items():
+        value = data.get(key)
+        if value is None:
+            continue
+        if sub is None:
+            out[key] = engine_value(value)
+        elif isinstance(value, dict | Mapping):
+            out[key] = _project(value, sub)  # present, even if none of its fields are
+    return out
+
+
 @dataclass(frozen=True)
 class _Layout:
-    paths: tuple[tuple[str, str], ...]  # (deal path, fact name)
-    # (deal path, fact name, element fields, value synthetics, formula synthetics)
-    lists: tuple[
-        tuple[str, str, tuple[str, ...], tuple[Synthetic, ...], tuple[Synthetic, ...]], ...
-    ]
+    paths: _Tree
+    # (deal path, fact name, element projection, value synthetics, formula synthetics)
+    lists: tuple[tuple[str, str, _Tree, tuple[Synthetic, ...], tuple[Synthetic, ...]], ...]
     top: tuple[Synthetic, ...]
 
 
