@@ -242,10 +242,11 @@ class Evaluator:
         for output, order in table.value_order.items():
             if output in values:
                 value = values[output]
+                number = to_decimal(value)  # 0.4 in the order matches a Decimal("0.40") value
                 matches = [
                     i
                     for i, v in enumerate(order)
-                    if v == value or to_decimal(v) == to_decimal(value) is not None
+                    if v == value or (number is not None and to_decimal(v) == number)
                 ]
                 return matches[0] if matches else len(order)
         return 1 << 30
@@ -253,16 +254,15 @@ class Evaluator:
     def _aggregate(
         self, rows: list[CompiledRule], aggregation: str, data: Mapping[str, Any]
     ) -> tuple[CompiledRule, dict[str, Any]]:
-        outputs = [self.set_values(r, data) for r in rows]
-        name = next(iter(rows[0].sets), None)
-        values = [o.get(name) for o in outputs] if name else []
+        # validation made every row set the same single output
+        (name,) = rows[0].sets
         if aggregation == "count":
             total: Any = Decimal(len(rows))
-        else:
+        else:  # sum, min and max are combine modes too
             total = combine.combine_values(
-                {"sum": "sum", "min": "min", "max": "max"}[aggregation], values
+                aggregation, [self.set_values(r, data)[name] for r in rows]
             )
-        return rows[0], ({name: total} if name else {})
+        return rows[0], {name: total}
 
     @staticmethod
     def _table_error(rows: list[CompiledRule], message: str) -> dict[str, Any]:
