@@ -366,17 +366,14 @@ def _put_synthetic(
 
 
 def _put(target: dict[str, Any], path: str, value: Any) -> None:
-    parts = path.split(".")
-    for part in parts[:-1]:
+    """Set a list's projected elements at its dotted ``path``, beside what is projected there."""
+    *parents, leaf = path.split(".")
+    for part in parents:
         child = target.get(part)
         if not isinstance(child, dict):
             child = target[part] = {}
         target = child
-    existing = target.get(parts[-1])
-    if isinstance(existing, dict) and isinstance(value, dict):
-        existing.update(value)
-    elif not (isinstance(existing, dict) and value == {}):
-        target[parts[-1]] = value
+    target[leaf] = value
 
 
 def engine_value(value: Any) -> Any:
