@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - Windows
     resource = None  # type: ignore[assignment]
 
 from dealdesk import driver as driver_module
-from dealdesk.driver import DurableDriver
+from dealdesk.engines.durable.driver import DurableDriver
 
 
 def _ex(*paths: str) -> list[dict[str, Any]]:

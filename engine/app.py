@@ -3,7 +3,7 @@
 :func:`build` is what the CLI (and tests, and anyone embedding dealdesk) calls to get a ready
 :class:`App`: the collected plugins, a renderer over their templates, the rulesets loaded with
 SPEC §6/§7's ``-r`` semantics, the readers and writers (built-in ones merged with plugin ones),
-and an :class:`~dealdesk.runtime.Evaluator` built on first use.
+and an :class:`~dealdesk.evaluate.Evaluator` built on first use.
 
 ``-r`` semantics: with no ruleset paths, every registered policy family's ``rulesets`` path is
 loaded. Explicit paths replace the **built-in** families' rulesets (the house policy) but keep
@@ -21,18 +21,18 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from dealdesk import __version__, combine
-from dealdesk.batch import READERS, WRITERS, Reader, SourceDeal, WriterFactory, read_deals
-from dealdesk.deals import validate_deal
+from dealdesk.deal.validate import validate_deal
 from dealdesk.errors import DealdeskError
+from dealdesk.evaluate import Evaluator, PolicyRun
+from dealdesk.io.readers import READERS, WRITERS, Reader, SourceDeal, WriterFactory, read_deals
 from dealdesk.manager import Plugins, load_plugins
-from dealdesk.policies import (
+from dealdesk.rules.policyset import (
     Environment,
     PolicySet,
     house_approvers,
     load_policy_set,
     ruleset_files,
 )
-from dealdesk.runtime import Evaluator, PolicyRun
 from dealdesk.templating import Renderer
 
 __all__ = [

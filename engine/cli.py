@@ -24,14 +24,14 @@ from typing import Any, TextIO
 import click
 
 from dealdesk import __version__, app
-from dealdesk.batch import SourceDeal, format_message
 from dealdesk.combine import STATUS_ORDER
-from dealdesk.deals import deal_id_of
+from dealdesk.deal.validate import deal_id_of
 from dealdesk.errors import DealdeskError, UsageError, ValidationFailed
+from dealdesk.evaluate import PolicyRun
 from dealdesk.explain import DealExplanation, RuleExplanation, explain_deal, format_value
+from dealdesk.io.readers import SourceDeal, format_message
 from dealdesk.manager import load_plugins
-from dealdesk.policies import ruleset_files
-from dealdesk.runtime import PolicyRun
+from dealdesk.rules.policyset import ruleset_files
 
 __all__ = ["main"]
 
@@ -552,11 +552,11 @@ def _display(path: str) -> str:
 def schema(kind: str) -> None:
     """Print the JSON Schema of a ruleset file, a deal or a decision record."""
     if kind == "ruleset":
-        from dealdesk.model import RULESET_SCHEMA
+        from dealdesk.rules.model import RULESET_SCHEMA
 
         document = RULESET_SCHEMA
     elif kind == "deal":
-        from dealdesk.deals import deal_json_schema
+        from dealdesk.deal.validate import deal_json_schema
 
         document = deal_json_schema()
     else:

@@ -11,8 +11,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from dealdesk import __version__
-from dealdesk.expressions import to_decimal
 from dealdesk.money import money_string, round_fraction
+from dealdesk.rules.expressions import to_decimal
 
 STATUS_ORDER = ("approved", "needs_approval", "rejected", "invalid")
 

@@ -1,7 +1,7 @@
 """Why each rule fired or did not, for one deal: the data behind ``dealdesk explain``.
 
 :func:`explain_deal` evaluates the deal, then goes through every policy's rules and table rows
-in priority order and evaluates each condition directly (:func:`dealdesk.expressions.evaluate`,
+in priority order and evaluates each condition directly (:func:`dealdesk.rules.expressions.evaluate`,
 three-valued) on what the rule saw: the deal with its derived facts plus the policy's outputs.
 A rule reading ``outputs.X`` runs after every rule that can set ``X`` (SPEC §3), so the final
 outputs are exactly what it saw. Each top-level conjunct of a condition (each non-``-`` cell of a
@@ -19,7 +19,8 @@ from decimal import Decimal
 from typing import Any
 
 from dealdesk.combine import plain
-from dealdesk.expressions import (
+from dealdesk.evaluate import Firing, PolicyRun
+from dealdesk.rules.expressions import (
     And,
     Arith,
     Call,
@@ -37,8 +38,7 @@ from dealdesk.expressions import (
     fields,
     lookup,
 )
-from dealdesk.policies import CompiledRule, Policy
-from dealdesk.runtime import Firing, PolicyRun
+from dealdesk.rules.policyset import CompiledRule, Policy
 
 __all__ = [
     "Conjunct",
@@ -145,9 +145,9 @@ def explain_deal(
     """Explain one evaluated deal.
 
     :param record: its decision record.
-    :param runs: each policy's run, from :meth:`dealdesk.runtime.Evaluator.evaluate_with_runs`
+    :param runs: each policy's run, from :meth:`dealdesk.evaluate.Evaluator.evaluate_with_runs`
         (empty when the deal was invalid).
-    :param data: the prepared deal (:meth:`dealdesk.runtime.Evaluator.prepare`), None if invalid.
+    :param data: the prepared deal (:meth:`dealdesk.evaluate.Evaluator.prepare`), None if invalid.
     :param rule_id: only this rule (or table) id.
     """
     policies: list[PolicyExplanation] = []

@@ -103,7 +103,7 @@ def dealdesk_readers(register: RegisterFunction) -> None:
     Call ``register(suffix, func)`` for each type (``".xlsx"`` or ``"xlsx"``: keys are stored
     lower-case with a leading dot, as the built-in readers' are). ``func(path: Path)`` yields
     the deals in the file, in file order: plain deal dicts, or
-    :class:`dealdesk.batch.SourceDeal` objects to give each deal a location for error messages.
+    :class:`dealdesk.io.readers.SourceDeal` objects to give each deal a location for error messages.
     dealdesk validates every deal; a later plugin registering the same suffix replaces the
     reader.
 

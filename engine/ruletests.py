@@ -25,10 +25,10 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dealdesk.batch import format_message
 from dealdesk.errors import DealdeskError
-from dealdesk.model import Ruleset, TestCase
-from dealdesk.runtime import requested_clauses
+from dealdesk.evaluate import requested_clauses
+from dealdesk.io.readers import format_message
+from dealdesk.rules.model import Ruleset, TestCase
 
 if TYPE_CHECKING:
     from dealdesk.app import App

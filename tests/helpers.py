@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from dealdesk import hookimpl
+from dealdesk.evaluate import Evaluator
 from dealdesk.manager import Plugins, add_plugin, collect_plugins, get_plugin_manager
-from dealdesk.policies import Environment, PolicySet, load_policy_set
-from dealdesk.runtime import Evaluator
+from dealdesk.rules.policyset import Environment, PolicySet, load_policy_set
 from dealdesk.templating import Renderer
 
 BASE_DEAL: dict[str, Any] = {

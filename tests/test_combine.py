@@ -16,7 +16,7 @@ from dealdesk.combine import (
     policy_status,
     worst,
 )
-from dealdesk.policies import house_approvers
+from dealdesk.rules.policyset import house_approvers
 
 RANKS = house_approvers()
 statuses = st.sampled_from(STATUS_ORDER)

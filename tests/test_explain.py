@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from dealdesk import app as dealdesk_app
-from dealdesk.deals import FIELDS
+from dealdesk.deal.validate import FIELDS
 from dealdesk.explain import (
     DealExplanation,
     RuleExplanation,
@@ -21,7 +21,7 @@ from dealdesk.explain import (
     format_value,
     truth,
 )
-from dealdesk.expressions import FieldType, Scope, parse_expression
+from dealdesk.rules.expressions import FieldType, Scope, parse_expression
 
 ROOT = Path(__file__).resolve().parents[1]
 ACME = yaml.safe_load((ROOT / "examples" / "deals" / "acme-risk.yaml").read_text())

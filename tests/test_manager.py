@@ -509,7 +509,7 @@ def test_reader_and_writer_keys_are_normalised(
 def test_a_plugin_reader_feeds_the_batch_reader(
     plugin_manager: pluggy.PluginManager, register_plugin: Callable[..., str], tmp_path: Path
 ) -> None:
-    from dealdesk import batch
+    from dealdesk.io import readers as batch
 
     def read_ids(path: Path) -> Iterator[dict[str, Any]]:
         for line in path.read_text().split():

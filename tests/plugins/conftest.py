@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from dealdesk.app import build
-from dealdesk.runtime import Evaluator, requested_clauses
+from dealdesk.evaluate import Evaluator, requested_clauses
 
 Number = int | str | Decimal
 

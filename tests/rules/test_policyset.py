@@ -8,7 +8,7 @@ import pytest
 from helpers import policy_set, write_rulesets
 
 from dealdesk.errors import ValidationFailed
-from dealdesk.policies import load_policy_set
+from dealdesk.rules.policyset import load_policy_set
 
 HEADER = """
 ruleset: {name}
@@ -194,7 +194,7 @@ def test_a_condition_that_can_never_be_true(tmp_path: Path) -> None:
 
 
 def test_nothing_is_loaded_from_a_failing_set(tmp_path: Path) -> None:
-    from dealdesk.driver import get_driver
+    from dealdesk.engines.durable.driver import get_driver
 
     write_rulesets(
         tmp_path / "rs",

@@ -15,12 +15,12 @@ from typing import Any
 
 from dealdesk import combine
 from dealdesk.actions import ActionContext, Effects
-from dealdesk.deals import check_fact_types, deal_id_of, derive_facts, validate_deal
-from dealdesk.driver import DurableDriver, get_driver
+from dealdesk.deal.validate import check_fact_types, deal_id_of, derive_facts, validate_deal
+from dealdesk.engines.durable.driver import DurableDriver, get_driver
 from dealdesk.errors import DealdeskError, DealError, PluginError
-from dealdesk.expressions import Expr, evaluate, lookup, to_decimal
 from dealdesk.manager import Plugins
-from dealdesk.policies import CompiledRule, Policy, PolicySet
+from dealdesk.rules.expressions import Expr, evaluate, lookup, to_decimal
+from dealdesk.rules.policyset import CompiledRule, Policy, PolicySet
 from dealdesk.templating import Renderer, template_context
 
 
@@ -70,7 +70,7 @@ class PolicyRun:
 class Evaluator:
     """Evaluates deals against one policy set with one set of plugins.
 
-    :param policy_set: a validated set from :func:`dealdesk.policies.load_policy_set`.
+    :param policy_set: a validated set from :func:`dealdesk.rules.policyset.load_policy_set`.
     :param plugins: the collected plugins (actions, enrichers, sinks, combine).
     :param renderer: renders messages and, with ``clauses=True``, the clauses rules ask for.
     :param clauses: render clause texts into the record (the slow part).

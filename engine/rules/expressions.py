@@ -3,7 +3,7 @@
 Stage one of the compiler (SPEC §3). :func:`parse_expression` turns text into an :class:`Expr`
 tree, checking every path against a :class:`Scope` (the deal schema, derived facts, plugin facts
 and the policy's outputs) and every comparison's types. The tree is independent of
-durable_rules: :mod:`dealdesk.compiler` lowers it to durable JSON, and :func:`evaluate` gives its
+durable_rules: :mod:`dealdesk.engines.durable.lowering` lowers it to durable JSON, and :func:`evaluate` gives its
 meaning directly (three-valued, exact decimals) for ``set`` values, ``explain`` and tests.
 """
 

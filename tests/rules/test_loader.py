@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dealdesk.errors import Location, RulesetError
-from dealdesk.loader import load_yaml, load_yaml_documents
+from dealdesk.rules.loader import load_yaml, load_yaml_documents
 
 
 def test_values_know_where_they_start() -> None:

@@ -1,4 +1,4 @@
-"""Tests for dealdesk.batch readers and writers: one SourceDeal per deal, identical bytes out."""
+"""Tests for dealdesk.io.readers readers and writers: one SourceDeal per deal, identical bytes out."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from dealdesk.batch import (
+from dealdesk.deal.validate import validate_deal
+from dealdesk.errors import PluginError, UsageError
+from dealdesk.io.readers import (
     READERS,
     WRITERS,
     CsvWriter,
@@ -29,10 +31,8 @@ from dealdesk.batch import (
     read_yaml,
     suffix_key,
 )
-from dealdesk.deals import validate_deal
-from dealdesk.errors import PluginError, UsageError
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "deals"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "deals"
 
 
 def write(path: Path, text: str | bytes) -> Path:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from dealdesk.expressions import (
+from dealdesk.rules.expressions import (
     And,
     Compare,
     Const,

@@ -9,9 +9,9 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dealdesk.compiler import ConditionCompiler, definition_digest
-from dealdesk.driver import get_driver
-from dealdesk.expressions import FieldType, Scope, evaluate, parse_expression
+from dealdesk.engines.durable.driver import get_driver
+from dealdesk.engines.durable.lowering import ConditionCompiler, definition_digest
+from dealdesk.rules.expressions import FieldType, Scope, evaluate, parse_expression
 
 SCOPE = Scope(
     {

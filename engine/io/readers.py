@@ -23,7 +23,7 @@ from typing import IO, Any, Protocol, TextIO
 
 import yaml
 
-from dealdesk.deals import FIELDS
+from dealdesk.deal.validate import FIELDS
 from dealdesk.errors import PluginError, UsageError
 
 __all__ = [
@@ -312,7 +312,7 @@ def read_csv(path: Path) -> Iterator[SourceDeal]:
     Dotted column names (``customer.region``) build nested mappings; ``lines``,
     ``billing.requested_split`` and unknown columns whose cells look like JSON are parsed as JSON;
     ``true``/``false`` in boolean (and unknown) columns become booleans; numbers stay text for
-    :func:`~dealdesk.deals.validate_deal` to parse exactly; empty cells are absent fields.
+    :func:`~dealdesk.deal.validate.validate_deal` to parse exactly; empty cells are absent fields.
     """
     name = str(path)
     with path.open(encoding="utf-8-sig", newline="") as stream:

@@ -1,4 +1,4 @@
-"""Tests for dealdesk.deals: the schema table, validation by field path, derived facts, JSON Schema."""
+"""Tests for dealdesk.deal.validate: the schema table, validation by field path, derived facts, JSON Schema."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dealdesk.deals import (
+from dealdesk.deal.validate import (
     CATEGORIES,
     FIELDS,
     JSON_TYPES,
@@ -27,7 +27,7 @@ from dealdesk.deals import (
 )
 from dealdesk.errors import DealError
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "deals"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "deals"
 
 
 def load_example(name: str) -> dict[str, Any]:

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from dealdesk import deals
-from dealdesk.compiler import (
+from dealdesk.deal import validate as deals
+from dealdesk.engines.durable.lowering import (
     CellError,
     ConditionCompiler,
     FactPlan,
@@ -30,7 +30,7 @@ from dealdesk.compiler import (
     parse_cell,
 )
 from dealdesk.errors import Location, RulesetError, UsageError, ValidationFailed, closest
-from dealdesk.expressions import (
+from dealdesk.rules.expressions import (
     And,
     Const,
     Expr,
@@ -41,8 +41,16 @@ from dealdesk.expressions import (
     output_reads,
     parse_expression,
 )
-from dealdesk.loader import load_yaml
-from dealdesk.model import Actions, OutputSpec, Ruleset, Table, Text, read_ruleset, schema_errors
+from dealdesk.rules.loader import load_yaml
+from dealdesk.rules.model import (
+    Actions,
+    OutputSpec,
+    Ruleset,
+    Table,
+    Text,
+    read_ruleset,
+    schema_errors,
+)
 
 if TYPE_CHECKING:
     from dealdesk.manager import Plugins

@@ -1,6 +1,6 @@
 """The lean durable_rules driver: one fact in, the names of the rules that fired out.
 
-For the runtime (``dealdesk.runtime``), the test helpers and the benchmarks. It drives the C
+For the runtime (``dealdesk.evaluate``), the test helpers and the benchmarks. It drives the C
 extension ``durable_rules_engine`` directly instead of durable's ``Host``: ``Host`` starts two
 timer threads that made batches flaky, and its Python layer (a JSON state round trip and wrapper
 objects for every action) is most of the cost (SPEC §9). Each :meth:`DurableDriver.match` asserts

@@ -1,6 +1,6 @@
 """Tests of the lean durable_rules driver against the real C extension (no mocks).
 
-For whoever changes ``dealdesk.driver`` or the compiler that feeds it: each test pins one
+For whoever changes ``dealdesk.engines.durable.driver`` or the compiler that feeds it: each test pins one
 durable_rules 2.0.28 behaviour from SPEC §9 that the driver is designed around, so an upgrade
 or a shortcut in the driver that breaks one of them fails here.
 """
@@ -19,7 +19,7 @@ from typing import Any
 import durable_rules_engine
 import pytest
 
-from dealdesk.driver import SESSION_RULE, DurableDriver, get_driver, tune_malloc
+from dealdesk.engines.durable.driver import SESSION_RULE, DurableDriver, get_driver, tune_malloc
 from dealdesk.errors import EngineError
 
 
@@ -148,7 +148,7 @@ def test_deleting_a_session_that_started_no_action_frees_garbage(
 def test_driver_deletes_every_kind_of_session_safely() -> None:
     result = run_python(
         """
-        from dealdesk.driver import DurableDriver
+        from dealdesk.engines.durable.driver import DurableDriver
         from dealdesk.errors import EngineError
         d = DurableDriver()
         d.register("r", {"hit": {"all": [{"m": {"x": 1}}]}, "pos": {"all": [{"m": {"$gt": {"x": 0}}}]}})

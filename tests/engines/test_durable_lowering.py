@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from dealdesk.compiler import (
+from dealdesk.engines.durable.lowering import (
     MAX_ALTERNATIVES,
     CellError,
     ConditionCompiler,
@@ -15,7 +15,7 @@ from dealdesk.compiler import (
     covers,
     parse_cell,
 )
-from dealdesk.expressions import Field, FieldType, Scope, evaluate, parse_expression
+from dealdesk.rules.expressions import Field, FieldType, Scope, evaluate, parse_expression
 
 SCOPE = Scope(
     {

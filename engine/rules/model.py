@@ -2,7 +2,7 @@
 
 :func:`read_ruleset` turns one located YAML document into a :class:`Ruleset` after checking it
 against :data:`RULESET_SCHEMA` — the schema ``dealdesk schema ruleset`` prints for editors.
-Expressions stay text here (with their locations); :mod:`dealdesk.compiler` parses them once the
+Expressions stay text here (with their locations); :mod:`dealdesk.engines.durable.lowering` parses them once the
 whole set, and so every output name, is known.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 
 from dealdesk.errors import Location, RulesetError, closest
-from dealdesk.loader import Document
+from dealdesk.rules.loader import Document
 
 COMBINE_MODES = ("first", "max", "min", "sum", "list")
 OUTPUT_TYPES = (

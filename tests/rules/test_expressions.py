@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from dealdesk.expressions import (
+from dealdesk.rules.expressions import (
     Compare,
     ExpressionError,
     FieldType,
