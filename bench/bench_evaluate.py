@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import random
 import resource
@@ -19,6 +20,7 @@ from typing import Any
 import yaml
 
 from dealdesk import app
+from dealdesk.engines import available_engines
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "deals"
 
@@ -42,9 +44,9 @@ def vary(deal: dict[str, Any], rng: random.Random, i: int) -> dict[str, Any]:
     return result
 
 
-def run(n: int, clauses: bool) -> tuple[float, dict[str, int]]:
-    application = app.build(clauses=clauses, autoload=False)
-    evaluator = application.evaluator
+def run(n: int, clauses: bool, engine: str) -> tuple[float, dict[str, int]]:
+    application = app.build(clauses=clauses, autoload=False, engine=engine)
+    evaluator = application.pipeline
     rng = random.Random(7)
     base = sample_deals()
     deals = [vary(base[i % len(base)], rng, i) for i in range(n)]
@@ -59,10 +61,11 @@ def run(n: int, clauses: bool) -> tuple[float, dict[str, int]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=5000, help="deals to evaluate (default 5000)")
+    parser.add_argument("--engine", action="append", help="engine(s) to run (default: all)")
     args = parser.parse_args()
-    for clauses in (False, True):
-        seconds, statuses = run(args.n, clauses)
-        label = "with clauses   " if clauses else "without clauses"
+    for engine, clauses in itertools.product(args.engine or available_engines(), (False, True)):
+        seconds, statuses = run(args.n, clauses, engine)
+        label = f"{engine:<8} " + ("with clauses   " if clauses else "without clauses")
         print(
             f"{label}: {args.n / seconds:8.0f} deals/CPU-second  ({args.n} deals, {seconds:.2f} s)  {statuses}"
         )

@@ -20,26 +20,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
-from dealdesk import __version__, combine
-from dealdesk.deal.validate import validate_deal
-from dealdesk.errors import DealdeskError
-from dealdesk.evaluate import Evaluator, PolicyRun
+from dealdesk.engines import build_engine, engine_name
 from dealdesk.io.readers import READERS, WRITERS, Reader, SourceDeal, WriterFactory, read_deals
 from dealdesk.manager import Plugins, load_plugins
-from dealdesk.rules.policyset import (
-    Environment,
-    PolicySet,
-    house_approvers,
-    load_policy_set,
-    ruleset_files,
-)
+from dealdesk.pipeline import Decision, Pipeline
+from dealdesk.rules.policyset import Environment, PolicySet, load_policy_set, ruleset_files
 from dealdesk.templating import Renderer
 
 __all__ = [
     "App",
     "RecordWriter",
     "build",
-    "decision_json_schema",
     "ruleset_paths",
 ]
 
@@ -72,6 +63,7 @@ class App:
     :ivar ruleset_files: the ruleset files loaded, in load order.
     :ivar readers: suffix (``.json``) → reader; plugin readers override built-in ones.
     :ivar writers: format (``jsonl``) → ``func(records, out)``; plugin writers override.
+    :ivar engine: the engine's name (``native``, ``durable``).
     """
 
     plugins: Plugins
@@ -81,11 +73,16 @@ class App:
     ruleset_files: list[Path] = field(default_factory=list)
     readers: dict[str, Reader] = field(default_factory=dict)
     writers: dict[str, RecordWriter] = field(default_factory=dict)
+    engine: str = "native"
 
     @cached_property
-    def evaluator(self) -> Evaluator:
-        """The evaluator, built (and its strata registered with durable_rules) on first use."""
-        return Evaluator(self.policy_set, self.plugins, self.renderer, clauses=self.clauses)
+    def pipeline(self) -> Pipeline:
+        """The pipeline on the chosen engine, built (its rulesets lowered) on first use.
+
+        :raises EngineError: a ruleset this engine cannot run.
+        """
+        engine = build_engine(self.engine, self.policy_set, self.plugins.actions)
+        return Pipeline(self.policy_set, self.plugins, self.renderer, engine, clauses=self.clauses)
 
     # -- reading
 
@@ -107,36 +104,21 @@ class App:
         """The record of one deal as read; an unparseable one gives an ``invalid`` record."""
         if source.error is not None:
             return self.source_error_record(source)
-        return self.evaluator.evaluate(source.deal)
+        return self.pipeline.decide([source.deal])[0]
 
     def source_error_record(self, source: SourceDeal) -> dict[str, Any]:
-        """The ``invalid`` record of a deal that could not be parsed (``deal_id`` null).
-
-        Like every final record it goes to the ``dealdesk_decision`` sinks (through the
-        evaluator, which records a failing sink as it does for any deal).
-        """
+        """The ``invalid`` record of a deal that could not be parsed (``deal_id`` null)."""
         error: dict[str, Any] = {
             "path": "",
             "message": source.error or f"{source.source}: unreadable",
         }
         if source.plugin is not None:
             error["plugin"] = source.plugin
-        record = combine.invalid_record(None, [error], self.evaluator.provenance)
-        return self.evaluator.finish(record)
+        return self.pipeline.invalid(None, [error])
 
-    def prepared(self, raw: Any) -> dict[str, Any] | None:
-        """The deal with every derived fact (what rules and templates see), or None if invalid."""
-        deal, problems = validate_deal(raw, self.evaluator.fact_types)
-        if problems or deal is None:
-            return None
-        try:
-            return self.evaluator.prepare(deal)
-        except DealdeskError:  # a failing plugin; the record says why
-            return None
-
-    def evaluate_with_runs(self, raw: Any) -> tuple[dict[str, Any], dict[str, PolicyRun]]:
-        """The record and each policy's run (for ``explain`` and ``test``)."""
-        return self.evaluator.evaluate_with_runs(raw)
+    def decide(self, raw: Any) -> Decision:
+        """The record, each policy's run and the prepared deal (``explain``, ``test``)."""
+        return self.pipeline.decide_one(raw)
 
 
 def _chain(first: SourceDeal, rest: Iterator[SourceDeal]) -> Iterator[SourceDeal]:
@@ -177,17 +159,6 @@ def ruleset_paths(
     return files
 
 
-def environment(plugins: Plugins, renderer: Renderer) -> Environment:
-    """What validation checks names against: families, actions, clauses, roles, plugin facts."""
-    return Environment(
-        plugins.policies,
-        plugins.actions,
-        renderer.has_clause,
-        house_approvers(),
-        plugins.fact_types,
-    )
-
-
 def build(
     rulesets: Sequence[str | Path] | None = None,
     *,
@@ -196,6 +167,7 @@ def build(
     no_plugin_rulesets: bool = False,
     clauses: bool = False,
     autoload: bool | None = None,
+    engine: str | None = None,
 ) -> App:
     """Collect the plugins, load and validate the rulesets, and return a ready :class:`App`.
 
@@ -206,134 +178,20 @@ def build(
     :param clauses: render clause texts into every record.
     :param autoload: load ``dealdesk`` entry points; ``None`` follows
         ``DEALDESK_DISABLE_PLUGIN_AUTOLOAD``.
+    :param engine: ``native`` or ``durable``; ``None`` follows ``DEALDESK_ENGINE``, else the
+        default engine.
     :raises ValidationFailed: every problem in the rulesets (nothing is loaded).
     :raises UsageError: a ruleset path that does not exist or cannot be read.
     :raises PluginError: a plugin that cannot be imported or fails while registering.
     """
+    chosen = engine_name(engine)
     plugins = load_plugins(autoload=autoload, disabled=disabled, enabled=enabled)
     renderer = Renderer(plugins.template_dirs, plugins.filters)
     files = ruleset_paths(plugins, rulesets, no_plugin_rulesets=no_plugin_rulesets)
-    policy_set = load_policy_set(files, environment(plugins, renderer))
+    # the one validation environment of every command (validate, evaluate, test, explain...)
+    policy_set = load_policy_set(files, Environment.of(plugins, renderer))
     # plugin readers and writers are keyed like the built-in ones (suffix_key, lower case)
     readers: dict[str, Reader] = {**READERS, **plugins.readers}
     writers: dict[str, RecordWriter] = {k: _adapt(v) for k, v in WRITERS.items()}
     writers.update(plugins.writers)
-    return App(plugins, renderer, policy_set, clauses, files, readers, writers)
-
-
-# ---------------------------------------------------------------------------------------------
-# The decision record's JSON Schema (SPEC §4), for `dealdesk schema decision`
-
-_STATUSES = list(combine.STATUS_ORDER)
-_STRINGS = {"type": "array", "items": {"type": "string"}}
-
-
-def decision_json_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of one decision record, SPEC §4."""
-    message = {
-        "type": "object",
-        "required": ["policy", "rule", "message"],
-        "properties": {
-            "policy": {"type": "string", "description": "The policy family."},
-            "rule": {"type": "string", "description": "The rule (or table) id."},
-            "message": {"type": "string", "description": "The rendered message."},
-        },
-    }
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://dealdesk.dev/schema/decision.json",
-        "title": "dealdesk decision record",
-        "description": (
-            "One record per input deal, in input order (SPEC §4). Status precedence: "
-            "invalid > rejected > needs_approval > approved."
-        ),
-        "type": "object",
-        "additionalProperties": False,
-        "required": [
-            "deal_id",
-            "status",
-            "approvals",
-            "policies",
-            "reasons",
-            "flags",
-            "clauses",
-            "errors",
-            "provenance",
-        ],
-        "properties": {
-            "deal_id": {
-                "type": ["string", "null"],
-                "description": "The deal's id; null when the input could not be parsed or had no id.",
-            },
-            "status": {"enum": _STATUSES},
-            "approvals": {
-                **_STRINGS,
-                "uniqueItems": True,
-                "description": "Every role a fired rule required, ordered by rulesets/approvers.yaml.",
-            },
-            "policies": {
-                "type": "object",
-                "description": "Each policy family's own result.",
-                "additionalProperties": {
-                    "type": "object",
-                    "required": ["status", "fired", "outputs"],
-                    "properties": {
-                        "status": {"enum": _STATUSES},
-                        "fired": {
-                            **_STRINGS,
-                            "description": "Rule and table ids, in firing order.",
-                        },
-                        "outputs": {
-                            "type": "object",
-                            "description": "Money as decimal strings in minor units; fractions rounded to 4 places.",
-                        },
-                    },
-                },
-            },
-            "reasons": {"type": "array", "items": message},
-            "flags": {"type": "array", "items": message},
-            "clauses": {
-                "type": "array",
-                "description": "Empty unless clauses were asked for (--clauses).",
-                "items": {
-                    "type": "object",
-                    "required": ["id", "policy", "rule"],
-                    "properties": {
-                        "id": {
-                            "type": "string",
-                            "description": "Template id, e.g. billing/milestones.",
-                        },
-                        "policy": {"type": "string"},
-                        "rule": {"type": "string"},
-                        "title": {"type": "string"},
-                        "text": {"type": "string"},
-                    },
-                },
-            },
-            "errors": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["message"],
-                    "properties": {
-                        "path": {
-                            "type": "string",
-                            "description": "The field, e.g. lines[2].unit_cost.",
-                        },
-                        "message": {"type": "string"},
-                        "plugin": {"type": "string"},
-                        "rule": {"type": "string"},
-                    },
-                },
-            },
-            "provenance": {
-                "type": "object",
-                "required": ["rulesets", "digest", "dealdesk"],
-                "properties": {
-                    "rulesets": {"type": "object", "additionalProperties": {"type": "string"}},
-                    "digest": {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
-                    "dealdesk": {"type": "string", "examples": [__version__]},
-                },
-            },
-        },
-    }
+    return App(plugins, renderer, policy_set, clauses, files, readers, writers, chosen)

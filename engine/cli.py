@@ -24,13 +24,13 @@ from typing import Any, TextIO
 import click
 
 from dealdesk import __version__, app
-from dealdesk.combine import STATUS_ORDER
 from dealdesk.deal.validate import deal_id_of
 from dealdesk.errors import DealdeskError, UsageError, ValidationFailed
 from dealdesk.evaluate import PolicyRun
 from dealdesk.explain import DealExplanation, RuleExplanation, explain_deal, format_value
 from dealdesk.io.readers import SourceDeal, format_message
 from dealdesk.manager import load_plugins
+from dealdesk.record import STATUS_ORDER, DecisionRecord
 from dealdesk.rules.policyset import ruleset_files
 
 __all__ = ["main"]
@@ -107,7 +107,7 @@ class DealdeskGroup(click.Group):
 @click.version_option(__version__, prog_name="dealdesk")
 @click.pass_context
 def main(ctx: click.Context, debug: bool, plugin_names: tuple[str, ...]) -> None:
-    """dealdesk: deal-desk policies as YAML rulesets, evaluated on durable_rules.
+    """dealdesk: deal-desk policies as YAML rulesets, evaluated by a rules engine.
 
     Exit status: 0 done; 1 problems found (validation errors, failing ruleset tests,
     --fail-on matched) or an internal error; 2 usage errors (bad flags, missing or
@@ -120,6 +120,16 @@ def main(ctx: click.Context, debug: bool, plugin_names: tuple[str, ...]) -> None
         else:
             settings.enabled.append(name)
     ctx.obj = settings
+
+
+def engine_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--engine NAME``: the engine that evaluates (records are identical on every engine)."""
+    return click.option(
+        "--engine",
+        metavar="NAME",
+        help="The engine that evaluates: native (default, fastest) or durable (durable_rules, "
+        "Python 3.11/3.12). Default: $DEALDESK_ENGINE, else native.",
+    )(func)
 
 
 def rulesets_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -219,6 +229,7 @@ def _progress(items: Iterator[SourceDeal], to_stdout: bool) -> Iterator[SourceDe
     help="Exit with status 1 when any record's status is this one or more severe "
     "(invalid > rejected > needs_approval).",
 )
+@engine_option
 @click.pass_obj
 def evaluate(
     settings: Settings,
@@ -232,6 +243,7 @@ def evaluate(
     scheduler: str | None,
     clauses: bool,
     fail_on: str | None,
+    engine: str | None,
 ) -> None:
     """Evaluate DEALS (files, directories or - for JSONL on standard input).
 
@@ -247,7 +259,9 @@ def evaluate(
     if scheduler is not None:
         raise click.UsageError("--scheduler needs --executor dask, which is not available yet")
     fmt = fmt.lower()
-    application = settings.build(rulesets, no_plugin_rulesets=no_plugin_rulesets, clauses=clauses)
+    application = settings.build(
+        rulesets, no_plugin_rulesets=no_plugin_rulesets, clauses=clauses, engine=engine
+    )
     if fmt not in application.writers:
         if fmt == "html":
             raise click.UsageError(
@@ -262,7 +276,8 @@ def evaluate(
 
     def records() -> Iterator[dict[str, Any]]:
         for source in _progress(sources, output == "-"):
-            record = application.evaluate_source(source)
+            # the decision sinks see evaluate's final records only (not test's or explain's)
+            record = application.pipeline.finish(application.evaluate_source(source))
             counts["total"] += 1
             if threshold is not None and STATUS_ORDER.index(record["status"]) >= threshold:
                 counts["matched"] += 1
@@ -304,6 +319,7 @@ def _one_deal(application: app.App, path: str, deal_id: str | None) -> SourceDea
 @click.option("--rule", "rule_id", metavar="ID", help="Explain only this rule (or decision table).")
 @click.option("--id", "deal_id", metavar="ID", help="The deal to explain when DEAL holds several.")
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+@engine_option
 @click.pass_obj
 def explain(
     settings: Settings,
@@ -313,10 +329,11 @@ def explain(
     rule_id: str | None,
     deal_id: str | None,
     as_json: bool,
+    engine: str | None,
 ) -> None:
     """Why each rule fired or did not for DEAL: every policy's rules and table rows in priority
     order, each condition's parts with their three-valued value and the values they read."""
-    application = settings.build(rulesets, no_plugin_rulesets=no_plugin_rulesets)
+    application = settings.build(rulesets, no_plugin_rulesets=no_plugin_rulesets, engine=engine)
     if rule_id is not None:
         known = sorted({r.id for p in application.policy_set.policies.values() for r in p.rules})
         if rule_id not in known:
@@ -328,8 +345,8 @@ def explain(
         record, data = application.source_error_record(source), None
         runs: dict[str, PolicyRun] = {}
     else:
-        record, runs = application.evaluate_with_runs(source.deal)
-        data = application.prepared(source.deal) if runs else None
+        decision = application.decide(source.deal)  # enriched once: runs and data agree
+        record, runs, data = decision.record, decision.runs, decision.data
     explanation = explain_deal(record, runs, data, rule_id=rule_id)
     if as_json:
         click.echo(json.dumps(_explanation_json(explanation), indent=2, ensure_ascii=False))
@@ -428,6 +445,7 @@ def _explanation_json(explanation: DealExplanation) -> dict[str, Any]:
     help="Write the memo to OUT (default: standard output).",
 )
 @click.option("--id", "deal_id", metavar="ID", help="The deal to render when DEAL holds several.")
+@engine_option
 @click.pass_obj
 def render(
     settings: Settings,
@@ -437,15 +455,18 @@ def render(
     fmt: str,
     output: str,
     deal_id: str | None,
+    engine: str | None,
 ) -> None:
     """The decision memo for DEAL, with the clauses its rules ask for."""
-    application = settings.build(rulesets, no_plugin_rulesets=no_plugin_rulesets, clauses=True)
+    application = settings.build(
+        rulesets, no_plugin_rulesets=no_plugin_rulesets, clauses=True, engine=engine
+    )
     source = _one_deal(application, deal, deal_id)
     if source.error is not None:
         record, data = application.source_error_record(source), None
     else:
-        record = application.evaluator.evaluate(source.deal)
-        data = application.prepared(source.deal)
+        decision = application.decide(source.deal)
+        record, data = decision.record, decision.data
     if data is None:
         data = dict(source.deal) if isinstance(source.deal, dict) else {}
     # The memo names a deal without an id by where it was read (`deals.yaml:12`); `source` is
@@ -464,8 +485,11 @@ def render(
 @click.option(
     "--no-plugin-rulesets", is_flag=True, help="Leave out the rulesets that external plugins ship."
 )
+@engine_option
 @click.pass_obj
-def validate(settings: Settings, rulesets: tuple[str, ...], no_plugin_rulesets: bool) -> None:
+def validate(
+    settings: Settings, rulesets: tuple[str, ...], no_plugin_rulesets: bool, engine: str | None
+) -> None:
     """Check RULESETS (files or directories; default: the house policy and plugins' rulesets).
 
     Prints each problem as file:line:col: message on standard output (the problems are this
@@ -473,7 +497,7 @@ def validate(settings: Settings, rulesets: tuple[str, ...], no_plugin_rulesets: 
     1 when there is any. The other commands print ruleset problems on standard error.
     """
     try:
-        application = settings.build(rulesets, no_plugin_rulesets=no_plugin_rulesets)
+        application = settings.build(rulesets, no_plugin_rulesets=no_plugin_rulesets, engine=engine)
     except ValidationFailed as exc:
         for error in exc.errors:
             click.echo(str(error))
@@ -484,6 +508,7 @@ def validate(settings: Settings, rulesets: tuple[str, ...], no_plugin_rulesets: 
             err=True,
         )
         sys.exit(1)
+    _ = application.pipeline  # lowering to the engine reports what this engine cannot run
     count = len(application.policy_set.rulesets)
     click.echo(f"{count} ruleset{'s' if count != 1 else ''} OK")
 
@@ -494,9 +519,14 @@ def validate(settings: Settings, rulesets: tuple[str, ...], no_plugin_rulesets: 
 @click.option(
     "--no-plugin-rulesets", is_flag=True, help="Leave out the rulesets that external plugins ship."
 )
+@engine_option
 @click.pass_obj
 def test_command(
-    settings: Settings, rulesets: tuple[str, ...], coverage: bool, no_plugin_rulesets: bool
+    settings: Settings,
+    rulesets: tuple[str, ...],
+    coverage: bool,
+    no_plugin_rulesets: bool,
+    engine: str | None,
 ) -> None:
     """Run the tests: cases of RULESETS (default: every loaded ruleset's).
 
@@ -505,7 +535,7 @@ def test_command(
     """
     from dealdesk.ruletests import run_tests
 
-    application = settings.build(rulesets, no_plugin_rulesets=no_plugin_rulesets)
+    application = settings.build(rulesets, no_plugin_rulesets=no_plugin_rulesets, engine=engine)
     chosen = application.policy_set.rulesets
     if rulesets:
         wanted = {file.resolve() for file in ruleset_files(rulesets)}
@@ -560,7 +590,7 @@ def schema(kind: str) -> None:
 
         document = deal_json_schema()
     else:
-        document = app.decision_json_schema()
+        document = DecisionRecord.json_schema()
     click.echo(json.dumps(document, indent=2, ensure_ascii=False))
 
 

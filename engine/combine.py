@@ -1,20 +1,26 @@
-"""Fired rules → policy results → one decision record per deal (SPEC §4).
+"""Policy runs → one decision record per deal (SPEC §4).
 
-Pure functions over plain data, so the precedence and ordering rules can be tested (and
-property-tested) without an engine.
+Status precedence, approval order, output combination and formatting are pure functions over
+plain data, so they can be tested (and property-tested) without an engine; :class:`Combiner`
+assembles a deal's record from its policy runs, rendering ruleset messages (only those that
+need Jinja) and asking the ``dealdesk_combine`` plugins.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dealdesk import __version__
+from dealdesk.errors import DealdeskError
 from dealdesk.money import money_string, round_fraction
+from dealdesk.record import STATUS_ORDER, DecisionRecord
 from dealdesk.rules.expressions import to_decimal
 
-STATUS_ORDER = ("approved", "needs_approval", "rejected", "invalid")
+if TYPE_CHECKING:
+    from dealdesk.evaluate import PolicyRun
 
 
 def worst(statuses: Iterable[str]) -> str:
@@ -66,13 +72,30 @@ def format_output(value: Any, kind: str, currency: str) -> Any:
     return plain(value)
 
 
+class NotFinite(DealdeskError):
+    """A value that strict JSON cannot hold (NaN, an infinity, a number past float range)."""
+
+    def __init__(self, value: Any):
+        super().__init__(f"{value} is not a finite number; records are strict JSON")
+
+
 def plain(value: Any) -> Any:
-    """JSON-ready data: Decimals become ints when integral, else floats."""
+    """JSON-ready data: Decimals become ints when integral, else floats.
+
+    :raises NotFinite: for NaN, infinities and numbers past the float range.
+    """
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise NotFinite(value)
         integral = value == value.to_integral_value() and abs(value) < 10**15
-        return int(value) if integral else float(value)
+        number = int(value) if integral else float(value)
+        if isinstance(number, float) and math.isinf(number):
+            raise NotFinite(value)
+        return number
+    if isinstance(value, float) and not math.isfinite(value):
+        raise NotFinite(value)
     if isinstance(value, int | float):
         return value
     if isinstance(value, Mapping):
@@ -101,30 +124,132 @@ def decision_record(
     """The record, keys in SPEC §4's order; ``status`` defaults to the worst policy status."""
     if status is None:
         status = "invalid" if errors else worst(p["status"] for p in policies.values())
-    return {
-        "deal_id": deal_id,
-        "status": status,
-        "approvals": list(approvals),
-        "policies": {name: dict(result) for name, result in policies.items()},
-        "reasons": [dict(r) for r in reasons],
-        "flags": [dict(f) for f in flags],
-        "clauses": [dict(c) for c in clauses],
-        "errors": [dict(e) for e in errors],
-        "provenance": dict(provenance),
-    }
+    return DecisionRecord(
+        deal_id,
+        status,
+        list(approvals),
+        {name: dict(result) for name, result in policies.items()},
+        [dict(r) for r in reasons],
+        [dict(f) for f in flags],
+        [dict(c) for c in clauses],
+        [dict(e) for e in errors],
+        dict(provenance),
+    ).to_dict()
 
 
 def invalid_record(
     deal_id: Any, errors: Sequence[Mapping[str, Any]], prov: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The record of a deal that could not be evaluated."""
-    return decision_record(
-        deal_id,
-        {},
-        approvals=[],
-        reasons=[],
-        flags=[],
-        errors=errors,
-        provenance=prov,
-        status="invalid",
-    )
+    return DecisionRecord.invalid(deal_id, [dict(e) for e in errors], dict(prov)).to_dict()
+
+
+#: ``render(message, context, origin)``: a ruleset message rendered with Jinja.
+RenderMessage = Callable[[str, Mapping[str, Any], str], str]
+#: ``combine(record)``: the ``dealdesk_combine`` plugins' decision, or None.
+CombineHook = Callable[[dict[str, Any]], "dict[str, Any] | None"]
+
+
+class Combiner:
+    """Assembles a deal's record from its policy runs.
+
+    :param approvers: role ranks, for the order of ``approvals``.
+    :param provenance: the rulesets' provenance, the same in every record.
+    :param render_message: renders a ruleset message that holds Jinja (``{``).
+    :param combine_hook: the ``dealdesk_combine`` plugins.
+    """
+
+    def __init__(
+        self,
+        approvers: Sequence[str],
+        provenance: Mapping[str, Any],
+        render_message: RenderMessage,
+        combine_hook: CombineHook,
+    ):
+        self.approvers = approvers
+        self.provenance = provenance
+        self.render_message = render_message
+        self.combine_hook = combine_hook
+
+    def record(
+        self, deal_id: Any, data: Mapping[str, Any], runs: Mapping[str, PolicyRun]
+    ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """The record and each policy's formatted outputs (what clause templates see).
+
+        :raises DealdeskError: a message that cannot render, an output that is not finite.
+        """
+        from dealdesk.evaluate import RulesetMessage
+        from dealdesk.templating import template_context
+
+        currency = str(data.get("currency") or "USD")
+        policies: dict[str, dict[str, Any]] = {}
+        roles: list[str] = []
+        reasons: list[dict[str, Any]] = []
+        flags: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        formatted: dict[str, dict[str, Any]] = {}
+        for name, run in runs.items():
+            specs = run.policy.outputs
+            outputs = {}
+            for key, value in run.outputs().items():
+                spec = specs.get(key)
+                try:
+                    outputs[key] = format_output(value, spec.type if spec else "", currency)
+                except NotFinite as exc:
+                    raise DealdeskError(f"policy {name!r}: output {key!r}: {exc}") from None
+            formatted[name] = outputs
+            rejects = sum(len(f.effects.rejects) for f in run.firings)
+            requires = [role for f in run.firings for role in f.effects.requires]
+            status = "invalid" if run.errors else policy_status(rejects, len(requires))
+            policies[name] = {"status": status, "fired": run.fired_ids(), "outputs": outputs}
+            roles.extend(requires)
+            errors.extend(run.errors)
+            decision: dict[str, Any] | None = None
+            for firing in run.firings:
+                effects = firing.effects
+                if not (effects.rejects or effects.reasons or effects.flags):
+                    continue
+                rule = firing.rule
+                for bucket, messages in (
+                    (reasons, [*effects.rejects, *effects.reasons]),
+                    (flags, effects.flags),
+                ):
+                    for message in messages:
+                        text = str(message)
+                        # a ruleset's message is Jinja (most are plain text); an action's is text
+                        if isinstance(message, RulesetMessage) and "{" in message:
+                            if decision is None:
+                                decision = {
+                                    "status": status,
+                                    "approvals": order_roles(requires, self.approvers),
+                                    "reasons": [r for r in reasons if r["policy"] != name],
+                                }
+                            context = template_context(
+                                data, outputs=outputs, rule=rule.id, decision=decision
+                            )
+                            text = self.render_message(
+                                message, context, f"{rule.location} rule {rule.id}"
+                            )
+                        bucket.append({"policy": name, "rule": rule.id, "message": text})
+        record = decision_record(
+            deal_id,
+            policies,
+            approvals=order_roles(roles, self.approvers),
+            reasons=reasons,
+            flags=flags,
+            errors=errors,
+            provenance=self.provenance,
+        )
+        override = self.combine_hook(record)
+        if override is not None:
+            record = decision_record(
+                deal_id,
+                policies,
+                approvals=override.get("approvals", record["approvals"]),
+                reasons=override.get("reasons", reasons),
+                flags=flags,
+                errors=errors,
+                provenance=self.provenance,
+                status=override.get("status", record["status"]),
+            )
+        return record, formatted

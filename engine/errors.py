@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 
 def closest(word: str, words: Iterable[str], cutoff: float = 0.6) -> str | None:
@@ -95,3 +96,15 @@ class TemplateError(DealdeskError):
 
 class EngineError(DealdeskError):
     """durable_rules refused or failed on something dealdesk handed it."""
+
+
+def record_error(exc: BaseException) -> dict[str, Any]:
+    """The ``errors`` entry of a record for what went wrong with one deal (SPEC §4)."""
+    if isinstance(exc, PluginError):
+        return {"path": "", "message": str(exc), "plugin": exc.plugin}
+    if isinstance(exc, DealError):
+        return {"path": exc.path, "message": exc.message}
+    if isinstance(exc, DealdeskError):
+        return {"path": "", "message": str(exc)}
+    # a bug costs the deal it hit, never the rest of the batch
+    return {"path": "", "message": f"internal error: {type(exc).__name__}: {exc}"}

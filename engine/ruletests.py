@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dealdesk.errors import DealdeskError
-from dealdesk.evaluate import requested_clauses
 from dealdesk.io.readers import format_message
+from dealdesk.pipeline import requested_clauses
 from dealdesk.rules.model import Ruleset, TestCase
 
 if TYPE_CHECKING:
@@ -156,7 +156,8 @@ def run_case(app: App, ruleset: Ruleset, case: TestCase) -> CaseResult:
     except DealdeskError as exc:
         result.failures.append(f"deal: {exc}")
         return result
-    record, runs = app.evaluate_with_runs(raw)
+    decision = app.decide(raw)
+    record, runs = decision.record, decision.runs
     result.fired = {f.rule.key for run in runs.values() for f in run.firings}
     own = (record.get("policies") or {}).get(ruleset.policy)
     own_run = runs.get(ruleset.policy)

@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
+from dealdesk.engines import available_engines
+
 # dealdesk's own fixtures (plugin_manager, register_plugin, hook_recorder, cli_runner), the same
 # ones plugin authors use; pytester runs small pytest sessions to test those fixtures.
 pytest_plugins = ["dealdesk.testing", "pytester"]
+
+
+@pytest.fixture(params=available_engines())
+def engine(request: pytest.FixtureRequest) -> str:
+    """Each engine that imports here: tests taking it run on every one (SPEC §9)."""
+    return str(request.param)

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from dealdesk import hookimpl
-from dealdesk.evaluate import Evaluator
+from dealdesk.engines import build_engine
 from dealdesk.manager import Plugins, add_plugin, collect_plugins, get_plugin_manager
+from dealdesk.pipeline import Pipeline
 from dealdesk.rules.policyset import Environment, PolicySet, load_policy_set
 from dealdesk.templating import Renderer
 
@@ -94,8 +95,10 @@ def policy_set(
     return load_policy_set([directory], Environment.of(plugins, renderer)), plugins, renderer
 
 
-def evaluator(directory: Path, **kwargs: Any) -> Evaluator:
+def evaluator(directory: Path, engine: str | None = None, **kwargs: Any) -> Pipeline:
+    """The pipeline for the rulesets in ``directory`` on ``engine`` (default: $DEALDESK_ENGINE,
+    else the default engine)."""
     ps, plugins, renderer = policy_set(
         directory, plugins_for(directory, **kwargs) if kwargs else None
     )
-    return Evaluator(ps, plugins, renderer)
+    return Pipeline(ps, plugins, renderer, build_engine(engine, ps, plugins.actions))

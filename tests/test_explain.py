@@ -35,8 +35,8 @@ def house() -> dealdesk_app.App:
 def explain(
     application: dealdesk_app.App, deal: dict, rule_id: str | None = None
 ) -> DealExplanation:
-    record, runs = application.evaluate_with_runs(deal)
-    return explain_deal(record, runs, application.prepared(deal) if runs else None, rule_id=rule_id)
+    decision = application.decide(deal)
+    return explain_deal(decision.record, decision.runs, decision.data, rule_id=rule_id)
 
 
 def rule(explanation: DealExplanation, label: str) -> RuleExplanation:

@@ -1087,7 +1087,7 @@ def test_example_plugin_end_to_end_through_the_engine(example: Any) -> None:
         (files("dealdesk_example_plugin") / "deals" / "embargoed.yaml").read_text()
     )
     example.RECORDS.clear()
-    record = app.evaluator.evaluate(deal)
+    record = app.pipeline.finish(app.pipeline.evaluate(deal))
     assert (record["status"], record["approvals"]) == ("needs_approval", ["legal"])
     assert record["policies"]["export-control"]["fired"] == ["EC-1"]
     (clause,) = record["clauses"]

@@ -17,7 +17,7 @@ from dealdesk import app
 ACME = yaml.safe_load(
     (Path(__file__).parents[1] / "examples" / "deals" / "acme-risk.yaml").read_text()
 )
-EVALUATOR = app.build(autoload=False).evaluator
+EVALUATOR = app.build(autoload=False).pipeline
 
 json_values = st.recursive(
     st.none()

@@ -19,16 +19,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from dealdesk.deal import validate as deals
-from dealdesk.engines.durable.lowering import (
-    CellError,
-    ConditionCompiler,
-    FactPlan,
-    TooComplex,
-    cell_interval,
-    covers,
-    definition_digest,
-    parse_cell,
-)
+from dealdesk.engines.durable.lowering import ConditionCompiler, TooComplex
 from dealdesk.errors import Location, RulesetError, UsageError, ValidationFailed, closest
 from dealdesk.rules.expressions import (
     And,
@@ -51,6 +42,7 @@ from dealdesk.rules.model import (
     read_ruleset,
     schema_errors,
 )
+from dealdesk.rules.tables import CellError, cell_interval, covers, parse_cell
 
 if TYPE_CHECKING:
     from dealdesk.manager import Plugins
@@ -76,6 +68,20 @@ class CompiledRule:
     table: Table | None = None
     row: int | None = None
     stratum: int = 0
+    unit: str = field(init=False)  # the rule, or the whole table for a row: strata keep it whole
+    messages: tuple[tuple[str, str], ...] = field(init=False)  # (effects bucket, message text)
+
+    def __post_init__(self) -> None:
+        self.unit = self.key.split("#")[0]
+        self.messages = tuple(
+            (bucket, text.value)
+            for bucket, text in (
+                ("rejects", self.then.reject),
+                ("flags", self.then.flag),
+                ("reasons", self.then.reason),
+            )
+            if text is not None
+        )
 
     def reads(self) -> set[str]:
         names = output_reads(self.condition)
@@ -87,19 +93,10 @@ class CompiledRule:
 
 @dataclass
 class Stratum:
-    """Rules that read only outputs of earlier strata, matched against one fact.
+    """Rules that read only outputs of earlier strata (SPEC §3), in file order; an engine
+    matches them all against one view of the deal and its outputs so far."""
 
-    ``chunks`` are the durable rulesets (name, definition) the stratum is split into: durable's
-    ``create_ruleset`` hung for minutes on 600+ rules (SPEC §9), so none holds more than
-    :data:`MAX_DURABLE_RULES`; ``rules`` maps each durable rule name to its rule.
-    """
-
-    rules: dict[str, CompiledRule]
-    plan: FactPlan
-    chunks: list[tuple[str, dict[str, Any]]]
-
-
-MAX_DURABLE_RULES = 400
+    rules: list[CompiledRule]
 
 
 @dataclass
@@ -326,7 +323,7 @@ class _Builder:
             for table in ruleset.tables:
                 self.unique_id(ruleset, table.id, (*table.path, "id"), ids)
                 rules.extend(self.table(ruleset, index, table, outputs, scope))
-        strata = self.stratify(name, rules, outputs)
+        strata = self.stratify(rules, outputs)
         family = self.env.families.get(name)
         return Policy(
             name,
@@ -498,12 +495,12 @@ class _Builder:
         return rows
 
     def stratify(
-        self, policy: str, rules: list[CompiledRule], outputs: Mapping[str, OutputSpec]
+        self, rules: list[CompiledRule], outputs: Mapping[str, OutputSpec]
     ) -> list[Stratum]:
         # a decision table is one unit: its rows share a stratum so its hit policy sees them all
         units: dict[str, list[CompiledRule]] = {}
         for rule in rules:
-            units.setdefault(rule.key.split("#")[0], []).append(rule)
+            units.setdefault(rule.unit, []).append(rule)
         set_by_set = {name for r in rules for name in r.sets}
         setters: dict[str, set[str]] = {}
         reads: dict[str, set[str]] = {}
@@ -541,35 +538,24 @@ class _Builder:
                 return []
             for rule in members:
                 rule.stratum = stratum
-        strata: list[Stratum] = []
-        for k in range(max((r.stratum for r in rules), default=-1) + 1):
-            members = [r for r in rules if r.stratum == k]
-            compiler = ConditionCompiler()
-            definition: dict[str, Any] = {}
-            by_name: dict[str, CompiledRule] = {}
-            for rule in members:
-                try:
-                    bodies = compiler.compile(rule.condition)
-                except TooComplex as exc:
-                    self.errors.append(RulesetError(str(exc), rule.location))
-                    continue
-                if not bodies:
-                    self.errors.append(
-                        RulesetError(
-                            f"the condition of {rule.id!r} can never be true", rule.location
-                        )
-                    )
-                for i, body in enumerate(bodies):
-                    # one durable rule per alternative of the condition; any of them fires the rule
-                    by_name[f"{rule.key}|{i}"] = rule
-                    definition[f"{rule.key}|{i}"] = body
-            rule_names = list(definition)
-            chunks: list[tuple[str, dict[str, Any]]] = []
-            for start in range(0, max(len(rule_names), 1), MAX_DURABLE_RULES):
-                part = {n: definition[n] for n in rule_names[start : start + MAX_DURABLE_RULES]}
-                chunks.append((f"{policy}#{k}.{len(chunks)}@{definition_digest(part)}", part))
-            strata.append(Stratum(by_name, compiler.plan, chunks))
-        return strata
+        for rule in rules:
+            if self.never_true(rule):
+                self.errors.append(
+                    RulesetError(f"the condition of {rule.id!r} can never be true", rule.location)
+                )
+        return [
+            Stratum([r for r in rules if r.stratum == k])
+            for k in range(max((r.stratum for r in rules), default=-1) + 1)
+        ]
+
+    @staticmethod
+    def never_true(rule: CompiledRule) -> bool:
+        # the condition's disjunctive normal form has no alternative (e.g. `exists(x) and x is
+        # missing`); one too large to expand is some engine's limit, not the author's mistake
+        try:
+            return not ConditionCompiler().compile(rule.condition)
+        except TooComplex:
+            return False
 
 
 _INVALID = object()

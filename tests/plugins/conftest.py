@@ -1,9 +1,8 @@
 """Fixtures for the house-policy tests: one evaluator per session, and a deal factory.
 
 The evaluator is the real thing — built-in plugins, the house rulesets shipped in
-``dealdesk.rulesets``, durable_rules underneath — built once, because registering the compiled
-strata with durable_rules is the only slow step; a deal then evaluates in well under a
-millisecond.
+``dealdesk.rulesets`` — built once per engine, and every house test runs on every engine that
+imports here (SPEC §9: the records must be identical).
 
 The factory's base deal is a plain one that every policy approves: a standard, fixed-price,
 direct deal to a large us-central account, 600,000 of hardware at 50% margin and 100,000 of
@@ -22,7 +21,8 @@ from typing import Any
 import pytest
 
 from dealdesk.app import build
-from dealdesk.evaluate import Evaluator, requested_clauses
+from dealdesk.engines import available_engines
+from dealdesk.pipeline import Pipeline, requested_clauses
 
 Number = int | str | Decimal
 
@@ -215,18 +215,19 @@ class Decision:
         return [f["message"] for f in self.record["flags"] if rule is None or f["rule"] == rule]
 
 
-@pytest.fixture(scope="session")
-def evaluator() -> Evaluator:
-    """The house policy on the built-in plugins only (no entry points), built once."""
-    return build(autoload=False).evaluator
+@pytest.fixture(scope="session", params=available_engines())
+def evaluator(request: pytest.FixtureRequest) -> Pipeline:
+    """The house policy on the built-in plugins only (no entry points), once per engine."""
+    return build(autoload=False, engine=request.param).pipeline
 
 
 @pytest.fixture(scope="session")
-def evaluate(evaluator: Evaluator) -> Callable[[Mapping[str, Any]], Decision]:
+def evaluate(evaluator: Pipeline) -> Callable[[Mapping[str, Any]], Decision]:
     """``evaluate(deal) -> Decision`` through the real engine."""
 
     def run(deal: Mapping[str, Any]) -> Decision:
-        record, runs = evaluator.evaluate_with_runs(copy.deepcopy(dict(deal)))
+        decision = evaluator.decide_one(copy.deepcopy(dict(deal)))
+        record, runs = decision.record, decision.runs
         clause_ids: dict[str, list[str]] = {}
         for clause in requested_clauses(runs):
             clause_ids.setdefault(clause["policy"], []).append(clause["id"])

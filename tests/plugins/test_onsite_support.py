@@ -315,7 +315,7 @@ def test_os8_proactive_support_gets_the_schedule_clause(make, evaluate, offer_ty
 @pytest.fixture(scope="module")
 def rendering():
     """The house policy with clause rendering on (SPEC §4: only when asked for)."""
-    return build(autoload=False, clauses=True).evaluator
+    return build(autoload=False, clauses=True).pipeline
 
 
 def test_resident_engineer_clause_renders_the_output(make, rendering):

@@ -1,0 +1,62 @@
+"""The engine interface: a chunk of prepared deals in, each deal's policy runs out (SPEC §9).
+
+An engine is built once per process from a validated policy set and the plugin actions. The
+per-deal engines (``native``, ``durable``) differ only in how they match a stratum's rules
+against one view of a deal, so they implement :meth:`Engine.match` and share
+:class:`~dealdesk.evaluate.PolicyRunner` for everything after; a columnar engine overrides
+:meth:`Engine.evaluate` to work on the whole chunk at once. Whatever the engine, the records
+are byte-identical: the record never says which engine made it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from dealdesk.errors import record_error
+from dealdesk.evaluate import PolicyRun, PolicyRunner
+
+if TYPE_CHECKING:
+    from dealdesk.manager import RegisteredAction
+    from dealdesk.rules.policyset import CompiledRule, Policy, PolicySet
+
+
+@dataclass
+class Evaluation:
+    """One deal's outcome: its policy runs, or the error that made it invalid."""
+
+    runs: dict[str, PolicyRun] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+
+
+class Engine(ABC):
+    """Evaluates chunks of prepared deals (deals with their derived facts) into policy runs.
+
+    :param policy_set: a validated policy set.
+    :param actions: plugin actions by name (``Plugins.actions``).
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, policy_set: PolicySet, actions: Mapping[str, RegisteredAction]):
+        self.policy_set = policy_set
+        self.runner = PolicyRunner(policy_set, actions)
+
+    def evaluate(self, deals: Sequence[Mapping[str, Any]]) -> list[Evaluation]:
+        """One :class:`Evaluation` per deal, in order; never raises for a deal's fault."""
+        return [self.evaluate_one(deal) for deal in deals]
+
+    def evaluate_one(self, deal: Mapping[str, Any]) -> Evaluation:
+        try:
+            return Evaluation(self.runner.run(deal, self.match))
+        except Exception as exc:  # a failing plugin action, or a bug: it costs this deal only
+            return Evaluation(error=record_error(exc))
+
+    @abstractmethod
+    def match(
+        self, policy: Policy, stratum: int, view: Mapping[str, Any]
+    ) -> Iterable[CompiledRule]:
+        """The rules of ``policy.strata[stratum]`` whose condition is true on ``view`` (the deal
+        with ``outputs`` combined so far), in any order."""

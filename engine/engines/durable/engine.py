@@ -1,0 +1,102 @@
+"""The durable engine: each stratum lowered to durable_rules rulesets, matched on its C core.
+
+Importing this module imports durable_rules, which does not import on Python 3.13: there,
+:func:`dealdesk.engines.available_engines` leaves it out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dealdesk.engines.base import Engine
+from dealdesk.engines.durable.driver import DurableDriver, get_driver
+from dealdesk.engines.durable.lowering import (
+    ConditionCompiler,
+    FactPlan,
+    TooComplex,
+    definition_digest,
+)
+from dealdesk.errors import EngineError
+
+if TYPE_CHECKING:
+    from dealdesk.manager import RegisteredAction
+    from dealdesk.rules.policyset import CompiledRule, Policy, PolicySet
+
+#: durable's ``create_ruleset`` hung for minutes on 600+ rules (SPEC §9): no chunk is larger.
+MAX_DURABLE_RULES = 400
+
+
+@dataclass
+class LoweredStratum:
+    """A stratum as durable rulesets: ``chunks`` (name, definition), the ``plan`` of the one
+    fact they match, and each durable rule name's rule."""
+
+    rules: dict[str, CompiledRule]
+    plan: FactPlan
+    chunks: list[tuple[str, dict[str, Any]]]
+
+
+def lower_stratum(policy: str, index: int, rules: list[CompiledRule]) -> LoweredStratum:
+    """Lower one stratum's conditions to durable rulesets of at most MAX_DURABLE_RULES rules.
+
+    :raises EngineError: a condition beyond durable's limits, naming the rule.
+    """
+    compiler = ConditionCompiler()
+    definition: dict[str, Any] = {}
+    by_name: dict[str, CompiledRule] = {}
+    for rule in rules:
+        try:
+            bodies = compiler.compile(rule.condition)
+        except TooComplex as exc:
+            raise EngineError(
+                f"{rule.location}: rule {rule.id!r}: the durable engine cannot run it: {exc}"
+                " (or use --engine native)"
+            ) from None
+        for i, body in enumerate(bodies):
+            # one durable rule per alternative of the condition; any of them fires the rule
+            by_name[f"{rule.key}|{i}"] = rule
+            definition[f"{rule.key}|{i}"] = body
+    names = list(definition)
+    chunks: list[tuple[str, dict[str, Any]]] = []
+    for start in range(0, max(len(names), 1), MAX_DURABLE_RULES):
+        part = {n: definition[n] for n in names[start : start + MAX_DURABLE_RULES]}
+        chunks.append((f"{policy}#{index}.{len(chunks)}@{definition_digest(part)}", part))
+    return LoweredStratum(by_name, compiler.plan, chunks)
+
+
+class DurableEngine(Engine):
+    name = "durable"
+
+    def __init__(
+        self,
+        policy_set: PolicySet,
+        actions: Mapping[str, RegisteredAction],
+        *,
+        driver: DurableDriver | None = None,
+        max_actions: int = 10_000,
+    ):
+        super().__init__(policy_set, actions)
+        self.driver = driver or get_driver()
+        self.max_actions = max_actions
+        self.strata = {
+            name: [lower_stratum(name, k, s.rules) for k, s in enumerate(policy.strata)]
+            for name, policy in policy_set.policies.items()
+        }
+        for lowered in self.strata.values():
+            for stratum in lowered:
+                for chunk_name, definition in stratum.chunks:
+                    self.driver.register(chunk_name, definition)
+
+    def match(self, policy: Policy, stratum: int, view: Mapping[str, Any]) -> list[CompiledRule]:
+        lowered = self.strata[policy.name][stratum]
+        fact = lowered.plan.build(view)
+        return [
+            lowered.rules[rule]
+            for name, _ in lowered.chunks
+            for rule in self.driver.match(name, fact, max_actions=self.max_actions)
+        ]
+
+
+ENGINE = DurableEngine

@@ -1,0 +1,193 @@
+"""One deal's way through the stages: prepare → engine → combine → clauses (SPEC §2-§4, §8).
+
+:class:`Pipeline` is built once per process (per worker) from the loaded policy set, the
+plugins, the renderer and an engine. :meth:`Pipeline.decide` takes a chunk of raw deals and
+returns one record per deal, in order, and never raises for a deal's fault: a bad deal, a
+failing plugin, a message that cannot render or a bug costs that deal an ``invalid`` record.
+Decision sinks are not called here: they are for ``evaluate``'s final records only
+(:meth:`Pipeline.finish`), never for ``test`` or ``explain``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dealdesk import combine
+from dealdesk.deal.validate import check_fact_types, deal_id_of, derive_facts, validate_deal
+from dealdesk.engines.base import Engine, Evaluation
+from dealdesk.errors import PluginError, record_error
+
+if TYPE_CHECKING:
+    from dealdesk.evaluate import PolicyRun
+    from dealdesk.manager import Plugins
+    from dealdesk.rules.policyset import PolicySet
+    from dealdesk.templating import Renderer
+
+
+@dataclass
+class Prepared:
+    """A raw deal after validation, derivation and enrichment: ``data`` or ``errors``."""
+
+    deal_id: str | None
+    data: dict[str, Any] | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Decision:
+    """A deal's record with what explain, test and render look at."""
+
+    record: dict[str, Any]
+    runs: dict[str, PolicyRun] = field(default_factory=dict)
+    data: dict[str, Any] | None = None
+
+
+class Pipeline:
+    """Decides deals with one policy set, one set of plugins and one engine.
+
+    :param clauses: render clause texts into the records (the slow part).
+    """
+
+    def __init__(
+        self,
+        policy_set: PolicySet,
+        plugins: Plugins,
+        renderer: Renderer,
+        engine: Engine,
+        *,
+        clauses: bool = False,
+    ):
+        self.policy_set = policy_set
+        self.plugins = plugins
+        self.renderer = renderer
+        self.engine = engine
+        self.clauses = clauses
+        self.provenance = combine.provenance(policy_set.versions, policy_set.digest)
+        self.combiner = combine.Combiner(
+            policy_set.approvers, self.provenance, renderer.render_message, plugins.combine
+        )
+
+    # -- the stages
+
+    def prepare(self, raw: Any) -> Prepared:
+        """Validate ``raw`` and add the engine's derived facts and every plugin's."""
+        deal_id = deal_id_of(raw)
+        deal, problems = validate_deal(raw, self.plugins.fact_types)
+        if problems or deal is None:
+            return Prepared(
+                deal_id, errors=[{"path": p.path, "message": p.message} for p in problems]
+            )
+        deal_id = deal.get("id")
+        try:
+            data = {**deal, **derive_facts(deal)}
+            extra = self.plugins.enrich(data)
+            problems = check_fact_types(extra, self.plugins.fact_types)
+            if problems:
+                raise PluginError(
+                    self._fact_owner(problems[0].path), "dealdesk_enrich", f"returned {problems[0]}"
+                )
+            data.update(extra)
+        except Exception as exc:  # a failing plugin, or a bug: it costs this deal only
+            return Prepared(deal_id, errors=[record_error(exc)])
+        return Prepared(deal_id, data)
+
+    def _fact_owner(self, path: str) -> str:
+        # the plugin that declares the fact answers for its value
+        head = path.split(".")[0].split("[")[0]
+        return next(
+            (
+                p.plugin
+                for p in self.plugins.policies.values()
+                if any(f.split(".")[0] == head for f in p.facts)
+            ),
+            "?",
+        )
+
+    def decide(self, raws: Sequence[Any]) -> list[dict[str, Any]]:
+        """One record per raw deal, in order."""
+        return [d.record for d in self.decide_chunk(raws)]
+
+    def evaluate(self, raw: Any) -> dict[str, Any]:
+        """The record of one raw deal."""
+        return self.decide_chunk([raw])[0].record
+
+    def decide_one(self, raw: Any) -> Decision:
+        """The record, runs and prepared data of one deal (``explain``, ``test``, ``render``)."""
+        return self.decide_chunk([raw])[0]
+
+    def decide_chunk(self, raws: Sequence[Any]) -> list[Decision]:
+        prepared = [self.prepare(raw) for raw in raws]
+        ready = [p for p in prepared if p.data is not None]
+        evaluations = iter(self.engine.evaluate([p.data for p in ready if p.data is not None]))
+        decisions = []
+        for item in prepared:
+            if item.data is None:
+                decisions.append(Decision(self.invalid(item.deal_id, item.errors)))
+                continue
+            evaluation: Evaluation = next(evaluations)
+            if evaluation.error is not None:
+                decisions.append(Decision(self.invalid(item.deal_id, [evaluation.error])))
+                continue
+            try:
+                record = self.combine(item.deal_id, item.data, evaluation.runs)
+            except Exception as exc:  # a message that cannot render, an output past JSON, a bug
+                record = self.invalid(item.deal_id, [record_error(exc)])
+            decisions.append(Decision(record, evaluation.runs, item.data))
+        return decisions
+
+    def combine(
+        self, deal_id: Any, data: Mapping[str, Any], runs: Mapping[str, PolicyRun]
+    ) -> dict[str, Any]:
+        record, formatted = self.combiner.record(deal_id, data, runs)
+        if self.clauses:
+            self.render_clauses(record, data, runs, formatted)
+        return record
+
+    def render_clauses(
+        self,
+        record: dict[str, Any],
+        data: Mapping[str, Any],
+        runs: Mapping[str, PolicyRun],
+        formatted: Mapping[str, Mapping[str, Any]],
+    ) -> None:
+        """Render every clause the fired rules asked for into ``record["clauses"]``."""
+        from dealdesk.templating import template_context
+
+        decision = {k: record[k] for k in ("status", "approvals", "reasons")}
+        for name, run in runs.items():
+            for firing in run.firings:
+                for clause_id in firing.effects.clauses:
+                    context = template_context(
+                        data, outputs=formatted[name], rule=firing.rule.id, decision=decision
+                    )
+                    rendered = self.renderer.render_clause(clause_id, context)
+                    record["clauses"].append(
+                        {"id": clause_id, "policy": name, "rule": firing.rule.id, **rendered}
+                    )
+
+    def invalid(self, deal_id: Any, errors: list[dict[str, Any]]) -> dict[str, Any]:
+        return combine.invalid_record(deal_id, errors, self.provenance)
+
+    # -- after the record
+
+    def finish(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Hand a final ``evaluate`` record to the decision sinks; a failing sink makes it
+        invalid, naming the plugin."""
+        try:
+            self.plugins.decision(record)
+        except PluginError as exc:
+            record["errors"].append({"path": "", "message": str(exc), "plugin": exc.plugin})
+            record["status"] = "invalid"
+        return record
+
+
+def requested_clauses(runs: Mapping[str, PolicyRun]) -> list[dict[str, str]]:
+    """The clause ids the fired rules asked for, without rendering them."""
+    return [
+        {"id": c, "policy": name, "rule": f.rule.id}
+        for name, run in runs.items()
+        for f in run.firings
+        for c in f.effects.clauses
+    ]

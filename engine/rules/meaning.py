@@ -1,0 +1,195 @@
+"""The condition tree compiled once into Python closures: the same meaning as
+:func:`dealdesk.rules.expressions.evaluate` (three-valued conditions, exact decimals), without
+walking the tree for every deal.
+
+Closures are built from the checked tree only — literals are captured as values, paths as
+tuples of keys — so nothing a ruleset says is ever turned into code. The native engine matches
+conditions with them; every engine computes ``set`` and ``with`` values with them.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from dealdesk.rules.expressions import (
+    And,
+    Arith,
+    Call,
+    Compare,
+    Const,
+    Exists,
+    Expr,
+    Field,
+    InList,
+    Matches,
+    Not,
+    Or,
+    Quantifier,
+    _arith,
+    _call,
+    _compare,
+    to_decimal,
+)
+
+#: ``fn(data, item)``: the value of an expression on a deal (and the current list element).
+Compiled = Callable[[Mapping[str, Any], Any], Any]
+
+_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+def compile_expr(expr: Expr) -> Compiled:
+    """``expr`` as a closure ``fn(data, item)`` with :func:`evaluate`'s exact meaning."""
+    match expr:
+        case Const(value=value):
+            return lambda data, item: value
+        case Field(path=path, item=True):
+            get = _getter(path)
+            return lambda data, item: get(item if item is not None else {})
+        case Field(path=path):
+            get = _getter(path)
+            return lambda data, item: get(data)
+        case Arith(op=op, left=left, right=right):
+            lf, rf = compile_expr(left), compile_expr(right)
+            return lambda data, item: _arith(op, lf(data, item), rf(data, item))
+        case Compare(op=op, left=left, right=right):
+            return _comparison(op, left, right)
+        case InList(operand=operand, values=values, negated=negated):
+            return _membership(compile_expr(operand), tuple(v.value for v in values), negated)
+        case Exists(target=target):
+            tf = compile_expr(target)
+            return lambda data, item: tf(data, item) is not None
+        case Matches(target=target, pattern=pattern):
+            tf, search = compile_expr(target), re.compile(pattern).search
+
+            def matches(data: Mapping[str, Any], item: Any) -> bool | None:
+                value = tf(data, item)
+                return bool(search(value)) if isinstance(value, str) else None
+
+            return matches
+        case Not(operand=operand):
+            of = compile_expr(operand)
+
+            def negation(data: Mapping[str, Any], item: Any) -> bool | None:
+                value = of(data, item)
+                return None if value is None else not value
+
+            return negation
+        case And(operands=operands):
+            return _junction(tuple(compile_expr(o) for o in operands), False)
+        case Or(operands=operands):
+            return _junction(tuple(compile_expr(o) for o in operands), True)
+        case Quantifier(kind=kind, items=items, body=body):
+            return _quantifier(kind, compile_expr(items), compile_expr(body))
+        case Call(name=name, args=args):
+            fns = tuple(compile_expr(a) for a in args)
+            return lambda data, item: _call(name, [f(data, item) for f in fns])
+    raise TypeError(f"cannot compile {type(expr).__name__}")
+
+
+def _getter(path: str) -> Callable[[Any], Any]:
+    parts = tuple(path.split("."))
+
+    def get(value: Any) -> Any:
+        for part in parts:
+            # dict first: an abstract Mapping check is slow, and this runs for every path read
+            if not (isinstance(value, dict) or isinstance(value, Mapping)):
+                return None
+            value = value.get(part)
+        return value
+
+    return get
+
+
+def _comparison(op: str, left: Expr, right: Expr) -> Compiled:
+    lf, rf = compile_expr(left), compile_expr(right)
+    test = _OPS[op]
+    if isinstance(right, Const) and right.value is not None and not isinstance(right.value, bool):
+        constant = right.value
+        number = to_decimal(constant)
+        if number is not None:
+            # a number: a Decimal value compares exactly as _compare would convert it
+            def with_number(data: Mapping[str, Any], item: Any) -> bool | None:
+                value = lf(data, item)
+                if type(value) is Decimal:
+                    return bool(test(value, number))
+                return None if value is None else _compare(op, value, constant)
+
+            return with_number
+
+        # text that is not a number: only a text value can compare with it
+        def with_text(data: Mapping[str, Any], item: Any) -> bool | None:
+            value = lf(data, item)
+            if type(value) is str:
+                return bool(test(value, constant))
+            return None if value is None else _compare(op, value, constant)
+
+        return with_text
+    return lambda data, item: _compare(op, lf(data, item), rf(data, item))
+
+
+def _membership(operand: Compiled, values: tuple[Any, ...], negated: bool) -> Compiled:
+    texts = frozenset(v for v in values if isinstance(v, str) and to_decimal(v) is None)
+    only_text = len(texts) == len(values)
+
+    def member(data: Mapping[str, Any], item: Any) -> bool | None:
+        value = operand(data, item)
+        if value is None:
+            return None
+        if only_text and type(value) is str:
+            found = value in texts  # a set lookup, however long the list
+        else:
+            found = any(_compare("==", value, v) for v in values)
+        return not found if negated else found
+
+    return member
+
+
+def _junction(operands: tuple[Compiled, ...], decisive: bool) -> Compiled:
+    # SQL's and/or: `decisive` (False for and, True for or) wins; else unknown beats the rest
+    def junction(data: Mapping[str, Any], item: Any) -> bool | None:
+        unknown = False
+        for operand in operands:
+            value = operand(data, item)
+            if value is None:
+                unknown = True
+            elif value == decisive:
+                return decisive
+        return None if unknown else not decisive
+
+    return junction
+
+
+def _quantifier(kind: str, items: Compiled, body: Compiled) -> Compiled:
+    def elements(data: Mapping[str, Any]) -> list[Any]:
+        found = items(data, None)
+        return found if isinstance(found, list) else []
+
+    if kind == "sum":
+
+        def total(data: Mapping[str, Any], item: Any) -> Decimal | None:
+            result = Decimal(0)
+            for element in elements(data):
+                value = to_decimal(body(data, element))
+                if value is None:
+                    return None
+                result += value
+            return result
+
+        return total
+    if kind == "any":
+        # an element whose condition is unknown counts as not true
+        return lambda data, item: any(body(data, e) is True for e in elements(data))
+    return lambda data, item: (
+        bool(found := elements(data)) and all(body(data, e) is True for e in found)
+    )
