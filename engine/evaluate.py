@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from dealdesk import combine
 from dealdesk.actions import ActionContext, Effects
 from dealdesk.errors import PluginError
-from dealdesk.rules.expressions import Expr, evaluate, lookup, to_decimal
+from dealdesk.rules.expressions import Expr, lookup, to_decimal
+from dealdesk.rules.meaning import Compiled, compile_expr
 from dealdesk.rules.policyset import CompiledRule, Policy, PolicySet
 
 if TYPE_CHECKING:
@@ -94,6 +95,15 @@ class PolicyRunner:
     def __init__(self, policy_set: PolicySet, actions: Mapping[str, RegisteredAction]):
         self.policy_set = policy_set
         self.actions = actions
+        policies = policy_set.policies.values()
+        self.windowed = {
+            p.name: any(r.effective_from or r.effective_to for r in p.rulesets) for p in policies
+        }
+        # a stratum whose rules (or actions) read no output matches against the deal as it is
+        self.reads_outputs = {
+            p.name: [any(r.reads() or r.then.action is not None for r in s.rules) for s in p.strata]
+            for p in policies
+        }
 
     def run(self, data: Mapping[str, Any], match: Matcher) -> dict[str, PolicyRun]:
         """Each policy's run on ``data`` (a deal with its derived facts).
@@ -108,15 +118,16 @@ class PolicyRunner:
     def run_policy(self, policy: Policy, data: Mapping[str, Any], match: Matcher) -> PolicyRun:
         """Evaluate every stratum of ``policy`` on ``data``, applying actions as rules fire."""
         run = PolicyRun(policy)
-        applicable = policy.applicable(lookup(data, "dates.close"))
-        everything = len(applicable) == len(policy.rulesets)
-        for index in range(len(policy.strata)):
-            view = {**data, "outputs": run.outputs()}
+        windowed = self.windowed[policy.name]
+        applicable = policy.applicable(lookup(data, "dates.close")) if windowed else None
+        for index, reads_outputs in enumerate(self.reads_outputs[policy.name]):
+            # the outputs so far, for the strata whose rules read them (and for actions)
+            view = {**data, "outputs": run.outputs()} if reads_outputs else data
             matched = sorted(
                 {r.key: r for r in match(policy, index, view)}.values(),
                 key=lambda r: (-r.priority, r.order),
             )
-            if not everything:
+            if applicable is not None:
                 matched = [r for r in matched if r.ruleset.name in applicable]
             for rule, extra in self.select_rows(matched, view, run):
                 firing = Firing(rule)
@@ -234,12 +245,24 @@ def set_values(rule: CompiledRule, data: Mapping[str, Any]) -> dict[str, Any]:
 def value_of(value: Any, data: Mapping[str, Any]) -> Any:
     """A ``set``/``with`` value on ``data``: expressions evaluated, literals as written."""
     if isinstance(value, Expr):
-        return evaluate(value, data)
+        return _compiled(value)(data, None)
     if isinstance(value, list):
         return [value_of(v, data) for v in value]
     if isinstance(value, dict):
         return {k: value_of(v, data) for k, v in value.items()}
     return value
+
+
+_COMPILED: dict[int, tuple[Expr, Compiled]] = {}
+
+
+def _compiled(expr: Expr) -> Compiled:
+    # compiled once per expression object (a policy set's trees live as long as the process
+    # uses them; the tree is kept beside its closure so its id is never reused meanwhile)
+    found = _COMPILED.get(id(expr))
+    if found is None:
+        found = _COMPILED[id(expr)] = (expr, compile_expr(expr))
+    return found[1]
 
 
 def _rank(rule: CompiledRule, data: Mapping[str, Any]) -> int:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import importlib
 import os
-from types import ModuleType
 from collections.abc import Mapping
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from dealdesk.errors import UsageError
