@@ -167,6 +167,7 @@ class Combiner:
         combine_hook: CombineHook,
     ):
         self.approvers = approvers
+        self.rank = {role: i for i, role in enumerate(approvers)}
         self.provenance = provenance
         self.render_message = render_message
         self.combine_hook = combine_hook
@@ -221,7 +222,7 @@ class Combiner:
                             if decision is None:
                                 decision = {
                                     "status": status,
-                                    "approvals": order_roles(requires, self.approvers),
+                                    "approvals": self.order(requires),
                                     "reasons": [r for r in reasons if r["policy"] != name],
                                 }
                             context = template_context(
@@ -231,15 +232,18 @@ class Combiner:
                                 message, context, f"{rule.location} rule {rule.id}"
                             )
                         bucket.append({"policy": name, "rule": rule.id, "message": text})
-        record = decision_record(
+        status = "invalid" if errors else worst(p["status"] for p in policies.values())
+        record = DecisionRecord(
             deal_id,
+            status,
+            self.order(roles),
             policies,
-            approvals=order_roles(roles, self.approvers),
-            reasons=reasons,
-            flags=flags,
-            errors=errors,
-            provenance=self.provenance,
-        )
+            reasons,
+            flags,
+            [],
+            errors,
+            dict(self.provenance),
+        ).to_dict()
         override = self.combine_hook(record)
         if override is not None:
             record = decision_record(
@@ -253,3 +257,8 @@ class Combiner:
                 status=override.get("status", record["status"]),
             )
         return record, formatted
+
+    def order(self, roles: Iterable[str]) -> list[str]:
+        """Unique roles by rank (as :func:`order_roles`, with the ranks looked up once)."""
+        rank, last = self.rank, len(self.rank)
+        return sorted(set(roles), key=lambda r: (rank.get(r, last), r))

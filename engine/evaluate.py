@@ -26,7 +26,8 @@ from dealdesk.rules.policyset import CompiledRule, Policy, PolicySet
 if TYPE_CHECKING:
     from dealdesk.manager import RegisteredAction
 
-#: ``match(policy, stratum_index, view)`` → the rules of that stratum whose condition is true.
+#: ``match(policy, stratum_index, view)`` → the rules of that stratum whose condition is true,
+#: each once, in evaluation order (:func:`evaluation_order`).
 Matcher = Callable[[Policy, int, Mapping[str, Any]], Iterable[CompiledRule]]
 
 
@@ -104,6 +105,22 @@ class PolicyRunner:
             p.name: [any(r.reads() or r.then.action is not None for r in s.rules) for s in p.strata]
             for p in policies
         }
+        # what a rule without an action or expressions does is the same on every deal: its
+        # effects are built once and shared (read-only) by its firings
+        self.static = {
+            rule.key: self._effects(rule)
+            for p in policies
+            for rule in p.rules
+            if rule.then.action is None and not _has_expression(rule.sets)
+        }
+
+    def _effects(self, rule: CompiledRule) -> Effects:
+        effects = Effects()
+        self.apply(rule, Firing(rule, effects), {}, PolicyRun(self._policy_of(rule)), {})
+        return effects
+
+    def _policy_of(self, rule: CompiledRule) -> Policy:
+        return self.policy_set.policies[rule.ruleset.policy]
 
     def run(self, data: Mapping[str, Any], match: Matcher) -> dict[str, PolicyRun]:
         """Each policy's run on ``data`` (a deal with its derived facts).
@@ -123,15 +140,16 @@ class PolicyRunner:
         for index, reads_outputs in enumerate(self.reads_outputs[policy.name]):
             # the outputs so far, for the strata whose rules read them (and for actions)
             view = {**data, "outputs": run.outputs()} if reads_outputs else data
-            matched = sorted(
-                {r.key: r for r in match(policy, index, view)}.values(),
-                key=lambda r: (-r.priority, r.order),
-            )
+            matched = match(policy, index, view)
             if applicable is not None:
                 matched = [r for r in matched if r.ruleset.name in applicable]
             for rule, extra in self.select_rows(matched, view, run):
-                firing = Firing(rule)
-                self.apply(rule, firing, view, run, extra)
+                static = None if extra else self.static.get(rule.key)
+                firing = Firing(rule, static) if static is not None else Firing(rule)
+                if static is None:
+                    self.apply(rule, firing, view, run, extra)
+                for name, value in firing.effects.sets:
+                    run.contribute(name, (-rule.priority, rule.order[:2], len(run.firings)), value)
                 run.firings.append(firing)  # rules of one stratum never read each other's outputs
         return run
 
@@ -202,8 +220,6 @@ class PolicyRunner:
                 getattr(effects, kind).append(RulesetMessage(text))
         if then.action is not None:
             self._act(rule, then.action, effects, data, run)
-        for name, value in effects.sets:
-            run.contribute(name, (-rule.priority, rule.order[:2], len(run.firings)), value)
 
     def _act(
         self,
@@ -235,6 +251,21 @@ class PolicyRunner:
                 )
         for attr in ("sets", "requires", "rejects", "flags", "clauses", "reasons"):
             getattr(effects, attr).extend(getattr(ctx.effects, attr))
+
+
+def _has_expression(value: Any) -> bool:
+    if isinstance(value, Expr):
+        return True
+    if isinstance(value, list):
+        return any(_has_expression(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_expression(v) for v in value.values())
+    return False
+
+
+def evaluation_order(rule: CompiledRule) -> tuple[int, tuple[int, int, int]]:
+    """Rules fire by priority (higher first), then ruleset and file order, then table row."""
+    return (-rule.priority, rule.order)
 
 
 def set_values(rule: CompiledRule, data: Mapping[str, Any]) -> dict[str, Any]:

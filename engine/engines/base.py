@@ -59,4 +59,5 @@ class Engine(ABC):
         self, policy: Policy, stratum: int, view: Mapping[str, Any]
     ) -> Iterable[CompiledRule]:
         """The rules of ``policy.strata[stratum]`` whose condition is true on ``view`` (the deal
-        with ``outputs`` combined so far), in any order."""
+        with ``outputs`` combined so far), each once, in
+        :func:`~dealdesk.evaluate.evaluation_order`."""

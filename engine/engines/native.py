@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from dealdesk.engines.base import Engine
+from dealdesk.evaluate import evaluation_order
 from dealdesk.rules.meaning import Compiled, compile_expr
 
 if TYPE_CHECKING:
@@ -23,8 +24,12 @@ class NativeEngine(Engine):
 
     def __init__(self, policy_set: PolicySet, actions: Mapping[str, RegisteredAction]):
         super().__init__(policy_set, actions)
+        # each stratum's conditions once, in evaluation order: matching keeps that order
         self.strata: dict[str, list[list[tuple[Compiled, CompiledRule]]]] = {
-            name: [[(compile_expr(r.condition), r) for r in s.rules] for s in policy.strata]
+            name: [
+                [(compile_expr(r.condition), r) for r in sorted(s.rules, key=evaluation_order)]
+                for s in policy.strata
+            ]
             for name, policy in policy_set.policies.items()
         }
 

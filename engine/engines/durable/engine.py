@@ -19,6 +19,7 @@ from dealdesk.engines.durable.lowering import (
     definition_digest,
 )
 from dealdesk.errors import EngineError
+from dealdesk.evaluate import evaluation_order
 
 if TYPE_CHECKING:
     from dealdesk.manager import RegisteredAction
@@ -92,11 +93,13 @@ class DurableEngine(Engine):
     def match(self, policy: Policy, stratum: int, view: Mapping[str, Any]) -> list[CompiledRule]:
         lowered = self.strata[policy.name][stratum]
         fact = lowered.plan.build(view)
-        return [
-            lowered.rules[rule]
+        # a rule fires once however many of its alternatives (durable rules) matched
+        matched = {
+            lowered.rules[rule].key: lowered.rules[rule]
             for name, _ in lowered.chunks
             for rule in self.driver.match(name, fact, max_actions=self.max_actions)
-        ]
+        }
+        return sorted(matched.values(), key=evaluation_order)
 
 
 ENGINE = DurableEngine
