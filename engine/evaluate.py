@@ -68,8 +68,10 @@ class PolicyRun:
         spec = self.policy.outputs.get(name)
         # an unknown value (a `set` expression with a missing operand) sets nothing
         values = [v for _, v in self.contributions.get(name, ()) if v is not None]
-        if spec is None:  # undeclared: combines with `first` (SPEC §3)
-            combined = values[0] if values else None
+        if not values:
+            combined = None if spec is None else spec.default
+        elif spec is None:  # undeclared: combines with `first` (SPEC §3)
+            combined = values[0]
         else:
             combined = combine.combine_values(spec.combine, values)
             if combined is None:
@@ -140,7 +142,7 @@ class PolicyRunner:
         for index, reads_outputs in enumerate(self.reads_outputs[policy.name]):
             # the outputs so far, for the strata whose rules read them (and for actions)
             view = {**data, "outputs": run.outputs()} if reads_outputs else data
-            matched = match(policy, index, view)
+            matched = list(match(policy, index, view))
             if applicable is not None:
                 matched = [r for r in matched if r.ruleset.name in applicable]
             for rule, extra in self.select_rows(matched, view, run):

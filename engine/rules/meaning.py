@@ -55,10 +55,9 @@ def compile_expr(expr: Expr) -> Compiled:
             return lambda data, item: value
         case Field(path=path, item=True):
             get = _getter(path)
-            return lambda data, item: get(item if item is not None else {})
+            return lambda data, item: get(item, None)
         case Field(path=path):
-            get = _getter(path)
-            return lambda data, item: get(data)
+            return _getter(path)
         case Arith(op=op, left=left, right=right):
             lf, rf = compile_expr(left), compile_expr(right)
             return lambda data, item: _arith(op, lf(data, item), rf(data, item))
@@ -97,18 +96,40 @@ def compile_expr(expr: Expr) -> Compiled:
     raise TypeError(f"cannot compile {type(expr).__name__}")
 
 
-def _getter(path: str) -> Callable[[Any], Any]:
+def _getter(path: str) -> Compiled:
+    """``get(data, item)``: the value at ``path`` in ``data``, None when any part is missing."""
     parts = tuple(path.split("."))
 
-    def get(value: Any) -> Any:
+    def walk(value: Any) -> Any:
         for part in parts:
-            # dict first: an abstract Mapping check is slow, and this runs for every path read
-            if not (isinstance(value, dict) or isinstance(value, Mapping)):
+            if not isinstance(value, Mapping):
                 return None
             value = value.get(part)
         return value
 
-    return get
+    # the common shapes index straight into the dicts; a missing key or a value that is not a
+    # mapping on the way falls back to the careful walk
+    if len(parts) == 1:
+        (key,) = parts
+
+        def get1(data: Any, item: Any) -> Any:
+            try:
+                return data[key]
+            except (KeyError, TypeError, IndexError):
+                return walk(data)
+
+        return get1
+    if len(parts) == 2:
+        first, second = parts
+
+        def get2(data: Any, item: Any) -> Any:
+            try:
+                return data[first][second]
+            except (KeyError, TypeError, IndexError):
+                return walk(data)
+
+        return get2
+    return lambda data, item: walk(data)
 
 
 def _comparison(op: str, left: Expr, right: Expr) -> Compiled:
