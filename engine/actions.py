@@ -8,6 +8,10 @@ from types import MappingProxyType
 from typing import Any
 
 
+class RulesetMessage(str):
+    """A message written in a ruleset (rendered with Jinja), as opposed to an action's text."""
+
+
 @dataclass
 class Effects:
     """Everything one fired rule (or the action it named) asks for, in the order asked."""

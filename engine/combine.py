@@ -14,6 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 from dealdesk import __version__
+from dealdesk.actions import RulesetMessage
 from dealdesk.errors import DealdeskError
 from dealdesk.money import money_string, round_fraction
 from dealdesk.record import STATUS_ORDER, DecisionRecord
@@ -179,9 +180,6 @@ class Combiner:
 
         :raises DealdeskError: a message that cannot render, an output that is not finite.
         """
-        from dealdesk.evaluate import RulesetMessage
-        from dealdesk.templating import template_context
-
         currency = str(data.get("currency") or "USD")
         policies: dict[str, dict[str, Any]] = {}
         roles: list[str] = []
@@ -225,6 +223,8 @@ class Combiner:
                                     "approvals": self.order(requires),
                                     "reasons": [r for r in reasons if r["policy"] != name],
                                 }
+                            from dealdesk.templating import template_context  # only if needed
+
                             context = template_context(
                                 data, outputs=outputs, rule=rule.id, decision=decision
                             )

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from dealdesk import combine
-from dealdesk.actions import ActionContext, Effects
+from dealdesk.actions import ActionContext, Effects, RulesetMessage
 from dealdesk.errors import PluginError
 from dealdesk.rules.expressions import Expr, lookup, to_decimal
 from dealdesk.rules.meaning import Compiled, compile_expr
@@ -29,10 +29,6 @@ if TYPE_CHECKING:
 #: ``match(policy, stratum_index, view)`` → the rules of that stratum whose condition is true,
 #: each once, in evaluation order (:func:`evaluation_order`).
 Matcher = Callable[[Policy, int, Mapping[str, Any]], Iterable[CompiledRule]]
-
-
-class RulesetMessage(str):
-    """A message written in a ruleset (rendered with Jinja), as opposed to an action's text."""
 
 
 @dataclass
