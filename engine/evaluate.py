@@ -15,7 +15,8 @@ from typing import Any
 
 from dealdesk import combine
 from dealdesk.actions import ActionContext, Effects
-from dealdesk.deal.validate import check_fact_types, deal_id_of, derive_facts, validate_deal
+from dealdesk.deal.derive import derive_facts
+from dealdesk.deal.validate import check_fact_types, deal_id_of, validate_deal
 from dealdesk.engines.durable.driver import DurableDriver, get_driver
 from dealdesk.errors import DealdeskError, DealError, PluginError
 from dealdesk.manager import Plugins

@@ -28,7 +28,7 @@ from jinja2 import TemplateError as JinjaTemplateError
 
 from dealdesk import NAME, __version__, hookspecs
 from dealdesk.combine import STATUS_ORDER
-from dealdesk.deal.validate import JSON_TYPES
+from dealdesk.deal.schema import JSON_TYPES
 from dealdesk.errors import DealdeskError, PluginError
 from dealdesk.io.readers import suffix_key
 

@@ -1,18 +1,13 @@
-"""The deal: its schema, its validation (errors named by field path) and its derived facts.
+"""Deal validation: a raw deal checked against the schema, normalized, errors named by field path.
 
-``FIELDS`` is the one table of every path a ruleset may use — the input fields of SPEC §2 and the
-facts derived from them — with its type and enum values; the expression compiler, the deal JSON
-Schema and :func:`validate_deal` all read it. :func:`validate_deal` turns a raw JSON/YAML/CSV
-value into a normalized deal (money and quantities as :class:`~decimal.Decimal`, dates as ISO
-strings, integer ids as strings); :func:`derive_facts` computes the derived facts in exact
-decimal arithmetic; :func:`check_fact_types` checks what plugins derive against the types they
-declare.
+:func:`validate_deal` turns a raw JSON/YAML/CSV value into a normalized deal (money and
+quantities as :class:`~decimal.Decimal`, dates as ISO strings, integer ids as strings);
+:func:`check_fact_types` checks what plugins derive against the types they declare.
 
-Numbers are bounded so that exact arithmetic stays exact and every number survives the trip to
-durable_rules as a finite JSON number: a deal's number must be below 10^15 in magnitude (a
-quadrillion in any currency or unit) with at most 12 decimal places (trailing zeros do not
-count). Anything else is a located :class:`~dealdesk.errors.DealError`
-(``lines[0].quantity: number out of range ...``), never an arithmetic overflow later.
+Numbers are bounded (:data:`~dealdesk.deal.schema.MAX_MAGNITUDE`,
+:data:`~dealdesk.deal.schema.MAX_PLACES`): anything else is a located
+:class:`~dealdesk.errors.DealError` (``lines[0].quantity: number out of range ...``), never an
+arithmetic overflow later.
 """
 
 from __future__ import annotations
@@ -22,192 +17,30 @@ import difflib
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from decimal import Context, Decimal, localcontext
+from decimal import Context, Decimal
 from functools import lru_cache
-from types import MappingProxyType
 from typing import Any
 
+from dealdesk.deal.schema import (
+    CATEGORIES,
+    DEFAULT_CURRENCY,
+    DERIVED_PATHS,
+    FRACTIONS,
+    INPUT_FIELDS,
+    ITEM_FIELDS,
+    JSON_TYPES,
+    MAX_MAGNITUDE,
+    MAX_PLACES,
+    REQUIRED_LINE_FIELDS,
+    Field,
+)
 from dealdesk.errors import DealError
 from dealdesk.money import minor_units, parse_decimal
 
-__all__ = [
-    "CATEGORIES",
-    "DEFAULT_CURRENCY",
-    "FIELDS",
-    "JSON_TYPES",
-    "MAX_MAGNITUDE",
-    "MAX_PLACES",
-    "RISK_OFFER_TYPES",
-    "Field",
-    "check_fact_types",
-    "deal_id_of",
-    "deal_json_schema",
-    "derive_facts",
-    "validate_deal",
-]
+__all__ = ["check_fact_types", "deal_id_of", "validate_deal"]
 
-
-@dataclass(frozen=True)
-class Field:
-    """One path of the deal: its type, its allowed values, and whether dealdesk derives it.
-
-    ``type`` is ``"number" | "string" | "boolean" | "object" | "array" | "date"`` (dates are ISO
-    strings once validated); ``money`` marks amounts in the deal's currency.
-    """
-
-    type: str
-    enum: tuple[str, ...] | None = None
-    derived: bool = False
-    money: bool = False
-    description: str = ""
-
-
-DEFAULT_CURRENCY = "USD"
-
-#: The JSON Schema type names a plugin may declare for a fact (SPEC §7), with the Python types
-#: of a value of that type (``bool`` is never a number, though Python makes it an ``int``).
-JSON_TYPES: Mapping[str, tuple[type, ...]] = MappingProxyType(
-    {
-        "number": (int, float, Decimal),
-        "string": (str,),
-        "boolean": (bool,),
-        "object": (Mapping,),
-        "array": (list, tuple),
-    }
-)
-
-#: Every number of a deal is below this in magnitude (exclusive) ...
-MAX_MAGNITUDE = Decimal(10) ** 15
-#: ... and has at most this many decimal places: 27 significant digits at most, so sums and
-#: products are exact in :func:`derive_facts` and every value is a finite float for durable_rules.
-MAX_PLACES = 12
-
-SEGMENTS = ("elephant", "deer", "rabbit")
-REGIONS = ("us-west", "us-central", "us-east", "emea", "apac", "latam")
-OFFER_TYPES = ("new_market", "advanced_technology", "standard")
-PRICING_MODELS = ("fixed", "consumption", "kpi", "financial_improvement")
-PARTNER_KINDS = ("system_integrator", "reseller", "distributor")
-PARTNER_TIERS = ("select", "gold", "silver", "registered")
-SUPPORT_MODELS = ("proactive", "break_fix", "none")
-COST_CENTERS = ("project", "product_development")
-CATEGORIES = ("hardware", "software", "labor", "support", "subscription")
-RESOURCES = ("project_manager", "architect", "implementation", "resident_engineer")
-
-RISK_OFFER_TYPES = frozenset({"new_market", "advanced_technology"})
-_PRODUCT = frozenset({"hardware", "software"})
-_SERVICES = frozenset({"labor", "support"})
-
-
-def _input(
-    type_: str, description: str, enum: tuple[str, ...] | None = None, money: bool = False
-) -> Field:
-    return Field(type_, enum, False, money, description)
-
-
-def _derived(type_: str, description: str, money: bool = False) -> Field:
-    return Field(type_, None, True, money, description)
-
-
-FIELDS: dict[str, Field] = {
-    # -- input (SPEC §2) --
-    "id": _input("string", "Deal id; required. Duplicates in a batch are evaluated independently."),
-    "currency": _input("string", "ISO 4217 currency code of every amount; USD when absent."),
-    "customer": _input("object", "The buying customer."),
-    "customer.name": _input("string", "Customer name."),
-    "customer.segment": _input(
-        "string", "Account size: elephant (large), deer (mid), rabbit (small).", SEGMENTS
-    ),
-    "customer.region": _input("string", "Sales region of the customer.", REGIONS),
-    "customer.hq_country": _input(
-        "string", "Country of the customer's headquarters (ISO 3166 code)."
-    ),
-    "customer.government": _input("boolean", "The customer is a government or public-sector body."),
-    "customer.platinum_club": _input("boolean", "The customer belongs to the platinum club."),
-    "customer.presales_consulting": _input("boolean", "The customer bought pre-sales consulting."),
-    "offer": _input("object", "What is sold and how it is priced."),
-    "offer.type": _input(
-        "string", "Offer type; new_market and advanced_technology are risk offers.", OFFER_TYPES
-    ),
-    "offer.pricing": _input("string", "Pricing model.", PRICING_MODELS),
-    "offer.kpi_at_risk": _input("number", "Money at risk under kpi pricing.", money=True),
-    "partner": _input("object", "The selling partner; absent for a direct deal."),
-    "partner.name": _input("string", "Partner name."),
-    "partner.kind": _input("string", "Kind of partner.", PARTNER_KINDS),
-    "partner.tier": _input("string", "Partner program tier.", PARTNER_TIERS),
-    "partner.discount": _input(
-        "number", "Partner discount requested, as a fraction (0..1) of the contract value."
-    ),
-    "support": _input("object", "The support model sold with the deal."),
-    "support.model": _input("string", "Support model.", SUPPORT_MODELS),
-    "support.resident_cost_to": _input(
-        "string", "Who bears the resident engineer's cost (default project).", COST_CENTERS
-    ),
-    "billing": _input("object", "Requested billing terms."),
-    "billing.payment_terms_days": _input("number", "Payment terms in days."),
-    "billing.requested_split": _input(
-        "array", "Requested milestone split, in percent (e.g. [30, 30, 30, 10])."
-    ),
-    "lines": _input("array", "The deal's lines; at least one, with a non-zero total."),
-    "lines[].sku": _input("string", "Stock-keeping unit."),
-    "lines[].category": _input("string", "Line category.", CATEGORIES),
-    "lines[].quantity": _input("number", "Quantity (non-negative)."),
-    "lines[].unit_price": _input("number", "Net price per unit.", money=True),
-    "lines[].list_price": _input(
-        "number", "List price per unit; gives the line discount.", money=True
-    ),
-    "lines[].unit_cost": _input(
-        "number", "Cost per unit; required except on subscription lines.", money=True
-    ),
-    "lines[].resource": _input("string", "Labor resource type.", RESOURCES),
-    "lines[].grade": _input("number", "Labor grade."),
-    "lines[].hours": _input("number", "Labor hours (unit_price is hours x block rate)."),
-    "dates": _input("object", "Key dates."),
-    "dates.close": _input(
-        "date", "Expected close date; rulesets' effective windows compare with it."
-    ),
-    "dates.start": _input("date", "Contract start date."),
-    # -- derived (SPEC §2), computed by derive_facts --
-    "totals": _derived("object", "Sums over the lines."),
-    "totals.product": _derived(
-        "number", "quantity x unit_price over hardware and software lines.", money=True
-    ),
-    "totals.services": _derived(
-        "number", "quantity x unit_price over labor and support lines.", money=True
-    ),
-    "totals.support": _derived("number", "quantity x unit_price over support lines.", money=True),
-    "totals.subscription": _derived(
-        "number", "quantity x unit_price over subscription lines.", money=True
-    ),
-    "totals.contract": _derived("number", "quantity x unit_price over all lines.", money=True),
-    "totals.cost": _derived(
-        "number", "quantity x unit_cost over lines that have a cost.", money=True
-    ),
-    "margin": _derived("number", "1 - totals.cost / totals.contract."),
-    "services_ratio": _derived("number", "totals.services / totals.contract."),
-    "max_line_discount": _derived(
-        "number", "Largest 1 - unit_price / list_price; 0 without list prices."
-    ),
-    "risk_offer": _derived("boolean", "offer.type is new_market or advanced_technology."),
-    "labor_margin": _derived("number", "1 - labor cost / labor price; absent without labor lines."),
-    "lines[].amount": _derived("number", "quantity x unit_price.", money=True),
-    "lines[].margin": _derived(
-        "number", "1 - unit_cost / unit_price; absent when unit_price is 0."
-    ),
-}
-
-_FRACTIONS = frozenset({"partner.discount"})
-_REQUIRED_LINE_FIELDS = ("category", "quantity", "unit_price")
-
-_INPUT_SCHEMA: dict[str, Field] = {path: f for path, f in FIELDS.items() if not f.derived}
 # What validation walks: the input paths plus the items of each array ("path[]").
-_CORE_SCHEMA: dict[str, Field] = {
-    **_INPUT_SCHEMA,
-    "lines[]": Field("object"),
-    "billing.requested_split[]": Field("number"),
-}
-_DERIVED_PATHS = frozenset(path for path, f in FIELDS.items() if f.derived)
-# JSON Schema type names validate_deal's extra_types accept: a plugin's (SPEC §7), "integer", "null".
+_CORE_SCHEMA: Mapping[str, Field] = {**INPUT_FIELDS, **ITEM_FIELDS}
 _EXTRA_TYPE_NAMES = frozenset(JSON_TYPES) | {"integer", "null"}
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # Integers beyond this (about 150 digits) are never shown in full.
@@ -257,8 +90,8 @@ def validate_deal(
     deal desk books in one home currency; an explicit code is still checked against ISO 4217).
     An integer ``id`` (YAML reads ``id: 1001`` as a number) is accepted and kept as the string
     ``"1001"``, so the deal and its record always carry a string id; other non-string ids are
-    errors. Numbers must be below :data:`MAX_MAGNITUDE` with at most :data:`MAX_PLACES` decimal
-    places (see the module docstring).
+    errors. Numbers must be below :data:`~dealdesk.deal.schema.MAX_MAGNITUDE` with at most
+    :data:`~dealdesk.deal.schema.MAX_PLACES` decimal places (trailing zeros do not count).
     A known field whose value is ``null`` is treated as absent. Fields nobody declares are kept
     as they are (not copied). Derived facts (``totals``, ``margin``, ``lines[].amount`` ...) may
     not appear in the input: dealdesk computes them, and a stale value would mislead a reader.
@@ -322,7 +155,7 @@ def _check_lines(deal: dict[str, Any], errors: list[DealError], reported: set[st
         if not isinstance(line, dict):
             complete = False
             continue
-        for name in _REQUIRED_LINE_FIELDS:
+        for name in REQUIRED_LINE_FIELDS:
             if name not in line and f"lines[{index}].{name}" not in reported:
                 errors.append(DealError(f"lines[{index}].{name}", "missing required field"))
         category = line.get("category")
@@ -368,7 +201,7 @@ def _normalize_mapping(
             continue
         path = f"{prefix}.{key}" if prefix else key
         where = f"{shown}.{key}" if shown else key
-        if path in _DERIVED_PATHS:
+        if path in DERIVED_PATHS:
             errors.append(
                 DealError(where, "is a derived fact computed by dealdesk; remove it from the deal")
             )
@@ -479,10 +312,10 @@ def _normalize_number(
         errors.append(DealError(where, f"expected an integer, got {value!r}"))
         return _INVALID
     # Schema numbers are never negative; split parts (not in the schema) are BM-6's to reject.
-    if number < 0 and path in _INPUT_SCHEMA:
+    if number < 0 and path in INPUT_FIELDS:
         errors.append(DealError(where, f"must not be negative, got {value}"))
         return _INVALID
-    if path in _FRACTIONS and number > 1:
+    if path in FRACTIONS and number > 1:
         errors.append(DealError(where, f"must be a fraction between 0 and 1, got {value}"))
         return _INVALID
     return number
@@ -618,7 +451,7 @@ def _schema(extra: tuple[tuple[str, str], ...]) -> Mapping[str, Field]:
         return _CORE_SCHEMA
     schema = dict(_CORE_SCHEMA)
     for path, types in extra:
-        if path in schema or path in _DERIVED_PATHS:
+        if path in schema or path in DERIVED_PATHS:
             continue  # the core schema wins over a plugin's declaration
         schema[path] = Field(types)
         parent = path
@@ -716,210 +549,3 @@ def _fact_type_problem(value: Any, kind: str) -> str | None:
         if not finite:
             return f"expected a finite number (a JSON double), got {_short(value)}"
     return None
-
-
-# ---------------------------------------------------------------------------------------------
-# derived facts
-
-# Enough digits that sums and products are exact: validated numbers have at most 27 digits
-# (MAX_MAGNITUDE, MAX_PLACES), so a product has at most 54 and a sum a few more.
-_EXACT = Context(prec=80)
-# Quotients round to Python's standard 28 digits, whatever context the caller has set, so a
-# plugin or a test computing 1 - cost / price the usual way gets the same Decimal.
-_QUOTIENT = Context(prec=28)
-
-
-def _one_minus(numerator: Decimal, denominator: Decimal) -> Decimal:
-    """``1 - numerator / denominator`` with the standard 28-digit quotient."""
-    return _QUOTIENT.subtract(Decimal(1), _QUOTIENT.divide(numerator, denominator))
-
-
-def _number(value: object) -> Decimal:
-    return value if isinstance(value, Decimal) else parse_decimal(value)
-
-
-def derive_facts(deal: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the derived facts of SPEC §2 for a validated deal, in exact decimal arithmetic.
-
-    Keys: ``totals`` (``product``, ``services``, ``support``, ``subscription``, ``contract``,
-    ``cost``), ``margin`` (absent when the contract is 0 or a costed line lacks ``unit_cost``),
-    ``services_ratio`` (absent when the contract is 0), ``max_line_discount`` (0 when no line
-    has a non-zero list price), ``risk_offer`` (bool), ``labor_margin`` (absent without labor
-    lines, when their price is 0 or one lacks a cost) and ``lines``: new copies of the lines,
-    each with ``amount`` and, when ``unit_price`` is not 0 and the line has a cost, ``margin``.
-    The caller merges these keys into the deal; the deal itself is not changed. Numbers that are
-    not yet ``Decimal`` are parsed, so a hand-written deal works too.
-    """
-    totals = dict.fromkeys(
-        ("product", "services", "support", "subscription", "contract", "cost"), Decimal(0)
-    )
-    lines: list[dict[str, Any]] = []
-    costed_complete = True
-    labor_price = labor_cost = Decimal(0)
-    labor_lines = 0
-    labor_complete = True
-    discounts: list[Decimal] = []
-    with localcontext(_EXACT):
-        for line in deal.get("lines") or ():
-            category = line.get("category")
-            price = _number(line.get("unit_price", 0))
-            quantity = _number(line.get("quantity", 0))
-            amount = quantity * price
-            copy = {**line, "amount": amount}
-            cost = None if line.get("unit_cost") is None else _number(line["unit_cost"])
-            if cost is not None:
-                totals["cost"] += quantity * cost
-                if price != 0:
-                    copy["margin"] = _one_minus(cost, price)
-            elif category != "subscription":
-                costed_complete = False
-            lines.append(copy)
-
-            totals["contract"] += amount
-            if category in _PRODUCT:
-                totals["product"] += amount
-            elif category in _SERVICES:
-                totals["services"] += amount
-                if category == "support":
-                    totals["support"] += amount
-            elif category == "subscription":
-                totals["subscription"] += amount
-            if category == "labor":
-                labor_lines += 1
-                labor_price += amount
-                if cost is None:
-                    labor_complete = False
-                else:
-                    labor_cost += quantity * cost
-
-            list_price = line.get("list_price")
-            if list_price is not None and _number(list_price) != 0:
-                discounts.append(_one_minus(price, _number(list_price)))
-
-        facts: dict[str, Any] = {"totals": totals}
-        contract = totals["contract"]
-        if contract != 0 and costed_complete:
-            facts["margin"] = _one_minus(totals["cost"], contract)
-        if contract != 0:
-            facts["services_ratio"] = _QUOTIENT.divide(totals["services"], contract)
-        facts["max_line_discount"] = max(discounts) if discounts else Decimal(0)
-        offer = deal.get("offer")
-        facts["risk_offer"] = isinstance(offer, Mapping) and offer.get("type") in RISK_OFFER_TYPES
-        if labor_lines and labor_price != 0 and labor_complete:
-            facts["labor_margin"] = _one_minus(labor_cost, labor_price)
-    facts["lines"] = lines
-    return facts
-
-
-# ---------------------------------------------------------------------------------------------
-# JSON Schema
-
-_JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-# A number, or a decimal string (CSV cells, exact money in JSON); negative only where allowed.
-_NUMBER_TEXT = r"^\s*[+]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"
-_SIGNED_NUMBER_TEXT = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"
-
-
-def deal_json_schema() -> dict[str, Any]:
-    """Return the JSON Schema (draft 2020-12) of a deal's input, for ``dealdesk schema deal``.
-
-    Built from :data:`FIELDS` (input paths only): types, enums, descriptions, the required
-    fields, and ``unit_cost`` required on every line but subscription lines. Unknown fields are
-    allowed (they are kept in the deal). Editors use it through the YAML language server.
-    """
-    root = _schema_node("")
-    return {
-        "$schema": _JSON_SCHEMA_DIALECT,
-        "title": "dealdesk deal",
-        "description": (
-            "A deal evaluated by dealdesk (SPEC §2). Money is a number or a decimal string in the "
-            "deal's currency; every number is below 1e15 in magnitude with at most 12 decimal "
-            "places. An integer id is kept as a string. Derived facts (totals, margin, "
-            "services_ratio, max_line_discount, risk_offer, labor_margin, lines[].amount, "
-            "lines[].margin) are computed by dealdesk and must not be given."
-        ),
-        **root,
-    }
-
-
-def _children(prefix: str) -> list[str]:
-    """The direct child names of ``prefix`` among the input paths, in FIELDS order."""
-    start = f"{prefix}." if prefix else ""
-    names = []
-    for path in _INPUT_SCHEMA:
-        if path.startswith(start) and path != prefix:
-            rest = path[len(start) :]
-            if "." not in rest and "[" not in rest:
-                names.append(rest)
-    return names
-
-
-def _schema_node(path: str) -> dict[str, Any]:
-    """The JSON Schema of the input field at ``path`` ("" is the deal itself)."""
-    if path == "":
-        node: dict[str, Any] = {"type": "object"}
-        field = None
-    else:
-        field = _INPUT_SCHEMA[path]
-        node = {"description": field.description}
-    kind = "object" if field is None else field.type
-
-    if kind == "object":
-        node["type"] = "object"
-        node["properties"] = {
-            name: _schema_node(f"{path}.{name}" if path else name) for name in _children(path)
-        }
-        if path == "":
-            node["required"] = ["id", "lines"]
-    elif kind == "array" and _CORE_SCHEMA[f"{path}[]"].type != "object":
-        node.update(type="array", items=_number_schema(signed=True))
-    elif kind == "array":
-        item_prefix = f"{path}[]"
-        node.update(
-            type="array",
-            minItems=1,
-            items={
-                "type": "object",
-                "properties": {
-                    name: _schema_node(f"{item_prefix}.{name}") for name in _children(item_prefix)
-                },
-                "required": list(_REQUIRED_LINE_FIELDS),
-                # unit_cost is required on every line except subscription lines (PM-11).
-                "if": {
-                    "required": ["category"],
-                    "properties": {"category": {"not": {"const": "subscription"}}},
-                },
-                "then": {"required": ["unit_cost"]},
-            },
-        )
-    elif kind == "number":
-        node.update(_number_schema(signed=False, fraction=path in _FRACTIONS))
-    elif kind == "date":
-        node.update(type="string", format="date")
-    elif kind == "boolean":
-        node["type"] = "boolean"
-    else:
-        node["type"] = "string"
-        if field is not None and field.enum:
-            node["enum"] = list(field.enum)
-    if path == "id":
-        # an integer id (YAML's `id: 1001`) is accepted and kept as the string "1001"
-        node.pop("type")
-        node["anyOf"] = [{"type": "string", "minLength": 1}, {"type": "integer"}]
-    if path == "currency":
-        node.update(pattern="^[A-Z]{3}$", default=DEFAULT_CURRENCY)
-    return node
-
-
-def _number_schema(signed: bool, fraction: bool = False) -> dict[str, Any]:
-    # MAX_PLACES cannot be said of a JSON number portably; validate_deal checks it.
-    number: dict[str, Any] = {"type": "number", "exclusiveMaximum": int(MAX_MAGNITUDE)}
-    if signed:
-        number["exclusiveMinimum"] = -int(MAX_MAGNITUDE)
-    else:
-        number["minimum"] = 0
-    if fraction:
-        number.pop("exclusiveMaximum")
-        number["maximum"] = 1
-    text = {"type": "string", "pattern": _SIGNED_NUMBER_TEXT if signed else _NUMBER_TEXT}
-    return {"anyOf": [number, text]}

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from dealdesk.deal import validate as deals
+from dealdesk.deal import schema as deals
 from dealdesk.engines.durable.lowering import (
     CellError,
     ConditionCompiler,

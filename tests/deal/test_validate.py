@@ -1,4 +1,4 @@
-"""Tests for dealdesk.deal.validate: the schema table, validation by field path, derived facts, JSON Schema."""
+"""Tests for dealdesk.deal.validate: validation by field path, normalization, plugin fact types."""
 
 from __future__ import annotations
 
@@ -9,22 +9,11 @@ from decimal import Context, Decimal
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 import yaml
-from hypothesis import given
-from hypothesis import strategies as st
 
-from dealdesk.deal.validate import (
-    CATEGORIES,
-    FIELDS,
-    JSON_TYPES,
-    check_fact_types,
-    deal_id_of,
-    deal_json_schema,
-    derive_facts,
-    validate_deal,
-)
+from dealdesk.deal.derive import derive_facts
+from dealdesk.deal.validate import check_fact_types, deal_id_of, validate_deal
 from dealdesk.errors import DealError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "deals"
@@ -51,57 +40,11 @@ def errors_of(raw: object, **kwargs: Any) -> list[str]:
     return [str(error) for error in errors]
 
 
-# -- FIELDS -------------------------------------------------------------------------------------
-
-
-def test_fields_cover_the_spec_paths() -> None:
-    expected = {
-        "id", "currency", "customer.segment", "customer.region", "customer.government",
-        "offer.type", "offer.pricing", "offer.kpi_at_risk", "partner.tier", "partner.discount",
-        "support.model", "support.resident_cost_to", "billing.payment_terms_days",
-        "billing.requested_split", "lines", "lines[].category", "lines[].unit_price",
-        "lines[].list_price", "lines[].unit_cost", "lines[].resource", "dates.close",
-        "totals.product", "totals.contract", "totals.cost", "margin", "services_ratio",
-        "max_line_discount", "risk_offer", "labor_margin", "lines[].amount", "lines[].margin",
-    }  # fmt: skip
-    assert expected <= set(FIELDS)
-
-
-def test_every_field_has_a_known_type_and_its_parent() -> None:
-    for path, field in FIELDS.items():
-        assert field.type in {"number", "string", "boolean", "object", "array", "date"}, path
-        parent = path.rsplit(".", 1)[0] if "." in path else None
-        if parent is not None:
-            parent = parent.removesuffix("[]")
-            expected = "array" if path.split(".")[-2].endswith("[]") else "object"
-            assert FIELDS[parent].type == expected, path
-        if field.enum is not None:
-            assert field.type == "string", path
-        assert field.description, path
-
-
-def test_fields_types_enums_and_derived_flags() -> None:
-    assert FIELDS["lines[].category"].enum == CATEGORIES
-    assert FIELDS["customer.region"].enum == (
-        "us-west",
-        "us-central",
-        "us-east",
-        "emea",
-        "apac",
-        "latam",
-    )
-    assert FIELDS["risk_offer"].type == "boolean" and FIELDS["risk_offer"].derived
-    assert FIELDS["totals"].type == "object" and FIELDS["totals"].derived
-    assert FIELDS["totals.product"].money and FIELDS["lines[].unit_cost"].money
-    assert not FIELDS["lines[].unit_cost"].derived
-    assert FIELDS["dates.close"].type == "date"
-    assert FIELDS["billing.requested_split"].type == "array"
-    derived = {path for path, field in FIELDS.items() if field.derived}
-    assert derived == {
-        "totals", "totals.product", "totals.services", "totals.support", "totals.subscription",
-        "totals.contract", "totals.cost", "margin", "services_ratio", "max_line_discount",
-        "risk_offer", "labor_margin", "lines[].amount", "lines[].margin",
-    }  # fmt: skip
+def validated(raw: dict[str, Any]) -> dict[str, Any]:
+    deal, errors = validate_deal(raw)
+    assert errors == [], errors
+    assert deal is not None
+    return deal
 
 
 # -- validate_deal: the good path ----------------------------------------------------------------
@@ -536,208 +479,6 @@ def test_check_fact_types_names_each_wrong_value_by_path(
     errors = check_fact_types(derived, types)
     assert all(isinstance(error, DealError) for error in errors)
     assert [str(error) for error in errors] == expected
-
-
-def test_json_types_are_the_plugin_fact_types() -> None:
-    from dealdesk.manager import FACT_TYPES
-
-    assert set(JSON_TYPES) == FACT_TYPES == {"number", "string", "boolean", "object", "array"}
-
-
-# -- derive_facts -------------------------------------------------------------------------------
-
-
-def validated(raw: dict[str, Any]) -> dict[str, Any]:
-    deal, errors = validate_deal(raw)
-    assert errors == [], errors
-    assert deal is not None
-    return deal
-
-
-def test_derive_facts_of_the_spec_deal() -> None:
-    deal = validated(load_example("acme-risk.yaml"))
-    before = copy.deepcopy(deal)
-    facts = derive_facts(deal)
-    assert deal == before  # the caller merges; the deal is not changed
-    assert list(facts) == [
-        "totals",
-        "margin",
-        "services_ratio",
-        "max_line_discount",
-        "risk_offer",
-        "labor_margin",
-        "lines",
-    ]
-    assert facts["totals"] == {
-        "product": Decimal(1_000_000),
-        "services": Decimal(389_600),
-        "support": Decimal(300_000),
-        "subscription": Decimal(0),
-        "contract": Decimal(1_389_600),
-        "cost": Decimal(697_200),
-    }
-    assert facts["margin"] == 1 - Decimal(697_200) / Decimal(1_389_600)
-    assert facts["services_ratio"] == Decimal(389_600) / Decimal(1_389_600)
-    assert facts["max_line_discount"] == 1 - Decimal(150_000) / Decimal(175_000)
-    assert facts["labor_margin"] == Decimal("0.25")
-    assert facts["risk_offer"] is True
-    assert [line["amount"] for line in facts["lines"]] == [
-        Decimal(600_000),
-        Decimal(400_000),
-        Decimal(89_600),
-        Decimal(300_000),
-    ]
-    assert facts["lines"][0]["margin"] == Decimal("0.35")
-    assert facts["lines"][0]["sku"] == "EDGE-APL"  # copies keep the input fields
-    assert "amount" not in deal["lines"][0]
-
-
-def test_discount_is_exact() -> None:
-    raw = minimal_deal(
-        lines=[
-            {
-                "category": "software",
-                "quantity": 1,
-                "unit_price": 70,
-                "list_price": 100,
-                "unit_cost": 7,
-            }
-        ]
-    )
-    facts = derive_facts(validated(raw))
-    assert facts["max_line_discount"] == Decimal("0.30")
-    assert str(facts["max_line_discount"]) == "0.3"
-    assert facts["lines"][0]["margin"] == Decimal("0.9")
-
-
-def test_optional_facts_are_absent_when_undefined() -> None:
-    raw = minimal_deal(
-        offer={"type": "standard"},
-        lines=[
-            {"category": "hardware", "quantity": 1, "unit_price": 100, "unit_cost": 60},
-            {"category": "support", "quantity": 1, "unit_price": 0, "unit_cost": 10},
-            {"category": "subscription", "quantity": 2, "unit_price": 25},
-        ],
-    )
-    facts = derive_facts(validated(raw))
-    assert facts["max_line_discount"] == 0  # no list prices
-    assert "labor_margin" not in facts  # no labor lines
-    assert facts["risk_offer"] is False
-    assert "margin" not in facts["lines"][1]  # unit_price 0
-    assert "margin" not in facts["lines"][2]  # subscription without cost
-    assert facts["lines"][2]["amount"] == Decimal(50)
-    # A subscription line without cost is not a costed line: the deal margin exists.
-    assert facts["margin"] == 1 - Decimal(70) / Decimal(150)
-    assert facts["totals"]["subscription"] == Decimal(50)
-    assert facts["totals"]["support"] == Decimal(0)
-
-
-def test_margin_is_absent_when_a_costed_line_lacks_cost() -> None:
-    # validate_deal refuses such deals; derive_facts still never treats a missing cost as zero.
-    deal = {
-        "lines": [
-            {"category": "hardware", "quantity": 1, "unit_price": 10},
-            {"category": "labor", "quantity": 1, "unit_price": 10},
-        ]
-    }
-    facts = derive_facts(deal)
-    assert "margin" not in facts
-    assert "labor_margin" not in facts
-    assert facts["totals"]["contract"] == Decimal(20)
-
-
-def test_derive_facts_accepts_plain_numbers() -> None:
-    facts = derive_facts(
-        {
-            "offer": {"type": "advanced_technology"},
-            "lines": [{"category": "labor", "quantity": 2, "unit_price": 0.1, "unit_cost": "0.05"}],
-        }
-    )
-    assert facts["totals"]["services"] == Decimal("0.2")
-    assert facts["labor_margin"] == Decimal("0.5")
-    assert facts["risk_offer"] is True
-
-
-amounts = st.decimals(
-    min_value=0, max_value=Decimal("1e9"), places=2, allow_nan=False, allow_infinity=False
-)
-quantities = st.decimals(
-    min_value=0, max_value=10_000, places=3, allow_nan=False, allow_infinity=False
-)
-line_strategy = st.fixed_dictionaries(
-    {
-        "category": st.sampled_from(CATEGORIES),
-        "quantity": quantities,
-        "unit_price": amounts,
-        "unit_cost": amounts,
-    },
-    optional={"list_price": amounts},
-)
-
-
-@given(st.lists(line_strategy, min_size=1, max_size=12))
-def test_totals_equal_the_sum_of_line_amounts(lines: list[dict[str, Any]]) -> None:
-    facts = derive_facts({"id": "P", "lines": lines})
-    totals = facts["totals"]
-    line_amounts = [line["amount"] for line in facts["lines"]]
-    assert line_amounts == [line["quantity"] * line["unit_price"] for line in lines]
-    assert totals["contract"] == sum(line_amounts, Decimal(0))
-    assert totals["product"] + totals["services"] + totals["subscription"] == totals["contract"]
-    assert totals["support"] == sum(
-        (a for a, line in zip(line_amounts, lines, strict=True) if line["category"] == "support"),
-        Decimal(0),
-    )
-    assert totals["cost"] == sum(
-        (line["quantity"] * line["unit_cost"] for line in lines), Decimal(0)
-    )
-    if totals["contract"] != 0:
-        assert facts["margin"] == 1 - totals["cost"] / totals["contract"]
-        assert 0 <= facts["services_ratio"] <= 1
-    else:
-        assert "margin" not in facts and "services_ratio" not in facts
-
-
-# -- JSON Schema --------------------------------------------------------------------------------
-
-
-def as_json(value: object) -> Any:
-    """What a JSON editor would see: dates as strings."""
-    return json.loads(json.dumps(value, default=str))
-
-
-def test_deal_json_schema_is_valid_draft_2020_12() -> None:
-    schema = deal_json_schema()
-    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    jsonschema.Draft202012Validator.check_schema(schema)
-    assert schema["required"] == ["id", "lines"]
-    assert schema["properties"]["customer"]["properties"]["region"]["enum"][0] == "us-west"
-    line = schema["properties"]["lines"]["items"]
-    assert line["properties"]["category"]["enum"] == list(CATEGORIES)
-    assert "totals" not in schema["properties"]  # derived facts are not input
-    assert json.dumps(schema, sort_keys=True) == json.dumps(deal_json_schema(), sort_keys=True)
-
-
-def test_deal_json_schema_bounds_numbers_and_accepts_integer_ids() -> None:
-    validator = jsonschema.Draft202012Validator(deal_json_schema())
-    deal = minimal_deal(id=1001)
-    assert list(validator.iter_errors(deal)) == []
-    deal["lines"][0]["quantity"] = 10**15
-    deal["billing"] = {"requested_split": [-(10**15)]}
-    assert len(list(validator.iter_errors(deal))) == 2
-
-
-def test_deal_json_schema_accepts_the_examples_and_refuses_the_invalid_one() -> None:
-    validator = jsonschema.Draft202012Validator(
-        deal_json_schema(), format_checker=jsonschema.FormatChecker()
-    )
-    for path in sorted(EXAMPLES.glob("*.yaml")):
-        problems = list(validator.iter_errors(as_json(load_example(path.name))))
-        if path.name.startswith("invalid"):
-            messages = " ".join(problem.message for problem in problems)
-            assert "'mars' is not one of" in messages
-            assert "'unit_cost' is a required property" in messages
-        else:
-            assert problems == [], (path.name, [p.message for p in problems])
 
 
 # -- the bundled examples -----------------------------------------------------------------------
