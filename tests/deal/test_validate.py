@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import decimal
 import json
 import re
 from decimal import Context, Decimal
@@ -11,9 +12,12 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dealdesk.deal.derive import derive_facts
-from dealdesk.deal.validate import check_fact_types, deal_id_of, validate_deal
+from dealdesk.deal.schema import CATEGORIES, OFFER_TYPES
+from dealdesk.deal.validate import check_fact_types, deal_id_of, prepare_deal, validate_deal
 from dealdesk.errors import DealError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "deals"
@@ -429,6 +433,142 @@ def test_an_overflowing_deal_is_invalid_not_a_crash() -> None:
     deal, errors = validate_deal(raw)
     assert deal is None
     assert [error.path for error in errors] == ["lines[0].quantity", "lines[0].unit_price"]
+
+
+# -- prepare_deal: validation and derived facts in one walk -------------------------------------
+
+
+def validate_then_derive(
+    raw: object, extra_types: dict[str, Any] | None = None
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """What prepare_deal stands for: validate_deal, then the deal merged with derive_facts."""
+    deal, errors = validate_deal(raw, extra_types)
+    if deal is None:
+        return None, [str(error) for error in errors]
+    return {**deal, **derive_facts(deal)}, []
+
+
+def ordered(value: Any) -> Any:
+    """``value`` with its key order and each Decimal's exact form, for comparing both."""
+    if isinstance(value, dict):
+        return [(key, ordered(item)) for key, item in value.items()]
+    if isinstance(value, list):
+        return [ordered(item) for item in value]
+    if isinstance(value, Decimal):
+        return ("Decimal", str(value))
+    return value
+
+
+def prepared(raw: object, extra_types: dict[str, Any] | None = None) -> Any:
+    data, errors = prepare_deal(raw, extra_types)
+    assert (data is None) == bool(errors)
+    return ordered(data), [str(error) for error in errors]
+
+
+def example_raws() -> list[Any]:
+    raws = [load_example(path.name) for path in sorted(EXAMPLES.glob("*.yaml"))]
+    book = (EXAMPLES / "book.jsonl").read_text(encoding="utf-8").splitlines()
+    return raws + [json.loads(line, parse_float=Decimal) for line in book]
+
+
+@pytest.mark.parametrize("raw", example_raws(), ids=lambda raw: str(raw.get("id")))
+def test_prepare_deal_is_validate_then_derive(raw: dict[str, Any]) -> None:
+    before = copy.deepcopy(raw)
+    data, errors = validate_then_derive(raw)
+    assert prepared(raw) == (ordered(data), errors)
+    assert raw == before  # the input is not changed
+
+
+def test_prepare_deal_gives_the_facts_with_the_deal() -> None:
+    data, errors = prepare_deal(minimal_deal())
+    assert errors == [] and data is not None
+    assert list(data) == [
+        "id",
+        "lines",
+        "currency",  # USD by default
+        "totals",
+        "margin",
+        "services_ratio",
+        "max_line_discount",
+        "risk_offer",
+    ]  # no labor_margin without labor lines
+    assert data["totals"]["contract"] == Decimal(100)
+    assert data["margin"] == Decimal("0.4")
+    assert data["lines"] == [
+        {
+            "sku": "A",
+            "category": "hardware",
+            "quantity": 1,
+            "unit_price": 100,
+            "unit_cost": 60,
+            "amount": 100,
+            "margin": Decimal("0.4"),
+        }
+    ]
+
+
+values = st.one_of(
+    st.decimals(min_value=0, max_value=Decimal("1e6"), places=3, allow_nan=False),
+    st.integers(min_value=-2, max_value=10**6),
+    st.sampled_from([None, "12.50", "-1", "x", 1.5, True, [], Decimal("1e20"), Decimal("0E-20")]),
+)
+mangled_lines = st.lists(
+    st.one_of(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "category": st.sampled_from((*CATEGORIES, "hardwear", None)),
+                "quantity": values,
+                "unit_price": values,
+                "unit_cost": values,
+                "list_price": values,
+                "amount": values,
+            },
+        ),
+        st.sampled_from([7, "line"]),
+    ),
+    max_size=4,
+)
+mangled_deals = st.fixed_dictionaries(
+    {"lines": mangled_lines},
+    optional={
+        "id": st.sampled_from(["D-1", "", 1001, 1.5, None]),
+        "currency": st.sampled_from(["USD", "JPY", "eur", None]),
+        "offer": st.fixed_dictionaries({"type": st.sampled_from((*OFFER_TYPES, "new-market"))}),
+        "billing": st.fixed_dictionaries({"requested_split": st.lists(values, max_size=3)}),
+        "margin": values,
+        "export": st.fixed_dictionaries({"copies": values}),
+    },
+)
+
+
+@given(
+    mangled_deals, st.sampled_from([None, {"export.copies": "integer", "lines[].amount": "number"}])
+)
+def test_prepare_deal_is_validate_then_derive_for_any_deal(
+    raw: dict[str, Any], extra_types: dict[str, Any] | None
+) -> None:
+    data, errors = validate_then_derive(raw, extra_types)
+    assert prepared(raw, extra_types) == (ordered(data), errors)
+
+
+def test_the_callers_decimal_context_changes_nothing() -> None:
+    raw = load_example("acme-risk.yaml")
+    raw["lines"][0]["unit_cost"] = "97500.123456789012"  # 17 digits
+    expected = prepared(raw)
+    with decimal.localcontext() as context:
+        context.prec = 6
+        context.rounding = decimal.ROUND_DOWN
+        assert prepared(raw) == expected
+        assert decimal.getcontext() is context and context.prec == 6  # and it is given back
+
+
+def test_the_callers_decimal_context_is_given_back_on_an_error() -> None:
+    before = decimal.getcontext()
+    huge = {"category": "hardware", "quantity": "1e999999", "unit_price": "1e999999"}
+    with pytest.raises(decimal.Overflow):  # an unvalidated deal; prepare_deal refuses it
+        derive_facts({"lines": [huge]})
+    assert decimal.getcontext() is before and before.prec == 28
 
 
 # -- check_fact_types (what plugins derive) -----------------------------------------------------
