@@ -586,7 +586,7 @@ def schema(kind: str) -> None:
 
         document = RULESET_SCHEMA
     elif kind == "deal":
-        from dealdesk.deal.validate import deal_json_schema
+        from dealdesk.deal.schema import deal_json_schema
 
         document = deal_json_schema()
     else:

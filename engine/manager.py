@@ -27,7 +27,7 @@ import pluggy
 from jinja2 import TemplateError as JinjaTemplateError
 
 from dealdesk import NAME, __version__, hookspecs
-from dealdesk.deal.validate import JSON_TYPES
+from dealdesk.deal.schema import JSON_TYPES
 from dealdesk.errors import DealdeskError, PluginError
 from dealdesk.io.readers import suffix_key
 from dealdesk.record import STATUS_ORDER

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dealdesk import combine
-from dealdesk.deal.validate import check_fact_types, deal_id_of, derive_facts, validate_deal
+from dealdesk.deal.validate import check_fact_types, deal_id_of, prepare_deal
 from dealdesk.engines.base import Engine, Evaluation
 from dealdesk.errors import PluginError, record_error
 
@@ -74,14 +74,16 @@ class Pipeline:
     def prepare(self, raw: Any) -> Prepared:
         """Validate ``raw`` and add the engine's derived facts and every plugin's."""
         deal_id = deal_id_of(raw)
-        deal, problems = validate_deal(raw, self.plugins.fact_types)
-        if problems or deal is None:
+        try:
+            data, problems = prepare_deal(raw, self.plugins.fact_types)
+        except Exception as exc:  # a bug costs this deal only
+            return Prepared(deal_id, errors=[record_error(exc)])
+        if problems or data is None:
             return Prepared(
                 deal_id, errors=[{"path": p.path, "message": p.message} for p in problems]
             )
-        deal_id = deal.get("id")
+        deal_id = data.get("id")
         try:
-            data = {**deal, **derive_facts(deal)}
             extra = self.plugins.enrich(data)
             problems = check_fact_types(extra, self.plugins.fact_types)
             if problems:

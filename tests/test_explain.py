@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from dealdesk import app as dealdesk_app
-from dealdesk.deal.validate import FIELDS
+from dealdesk.deal.schema import FIELDS
 from dealdesk.explain import (
     DealExplanation,
     RuleExplanation,

@@ -1,18 +1,18 @@
-"""The deal: its schema, its validation (errors named by field path) and its derived facts.
+"""Deal validation: a raw deal checked against the schema, normalized, errors named by field path.
 
-``FIELDS`` is the one table of every path a ruleset may use — the input fields of SPEC §2 and the
-facts derived from them — with its type and enum values; the expression compiler, the deal JSON
-Schema and :func:`validate_deal` all read it. :func:`validate_deal` turns a raw JSON/YAML/CSV
-value into a normalized deal (money and quantities as :class:`~decimal.Decimal`, dates as ISO
-strings, integer ids as strings); :func:`derive_facts` computes the derived facts in exact
-decimal arithmetic; :func:`check_fact_types` checks what plugins derive against the types they
-declare.
+:func:`validate_deal` turns a raw JSON/YAML/CSV value into a normalized deal (money and
+quantities as :class:`~decimal.Decimal`, dates as ISO strings, integer ids as strings);
+:func:`prepare_deal` does the same and adds the derived facts of
+:mod:`dealdesk.deal.derive` in the same walk, for the evaluator; :func:`check_fact_types` checks
+what plugins derive against the types they declare.
 
-Numbers are bounded so that exact arithmetic stays exact and every number survives the trip to
-durable_rules as a finite JSON number: a deal's number must be below 10^15 in magnitude (a
-quadrillion in any currency or unit) with at most 12 decimal places (trailing zeros do not
-count). Anything else is a located :class:`~dealdesk.errors.DealError`
-(``lines[0].quantity: number out of range ...``), never an arithmetic overflow later.
+The schema (:data:`~dealdesk.deal.schema.FIELDS` plus the plugins' declared paths) is compiled
+once into a checker per path and a table per object (key → checker), so a deal is walked once,
+with a dictionary lookup and a call per field, and an error's path and message are only built
+for a field that has one. Numbers are bounded (:data:`~dealdesk.deal.schema.MAX_MAGNITUDE`,
+:data:`~dealdesk.deal.schema.MAX_PLACES`): anything else is a located
+:class:`~dealdesk.errors.DealError` (``lines[0].quantity: number out of range ...``), never an
+arithmetic overflow later.
 """
 
 from __future__ import annotations
@@ -21,198 +21,61 @@ import datetime as dt
 import difflib
 import math
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from decimal import Context, Decimal, localcontext
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Context, Decimal
 from functools import lru_cache
-from types import MappingProxyType
 from typing import Any
 
+from dealdesk.deal.derive import Ledger
+from dealdesk.deal.schema import (
+    CATEGORIES,
+    DEFAULT_CURRENCY,
+    DERIVED_PATHS,
+    FRACTIONS,
+    INPUT_FIELDS,
+    ITEM_FIELDS,
+    JSON_TYPES,
+    MAX_MAGNITUDE,
+    MAX_PLACES,
+    REQUIRED_LINE_FIELDS,
+    Field,
+)
 from dealdesk.errors import DealError
 from dealdesk.money import minor_units, parse_decimal
 
-__all__ = [
-    "CATEGORIES",
-    "DEFAULT_CURRENCY",
-    "FIELDS",
-    "JSON_TYPES",
-    "MAX_MAGNITUDE",
-    "MAX_PLACES",
-    "RISK_OFFER_TYPES",
-    "Field",
-    "check_fact_types",
-    "deal_id_of",
-    "deal_json_schema",
-    "derive_facts",
-    "validate_deal",
-]
+__all__ = ["ExtraTypes", "check_fact_types", "deal_id_of", "prepare_deal", "validate_deal"]
 
+#: Input paths that plugins declare, mapped to a JSON Schema type or list of types.
+ExtraTypes = Mapping[str, str | Sequence[str]]
 
-@dataclass(frozen=True)
-class Field:
-    """One path of the deal: its type, its allowed values, and whether dealdesk derives it.
-
-    ``type`` is ``"number" | "string" | "boolean" | "object" | "array" | "date"`` (dates are ISO
-    strings once validated); ``money`` marks amounts in the deal's currency.
-    """
-
-    type: str
-    enum: tuple[str, ...] | None = None
-    derived: bool = False
-    money: bool = False
-    description: str = ""
-
-
-DEFAULT_CURRENCY = "USD"
-
-#: The JSON Schema type names a plugin may declare for a fact (SPEC §7), with the Python types
-#: of a value of that type (``bool`` is never a number, though Python makes it an ``int``).
-JSON_TYPES: Mapping[str, tuple[type, ...]] = MappingProxyType(
-    {
-        "number": (int, float, Decimal),
-        "string": (str,),
-        "boolean": (bool,),
-        "object": (Mapping,),
-        "array": (list, tuple),
-    }
-)
-
-#: Every number of a deal is below this in magnitude (exclusive) ...
-MAX_MAGNITUDE = Decimal(10) ** 15
-#: ... and has at most this many decimal places: 27 significant digits at most, so sums and
-#: products are exact in :func:`derive_facts` and every value is a finite float for durable_rules.
-MAX_PLACES = 12
-
-SEGMENTS = ("elephant", "deer", "rabbit")
-REGIONS = ("us-west", "us-central", "us-east", "emea", "apac", "latam")
-OFFER_TYPES = ("new_market", "advanced_technology", "standard")
-PRICING_MODELS = ("fixed", "consumption", "kpi", "financial_improvement")
-PARTNER_KINDS = ("system_integrator", "reseller", "distributor")
-PARTNER_TIERS = ("select", "gold", "silver", "registered")
-SUPPORT_MODELS = ("proactive", "break_fix", "none")
-COST_CENTERS = ("project", "product_development")
-CATEGORIES = ("hardware", "software", "labor", "support", "subscription")
-RESOURCES = ("project_manager", "architect", "implementation", "resident_engineer")
-
-RISK_OFFER_TYPES = frozenset({"new_market", "advanced_technology"})
-_PRODUCT = frozenset({"hardware", "software"})
-_SERVICES = frozenset({"labor", "support"})
-
-
-def _input(
-    type_: str, description: str, enum: tuple[str, ...] | None = None, money: bool = False
-) -> Field:
-    return Field(type_, enum, False, money, description)
-
-
-def _derived(type_: str, description: str, money: bool = False) -> Field:
-    return Field(type_, None, True, money, description)
-
-
-FIELDS: dict[str, Field] = {
-    # -- input (SPEC §2) --
-    "id": _input("string", "Deal id; required. Duplicates in a batch are evaluated independently."),
-    "currency": _input("string", "ISO 4217 currency code of every amount; USD when absent."),
-    "customer": _input("object", "The buying customer."),
-    "customer.name": _input("string", "Customer name."),
-    "customer.segment": _input(
-        "string", "Account size: elephant (large), deer (mid), rabbit (small).", SEGMENTS
-    ),
-    "customer.region": _input("string", "Sales region of the customer.", REGIONS),
-    "customer.hq_country": _input(
-        "string", "Country of the customer's headquarters (ISO 3166 code)."
-    ),
-    "customer.government": _input("boolean", "The customer is a government or public-sector body."),
-    "customer.platinum_club": _input("boolean", "The customer belongs to the platinum club."),
-    "customer.presales_consulting": _input("boolean", "The customer bought pre-sales consulting."),
-    "offer": _input("object", "What is sold and how it is priced."),
-    "offer.type": _input(
-        "string", "Offer type; new_market and advanced_technology are risk offers.", OFFER_TYPES
-    ),
-    "offer.pricing": _input("string", "Pricing model.", PRICING_MODELS),
-    "offer.kpi_at_risk": _input("number", "Money at risk under kpi pricing.", money=True),
-    "partner": _input("object", "The selling partner; absent for a direct deal."),
-    "partner.name": _input("string", "Partner name."),
-    "partner.kind": _input("string", "Kind of partner.", PARTNER_KINDS),
-    "partner.tier": _input("string", "Partner program tier.", PARTNER_TIERS),
-    "partner.discount": _input(
-        "number", "Partner discount requested, as a fraction (0..1) of the contract value."
-    ),
-    "support": _input("object", "The support model sold with the deal."),
-    "support.model": _input("string", "Support model.", SUPPORT_MODELS),
-    "support.resident_cost_to": _input(
-        "string", "Who bears the resident engineer's cost (default project).", COST_CENTERS
-    ),
-    "billing": _input("object", "Requested billing terms."),
-    "billing.payment_terms_days": _input("number", "Payment terms in days."),
-    "billing.requested_split": _input(
-        "array", "Requested milestone split, in percent (e.g. [30, 30, 30, 10])."
-    ),
-    "lines": _input("array", "The deal's lines; at least one, with a non-zero total."),
-    "lines[].sku": _input("string", "Stock-keeping unit."),
-    "lines[].category": _input("string", "Line category.", CATEGORIES),
-    "lines[].quantity": _input("number", "Quantity (non-negative)."),
-    "lines[].unit_price": _input("number", "Net price per unit.", money=True),
-    "lines[].list_price": _input(
-        "number", "List price per unit; gives the line discount.", money=True
-    ),
-    "lines[].unit_cost": _input(
-        "number", "Cost per unit; required except on subscription lines.", money=True
-    ),
-    "lines[].resource": _input("string", "Labor resource type.", RESOURCES),
-    "lines[].grade": _input("number", "Labor grade."),
-    "lines[].hours": _input("number", "Labor hours (unit_price is hours x block rate)."),
-    "dates": _input("object", "Key dates."),
-    "dates.close": _input(
-        "date", "Expected close date; rulesets' effective windows compare with it."
-    ),
-    "dates.start": _input("date", "Contract start date."),
-    # -- derived (SPEC §2), computed by derive_facts --
-    "totals": _derived("object", "Sums over the lines."),
-    "totals.product": _derived(
-        "number", "quantity x unit_price over hardware and software lines.", money=True
-    ),
-    "totals.services": _derived(
-        "number", "quantity x unit_price over labor and support lines.", money=True
-    ),
-    "totals.support": _derived("number", "quantity x unit_price over support lines.", money=True),
-    "totals.subscription": _derived(
-        "number", "quantity x unit_price over subscription lines.", money=True
-    ),
-    "totals.contract": _derived("number", "quantity x unit_price over all lines.", money=True),
-    "totals.cost": _derived(
-        "number", "quantity x unit_cost over lines that have a cost.", money=True
-    ),
-    "margin": _derived("number", "1 - totals.cost / totals.contract."),
-    "services_ratio": _derived("number", "totals.services / totals.contract."),
-    "max_line_discount": _derived(
-        "number", "Largest 1 - unit_price / list_price; 0 without list prices."
-    ),
-    "risk_offer": _derived("boolean", "offer.type is new_market or advanced_technology."),
-    "labor_margin": _derived("number", "1 - labor cost / labor price; absent without labor lines."),
-    "lines[].amount": _derived("number", "quantity x unit_price.", money=True),
-    "lines[].margin": _derived(
-        "number", "1 - unit_cost / unit_price; absent when unit_price is 0."
-    ),
-}
-
-_FRACTIONS = frozenset({"partner.discount"})
-_REQUIRED_LINE_FIELDS = ("category", "quantity", "unit_price")
-
-_INPUT_SCHEMA: dict[str, Field] = {path: f for path, f in FIELDS.items() if not f.derived}
 # What validation walks: the input paths plus the items of each array ("path[]").
-_CORE_SCHEMA: dict[str, Field] = {
-    **_INPUT_SCHEMA,
-    "lines[]": Field("object"),
-    "billing.requested_split[]": Field("number"),
-}
-_DERIVED_PATHS = frozenset(path for path, f in FIELDS.items() if f.derived)
+_CORE_SCHEMA: Mapping[str, Field] = {**INPUT_FIELDS, **ITEM_FIELDS}
 # JSON Schema type names validate_deal's extra_types accept: a plugin's (SPEC §7), "integer", "null".
 _EXTRA_TYPE_NAMES = frozenset(JSON_TYPES) | {"integer", "null"}
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # Integers beyond this (about 150 digits) are never shown in full.
 _PRINTABLE_INT_BITS = 512
-_INVALID = object()
+# Line categories that must have a unit_cost (PM-11).
+_COSTED = frozenset(CATEGORIES) - {"subscription"}
+_INVALID: Any = object()
+
+# The precision the magnitude has always been checked at (Python's default): the caller's context
+# must not change which numbers are in range (a number of more digits is rounded first).
+_MAGNITUDE_CONTEXT = Context(prec=28)
+# Wide enough for any number below MAX_MAGNITUDE with its places (and their trailing zeros).
+_PLACES_CONTEXT = Context(prec=MAX_PLACES + 15 + 2)
+_QUANTUM = Decimal(1).scaleb(-MAX_PLACES)
+_ZERO_PLACES = Decimal(0).scaleb(-MAX_PLACES)
+# A non-zero number is below MAX_MAGNITUDE, a power of ten, when its adjusted exponent is below this.
+_MAX_ADJUSTED = MAX_MAGNITUDE.adjusted()
+assert Decimal(10) ** _MAX_ADJUSTED == MAX_MAGNITUDE
+
+# A checker normalizes the value at ``key`` of the object or array whose path is shown as
+# ``parent``, or reports it and returns _INVALID. The shown path ("lines[2].unit_cost") is
+# only built for an error or for a nested object or array.
+_Check = Callable[[Any, str, Any, list[DealError]], Any]
+# A walker normalizes a whole object or array, shown at the path it is given.
+_Walk = Callable[[Any, str, list[DealError]], Any]
 
 
 def deal_id_of(raw: object) -> str | None:
@@ -246,7 +109,7 @@ def _is_integer_id(value: object) -> bool:
 
 
 def validate_deal(
-    raw: object, extra_types: Mapping[str, str | Sequence[str]] | None = None
+    raw: object, extra_types: ExtraTypes | None = None
 ) -> tuple[dict[str, Any] | None, list[DealError]]:
     """Check a raw deal and return ``(deal, errors)``; ``deal`` is ``None`` when there are errors.
 
@@ -257,8 +120,8 @@ def validate_deal(
     deal desk books in one home currency; an explicit code is still checked against ISO 4217).
     An integer ``id`` (YAML reads ``id: 1001`` as a number) is accepted and kept as the string
     ``"1001"``, so the deal and its record always carry a string id; other non-string ids are
-    errors. Numbers must be below :data:`MAX_MAGNITUDE` with at most :data:`MAX_PLACES` decimal
-    places (see the module docstring).
+    errors. Numbers must be below :data:`~dealdesk.deal.schema.MAX_MAGNITUDE` with at most
+    :data:`~dealdesk.deal.schema.MAX_PLACES` decimal places (trailing zeros do not count).
     A known field whose value is ``null`` is treated as absent. Fields nobody declares are kept
     as they are (not copied). Derived facts (``totals``, ``margin``, ``lines[].amount`` ...) may
     not appear in the input: dealdesk computes them, and a stale value would mislead a reader.
@@ -269,20 +132,44 @@ def validate_deal(
         those fields are type-checked when present and numbers become ``Decimal``.
     :returns: the normalized deal (or ``None``) and every problem found, each a
         :class:`DealError` naming the field by path (``lines[2].unit_cost``).
+    :raises ValueError: when ``extra_types`` names a type that is not a JSON Schema type.
     """
-    if not isinstance(raw, Mapping):
+    return _check_deal(raw, extra_types, None)
+
+
+def prepare_deal(
+    raw: object, extra_types: ExtraTypes | None = None
+) -> tuple[dict[str, Any] | None, list[DealError]]:
+    """Validate a raw deal and derive its facts in one walk: what the evaluator runs per deal.
+
+    The same as ``validate_deal`` followed by ``{**deal, **derive_facts(deal)}``
+    (:func:`~dealdesk.deal.derive.derive_facts`), key order included: the normalized deal with
+    ``totals``, ``margin``, ``services_ratio``, ``max_line_discount``, ``risk_offer`` and
+    ``labor_margin`` added and each line carrying its ``amount`` and ``margin``.
+
+    :param raw: the value a reader parsed (normally a mapping).
+    :param extra_types: as for :func:`validate_deal`, the plugins' declared facts.
+    :returns: ``(deal with its derived facts, [])``, or ``(None, errors)`` exactly as
+        :func:`validate_deal` reports them.
+    :raises ValueError: when ``extra_types`` names a type that is not a JSON Schema type.
+    """
+    return _check_deal(raw, extra_types, Ledger())
+
+
+def _check_deal(
+    raw: object, extra_types: ExtraTypes | None, ledger: Ledger | None
+) -> tuple[dict[str, Any] | None, list[DealError]]:
+    """Validate ``raw``; with a ``ledger``, also derive the facts of its lines."""
+    if not (raw.__class__ is dict or isinstance(raw, Mapping)):
         return None, [DealError("", f"a deal must be a mapping of fields, got {_kind(raw)}")]
     errors: list[DealError] = []
-    schema = _schema(_extra_key(extra_types))
-    if _is_integer_id(raw.get("id")):
-        raw = {**raw, "id": str(raw["id"])}
-    deal = _normalize_mapping(raw, "", "", schema, errors)
-    # A field whose value was refused is already reported; "missing" would say it twice.
-    reported = {error.path for error in errors}
+    deal, lines = _validator(extra_types).walk(raw, errors, ledger)
+    walked = len(errors)  # a field whose value was refused is not also reported missing
 
-    if "id" not in deal and "id" not in reported:
-        errors.append(DealError("id", "missing required field"))
-    elif deal.get("id") == "":
+    if "id" not in deal:
+        if not _reported(errors, walked, "id"):
+            errors.append(DealError("id", "missing required field"))
+    elif deal["id"] == "":
         errors.append(DealError("id", "must not be empty"))
 
     currency = deal.setdefault("currency", DEFAULT_CURRENCY)
@@ -299,198 +186,471 @@ def validate_deal(
                 )
             )
 
-    _check_lines(deal, errors, reported)
+    if lines is None:
+        if not _reported(errors, walked, "lines"):
+            errors.append(
+                DealError("lines", "missing required field (a deal needs at least one line)")
+            )
+    elif not deal["lines"]:
+        errors.append(DealError("lines", "a deal needs at least one line"))
+    else:
+        lines.check(errors, walked)
+
     if errors:
         return None, errors
+    if ledger is not None:
+        deal.update(ledger.facts(deal.get("offer")))  # "lines" is in the deal already
     return deal, []
 
 
-def _check_lines(deal: dict[str, Any], errors: list[DealError], reported: set[str]) -> None:
-    """Required line fields, unit_cost on costed lines, and a non-zero contract value."""
-    lines = deal.get("lines", _INVALID)
-    if lines is _INVALID:
-        if "lines" in reported:
-            return
-        errors.append(DealError("lines", "missing required field (a deal needs at least one line)"))
-        return
-    if not lines:
-        errors.append(DealError("lines", "a deal needs at least one line"))
-        return
-    complete = True
-    contract = Decimal(0)
-    for index, line in enumerate(lines):
-        if not isinstance(line, dict):
-            complete = False
-            continue
-        for name in _REQUIRED_LINE_FIELDS:
-            if name not in line and f"lines[{index}].{name}" not in reported:
-                errors.append(DealError(f"lines[{index}].{name}", "missing required field"))
-        category = line.get("category")
-        cost_path = f"lines[{index}].unit_cost"
-        if (
-            category in CATEGORIES
-            and category != "subscription"
-            and "unit_cost" not in line
-            and cost_path not in reported
-        ):
-            # PM-11: a costed line without a cost is never treated as zero cost.
+def _reported(errors: list[DealError], walked: int, path: str) -> bool:
+    return any(error.path == path for error in errors[:walked])
+
+
+class _Lines:
+    """What the walk saw of the lines, for the checks that need the whole deal walked first."""
+
+    __slots__ = ("complete", "nonzero", "pending")
+
+    def __init__(self) -> None:
+        # Every line is an object with a quantity and a unit_price (the contract is known) ...
+        self.complete = True
+        # ... and one of them has both non-zero (so the contract value is not zero).
+        self.nonzero = False
+        # The lines missing a required field, checked once every refused field is known.
+        self.pending: list[tuple[int, dict[str, Any]]] = []
+
+    def check(self, errors: list[DealError], walked: int) -> None:
+        """Required line fields, unit_cost on costed lines, and a non-zero contract value."""
+        if self.pending:
+            reported = {error.path for error in errors[:walked]}
+            for index, line in self.pending:
+                for name in REQUIRED_LINE_FIELDS:
+                    if name not in line and f"lines[{index}].{name}" not in reported:
+                        errors.append(DealError(f"lines[{index}].{name}", "missing required field"))
+                category = line.get("category")
+                cost_path = f"lines[{index}].unit_cost"
+                if category in _COSTED and "unit_cost" not in line and cost_path not in reported:
+                    # PM-11: a costed line without a cost is never treated as zero cost.
+                    errors.append(
+                        DealError(
+                            cost_path,
+                            f"missing; required on {category} lines "
+                            "(only subscription lines may omit it)",
+                        )
+                    )
+        if self.complete and not self.nonzero:
             errors.append(
                 DealError(
-                    cost_path,
-                    f"missing; required on {category} lines (only subscription lines may omit it)",
+                    "lines", "the contract value is zero (every line has quantity or unit_price 0)"
                 )
             )
-        quantity, price = line.get("quantity"), line.get("unit_price")
-        if isinstance(quantity, Decimal) and isinstance(price, Decimal):
-            contract += quantity * price
-        else:
-            complete = False
-    if complete and contract == 0:
-        errors.append(
-            DealError(
-                "lines", "the contract value is zero (every line has quantity or unit_price 0)"
-            )
+
+
+class _Validator:
+    """The schema compiled for one set of plugin-declared paths: walks a raw deal once."""
+
+    def __init__(self, schema: Mapping[str, Field]):
+        self.schema = schema
+        self._checks: dict[str, _Check] = {}
+        self.root = self._table("")
+        self.lines = self.check("lines")
+        self.line = self.check("lines[]")
+
+    # -- the per-deal walk
+
+    def walk(
+        self, raw: Mapping[Any, Any], errors: list[DealError], ledger: Ledger | None
+    ) -> tuple[dict[Any, Any], _Lines | None]:
+        """Normalize the top level of ``raw``; the lines are checked and summed on the way."""
+        deal: dict[Any, Any] = {}
+        lines = None
+        table, check_lines = self.root, self.lines
+        for key, item in raw.items():
+            check = table.get(key)
+            if check is None:
+                deal[key] = item
+            elif item is None:  # a null known field is absent
+                if check is _refuse_derived:
+                    _refuse_derived(item, "", key, errors)
+            else:
+                if check is check_lines:
+                    result, lines = self.walk_lines(item, errors, ledger)
+                else:
+                    result = check(item, "", key, errors)
+                if result is not _INVALID:
+                    deal[key] = result
+        return deal, lines
+
+    def walk_lines(
+        self, value: object, errors: list[DealError], ledger: Ledger | None
+    ) -> tuple[Any, _Lines | None]:
+        """Normalize the ``lines`` array, noting what the deal-wide checks need of each line."""
+        if not (value.__class__ is list or isinstance(value, list | tuple)):
+            return self.lines(value, "", "lines", errors), None
+        seen = _Lines()
+        out: list[Any] = []
+        check_line = self.line
+        for index, item in enumerate(value):
+            line = check_line(item, "lines", index, errors)
+            if line is _INVALID:
+                out.append(item)
+                seen.complete = False
+                continue
+            out.append(line)
+            category = line.get("category")
+            quantity = line.get("quantity")
+            price = line.get("unit_price")
+            if quantity is None or price is None:
+                seen.complete = False
+                seen.pending.append((index, line))
+                continue
+            if quantity and price:  # neither is ever negative, so the contract is not zero
+                seen.nonzero = True
+            if ledger is not None:
+                cost, list_price = line.get("unit_cost"), line.get("list_price")
+                ledger.add(line, category, quantity, price, cost, list_price)
+            if category is None or (category in _COSTED and "unit_cost" not in line):
+                seen.pending.append((index, line))
+        return out, seen
+
+    # -- compiling
+
+    def check(self, path: str) -> _Check:
+        """The checker of the field at schema path ``path``, compiled once."""
+        check = self._checks.get(path)
+        if check is None:
+            check = self._checks[path] = self._compile(path, self.schema[path])
+        return check
+
+    def _table(self, prefix: str) -> dict[str, _Check]:
+        """Key → checker for the keys of the object at ``prefix``; derived facts are refused.
+
+        A key is looked up as the rest of a path after ``prefix.``, so a key with a dot in it
+        (``"a.b"``) finds the path ``prefix.a.b``, as the walk has always looked keys up.
+        """
+        start = f"{prefix}." if prefix else ""
+        table: dict[str, _Check] = {
+            path[len(start) :]: self.check(path) for path in self.schema if path.startswith(start)
+        }
+        for path in DERIVED_PATHS:
+            if path.startswith(start):
+                table[path[len(start) :]] = _refuse_derived
+        return table
+
+    def _object_walker(self, path: str) -> _Walk:
+        table = self._table(path)
+
+        def walk_object(value: Mapping[Any, Any], where: str, errors: list[DealError]) -> Any:
+            out: dict[Any, Any] = {}
+            for key, item in value.items():
+                check = table.get(key)
+                if check is None:  # a field nobody declares is kept as it is
+                    out[key] = item
+                elif item is None:  # a null known field is absent
+                    if check is _refuse_derived:
+                        _refuse_derived(item, where, key, errors)
+                else:
+                    result = check(item, where, key, errors)
+                    if result is not _INVALID:
+                        out[key] = result
+            return out
+
+        return walk_object
+
+    def _array_walker(self, path: str) -> _Walk:
+        item_path = f"{path}[]"
+        if item_path not in self.schema:
+            return _copy_list
+        check_item = self.check(item_path)
+
+        def walk_array(value: Sequence[Any], where: str, errors: list[DealError]) -> Any:
+            out: list[Any] = []
+            for index, item in enumerate(value):
+                normalized = check_item(item, where, index, errors)
+                out.append(item if normalized is _INVALID else normalized)
+            return out
+
+        return walk_array
+
+    def _compile(self, path: str, field: Field) -> _Check:
+        """The checker of one field: the general rule, behind a shortcut for its usual values.
+
+        Each shortcut accepts only values of the exact built-in type the rule accepts, and
+        returns what the rule would; anything else (errors included) goes to the rule.
+        """
+        types = _types(field.type)
+        walk_object = self._object_walker(path) if "object" in types else None
+        walk_array = self._array_walker(path) if "array" in types else None
+        number = (
+            _number_rule(path, field, integer="integer" in types and "number" not in types)
+            if "number" in types or "integer" in types
+            else None
         )
+        enum = field.enum
+        accepts_null, accepts_bool = "null" in types, "boolean" in types
+        accepts_string, accepts_date = "string" in types, "date" in types
+
+        def general(value: Any, parent: str, key: Any, errors: list[DealError]) -> Any:
+            if accepts_null and value is None:
+                return None
+            if walk_object is not None and isinstance(value, Mapping):
+                return walk_object(value, _where(parent, key), errors)
+            if walk_array is not None and isinstance(value, list | tuple):
+                return walk_array(value, _where(parent, key), errors)
+            if accepts_bool and isinstance(value, bool):
+                return value
+            if accepts_string and isinstance(value, str):
+                return _check_enum(value, parent, key, enum, errors)
+            if accepts_date and isinstance(value, str | dt.date):
+                return _normalize_date(value, parent, key, errors)
+            numeric = isinstance(value, int | float | Decimal | str) and not isinstance(value, bool)
+            if number is not None and numeric:
+                return number(value, parent, key, errors)
+            hint = _yaml_hint(value, types)
+            message = f"expected {_type_phrase(types)}, got {_kind(value)}{hint}"
+            errors.append(DealError(_where(parent, key), message))
+            return _INVALID
+
+        if path == "id":
+            return _id_check(general)
+        if len(types) > 1:
+            return general
+        kind = types[0]
+        if kind == "string":
+            return _string_check(general, enum)
+        if kind == "number":
+            return _number_check(general, path)
+        if kind == "object":
+            assert walk_object is not None
+            return _object_check(general, walk_object)
+        if kind == "array":
+            assert walk_array is not None
+            return _array_check(general, walk_array)
+        if kind == "boolean":
+            return _boolean_check(general)
+        if kind == "date":
+            return _date_check(general)
+        return general
 
 
-def _normalize_mapping(
-    value: Mapping[Any, Any],
-    prefix: str,
-    shown: str,
-    schema: Mapping[str, Field],
-    errors: list[DealError],
-) -> dict[Any, Any]:
-    """Copy a mapping, normalizing the fields ``schema`` knows; ``prefix`` is its schema path."""
-    out: dict[Any, Any] = {}
-    for key, item in value.items():
-        if not isinstance(key, str):
-            out[key] = item
-            continue
-        path = f"{prefix}.{key}" if prefix else key
-        where = f"{shown}.{key}" if shown else key
-        if path in _DERIVED_PATHS:
+@lru_cache(maxsize=64)
+def _compiled(extra: tuple[tuple[str, str], ...]) -> _Validator:
+    return _Validator(_schema(extra))
+
+
+# The extra_types last seen, as a copy, with their validator: the evaluator passes the same
+# plugin declarations for every deal, and comparing them is cheaper than keying them again.
+_last_seen: tuple[dict[str, str | Sequence[str]], _Validator] | None = None
+
+
+def _validator(extra_types: ExtraTypes | None) -> _Validator:
+    global _last_seen
+    if not extra_types:
+        return _compiled(())
+    last = _last_seen
+    if last is not None and extra_types == last[0]:
+        return last[1]
+    validator = _compiled(_extra_key(extra_types))
+    if all(isinstance(types, str) for types in extra_types.values()):
+        _last_seen = (dict(extra_types), validator)
+    return validator
+
+
+# -- the checkers' shortcuts: exact built-in types first, then the general rule
+
+
+def _id_check(general: _Check) -> _Check:
+    def check_id(value: Any, parent: str, key: Any, errors: list[DealError]) -> Any:
+        if value.__class__ is str:
+            return value
+        if _is_integer_id(value):  # kept as the string "1001"
+            return str(value)
+        return general(value, parent, key, errors)
+
+    return check_id
+
+
+def _string_check(general: _Check, enum: tuple[str, ...] | None) -> _Check:
+    if enum is None:
+
+        def check_string(value: Any, parent: str, key: Any, errors: list[DealError]) -> Any:
+            return value if value.__class__ is str else general(value, parent, key, errors)
+
+        return check_string
+    allowed = frozenset(enum)
+
+    def check_enum(value: Any, parent: str, key: Any, errors: list[DealError]) -> Any:
+        if value.__class__ is str and value in allowed:
+            return value
+        return general(value, parent, key, errors)
+
+    return check_enum
+
+
+def _object_check(general: _Check, walk_object: _Walk) -> _Check:
+    def check_object(value: Any, parent: str, key: Any, errors: list[DealError]) -> Any:
+        if value.__class__ is dict:
+            return walk_object(value, _where(parent, key), errors)
+        return general(value, parent, key, errors)
+
+    return check_object
+
+
+def _array_check(general: _Check, walk_array: _Walk) -> _Check:
+    def check_array(value: Any, parent: str, key: Any, errors: list[DealError]) -> Any:
+        if value.__class__ is list:
+            return walk_array(value, _where(parent, key), errors)
+        return general(value, parent, key, errors)
+
+    return check_array
+
+
+def _boolean_check(general: _Check) -> _Check:
+    def check_boolean(value: Any, parent: str, key: Any, errors: list[DealError]) -> Any:
+        if value is True or value is False:
+            return value
+        return general(value, parent, key, errors)
+
+    return check_boolean
+
+
+def _date_check(general: _Check) -> _Check:
+    def check_date(value: Any, parent: str, key: Any, errors: list[DealError]) -> Any:
+        if value.__class__ is str:
+            iso = _iso_date(value)
+            if iso is not None:
+                return iso
+        elif value.__class__ is dt.date:
+            return value.isoformat()
+        return general(value, parent, key, errors)
+
+    return check_date
+
+
+def _number_rule(path: str, field: Field, integer: bool) -> _Check:
+    """The rule for a number: a :class:`Decimal` within the bounds, never negative in the schema."""
+    what = "money" if field.money else "number"
+    # Schema numbers are never negative; split parts (not in the schema) are BM-6's to reject.
+    signed = path not in INPUT_FIELDS
+    fraction = path in FRACTIONS
+
+    def check_number_rule(value: Any, parent: str, key: Any, errors: list[DealError]) -> Any:
+        try:
+            number = parse_decimal(value)
+        except ValueError:
             errors.append(
-                DealError(where, "is a derived fact computed by dealdesk; remove it from the deal")
+                DealError(
+                    _where(parent, key),
+                    f"malformed {what} {value!r}; expected a number or a decimal string such as "
+                    "'1500.50'",
+                )
             )
-            continue
-        field = schema.get(path)
-        if field is None:
-            out[key] = item
-        elif item is not None:  # a null known field is absent
-            normalized = _normalize_value(item, path, where, field, schema, errors)
-            if normalized is not _INVALID:
-                out[key] = normalized
-    return out
+            return _INVALID
+        if _MAGNITUDE_CONTEXT.abs(number) >= MAX_MAGNITUDE:
+            errors.append(
+                DealError(
+                    _where(parent, key),
+                    f"number out of range: {_short(value)}; the magnitude must be below 1e15",
+                )
+            )
+            return _INVALID
+        trimmed = _within_places(number)
+        if trimmed is None:
+            errors.append(
+                DealError(
+                    _where(parent, key),
+                    f"too many decimal places in {_short(value)}; at most {MAX_PLACES} are allowed",
+                )
+            )
+            return _INVALID
+        number = trimmed
+        if integer and number != number.to_integral_value():
+            errors.append(DealError(_where(parent, key), f"expected an integer, got {value!r}"))
+            return _INVALID
+        if number < 0 and not signed:
+            errors.append(DealError(_where(parent, key), f"must not be negative, got {value}"))
+            return _INVALID
+        if fraction and number > 1:
+            errors.append(
+                DealError(_where(parent, key), f"must be a fraction between 0 and 1, got {value}")
+            )
+            return _INVALID
+        return number
+
+    return check_number_rule
 
 
-def _normalize_value(
-    value: object,
-    path: str,
-    where: str,
-    field: Field,
-    schema: Mapping[str, Field],
-    errors: list[DealError],
-) -> Any:
-    """Check one known field; return its normalized value, or ``_INVALID`` after an error."""
-    types = _types(field.type)
-    if "null" in types and value is None:
-        return None
-    if "object" in types and isinstance(value, Mapping):
-        return _normalize_mapping(value, path, where, schema, errors)
-    if "array" in types and isinstance(value, list | tuple):
-        return _normalize_array(value, path, where, schema, errors)
-    if "boolean" in types and isinstance(value, bool):
-        return value
-    if "string" in types and isinstance(value, str):
-        return _check_enum(value, where, field, errors)
-    if "date" in types and isinstance(value, str | dt.date):
-        return _normalize_date(value, where, errors)
-    numeric = isinstance(value, int | float | Decimal | str) and not isinstance(value, bool)
-    if numeric and ("number" in types or "integer" in types):
-        return _normalize_number(
-            value, path, where, field, "integer" in types and "number" not in types, errors
-        )
+def _number_check(general: _Check, path: str) -> _Check:
+    """The shortcut for an int, Decimal, float or decimal string that the rule accepts as is."""
+    signed = path not in INPUT_FIELDS
+    fraction = path in FRACTIONS
+    int_high = int(MAX_MAGNITUDE)
+    int_low = -int_high if signed else 0
+    one = Decimal(1)
+    add, zero_places = _PLACES_CONTEXT.add, _ZERO_PLACES
+
+    def check_number(value: Any, parent: str, key: Any, errors: list[DealError]) -> Any:
+        kind = value.__class__
+        if kind is int:
+            # exact and without places; the lower bound is inclusive (0) for unsigned numbers
+            if (
+                (int_low < value if signed else int_low <= value)
+                and value < int_high
+                and (not fraction or value <= 1)
+            ):
+                return Decimal(value)
+            return general(value, parent, key, errors)
+        if kind is Decimal:
+            number = value
+        elif kind is float or kind is str:
+            try:
+                number = parse_decimal(value)
+            except ValueError:
+                return general(value, parent, key, errors)
+        else:
+            return general(value, parent, key, errors)
+        if (
+            number.is_finite()
+            # below MAX_MAGNITUDE (a zero whose exponent is 15 or more is left to the rule)
+            and number.adjusted() < _MAX_ADJUSTED
+            and (signed or not number.is_signed())  # -0 too is left to the rule
+            and (not fraction or number <= one)
+            and add(number, zero_places).same_quantum(zero_places)  # _has_few_places, inlined
+        ):
+            return number
+        return general(value, parent, key, errors)
+
+    return check_number
+
+
+def _copy_list(value: Sequence[Any], where: str, errors: list[DealError]) -> list[Any]:
+    return list(value)
+
+
+def _refuse_derived(value: object, parent: str, key: Any, errors: list[DealError]) -> Any:
     errors.append(
         DealError(
-            where, f"expected {_type_phrase(types)}, got {_kind(value)}{_yaml_hint(value, types)}"
+            _where(parent, key), "is a derived fact computed by dealdesk; remove it from the deal"
         )
     )
     return _INVALID
 
 
-def _normalize_array(
-    value: Sequence[Any],
-    path: str,
-    where: str,
-    schema: Mapping[str, Field],
-    errors: list[DealError],
-) -> list[Any]:
-    item_path = f"{path}[]"
-    item_field = schema.get(item_path)
-    if item_field is None:
-        return list(value)
-    out: list[Any] = []
-    for index, item in enumerate(value):
-        item_where = f"{where}[{index}]"
-        if item_field.type != "object":
-            normalized = _normalize_value(item, item_path, item_where, item_field, schema, errors)
-        elif isinstance(item, Mapping):
-            normalized = _normalize_mapping(item, item_path, item_where, schema, errors)
-        else:
-            errors.append(DealError(item_where, f"expected an object, got {_kind(item)}"))
-            normalized = _INVALID
-        out.append(item if normalized is _INVALID else normalized)
-    return out
+def _where(parent: str, key: str | int) -> str:
+    """The path shown for ``key`` of the value at ``parent``: ``lines[2]``, ``customer.region``."""
+    if isinstance(key, int):
+        return f"{parent}[{key}]"
+    return f"{parent}.{key}" if parent else key
 
 
-def _normalize_number(
-    value: object, path: str, where: str, field: Field, integer: bool, errors: list[DealError]
-) -> Decimal | object:
-    try:
-        number = parse_decimal(value)
-    except ValueError:
-        what = "money" if field.money else "number"
-        errors.append(
-            DealError(
-                where,
-                f"malformed {what} {value!r}; expected a number or a decimal string such as '1500.50'",
-            )
-        )
-        return _INVALID
-    if abs(number) >= MAX_MAGNITUDE:
-        errors.append(
-            DealError(
-                where,
-                f"number out of range: {_short(value)}; the magnitude must be below 1e15",
-            )
-        )
-        return _INVALID
-    trimmed = _within_places(number)
-    if trimmed is None:
-        errors.append(
-            DealError(
-                where,
-                f"too many decimal places in {_short(value)}; at most {MAX_PLACES} are allowed",
-            )
-        )
-        return _INVALID
-    number = trimmed
-    if integer and number != number.to_integral_value():
-        errors.append(DealError(where, f"expected an integer, got {value!r}"))
-        return _INVALID
-    # Schema numbers are never negative; split parts (not in the schema) are BM-6's to reject.
-    if number < 0 and path in _INPUT_SCHEMA:
-        errors.append(DealError(where, f"must not be negative, got {value}"))
-        return _INVALID
-    if path in _FRACTIONS and number > 1:
-        errors.append(DealError(where, f"must be a fraction between 0 and 1, got {value}"))
-        return _INVALID
-    return number
+def _has_few_places(number: Decimal) -> bool:
+    """Whether a number below :data:`MAX_MAGNITUDE` has an exponent of ``-MAX_PLACES`` or more.
 
-
-# Wide enough for any number below MAX_MAGNITUDE with its places (and their trailing zeros).
-_PLACES_CONTEXT = Context(prec=MAX_PLACES + 15 + 2)
-_QUANTUM = Decimal(1).scaleb(-MAX_PLACES)
+    Adding ``0E-12`` gives the exponent ``-12`` exactly then (the sum is exact: 27 digits at
+    most), and a smaller one otherwise; ``as_tuple()`` would say so too, at several times the cost.
+    """
+    return _PLACES_CONTEXT.add(number, _ZERO_PLACES).same_quantum(_ZERO_PLACES)
 
 
 def _within_places(number: Decimal) -> Decimal | None:
@@ -499,9 +659,7 @@ def _within_places(number: Decimal) -> Decimal | None:
     Trailing zeros are not places (``"1.50000000000000000"`` is ``1.50...`` cut to 12 places);
     only a bounded number (below :data:`MAX_MAGNITUDE`) is handed in.
     """
-    exponent = number.as_tuple().exponent
-    assert isinstance(exponent, int)  # finite: parse_decimal refuses NaN and infinities
-    if exponent >= -MAX_PLACES:
+    if _has_few_places(number):
         return number
     cut = number.quantize(_QUANTUM, context=_PLACES_CONTEXT)
     return cut if cut == number else None
@@ -516,31 +674,52 @@ def _short(value: object, limit: int = 40) -> str:
     return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
-def _normalize_date(value: object, where: str, errors: list[DealError]) -> str | object:
+def _iso_date(text: str) -> str | None:
+    """``text`` as a valid ISO date ``YYYY-MM-DD``, else ``None``."""
+    return _iso_date_of_ten(text) if len(text) == 10 else None
+
+
+@lru_cache(maxsize=1024)
+def _iso_date_of_ten(text: str) -> str | None:
+    # A batch repeats its dates; only ten-character strings are cached, so the cache stays small.
+    if _ISO_DATE.fullmatch(text):
+        try:
+            return dt.date.fromisoformat(text).isoformat()
+        except ValueError:
+            pass
+    return None
+
+
+def _normalize_date(value: object, parent: str, key: Any, errors: list[DealError]) -> Any:
     if isinstance(value, dt.datetime):
-        errors.append(DealError(where, "expected a date (YYYY-MM-DD), got a date and time"))
+        errors.append(
+            DealError(_where(parent, key), "expected a date (YYYY-MM-DD), got a date and time")
+        )
         return _INVALID
     if isinstance(value, dt.date):
         return value.isoformat()
-    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
-        try:
-            return dt.date.fromisoformat(value).isoformat()
-        except ValueError:
-            pass
+    if isinstance(value, str):
+        iso = _iso_date(value)
+        if iso is not None:
+            return iso
     shown = repr(value) if isinstance(value, str) else _kind(value)
-    errors.append(DealError(where, f"expected a date (YYYY-MM-DD), got {shown}"))
+    errors.append(DealError(_where(parent, key), f"expected a date (YYYY-MM-DD), got {shown}"))
     return _INVALID
 
 
-def _check_enum(value: str, where: str, field: Field, errors: list[DealError]) -> str | object:
-    if field.enum is None or value in field.enum:
+def _check_enum(
+    value: str, parent: str, key: Any, enum: tuple[str, ...] | None, errors: list[DealError]
+) -> Any:
+    if enum is None or value in enum:
         return value
-    allowed = ", ".join(field.enum)
-    close = [v for v in field.enum if v.lower() == value.lower()] or difflib.get_close_matches(
-        value, field.enum, n=1
+    allowed = ", ".join(enum)
+    close = [v for v in enum if v.lower() == value.lower()] or difflib.get_close_matches(
+        value, enum, n=1
     )
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    errors.append(DealError(where, f"unknown value {value!r}; expected one of: {allowed}{hint}"))
+    errors.append(
+        DealError(_where(parent, key), f"unknown value {value!r}; expected one of: {allowed}{hint}")
+    )
     return _INVALID
 
 
@@ -595,9 +774,7 @@ def _is_currency(code: str) -> bool:
     return True
 
 
-def _extra_key(
-    extra_types: Mapping[str, str | Sequence[str]] | None,
-) -> tuple[tuple[str, str], ...]:
+def _extra_key(extra_types: ExtraTypes | None) -> tuple[tuple[str, str], ...]:
     """A hashable form of ``extra_types`` (types joined with ``|``) for the schema cache."""
     if not extra_types:
         return ()
@@ -618,7 +795,7 @@ def _schema(extra: tuple[tuple[str, str], ...]) -> Mapping[str, Field]:
         return _CORE_SCHEMA
     schema = dict(_CORE_SCHEMA)
     for path, types in extra:
-        if path in schema or path in _DERIVED_PATHS:
+        if path in schema or path in DERIVED_PATHS:
             continue  # the core schema wins over a plugin's declaration
         schema[path] = Field(types)
         parent = path
@@ -716,210 +893,3 @@ def _fact_type_problem(value: Any, kind: str) -> str | None:
         if not finite:
             return f"expected a finite number (a JSON double), got {_short(value)}"
     return None
-
-
-# ---------------------------------------------------------------------------------------------
-# derived facts
-
-# Enough digits that sums and products are exact: validated numbers have at most 27 digits
-# (MAX_MAGNITUDE, MAX_PLACES), so a product has at most 54 and a sum a few more.
-_EXACT = Context(prec=80)
-# Quotients round to Python's standard 28 digits, whatever context the caller has set, so a
-# plugin or a test computing 1 - cost / price the usual way gets the same Decimal.
-_QUOTIENT = Context(prec=28)
-
-
-def _one_minus(numerator: Decimal, denominator: Decimal) -> Decimal:
-    """``1 - numerator / denominator`` with the standard 28-digit quotient."""
-    return _QUOTIENT.subtract(Decimal(1), _QUOTIENT.divide(numerator, denominator))
-
-
-def _number(value: object) -> Decimal:
-    return value if isinstance(value, Decimal) else parse_decimal(value)
-
-
-def derive_facts(deal: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the derived facts of SPEC §2 for a validated deal, in exact decimal arithmetic.
-
-    Keys: ``totals`` (``product``, ``services``, ``support``, ``subscription``, ``contract``,
-    ``cost``), ``margin`` (absent when the contract is 0 or a costed line lacks ``unit_cost``),
-    ``services_ratio`` (absent when the contract is 0), ``max_line_discount`` (0 when no line
-    has a non-zero list price), ``risk_offer`` (bool), ``labor_margin`` (absent without labor
-    lines, when their price is 0 or one lacks a cost) and ``lines``: new copies of the lines,
-    each with ``amount`` and, when ``unit_price`` is not 0 and the line has a cost, ``margin``.
-    The caller merges these keys into the deal; the deal itself is not changed. Numbers that are
-    not yet ``Decimal`` are parsed, so a hand-written deal works too.
-    """
-    totals = dict.fromkeys(
-        ("product", "services", "support", "subscription", "contract", "cost"), Decimal(0)
-    )
-    lines: list[dict[str, Any]] = []
-    costed_complete = True
-    labor_price = labor_cost = Decimal(0)
-    labor_lines = 0
-    labor_complete = True
-    discounts: list[Decimal] = []
-    with localcontext(_EXACT):
-        for line in deal.get("lines") or ():
-            category = line.get("category")
-            price = _number(line.get("unit_price", 0))
-            quantity = _number(line.get("quantity", 0))
-            amount = quantity * price
-            copy = {**line, "amount": amount}
-            cost = None if line.get("unit_cost") is None else _number(line["unit_cost"])
-            if cost is not None:
-                totals["cost"] += quantity * cost
-                if price != 0:
-                    copy["margin"] = _one_minus(cost, price)
-            elif category != "subscription":
-                costed_complete = False
-            lines.append(copy)
-
-            totals["contract"] += amount
-            if category in _PRODUCT:
-                totals["product"] += amount
-            elif category in _SERVICES:
-                totals["services"] += amount
-                if category == "support":
-                    totals["support"] += amount
-            elif category == "subscription":
-                totals["subscription"] += amount
-            if category == "labor":
-                labor_lines += 1
-                labor_price += amount
-                if cost is None:
-                    labor_complete = False
-                else:
-                    labor_cost += quantity * cost
-
-            list_price = line.get("list_price")
-            if list_price is not None and _number(list_price) != 0:
-                discounts.append(_one_minus(price, _number(list_price)))
-
-        facts: dict[str, Any] = {"totals": totals}
-        contract = totals["contract"]
-        if contract != 0 and costed_complete:
-            facts["margin"] = _one_minus(totals["cost"], contract)
-        if contract != 0:
-            facts["services_ratio"] = _QUOTIENT.divide(totals["services"], contract)
-        facts["max_line_discount"] = max(discounts) if discounts else Decimal(0)
-        offer = deal.get("offer")
-        facts["risk_offer"] = isinstance(offer, Mapping) and offer.get("type") in RISK_OFFER_TYPES
-        if labor_lines and labor_price != 0 and labor_complete:
-            facts["labor_margin"] = _one_minus(labor_cost, labor_price)
-    facts["lines"] = lines
-    return facts
-
-
-# ---------------------------------------------------------------------------------------------
-# JSON Schema
-
-_JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-# A number, or a decimal string (CSV cells, exact money in JSON); negative only where allowed.
-_NUMBER_TEXT = r"^\s*[+]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"
-_SIGNED_NUMBER_TEXT = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$"
-
-
-def deal_json_schema() -> dict[str, Any]:
-    """Return the JSON Schema (draft 2020-12) of a deal's input, for ``dealdesk schema deal``.
-
-    Built from :data:`FIELDS` (input paths only): types, enums, descriptions, the required
-    fields, and ``unit_cost`` required on every line but subscription lines. Unknown fields are
-    allowed (they are kept in the deal). Editors use it through the YAML language server.
-    """
-    root = _schema_node("")
-    return {
-        "$schema": _JSON_SCHEMA_DIALECT,
-        "title": "dealdesk deal",
-        "description": (
-            "A deal evaluated by dealdesk (SPEC §2). Money is a number or a decimal string in the "
-            "deal's currency; every number is below 1e15 in magnitude with at most 12 decimal "
-            "places. An integer id is kept as a string. Derived facts (totals, margin, "
-            "services_ratio, max_line_discount, risk_offer, labor_margin, lines[].amount, "
-            "lines[].margin) are computed by dealdesk and must not be given."
-        ),
-        **root,
-    }
-
-
-def _children(prefix: str) -> list[str]:
-    """The direct child names of ``prefix`` among the input paths, in FIELDS order."""
-    start = f"{prefix}." if prefix else ""
-    names = []
-    for path in _INPUT_SCHEMA:
-        if path.startswith(start) and path != prefix:
-            rest = path[len(start) :]
-            if "." not in rest and "[" not in rest:
-                names.append(rest)
-    return names
-
-
-def _schema_node(path: str) -> dict[str, Any]:
-    """The JSON Schema of the input field at ``path`` ("" is the deal itself)."""
-    if path == "":
-        node: dict[str, Any] = {"type": "object"}
-        field = None
-    else:
-        field = _INPUT_SCHEMA[path]
-        node = {"description": field.description}
-    kind = "object" if field is None else field.type
-
-    if kind == "object":
-        node["type"] = "object"
-        node["properties"] = {
-            name: _schema_node(f"{path}.{name}" if path else name) for name in _children(path)
-        }
-        if path == "":
-            node["required"] = ["id", "lines"]
-    elif kind == "array" and _CORE_SCHEMA[f"{path}[]"].type != "object":
-        node.update(type="array", items=_number_schema(signed=True))
-    elif kind == "array":
-        item_prefix = f"{path}[]"
-        node.update(
-            type="array",
-            minItems=1,
-            items={
-                "type": "object",
-                "properties": {
-                    name: _schema_node(f"{item_prefix}.{name}") for name in _children(item_prefix)
-                },
-                "required": list(_REQUIRED_LINE_FIELDS),
-                # unit_cost is required on every line except subscription lines (PM-11).
-                "if": {
-                    "required": ["category"],
-                    "properties": {"category": {"not": {"const": "subscription"}}},
-                },
-                "then": {"required": ["unit_cost"]},
-            },
-        )
-    elif kind == "number":
-        node.update(_number_schema(signed=False, fraction=path in _FRACTIONS))
-    elif kind == "date":
-        node.update(type="string", format="date")
-    elif kind == "boolean":
-        node["type"] = "boolean"
-    else:
-        node["type"] = "string"
-        if field is not None and field.enum:
-            node["enum"] = list(field.enum)
-    if path == "id":
-        # an integer id (YAML's `id: 1001`) is accepted and kept as the string "1001"
-        node.pop("type")
-        node["anyOf"] = [{"type": "string", "minLength": 1}, {"type": "integer"}]
-    if path == "currency":
-        node.update(pattern="^[A-Z]{3}$", default=DEFAULT_CURRENCY)
-    return node
-
-
-def _number_schema(signed: bool, fraction: bool = False) -> dict[str, Any]:
-    # MAX_PLACES cannot be said of a JSON number portably; validate_deal checks it.
-    number: dict[str, Any] = {"type": "number", "exclusiveMaximum": int(MAX_MAGNITUDE)}
-    if signed:
-        number["exclusiveMinimum"] = -int(MAX_MAGNITUDE)
-    else:
-        number["minimum"] = 0
-    if fraction:
-        number.pop("exclusiveMaximum")
-        number["maximum"] = 1
-    text = {"type": "string", "pattern": _SIGNED_NUMBER_TEXT if signed else _NUMBER_TEXT}
-    return {"anyOf": [number, text]}

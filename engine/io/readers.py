@@ -23,7 +23,7 @@ from typing import IO, Any, Protocol, TextIO
 
 import yaml
 
-from dealdesk.deal.validate import FIELDS
+from dealdesk.deal.schema import FIELDS
 from dealdesk.errors import PluginError, UsageError
 
 __all__ = [

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from dealdesk.deal import validate as deals
+from dealdesk.deal import schema as deals
 from dealdesk.engines.durable.lowering import ConditionCompiler, TooComplex
 from dealdesk.errors import Location, RulesetError, UsageError, ValidationFailed, closest
 from dealdesk.rules.expressions import (

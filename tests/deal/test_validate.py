@@ -1,30 +1,23 @@
-"""Tests for dealdesk.deal.validate: the schema table, validation by field path, derived facts, JSON Schema."""
+"""Tests for dealdesk.deal.validate: validation by field path, normalization, plugin fact types."""
 
 from __future__ import annotations
 
 import copy
+import decimal
 import json
 import re
 from decimal import Context, Decimal
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dealdesk.deal.validate import (
-    CATEGORIES,
-    FIELDS,
-    JSON_TYPES,
-    check_fact_types,
-    deal_id_of,
-    deal_json_schema,
-    derive_facts,
-    validate_deal,
-)
+from dealdesk.deal.derive import derive_facts
+from dealdesk.deal.schema import CATEGORIES, OFFER_TYPES
+from dealdesk.deal.validate import check_fact_types, deal_id_of, prepare_deal, validate_deal
 from dealdesk.errors import DealError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "deals"
@@ -51,57 +44,11 @@ def errors_of(raw: object, **kwargs: Any) -> list[str]:
     return [str(error) for error in errors]
 
 
-# -- FIELDS -------------------------------------------------------------------------------------
-
-
-def test_fields_cover_the_spec_paths() -> None:
-    expected = {
-        "id", "currency", "customer.segment", "customer.region", "customer.government",
-        "offer.type", "offer.pricing", "offer.kpi_at_risk", "partner.tier", "partner.discount",
-        "support.model", "support.resident_cost_to", "billing.payment_terms_days",
-        "billing.requested_split", "lines", "lines[].category", "lines[].unit_price",
-        "lines[].list_price", "lines[].unit_cost", "lines[].resource", "dates.close",
-        "totals.product", "totals.contract", "totals.cost", "margin", "services_ratio",
-        "max_line_discount", "risk_offer", "labor_margin", "lines[].amount", "lines[].margin",
-    }  # fmt: skip
-    assert expected <= set(FIELDS)
-
-
-def test_every_field_has_a_known_type_and_its_parent() -> None:
-    for path, field in FIELDS.items():
-        assert field.type in {"number", "string", "boolean", "object", "array", "date"}, path
-        parent = path.rsplit(".", 1)[0] if "." in path else None
-        if parent is not None:
-            parent = parent.removesuffix("[]")
-            expected = "array" if path.split(".")[-2].endswith("[]") else "object"
-            assert FIELDS[parent].type == expected, path
-        if field.enum is not None:
-            assert field.type == "string", path
-        assert field.description, path
-
-
-def test_fields_types_enums_and_derived_flags() -> None:
-    assert FIELDS["lines[].category"].enum == CATEGORIES
-    assert FIELDS["customer.region"].enum == (
-        "us-west",
-        "us-central",
-        "us-east",
-        "emea",
-        "apac",
-        "latam",
-    )
-    assert FIELDS["risk_offer"].type == "boolean" and FIELDS["risk_offer"].derived
-    assert FIELDS["totals"].type == "object" and FIELDS["totals"].derived
-    assert FIELDS["totals.product"].money and FIELDS["lines[].unit_cost"].money
-    assert not FIELDS["lines[].unit_cost"].derived
-    assert FIELDS["dates.close"].type == "date"
-    assert FIELDS["billing.requested_split"].type == "array"
-    derived = {path for path, field in FIELDS.items() if field.derived}
-    assert derived == {
-        "totals", "totals.product", "totals.services", "totals.support", "totals.subscription",
-        "totals.contract", "totals.cost", "margin", "services_ratio", "max_line_discount",
-        "risk_offer", "labor_margin", "lines[].amount", "lines[].margin",
-    }  # fmt: skip
+def validated(raw: dict[str, Any]) -> dict[str, Any]:
+    deal, errors = validate_deal(raw)
+    assert errors == [], errors
+    assert deal is not None
+    return deal
 
 
 # -- validate_deal: the good path ----------------------------------------------------------------
@@ -488,6 +435,142 @@ def test_an_overflowing_deal_is_invalid_not_a_crash() -> None:
     assert [error.path for error in errors] == ["lines[0].quantity", "lines[0].unit_price"]
 
 
+# -- prepare_deal: validation and derived facts in one walk -------------------------------------
+
+
+def validate_then_derive(
+    raw: object, extra_types: dict[str, Any] | None = None
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """What prepare_deal stands for: validate_deal, then the deal merged with derive_facts."""
+    deal, errors = validate_deal(raw, extra_types)
+    if deal is None:
+        return None, [str(error) for error in errors]
+    return {**deal, **derive_facts(deal)}, []
+
+
+def ordered(value: Any) -> Any:
+    """``value`` with its key order and each Decimal's exact form, for comparing both."""
+    if isinstance(value, dict):
+        return [(key, ordered(item)) for key, item in value.items()]
+    if isinstance(value, list):
+        return [ordered(item) for item in value]
+    if isinstance(value, Decimal):
+        return ("Decimal", str(value))
+    return value
+
+
+def prepared(raw: object, extra_types: dict[str, Any] | None = None) -> Any:
+    data, errors = prepare_deal(raw, extra_types)
+    assert (data is None) == bool(errors)
+    return ordered(data), [str(error) for error in errors]
+
+
+def example_raws() -> list[Any]:
+    raws = [load_example(path.name) for path in sorted(EXAMPLES.glob("*.yaml"))]
+    book = (EXAMPLES / "book.jsonl").read_text(encoding="utf-8").splitlines()
+    return raws + [json.loads(line, parse_float=Decimal) for line in book]
+
+
+@pytest.mark.parametrize("raw", example_raws(), ids=lambda raw: str(raw.get("id")))
+def test_prepare_deal_is_validate_then_derive(raw: dict[str, Any]) -> None:
+    before = copy.deepcopy(raw)
+    data, errors = validate_then_derive(raw)
+    assert prepared(raw) == (ordered(data), errors)
+    assert raw == before  # the input is not changed
+
+
+def test_prepare_deal_gives_the_facts_with_the_deal() -> None:
+    data, errors = prepare_deal(minimal_deal())
+    assert errors == [] and data is not None
+    assert list(data) == [
+        "id",
+        "lines",
+        "currency",  # USD by default
+        "totals",
+        "margin",
+        "services_ratio",
+        "max_line_discount",
+        "risk_offer",
+    ]  # no labor_margin without labor lines
+    assert data["totals"]["contract"] == Decimal(100)
+    assert data["margin"] == Decimal("0.4")
+    assert data["lines"] == [
+        {
+            "sku": "A",
+            "category": "hardware",
+            "quantity": 1,
+            "unit_price": 100,
+            "unit_cost": 60,
+            "amount": 100,
+            "margin": Decimal("0.4"),
+        }
+    ]
+
+
+values = st.one_of(
+    st.decimals(min_value=0, max_value=Decimal("1e6"), places=3, allow_nan=False),
+    st.integers(min_value=-2, max_value=10**6),
+    st.sampled_from([None, "12.50", "-1", "x", 1.5, True, [], Decimal("1e20"), Decimal("0E-20")]),
+)
+mangled_lines = st.lists(
+    st.one_of(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "category": st.sampled_from((*CATEGORIES, "hardwear", None)),
+                "quantity": values,
+                "unit_price": values,
+                "unit_cost": values,
+                "list_price": values,
+                "amount": values,
+            },
+        ),
+        st.sampled_from([7, "line"]),
+    ),
+    max_size=4,
+)
+mangled_deals = st.fixed_dictionaries(
+    {"lines": mangled_lines},
+    optional={
+        "id": st.sampled_from(["D-1", "", 1001, 1.5, None]),
+        "currency": st.sampled_from(["USD", "JPY", "eur", None]),
+        "offer": st.fixed_dictionaries({"type": st.sampled_from((*OFFER_TYPES, "new-market"))}),
+        "billing": st.fixed_dictionaries({"requested_split": st.lists(values, max_size=3)}),
+        "margin": values,
+        "export": st.fixed_dictionaries({"copies": values}),
+    },
+)
+
+
+@given(
+    mangled_deals, st.sampled_from([None, {"export.copies": "integer", "lines[].amount": "number"}])
+)
+def test_prepare_deal_is_validate_then_derive_for_any_deal(
+    raw: dict[str, Any], extra_types: dict[str, Any] | None
+) -> None:
+    data, errors = validate_then_derive(raw, extra_types)
+    assert prepared(raw, extra_types) == (ordered(data), errors)
+
+
+def test_the_callers_decimal_context_changes_nothing() -> None:
+    raw = load_example("acme-risk.yaml")
+    raw["lines"][0]["unit_cost"] = "97500.123456789012"  # 17 digits
+    expected = prepared(raw)
+    with decimal.localcontext() as context:
+        context.prec = 6
+        context.rounding = decimal.ROUND_DOWN
+        assert prepared(raw) == expected
+        assert decimal.getcontext() is context and context.prec == 6  # and it is given back
+
+
+def test_the_callers_decimal_context_is_given_back_on_an_error() -> None:
+    before = decimal.getcontext()
+    huge = {"category": "hardware", "quantity": "1e999999", "unit_price": "1e999999"}
+    with pytest.raises(decimal.Overflow):  # an unvalidated deal; prepare_deal refuses it
+        derive_facts({"lines": [huge]})
+    assert decimal.getcontext() is before and before.prec == 28
+
+
 # -- check_fact_types (what plugins derive) -----------------------------------------------------
 
 
@@ -536,208 +619,6 @@ def test_check_fact_types_names_each_wrong_value_by_path(
     errors = check_fact_types(derived, types)
     assert all(isinstance(error, DealError) for error in errors)
     assert [str(error) for error in errors] == expected
-
-
-def test_json_types_are_the_plugin_fact_types() -> None:
-    from dealdesk.manager import FACT_TYPES
-
-    assert set(JSON_TYPES) == FACT_TYPES == {"number", "string", "boolean", "object", "array"}
-
-
-# -- derive_facts -------------------------------------------------------------------------------
-
-
-def validated(raw: dict[str, Any]) -> dict[str, Any]:
-    deal, errors = validate_deal(raw)
-    assert errors == [], errors
-    assert deal is not None
-    return deal
-
-
-def test_derive_facts_of_the_spec_deal() -> None:
-    deal = validated(load_example("acme-risk.yaml"))
-    before = copy.deepcopy(deal)
-    facts = derive_facts(deal)
-    assert deal == before  # the caller merges; the deal is not changed
-    assert list(facts) == [
-        "totals",
-        "margin",
-        "services_ratio",
-        "max_line_discount",
-        "risk_offer",
-        "labor_margin",
-        "lines",
-    ]
-    assert facts["totals"] == {
-        "product": Decimal(1_000_000),
-        "services": Decimal(389_600),
-        "support": Decimal(300_000),
-        "subscription": Decimal(0),
-        "contract": Decimal(1_389_600),
-        "cost": Decimal(697_200),
-    }
-    assert facts["margin"] == 1 - Decimal(697_200) / Decimal(1_389_600)
-    assert facts["services_ratio"] == Decimal(389_600) / Decimal(1_389_600)
-    assert facts["max_line_discount"] == 1 - Decimal(150_000) / Decimal(175_000)
-    assert facts["labor_margin"] == Decimal("0.25")
-    assert facts["risk_offer"] is True
-    assert [line["amount"] for line in facts["lines"]] == [
-        Decimal(600_000),
-        Decimal(400_000),
-        Decimal(89_600),
-        Decimal(300_000),
-    ]
-    assert facts["lines"][0]["margin"] == Decimal("0.35")
-    assert facts["lines"][0]["sku"] == "EDGE-APL"  # copies keep the input fields
-    assert "amount" not in deal["lines"][0]
-
-
-def test_discount_is_exact() -> None:
-    raw = minimal_deal(
-        lines=[
-            {
-                "category": "software",
-                "quantity": 1,
-                "unit_price": 70,
-                "list_price": 100,
-                "unit_cost": 7,
-            }
-        ]
-    )
-    facts = derive_facts(validated(raw))
-    assert facts["max_line_discount"] == Decimal("0.30")
-    assert str(facts["max_line_discount"]) == "0.3"
-    assert facts["lines"][0]["margin"] == Decimal("0.9")
-
-
-def test_optional_facts_are_absent_when_undefined() -> None:
-    raw = minimal_deal(
-        offer={"type": "standard"},
-        lines=[
-            {"category": "hardware", "quantity": 1, "unit_price": 100, "unit_cost": 60},
-            {"category": "support", "quantity": 1, "unit_price": 0, "unit_cost": 10},
-            {"category": "subscription", "quantity": 2, "unit_price": 25},
-        ],
-    )
-    facts = derive_facts(validated(raw))
-    assert facts["max_line_discount"] == 0  # no list prices
-    assert "labor_margin" not in facts  # no labor lines
-    assert facts["risk_offer"] is False
-    assert "margin" not in facts["lines"][1]  # unit_price 0
-    assert "margin" not in facts["lines"][2]  # subscription without cost
-    assert facts["lines"][2]["amount"] == Decimal(50)
-    # A subscription line without cost is not a costed line: the deal margin exists.
-    assert facts["margin"] == 1 - Decimal(70) / Decimal(150)
-    assert facts["totals"]["subscription"] == Decimal(50)
-    assert facts["totals"]["support"] == Decimal(0)
-
-
-def test_margin_is_absent_when_a_costed_line_lacks_cost() -> None:
-    # validate_deal refuses such deals; derive_facts still never treats a missing cost as zero.
-    deal = {
-        "lines": [
-            {"category": "hardware", "quantity": 1, "unit_price": 10},
-            {"category": "labor", "quantity": 1, "unit_price": 10},
-        ]
-    }
-    facts = derive_facts(deal)
-    assert "margin" not in facts
-    assert "labor_margin" not in facts
-    assert facts["totals"]["contract"] == Decimal(20)
-
-
-def test_derive_facts_accepts_plain_numbers() -> None:
-    facts = derive_facts(
-        {
-            "offer": {"type": "advanced_technology"},
-            "lines": [{"category": "labor", "quantity": 2, "unit_price": 0.1, "unit_cost": "0.05"}],
-        }
-    )
-    assert facts["totals"]["services"] == Decimal("0.2")
-    assert facts["labor_margin"] == Decimal("0.5")
-    assert facts["risk_offer"] is True
-
-
-amounts = st.decimals(
-    min_value=0, max_value=Decimal("1e9"), places=2, allow_nan=False, allow_infinity=False
-)
-quantities = st.decimals(
-    min_value=0, max_value=10_000, places=3, allow_nan=False, allow_infinity=False
-)
-line_strategy = st.fixed_dictionaries(
-    {
-        "category": st.sampled_from(CATEGORIES),
-        "quantity": quantities,
-        "unit_price": amounts,
-        "unit_cost": amounts,
-    },
-    optional={"list_price": amounts},
-)
-
-
-@given(st.lists(line_strategy, min_size=1, max_size=12))
-def test_totals_equal_the_sum_of_line_amounts(lines: list[dict[str, Any]]) -> None:
-    facts = derive_facts({"id": "P", "lines": lines})
-    totals = facts["totals"]
-    line_amounts = [line["amount"] for line in facts["lines"]]
-    assert line_amounts == [line["quantity"] * line["unit_price"] for line in lines]
-    assert totals["contract"] == sum(line_amounts, Decimal(0))
-    assert totals["product"] + totals["services"] + totals["subscription"] == totals["contract"]
-    assert totals["support"] == sum(
-        (a for a, line in zip(line_amounts, lines, strict=True) if line["category"] == "support"),
-        Decimal(0),
-    )
-    assert totals["cost"] == sum(
-        (line["quantity"] * line["unit_cost"] for line in lines), Decimal(0)
-    )
-    if totals["contract"] != 0:
-        assert facts["margin"] == 1 - totals["cost"] / totals["contract"]
-        assert 0 <= facts["services_ratio"] <= 1
-    else:
-        assert "margin" not in facts and "services_ratio" not in facts
-
-
-# -- JSON Schema --------------------------------------------------------------------------------
-
-
-def as_json(value: object) -> Any:
-    """What a JSON editor would see: dates as strings."""
-    return json.loads(json.dumps(value, default=str))
-
-
-def test_deal_json_schema_is_valid_draft_2020_12() -> None:
-    schema = deal_json_schema()
-    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    jsonschema.Draft202012Validator.check_schema(schema)
-    assert schema["required"] == ["id", "lines"]
-    assert schema["properties"]["customer"]["properties"]["region"]["enum"][0] == "us-west"
-    line = schema["properties"]["lines"]["items"]
-    assert line["properties"]["category"]["enum"] == list(CATEGORIES)
-    assert "totals" not in schema["properties"]  # derived facts are not input
-    assert json.dumps(schema, sort_keys=True) == json.dumps(deal_json_schema(), sort_keys=True)
-
-
-def test_deal_json_schema_bounds_numbers_and_accepts_integer_ids() -> None:
-    validator = jsonschema.Draft202012Validator(deal_json_schema())
-    deal = minimal_deal(id=1001)
-    assert list(validator.iter_errors(deal)) == []
-    deal["lines"][0]["quantity"] = 10**15
-    deal["billing"] = {"requested_split": [-(10**15)]}
-    assert len(list(validator.iter_errors(deal))) == 2
-
-
-def test_deal_json_schema_accepts_the_examples_and_refuses_the_invalid_one() -> None:
-    validator = jsonschema.Draft202012Validator(
-        deal_json_schema(), format_checker=jsonschema.FormatChecker()
-    )
-    for path in sorted(EXAMPLES.glob("*.yaml")):
-        problems = list(validator.iter_errors(as_json(load_example(path.name))))
-        if path.name.startswith("invalid"):
-            messages = " ".join(problem.message for problem in problems)
-            assert "'mars' is not one of" in messages
-            assert "'unit_cost' is a required property" in messages
-        else:
-            assert problems == [], (path.name, [p.message for p in problems])
 
 
 # -- the bundled examples -----------------------------------------------------------------------
