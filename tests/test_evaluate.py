@@ -4,12 +4,13 @@ failures and the durable_rules behaviours we design around (SPEC §3, §4, §7, 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import deal, evaluator, write_rulesets
+from helpers import deal, evaluator, run_isolated, write_rulesets
 
 from dealdesk.actions import ActionContext
 
@@ -364,17 +365,13 @@ def test_thousands_of_unmatched_deals_do_not_exhaust_durable_sessions(tmp_path: 
     assert threading.active_count() == threads  # no durable Host timer threads were started
 
 
-def test_large_policies_are_split_across_durable_rulesets(tmp_path: Path) -> None:
-    # durable_rules' create_ruleset hung for minutes on 600+ rules (SPEC §9)
+def test_large_policies_run_whole(tmp_path: Path) -> None:
+    # durable_rules' create_ruleset hung for minutes on 600+ rules (SPEC §9): its driver splits
     rules = "".join(
         f"  - id: R{i}\n    when: totals.product == {i}\n    then: {{reason: hit {i}}}\n"
         for i in range(1000)
     )
     ev = build(tmp_path, "rules:\n" + rules)
-    if ev.engine.name == "durable":
-        (stratum,) = ev.engine.strata["test"]
-        assert len(stratum.chunks) == 3
-        assert all(len(definition) <= 400 for _, definition in stratum.chunks)
     for product in (0, 399, 400, 999):
         lines = [
             {
@@ -390,3 +387,154 @@ def test_large_policies_are_split_across_durable_rulesets(tmp_path: Path) -> Non
         )
         record = ev.evaluate(deal(lines=lines))
         assert record["policies"]["test"]["fired"] == [f"R{product}"]
+
+
+# durable_rules' limits (dealdesk.engines.durable.limits): any ruleset that validates evaluates.
+
+
+def evaluate_isolated(tmp_path: Path, body: str, raw: dict[str, Any]) -> list[dict[str, Any]]:
+    """Records for ``raw``, evaluated three times in a fresh interpreter with a perturbed heap:
+    a crash in durable's C core fails the test, not the test run."""
+    write_rulesets(tmp_path / "rs", r=HEADER + body)
+    result = run_isolated(
+        f"""
+        import json, pathlib
+        from helpers import evaluator
+        ev = evaluator(pathlib.Path({str(tmp_path / "rs")!r}))
+        raw = json.loads({json.dumps(raw)!r})
+        print(json.dumps([ev.evaluate(raw) for _ in range(3)]))
+        """
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    records: list[dict[str, Any]] = json.loads(result.stdout)
+    return records
+
+
+@pytest.mark.parametrize("count", [1, 64, 65, 120, 500])
+def test_every_rule_matching_a_deal_fires_however_many(tmp_path: Path, count: int) -> None:
+    # 65 matches overflowed durable's stack (error 303); about 116 corrupted the heap.
+    rules = "".join(
+        f"  - id: R{i}\n    when: totals.product > -{i}\n    then: {{reason: hit {i}}}\n"
+        for i in range(count)
+    )
+    for record in evaluate_isolated(tmp_path, "rules:\n" + rules, deal()):
+        assert record["status"] == "approved", record["errors"]
+        assert record["policies"]["test"]["fired"] == [f"R{i}" for i in range(count)]
+        assert [r["message"] for r in record["reasons"]] == [f"hit {i}" for i in range(count)]
+
+
+def test_every_row_of_a_collect_table_matching_a_deal_is_collected(tmp_path: Path) -> None:
+    rows = "".join(
+        f'      - when: ["> -{i}"]\n        then: {{flag: row {i}}}\n' for i in range(200)
+    )
+    body = f"tables:\n  - id: T\n    hit: collect\n    inputs: [totals.product]\n    rows:\n{rows}"
+    for record in evaluate_isolated(tmp_path, body, deal()):
+        assert record["status"] == "approved", record["errors"]
+        assert record["policies"]["test"]["fired"] == ["T"]
+        assert [f["message"] for f in record["flags"]] == [f"row {i}" for i in range(200)]
+
+
+@pytest.mark.parametrize(
+    ("country", "inside"), [("US", True), ("C999", True), ("ZZ", False), (None, None)]
+)
+def test_in_and_not_in_a_list_of_a_thousand_values(
+    tmp_path: Path, country: str | None, inside: bool | None
+) -> None:
+    values = ", ".join([*(f'"C{i}"' for i in range(1, 1000)), '"US"'])
+    ev = build(
+        tmp_path,
+        f"""
+        rules:
+          - id: IN
+            when: customer.hq_country in [{values}]
+            then: {{reason: in}}
+          - id: NOT-IN
+            when: customer.hq_country not in [{values}]
+            then: {{reason: not in}}
+          - id: NOT-NOT-IN
+            when: not (customer.hq_country not in [{values}])
+            then: {{reason: not not in}}
+          - id: ANY-IN
+            when: any(line.sku in [{values}, "HW"] for line in lines)
+            then: {{reason: any in}}
+        """.replace("\n        ", "\n"),
+    )
+    customer = {"name": "Acme", "segment": "elephant", "region": "emea"}
+    if country is not None:
+        customer["hq_country"] = country
+    record = ev.evaluate(deal(customer=customer))
+    expected = {True: ["IN", "NOT-NOT-IN"], False: ["NOT-IN"], None: []}[inside]
+    assert record["policies"]["test"]["fired"] == [*expected, "ANY-IN"]
+
+
+def test_a_stratum_reading_more_than_a_durable_fact_holds(tmp_path: Path) -> None:
+    # each rule reads a value of its own: 300 synthetic fields, past durable's 255 properties
+    rules = "".join(
+        f"  - id: R{i}\n    when: totals.product + {i} > {i + 199}\n    then: {{reason: r}}\n"
+        for i in range(300)
+    )
+    ev = build(tmp_path, "rules:\n" + rules)
+    record = ev.evaluate(deal())  # totals.product is 200
+    assert record["status"] == "approved", record["errors"]
+    assert record["policies"]["test"]["fired"] == [f"R{i}" for i in range(300)]
+
+
+def test_numbers_python_writes_with_an_exponent(tmp_path: Path) -> None:
+    ev = build(
+        tmp_path,
+        """
+        rules:
+          - id: TINY
+            when: max_line_discount > 0 and max_line_discount < 0.00002
+            then: {reason: tiny}
+          - id: HUGE
+            when: totals.product < 1e16 and totals.product < 1e400 and totals.product > -1e300
+            then: {reason: huge}
+        """.replace("\n        ", "\n"),
+    )
+    # a discount of 1 in 100,000 is 1e-05, which durable_rules could not read (error 204)
+    line = {"sku": "HW", "category": "hardware", "quantity": 1, "unit_cost": 1}
+    record = ev.evaluate(deal(lines=[{**line, "unit_price": 99_999, "list_price": 100_000}]))
+    assert record["status"] == "approved", record["errors"]
+    assert record["policies"]["test"]["fired"] == ["TINY", "HUGE"]
+
+
+@pytest.mark.parametrize(
+    ("literal", "name", "equal"),
+    [
+        ("x" * 70_000, "x" * 70_000, True),
+        ("abc", "abc" + "x" * 65_536, False),  # durable compared only "abc" of the name
+        ("x" * 65_536 + "abc", "x" * 65_536 + "abd", False),
+        ("Zürich 東京 😀", "Zürich 東京 😀", True),
+        ("\ud83d", "\ud83d", True),  # a lone surrogate, from a YAML or JSON escape
+        ("\ud83d\ude00", "😀", False),  # two code points, not the emoji they escape
+    ],
+    ids=["long", "long-name", "long-literal", "non-ascii", "lone-surrogate", "escaped-pair"],
+)
+def test_text_compares_exactly(tmp_path: Path, literal: str, name: str, equal: bool) -> None:
+    # YAML reads JSON escapes in double quotes; a file cannot hold a lone surrogate unescaped
+    text = re.sub(
+        "[\ud800-\udfff]",
+        lambda c: f"\\u{ord(c.group()):04x}",
+        json.dumps(literal, ensure_ascii=False),
+    )
+    ev = build(
+        tmp_path,
+        f"rules:\n  - id: EQ\n    when: customer.name == {text}\n    then: {{reason: eq}}\n"
+        f"  - id: NE\n    when: customer.name != {text}\n    then: {{reason: ne}}\n",
+    )
+    record = ev.evaluate(deal(customer={"name": name, "segment": "elephant", "region": "emea"}))
+    assert record["status"] == "approved", record["errors"]
+    assert record["policies"]["test"]["fired"] == (["EQ"] if equal else ["NE"])
+
+
+def test_non_ascii_fact_names_and_values(tmp_path: Path) -> None:
+    ev = build(
+        tmp_path,
+        'rules:\n  - id: U\n    when: größe > 3 and stadt == "Zürich 😀"\n    then: {reason: u}\n',
+        facts={"größe": "number", "stadt": "string"},
+        enrich=lambda d: {"größe": 5, "stadt": "Zürich 😀"},
+    )
+    record = ev.evaluate(deal())
+    assert record["status"] == "approved", record["errors"]
+    assert record["policies"]["test"]["fired"] == ["U"]

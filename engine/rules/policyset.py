@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from dealdesk.deal import schema as deals
-from dealdesk.engines.durable.lowering import ConditionCompiler, TooComplex
+from dealdesk.engines.durable.lowering import ConditionCompiler
 from dealdesk.errors import Location, RulesetError, UsageError, ValidationFailed, closest
 from dealdesk.rules.expressions import (
     And,
@@ -551,11 +551,8 @@ class _Builder:
     @staticmethod
     def never_true(rule: CompiledRule) -> bool:
         # the condition's disjunctive normal form has no alternative (e.g. `exists(x) and x is
-        # missing`); one too large to expand is some engine's limit, not the author's mistake
-        try:
-            return not ConditionCompiler().compile(rule.condition)
-        except TooComplex:
-            return False
+        # missing`)
+        return not ConditionCompiler().compile(rule.condition)
 
 
 _INVALID = object()

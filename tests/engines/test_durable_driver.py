@@ -20,6 +20,7 @@ import durable_rules_engine
 import pytest
 
 from dealdesk.engines.durable.driver import SESSION_RULE, DurableDriver, get_driver, tune_malloc
+from dealdesk.engines.durable.limits import MAX_FACT_PROPERTIES, MAX_RULES
 from dealdesk.errors import EngineError
 
 
@@ -349,22 +350,48 @@ def test_integer_division_by_zero_needs_a_guard_before_it(
         assert result.returncode == 0 and "survived" in result.stdout, result.stderr
 
 
-# (8) durable_rules refuses a message with 255 properties or more (nested keys count).
+# (8) durable_rules refuses a message with 255 properties or more (nested keys count, list items
+# do not); the driver narrows a fact that wide to what the rules read.
 
 
-def test_too_many_properties_is_an_engine_error_and_the_driver_goes_on(
+def test_durable_refuses_a_fact_with_too_many_properties() -> None:
+    handle = durable_rules_engine.create_ruleset("wide-bare", json.dumps({"hit": rule({"x": 1})}))
+    keys = {f"p{i}": i for i in range(251)}
+    # 252 keys plus sid and id is the most durable_rules takes.
+    durable_rules_engine.assert_fact(handle, json.dumps({"sid": "1", "id": "1", "x": 1, **keys}))
+    for fact in ({"x": 1, "p251": 1, **keys}, {"x": 1, "nested": keys | {"p251": 1}}):
+        with pytest.raises(durable_rules_engine.error, match="error code: 302"):
+            durable_rules_engine.assert_fact(handle, json.dumps({"sid": "2", "id": "2", **fact}))
+
+
+def test_a_wide_fact_is_narrowed_to_what_the_rules_read(driver: DurableDriver) -> None:
+    driver.register("wide", {"hit": rule({"x": 1}), "deep": rule({"nested.p7": 7})})
+    assert driver.match("wide", {"x": 1, **{f"p{i}": i for i in range(251)}}) == ["hit"]
+    assert driver.match("wide", {"x": 1, **{f"p{i}": i for i in range(300)}}) == ["hit"]
+    nested = {f"p{i}": i for i in range(300)}
+    assert driver.match("wide", {"x": 1, "nested": nested}) == ["hit", "deep"]
+    assert driver.match("wide", {"x": 1, "lines": [{f"p{i}": i for i in range(300)}]}) == ["hit"]
+
+
+def test_rules_reading_more_than_a_fact_holds_are_split_and_all_fire(
     driver: DurableDriver,
 ) -> None:
-    driver.register("wide", {"hit": rule({"x": 1})})
-    # 252 keys plus the driver's sid and id is the most durable_rules takes.
-    assert driver.match("wide", {"x": 1, **{f"p{i}": i for i in range(251)}}) == ["hit"]
-    with pytest.raises(EngineError, match=r"ruleset 'wide': the fact has too many properties"):
-        driver.match("wide", {"x": 1, **{f"p{i}": i for i in range(252)}})
-    with pytest.raises(EngineError, match="too many properties"):
-        driver.match("wide", {"x": 1, "nested": {f"p{i}": i for i in range(300)}})
-    assert not session_exists(driver, "wide", "2")
-    assert driver.match("wide", {"x": 1, "lines": [{f"p{i}": i for i in range(300)}]}) == ["hit"]
-    assert driver.match("wide", {"x": 1}) == ["hit"]
+    definition = {f"r{i}": rule({"$gte": {f"p{i}": 0}}) for i in range(600)}
+    driver.register("many", definition)
+    assert len(driver._rulesets["many"].parts) > 600 // MAX_FACT_PROPERTIES
+    assert driver.match("many", {f"p{i}": i for i in range(600)}) == list(definition)
+    assert driver.match("many", {"p3": 1, "p599": 1}) == ["r3", "r599"]
+
+
+def test_a_rule_that_reads_too_many_properties_is_an_engine_error_and_the_driver_goes_on(
+    driver: DurableDriver,
+) -> None:
+    reads = [{"$ex": {f"p{i}": 1}} for i in range(MAX_FACT_PROPERTIES + 1)]
+    driver.register("too-wide", {"all_of_them": rule({"$and": reads}), "x": rule({"x": 1})})
+    with pytest.raises(EngineError, match=r"ruleset 'too-wide': the fact has too many properties"):
+        driver.match("too-wide", {"x": 1, **{f"p{i}": i for i in range(300)}})
+    assert not session_exists(driver, "too-wide", "1")
+    assert driver.match("too-wide", {"x": 1}) == ["x"]
 
 
 # (9) Ruleset names: durable_rules would take a second one silently; the driver does not.
@@ -430,3 +457,96 @@ def test_one_driver_per_process() -> None:
         os._exit(0 if get_driver() is not parent else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+# (10) durable_rules overflows its stack when more than 64 rules match one fact (error 303), and
+# the half-built session corrupts the heap: the driver splits rulesets so that never happens.
+
+
+@pytest.mark.skipif(not GLIBC, reason="MALLOC_PERTURB_ is glibc's")
+@pytest.mark.parametrize("count", [1, 64, 65, 120, 500])
+def test_every_rule_matching_one_fact_fires_however_many(count: int) -> None:
+    result = run_python(
+        f"""
+        from dealdesk.engines.durable.driver import DurableDriver
+        d = DurableDriver()
+        # distinct conditions after a shared prefix: durable keeps every match pending at once
+        names = [f"r{{i}}" for i in range({count})]
+        d.register("all", {{n: {{"all": [{{"m": {{"$and": [{{"kind": "deal"}}, {{"$gt": {{"x": -i - 0.5}}}}]}}}}]}}
+                           for i, n in enumerate(names)}})
+        for n in range(30):
+            assert d.match("all", {{"kind": "deal", "x": 1.0}}) == names
+            assert d.match("all", {{"kind": "deal", "x": -{count} - 1.0}}) == []
+        print("survived")
+        """,
+        env=PERTURBED,
+    )
+    assert result.returncode == 0 and "survived" in result.stdout, result.stderr
+
+
+@pytest.mark.skipif(not GLIBC, reason="MALLOC_PERTURB_ is glibc's")
+def test_a_fact_that_fails_in_its_session_never_touches_the_session_again() -> None:
+    # With the split turned off, 100 matches overflow durable's stack: the driver must neither
+    # delete nor read that session, and must go on with a fresh C ruleset.
+    result = run_python(
+        """
+        from dealdesk.engines.durable import driver as module
+        from dealdesk.errors import EngineError
+        module.MAX_RULES = 1_000
+        d = module.DurableDriver()
+        d.register("all", {f"r{i}": {"all": [{"m": {"$gt": {"x": -i - 0.5}}}]} for i in range(100)})
+        for n in range(30):
+            try:
+                d.match("all", {"x": 1.0})
+            except EngineError as error:
+                assert "error code 303 (max stack size)" in str(error), error
+            else:
+                raise AssertionError("durable took 100 matches")
+            assert d.match("all", {"x": -60.0}) == [f"r{i}" for i in range(60, 100)]
+        print("survived")
+        """,
+        env=PERTURBED,
+    )
+    assert result.returncode == 0 and "survived" in result.stdout, result.stderr
+
+
+def test_rulesets_are_split_below_durables_stack() -> None:
+    driver = DurableDriver()
+    driver.register("split", {f"r{i}": rule({"x": i}) for i in range(2 * MAX_RULES + 1)})
+    assert [len(part.names) for part in driver._rulesets["split"].parts] == [
+        MAX_RULES,
+        MAX_RULES,
+        1,
+    ]
+    assert driver.match("split", {"x": 2 * MAX_RULES}) == [f"r{2 * MAX_RULES}"]
+
+
+# (11) durable's JSON reader takes an exponent only after a fraction (error 204 on 1e-05), and
+# the extension takes text only as UTF-8 (a lone surrogate is "Invalid argument").
+
+
+def test_numbers_python_writes_with_a_bare_exponent(driver: DurableDriver) -> None:
+    driver.register(
+        "exponents",
+        {
+            "tiny": rule({"$lt": {"x": 1e-05}}),
+            "huge": rule({"$gte": {"y": 1e16}}),
+            "text": rule({"note": "1e-05"}),
+            "e+": rule({"e+1": 1}),
+        },
+    )
+    assert driver.match("exponents", {"x": 1e-06, "y": 1e17, "note": "1e-05", "e+1": 1}) == [
+        "tiny",
+        "huge",
+        "text",
+        "e+",
+    ]
+    assert driver.match("exponents", {"x": 2e-05, "y": 9e15, "note": 1e-05}) == []
+
+
+def test_lone_surrogates_and_non_ascii_text(driver: DurableDriver) -> None:
+    driver.register(
+        "surrogates", {"\ud83d rule": rule({"s\udc00": "\ud83d"}), "ü": rule({"ö": "😀"})}
+    )
+    assert driver.match("surrogates", {"s\udc00": "\ud83d", "ö": "😀"}) == ["\ud83d rule", "ü"]
+    assert driver.match("surrogates", {"s\udc00": "\ud83e", "ö": "😁"}) == []

@@ -10,7 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dealdesk.engines.durable.driver import get_driver
-from dealdesk.engines.durable.lowering import ConditionCompiler, definition_digest
+from dealdesk.engines.durable.lowering import (
+    MAX_LISTED_VALUES,
+    ConditionCompiler,
+    definition_digest,
+)
 from dealdesk.rules.expressions import FieldType, Scope, evaluate, parse_expression
 
 SCOPE = Scope(
@@ -29,6 +33,9 @@ SCOPE = Scope(
 )
 NUMBERS = ["0", "0.1", "0.2", "0.3", "1", "-1", "2.5", "0.35", "0.05"]
 OPS = ["==", "!=", "<", "<=", ">", ">="]
+# Longer than the lists the compiler turns into one durable rule per value.
+LONG_LIST = "[" + ", ".join([*NUMBERS, *map(str, range(100, 100 + MAX_LISTED_VALUES))]) + "]"
+MEMBERSHIP = st.sampled_from(["in", "not in"])
 
 numeric = st.sampled_from(["a", "b", "c", "outputs.x"])
 literal = st.sampled_from(NUMBERS)
@@ -44,6 +51,7 @@ item_atom = st.one_of(
     st.builds(lambda op, n: f"line.v {op} {n}", st.sampled_from(OPS), literal),
     st.just("exists(line.v)"),
     st.builds(lambda op: f"line.v {op} line.v * 2", st.sampled_from(OPS)),
+    st.builds(lambda op: f"line.v {op} {LONG_LIST}", MEMBERSHIP),
 )
 item_condition = st.one_of(
     item_atom, st.builds(lambda x, y: f"({x} and not {y})", item_atom, item_atom)
@@ -58,6 +66,7 @@ atom = st.one_of(
     st.builds(lambda v: f's != "{v}"', st.sampled_from(["p", "q"])),
     st.just('s in ["p", "q"]'),
     st.just('s not in ["p"]'),
+    st.builds(lambda x, op: f"{x} {op} {LONG_LIST}", numeric, MEMBERSHIP),
     st.just("f"),
     st.builds(lambda p: f"exists({p})", st.sampled_from(["a", "s", "f", "items", "outputs.x"])),
     st.just('matches(s, "^[pq]$")'),

@@ -53,7 +53,7 @@ rules:
     lower_stratum = pytest.importorskip("dealdesk.engines.durable.engine").lower_stratum
     for k, stratum in enumerate(policy.strata):
         lowered = lower_stratum("test", k, stratum.rules)
-        for body in (b for _, chunk in lowered.chunks for b in chunk.values()):
+        for body in lowered.definition.values():
             (pattern,) = body["all"]
             assert list(pattern) == ["m"]
             assert {"_a": 1} in pattern["m"].get("$and", [pattern["m"]])

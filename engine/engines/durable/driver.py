@@ -6,7 +6,14 @@ timer threads that made batches flaky, and its Python layer (a JSON state round 
 objects for every action) is most of the cost (SPEC §9). Each :meth:`DurableDriver.match` asserts
 one fact in a fresh session, drains its actions synchronously, and always deletes the session.
 
-What the C extension does, checked against durable_rules 2.0.28 (see ``tests/test_driver.py``):
+It keeps every definition inside durable's limits (``dealdesk.engines.durable.limits``): a
+definition is split into C rulesets of at most :data:`~dealdesk.engines.durable.limits.MAX_RULES`
+rules each (more rules matching one fact overflow durable's stack and corrupt the heap) whose
+facts stay below durable's property limit, and a fact too wide for durable is narrowed, for each
+part, to what that part reads. Numbers are written so that durable's JSON reader takes them.
+
+What the C extension does, checked against durable_rules 2.0.28 (see
+``tests/engines/test_durable_driver.py``):
 
 - ``create_ruleset(name, json)`` returns a handle; a bad definition raises
   ``durable_rules_engine.error("Could not create ruleset, error code: N")``. Names are *not*
@@ -29,7 +36,11 @@ What the C extension does, checked against durable_rules 2.0.28 (see ``tests/tes
   :data:`SESSION_RULE`, added to every ruleset: it matches the state fact, so every session
   starts at least one action, and draining them all leaves both pointers freed and NULL.
 - Strings are compared as escaped JSON text, so definitions and facts must be encoded the same
-  way: both use ``ensure_ascii=False`` here.
+  way: both are ASCII with ``\\u`` escapes here (text with a lone surrogate, which YAML and JSON
+  both allow, cannot be handed to the extension as UTF-8).
+- A fact that fails in ``assert_fact`` after durable created its session (error 303, max stack
+  size) leaves a session that crashes the process when deleted or read: the driver leaves it
+  alone and carries on with a fresh C ruleset of the same definition.
 """
 
 from __future__ import annotations
@@ -39,10 +50,22 @@ import itertools
 import json
 import os
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import durable_rules_engine as _engine
 
+from dealdesk.engines.durable.limits import (
+    MAX_ELEMENT_PROPERTIES,
+    MAX_FACT_PROPERTIES,
+    MAX_PROPERTIES,
+    MAX_RULES,
+    ReadTree,
+    fits,
+    merge,
+    project,
+    rule_reads,
+)
 from dealdesk.errors import EngineError
 
 __all__ = ["DurableDriver", "get_driver", "tune_malloc"]
@@ -76,9 +99,9 @@ DURABLE_ERROR_NAMES: dict[int, str] = {
 }
 
 ERR_SID_NOT_FOUND = 309
-# durable_rules refuses a message with this many properties or more (nested keys count, list
-# items do not), so a caller's fact may have at most 252 besides the driver's sid and id.
-MAX_PROPERTIES = 255
+# assert_fact failures that come before durable creates a session (reading the message), and a
+# refusal of the arguments themselves (no code): there is no half-built session to stay clear of.
+_REFUSED_BEFORE_SESSION = frozenset({None, 201, 202, 203, 204, 205, 302, 313, 314})
 
 # Added to every ruleset so that every session starts an action (see the module docstring).
 SESSION_RULE = "$dealdesk_session"
@@ -86,8 +109,10 @@ _SESSION_CONDITION: dict[str, Any] = {"all": [{"m": {"$s": 1}}]}
 _SESSION_PREFIX = '{"' + SESSION_RULE + '":'
 
 _CODE_RE = re.compile(r"error code: (\d+)")
-# Compact and unescaped non-ASCII: durable_rules compares the escaped text, so one encoding for all.
-_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+# Compact ASCII: durable_rules compares the escaped text, so one encoding for all (see above).
+_dumps = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+# A whole string (left as it is) or a number with a bare exponent (given a fraction).
+_STRING_OR_BARE_EXPONENT = re.compile(r'"(?:[^"\\]|\\.)*"|(?<=[:,\[])(-?\d+)(e[-+]\d+)')
 
 _assert_fact = _engine.assert_fact
 _start_action_for_state = _engine.start_action_for_state
@@ -100,6 +125,42 @@ M_TOP_PAD = -2
 TRIM_THRESHOLD_BYTES = 128 * 1024 * 1024
 # Grow and trim the heap with 16 MiB to spare, so each session's allocations hit resident pages.
 TOP_PAD_BYTES = 16 * 1024 * 1024
+
+
+def _with_fraction(found: re.Match[str]) -> str:
+    number = found.group(1)
+    return found.group(0) if number is None else f"{number}.0{found.group(2)}"
+
+
+def _encode(value: Any) -> str:
+    """JSON text durable_rules reads as Python meant it (ASCII, ``1.0e-05`` for ``1e-05``).
+
+    :raises TypeError, ValueError: for what is not JSON (NaN and infinities included).
+    """
+    text = _dumps(value)
+    # How Python writes 1e-05 and 1e+16; durable's reader wants a fraction before an exponent.
+    if "e-" in text or "e+" in text:
+        text = _STRING_OR_BARE_EXPONENT.sub(_with_fraction, text)
+    return text
+
+
+def _too_wide(fact: Mapping[str, Any], limit: int = MAX_FACT_PROPERTIES) -> bool:
+    """Whether durable_rules would refuse ``fact`` for its number of properties (nested keys
+    count, a list once; each element of a list is a message of its own)."""
+    count = 0
+    pending = [fact]
+    while pending:
+        current = pending.pop()
+        count += len(current)
+        for value in current.values():
+            if isinstance(value, Mapping):
+                pending.append(value)
+            elif isinstance(value, list) and any(
+                isinstance(element, Mapping) and _too_wide(element, MAX_ELEMENT_PROPERTIES)
+                for element in value
+            ):
+                return True
+    return count > limit
 
 
 def _error_code(error: BaseException) -> int | None:
@@ -117,16 +178,33 @@ def _describe(error: BaseException) -> str:
     return f"error code {code} ({name})" if name else f"error code {code}"
 
 
-class _Ruleset:
-    """A registered ruleset: its C handle, its definition text, and its rule names by key."""
+class _Part:
+    """One C ruleset holding a part of a registered definition, small enough for durable."""
 
-    __slots__ = ("handle", "text", "names")
+    __slots__ = ("handle", "text", "names", "reads")
 
-    def __init__(self, handle: int, text: str, names: dict[str, str]):
+    def __init__(self, handle: int, text: str, names: dict[str, str], reads: ReadTree):
         self.handle = handle
-        self.text = text
+        self.text = text  # the definition handed to create_ruleset, to make another one
         # Message key as the C core echoes it (escaped JSON, no quotes) -> rule name.
         self.names = names
+        self.reads = reads  # what its rules read of a fact
+
+
+class _Ruleset:
+    """A registered ruleset: its definition text and the C rulesets it is split into."""
+
+    __slots__ = ("text", "parts")
+
+    def __init__(self, text: str, parts: list[_Part]):
+        self.text = text
+        self.parts = parts
+
+    @property
+    def handle(self) -> int:
+        """The C handle of its first part (the only one, unless it has more than MAX_RULES
+        rules or reads more than a fact may hold)."""
+        return self.parts[0].handle
 
 
 class DurableDriver:
@@ -155,7 +233,7 @@ class DurableDriver:
         if not all(isinstance(rule, str) for rule in definition):
             raise EngineError(f"ruleset {name!r}: rule names must be strings")
         try:
-            text = _dumps(definition)
+            text = _encode(definition)
         except (TypeError, ValueError) as error:
             raise EngineError(f"ruleset {name!r} is not JSON: {error}") from error
         known = self._rulesets.get(name)
@@ -165,16 +243,20 @@ class DurableDriver:
                     f"ruleset {name!r} is already registered with a different definition"
                 )
             return
+        parts = [self._create(name, rules, reads) for rules, reads in _split(definition)]
+        self._rulesets[name] = _Ruleset(text, parts)
+
+    @staticmethod
+    def _create(name: str, rules: dict[str, Any], reads: ReadTree) -> _Part:
+        """A C ruleset of ``rules`` (with the session rule) as a part of ruleset ``name``."""
+        text = _encode({**rules, SESSION_RULE: _SESSION_CONDITION})
         try:
-            handle = _engine.create_ruleset(
-                name, _dumps({**definition, SESSION_RULE: _SESSION_CONDITION})
-            )
+            handle = _engine.create_ruleset(name, text)
         except (_engine.error, MemoryError) as error:
             raise EngineError(
                 f"durable_rules refused ruleset {name!r}: {_describe(error)}"
             ) from error
-        names = {_dumps(rule)[1:-1]: rule for rule in definition}
-        self._rulesets[name] = _Ruleset(handle, text, names)
+        return _Part(handle, text, {_encode(rule)[1:-1]: rule for rule in rules}, reads)
 
     def is_registered(self, name: str) -> bool:
         """Whether :meth:`register` has created ruleset ``name`` in this driver."""
@@ -185,8 +267,9 @@ class DurableDriver:
 
         The driver adds the ``sid`` and ``id`` keys; ``fact`` must not carry them. A rule appears
         once per firing (callers dedupe). No match gives ``[]``. More than ``max_actions``
-        actions, a fact durable_rules refuses (such as one with too many properties) or any
-        other durable error raises :class:`EngineError`; the driver stays usable either way.
+        actions, a fact durable_rules refuses (such as one whose properties that the rules read
+        are too many) or any other durable error raises :class:`EngineError`; the driver stays
+        usable either way.
         """
         ruleset = self._rulesets.get(name)
         if ruleset is None:
@@ -196,17 +279,46 @@ class DurableDriver:
                 f"ruleset {name!r}: the fact carries 'sid' or 'id'; the driver sets those keys"
             )
         try:
-            body = _dumps(fact)
+            body = _encode(fact)
         except (TypeError, ValueError) as error:
             raise EngineError(f"ruleset {name!r}: the fact is not JSON: {error}") from error
         sid = str(next(self._sids))
         # Splice the session keys into the encoded fact rather than copying the dict.
         head = '{"sid":"' + sid + '","id":"' + sid + '"'
-        text = head + "}" if body == "{}" else head + "," + body[1:]
-        handle = ruleset.handle
+        # Counting '":' bounds the keys from above, cheaply; only then count them exactly.
+        narrow = body.count('":') >= MAX_FACT_PROPERTIES and _too_wide(fact)
+        fired: list[str] = []
+        actions = 0
+        for part in ruleset.parts:
+            if narrow:
+                body = _encode(project(fact, part.reads))
+            text = head + "}" if body == "{}" else head + "," + body[1:]
+            actions = self._match_part(name, part, text, sid, fired, actions, max_actions)
+        return fired
+
+    def _match_part(
+        self,
+        name: str,
+        part: _Part,
+        text: str,
+        sid: str,
+        fired: list[str],
+        count: int,
+        max_actions: int,
+    ) -> int:
+        """Add the rules of ``part`` that fire on the encoded fact ``text`` of session ``sid`` to
+        ``fired``; the number of actions for the fact so far (``count`` before)."""
+        handle = part.handle
         delete = True
         try:
-            code, state = _assert_fact(handle, text)
+            try:
+                code, state = _assert_fact(handle, text)
+            except _engine.error as error:
+                if _error_code(error) not in _REFUSED_BEFORE_SESSION:
+                    # The session is half-built: deleting or even reading it corrupts the heap.
+                    delete = False
+                    self._replace(name, part)
+                raise
             if code > 1:
                 raise EngineError(
                     f"ruleset {name!r}: durable_rules answered code {code} for a fresh session"
@@ -218,9 +330,7 @@ class DurableDriver:
                 raise EngineError(
                     f"ruleset {name!r}: durable_rules started no action for a session"
                 )
-            fired: list[str] = []
             message: str | None = started[1]
-            count = 0
             while message:
                 if not message.startswith(_SESSION_PREFIX):
                     count += 1
@@ -229,11 +339,11 @@ class DurableDriver:
                             f"ruleset {name!r}: more than {max_actions} actions for one fact;"
                             " a rule may be looping"
                         )
-                    rule = self._rule_name(ruleset, message, sid)
+                    rule = self._rule_name(part, message, sid)
                     if rule is not None:
                         fired.append(rule)
                 message = _complete_and_start_action(handle, state)
-            return fired
+            return count
         except _engine.error as error:
             raise EngineError(self._fact_failure(name, error)) from error
         except MemoryError as error:
@@ -245,19 +355,29 @@ class DurableDriver:
                 _delete_session(name, handle, sid)
 
     @staticmethod
-    def _rule_name(ruleset: _Ruleset, message: str, sid: str) -> str | None:
+    def _replace(name: str, part: _Part) -> None:
+        """Give ``part`` a fresh C ruleset of the same definition, leaving the old one as it is."""
+        try:
+            part.handle = _engine.create_ruleset(name, part.text)
+        except (_engine.error, MemoryError) as error:
+            raise EngineError(
+                f"durable_rules could not recreate ruleset {name!r}: {_describe(error)}"
+            ) from error
+
+    @staticmethod
+    def _rule_name(part: _Part, message: str, sid: str) -> str | None:
         """The rule that fired in ``message``, or None when it fired on the session's state fact."""
-        rule = ruleset.names.get(message[2 : message.find('":', 2)])
+        rule = part.names.get(message[2 : message.find('":', 2)])
         if '"$s":1' in message:
             # Maybe the state fact, maybe a value that merely contains the text: decide exactly.
             ((key, matched),) = json.loads(message).items()
             if any(isinstance(f, dict) and f.get("id") == "sid-" + sid for f in matched.values()):
                 return None
-            return ruleset.names.get(_dumps(key)[1:-1], key)
+            return part.names.get(_encode(key)[1:-1], key)
         if rule is None:
             # A rule name with escapes that defeated the quick slice: parse it properly.
             key = next(iter(json.loads(message)))
-            rule = ruleset.names.get(_dumps(key)[1:-1], key)
+            rule = part.names.get(_encode(key)[1:-1], key)
         return rule
 
     @staticmethod
@@ -269,6 +389,25 @@ class DurableDriver:
                 f" {MAX_PROPERTIES} allowed, counting nested keys and the driver's sid and id)"
             )
         return f"ruleset {name!r}: durable_rules failed on a fact: {_describe(error)}"
+
+
+def _split(definition: Mapping[str, Any]) -> list[tuple[dict[str, Any], ReadTree]]:
+    """``definition`` in order, cut into parts of at most MAX_RULES rules whose facts, narrowed
+    to what the part reads, fit in a durable message; and what each part reads. A rule that
+    alone reads too much is a part of its own (durable refuses its facts: error 302)."""
+    parts: list[tuple[dict[str, Any], ReadTree]] = []
+    rules: dict[str, Any] = {}
+    reads: ReadTree = {}
+    for rule, body in definition.items():
+        mine = rule_reads(body) if isinstance(body, Mapping) else {}
+        joined = merge(reads, mine)
+        if rules and (len(rules) == MAX_RULES or not fits(joined)):
+            parts.append((rules, reads))
+            rules, joined = {}, mine
+        rules[rule] = body
+        reads = joined
+    parts.append((rules, reads))
+    return parts
 
 
 def _delete_session(name: str, handle: int, sid: str) -> None:

@@ -12,59 +12,38 @@ from typing import TYPE_CHECKING, Any
 
 from dealdesk.engines.base import Engine
 from dealdesk.engines.durable.driver import DurableDriver, get_driver
-from dealdesk.engines.durable.lowering import (
-    ConditionCompiler,
-    FactPlan,
-    TooComplex,
-    definition_digest,
-)
-from dealdesk.errors import EngineError
+from dealdesk.engines.durable.lowering import ConditionCompiler, FactPlan, definition_digest
 from dealdesk.evaluate import evaluation_order
 
 if TYPE_CHECKING:
     from dealdesk.manager import RegisteredAction
     from dealdesk.rules.policyset import CompiledRule, Policy, PolicySet
 
-#: durable's ``create_ruleset`` hung for minutes on 600+ rules (SPEC §9): no chunk is larger.
-MAX_DURABLE_RULES = 400
-
 
 @dataclass
 class LoweredStratum:
-    """A stratum as durable rulesets: ``chunks`` (name, definition), the ``plan`` of the one
-    fact they match, and each durable rule name's rule."""
+    """A stratum as one durable ruleset (``name``, ``definition``; the driver splits it into
+    parts durable can run), the ``plan`` of the one fact it matches, and each durable rule
+    name's rule."""
 
     rules: dict[str, CompiledRule]
     plan: FactPlan
-    chunks: list[tuple[str, dict[str, Any]]]
+    name: str
+    definition: dict[str, Any]
 
 
 def lower_stratum(policy: str, index: int, rules: list[CompiledRule]) -> LoweredStratum:
-    """Lower one stratum's conditions to durable rulesets of at most MAX_DURABLE_RULES rules.
-
-    :raises EngineError: a condition beyond durable's limits, naming the rule.
-    """
+    """Lower one stratum's conditions to a durable ruleset."""
     compiler = ConditionCompiler()
     definition: dict[str, Any] = {}
     by_name: dict[str, CompiledRule] = {}
     for rule in rules:
-        try:
-            bodies = compiler.compile(rule.condition)
-        except TooComplex as exc:
-            raise EngineError(
-                f"{rule.location}: rule {rule.id!r}: the durable engine cannot run it: {exc}"
-                " (or use --engine native)"
-            ) from None
-        for i, body in enumerate(bodies):
+        for i, body in enumerate(compiler.compile(rule.condition)):
             # one durable rule per alternative of the condition; any of them fires the rule
             by_name[f"{rule.key}|{i}"] = rule
             definition[f"{rule.key}|{i}"] = body
-    names = list(definition)
-    chunks: list[tuple[str, dict[str, Any]]] = []
-    for start in range(0, max(len(names), 1), MAX_DURABLE_RULES):
-        part = {n: definition[n] for n in names[start : start + MAX_DURABLE_RULES]}
-        chunks.append((f"{policy}#{index}.{len(chunks)}@{definition_digest(part)}", part))
-    return LoweredStratum(by_name, compiler.plan, chunks)
+    name = f"{policy}#{index}@{definition_digest(definition)}"
+    return LoweredStratum(by_name, compiler.plan, name, definition)
 
 
 class DurableEngine(Engine):
@@ -87,8 +66,7 @@ class DurableEngine(Engine):
         }
         for lowered in self.strata.values():
             for stratum in lowered:
-                for chunk_name, definition in stratum.chunks:
-                    self.driver.register(chunk_name, definition)
+                self.driver.register(stratum.name, stratum.definition)
 
     def match(self, policy: Policy, stratum: int, view: Mapping[str, Any]) -> list[CompiledRule]:
         lowered = self.strata[policy.name][stratum]
@@ -96,8 +74,7 @@ class DurableEngine(Engine):
         # a rule fires once however many of its alternatives (durable rules) matched
         matched = {
             lowered.rules[rule].key: lowered.rules[rule]
-            for name, _ in lowered.chunks
-            for rule in self.driver.match(name, fact, max_actions=self.max_actions)
+            for rule in self.driver.match(lowered.name, fact, max_actions=self.max_actions)
         }
         return sorted(matched.values(), key=evaluation_order)
 

@@ -8,17 +8,26 @@ missing). Arithmetic, ``matches()`` and comparisons durable cannot express are c
 exact decimals into synthetic fields of the fact (``_x0``...), absent when unknown — so there is
 no float rounding at a boundary and no ``$div`` by zero (SIGFPE, SPEC §9). Every condition lives
 on one fact and carries a positive anchor, so no rule is a bare negation and no join is emitted.
+
+What durable cannot hold (``dealdesk.engines.durable.limits``) is computed in Python too: a long
+``in`` list is one synthetic membership field, a condition whose normal form has too many
+alternatives or whose rule would read more properties than a fact may hold is one synthetic
+boolean, and a string too long for durable to compare in full goes in as a digest.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from dealdesk.engines.durable.limits import MAX_STRING_BYTES, fits, rule_reads
 from dealdesk.rules.expressions import (
     And,
     Compare,
@@ -138,6 +147,8 @@ def to_json(formula: Formula) -> dict[str, Any]:
 
 
 MAX_ALTERNATIVES = 64
+# `x in [...]` with more values is one synthetic field, not one durable rule per value.
+MAX_LISTED_VALUES = 8
 
 
 class TooComplex(ValueError):
@@ -375,18 +386,55 @@ def _put(target: dict[str, Any], path: str, value: Any) -> None:
     target[leaf] = value
 
 
+# Starts the stand-in for a string durable_rules cannot compare exactly (see engine_value).
+LONG_TEXT = "\x00dealdesk:sha256:"
+# The longest escaped JSON text of one character (a surrogate pair, escaped twice).
+_MAX_ESCAPED = len(json.dumps("\U0001f600")) - 2
+# A lone surrogate (YAML and JSON allow them) escapes like half of a pair: "\ud83d\ude00" would
+# pass for the emoji it spells. Text holding one goes in as a stand-in, equal only to itself.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def engine_value(value: Any) -> Any:
-    """A deal value as durable_rules should see it: every number a float (an integer 0 as a
-    divisor kills the process, SPEC §9), objects as presence markers."""
-    if isinstance(value, bool | str):
+    """A deal value or a literal as durable_rules should see it: every number a finite float
+    (an integer 0 as a divisor kills the process, SPEC §9), objects as presence markers, and
+    text too long for durable to compare in full as a digest (equal exactly when the texts are).
+    """
+    if isinstance(value, bool):
         return value
+    if isinstance(value, str):
+        if (
+            len(value) * _MAX_ESCAPED <= MAX_STRING_BYTES
+            and (value.isascii() or not _SURROGATE.search(value))
+            and not value.startswith(LONG_TEXT)
+        ):
+            return value
+        return _engine_text(value)
     if isinstance(value, Decimal | int | float):
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond a float's range
+            number = math.inf if value > 0 else -math.inf
+        # beyond a float's range: the largest float keeps the order with every literal
+        return math.copysign(sys.float_info.max, number) if math.isinf(number) else number
     if isinstance(value, dict | Mapping):
         return {}
     if isinstance(value, list):
         return []
     return str(value)
+
+
+def _engine_text(text: str) -> str:
+    """``text``, or its stand-in when durable_rules would compare only part of it (durable takes
+    string lengths modulo 65,536) or would not tell it from other text (a lone surrogate). Text
+    that merely starts like a stand-in gets one of its own, so no value passes for another's."""
+    if (
+        len(json.dumps(text)) - 2 <= MAX_STRING_BYTES
+        and not _SURROGATE.search(text)
+        and not text.startswith(LONG_TEXT)
+    ):
+        return text
+    return LONG_TEXT + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -404,8 +452,42 @@ class ConditionCompiler:
         self._synthetic_names: dict[tuple[Any, ...], str] = {}
 
     def compile(self, expr: Expr) -> list[dict[str, Any]]:
-        """The durable rule bodies for a condition, one per alternative (none: never true)."""
-        return rule_conditions(self.lower(expr))
+        """The durable rule bodies for a condition, one per alternative (none: never true).
+
+        A condition durable cannot hold as rules — more than MAX_ALTERNATIVES alternatives, or
+        an alternative reading more properties than a durable fact may hold — is computed in
+        Python into one synthetic boolean instead, with the same three-valued meaning.
+        """
+        saved = self._save()
+        try:
+            bodies = rule_conditions(self.lower(expr))
+            if all(fits(rule_reads(body)) for body in bodies):
+                return bodies
+        except TooComplex:
+            pass
+        self._restore(saved)
+        name = self.synthetic(expr, None)
+        return rule_conditions(f_and(FExists(name), FCompare(name, "==", True)))
+
+    def _save(self) -> tuple[Any, ...]:
+        # Paths are bounded by the deal schema; synthetics grow with the rules and are only added
+        # at the end, so their counts are enough.
+        plan = self.plan
+        return (
+            set(plan.paths),
+            {items: set(names) for items, names in plan.item_paths.items()},
+            len(plan.synthetics),
+            len(self._synthetic_names),
+        )
+
+    def _restore(self, saved: tuple[Any, ...]) -> None:
+        """Forget what a lowering that was given up added to the plan."""
+        plan = self.plan
+        plan.paths, plan.item_paths, synthetics, names = saved
+        del plan.synthetics[synthetics:]
+        for key in list(self._synthetic_names)[names:]:
+            del self._synthetic_names[key]
+        plan._layout = None
 
     def lower(self, expr: Expr, positive: bool = True, items: str | None = None) -> Formula:
         """The formula that is true exactly where ``expr`` (or ``not expr``) is true."""
@@ -423,6 +505,10 @@ class ConditionCompiler:
                 return FExists(name, positive)
             case Compare(op=op, left=left, right=right):
                 return self.comparison(expr, op if positive else _NEGATE[op], left, right, items)
+            case InList(values=values) if len(values) > MAX_LISTED_VALUES:
+                # one durable rule per value would crowd the ruleset: test membership in Python
+                name = self.synthetic(expr, items)
+                return f_and(FExists(name), FCompare(name, "==", positive))
             case InList(operand=operand, values=values, negated=negated):
                 member = positive != negated
                 parts = [
