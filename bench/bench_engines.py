@@ -773,29 +773,31 @@ def report(
                 "  (/zen: against zen-engine on the PEER workload; zen does not run the house policy)"
             )
 
-        # memory and start-up: N against N/4
-        print(f"\n  memory and start-up ({workload}): whole CLI at {n:,} and {small:,} deals")
+        # memory (N against N/4) and start-up (the CLI on 1 deal)
+        print(f"\n  memory and start-up ({workload}): whole CLI at {n:,}, {small:,} and 1 deal")
         rows = []
         for e in engines:
-            big, little = (
-                contenders.get(f"cli/{workload}/{e}/{n}"),
-                contenders.get(f"cli/{workload}/{e}/{small}"),
-            )
-            if not big or not little:
+            big = contenders.get(f"cli/{workload}/{e}/{n}")
+            little = contenders.get(f"cli/{workload}/{e}/{small}")
+            one = contenders.get(f"cli/{workload}/{e}/1")
+            if not big or not little or not one:
                 continue
             rss_big, rss_small = big.median("rss_kib") / 1024, little.median("rss_kib") / 1024
-            cpu_big, cpu_small = big.median("cpu"), little.median("cpu")
-            marginal = (n - small) / (cpu_big - cpu_small) if cpu_big > cpu_small else float("nan")
-            fixed = cpu_small - small / marginal if marginal == marginal else float("nan")
+            # start-up excluded, paired within each round (load drifts slower than a round)
+            net = [
+                n / (b.cpu - o.cpu)
+                for b, o in zip(big.samples, one.samples, strict=True)
+                if b.ok and o.ok and b.cpu > o.cpu
+            ]
             rows.append(
                 [
                     f"dealdesk {e}",
                     f"{rss_big:.0f}",
                     f"{rss_small:.0f}",
                     fmt_ratio(rss_big / rss_small),
-                    fmt_rate(little.median()),
-                    fmt_rate(marginal),
-                    f"{fixed:.2f}",
+                    f"{one.median('rss_kib') / 1024:.0f}",
+                    f"{one.median('cpu'):.2f}",
+                    fmt_rate(statistics.median(net) if net else float("nan")),
                 ]
             )
         print_table(
@@ -805,9 +807,9 @@ def report(
                 f"RSS@{n} MiB",
                 f"RSS@{small} MiB",
                 "RSS ratio",
-                f"rate@{small}",
-                "marginal rate",
-                "fixed CPU s",
+                "RSS@1 MiB",
+                "start-up CPU s",
+                "rate w/o start-up",
             ],
         )
 
@@ -842,7 +844,7 @@ def report(
             verdict = "same as" if fired == ref_fired else "DIFFERENT from"
             print(f"  fired rules per deal, {c.label}: {verdict} plain Python ({fired})")
     for workload in ("peer", "house"):
-        for size in (n, small):
+        for size in sorted({n, small, 1}, reverse=True):
             shas = {
                 e: {
                     s.out_sha for s in contenders[f"cli/{workload}/{e}/{size}"].samples if s.out_sha
@@ -1040,6 +1042,9 @@ def main(argv: list[str] | None = None) -> int:
             files["peer"] = {n: tmp / f"peer-{n}.jsonl", small: tmp / f"peer-{small}.jsonl"}
             write_peer_book(peer_dir, n, files["peer"][n])
             head(files["peer"][n], files["peer"][small], small)
+            if 1 not in files["peer"]:
+                files["peer"][1] = tmp / "peer-1.jsonl"
+                head(files["peer"][n], files["peer"][1], 1)
         if "house" in parts or "stages" in parts:
             house = {n: tmp / f"house-{n}.jsonl", small: tmp / f"house-{small}.jsonl"}
             try:
@@ -1049,6 +1054,9 @@ def main(argv: list[str] | None = None) -> int:
                 parts.discard("house")
             else:
                 head(house[n], house[small], small)
+                if 1 not in house:
+                    house[1] = tmp / "house-1.jsonl"
+                    head(house[n], house[1], 1)
                 files["house"] = house
                 notes.append(f"house book: {base} example deals varied to {n:,} (ids B-<i>)")
         if not files:
@@ -1079,7 +1087,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             rulesets = peer_rulesets if workload == "peer" else None
             for name, extra in engines_found:
-                for size in (n, small):
+                for size in sorted({n, small, 1}, reverse=True):
                     c = cli_contender(
                         cli,
                         workload,
