@@ -7,8 +7,8 @@ a) the 24-rule peer workload (/work/shared/peer-workload) through the whole
    ``dealdesk evaluate DEALS.jsonl -r RULESETS -o OUT.jsonl``, once per engine (``--engine
    native|durable`` when the CLI has the option; otherwise the default engine, labelled), as a
    subprocess: CPU = user+sys from ``getrusage(RUSAGE_CHILDREN)`` deltas, peak RSS from
-   ``wait4``. Run on N and N/4 deals, for the RSS ratio (memory flat with deals) and the
-   marginal rate (start-up excluded);
+   ``wait4``. Run on N, N/4 and 1 deals: the RSS ratio N : N/4 (memory flat with deals), the
+   start-up cost, and the rate without it;
 b) the peers on the same policy over flat, pre-validated dicts, from the peer harness
    (``engines.FACTORIES[name]()`` → ``run(deals)``): zen-engine evaluated by key, the
    durable_rules raw C loop, plain Python predicates. Each runs in a child process of its own
@@ -862,10 +862,12 @@ def report(
                     else "identical across rounds"
                 )
                 print(
-                    f"  {workload} records at {size:,} deals: {what} (sha256 {next(iter(every))})"
+                    f"  {workload} records at {size:,} deal{'s' if size != 1 else ''}: {what} (sha256 {next(iter(every))})"
                 )
             elif every:
-                print(f"  {workload} records at {size:,} deals: DIFFER: {shas}")
+                print(
+                    f"  {workload} records at {size:,} deal{'s' if size != 1 else ''}: DIFFER: {shas}"
+                )
 
     if stages:
         print_stages(stages)
