@@ -19,8 +19,12 @@ try:
 except ImportError:  # pragma: no cover - Windows
     resource = None  # type: ignore[assignment]
 
-from dealdesk import driver as driver_module
-from dealdesk.engines.durable.driver import DurableDriver
+try:  # the driver's home since the layout change; older trees had it at dealdesk.driver
+    from dealdesk.engines.durable import driver as driver_module
+except ImportError:  # pragma: no cover - older layout
+    from dealdesk import driver as driver_module  # type: ignore[no-redef]
+
+DurableDriver = driver_module.DurableDriver
 
 
 def _ex(*paths: str) -> list[dict[str, Any]]:
