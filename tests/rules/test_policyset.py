@@ -283,3 +283,22 @@ tables:
     assert found == [
         f"{tmp_path / 'rs' / 'a.yaml'}:11:18: aggregation count needs every row to set the same one output"
     ]
+
+
+def test_a_pattern_re2_cannot_run_is_a_validation_error_at_its_place(tmp_path: Path) -> None:
+    found = errors(
+        tmp_path,
+        a=HEADER.format(name="a")
+        + """
+rules:
+  - id: R-1
+    when: 'matches(customer.name, r"^(\\w+) \\1$")'
+    then: {flag: repeated word}
+""",
+    )
+    path = tmp_path / "rs" / "a.yaml"
+    assert found == [
+        f"{path}:10:35: invalid regular expression '^(\\\\w+) \\\\1$': invalid escape sequence: "
+        "\\1 (matches() runs RE2 patterns, in linear time: no backreferences or lookaround; "
+        "write \\z for \\Z)"
+    ]
