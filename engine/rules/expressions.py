@@ -184,6 +184,11 @@ _COMPARE_OPS = {
 _ARITH_OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 _NUMERIC = {"number", "any"}
 
+#: Deepest nesting of sub-expressions (``not not ...``, ``1 + 1 + ...``, parentheses that hold an
+#: operator). Parsing, lowering and evaluating recurse a few frames per level; this keeps every
+#: stage far below Python's recursion limit, and no condition a person writes comes near it.
+MAX_DEPTH = 100
+
 
 def parse_expression(text: str, scope: Scope, *, value: bool = False) -> Expr:
     """Parse ``text`` into a checked tree.
@@ -202,16 +207,39 @@ def parse_expression(text: str, scope: Scope, *, value: bool = False) -> Expr:
             warnings.simplefilter("ignore", SyntaxWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
             tree = ast.parse(f"(\n{text}\n)", mode="eval")
+    except (RecursionError, MemoryError):
+        # CPython's parser gives up on thousands of levels before _check_depth could say where
+        raise ExpressionError(_TOO_DEEP, (1, 0)) from None
     except SyntaxError as exc:
         lines = text.split("\n")
         line, col = max((exc.lineno or 2) - 1, 1), max((exc.offset or 1) - 1, 0)
         if line > len(lines):  # the text ended too early: point just after it
             line, col = len(lines), len(lines[-1])
+        if exc.msg == "too many nested parentheses":  # Python's own limit, 200
+            raise ExpressionError(_TOO_DEEP, (line, col)) from None
         detail = "" if exc.msg == "invalid syntax" else f": {exc.msg}"
         raise ExpressionError(f"invalid syntax{detail}", (line, col)) from None
+    _check_depth(tree.body)
     parser = _Parser(scope, value)
     expr = parser.expr(tree.body)
     return expr if value else parser.condition(expr)
+
+
+_TOO_DEEP = f"expression nested too deeply (limit {MAX_DEPTH})"
+
+
+def _check_depth(root: ast.expr) -> None:
+    """Refuse a tree nested deeper than :data:`MAX_DEPTH`, at the first node too deep, before
+    anything walks it recursively."""
+    stack: list[tuple[ast.AST, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, ast.expr):  # operators and contexts are nodes too, but not nesting
+            if depth > MAX_DEPTH:
+                raise ExpressionError(_TOO_DEEP, _Parser.pos(node))
+            depth += 1
+        # reversed, so the first node reported too deep is the first one in reading order
+        stack.extend((child, depth) for child in reversed(list(ast.iter_child_nodes(node))))
 
 
 class _Parser:

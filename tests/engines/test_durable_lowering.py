@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from bounded import run_python
 
 from dealdesk.engines.durable.lowering import (
     MAX_ALTERNATIVES,
@@ -15,7 +16,14 @@ from dealdesk.engines.durable.lowering import (
     covers,
     parse_cell,
 )
-from dealdesk.rules.expressions import Field, FieldType, Scope, evaluate, parse_expression
+from dealdesk.rules.expressions import (
+    MAX_DEPTH,
+    Field,
+    FieldType,
+    Scope,
+    evaluate,
+    parse_expression,
+)
 
 SCOPE = Scope(
     {
@@ -164,6 +172,30 @@ def test_any_cell_and_bad_cells() -> None:
         parse_cell("not(-)", SUBJECT)
     with pytest.raises(CellError):
         parse_cell("< 1 +", SUBJECT)
+
+
+def test_deeply_nested_cells_are_refused() -> None:
+    parse_cell("not(" * (MAX_DEPTH - 1) + "1" + ")" * (MAX_DEPTH - 1), SUBJECT)
+    with pytest.raises(CellError, match=f"nested too deeply \\(limit {MAX_DEPTH}\\)"):
+        parse_cell("not(" * 1000 + "1" + ")" * 1000, SUBJECT)  # was a RecursionError
+
+
+def test_a_huge_range_like_cell_is_read_in_linear_time() -> None:
+    # the regular expression that read ranges took 16 s on 20,000 dots: in a child, bounded
+    out = run_python(
+        """
+        from dealdesk.engines.durable.lowering import CellError, cell_interval, parse_cell
+        from dealdesk.rules.expressions import Field
+
+        cell = "[" + "." * 100_000
+        try:
+            parse_cell(cell, Field((1, 0), "a", "number"))
+        except CellError:
+            print("refused", cell_interval(cell))
+        """,
+        timeout=20,
+    )
+    assert out.split() == ["refused", "None"]
 
 
 def test_cell_coverage_for_unreachable_rows() -> None:

@@ -7,7 +7,9 @@ from decimal import Decimal
 import pytest
 from bounded import run_python
 
+from dealdesk.engines.durable.lowering import ConditionCompiler
 from dealdesk.rules.expressions import (
+    MAX_DEPTH,
     Compare,
     ExpressionError,
     FieldType,
@@ -203,6 +205,33 @@ def test_a_pattern_re2_cannot_run_is_a_located_error_naming_it(pattern: str, det
 def test_matches_searches_the_text(pattern: str, name: str | None, expected: bool | None) -> None:
     deal = {"customer": {"name": name}}
     assert evaluate(cond(f'matches(customer.name, "{pattern}")'), deal) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "pos"),
+    [
+        ("not " * 1000 + "risk_offer", (1, 4 * MAX_DEPTH)),  # was "internal error: RecursionError"
+        ("margin > " + "-" * 1000 + "1", (1, 9 + MAX_DEPTH - 1)),
+        ("margin > " + " + ".join(["margin"] * 500), (1, 9)),
+        ("(" * 1000 + "risk_offer" + ")" * 1000, (1, 199)),  # Python's parser stops at 200
+        ("margin > " + "+".join(["1"] * 5000), (1, 0)),  # ast.parse: RecursionError
+        ("not " * 100_000 + "risk_offer", (1, 0)),  # ast.parse: MemoryError
+    ],
+)
+def test_deep_nesting_is_a_located_error(text: str, pos: tuple[int, int]) -> None:
+    err = error(text)
+    assert err.message == f"expression nested too deeply (limit {MAX_DEPTH})"
+    assert err.pos == pos
+
+
+def test_nesting_at_the_limit_compiles_lowers_and_evaluates() -> None:
+    text = "not " * (MAX_DEPTH - 1) + "risk_offer"
+    assert "too deeply" in error("not " + text).message
+    tree = cond(text)
+    assert evaluate(tree, DEAL) is False  # risk_offer, negated 99 times
+    ConditionCompiler().compile(tree)
+    value = parse_expression(" + ".join(["margin"] * MAX_DEPTH), SCOPE, value=True)
+    assert evaluate(value, DEAL) == Decimal("0.36") * MAX_DEPTH
 
 
 def test_did_you_mean_for_paths_and_enum_values() -> None:
