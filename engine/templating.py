@@ -162,6 +162,8 @@ def _describe(exc: BaseException) -> str:
         return exc.message or type(exc).__name__
     if isinstance(exc, DealdeskError):  # e.g. a plugin filter's PluginError names the plugin
         return str(exc)
+    if isinstance(exc, RecursionError):  # deep (( )) while compiling, or a macro calling itself
+        return "nested or recursing too deeply (past Python's recursion limit)"
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -137,6 +137,18 @@ def test_the_budget_is_per_render(renderer: Renderer) -> None:
         assert renderer.render_message(source, {}, ORIGIN) == ""
 
 
+def test_deep_nesting_and_endless_recursion_say_so(renderer: Renderer) -> None:
+    deep = "{{ " + "(" * 300 + "1" + ")" * 300 + " }}"
+    assert renderer.message_problem(deep) == (
+        "nested or recursing too deeply (past Python's recursion limit)"
+    )
+    with pytest.raises(TemplateError) as info:
+        renderer.render_message("{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}", {}, ORIGIN)
+    assert str(info.value) == (
+        f"{ORIGIN}: nested or recursing too deeply (past Python's recursion limit)"
+    )
+
+
 def test_a_hostile_clause_names_its_template_and_line(tmp_path: Path) -> None:
     clause = tmp_path / "x" / "loop.md.j2"
     clause.parent.mkdir()
