@@ -178,15 +178,18 @@ class StageTimer:
 # (stage, hook): "Class.method" or "function", found by name wherever it lives in dealdesk.*.
 # Nested hooks are fine (times are exclusive). Engines added later are found by the scan below.
 STAGE_HOOKS = [
-    ("validate+derive", "validate_deal"),
-    ("validate+derive", "derive_facts"),
+    ("validate+derive", "prepare_deal"),
     ("validate+derive", "check_fact_types"),
-    ("validate+derive", "Evaluator.prepare"),
+    ("validate+derive", "Plugins.enrich"),
+    ("validate+derive", "Pipeline.prepare"),
+    ("evaluate/match", "NativeEngine.match"),
+    ("evaluate/match", "DurableEngine.match"),
     ("evaluate/match", "FactPlan.build"),
     ("evaluate/match", "DurableDriver.match"),
-    ("actions/outputs", "Evaluator.run_policy"),
-    ("record/messages", "Evaluator.assemble"),
-    ("record/messages", "Evaluator.finish"),
+    ("actions/outputs", "PolicyRunner.run_policy"),
+    ("record/messages", "Combiner.record"),
+    ("record/messages", "Pipeline.render_clauses"),
+    ("record/messages", "Pipeline.finish"),
 ]
 # methods of any other engine-like class under dealdesk.engines (its name ends with one of
 # ENGINE_CLASSES, so per-node classes of a compiled tree are not wrapped) count as evaluate/match
@@ -299,7 +302,7 @@ def child_stages(args: argparse.Namespace) -> dict[str, Any]:
         application = app.build(rulesets, autoload=False)
     except TypeError:  # build() lost its autoload keyword: the environment says the same
         application = app.build(rulesets)
-    evaluator = application.evaluator
+    evaluator = application.pipeline
     result["startup_ms"] = (time.process_time() - started) * 1000
 
     evaluate_one: Callable[[Any], dict[str, Any]]

@@ -7,6 +7,7 @@ as one line (or one line per problem) and exits with ``error.exit_code``.
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -108,3 +109,12 @@ def record_error(exc: BaseException) -> dict[str, Any]:
         return {"path": "", "message": str(exc)}
     # a bug costs the deal it hit, never the rest of the batch
     return {"path": "", "message": f"internal error: {type(exc).__name__}: {exc}"}
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = 60
+
+
+def short_repr(value: Any) -> str:
+    """``repr(value)`` cut to one readable line: a hostile 4,000-character cell stays short."""
+    return _SHORT.repr(value)

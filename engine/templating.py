@@ -8,7 +8,8 @@ one :class:`~dealdesk.errors.TemplateError` naming the template (or the ruleset 
 message) and the line.
 
 Templates see the deal (input fields and derived facts) as top-level names plus ``outputs``,
-``rule`` and ``decision`` (see :func:`template_context`).
+``rule`` and ``decision`` (see :func:`template_context`). Each render is bounded in work and
+output by :mod:`dealdesk.sandbox` (SPEC §9).
 
 Clause templates (``billing/milestones.md.j2``) define ``{% block title %}`` and
 ``{% block text %}``; the two blocks are rendered on their own, so everything a block needs
@@ -29,18 +30,13 @@ from typing import Any
 from babel.dates import format_date
 from jinja2 import FileSystemLoader, StrictUndefined, Template, pass_context
 from jinja2 import TemplateError as JinjaTemplateError
-from jinja2.exceptions import (
-    FilterArgumentError,
-    SecurityError,
-    TemplateNotFound,
-    TemplateSyntaxError,
-)
+from jinja2.exceptions import FilterArgumentError, TemplateNotFound, TemplateSyntaxError
 from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
 from dealdesk.errors import DealdeskError, TemplateError
 from dealdesk.money import minor_units, parse_decimal, quantize_money
+from dealdesk.sandbox import Sandbox, render_bounded
 
 __all__ = ["ENGINE_TEMPLATES", "FORMATS", "Renderer", "template_context"]
 
@@ -52,35 +48,6 @@ FORMATS = ("md", "html")
 
 # A clause id is a slash path with at least one slash, so "memo" can never name a clause.
 _CLAUSE_ID = re.compile(r"[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+)+")
-
-# Bounds on arithmetic a template may ask for: enough for any contract, too little to exhaust memory.
-_MAX_EXPONENT = 100
-_MAX_REPEAT = 100_000
-
-
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """The sandbox: no Python internals, no mutation of the deal, no runaway ``*``/``**``.
-
-    Immutable because the deal and outputs are shared by every policy of one evaluation.
-    """
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        """Refuse huge powers and huge repeated strings or lists before Python computes them."""
-        if operator == "**" and isinstance(right, int | float) and abs(right) > _MAX_EXPONENT:
-            raise SecurityError(
-                f"exponent {right} is larger than the sandbox allows ({_MAX_EXPONENT})"
-            )
-        if operator == "*":
-            for seq, times in ((left, right), (right, left)):
-                if isinstance(seq, str | list | tuple) and isinstance(times, int):
-                    if len(seq) * times > _MAX_REPEAT:
-                        raise SecurityError(
-                            f"repeating a sequence to more than {_MAX_REPEAT} items"
-                        )
-        return super().call_binop(context, operator, left, right)
-
 
 # --- built-in filters ----------------------------------------------------------------------
 
@@ -195,6 +162,8 @@ def _describe(exc: BaseException) -> str:
         return exc.message or type(exc).__name__
     if isinstance(exc, DealdeskError):  # e.g. a plugin filter's PluginError names the plugin
         return str(exc)
+    if isinstance(exc, RecursionError):  # deep (( )) while compiling, or a macro calling itself
+        return "nested or recursing too deeply (past Python's recursion limit)"
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -260,9 +229,9 @@ class Renderer:
     @staticmethod
     def _environment(
         loader: FileSystemLoader, filters: Mapping[str, Callable[..., Any]], *, autoescape: bool
-    ) -> _Sandbox:
+    ) -> Sandbox:
         """A sandboxed, strict environment with the filters installed."""
-        env = _Sandbox(
+        env = Sandbox(
             loader=loader,
             autoescape=autoescape,
             undefined=StrictUndefined,
@@ -274,7 +243,7 @@ class Renderer:
         env.filters.update(filters)
         return env
 
-    def _env(self, fmt: str) -> _Sandbox:
+    def _env(self, fmt: str) -> Sandbox:
         """The environment for ``fmt``: HTML autoescapes, Markdown does not."""
         if fmt not in FORMATS:
             raise ValueError(
@@ -356,7 +325,7 @@ class Renderer:
         except Exception as exc:
             raise TemplateError(f"{origin}: {_message_detail(exc)}") from exc
         try:
-            return "".join(template.root_render_func(template.new_context(dict(context))))
+            return render_bounded(template.root_render_func, template.new_context(dict(context)))
         except Exception as exc:
             raise TemplateError(f"{origin}: {_message_detail(exc)}") from exc
 
@@ -413,7 +382,7 @@ class Renderer:
     # -- plumbing --
 
     @staticmethod
-    def _load(env: _Sandbox, name: str, *, what: str) -> Template:
+    def _load(env: Sandbox, name: str, *, what: str) -> Template:
         """Load and compile ``name``; a missing file or syntax error becomes a TemplateError."""
         try:
             return env.get_template(name)
@@ -432,7 +401,7 @@ class Renderer:
         traceback rewriting drops the frames that tell which template and line failed.
         """
         try:
-            return "".join(render(context))
+            return render_bounded(render, context)
         except Exception as exc:
             raise _template_file_error(exc, name) from exc
 

@@ -25,6 +25,7 @@ import yaml
 
 from dealdesk.deal.schema import FIELDS
 from dealdesk.errors import PluginError, UsageError
+from dealdesk.yaml_aliases import check_aliases
 
 __all__ = [
     "READERS",
@@ -231,6 +232,7 @@ def read_yaml(path: Path) -> Iterator[SourceDeal]:
                     return
                 line = node.start_mark.line + 1
                 try:
+                    check_aliases(node)
                     value = loader.construct_document(node)
                 except (yaml.YAMLError, ValueError) as exc:
                     # construct_document resets its caches only on success.

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import ast
 import difflib
-import re
+import functools
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, DivisionByZero, InvalidOperation
 from typing import Any
+
+import re2
 
 from dealdesk.errors import closest
 
@@ -182,6 +184,11 @@ _COMPARE_OPS = {
 _ARITH_OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 _NUMERIC = {"number", "any"}
 
+#: Deepest nesting of sub-expressions (``not not ...``, ``1 + 1 + ...``, parentheses that hold an
+#: operator). Parsing, lowering and evaluating recurse a few frames per level; this keeps every
+#: stage far below Python's recursion limit, and no condition a person writes comes near it.
+MAX_DEPTH = 100
+
 
 def parse_expression(text: str, scope: Scope, *, value: bool = False) -> Expr:
     """Parse ``text`` into a checked tree.
@@ -200,16 +207,39 @@ def parse_expression(text: str, scope: Scope, *, value: bool = False) -> Expr:
             warnings.simplefilter("ignore", SyntaxWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
             tree = ast.parse(f"(\n{text}\n)", mode="eval")
+    except (RecursionError, MemoryError):
+        # CPython's parser gives up on thousands of levels before _check_depth could say where
+        raise ExpressionError(_TOO_DEEP, (1, 0)) from None
     except SyntaxError as exc:
         lines = text.split("\n")
         line, col = max((exc.lineno or 2) - 1, 1), max((exc.offset or 1) - 1, 0)
         if line > len(lines):  # the text ended too early: point just after it
             line, col = len(lines), len(lines[-1])
+        if exc.msg == "too many nested parentheses":  # Python's own limit, 200
+            raise ExpressionError(_TOO_DEEP, (line, col)) from None
         detail = "" if exc.msg == "invalid syntax" else f": {exc.msg}"
         raise ExpressionError(f"invalid syntax{detail}", (line, col)) from None
+    _check_depth(tree.body)
     parser = _Parser(scope, value)
     expr = parser.expr(tree.body)
     return expr if value else parser.condition(expr)
+
+
+_TOO_DEEP = f"expression nested too deeply (limit {MAX_DEPTH})"
+
+
+def _check_depth(root: ast.expr) -> None:
+    """Refuse a tree nested deeper than :data:`MAX_DEPTH`, at the first node too deep, before
+    anything walks it recursively."""
+    stack: list[tuple[ast.AST, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, ast.expr):  # operators and contexts are nodes too, but not nesting
+            if depth > MAX_DEPTH:
+                raise ExpressionError(_TOO_DEEP, _Parser.pos(node))
+            depth += 1
+        # reversed, so the first node reported too deep is the first one in reading order
+        stack.extend((child, depth) for child in reversed(list(ast.iter_child_nodes(node))))
 
 
 class _Parser:
@@ -359,10 +389,9 @@ class _Parser:
                     node.args[0],
                     f"matches() needs a string, but {target.path!r} is {_article(target.type)}",
                 )
-            try:
-                re.compile(pattern.value)
-            except re.error as exc:
-                raise self.fail(pattern, f"invalid regular expression: {exc}") from None
+            problem = pattern_problem(pattern.value)
+            if problem:
+                raise self.fail(pattern, problem)
             return Matches(self.pos(node), target, pattern.value)
         if name in ("any", "all") or (self.value and name == "sum" and _is_generator(node)):
             return self.quantifier(node, name)
@@ -612,6 +641,39 @@ def _describe(node: ast.AST) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# matches(): RE2, so that no pattern can take more than linear time (SPEC §9)
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # the validation error says it; RE2 would also print to stderr
+_RE2_OPTIONS.never_capture = True  # only whether it matches is wanted
+
+
+@functools.lru_cache(maxsize=4096)
+def _regex(pattern: str) -> Any:
+    # pattern and text as UTF-8 bytes: a lone surrogate (valid in JSON and YAML text) must not
+    # make compiling or matching raise
+    return re2.compile(pattern.encode("utf-8", "surrogatepass"), _RE2_OPTIONS)
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why ``matches()`` cannot run ``pattern`` (None when it can), for a validation error."""
+    try:
+        _regex(pattern)
+    except re2.error as exc:
+        detail = exc.args[0].decode("utf-8", "replace") if exc.args else "invalid"
+        return (
+            f"invalid regular expression {pattern!r}: {detail} (matches() runs RE2 patterns, "
+            "in linear time: no backreferences or lookaround; write \\z for \\Z)"
+        )
+    return None
+
+
+def search(pattern: str, text: str) -> bool:
+    """Whether ``pattern`` occurs anywhere in ``text`` (like Python's ``re.search``), on RE2."""
+    return _regex(pattern).search(text.encode("utf-8", "surrogatepass")) is not None
+
+
+# ---------------------------------------------------------------------------------------------
 # Walking the tree
 
 
@@ -726,7 +788,7 @@ def evaluate(expr: Expr, data: Mapping[str, Any], item: Mapping[str, Any] | None
             return evaluate(target, data, item) is not None
         case Matches(target=target, pattern=pattern):
             value = evaluate(target, data, item)
-            return bool(re.search(pattern, value)) if isinstance(value, str) else None
+            return search(pattern, value) if isinstance(value, str) else None
         case Not(operand=operand):
             value = evaluate(operand, data, item)
             return None if value is None else not value

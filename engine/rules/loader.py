@@ -3,6 +3,9 @@
 Ruleset errors must read ``file:line:col``; PyYAML's safe loader forgets positions once it has
 built Python values, so :func:`load_yaml` composes the node tree itself and records the start
 of every value under its path (``("rules", 0, "when")``).
+
+Hostile input is bounded before anything walks it (SPEC §9): aliases by
+:func:`dealdesk.yaml_aliases.check_aliases`, nesting by :data:`MAX_DEPTH`.
 """
 
 from __future__ import annotations
@@ -13,10 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from yaml.composer import ComposerError
 
 from dealdesk.errors import Location, RulesetError
+from dealdesk.yaml_aliases import check_aliases
 
 Path = tuple[str | int, ...]
+
+#: Deepest nesting of mappings and sequences in a ruleset; a real one is under ten deep. The
+#: composer and :func:`_construct` recurse once or twice per level, so this keeps them far from
+#: Python's recursion limit.
+MAX_DEPTH = 100
 
 
 @dataclass(frozen=True)
@@ -90,7 +100,24 @@ def lookup_path(data: Any, path: Path) -> Any:
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps ISO dates as strings (the deal and ruleset models use strings)."""
+    """SafeLoader that keeps ISO dates as strings (the deal and ruleset models use strings) and
+    refuses nesting deeper than :data:`MAX_DEPTH`."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise ComposerError(
+                    None,
+                    None,
+                    f"values nested too deeply (limit {MAX_DEPTH})",
+                    self.peek_event().start_mark,
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
     def construct_iso_date(self, node: yaml.ScalarNode) -> str:
         return _iso(self.construct_yaml_timestamp(node))
@@ -122,6 +149,7 @@ def load_yaml_documents(text: str, file: str) -> Iterator[Document]:
             node = loader.get_node()
             if node is None:
                 break
+            check_aliases(node)
             doc = Document(file, None, text=text)
             doc.data = _construct(loader, node, (), doc)
             yield doc

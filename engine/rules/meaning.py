@@ -10,7 +10,6 @@ conditions with them; every engine computes ``set`` and ``with`` values with the
 from __future__ import annotations
 
 import operator
-import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -32,6 +31,7 @@ from dealdesk.rules.expressions import (
     _arith,
     _call,
     _compare,
+    search,
     to_decimal,
 )
 
@@ -69,11 +69,11 @@ def compile_expr(expr: Expr) -> Compiled:
             tf = compile_expr(target)
             return lambda data, item: tf(data, item) is not None
         case Matches(target=target, pattern=pattern):
-            tf, search = compile_expr(target), re.compile(pattern).search
+            tf = compile_expr(target)
 
             def matches(data: Mapping[str, Any], item: Any) -> bool | None:
                 value = tf(data, item)
-                return bool(search(value)) if isinstance(value, str) else None
+                return search(pattern, value) if isinstance(value, str) else None
 
             return matches
         case Not(operand=operand):

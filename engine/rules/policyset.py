@@ -20,7 +20,14 @@ import yaml
 
 from dealdesk.deal import schema as deals
 from dealdesk.engines.durable.lowering import ConditionCompiler
-from dealdesk.errors import Location, RulesetError, UsageError, ValidationFailed, closest
+from dealdesk.errors import (
+    Location,
+    RulesetError,
+    UsageError,
+    ValidationFailed,
+    closest,
+    short_repr,
+)
 from dealdesk.rules.expressions import (
     And,
     Const,
@@ -433,12 +440,12 @@ class _Builder:
                 try:
                     test = parse_cell(cell, subject)
                 except CellError as exc:
-                    self.error(ruleset, (*row.path, "when", col), f"cell {cell!r}: {exc}")
+                    self.error(ruleset, (*row.path, "when", col), f"cell {short_repr(cell)}: {exc}")
                     continue
                 problem = check_test(test) if test is not None else None
                 if problem:
                     where = (*row.path, "when", col)
-                    self.error(ruleset, where, f"cell {cell!r}: {problem[0]}", problem[1])
+                    self.error(ruleset, where, f"cell {short_repr(cell)}: {problem[0]}", problem[1])
                 elif test is not None:
                     tests.append(test)
             intervals.append([cell_interval(c) for c in row.cells])
@@ -556,6 +563,7 @@ class _Builder:
 
 
 _INVALID = object()
+
 _OUTPUT_TYPES = {
     "money": "number",
     "fraction": "number",

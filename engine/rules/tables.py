@@ -7,9 +7,9 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from dealdesk.rules.expressions import And, Compare, Const, Expr, Not, Or
+from dealdesk.errors import short_repr
+from dealdesk.rules.expressions import MAX_DEPTH, And, Compare, Const, Expr, Not, Or
 
-_RANGE = re.compile(r"^([\[\(\]])\s*(.+?)\s*\.\.\s*(.+?)\s*([\]\)\[])$")
 _COMPARISON = re.compile(r"^(<=|>=|<|>|!=|=)\s*(.+)$")
 
 
@@ -17,12 +17,30 @@ class CellError(ValueError):
     """A cell that is not a unary test."""
 
 
-def parse_cell(cell: Any, subject: Expr) -> Expr | None:
+def _range(text: str) -> tuple[str, str, str, str] | None:
+    """``(opening, low, high, closing)`` of a range cell like ``[0.2..0.4)``, else None.
+
+    Split by hand, in linear time: the regular expression this replaces backtracked
+    quadratically, so a 20,000-character cell held validation for seconds.
+    """
+    if len(text) < 2 or text[0] not in "[(]" or text[-1] not in "])[":
+        return None
+    inner = text[1:-1].strip()
+    cut = inner.find("..", 1)  # the first "..", after at least one character of the low end
+    if cut < 0:
+        return None
+    low, high = inner[:cut].strip(), inner[cut + 2 :].strip()
+    return (text[0], low, high, text[-1]) if low and high else None
+
+
+def parse_cell(cell: Any, subject: Expr, depth: int = 1) -> Expr | None:
     """The condition a decision-table cell puts on ``subject``; None for ``-`` (any value).
 
     Unary tests in the DMN S-FEEL style: a literal, ``< 0.2``, ``[0.2..0.4)``, ``gold, silver``,
-    ``not(...)`` of any of these.
+    ``not(...)`` of any of these, nested at most :data:`MAX_DEPTH` deep.
     """
+    if depth > MAX_DEPTH:
+        raise CellError(f"nested too deeply (limit {MAX_DEPTH})")
     pos = subject.pos
     if isinstance(cell, bool):
         return Compare(pos, "==", subject, Const(pos, cell, "boolean"))
@@ -32,19 +50,19 @@ def parse_cell(cell: Any, subject: Expr) -> Expr | None:
     if text in ("-", ""):
         return None
     if text.startswith("not(") and text.endswith(")"):
-        inner = parse_cell(text[4:-1], subject)
+        inner = parse_cell(text[4:-1], subject, depth + 1)
         if inner is None:
             raise CellError("not(-) matches nothing")
         return Not(pos, inner)
     parts = _split_list(text)
     if len(parts) > 1:
-        tests = [parse_cell(p, subject) for p in parts]
+        tests = [parse_cell(p, subject, depth + 1) for p in parts]
         if any(t is None for t in tests):
             raise CellError("'-' cannot be part of a list")
         return Or(pos, tuple(t for t in tests if t is not None))
-    match = _RANGE.match(text)
-    if match:
-        opening, low, high, closing = match.groups()
+    bounds = _range(text)
+    if bounds:
+        opening, low, high, closing = bounds
         return And(
             pos,
             (
@@ -90,7 +108,7 @@ def _literal(text: str, pos: tuple[int, int]) -> Const:
     except Exception:
         if re.fullmatch(r"[A-Za-z_][\w\- ]*", text):
             return Const(pos, text, "string")  # bare words like gold are strings, as in the spec
-        raise CellError(f"cannot read {text!r} as a literal") from None
+        raise CellError(f"cannot read {short_repr(text)} as a literal") from None
 
 
 def cell_interval(cell: Any) -> tuple[Any, ...] | None:
@@ -112,10 +130,10 @@ def cell_interval(cell: Any) -> tuple[Any, ...] | None:
         return (
             ("values", frozenset(literals)) if all(isinstance(v, str) for v in literals) else None
         )
-    match = _RANGE.match(text)
+    bounds = _range(text)
     try:
-        if match:
-            o, low, high, c = match.groups()
+        if bounds:
+            o, low, high, c = bounds
             return ("range", Decimal(low), o == "[", Decimal(high), c == "]")
         match = _COMPARISON.match(text)
         if match:

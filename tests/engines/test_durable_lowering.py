@@ -114,7 +114,7 @@ def test_arithmetic_is_computed_exactly_into_synthetic_fields() -> None:
     assert [k for k in compiler.plan.build({"a": 1, "b": 0}) if k.startswith("_x")] == []
 
 
-def test_matches_is_a_python_regex_computed_into_the_fact() -> None:
+def test_matches_is_computed_into_the_fact() -> None:
     rules, compiler = compile_text(r'matches(name, "^A\d+$")')
     assert compiler.plan.build({"name": "A12"})["_x0"] is True
     assert compiler.plan.build({"name": "A12b"})["_x0"] is False

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from bounded import run_python
 
 from dealdesk.engines import DEFAULT_ENGINE, available_engines, engine_name
 from dealdesk.errors import UsageError
@@ -189,3 +190,31 @@ def test_validate_checks_messages_like_every_other_command(run, tmp_path: Path) 
     assert result.exit_code == 1
     assert "bad.yaml:8:" in result.stdout and "reject message" in result.stdout
     assert run("evaluate", EXAMPLES / "acme-risk.yaml", "-r", tmp_path / "rs").exit_code == 1
+
+
+def test_matches_runs_in_linear_time_on_every_engine(tmp_path: Path) -> None:
+    # (a+)+$ backtracks exponentially in Python's re; RE2 answers at once on every engine
+    out = run_python(
+        f"""
+        from helpers import deal, evaluator, write_rulesets
+        from pathlib import Path
+        from dealdesk.engines import available_engines
+
+        write_rulesets(Path({str(tmp_path)!r}) / "rs", r='''
+        ruleset: r
+        policy: test
+        version: "1"
+        rules:
+          - id: EVIL
+            when: matches(customer.name, "(a+)+$")
+            then: {{flag: evil}}
+        ''')
+        for engine in available_engines():
+            ev = evaluator(Path({str(tmp_path)!r}) / "rs", engine)
+            record = ev.evaluate(deal(customer={{"name": "a" * 40 + "!"}}))
+            print(engine, record["status"], record["flags"])
+        """,
+        timeout=30,
+    )
+    for line in out.splitlines():
+        assert line.endswith("approved []"), line

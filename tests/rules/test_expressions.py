@@ -5,8 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from bounded import run_python
 
+from dealdesk.engines.durable.lowering import ConditionCompiler
 from dealdesk.rules.expressions import (
+    MAX_DEPTH,
     Compare,
     ExpressionError,
     FieldType,
@@ -151,6 +154,84 @@ def test_compile_errors_are_located(text: str, fragment: str, pos: tuple[int, in
     err = error(text)
     assert fragment in err.message
     assert err.pos == pos
+
+
+def test_matches_runs_in_linear_time_in_evaluate_and_in_the_durable_fact() -> None:
+    # (a+)+$ backtracks 2**40 times on Python's re; in a child, so a regression fails, not hangs
+    out = run_python(
+        """
+        from dealdesk.engines.durable.lowering import ConditionCompiler
+        from dealdesk.rules.expressions import FieldType, Scope, evaluate, parse_expression
+
+        scope = Scope({"customer.name": FieldType("string")})
+        expr = parse_expression('matches(customer.name, "(a+)+$")', scope)
+        deal = {"customer": {"name": "a" * 40 + "!"}}
+        compiler = ConditionCompiler()
+        compiler.compile(expr)
+        print(evaluate(expr, deal), compiler.plan.build(deal)["_x0"])
+        """,
+        timeout=30,
+    )
+    assert out.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "detail"),
+    [
+        (r"(a)\1", r"invalid escape sequence: \1"),
+        ("(?=a)b", "invalid perl operator: (?="),
+        ("(?<!a)b", "invalid perl operator: (?<!"),
+        ("a{1001}", "invalid repetition size"),
+    ],
+)
+def test_a_pattern_re2_cannot_run_is_a_located_error_naming_it(pattern: str, detail: str) -> None:
+    err = error(f'matches(customer.name, r"{pattern}")')
+    assert err.message.startswith(f"invalid regular expression {pattern!r}: {detail}")
+    assert "no backreferences or lookaround" in err.message
+    assert err.pos == (1, 23)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "name", "expected"),
+    [
+        ("cm", "Acme", True),  # unanchored, like re.search
+        ("^cm", "Acme", False),
+        ("(?i)^acme$", "ACME", True),
+        ("^EDGE-\\d+$", "EDGE-12", True),
+        ("x", "\ud800x", True),  # a lone surrogate (valid in JSON) does not raise
+        ("x", None, None),
+    ],
+)
+def test_matches_searches_the_text(pattern: str, name: str | None, expected: bool | None) -> None:
+    deal = {"customer": {"name": name}}
+    assert evaluate(cond(f'matches(customer.name, "{pattern}")'), deal) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "pos"),
+    [
+        ("not " * 1000 + "risk_offer", (1, 4 * MAX_DEPTH)),  # was "internal error: RecursionError"
+        ("margin > " + "-" * 1000 + "1", (1, 9 + MAX_DEPTH - 1)),
+        ("margin > " + " + ".join(["margin"] * 500), (1, 9)),
+        ("(" * 1000 + "risk_offer" + ")" * 1000, (1, 199)),  # Python's parser stops at 200
+        ("margin > " + "+".join(["1"] * 5000), (1, 0)),  # ast.parse: RecursionError
+        ("not " * 100_000 + "risk_offer", (1, 0)),  # ast.parse: MemoryError
+    ],
+)
+def test_deep_nesting_is_a_located_error(text: str, pos: tuple[int, int]) -> None:
+    err = error(text)
+    assert err.message == f"expression nested too deeply (limit {MAX_DEPTH})"
+    assert err.pos == pos
+
+
+def test_nesting_at_the_limit_compiles_lowers_and_evaluates() -> None:
+    text = "not " * (MAX_DEPTH - 1) + "risk_offer"
+    assert "too deeply" in error("not " + text).message
+    tree = cond(text)
+    assert evaluate(tree, DEAL) is False  # risk_offer, negated 99 times
+    ConditionCompiler().compile(tree)
+    value = parse_expression(" + ".join(["margin"] * MAX_DEPTH), SCOPE, value=True)
+    assert evaluate(value, DEAL) == Decimal("0.36") * MAX_DEPTH
 
 
 def test_did_you_mean_for_paths_and_enum_values() -> None:

@@ -1,11 +1,13 @@
-"""YAML with positions: safe loading only, dates as text, located errors."""
+"""YAML with positions: safe loading only, dates as text, located errors, bounded aliases and
+nesting."""
 
 from __future__ import annotations
 
 import pytest
+from bounded import run_python
 
 from dealdesk.errors import Location, RulesetError
-from dealdesk.rules.loader import load_yaml, load_yaml_documents
+from dealdesk.rules.loader import MAX_DEPTH, load_yaml, load_yaml_documents
 
 
 def test_values_know_where_they_start() -> None:
@@ -53,3 +55,49 @@ def test_several_documents() -> None:
     assert docs[1].location(("b",)) == Location("f.yaml", 3, 4)
     with pytest.raises(RulesetError, match="expected one YAML document"):
         load_yaml("a: 1\n---\nb: 2\n", "f.yaml")
+
+
+BILLION_LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]\n"
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+def test_an_alias_bomb_is_a_located_error_in_little_time_and_memory() -> None:
+    assert len(BILLION_LAUGHS) < 600
+    # in a child with 512 MiB: unbounded, the positions of 9**9 values take far more
+    out = run_python(
+        f"""
+        from dealdesk.errors import RulesetError
+        from dealdesk.rules.loader import load_yaml
+        try:
+            load_yaml({BILLION_LAUGHS!r}, "bomb.yaml")
+        except RulesetError as exc:
+            print(exc)
+        """,
+        timeout=30,
+    )
+    assert out.startswith("bomb.yaml:5:4: invalid YAML: aliases here expand the document"), out
+
+
+def test_aliases_within_the_budget_load_as_before() -> None:
+    doc = load_yaml("base: &base {priority: 10, flag: x}\nrule: {<<: *base, id: R}\n", "f.yaml")
+    assert doc.data["rule"] == {"priority": 10, "flag": "x", "id": "R"}
+
+
+def test_recursive_aliases_are_a_located_error() -> None:
+    with pytest.raises(RulesetError) as info:
+        load_yaml("ok: 1\nloop: &a [1, *a]\n", "f.yaml")
+    assert str(info.value) == (
+        "f.yaml:2:7: invalid YAML: an alias refers to a value that contains it (recursive data)"
+    )
+
+
+def test_deep_nesting_is_a_located_error() -> None:
+    text = "rules: " + "[" * 5000 + "]" * 5000 + "\n"
+    with pytest.raises(RulesetError) as info:
+        load_yaml(text, "f.yaml")
+    assert str(info.value) == (
+        f"f.yaml:1:{8 + MAX_DEPTH - 1}: invalid YAML: values nested too deeply (limit {MAX_DEPTH})"
+    )
+    load_yaml("rules: " + "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1) + "\n", "f.yaml")

@@ -8,6 +8,7 @@ import pytest
 from helpers import policy_set, write_rulesets
 
 from dealdesk.errors import ValidationFailed
+from dealdesk.rules.expressions import MAX_DEPTH
 from dealdesk.rules.policyset import load_policy_set
 
 HEADER = """
@@ -286,3 +287,50 @@ tables:
     assert found == [
         f"{tmp_path / 'rs' / 'a.yaml'}:11:18: aggregation count needs every row to set the same one output"
     ]
+
+
+def test_a_pattern_re2_cannot_run_is_a_validation_error_at_its_place(tmp_path: Path) -> None:
+    found = errors(
+        tmp_path,
+        a=HEADER.format(name="a")
+        + """
+rules:
+  - id: R-1
+    when: 'matches(customer.name, r"^(\\w+) \\1$")'
+    then: {flag: repeated word}
+""",
+    )
+    path = tmp_path / "rs" / "a.yaml"
+    assert found == [
+        f"{path}:10:35: invalid regular expression '^(\\\\w+) \\\\1$': invalid escape sequence: "
+        "\\1 (matches() runs RE2 patterns, in linear time: no backreferences or lookaround; "
+        "write \\z for \\Z)"
+    ]
+
+
+def test_deep_nesting_is_a_validation_error_at_its_place(tmp_path: Path) -> None:
+    deep = "not " * 1000 + "risk_offer"
+    found = errors(
+        tmp_path,
+        a=HEADER.format(name="a")
+        + f"""
+rules:
+  - id: R-1
+    when: {deep}
+    then: {{flag: deep}}
+tables:
+  - id: T-1
+    inputs: [margin]
+    rows:
+      - when: ["{"not(" * 1000 + "0.1" + ")" * 1000}"]
+        then: {{flag: deep}}
+""",
+    )
+    path = tmp_path / "rs" / "a.yaml"
+    assert len(found) == 2
+    assert (
+        found[0]
+        == f"{path}:10:{11 + 4 * MAX_DEPTH}: expression nested too deeply (limit {MAX_DEPTH})"
+    )
+    assert found[1].startswith(f"{path}:16:16: cell 'not(not(")
+    assert found[1].endswith(f"': nested too deeply (limit {MAX_DEPTH})")

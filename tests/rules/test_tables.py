@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+from bounded import run_python
+from helpers import policy_set, write_rulesets
 
-from dealdesk.rules.expressions import Field, evaluate
+from dealdesk.errors import ValidationFailed
+from dealdesk.rules.expressions import MAX_DEPTH, Field, evaluate
 from dealdesk.rules.tables import CellError, cell_interval, covers, parse_cell
 
 SUBJECT = Field((1, 0), "a", "number")
@@ -50,3 +54,50 @@ def test_cell_coverage_for_unreachable_rows() -> None:
     assert covers(cell_interval("gold, silver"), cell_interval("gold"))
     assert not covers(cell_interval("gold"), cell_interval("gold, silver"))
     assert not covers(cell_interval("not(gold)"), cell_interval("silver"))  # unsure: no claim
+
+
+def test_deeply_nested_cells_are_refused() -> None:
+    parse_cell("not(" * (MAX_DEPTH - 1) + "1" + ")" * (MAX_DEPTH - 1), SUBJECT)
+    with pytest.raises(CellError, match=f"nested too deeply \\(limit {MAX_DEPTH}\\)"):
+        parse_cell("not(" * 1000 + "1" + ")" * 1000, SUBJECT)  # was a RecursionError
+
+
+def test_a_huge_range_like_cell_is_read_in_linear_time() -> None:
+    # the regular expression that read ranges took 16 s on 20,000 dots: in a child, bounded
+    out = run_python(
+        """
+        from dealdesk.rules.tables import CellError, cell_interval, parse_cell
+        from dealdesk.rules.expressions import Field
+
+        cell = "[" + "." * 100_000
+        try:
+            parse_cell(cell, Field((1, 0), "a", "number"))
+        except CellError:
+            print("refused", cell_interval(cell))
+        """,
+        timeout=20,
+    )
+    assert out.split() == ["refused", "None"]
+
+
+def test_a_hostile_cell_is_quoted_short_in_its_error(tmp_path: Path) -> None:
+    cell = "<" + "9" * 4000 + "x"
+    write_rulesets(
+        tmp_path / "rs",
+        r=f"""
+        ruleset: r
+        policy: test
+        version: "1"
+        tables:
+          - id: T
+            hit: first
+            inputs: [margin]
+            rows:
+              - when: ["{cell}"]
+                then: {{}}
+        """,
+    )
+    with pytest.raises(ValidationFailed) as failed:
+        policy_set(tmp_path / "rs")
+    (error,) = failed.value.errors
+    assert "cannot read" in str(error) and len(str(error)) < 300
