@@ -538,3 +538,33 @@ def test_non_ascii_fact_names_and_values(tmp_path: Path) -> None:
     record = ev.evaluate(deal())
     assert record["status"] == "approved", record["errors"]
     assert record["policies"]["test"]["fired"] == ["U"]
+
+
+def test_a_value_strict_json_cannot_hold_makes_only_that_deal_invalid(tmp_path: Path) -> None:
+    def infinite(ctx: ActionContext) -> None:
+        if ctx.deal["id"] == "nan":
+            ctx.set("big", float("nan"))
+
+    ev = build(
+        tmp_path,
+        """
+outputs:
+  big: {}
+  huge: {combine: max}
+rules:
+  - id: HUGE
+    when: totals.contract > 100
+    then: {set: {huge: "= 1e308 * 1e308 * totals.product"}}
+  - id: NAN
+    when: totals.contract > 0
+    then: {action: infinite}
+""",
+        actions={"infinite": infinite},
+    )
+    small = [{"sku": "HW", "category": "hardware", "quantity": 1, "unit_price": 10, "unit_cost": 1}]
+    assert ev.evaluate(deal(lines=small))["status"] == "approved"  # neither fires
+    for record in (ev.evaluate(deal()), ev.evaluate(deal(id="nan", lines=small))):
+        assert record["status"] == "invalid"
+        (error,) = record["errors"]
+        assert "is not a finite number; records are strict JSON" in error["message"]
+        json.dumps(record, allow_nan=False)  # the record itself stays strict JSON
