@@ -21,7 +21,9 @@ from dealdesk.record import STATUS_ORDER, DecisionRecord
 from dealdesk.rules.expressions import to_decimal
 
 if TYPE_CHECKING:
-    from dealdesk.evaluate import PolicyRun
+    from dealdesk.evaluate import Firing, PolicyRun
+
+STATUS_RANK = {status: rank for rank, status in enumerate(STATUS_ORDER)}
 
 
 def worst(statuses: Iterable[str]) -> str:
@@ -63,14 +65,18 @@ def format_output(value: Any, kind: str, currency: str) -> Any:
     minor units, fractions rounded to 4 places, integral numbers as integers."""
     if value is None:
         return None
-    if kind == "money" and to_decimal(value) is not None:
-        return money_string(value, currency)
-    if kind == "fraction" and to_decimal(value) is not None:
-        return round_fraction(value)
-    number = to_decimal(value)
-    if kind == "integer" and number is not None:
-        return int(number.to_integral_value(rounding=ROUND_HALF_UP))
+    if kind in _NUMERIC_KINDS:
+        number = to_decimal(value)
+        if number is not None:
+            if kind == "money":
+                return money_string(number, currency)
+            if kind == "fraction":
+                return round_fraction(number)
+            return int(number.to_integral_value(rounding=ROUND_HALF_UP))
     return plain(value)
+
+
+_NUMERIC_KINDS = frozenset(("money", "fraction", "integer"))
 
 
 class NotFinite(DealdeskError):
@@ -180,62 +186,46 @@ class Combiner:
 
         :raises DealdeskError: a message that cannot render, an output that is not finite.
         """
-        currency = str(data.get("currency") or "USD")
+        currency = data.get("currency") or "USD"
         policies: dict[str, dict[str, Any]] = {}
         roles: list[str] = []
         reasons: list[dict[str, Any]] = []
         flags: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
         formatted: dict[str, dict[str, Any]] = {}
+        status = "approved"
         for name, run in runs.items():
-            specs = run.policy.outputs
-            outputs = {}
-            for key, value in run.outputs().items():
-                spec = specs.get(key)
-                try:
-                    outputs[key] = format_output(value, spec.type if spec else "", currency)
-                except NotFinite as exc:
-                    raise DealdeskError(f"policy {name!r}: output {key!r}: {exc}") from None
-            formatted[name] = outputs
-            rejects = sum(len(f.effects.rejects) for f in run.firings)
-            requires = [role for f in run.firings for role in f.effects.requires]
-            status = "invalid" if run.errors else policy_status(rejects, len(requires))
-            policies[name] = {"status": status, "fired": run.fired_ids(), "outputs": outputs}
-            roles.extend(requires)
-            errors.extend(run.errors)
-            decision: dict[str, Any] | None = None
+            outputs = formatted[name] = self.outputs(name, run, currency)
+            rejects = 0
+            requires: list[str] = []
+            fired: dict[str, None] = {}
+            talking = []  # firings with messages
             for firing in run.firings:
                 effects = firing.effects
-                if not (effects.rejects or effects.reasons or effects.flags):
-                    continue
-                rule = firing.rule
-                for bucket, messages in (
-                    (reasons, [*effects.rejects, *effects.reasons]),
-                    (flags, effects.flags),
-                ):
-                    for message in messages:
-                        text = str(message)
-                        # a ruleset's message is Jinja (most are plain text); an action's is text
-                        if isinstance(message, RulesetMessage) and "{" in message:
-                            if decision is None:
-                                decision = {
-                                    "status": status,
-                                    "approvals": self.order(requires),
-                                    "reasons": [r for r in reasons if r["policy"] != name],
-                                }
-                            from dealdesk.templating import template_context  # only if needed
-
-                            context = template_context(
-                                data, outputs=outputs, rule=rule.id, decision=decision
-                            )
-                            text = self.render_message(
-                                message, context, f"{rule.location} rule {rule.id}"
-                            )
-                        bucket.append({"policy": name, "rule": rule.id, "message": text})
-        status = "invalid" if errors else worst(p["status"] for p in policies.values())
+                fired[firing.rule.id] = None
+                if effects.requires:
+                    requires.extend(effects.requires)
+                if effects.rejects or effects.reasons or effects.flags:
+                    rejects += len(effects.rejects)
+                    talking.append(firing)
+            own = "invalid" if run.errors else policy_status(rejects, len(requires))
+            policies[name] = {"status": own, "fired": list(fired), "outputs": outputs}
+            if STATUS_RANK[own] > STATUS_RANK[status]:
+                status = own
+            roles.extend(requires)
+            errors.extend(run.errors)
+            if talking:
+                earlier = len(reasons)  # the reasons of the policies before this one
+                decision = {
+                    "status": own,
+                    "approvals": self.order(requires),
+                    "reasons": reasons[:earlier],
+                }
+                for firing in talking:
+                    self.messages(name, firing, data, outputs, decision, reasons, flags)
         record = DecisionRecord(
             deal_id,
-            status,
+            "invalid" if errors else status,
             self.order(roles),
             policies,
             reasons,
@@ -257,6 +247,50 @@ class Combiner:
                 status=override.get("status", record["status"]),
             )
         return record, formatted
+
+    @staticmethod
+    def outputs(name: str, run: PolicyRun, currency: str) -> dict[str, Any]:
+        specs = run.policy.outputs
+        outputs = {}
+        for key, value in run.outputs().items():
+            if value is None:
+                outputs[key] = None
+                continue
+            spec = specs.get(key)
+            try:
+                outputs[key] = format_output(value, spec.type if spec else "", currency)
+            except NotFinite as exc:
+                raise DealdeskError(f"policy {name!r}: output {key!r}: {exc}") from None
+        return outputs
+
+    def messages(
+        self,
+        name: str,
+        firing: Firing,
+        data: Mapping[str, Any],
+        outputs: Mapping[str, Any],
+        decision: dict[str, Any],
+        reasons: list[dict[str, Any]],
+        flags: list[dict[str, Any]],
+    ) -> None:
+        """Add a firing's messages; a ruleset's message is Jinja (most are plain text), an
+        action's is text."""
+        effects = firing.effects
+        rule = firing.rule
+        for bucket, messages in (
+            (reasons, effects.rejects + effects.reasons),
+            (flags, effects.flags),
+        ):
+            for message in messages:
+                text = str(message)
+                if "{" in message and isinstance(message, RulesetMessage):
+                    from dealdesk.templating import template_context  # only if needed
+
+                    context = template_context(
+                        data, outputs=outputs, rule=rule.id, decision=decision
+                    )
+                    text = self.render_message(message, context, f"{rule.location} rule {rule.id}")
+                bucket.append({"policy": name, "rule": rule.id, "message": text})
 
     def order(self, roles: Iterable[str]) -> list[str]:
         """Unique roles by rank (as :func:`order_roles`, with the ranks looked up once)."""

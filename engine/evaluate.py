@@ -14,6 +14,7 @@ from bisect import insort
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from dealdesk import combine
@@ -31,7 +32,11 @@ if TYPE_CHECKING:
 Matcher = Callable[[Policy, int, Mapping[str, Any]], Iterable[CompiledRule]]
 
 
-@dataclass
+_NO_OVERRIDES: dict[str, Any] = {}
+_ORDER = itemgetter(0)  # a contribution's (priority, file order, firing)
+
+
+@dataclass(slots=True)
 class Firing:
     """One fired rule (or selected table row) and what it asked for."""
 
@@ -39,7 +44,7 @@ class Firing:
     effects: Effects = field(default_factory=Effects)
 
 
-@dataclass
+@dataclass(slots=True)
 class PolicyRun:
     """A policy's evaluation of one deal: its firings, in order, and the outputs they set.
 
@@ -54,7 +59,11 @@ class PolicyRun:
     _combined: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def contribute(self, name: str, key: tuple[Any, ...], value: Any) -> None:
-        insort(self.contributions.setdefault(name, []), (key, value), key=lambda c: c[0])
+        entries = self.contributions.get(name)
+        if entries is None:
+            self.contributions[name] = [(key, value)]
+        else:
+            insort(entries, (key, value), key=_ORDER)
         self._combined.pop(name, None)
 
     def output(self, name: str) -> Any:
@@ -77,8 +86,10 @@ class PolicyRun:
 
     def outputs(self) -> dict[str, Any]:
         """Every output the policy declares or a rule set, combined (None when unset)."""
-        names = dict.fromkeys([*self.policy.outputs, *self.contributions])
-        return {name: self.output(name) for name in names}
+        result = dict(self.policy.defaults)
+        for name in self.contributions:
+            result[name] = self.output(name)
+        return result
 
     def fired_ids(self) -> list[str]:
         return list(dict.fromkeys(f.rule.id for f in self.firings))
@@ -103,6 +114,7 @@ class PolicyRunner:
             p.name: [any(r.reads() or r.then.action is not None for r in s.rules) for s in p.strata]
             for p in policies
         }
+        self.has_tables = {p.name: any(r.table is not None for r in p.rules) for p in policies}
         # what a rule without an action or expressions does is the same on every deal: its
         # effects are built once and shared (read-only) by its firings
         self.static = {
@@ -138,17 +150,25 @@ class PolicyRunner:
         for index, reads_outputs in enumerate(self.reads_outputs[policy.name]):
             # the outputs so far, for the strata whose rules read them (and for actions)
             view = {**data, "outputs": run.outputs()} if reads_outputs else data
-            matched = list(match(policy, index, view))
+            matched = match(policy, index, view)
             if applicable is not None:
                 matched = [r for r in matched if r.ruleset.name in applicable]
-            for rule, extra in self.select_rows(matched, view, run):
+            chosen = (
+                self.select_rows(list(matched), view, run)
+                if self.has_tables[policy.name]
+                else [(rule, _NO_OVERRIDES) for rule in matched]
+            )
+            firings = run.firings
+            for rule, extra in chosen:
                 static = None if extra else self.static.get(rule.key)
-                firing = Firing(rule, static) if static is not None else Firing(rule)
                 if static is None:
+                    firing = Firing(rule)
                     self.apply(rule, firing, view, run, extra)
+                else:
+                    firing = Firing(rule, static)
                 for name, value in firing.effects.sets:
-                    run.contribute(name, (-rule.priority, rule.order[:2], len(run.firings)), value)
-                run.firings.append(firing)  # rules of one stratum never read each other's outputs
+                    run.contribute(name, (rule.rank, len(firings)), value)
+                firings.append(firing)  # rules of one stratum never read each other's outputs
         return run
 
     def select_rows(

@@ -78,8 +78,11 @@ class CompiledRule:
     unit: str = field(init=False)  # the rule, or the whole table for a row: strata keep it whole
     messages: tuple[tuple[str, str], ...] = field(init=False)  # (effects bucket, message text)
 
+    rank: tuple[int, tuple[int, int]] = field(init=False)  # priority, then file order
+
     def __post_init__(self) -> None:
         self.unit = self.key.split("#")[0]
+        self.rank = (-self.priority, self.order[:2])
         self.messages = tuple(
             (bucket, text.value)
             for bucket, text in (
@@ -115,6 +118,10 @@ class Policy:
     rules: list[CompiledRule]
     templates: Path | None = None
     plugin: str = ""
+    defaults: dict[str, Any] = field(init=False)  # each declared output's value when unset
+
+    def __post_init__(self) -> None:
+        self.defaults = {name: spec.default for name, spec in self.outputs.items()}
 
     def applicable(self, close: str | None) -> set[str]:
         """Names of the rulesets whose effective window holds the deal's close date."""
