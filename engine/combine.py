@@ -251,7 +251,7 @@ class Combiner:
     @staticmethod
     def outputs(name: str, run: PolicyRun, currency: str) -> dict[str, Any]:
         specs = run.policy.outputs
-        outputs = {}
+        outputs: dict[str, Any] = {}
         for key, value in run.outputs().items():
             if value is None:
                 outputs[key] = None
