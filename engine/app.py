@@ -24,7 +24,8 @@ from dealdesk import __version__, combine
 from dealdesk.deal.validate import validate_deal
 from dealdesk.errors import DealdeskError
 from dealdesk.evaluate import Evaluator, PolicyRun
-from dealdesk.io.readers import READERS, WRITERS, Reader, SourceDeal, WriterFactory, read_deals
+from dealdesk.io.readers import READERS, Reader, SourceDeal, read_deals
+from dealdesk.io.writers import WRITERS, WriterFactory
 from dealdesk.manager import Plugins, load_plugins
 from dealdesk.rules.policyset import (
     Environment,

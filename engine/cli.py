@@ -29,7 +29,8 @@ from dealdesk.deal.validate import deal_id_of
 from dealdesk.errors import DealdeskError, UsageError, ValidationFailed
 from dealdesk.evaluate import PolicyRun
 from dealdesk.explain import DealExplanation, RuleExplanation, explain_deal, format_value
-from dealdesk.io.readers import SourceDeal, format_message
+from dealdesk.io.readers import SourceDeal
+from dealdesk.io.writers import format_message
 from dealdesk.manager import load_plugins
 from dealdesk.rules.policyset import ruleset_files
 

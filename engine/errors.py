@@ -6,13 +6,14 @@ as one line (or one line per problem) and exits with ``error.exit_code``.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 
 def closest(word: str, words: Iterable[str], cutoff: float = 0.6) -> str | None:
     """The known name most like ``word``, for a "did you mean" (None when none is close)."""
+    import difflib  # only when there is a problem to explain; the CLI starts without it
+
     found = difflib.get_close_matches(word, list(words), n=1, cutoff=cutoff)
     return found[0] if found else None
 
@@ -87,6 +88,22 @@ class PluginError(DealdeskError):
         self.cause = cause
         detail = cause if isinstance(cause, str) else f"{type(cause).__name__}: {cause}"
         super().__init__(f"plugin {plugin!r} failed in {hook}: {detail}")
+
+
+class NonFiniteNumber(DealdeskError):
+    """A record holds a float NaN or infinity, which strict JSON cannot carry (SPEC §9).
+
+    :ivar path: where in the record (``policies.partner-margin.outputs.margin``).
+    :ivar value: the number.
+    :param context: what was being done, put before the message (``cannot write ...``).
+    """
+
+    def __init__(self, path: str, value: float, context: str = ""):
+        self.path = path
+        self.value = value
+        text = "NaN" if value != value else ("-Infinity" if value < 0 else "Infinity")
+        message = f"{path or 'the value'} is {text}; records are strict JSON (no NaN or Infinity)"
+        super().__init__(f"{context}: {message}" if context else message)
 
 
 class TemplateError(DealdeskError):

@@ -18,6 +18,7 @@ from dealdesk.actions import ActionContext, Effects
 from dealdesk.deal.validate import check_fact_types, deal_id_of, derive_facts, validate_deal
 from dealdesk.engines.durable.driver import DurableDriver, get_driver
 from dealdesk.errors import DealdeskError, DealError, PluginError
+from dealdesk.jsoncodec import check_finite
 from dealdesk.manager import Plugins
 from dealdesk.rules.expressions import Expr, evaluate, lookup, to_decimal
 from dealdesk.rules.policyset import CompiledRule, Policy, PolicySet
@@ -120,6 +121,7 @@ class Evaluator:
                 for name, policy in self.policy_set.policies.items()
             }
             record = self.assemble(deal.get("id"), data, runs)
+            check_finite(record)  # strict JSON (SPEC §9): a NaN output makes the deal invalid
         except PluginError as exc:
             error = {"path": "", "message": str(exc), "plugin": exc.plugin}
             return self._invalid(deal, error), {}

@@ -30,7 +30,7 @@ from dealdesk import NAME, __version__, hookspecs
 from dealdesk.combine import STATUS_ORDER
 from dealdesk.deal.validate import JSON_TYPES
 from dealdesk.errors import DealdeskError, PluginError
-from dealdesk.io.readers import suffix_key
+from dealdesk.io import suffix_key
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from dealdesk.errors import DealdeskError
 from dealdesk.evaluate import requested_clauses
-from dealdesk.io.readers import format_message
+from dealdesk.io.writers import format_message
 from dealdesk.rules.model import Ruleset, TestCase
 
 if TYPE_CHECKING:
