@@ -5,10 +5,13 @@ answers everything else, so the values read and the bytes written are exactly th
 ``json.loads(text, parse_float=Decimal)`` and ``json.dumps(record, ensure_ascii=False, ...)``:
 
 - **Reading** (:func:`loads`): orjson parses a fraction or an exponent to a float, and an integer
-  past 64 bits too, so a text whose orjson value holds a float is parsed again by the standard
-  library (``parse_float=Decimal``). A text orjson refuses goes there as well: the standard
-  library reads ``NaN``/``Infinity`` and lone surrogates (validation then names the field) and
-  its error messages are the ones readers report.
+  past 64 bits too, so a text whose orjson value holds a float (or nests very deep, where the
+  standard library's own limit decides) is parsed again by the standard library
+  (``parse_float=Decimal``). A text orjson refuses goes there as well: the standard library
+  reads ``NaN``/``Infinity`` and lone surrogates (validation then names the field) and its
+  error messages are the ones readers report. Measured on the example book: a deal without a
+  fraction parses about 1.5x faster than with the standard library alone, one with a fraction
+  about 1.3x slower (it is parsed twice).
 - **Writing** (:func:`dumps`): orjson writes floats in exponent form differently (``1e16`` for
   ``1e+16``, ``0.00001`` for ``1e-05``), knows no ``Decimal``, and silently turns NaN into
   ``null``. A record of plain JSON types whose floats print without an exponent goes to orjson;
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -59,17 +62,23 @@ def _stdlib_loads(text: str) -> Any:
         return json.loads(text, parse_float=Decimal, parse_int=_big_int)
 
 
-def _holds_float(value: Any) -> bool:
-    """Whether an orjson value (dicts, lists, scalars) holds a float anywhere."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
+# Deeper than this, the standard library parses (or refuses: RecursionError) as it always did.
+_MAX_DEPTH = 200
+
+
+def _needs_stdlib(items: Iterable[Any], depth: int) -> bool:
+    """Whether orjson values (dicts, lists, scalars) hold a float or nest deeper than
+    :data:`_MAX_DEPTH`: then only the standard library's parse is the standard library's."""
+    if depth > _MAX_DEPTH:
+        return True
+    for item in items:
         kind = type(item)
+        if kind is float:
+            return True
         if kind is dict:
-            stack.extend(item.values())
-        elif kind is list:
-            stack.extend(item)
-        elif kind is float:
+            if _needs_stdlib(item.values(), depth + 1):
+                return True
+        elif kind is list and _needs_stdlib(item, depth + 1):
             return True
     return False
 
@@ -87,7 +96,7 @@ def loads(text: str) -> Any:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
         return _stdlib_loads(text)  # it accepts NaN and lone surrogates, and words its errors
-    if _holds_float(value):
+    if _needs_stdlib((value,), 0):
         return _stdlib_loads(text)  # a fraction, an exponent or a huge integer: exact decimals
     return value
 
@@ -99,42 +108,55 @@ def loads(text: str) -> Any:
 # _json_default, as with the standard library); containers and floats are checked in _scan.
 _PLAIN = frozenset({str, int, bool, type(None), Decimal, date, datetime})
 _ORJSON, _STDLIB, _NONFINITE = 0, 1, 2
-# More items than any record has; a value that refers to itself stops here, and the standard
-# library reports the cycle.
-_MAX_ITEMS = 1_000_000
+_isfinite = math.isfinite
 
 
 def _scan(value: Any) -> int:
     """Which encoder writes ``value`` as ``json.dumps`` would: ``_ORJSON`` or ``_STDLIB``;
     ``_NONFINITE`` when it holds a float NaN or infinity, which neither may write."""
+    try:
+        return _scan_items((value,))
+    except RecursionError:  # a value that holds itself: the standard library reports the cycle
+        return _STDLIB
+
+
+def _scan_items(items: Iterable[Any]) -> int:
     verdict = _ORJSON
-    stack = [value]
-    budget = _MAX_ITEMS
-    while stack:
-        budget -= 1
-        if not budget:
-            return _STDLIB
-        item = stack.pop()
+    for item in items:
         kind = type(item)
+        if kind is str:
+            continue  # most of a record
         if kind is dict:
-            stack.extend(item.values())
+            found = _scan_items(item.values())
         elif kind is list or kind is tuple:
-            stack.extend(item)
+            found = _scan_items(item)
         elif kind is float:
-            if not math.isfinite(item):
+            if not _isfinite(item):
                 return _NONFINITE
             # repr() switches to an exponent outside [1e-4, 1e16); orjson's form differs there
             if item and not 1e-4 <= abs(item) < 1e16:
                 verdict = _STDLIB
-        elif kind not in _PLAIN:
-            verdict = _STDLIB  # a subclass or another type: the standard library's answer
-            if isinstance(item, Mapping):
-                stack.extend(item.values())
-            elif isinstance(item, list | tuple):
-                stack.extend(item)
-            elif isinstance(item, float) and not math.isfinite(item):
+            continue
+        elif kind in _PLAIN:
+            continue
+        else:
+            found = _scan_other(item)
+        if found:
+            if found == _NONFINITE:
                 return _NONFINITE
+            verdict = _STDLIB
     return verdict
+
+
+def _scan_other(item: Any) -> int:
+    """A subclass or another type: the standard library writes it (or refuses it)."""
+    if isinstance(item, Mapping):
+        return _scan_items(item.values()) or _STDLIB
+    if isinstance(item, list | tuple):
+        return _scan_items(item) or _STDLIB
+    if isinstance(item, float) and not _isfinite(item):
+        return _NONFINITE
+    return _STDLIB
 
 
 def _non_finite(value: Any, path: str) -> tuple[str, float] | None:

@@ -128,6 +128,14 @@ def test_dumps_writes_what_the_standard_library_writes(value: Any) -> None:
     assert_same_bytes(value)
 
 
+def test_dumps_deep_values_like_the_standard_library() -> None:
+    deep: Any = 1.5
+    for _ in range(300):  # deeper than orjson writes
+        deep = [deep]
+    assert_same_bytes(deep)
+    assert_same_bytes({"a": [{"b": deep}]})
+
+
 def test_dumps_keeps_the_record_key_order() -> None:
     text = jsoncodec.dumps(RECORD)
     assert text.startswith('{"deal_id":"D-1001","status":"needs_approval","approvals":[')
@@ -285,6 +293,8 @@ def outcome(load: Any, text: str) -> Any:
         '{"a": "tab\tinside"}',
         "\x0c{}",
         "",
+        "[" * 300 + "1.5" + "]" * 300,  # deeper than orjson's values are checked: stdlib
+        "[" * 300 + "]" * 300,
         "[" * 5000 + "]" * 5000,
     ],
 )
