@@ -11,18 +11,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dealdesk import combine
 from dealdesk.actions import ActionContext, Effects
 from dealdesk.deal.validate import check_fact_types, deal_id_of, derive_facts, validate_deal
-from dealdesk.engines.durable.driver import DurableDriver, get_driver
 from dealdesk.errors import DealdeskError, DealError, PluginError
 from dealdesk.jsoncodec import check_finite
 from dealdesk.manager import Plugins
 from dealdesk.rules.expressions import Expr, evaluate, lookup, to_decimal
 from dealdesk.rules.policyset import CompiledRule, Policy, PolicySet
 from dealdesk.templating import Renderer, template_context
+
+if TYPE_CHECKING:
+    from dealdesk.engines.durable.driver import DurableDriver
 
 
 class RulesetMessage(str):
@@ -91,6 +93,8 @@ class Evaluator:
         self.plugins = plugins
         self.renderer = renderer
         self.clauses = clauses
+        from dealdesk.engines.durable.driver import get_driver  # the C engine, when it is used
+
         self.driver = driver or get_driver()
         self.max_actions = max_actions
         self.provenance = combine.provenance(policy_set.versions, policy_set.digest)
