@@ -24,6 +24,10 @@ HEAVY = (
     "dealdesk.io.readers",
     "dealdesk.io.writers",
     "dealdesk.manager",
+    # test-only libraries never load outside tests
+    "hypothesis",
+    "pytest",
+    "_pytest",
 )
 
 
@@ -58,6 +62,18 @@ def test_help_and_version_load_no_heavy_library(args: list[str]) -> None:
         f"    main({args!r}, standalone_mode=False)\n"
     )
     assert heavy_in(loaded_modules(code)) == []
+
+
+def test_evaluating_loads_no_test_library() -> None:
+    code = (
+        "import contextlib, io\n"
+        "from dealdesk.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['evaluate', '-'], standalone_mode=False)\n"
+    )
+    modules = loaded_modules(f"import sys, io\nsys.stdin = io.StringIO('')\n{code}")
+    assert "dealdesk.evaluate" in modules
+    assert not {m for m in modules if m.split(".")[0] in ("hypothesis", "pytest", "_pytest")}
 
 
 def test_the_plugin_manager_does_not_import_the_readers() -> None:
