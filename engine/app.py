@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from dealdesk.engines import build_engine, engine_name
-from dealdesk.io.readers import READERS, WRITERS, Reader, SourceDeal, WriterFactory, read_deals
+from dealdesk.io.readers import READERS, Reader, SourceDeal, read_deals
+from dealdesk.io.writers import WRITERS, WriterFactory
 from dealdesk.manager import Plugins, load_plugins
 from dealdesk.pipeline import Decision, Pipeline
 from dealdesk.rules.policyset import Environment, PolicySet, load_policy_set, ruleset_files

@@ -10,28 +10,25 @@ Errors go to standard error, one line per problem, never with a traceback unless
 
 from __future__ import annotations
 
-import difflib
-import json
 import os
 import sys
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from dealdesk import __version__, app
-from dealdesk.deal.validate import deal_id_of
+from dealdesk import __version__
 from dealdesk.errors import DealdeskError, UsageError, ValidationFailed
-from dealdesk.evaluate import PolicyRun
-from dealdesk.explain import DealExplanation, RuleExplanation, explain_deal, format_value
-from dealdesk.io.readers import SourceDeal, format_message
-from dealdesk.manager import load_plugins
-from dealdesk.record import STATUS_ORDER, DecisionRecord
-from dealdesk.rules.policyset import ruleset_files
+
+# `dealdesk --help` must start fast: everything else is imported by the command that uses it.
+if TYPE_CHECKING:
+    from dealdesk import app
+    from dealdesk.evaluate import PolicyRun
+    from dealdesk.explain import DealExplanation, RuleExplanation
+    from dealdesk.io.readers import SourceDeal
 
 __all__ = ["main"]
 
@@ -47,6 +44,8 @@ class Settings:
     enabled: list[str] = field(default_factory=list)
 
     def build(self, rulesets: Sequence[str] | None = None, **options: Any) -> app.App:
+        from dealdesk import app
+
         return app.build(
             list(rulesets) if rulesets else None,
             disabled=self.disabled,
@@ -71,12 +70,16 @@ class DealdeskGroup(click.Group):
             raise
         except ValidationFailed as exc:
             if debug:
+                import traceback
+
                 traceback.print_exc()
             for error in exc.errors:
                 click.echo(str(error), err=True)
             ctx.exit(exc.exit_code)
         except DealdeskError as exc:
             if debug:
+                import traceback
+
                 traceback.print_exc()
             _error(str(exc))
             ctx.exit(exc.exit_code)
@@ -87,6 +90,8 @@ class DealdeskGroup(click.Group):
             ctx.exit(1)
         except Exception as exc:
             if debug:
+                import traceback
+
                 traceback.print_exc()
             _error(f"internal error: {type(exc).__name__}: {exc}")
             if not debug:
@@ -258,6 +263,8 @@ def evaluate(
         raise click.UsageError("--executor dask is not available yet; use --executor local")
     if scheduler is not None:
         raise click.UsageError("--scheduler needs --executor dask, which is not available yet")
+    from dealdesk.record import STATUS_ORDER
+
     fmt = fmt.lower()
     application = settings.build(
         rulesets, no_plugin_rulesets=no_plugin_rulesets, clauses=clauses, engine=engine
@@ -299,6 +306,8 @@ def evaluate(
 
 
 def _one_deal(application: app.App, path: str, deal_id: str | None) -> SourceDeal:
+    from dealdesk.deal.validate import deal_id_of
+
     sources = list(application.read([path]))
     if deal_id is not None:
         # ids as the records show them: `--id 1001` finds `id: 1001`
@@ -333,10 +342,14 @@ def explain(
 ) -> None:
     """Why each rule fired or did not for DEAL: every policy's rules and table rows in priority
     order, each condition's parts with their three-valued value and the values they read."""
+    from dealdesk.explain import explain_deal
+
     application = settings.build(rulesets, no_plugin_rulesets=no_plugin_rulesets, engine=engine)
     if rule_id is not None:
         known = sorted({r.id for p in application.policy_set.policies.values() for r in p.rules})
         if rule_id not in known:
+            import difflib
+
             close = difflib.get_close_matches(rule_id, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise UsageError(f"--rule {rule_id}: no such rule in the loaded rulesets{hint}")
@@ -349,6 +362,8 @@ def explain(
         record, runs, data = decision.record, decision.runs, decision.data
     explanation = explain_deal(record, runs, data, rule_id=rule_id)
     if as_json:
+        import json
+
         click.echo(json.dumps(_explanation_json(explanation), indent=2, ensure_ascii=False))
     else:
         click.echo(format_explanation(explanation), nl=False)
@@ -356,6 +371,10 @@ def explain(
 
 def format_explanation(explanation: DealExplanation) -> str:
     """The explanation as text, for people."""
+    import json
+
+    from dealdesk.io.writers import format_message
+
     lines = [
         f"{explanation.deal_id or '(no id)'}: {explanation.status}"
         + (f"  (approvals: {', '.join(explanation.approvals)})" if explanation.approvals else "")
@@ -386,6 +405,8 @@ def _rule_lines(rule: RuleExplanation) -> list[str]:
 
 
 def _explanation_json(explanation: DealExplanation) -> dict[str, Any]:
+    from dealdesk.explain import format_value
+
     def rule_json(rule: RuleExplanation) -> dict[str, Any]:
         return {
             "id": rule.id,
@@ -533,6 +554,7 @@ def test_command(
     One line per case, PASS or FAIL file::name, with what was expected and what happened; exit
     status 1 when any case fails.
     """
+    from dealdesk.rules.policyset import ruleset_files
     from dealdesk.ruletests import run_tests
 
     application = settings.build(rulesets, no_plugin_rulesets=no_plugin_rulesets, engine=engine)
@@ -581,6 +603,8 @@ def _display(path: str) -> str:
 @click.argument("kind", type=click.Choice(["ruleset", "deal", "decision"]))
 def schema(kind: str) -> None:
     """Print the JSON Schema of a ruleset file, a deal or a decision record."""
+    import json
+
     if kind == "ruleset":
         from dealdesk.rules.model import RULESET_SCHEMA
 
@@ -590,6 +614,8 @@ def schema(kind: str) -> None:
 
         document = deal_json_schema()
     else:
+        from dealdesk.record import DecisionRecord
+
         document = DecisionRecord.json_schema()
     click.echo(json.dumps(document, indent=2, ensure_ascii=False))
 
@@ -598,6 +624,8 @@ def schema(kind: str) -> None:
 @click.pass_obj
 def plugins(settings: Settings) -> None:
     """List the plugins: name, version and the hooks each implements."""
+    from dealdesk.manager import load_plugins
+
     collected = load_plugins(disabled=settings.disabled, enabled=settings.enabled)
     rows = [
         (p["name"], p["version"] or "-", ", ".join(p["hooks"]) or "-")

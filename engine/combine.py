@@ -83,7 +83,14 @@ class NotFinite(DealdeskError):
     """A value that strict JSON cannot hold (NaN, an infinity, a number past float range)."""
 
     def __init__(self, value: Any):
-        super().__init__(f"{value} is not a finite number; records are strict JSON")
+        number = Decimal(value) if isinstance(value, float) else value
+        if number.is_nan():
+            self.what = "NaN"
+        elif number.is_infinite():
+            self.what = "-Infinity" if number < 0 else "Infinity"
+        else:
+            self.what = f"{number:.3E}, past the range of a JSON number"
+        super().__init__(self.what)
 
 
 def plain(value: Any) -> Any:
@@ -260,7 +267,10 @@ class Combiner:
             try:
                 outputs[key] = format_output(value, spec.type if spec else "", currency)
             except NotFinite as exc:
-                raise DealdeskError(f"policy {name!r}: output {key!r}: {exc}") from None
+                raise DealdeskError(
+                    f"policies.{name}.outputs.{key} is {exc.what}; records are strict JSON "
+                    "(no NaN or Infinity)"
+                ) from None
         return outputs
 
     def messages(

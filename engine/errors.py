@@ -6,8 +6,6 @@ as one line (or one line per problem) and exits with ``error.exit_code``.
 
 from __future__ import annotations
 
-import difflib
-import reprlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +13,8 @@ from typing import Any
 
 def closest(word: str, words: Iterable[str], cutoff: float = 0.6) -> str | None:
     """The known name most like ``word``, for a "did you mean" (None when none is close)."""
+    import difflib  # only when there is a problem to explain; the CLI starts without it
+
     found = difflib.get_close_matches(word, list(words), n=1, cutoff=cutoff)
     return found[0] if found else None
 
@@ -91,6 +91,22 @@ class PluginError(DealdeskError):
         super().__init__(f"plugin {plugin!r} failed in {hook}: {detail}")
 
 
+class NonFiniteNumber(DealdeskError):
+    """A record holds a float NaN or infinity, which strict JSON cannot carry (SPEC §9).
+
+    :ivar path: where in the record (``policies.partner-margin.outputs.margin``).
+    :ivar value: the number.
+    :param context: what was being done, put before the message (``cannot write ...``).
+    """
+
+    def __init__(self, path: str, value: float, context: str = ""):
+        self.path = path
+        self.value = value
+        text = "NaN" if value != value else ("-Infinity" if value < 0 else "Infinity")
+        message = f"{path or 'the value'} is {text}; records are strict JSON (no NaN or Infinity)"
+        super().__init__(f"{context}: {message}" if context else message)
+
+
 class TemplateError(DealdeskError):
     """A template or message failed to render; names the template and the line."""
 
@@ -111,10 +127,10 @@ def record_error(exc: BaseException) -> dict[str, Any]:
     return {"path": "", "message": f"internal error: {type(exc).__name__}: {exc}"}
 
 
-_SHORT = reprlib.Repr()
-_SHORT.maxstring = 60
-
-
 def short_repr(value: Any) -> str:
     """``repr(value)`` cut to one readable line: a hostile 4,000-character cell stays short."""
-    return _SHORT.repr(value)
+    import reprlib  # only when there is a problem to explain
+
+    short = reprlib.Repr()
+    short.maxstring = 60
+    return short.repr(value)

@@ -11,10 +11,8 @@ plugin as a :class:`~dealdesk.errors.PluginError`.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib
-import importlib.metadata
 import inspect
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -24,12 +22,11 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
-from jinja2 import TemplateError as JinjaTemplateError
 
 from dealdesk import NAME, __version__, hookspecs
 from dealdesk.deal.schema import JSON_TYPES
 from dealdesk.errors import DealdeskError, PluginError
-from dealdesk.io.readers import suffix_key
+from dealdesk.io import suffix_key
 from dealdesk.record import STATUS_ORDER
 
 if TYPE_CHECKING:
@@ -349,6 +346,8 @@ def load_plugin(pm: pluggy.PluginManager, name: str) -> str | None:
         return None
     if pm.has_plugin(name):
         return name
+    import importlib.metadata  # only where entry points are read: it costs start-up time
+
     if any(ep.name == name for ep in importlib.metadata.entry_points(group=NAME)):
         _load_entry_point(pm, name)
         registered: str | None = name
@@ -432,6 +431,8 @@ def _import_plugin(pm: pluggy.PluginManager, module_name: str, name: str) -> str
 
 def _load_entry_points(pm: pluggy.PluginManager) -> None:
     """Load every ``dealdesk`` entry point, sorted by name so precedence never depends on disk order."""
+    import importlib.metadata
+
     seen: dict[str, str] = {}
     for ep in sorted(importlib.metadata.entry_points(group=NAME), key=lambda ep: ep.name):
         dist = ep.dist.name if ep.dist is not None else "?"
@@ -484,6 +485,8 @@ def _check_pending(pm: pluggy.PluginManager) -> None:
             continue
         for impl in caller.get_hookimpls():
             if not caller.has_spec() and not impl.optionalhook:
+                import difflib
+
                 close = difflib.get_close_matches(hook_name, known, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise PluginError(
@@ -649,9 +652,14 @@ def _attributed_filter(func: Callable[..., Any], plugin: str, name: str) -> Call
     def template_filter(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (JinjaTemplateError, DealdeskError):
+        except DealdeskError:
             raise
         except Exception as exc:
+            # a filter runs inside Jinja, so jinja2 is loaded by now; the manager never loads it
+            from jinja2 import TemplateError as JinjaTemplateError
+
+            if isinstance(exc, JinjaTemplateError):
+                raise
             raise PluginError(plugin, f"template filter {name!r}", exc) from exc
 
     return template_filter
@@ -796,6 +804,8 @@ def _module_version(plugin: object) -> str | None:
         module = plugin.__module__
     else:
         module = type(plugin).__module__
+    import importlib.metadata
+
     for dist in importlib.metadata.packages_distributions().get(module.partition(".")[0], []):
         try:
             return importlib.metadata.version(dist)

@@ -13,8 +13,6 @@ import re
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from functools import lru_cache
 
-from babel.numbers import get_currency_precision, is_currency
-
 __all__ = ["minor_units", "money_string", "parse_decimal", "quantize_money", "round_fraction"]
 
 # Plain decimal notation only: Decimal() alone would also take "1_000", "NaN" and "Infinity".
@@ -28,6 +26,8 @@ def minor_units(currency: str) -> int:
     :raises ValueError: when ``currency`` is not a currency code babel knows (codes are
         upper case, as in ISO 4217).
     """
+    from babel.numbers import get_currency_precision, is_currency  # once (cached): start-up time
+
     # get_currency_precision answers 2 for any unknown string, so check the code first.
     if not isinstance(currency, str) or not is_currency(currency):
         raise ValueError(f"unknown currency {currency!r} (expected an ISO 4217 code such as 'USD')")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dealdesk.errors import DealdeskError
-from dealdesk.io.readers import format_message
+from dealdesk.io.writers import format_message
 from dealdesk.pipeline import requested_clauses
 from dealdesk.rules.model import Ruleset, TestCase
 

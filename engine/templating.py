@@ -27,7 +27,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from babel.dates import format_date
 from jinja2 import FileSystemLoader, StrictUndefined, Template, pass_context
 from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.exceptions import FilterArgumentError, TemplateNotFound, TemplateSyntaxError
@@ -112,6 +111,8 @@ def date_filter(value: Any) -> str:
         raise FilterArgumentError(
             f"date: expected an ISO date, got {type(value).__name__} {value!r}"
         )
+    from babel.dates import format_date  # only templates that format dates need it
+
     return format_date(day, "d MMMM y", locale="en_US")
 
 

@@ -563,8 +563,12 @@ rules:
     )
     small = [{"sku": "HW", "category": "hardware", "quantity": 1, "unit_price": 10, "unit_cost": 1}]
     assert ev.evaluate(deal(lines=small))["status"] == "approved"  # neither fires
-    for record in (ev.evaluate(deal()), ev.evaluate(deal(id="nan", lines=small))):
-        assert record["status"] == "invalid"
-        (error,) = record["errors"]
-        assert "is not a finite number; records are strict JSON" in error["message"]
+    huge, nan = ev.evaluate(deal()), ev.evaluate(deal(id="nan", lines=small))
+    assert [r["status"] for r in (huge, nan)] == ["invalid", "invalid"]
+    assert [e["message"] for r in (huge, nan) for e in r["errors"]] == [
+        "policies.test.outputs.huge is 2.000E+618, past the range of a JSON number; "
+        "records are strict JSON (no NaN or Infinity)",
+        "policies.test.outputs.big is NaN; records are strict JSON (no NaN or Infinity)",
+    ]
+    for record in (huge, nan):
         json.dumps(record, allow_nan=False)  # the record itself stays strict JSON

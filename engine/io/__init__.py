@@ -1,1 +1,18 @@
-"""io"""
+"""The io stage: readers (deal files → deals) and writers (records → a stream).
+
+This package's ``__init__`` stays free of imports so that the plugin manager can key plugin
+readers with :func:`suffix_key` without loading the readers (or YAML) themselves.
+"""
+
+from __future__ import annotations
+
+__all__ = ["suffix_key"]
+
+
+def suffix_key(suffix: str) -> str:
+    """The key of a reader: ``"JSON"``, ``"json"`` and ``".json"`` all name the ``.json`` reader.
+
+    Built-in and plugin readers (``dealdesk_readers``) are keyed alike.
+    """
+    suffix = suffix.lower()
+    return suffix if suffix.startswith(".") else f".{suffix}"

@@ -1,9 +1,8 @@
-"""Many deals at once: readers (deal files → :class:`SourceDeal`), writers (records → a stream).
+"""Readers: deal files → :class:`SourceDeal`, one per deal, in file order (SPEC §2).
 
-Readers stream: one :class:`SourceDeal` per deal, in file order, and a line, row or document that
-cannot be parsed becomes a ``SourceDeal`` with ``error`` set, so the batch still gives one record
-per input deal (SPEC §9). Writers stream too: each record is written as it arrives, and the same
-records always give the same bytes.
+Readers stream, and a line, row or document that cannot be parsed becomes a ``SourceDeal`` with
+``error`` set, so the batch still gives one record per input deal (SPEC §9). JSON is parsed by
+:func:`dealdesk.jsoncodec.loads`: numbers with a fraction are exact ``Decimal``s.
 """
 
 from __future__ import annotations
@@ -11,47 +10,32 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 import sys
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any, Protocol, TextIO
+from typing import IO, Any
 
 import yaml
 
+from dealdesk import jsoncodec
 from dealdesk.deal.schema import FIELDS
 from dealdesk.errors import PluginError, UsageError
+from dealdesk.io import suffix_key
 from dealdesk.yaml_aliases import check_aliases
 
 __all__ = [
     "READERS",
-    "WRITERS",
-    "CsvWriter",
-    "JsonWriter",
-    "JsonlWriter",
     "Reader",
     "SourceDeal",
-    "TableWriter",
-    "Writer",
-    "WriterFactory",
-    "format_message",
     "read_csv",
     "read_deals",
     "read_json",
     "read_jsonl",
     "read_jsonl_stream",
     "read_yaml",
-    "suffix_key",
 ]
-
-
-# =============================================================================================
-# Readers
-# =============================================================================================
 
 
 @dataclass
@@ -80,28 +64,6 @@ def _json_error(where: str, exc: json.JSONDecodeError) -> str:
     return f"{where}: invalid JSON: {exc.msg} at column {exc.colno}"
 
 
-def _big_int(text: str) -> int | Decimal:
-    """An integer literal; one beyond Python's int-string limit (4300 digits) as a ``Decimal``."""
-    try:
-        return int(text)
-    except ValueError:
-        return Decimal(text)
-
-
-def _json_loads(text: str) -> Any:
-    """``json.loads`` with exact fractions; a huge integer is kept for validation to report.
-
-    Python refuses to parse integers of more than 4300 digits (a ``ValueError``, not a JSON
-    error); such a deal is still read, and ``validate_deal`` names the field as out of range.
-    """
-    try:
-        return json.loads(text, parse_float=Decimal)
-    except json.JSONDecodeError:
-        raise
-    except ValueError:
-        return json.loads(text, parse_float=Decimal, parse_int=_big_int)
-
-
 def read_json(path: Path) -> Iterator[SourceDeal]:
     """Read a ``.json`` file holding one deal (an object) or a list of deals.
 
@@ -111,7 +73,7 @@ def read_json(path: Path) -> Iterator[SourceDeal]:
     name = str(path)
     try:
         text = path.read_bytes().decode("utf-8-sig")
-        value = _json_loads(text)
+        value = jsoncodec.loads(text)
     except UnicodeDecodeError as exc:
         yield SourceDeal(name, None, f"{name}: not valid UTF-8 at byte {exc.start}")
         return
@@ -150,7 +112,7 @@ def read_jsonl_stream(lines: Iterable[str | bytes], name: str) -> Iterator[Sourc
         if not line.strip():
             continue
         try:
-            yield SourceDeal(source, _json_loads(line))
+            yield SourceDeal(source, jsoncodec.loads(line))
         except json.JSONDecodeError as exc:
             yield SourceDeal(source, None, _json_error(source, exc))
         except RecursionError:
@@ -267,7 +229,7 @@ def _cell_value(column: str, cell: str) -> object:
     stripped = cell.strip()
     if column in _JSON_COLUMNS or (column not in _TEXT_COLUMNS and stripped[:1] in ("[", "{")):
         try:
-            return _json_loads(stripped)
+            return jsoncodec.loads(stripped)
         except json.JSONDecodeError as exc:
             if column in _JSON_COLUMNS:
                 raise ValueError(
@@ -362,15 +324,6 @@ READERS: dict[str, Reader] = {
 }
 
 
-def suffix_key(suffix: str) -> str:
-    """The key of a reader: ``"JSON"``, ``"json"`` and ``".json"`` all name the ``.json`` reader.
-
-    Built-in and plugin readers (``dealdesk_readers``) are keyed alike.
-    """
-    suffix = suffix.lower()
-    return suffix if suffix.startswith(".") else f".{suffix}"
-
-
 def _plan(paths: Sequence[str], readers: Mapping[str, Reader]) -> list[tuple[Path, Reader] | None]:
     """Resolve every path to (file, reader), ``None`` standing for stdin, before reading any.
 
@@ -461,174 +414,3 @@ def read_deals(
         else:
             file, reader = entry
             yield from _guarded(str(file), reader(file))
-
-
-# =============================================================================================
-# Writers
-# =============================================================================================
-
-
-class Writer(Protocol):
-    """Consumes decision records one at a time; ``close`` finishes the output (not the stream)."""
-
-    def write(self, record: Mapping[str, Any]) -> None: ...
-
-    def close(self) -> None: ...
-
-
-WriterFactory = Callable[[TextIO], Writer]
-
-
-def _json_default(value: object) -> object:
-    # Records carry strings and floats; a stray Decimal or date must not end a long batch.
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def format_message(item: object) -> str:
-    """One line for a reason, flag or error: ``path: message`` (``message`` without a path).
-
-    The one formatting of a record's errors used by writers, ``dealdesk explain`` and
-    ``dealdesk test``; accepts a mapping (``{"path", "message"}``) or a plain string.
-    """
-    if isinstance(item, Mapping):
-        message = str(item.get("message", ""))
-        path = item.get("path")
-        return f"{path}: {message}" if path else message
-    return str(item)
-
-
-class JsonlWriter:
-    """One compact JSON object per line, keys in the record's order, UTF-8 text as is."""
-
-    def __init__(self, stream: TextIO):
-        self.stream = stream
-
-    def write(self, record: Mapping[str, Any]) -> None:
-        """Write one record as one line."""
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=_json_default)
-        self.stream.write(line + "\n")
-
-    def close(self) -> None:
-        """Nothing to finish: every line is complete."""
-
-
-class JsonWriter:
-    """A JSON array indented by 2, written record by record (the same text as ``json.dumps(records, indent=2)``)."""
-
-    def __init__(self, stream: TextIO):
-        self.stream = stream
-        self.count = 0
-
-    def write(self, record: Mapping[str, Any]) -> None:
-        """Write one element of the array."""
-        text = json.dumps(record, ensure_ascii=False, indent=2, default=_json_default)
-        # JSON escapes newlines inside strings, so every line break here is structure.
-        self.stream.write(("[\n" if self.count == 0 else ",\n") + "  " + text.replace("\n", "\n  "))
-        self.count += 1
-
-    def close(self) -> None:
-        """Close the array (``[]`` when no record was written)."""
-        self.stream.write("\n]\n" if self.count else "[]\n")
-
-
-class CsvWriter:
-    """One row per record: deal_id, status, approvals, fired rules, reasons, errors."""
-
-    COLUMNS = ("deal_id", "status", "approvals", "fired", "reasons", "errors")
-
-    def __init__(self, stream: TextIO):
-        # "\n" whatever the platform, so the same records give the same bytes everywhere.
-        self.writer = csv.writer(stream, lineterminator="\n")
-        self.writer.writerow(self.COLUMNS)
-
-    def write(self, record: Mapping[str, Any]) -> None:
-        """Write one row: lists joined by ``;`` (fired as ``policy:RULE``), messages by `` | ``."""
-        policies = record.get("policies") or {}
-        fired = [
-            f"{policy}:{rule}"
-            for policy, result in policies.items()
-            for rule in (result or {}).get("fired", ())
-        ]
-        self.writer.writerow(
-            (
-                record.get("deal_id") or "",
-                record.get("status") or "",
-                ";".join(record.get("approvals") or ()),
-                ";".join(fired),
-                " | ".join(format_message(r) for r in record.get("reasons") or ()),
-                " | ".join(format_message(e) for e in record.get("errors") or ()),
-            )
-        )
-
-    def close(self) -> None:
-        """Nothing to finish: every row is complete."""
-
-
-class TableWriter:
-    """A readable summary: one line per deal as it arrives, then counts and the top reasons.
-
-    ``D-1001        needs_approval  deal_desk, vp_finance``; an invalid deal shows its errors.
-    Memory holds only the counters, not the records.
-    """
-
-    STATUSES = ("approved", "needs_approval", "rejected", "invalid")
-    TOP = 10
-
-    def __init__(self, stream: TextIO):
-        self.stream = stream
-        self.statuses: Counter[str] = Counter()
-        self.reasons: Counter[str] = Counter()
-        self.examples: dict[str, str] = {}
-
-    def write(self, record: Mapping[str, Any]) -> None:
-        """Print the deal's line and count its status and reasons."""
-        status = str(record.get("status") or "")
-        self.statuses[status] += 1
-        if status == "invalid":
-            detail = "; ".join(format_message(e) for e in record.get("errors") or ())
-        else:
-            detail = ", ".join(record.get("approvals") or ())
-        deal_id = str(record.get("deal_id") or "-")
-        self.stream.write(f"{deal_id:<12}  {status:<14}  {detail}".rstrip() + "\n")
-        for reason in record.get("reasons") or ():
-            # Count by rule and message shape: amounts differ from deal to deal, and one rule
-            # id (a decision table) can give different reasons
-            message = format_message(reason)
-            rule = (
-                f"{reason.get('policy', '')} {reason.get('rule', '')}".strip()
-                if isinstance(reason, Mapping)
-                else ""
-            )
-            key = f"{rule}  {_DIGITS.sub('#', message)}" if rule else message
-            self.reasons[key] += 1
-            self.examples.setdefault(key, f"{rule}  {message}" if rule else message)
-
-    def close(self) -> None:
-        """Print the counts per status and the most frequent reasons."""
-        total = sum(self.statuses.values())
-        order = [*self.STATUSES, *sorted(set(self.statuses) - set(self.STATUSES))]
-        counts = ", ".join(
-            f"{self.statuses[s]} {s}" for s in order if s in self.STATUSES or self.statuses[s]
-        )
-        out = [f"\n{total} deal{'' if total == 1 else 's'}: {counts}\n"]
-        top = sorted(self.reasons.items(), key=lambda item: (-item[1], item[0]))[: self.TOP]
-        if top:
-            width = len(str(top[0][1]))
-            out.append("\nTop reasons:\n")
-            for key, count in top:
-                out.append(f"  {count:>{width}}  {self.examples[key]}\n")
-        self.stream.write("".join(out))
-
-
-_DIGITS = re.compile(r"\d+(?:[.,]\d+)*")
-
-WRITERS: dict[str, WriterFactory] = {
-    "jsonl": JsonlWriter,
-    "json": JsonWriter,
-    "csv": CsvWriter,
-    "table": TableWriter,
-}

@@ -9,9 +9,8 @@ whole set, and so every output name, is known.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
-
-import jsonschema
 
 from dealdesk.errors import Location, RulesetError, closest
 from dealdesk.rules.loader import Document
@@ -312,16 +311,20 @@ class Ruleset:
         return not (self.effective_to and close > self.effective_to)
 
 
-_VALIDATOR = jsonschema.Draft202012Validator(
-    RULESET_SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-)
+@cache
+def _validator() -> Any:
+    import jsonschema  # when a ruleset is checked, not when the model (or its schema) is imported
+
+    return jsonschema.Draft202012Validator(
+        RULESET_SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
 
 
 def schema_errors(doc: Document) -> list[RulesetError]:
     """Every place where ``doc`` does not have the shape of a ruleset, located."""
     errors = []
     for error in sorted(
-        _VALIDATOR.iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))
+        _validator().iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))
     ):
         path = tuple(error.absolute_path)
         suggestion = None

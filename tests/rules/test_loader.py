@@ -3,11 +3,16 @@ nesting."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
 import pytest
 from bounded import run_python
 
 from dealdesk.errors import Location, RulesetError
-from dealdesk.rules.loader import MAX_DEPTH, load_yaml, load_yaml_documents
+from dealdesk.rules import loader
+from dealdesk.rules.loader import MAX_DEPTH, Document, load_yaml, load_yaml_documents
 
 
 def test_values_know_where_they_start() -> None:
@@ -101,3 +106,59 @@ def test_deep_nesting_is_a_located_error() -> None:
         f"f.yaml:1:{8 + MAX_DEPTH - 1}: invalid YAML: values nested too deeply (limit {MAX_DEPTH})"
     )
     load_yaml("rules: " + "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1) + "\n", "f.yaml")
+
+
+# -- libyaml and the Python parser give the same documents ---------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def documents(texts: Iterator[Document]) -> list[tuple[Any, Any, Any]]:
+    return [(d.data, sorted(d.spans.items()), sorted(d.keys.items())) for d in texts]
+
+
+def parsed_by(parse: Callable[[], Iterator[Document]]) -> Any:
+    try:
+        return documents(parse())
+    except RulesetError as exc:
+        return str(exc)
+
+
+def python_parser(text: str) -> Any:
+    return parsed_by(lambda: loader._documents(loader._Loader, text, "f.yaml"))
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((ROOT / "rulesets").glob("*.yaml")) + sorted((ROOT / "examples").rglob("*.yaml")),
+    ids=lambda p: p.name,
+)
+def test_the_fast_parser_gives_the_python_parser_documents(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert not loader._PYTHON_PARSER_ONLY.search(text)  # the fast path is taken
+    fast = documents(loader._documents(loader._FastLoader, text, "f.yaml"))
+    assert fast == python_parser(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: 1\nb:\n  - {c: 'é😀', d: [1, 2]}\n  - |\n    block\n  - x\u2028y\r\nf: 2026-01-02\n",
+        "a:\tb\n",  # a tab libyaml accepts and the Python parser refuses
+        "a: {b: c?d}\n",  # `?` in a flow scalar: likewise
+        "a: >#\n  text\n",  # a comment glued to a block scalar header: likewise
+        "\ufeffa: 1\n",  # a byte-order mark: libyaml leaves it out of the offsets
+        "a: 1\nb: x\ufeffy\n",
+        "x: {a: , b: 1}\n",  # libyaml puts the empty value one column later
+        "x: {a: \r\n, b: 1}\n",
+        "x: {a: # note\n  , b: 1}\n",
+        "x: {a:, b: 1}\n",  # libyaml refuses what the Python parser accepts
+        "a:\n  grade: !\n  b: 1\n",  # an empty value tagged `!`: null, not ""
+        "%YAML 1.1\n---\na: !!str 1\n",
+        "a: [1, 2\n",  # both refuse: the Python parser's message
+        "a: 1\n---\nb: [\n",
+        "a: 1\na: 2\n",
+    ],
+)
+def test_load_yaml_documents_is_the_python_parser_in_every_corner(text: str) -> None:
+    assert parsed_by(lambda: load_yaml_documents(text, "f.yaml")) == python_parser(text)

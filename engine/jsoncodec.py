@@ -1,0 +1,232 @@
+"""JSON in and out: exact decimals when reading deals, strict and byte-stable JSON for records.
+
+orjson does the work where its answer is provably the standard library's; the standard library
+answers everything else, so the values read and the bytes written are exactly those of
+``json.loads(text, parse_float=Decimal)`` and ``json.dumps(record, ensure_ascii=False, ...)``:
+
+- **Reading** (:func:`loads`): orjson parses a fraction or an exponent to a float, and an integer
+  past 64 bits too, so a text whose orjson value holds a float (or nests very deep, where the
+  standard library's own limit decides) is parsed again by the standard library
+  (``parse_float=Decimal``). A text orjson refuses goes there as well: the standard library
+  reads ``NaN``/``Infinity`` and lone surrogates (validation then names the field) and its
+  error messages are the ones readers report. Measured on the example book: a deal without a
+  fraction parses about 1.5x faster than with the standard library alone, one with a fraction
+  about 1.3x slower (it is parsed twice).
+- **Writing** (:func:`dumps`): orjson writes floats in exponent form differently (``1e16`` for
+  ``1e+16``, ``0.00001`` for ``1e-05``), knows no ``Decimal``, and silently turns NaN into
+  ``null``. A record of plain JSON types whose floats print without an exponent goes to orjson;
+  any other record (an exponent float, an unusual type, an integer past 64 bits, a key that is
+  not a string) to the standard library. A NaN or an infinity is never written (SPEC §9:
+  records are strict JSON): :func:`check_finite` raises :class:`~dealdesk.errors.NonFiniteNumber`
+  naming where it is.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from dealdesk.errors import NonFiniteNumber
+
+__all__ = ["check_finite", "dumps", "loads"]
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def _big_int(text: str) -> int | Decimal:
+    """An integer literal; one beyond Python's int-string limit (4300 digits) as a ``Decimal``."""
+    try:
+        return int(text)
+    except ValueError:
+        return Decimal(text)
+
+
+def _stdlib_loads(text: str) -> Any:
+    """``json.loads`` with exact fractions; a huge integer is kept for validation to report.
+
+    Python refuses to parse integers of more than 4300 digits (a ``ValueError``, not a JSON
+    error); such a deal is still read, and ``validate_deal`` names the field as out of range.
+    """
+    try:
+        return json.loads(text, parse_float=Decimal)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:
+        return json.loads(text, parse_float=Decimal, parse_int=_big_int)
+
+
+# Deeper than this, the standard library parses (or refuses: RecursionError) as it always did.
+_MAX_DEPTH = 200
+
+
+def _needs_stdlib(items: Iterable[Any], depth: int) -> bool:
+    """Whether orjson values (dicts, lists, scalars) hold a float or nest deeper than
+    :data:`_MAX_DEPTH`: then only the standard library's parse is the standard library's."""
+    if depth > _MAX_DEPTH:
+        return True
+    for item in items:
+        kind = type(item)
+        if kind is float:
+            return True
+        if kind is dict:
+            if _needs_stdlib(item.values(), depth + 1):
+                return True
+        elif kind is list and _needs_stdlib(item, depth + 1):
+            return True
+    return False
+
+
+def loads(text: str) -> Any:
+    """Parse one JSON text as ``json.loads(text, parse_float=Decimal)`` does, value for value.
+
+    Numbers with a fraction or an exponent are exact ``Decimal``s; integers are ``int`` (one of
+    more than 4300 digits a ``Decimal``).
+
+    :raises json.JSONDecodeError: the standard library's error, with its message and position.
+    :raises RecursionError: nesting deeper than the standard library's parser goes.
+    """
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return _stdlib_loads(text)  # it accepts NaN and lone surrogates, and words its errors
+    if _needs_stdlib((value,), 0):
+        return _stdlib_loads(text)  # a fraction, an exponent or a huge integer: exact decimals
+    return value
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+# Values orjson writes exactly as the standard library does (Decimals and dates through
+# _json_default, as with the standard library); containers and floats are checked in _scan.
+_PLAIN = frozenset({str, int, bool, type(None), Decimal, date, datetime})
+_ORJSON, _STDLIB, _NONFINITE = 0, 1, 2
+_isfinite = math.isfinite
+
+
+def _scan(value: Any) -> int:
+    """Which encoder writes ``value`` as ``json.dumps`` would: ``_ORJSON`` or ``_STDLIB``;
+    ``_NONFINITE`` when it holds a float NaN or infinity, which neither may write."""
+    try:
+        return _scan_items((value,))
+    except RecursionError:  # a value that holds itself: the standard library reports the cycle
+        return _STDLIB
+
+
+def _scan_items(items: Iterable[Any]) -> int:
+    verdict = _ORJSON
+    for item in items:
+        kind = type(item)
+        if kind is str:
+            continue  # most of a record
+        if kind is dict:
+            found = _scan_items(item.values())
+        elif kind is list or kind is tuple:
+            found = _scan_items(item)
+        elif kind is float:
+            if not _isfinite(item):
+                return _NONFINITE
+            # repr() switches to an exponent outside [1e-4, 1e16); orjson's form differs there
+            if item and not 1e-4 <= abs(item) < 1e16:
+                verdict = _STDLIB
+            continue
+        elif kind in _PLAIN:
+            continue
+        else:
+            found = _scan_other(item)
+        if found:
+            if found == _NONFINITE:
+                return _NONFINITE
+            verdict = _STDLIB
+    return verdict
+
+
+def _scan_other(item: Any) -> int:
+    """A subclass or another type: the standard library writes it (or refuses it)."""
+    if isinstance(item, Mapping):
+        return _scan_items(item.values()) or _STDLIB
+    if isinstance(item, list | tuple):
+        return _scan_items(item) or _STDLIB
+    if isinstance(item, float) and not _isfinite(item):
+        return _NONFINITE
+    return _STDLIB
+
+
+def _non_finite(value: Any, path: str) -> tuple[str, float] | None:
+    """The path and value of the first float NaN or infinity in ``value``, else ``None``."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, value)
+    if isinstance(value, Mapping):
+        items: Any = ((f"{path}.{key}" if path else str(key), item) for key, item in value.items())
+    elif isinstance(value, list | tuple):
+        items = ((f"{path}[{index}]", item) for index, item in enumerate(value))
+    else:
+        return None
+    for where, item in items:
+        found = _non_finite(item, where)
+        if found is not None:
+            return found
+    return None
+
+
+def check_finite(value: Any) -> None:
+    """Refuse a record (or any JSON-like value) that holds a float NaN or infinity.
+
+    Mappings, lists and tuples are searched. ``Decimal("NaN")`` is not refused: records write a
+    ``Decimal`` as its string.
+
+    :raises NonFiniteNumber: naming the first such number by its path in ``value``
+        (``policies.partner-margin.outputs.margin``).
+    """
+    if _scan(value) == _NONFINITE:
+        found = _non_finite(value, "")
+        assert found is not None
+        raise NonFiniteNumber(*found)
+
+
+def _json_default(value: object) -> object:
+    # Records carry strings and floats; a stray Decimal or date must not end a long batch.
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+# datetimes go through _json_default (isoformat), as with the standard library
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def dumps(value: Any, *, indent: bool = False) -> str:
+    """``value`` as JSON text, byte for byte what the standard library writes, never NaN.
+
+    Compact (``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``) or indented by 2
+    (``json.dumps(value, ensure_ascii=False, indent=2)``); keys in insertion order, UTF-8 text as
+    is, a ``Decimal`` as its string and a date as ISO 8601.
+
+    :raises NonFiniteNumber: ``value`` holds a float NaN or infinity (strict JSON has neither).
+    :raises TypeError: a value JSON cannot represent (as the standard library does).
+    """
+    verdict = _scan(value)
+    if verdict == _NONFINITE:
+        check_finite(value)
+    elif verdict == _ORJSON:
+        option = _OPTIONS | orjson.OPT_INDENT_2 if indent else _OPTIONS
+        try:
+            return orjson.dumps(value, default=_json_default, option=option).decode()
+        except orjson.JSONEncodeError:
+            pass  # an integer past 64 bits, a key that is not a string, a lone surrogate
+    if indent:
+        return json.dumps(
+            value, ensure_ascii=False, indent=2, default=_json_default, allow_nan=False
+        )
+    return json.dumps(
+        value, ensure_ascii=False, separators=(",", ":"), default=_json_default, allow_nan=False
+    )

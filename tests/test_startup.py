@@ -1,0 +1,82 @@
+"""Start-up: ``dealdesk --help`` loads none of the heavy libraries (no timing here, only which
+modules a fresh interpreter has loaded; ``bench/bench_startup.py`` measures the time)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+# What a command loads only when it needs it: templates, the rules engine, ruleset schemas,
+# money formatting, YAML, the progress bar, entry-point metadata, the readers and writers.
+HEAVY = (
+    "jinja2",
+    "durable_rules_engine",
+    "durable",
+    "jsonschema",
+    "babel",
+    "yaml",
+    "tqdm",
+    "importlib.metadata",
+    "dealdesk.app",
+    "dealdesk.io.readers",
+    "dealdesk.io.writers",
+    "dealdesk.manager",
+    # test-only libraries never load outside tests
+    "hypothesis",
+    "pytest",
+    "_pytest",
+)
+
+
+def loaded_modules(code: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after running ``code``."""
+    report = "import json, sys; print(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", f"{code}\n{report}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+def heavy_in(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if any(m == h or m.startswith(f"{h}.") for h in HEAVY))
+
+
+def test_importing_the_cli_loads_no_heavy_library() -> None:
+    modules = loaded_modules("import dealdesk.cli")
+    assert "click" in modules  # the check can see what was imported
+    assert heavy_in(modules) == []
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["evaluate", "--help"]])
+def test_help_and_version_load_no_heavy_library(args: list[str]) -> None:
+    code = (
+        "import contextlib, io, sys\n"
+        "from dealdesk.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    main({args!r}, standalone_mode=False)\n"
+    )
+    assert heavy_in(loaded_modules(code)) == []
+
+
+def test_evaluating_loads_no_test_library() -> None:
+    code = (
+        "import contextlib, io\n"
+        "from dealdesk.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['evaluate', '-'], standalone_mode=False)\n"
+    )
+    modules = loaded_modules(f"import sys, io\nsys.stdin = io.StringIO('')\n{code}")
+    assert "dealdesk.evaluate" in modules
+    assert not {m for m in modules if m.split(".")[0] in ("hypothesis", "pytest", "_pytest")}
+
+
+def test_the_plugin_manager_does_not_import_the_readers() -> None:
+    modules = loaded_modules("import dealdesk.manager")
+    assert "dealdesk.manager" in modules
+    assert not {"dealdesk.io.readers", "yaml", "jinja2", "importlib.metadata"} & modules
