@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
@@ -83,6 +84,12 @@ def _needs_stdlib(items: Iterable[Any], depth: int) -> bool:
     return False
 
 
+# A digit followed by a point or an exponent: a number orjson would make a float (or text that
+# looks like one, which only costs the faster parse). Parsing such a line twice costs more than
+# the standard library's one parse, so it goes straight there.
+_FRACTION_LIKE = re.compile(r"[0-9][.eE]")
+
+
 def loads(text: str) -> Any:
     """Parse one JSON text as ``json.loads(text, parse_float=Decimal)`` does, value for value.
 
@@ -92,6 +99,8 @@ def loads(text: str) -> Any:
     :raises json.JSONDecodeError: the standard library's error, with its message and position.
     :raises RecursionError: nesting deeper than the standard library's parser goes.
     """
+    if _FRACTION_LIKE.search(text):
+        return _stdlib_loads(text)  # a fraction or an exponent, most likely: exact decimals
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
