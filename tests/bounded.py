@@ -17,29 +17,51 @@ MEMORY_LIMIT = 512 << 20  # bytes of address space; dealdesk with every import n
 TESTS = str(Path(__file__).resolve().parent)  # so the child imports `helpers` like the tests do
 
 
-def run_python(code: str, *, timeout: float = 60, memory: int = MEMORY_LIMIT) -> str:
-    """Run ``code`` in a fresh interpreter under a time and memory limit; return its stdout.
+def run_child(
+    code: str,
+    *,
+    timeout: float = 120,
+    memory: int | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter that imports ``dealdesk`` as installed and the
+    modules of ``tests/`` (``helpers``): for behaviour that could hang, eat memory or kill the
+    process, so that it fails one test instead of the whole run.
 
-    The child imports ``dealdesk`` as installed and the modules of ``tests/`` (``helpers``).
-
-    :raises AssertionError: when the child fails, runs out of memory or passes ``timeout``.
+    :param memory: an address-space limit in bytes (none by default).
+    :param env: the child's environment (default: this process's).
+    :raises subprocess.TimeoutExpired: past ``timeout`` seconds.
     """
 
     def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        if memory is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 
+    base = dict(os.environ if env is None else env)
+    base["PYTHONPATH"] = os.pathsep.join(filter(None, [TESTS, base.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=limit,
+        env=base,
+    )
+
+
+def run_perturbed(code: str, *, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """:func:`run_child` with glibc filling every allocation with garbage (``MALLOC_PERTURB_``),
+    so that heap misuse in durable_rules' C core shows every time."""
+    return run_child(code, timeout=timeout, env={**os.environ, "MALLOC_PERTURB_": "165"})
+
+
+def run_python(code: str, *, timeout: float = 60, memory: int = MEMORY_LIMIT) -> str:
+    """Run ``code`` in a child under a time and memory limit; return its stdout.
+
+    :raises AssertionError: when the child fails, runs out of memory or passes ``timeout``.
+    """
     try:
-        result = subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(code)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            preexec_fn=limit,
-            env={
-                **os.environ,
-                "PYTHONPATH": os.pathsep.join(filter(None, [TESTS, os.environ.get("PYTHONPATH")])),
-            },
-        )
+        result = run_child(code, timeout=timeout, memory=memory)
     except subprocess.TimeoutExpired:
         raise AssertionError(f"no result within {timeout} s") from None
     assert result.returncode == 0, result.stderr[-2000:]

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
-import subprocess
-import sys
 import textwrap
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -105,18 +102,3 @@ def evaluator(directory: Path, engine: str | None = None, **kwargs: Any) -> Pipe
         directory, plugins_for(directory, **kwargs) if kwargs else None
     )
     return Pipeline(ps, plugins, renderer, build_engine(engine, ps, plugins.actions))
-
-
-def run_isolated(code: str) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` in a fresh interpreter that can import these helpers, with glibc filling
-    every allocation with garbage (``MALLOC_PERTURB_``): for engine behaviour that could corrupt
-    the heap or kill the process, so that it fails one test instead of the whole run."""
-    tests = str(Path(__file__).parent)
-    path = os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH", "")) if p)
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONPATH": path, "MALLOC_PERTURB_": "165"},
-    )

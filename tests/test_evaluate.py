@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import deal, evaluator, run_isolated, write_rulesets
+from bounded import run_perturbed
+from helpers import deal, evaluator, write_rulesets
 
 from dealdesk.actions import ActionContext
 
@@ -396,7 +397,7 @@ def evaluate_isolated(tmp_path: Path, body: str, raw: dict[str, Any]) -> list[di
     """Records for ``raw``, evaluated three times in a fresh interpreter with a perturbed heap:
     a crash in durable's C core fails the test, not the test run."""
     write_rulesets(tmp_path / "rs", r=HEADER + body)
-    result = run_isolated(
+    result = run_perturbed(
         f"""
         import json, pathlib
         from helpers import evaluator

@@ -10,14 +10,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import threading
 from typing import Any
 
 import durable_rules_engine
 import pytest
+from bounded import run_child
 
 from dealdesk.engines.durable.driver import SESSION_RULE, DurableDriver, get_driver, tune_malloc
 from dealdesk.engines.durable.limits import MAX_FACT_PROPERTIES, MAX_RULES
@@ -44,17 +42,6 @@ def session_exists(driver: DurableDriver, name: str, sid: str) -> bool:
     return True
 
 
-def run_python(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` in a fresh interpreter: for engine behaviour that kills the process."""
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
-
-
 @pytest.fixture
 def driver() -> DurableDriver:
     """A fresh driver, so session ids start at 1 and no ruleset name is taken."""
@@ -74,7 +61,7 @@ def test_thousands_of_facts_outlive_the_1024_session_limit(driver: DurableDriver
 
 def test_the_1025th_live_session_is_a_memory_error() -> None:
     # The limit the driver exists to avoid, shown on the bare extension (it may crash later).
-    result = run_python(
+    result = run_child(
         """
         import json, durable_rules_engine as e
         h = e.create_ruleset("leak", json.dumps({"hit": {"all": [{"m": {"x": 1}}]}}))
@@ -124,7 +111,7 @@ def test_deleting_a_session_that_started_no_action_frees_garbage(
     drain: bool, survives: bool
 ) -> None:
     # createStateNode leaves the action context uninitialised; only a started action sets it.
-    result = run_python(
+    result = run_child(
         f"""
         import durable_rules_engine as e
         h = e.create_ruleset("r", '{{"hit":{{"all":[{{"m":{{"x":1}}}}]}},"s":{{"all":[{{"m":{{"$s":1}}}}]}}}}')
@@ -147,7 +134,7 @@ def test_deleting_a_session_that_started_no_action_frees_garbage(
 
 @pytest.mark.skipif(not GLIBC, reason="MALLOC_PERTURB_ is glibc's")
 def test_driver_deletes_every_kind_of_session_safely() -> None:
-    result = run_python(
+    result = run_child(
         """
         from dealdesk.engines.durable.driver import DurableDriver
         from dealdesk.errors import EngineError
@@ -333,7 +320,7 @@ def test_integer_division_by_zero_needs_a_guard_before_it(
     guard: str, cost: str, crashes: bool
 ) -> None:
     # SIGFPE kills the interpreter, so each case runs in its own process.
-    result = run_python(
+    result = run_child(
         f"""
         import json, durable_rules_engine as e
         division = {{"$lt": {{"margin": {{"$div": {{"$l": {{"$m": "contract"}}, "$r": {{"$m": "cost"}}}}}}}}}}
@@ -466,7 +453,7 @@ def test_one_driver_per_process() -> None:
 @pytest.mark.skipif(not GLIBC, reason="MALLOC_PERTURB_ is glibc's")
 @pytest.mark.parametrize("count", [1, 64, 65, 120, 500])
 def test_every_rule_matching_one_fact_fires_however_many(count: int) -> None:
-    result = run_python(
+    result = run_child(
         f"""
         from dealdesk.engines.durable.driver import DurableDriver
         d = DurableDriver()
@@ -488,7 +475,7 @@ def test_every_rule_matching_one_fact_fires_however_many(count: int) -> None:
 def test_a_fact_that_fails_in_its_session_never_touches_the_session_again() -> None:
     # With the split turned off, 100 matches overflow durable's stack: the driver must neither
     # delete nor read that session, and must go on with a fresh C ruleset.
-    result = run_python(
+    result = run_child(
         """
         from dealdesk.engines.durable import driver as module
         from dealdesk.errors import EngineError

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import textwrap
 
 import durable_rules_engine
 import pytest
+from bounded import run_perturbed
 
 from dealdesk.engines.durable.limits import (
     MAX_ELEMENT_PROPERTIES,
@@ -31,19 +29,6 @@ from dealdesk.engines.durable.limits import (
 )
 
 GLIBC = bool(hasattr(os, "confstr") and os.confstr("CS_GNU_LIBC_VERSION"))
-# glibc fills every malloc'd block with garbage, so reading or freeing a stale pointer shows.
-PERTURBED = {**os.environ, "MALLOC_PERTURB_": "165"}
-
-
-def run_python(code: str) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` in a fresh interpreter with a perturbed heap."""
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=PERTURBED,
-    )
 
 
 def create_ruleset_text(text: str) -> int:
@@ -60,7 +45,7 @@ def test_more_than_64_rules_matching_one_fact_overflow_durables_stack(
 ) -> None:
     # Sibling conditions after a shared prefix all match: every one is pending on the stack at
     # once. The failed session is half-built, and deleting it corrupts the heap.
-    result = run_python(
+    result = run_perturbed(
         f"""
         import json, durable_rules_engine as e
         rules = {{f"r{{i}}": {{"all": [{{"m": {{"$and": [{{"a": 1}}, {{"$gt": {{"x": -i - 0.5}}}}]}}}}]}}
