@@ -61,6 +61,7 @@ PEER_LABELS = {
     "python": "plain Python predicates",
 }
 ZEN = "zen_key"  # the peer every ratio is taken against
+BASELINE = "baseline"  # --baseline: an earlier dealdesk, measured in the same rounds
 
 
 # ---------------------------------------------------------------------------------------------
@@ -746,7 +747,7 @@ def report(
         base_rate = base.median() if base else float("nan")
         print(f"\n## {title}")
         rows = []
-        keys = [f"cli/{workload}/{e}/{n}" for e in engines]
+        keys = [f"cli/{workload}/{e}/{n}" for e in [*engines, BASELINE]]
         if workload == "peer":
             keys += [f"peer/{p}" for p in peers]
         for key in keys:
@@ -830,6 +831,9 @@ def report(
             rows.append([f"{workload}: {e} / zen", fmt_ratio(rate / zen_rate)])
             if e != baseline_key:
                 rows.append([f"{workload}: {e} / durable", fmt_ratio(rate / base_rate)])
+            before = contenders.get(f"cli/{workload}/{BASELINE}/{n}")
+            if before is not None:
+                rows.append([f"{workload}: {e} / baseline", fmt_ratio(rate / before.median())])
     for p in peers:
         c = contenders.get(f"peer/{p}")
         base = contenders.get(f"cli/peer/{baseline_key}/{n}") if baseline_key else None
@@ -852,7 +856,7 @@ def report(
                 e: {
                     s.out_sha for s in contenders[f"cli/{workload}/{e}/{size}"].samples if s.out_sha
                 }
-                for e in engines
+                for e in [*engines, BASELINE]
                 if f"cli/{workload}/{e}/{size}" in contenders
             }
             if not shas:
@@ -992,6 +996,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the dealdesk command to run (default: the one beside this Python)",
     )
     parser.add_argument(
+        "--baseline",
+        default="",
+        metavar="CMD",
+        help="another dealdesk command (e.g. an earlier release in its own venv) measured in the "
+        "same rounds on its default engine: the 'x today' ratios",
+    )
+    parser.add_argument(
         "--cprofile",
         type=int,
         default=0,
@@ -1105,6 +1116,23 @@ def main(argv: list[str] | None = None) -> int:
                         passthrough,
                         check_fired=(workload == "peer" and size == n),
                     )
+                    contenders[c.key] = c
+        if args.baseline:
+            for workload in ("peer", "house"):
+                if workload in parts:
+                    c = cli_contender(
+                        shlex.split(args.baseline),
+                        workload,
+                        BASELINE,
+                        [],
+                        files[workload][n],
+                        n,
+                        peer_rulesets if workload == "peer" else None,
+                        tmp,
+                        passthrough,
+                        check_fired=False,
+                    )
+                    c.label = f"dealdesk baseline ({args.baseline}), whole CLI"
                     contenders[c.key] = c
         for p in peers:
             c = peer_contender(p, n, peer_dir, tmp)
