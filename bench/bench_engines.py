@@ -194,7 +194,7 @@ STAGE_HOOKS = [
 ]
 # methods of any other engine-like class under dealdesk.engines (its name ends with one of
 # ENGINE_CLASSES, so per-node classes of a compiled tree are not wrapped) count as evaluate/match
-ENGINE_CLASSES = ("Engine", "Driver", "Matcher", "Runner", "Evaluator")
+ENGINE_CLASSES = ("Engine", "Driver", "Matcher", "Runner")
 ENGINE_METHODS = (
     "match",
     "match_chunk",
@@ -299,23 +299,10 @@ def child_stages(args: argparse.Namespace) -> dict[str, Any]:
 
     rulesets = [args.rulesets] if args.rulesets else None
     started = time.process_time()
-    try:
-        application = app.build(rulesets, autoload=False)
-    except TypeError:  # build() lost its autoload keyword: the environment says the same
-        application = app.build(rulesets)
-    evaluator = application.pipeline
+    application = app.build(rulesets, autoload=False)
+    _ = application.pipeline  # the engine is built here, as start-up
     result["startup_ms"] = (time.process_time() - started) * 1000
-
-    evaluate_one: Callable[[Any], dict[str, Any]]
-    if hasattr(application, "evaluate_source"):
-        evaluate_one = application.evaluate_source
-    else:
-        notes.append(
-            "App.evaluate_source not found: evaluating source.deal with Evaluator.evaluate"
-        )
-
-        def evaluate_one(source: Any) -> dict[str, Any]:
-            return evaluator.evaluate(source.deal)
+    evaluate_one = application.evaluate_source
 
     def read() -> list[Any]:
         return list(itertools.islice(application.read([args.file]), args.limit))

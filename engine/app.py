@@ -1,9 +1,9 @@
-"""The wiring every command needs: plugins → renderer → validated policy set → evaluator.
+"""The wiring every command needs: plugins → renderer → validated policy set → engine.
 
 :func:`build` is what the CLI (and tests, and anyone embedding dealdesk) calls to get a ready
 :class:`App`: the collected plugins, a renderer over their templates, the rulesets loaded with
 SPEC §6/§7's ``-r`` semantics, the readers and writers (built-in ones merged with plugin ones),
-and an :class:`~dealdesk.evaluate.Evaluator` built on first use.
+and a :class:`~dealdesk.pipeline.Pipeline` on the chosen engine, built on first use.
 
 ``-r`` semantics: with no ruleset paths, every registered policy family's ``rulesets`` path is
 loaded. Explicit paths replace the **built-in** families' rulesets (the house policy) but keep

@@ -145,9 +145,9 @@ def explain_deal(
     """Explain one evaluated deal.
 
     :param record: its decision record.
-    :param runs: each policy's run, from :meth:`dealdesk.evaluate.Evaluator.evaluate_with_runs`
+    :param runs: each policy's run, from :meth:`dealdesk.pipeline.Pipeline.decide_one` (``Decision.runs``)
         (empty when the deal was invalid).
-    :param data: the prepared deal (:meth:`dealdesk.evaluate.Evaluator.prepare`), None if invalid.
+    :param data: the prepared deal (``Decision.data``), None if invalid.
     :param rule_id: only this rule (or table) id.
     """
     policies: list[PolicyExplanation] = []
