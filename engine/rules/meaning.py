@@ -140,23 +140,38 @@ def _comparison(op: str, left: Expr, right: Expr) -> Compiled:
         number = to_decimal(constant)
         if number is not None:
             # a number: a Decimal value compares exactly as _compare would convert it
-            def with_number(data: Mapping[str, Any], item: Any) -> bool | None:
-                value = lf(data, item)
+            def compare_number(value: Any) -> bool | None:
                 if type(value) is Decimal:
                     return bool(test(value, number))
                 return None if value is None else _compare(op, value, constant)
 
-            return with_number
+            return _fused(left, lf, compare_number)
 
         # text that is not a number: only a text value can compare with it
-        def with_text(data: Mapping[str, Any], item: Any) -> bool | None:
-            value = lf(data, item)
+        def compare_text(value: Any) -> bool | None:
             if type(value) is str:
                 return bool(test(value, constant))
             return None if value is None else _compare(op, value, constant)
 
-        return with_text
+        return _fused(left, lf, compare_text)
     return lambda data, item: _compare(op, lf(data, item), rf(data, item))
+
+
+def _fused(left: Expr, lf: Compiled, compare: Callable[[Any], bool | None]) -> Compiled:
+    """``compare(value of left)``; a path of two parts (``customer.region``, the most common
+    shape) is read in the same call."""
+    if isinstance(left, Field) and not left.item and left.path.count(".") == 1:
+        first, second = left.path.split(".")
+
+        def on_path(data: Any, item: Any) -> bool | None:
+            try:
+                value = data[first][second]
+            except (KeyError, TypeError, IndexError):
+                value = lf(data, item)
+            return compare(value)
+
+        return on_path
+    return lambda data, item: compare(lf(data, item))
 
 
 def _membership(operand: Compiled, values: tuple[Any, ...], negated: bool) -> Compiled:
@@ -178,6 +193,20 @@ def _membership(operand: Compiled, values: tuple[Any, ...], negated: bool) -> Co
 
 def _junction(operands: tuple[Compiled, ...], decisive: bool) -> Compiled:
     # SQL's and/or: `decisive` (False for and, True for or) wins; else unknown beats the rest
+    if len(operands) == 2:
+        first, second = operands
+
+        def pair(data: Mapping[str, Any], item: Any) -> bool | None:
+            a = first(data, item)
+            if a is not None and a == decisive:
+                return decisive
+            b = second(data, item)
+            if b is not None and b == decisive:
+                return decisive
+            return None if a is None or b is None else not decisive
+
+        return pair
+
     def junction(data: Mapping[str, Any], item: Any) -> bool | None:
         unknown = False
         for operand in operands:
