@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from decimal import Decimal
 
 import pytest
@@ -214,7 +215,9 @@ def test_matches_searches_the_text(pattern: str, name: str | None, expected: boo
         ("margin > " + "-" * 1000 + "1", (1, 9 + MAX_DEPTH - 1)),
         ("margin > " + " + ".join(["margin"] * 500), (1, 9)),
         ("(" * 1000 + "risk_offer" + ")" * 1000, (1, 199)),  # Python's parser stops at 200
-        ("margin > " + "+".join(["1"] * 5000), (1, 0)),  # ast.parse: RecursionError
+        # ast.parse: RecursionError up to 3.12 (located at the start); 3.13 parses it, and the
+        # depth check locates the node
+        ("margin > " + "+".join(["1"] * 5000), (1, 0) if sys.version_info < (3, 13) else (1, 9)),
         ("not " * 100_000 + "risk_offer", (1, 0)),  # ast.parse: MemoryError
     ],
 )
