@@ -131,9 +131,9 @@ def test_comparisons_are_exact(
 
 UNTYPED = (
     "durable compares a value of a type the ruleset does not fix with its own coercions: "
-    '"none" != 0, "none" > 1, True == 1 and 0 == False are true, "1e2" == 100 is false; '
-    "SPEC §3's meaning (dealdesk.rules.expressions.evaluate) says unknown, unknown, unknown, "
-    "unknown and true"
+    '"none" != 0, "none" > 1, True == 1, 0 == False and 1 != "a" are true, "1e2" == 100 is '
+    "false; SPEC §3's meaning (dealdesk.rules.expressions.evaluate) says unknown for all but "
+    "the last, which is true"
 )
 
 
@@ -145,6 +145,8 @@ UNTYPED = (
         pytest.param("1e2", "outputs.v == 100", ["R"], id='"1e2" == 100'),
         pytest.param(True, "outputs.v == 1", [], id="True == 1"),
         pytest.param(0, "outputs.v == False", [], id="0 == False"),
+        # what a collect table counting into an output of no type, read as text, compares
+        pytest.param(1, 'outputs.v != "a"', [], id='1 != "a"'),
     ],
 )
 def test_outputs_of_no_declared_type(

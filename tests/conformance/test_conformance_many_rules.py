@@ -137,6 +137,24 @@ def test_rules_beyond_one_durable_chunk(engine: str, tmp_path: Path) -> None:
     deals = [yaml.safe_load(p.read_text()) for p in DEALS]
     application = app_on(engine, [directory], autoload=False)
     got = [application.evaluator.evaluate(d) for d in deals]
-    want = [reference_of(application).evaluator.evaluate(d) for d in deals]
+    reference = reference_of(application).evaluator
+    want = [reference.evaluate(d) for d in deals]
     assert len(want[0]["policies"]["partner-margin"]["fired"]) == 60
+    assert_identical(got, want, engine=engine, deals=deals)
+
+
+def test_many_deals_in_one_run(engine: str, tmp_path: Path) -> None:
+    """1,100 deals through one app, nine in ten matching no rule at all (durable_rules keeps at
+    most 1,024 sessions alive, and an unmatched deal's session must be deleted too, SPEC §9)."""
+    directory = write(tmp_path, ruleset(3, 0))  # totals.contract < 0, < 1, < 2
+    base = yaml.safe_load(DEALS[1].read_text())
+    cheap = [{**base["lines"][0], "quantity": 1, "unit_price": "0.5"}]  # a contract of 0.5
+    deals = [
+        {**base, "id": f"N-{i}", **({"lines": cheap} if i % 10 == 0 else {})} for i in range(1100)
+    ]
+    application = app_on(engine, [directory], autoload=False)
+    got = [application.evaluator.evaluate(d) for d in deals]
+    reference = reference_of(application).evaluator
+    want = [reference.evaluate(d) for d in deals]
+    assert [len(r["policies"]["partner-margin"]["fired"]) for r in want[:2]] == [2, 0]
     assert_identical(got, want, engine=engine, deals=deals)
