@@ -14,6 +14,7 @@ is the one place to adapt: :data:`ENGINES`, :func:`build_app` and :class:`Refere
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import importlib.metadata
@@ -180,15 +181,7 @@ class ReferenceEvaluator(Evaluator):
 
 def reference_of(application: dealdesk_app.App) -> dealdesk_app.App:
     """A copy of ``application`` (same plugins, policy set, options) evaluating as the REFERENCE."""
-    reference = dealdesk_app.App(
-        application.plugins,
-        application.renderer,
-        application.policy_set,
-        application.clauses,
-        list(application.ruleset_files),
-        dict(application.readers),
-        dict(application.writers),
-    )
+    reference = copy.copy(application)
     reference.evaluator = ReferenceEvaluator(application)  # type: ignore[misc]
     return reference
 

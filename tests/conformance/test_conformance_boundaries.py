@@ -20,8 +20,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import conformance_support
 import pytest
-from conformance_support import REFERENCE, ROOT, assert_identical
+import yaml
+from conformance_support import EXAMPLE_DEALS, REFERENCE, ROOT, assert_identical
 
 from dealdesk.app import App
 from dealdesk.evaluate import requested_clauses
@@ -135,3 +137,22 @@ def test_house_boundary_deals(engine: str, house: Callable[..., App], name: str)
     got = [house(engine).evaluator.evaluate(copy.deepcopy(d)) for d in deals]
     want = [reference.evaluator.evaluate(copy.deepcopy(d)) for d in deals]
     assert_identical(got, want, engine=engine, deals=deals, context=name)
+
+
+def test_the_reference_matches_by_direct_meaning(
+    house: Callable[..., App], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The REFERENCE really asks ``evaluate`` about each rule (were the evaluator to stop
+    calling ``run_policy``, it would silently be the engine under test)."""
+    asked: list[Any] = []
+    original = conformance_support.evaluate
+    monkeypatch.setattr(
+        conformance_support,
+        "evaluate",
+        lambda expr, data: asked.append(expr) or original(expr, data),
+    )
+    deal = yaml.safe_load((EXAMPLE_DEALS / "acme-risk.yaml").read_text(encoding="utf-8"))
+    record = house(REFERENCE).evaluator.evaluate(deal)
+    rules = sum(len(p.rules) for p in house(REFERENCE).policy_set.policies.values())
+    assert len(asked) == rules
+    assert record["status"] == "needs_approval"
