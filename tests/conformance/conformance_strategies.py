@@ -31,7 +31,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from dealdesk.deal.validate import (
+from dealdesk.deal.schema import (
     CATEGORIES,
     COST_CENTERS,
     FIELDS,
@@ -44,15 +44,11 @@ from dealdesk.deal.validate import (
     SEGMENTS,
     SUPPORT_MODELS,
 )
-from dealdesk.engines.durable.lowering import (
-    ConditionCompiler,
-    TooComplex,
-    cell_interval,
-    covers,
-)
+from dealdesk.engines.durable.lowering import ConditionCompiler
 from dealdesk.manager import load_plugins
 from dealdesk.rules.expressions import FieldType, Scope, parse_expression
 from dealdesk.rules.policyset import house_approvers
+from dealdesk.rules.tables import cell_interval, covers
 
 PLUGIN = "conformance_plugin"
 POLICIES = ("partner-margin", "billing-milestone", "onsite-support")
@@ -541,14 +537,12 @@ def scope_of(outputs: Sequence[OutputSpec]) -> Scope:
 
 
 def alternatives(text: str, scope: Scope) -> int:
-    """How many durable rules the condition becomes (0: never true, -1: too complex).
+    """How many durable rules the condition becomes (0: never true; one too complex for durable
+    rules is one synthetic rule).
 
     A condition the parser refuses is a bug in the generator: the error is raised.
     """
-    try:
-        return len(ConditionCompiler().compile(parse_expression(text, scope)))
-    except TooComplex:
-        return -1
+    return len(ConditionCompiler().compile(parse_expression(text, scope)))
 
 
 # ---------------------------------------------------------------------------------------------

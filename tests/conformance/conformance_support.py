@@ -8,8 +8,8 @@ SPEC §3) is true, instead of when an engine says so. Everything after matching 
 strata, combining, messages, the record) is the product's own code, so a difference between an
 engine and the REFERENCE is a difference in which rules the engine matched.
 
-When the engine interface moves (``app.build(..., engine=...)``, ``dealdesk.engines``), this module
-is the one place to adapt: :data:`ENGINES`, :func:`build_app` and :class:`ReferenceEvaluator`.
+The REFERENCE is an engine of its own (:class:`ReferenceEngine`) behind the same interface as
+the product's engines, so everything after matching is shared.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import difflib
 import functools
 import importlib.metadata
 import importlib.util
-import inspect
 import io
 import json
 import os
@@ -31,10 +30,12 @@ from unittest import mock
 import pytest
 
 from dealdesk import app as dealdesk_app
-from dealdesk import cli
-from dealdesk.evaluate import Evaluator, Firing, PolicyRun
-from dealdesk.rules.expressions import evaluate, lookup
-from dealdesk.rules.policyset import Policy
+from dealdesk.engines import available_engines
+from dealdesk.engines.base import Engine
+from dealdesk.evaluate import evaluation_order
+from dealdesk.pipeline import Pipeline
+from dealdesk.rules.expressions import evaluate
+from dealdesk.rules.policyset import CompiledRule, Policy
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_DEALS = ROOT / "examples" / "deals"
@@ -50,42 +51,20 @@ needs_example = pytest.mark.skipif(
 )
 
 
-def _available_engines() -> list[str]:
-    try:
-        from dealdesk.engines import available_engines  # type: ignore[attr-defined]
-    except ImportError:
-        return ["durable"]  # before the engine interface: every deal runs on durable_rules
-    return list(available_engines())
-
-
 #: The engines that import here; each conformance test runs once per engine.
-ENGINES: list[str] = _available_engines()
-
-#: Whether ``app.build`` chooses an engine yet (``engine="native" | "durable"``).
-BUILD_TAKES_ENGINE = "engine" in inspect.signature(dealdesk_app.build).parameters
+ENGINES: list[str] = available_engines()
 
 
 def build_app(
     rulesets: Sequence[str | Path] | None = None, *, engine: str, **options: Any
 ) -> dealdesk_app.App:
     """``app.build`` on ``engine`` (``-r`` semantics for ``rulesets``)."""
-    if BUILD_TAKES_ENGINE:
-        options["engine"] = engine
-    elif engine != "durable":
-        raise AssertionError(f"engine {engine!r} is listed, but app.build() takes no engine=")
-    return dealdesk_app.build(list(rulesets) if rulesets else None, **options)
-
-
-#: Whether ``dealdesk evaluate`` takes ``--engine`` yet.
-CLI_TAKES_ENGINE = any(param.name == "engine" for param in cli.evaluate.params)
+    return dealdesk_app.build(list(rulesets) if rulesets else None, engine=engine, **options)
 
 
 def engine_args(engine: str) -> list[str]:
     """The ``dealdesk evaluate`` arguments that choose ``engine``."""
-    if CLI_TAKES_ENGINE:
-        return ["--engine", engine]
-    assert engine == "durable", f"engine {engine!r} is listed, but the CLI takes no --engine"
-    return []
+    return ["--engine", engine]
 
 
 def examples(default: int) -> int:
@@ -107,17 +86,7 @@ IMPRECISE_ENGINES = frozenset({"durable"})
 #: and True == 1 are true there, unknown in SPEC §3's meaning. They are not given such outputs.
 UNTYPED_ENGINES = frozenset({"durable"})
 #: Error text a known engine failure leaves in a record, with why.
-KNOWN_RECORD_ERRORS: dict[str, dict[str, str]] = {
-    "durable": {
-        "error code 204 (cannot parse object)": (
-            "durable_rules cannot parse a number written with an exponent and a one-digit "
-            "mantissa (1e-05, 5e-05, 1e+16): a margin of 0.00005 makes the deal invalid"
-        ),
-        "error code 303 (max stack size)": (
-            "durable_rules fails when 65 or more distinct conditions match one fact"
-        ),
-    }
-}
+KNOWN_RECORD_ERRORS: dict[str, dict[str, str]] = {"durable": {}}
 
 
 def known_failure(engine: str, records: Iterable[Mapping[str, Any]]) -> str | None:
@@ -135,54 +104,28 @@ def known_failure(engine: str, records: Iterable[Mapping[str, Any]]) -> str | No
 # The REFERENCE
 
 
-class _NoEngine:
-    """Stands in for the durable driver: the REFERENCE registers nothing and asks no engine."""
+class ReferenceEngine(Engine):
+    """Matching by the direct meaning of each condition (``evaluate``), SPEC §3."""
 
-    def register(self, name: str, definition: Mapping[str, Any]) -> None:
-        pass
+    name = REFERENCE
 
-    def match(self, name: str, fact: Mapping[str, Any], **kwargs: Any) -> list[str]:
-        raise AssertionError("the REFERENCE never asks an engine")
-
-
-class ReferenceEvaluator(Evaluator):
-    """The product's evaluator with matching by the direct meaning of each condition."""
-
-    def __init__(self, application: dealdesk_app.App):
-        super().__init__(
-            application.policy_set,
-            application.plugins,
-            application.renderer,
-            clauses=application.clauses,
-            driver=_NoEngine(),  # type: ignore[arg-type]
-        )
-
-    def run_policy(self, policy: Policy, data: Mapping[str, Any]) -> PolicyRun:
-        run = PolicyRun(policy)
-        applicable = policy.applicable(lookup(data, "dates.close"))
-        for stratum in sorted({rule.stratum for rule in policy.rules}):
-            view = {**data, "outputs": run.outputs()}
-            matched = sorted(
-                (
-                    rule
-                    for rule in policy.rules
-                    if rule.stratum == stratum
-                    and rule.ruleset.name in applicable
-                    and evaluate(rule.condition, view) is True
-                ),
-                key=lambda r: (-r.priority, r.order),
-            )
-            for rule, extra in self.select_rows(matched, view, run):
-                firing = Firing(rule)
-                self.apply(rule, firing, view, run, extra)
-                run.firings.append(firing)
-        return run
+    def match(self, policy: Policy, stratum: int, view: Mapping[str, Any]) -> list[CompiledRule]:
+        rules = policy.strata[stratum].rules
+        matched = [rule for rule in rules if evaluate(rule.condition, view) is True]
+        return sorted(matched, key=evaluation_order)
 
 
 def reference_of(application: dealdesk_app.App) -> dealdesk_app.App:
     """A copy of ``application`` (same plugins, policy set, options) evaluating as the REFERENCE."""
     reference = copy.copy(application)
-    reference.evaluator = ReferenceEvaluator(application)  # type: ignore[misc]
+    engine = ReferenceEngine(application.policy_set, application.plugins.actions)
+    reference.pipeline = Pipeline(  # type: ignore[misc]
+        application.policy_set,
+        application.plugins,
+        application.renderer,
+        engine,
+        clauses=application.clauses,
+    )
     return reference
 
 

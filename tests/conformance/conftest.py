@@ -1,7 +1,7 @@
 """The conformance suite runs every test once per engine that imports here (SPEC §9).
 
 ``engine`` is the engine's name, as ``app.build(engine=...)`` and ``--engine`` take it; the list
-comes from ``dealdesk.engines.available_engines()`` (``["durable"]`` before it exists), so a new
+comes from ``dealdesk.engines.available_engines()``, so a new
 engine is picked up without touching the tests. ``known_engine_bug`` marks a test as a known,
 non-strict failure on some engines only.
 """

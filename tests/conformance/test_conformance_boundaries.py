@@ -26,7 +26,7 @@ import yaml
 from conformance_support import EXAMPLE_DEALS, REFERENCE, ROOT, assert_identical
 
 from dealdesk.app import App
-from dealdesk.evaluate import requested_clauses
+from dealdesk.pipeline import requested_clauses
 
 HOUSE_TESTS = ROOT / "tests" / "plugins"
 
@@ -101,7 +101,8 @@ def harvest(name: str, reference: App) -> Harvest:
 
     def evaluate(deal: Mapping[str, Any]) -> Any:
         result.deals.append(copy.deepcopy(dict(deal)))
-        record, runs = reference.evaluate_with_runs(copy.deepcopy(dict(deal)))
+        decision = reference.decide(copy.deepcopy(dict(deal)))
+        record, runs = decision.record, decision.runs
         clause_ids: dict[str, list[str]] = {}
         for clause in requested_clauses(runs):
             clause_ids.setdefault(clause["policy"], []).append(clause["id"])
@@ -134,8 +135,8 @@ def test_reference_passes_the_house_test(house: Callable[..., App], name: str) -
 def test_house_boundary_deals(engine: str, house: Callable[..., App], name: str) -> None:
     reference = house(REFERENCE)
     deals = harvest(name, reference).deals
-    got = [house(engine).evaluator.evaluate(copy.deepcopy(d)) for d in deals]
-    want = [reference.evaluator.evaluate(copy.deepcopy(d)) for d in deals]
+    got = [house(engine).pipeline.evaluate(copy.deepcopy(d)) for d in deals]
+    want = [reference.pipeline.evaluate(copy.deepcopy(d)) for d in deals]
     assert_identical(got, want, engine=engine, deals=deals, context=name)
 
 
@@ -152,7 +153,7 @@ def test_the_reference_matches_by_direct_meaning(
         lambda expr, data: asked.append(expr) or original(expr, data),
     )
     deal = yaml.safe_load((EXAMPLE_DEALS / "acme-risk.yaml").read_text(encoding="utf-8"))
-    record = house(REFERENCE).evaluator.evaluate(deal)
+    record = house(REFERENCE).pipeline.evaluate(deal)
     rules = sum(len(p.rules) for p in house(REFERENCE).policy_set.policies.values())
     assert len(asked) == rules
     assert record["status"] == "needs_approval"

@@ -140,7 +140,7 @@ def ruleset(path: str, values: list[str]) -> dict[str, Any]:
 def prepared() -> list[dict[str, Any]]:
     """DEALS with their derived facts (the conformance plugin's ``extras_count`` too)."""
     application = generated_app(REFERENCE, [])
-    found = [application.prepared(copy.deepcopy(d)) for d in DEALS]
+    found = [application.pipeline.prepare(copy.deepcopy(d)).data for d in DEALS]
     assert all(p is not None for p in found)
     return found  # type: ignore[return-value]
 
@@ -154,7 +154,7 @@ def test_every_operator_at_every_value(
     assert values, f"no deal gives {path} a value"
     (tmp_path / "boundaries.yaml").write_text(yaml.safe_dump(ruleset(path, values)))
     application = generated_app(engine, [tmp_path])
-    reference = reference_of(application).evaluator
-    got = [application.evaluator.evaluate(copy.deepcopy(d)) for d in DEALS]
+    reference = reference_of(application).pipeline
+    got = [application.pipeline.evaluate(copy.deepcopy(d)) for d in DEALS]
     want = [reference.evaluate(copy.deepcopy(d)) for d in DEALS]
     assert_identical(got, want, engine=engine, deals=DEALS, context=f"{path} at {values}")

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from conformance_support import (
-    CLI_TAKES_ENGINE,
     EXAMPLE_DEALS,
     REFERENCE,
     app_on,
@@ -77,7 +76,6 @@ def test_cli_writes_the_reference_bytes(
     assert out.read_bytes() == want.encode("utf-8")
 
 
-@pytest.mark.skipif(not CLI_TAKES_ENGINE, reason="the CLI takes no --engine yet")
 def test_cli_engine_from_the_environment(engine: str, house: Callable[..., App]) -> None:
     """``DEALDESK_ENGINE=NAME`` chooses the engine like ``--engine NAME``; same bytes."""
     reference = house(REFERENCE)

@@ -87,8 +87,8 @@ def test_generated_rulesets(engine: str, data: st.DataObject) -> None:
         texts = write(specs, directory)
         application = generated_app(engine, [directory])
         reference = reference_of(application)
-        got = [application.evaluator.evaluate(copy.deepcopy(d)) for d in batch]
-        want = [reference.evaluator.evaluate(copy.deepcopy(d)) for d in batch]
+        got = [application.pipeline.evaluate(copy.deepcopy(d)) for d in batch]
+        want = [reference.pipeline.evaluate(copy.deepcopy(d)) for d in batch]
     # the deals are valid by construction: an error naming a deal field is a generator bug
     assert [e for r in want for e in r["errors"] if e.get("path")] == [], texts
     note_coverage(specs, want)
@@ -121,9 +121,9 @@ def test_a_rule_fires_exactly_when_its_condition_is_true(engine: str, data: st.D
         application = generated_app(engine, [directory])
     [rule] = application.policy_set.policies["partner-margin"].rules
     for deal in batch:
-        record = application.evaluator.evaluate(copy.deepcopy(deal))
+        record = application.pipeline.evaluate(copy.deepcopy(deal))
         set_aside_known_failure(engine, [record])
-        prepared = application.prepared(copy.deepcopy(deal))
+        prepared = application.pipeline.prepare(copy.deepcopy(deal)).data
         assert prepared is not None, record["errors"]
         meaning = evaluate(rule.condition, {**prepared, "outputs": {}})
         event(f"condition {meaning}")

@@ -6,8 +6,8 @@ process aborts in the C core (``free(): invalid pointer``, ``double free or corr
 silent death) — seen with 65, 66, 70, 80 and 100, never with 64. Rules with identical conditions
 share the engine's nodes and do not count: 200 rules over 40 distinct conditions are fine. So
 these cases run ``dealdesk evaluate`` in a child process: a crash fails the test instead of
-killing the test run. They are known failures on durable (not strict: they pass once it is
-fixed); every other engine must pass them.
+killing the test run. The durable driver keeps each C ruleset under that limit; every engine
+must pass them.
 """
 
 from __future__ import annotations
@@ -30,10 +30,6 @@ from conformance_support import (
     reference_of,
 )
 
-DURABLE_MATCH_LIMIT = (
-    "durable_rules fails when 65 or more distinct conditions match one fact (error code 303, or "
-    "an abort in its C core); another engineer is fixing the durable engine"
-)
 DEALS = [EXAMPLE_DEALS / "acme-risk.yaml", EXAMPLE_DEALS / "standard-approved.yaml"]
 
 
@@ -99,30 +95,26 @@ def evaluate_in_child(engine: str, rulesets: Path) -> subprocess.CompletedProces
 
 
 @pytest.mark.parametrize(
-    ("rules", "matching", "distinct", "rows", "durable_fails"),
+    ("rules", "matching", "distinct", "rows"),
     [
-        pytest.param(64, 64, 0, 0, False, id="64 rules match"),
-        pytest.param(200, 200, 40, 0, False, id="200 rules over 40 conditions match"),
-        pytest.param(80, 80, 0, 0, True, id="80 rules match"),
-        pytest.param(100, 65, 0, 0, True, id="65 of 100 rules match"),
-        pytest.param(40, 40, 0, 40, True, id="40 rules and 40 table rows match"),
+        pytest.param(64, 64, 0, 0, id="64 rules match"),
+        pytest.param(200, 200, 40, 0, id="200 rules over 40 conditions match"),
+        pytest.param(80, 80, 0, 0, id="80 rules match"),
+        pytest.param(100, 65, 0, 0, id="65 of 100 rules match"),
+        pytest.param(40, 40, 0, 40, id="40 rules and 40 table rows match"),
     ],
 )
 def test_many_rules_match_one_deal(
     engine: str,
-    known_engine_bug: Any,
     tmp_path: Path,
     rules: int,
     matching: int,
     distinct: int,
     rows: int,
-    durable_fails: bool,
 ) -> None:
-    if durable_fails:
-        known_engine_bug({"durable"}, DURABLE_MATCH_LIMIT)
     directory = write(tmp_path, ruleset(rules, matching, distinct=distinct, table_rows=rows))
     reference = reference_app([directory], autoload=False)
-    want_records = [reference.evaluator.evaluate(yaml.safe_load(p.read_text())) for p in DEALS]
+    want_records = [reference.pipeline.evaluate(yaml.safe_load(p.read_text())) for p in DEALS]
     fired = want_records[0]["policies"]["partner-margin"]["fired"]
     assert len(fired) == matching + (1 if rows else 0)
     assert want_records[0]["policies"]["partner-margin"]["outputs"]["count"] == matching
@@ -136,8 +128,8 @@ def test_rules_beyond_one_durable_chunk(engine: str, tmp_path: Path) -> None:
     directory = write(tmp_path, ruleset(420, 60))
     deals = [yaml.safe_load(p.read_text()) for p in DEALS]
     application = app_on(engine, [directory], autoload=False)
-    got = [application.evaluator.evaluate(d) for d in deals]
-    reference = reference_of(application).evaluator
+    got = [application.pipeline.evaluate(d) for d in deals]
+    reference = reference_of(application).pipeline
     want = [reference.evaluate(d) for d in deals]
     assert len(want[0]["policies"]["partner-margin"]["fired"]) == 60
     assert_identical(got, want, engine=engine, deals=deals)
@@ -153,8 +145,8 @@ def test_many_deals_in_one_run(engine: str, tmp_path: Path) -> None:
         {**base, "id": f"N-{i}", **({"lines": cheap} if i % 10 == 0 else {})} for i in range(1100)
     ]
     application = app_on(engine, [directory], autoload=False)
-    got = [application.evaluator.evaluate(d) for d in deals]
-    reference = reference_of(application).evaluator
+    got = [application.pipeline.evaluate(d) for d in deals]
+    reference = reference_of(application).pipeline
     want = [reference.evaluate(d) for d in deals]
     assert [len(r["policies"]["partner-margin"]["fired"]) for r in want[:2]] == [2, 0]
     assert_identical(got, want, engine=engine, deals=deals)

@@ -58,8 +58,8 @@ def check_case(engine_app: App, reference: App, name: str, index: int, engine: s
     ruleset = ruleset_named(engine_app, name)
     case = ruleset.tests[index]
     raw = load_case_deal(engine_app, ruleset, case)
-    got, _ = engine_app.evaluate_with_runs(raw)
-    want, _ = reference.evaluate_with_runs(raw)
+    got = engine_app.decide(raw).record
+    want = reference.decide(raw).record
     assert_identical([got], [want], engine=engine, deals=[raw], context=f"case {case.name!r}")
     reference_ruleset = ruleset_named(reference, name)
     expected = run_case(reference, reference_ruleset, reference_ruleset.tests[index]).failures
