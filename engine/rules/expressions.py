@@ -206,7 +206,8 @@ def parse_expression(text: str, scope: Scope, *, value: bool = False) -> Expr:
             # "\d" in a matches() pattern is an invalid Python escape; it stays "\d", as meant
             warnings.simplefilter("ignore", SyntaxWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
-            tree = ast.parse(f"(\n{text}\n)", mode="eval")
+            source = f"(\n{text}\n)"
+            tree = ast.parse(source, mode="eval")
     except (RecursionError, MemoryError):
         # CPython's parser gives up on thousands of levels before _check_depth could say where
         raise ExpressionError(_TOO_DEEP, (1, 0)) from None
@@ -220,7 +221,7 @@ def parse_expression(text: str, scope: Scope, *, value: bool = False) -> Expr:
         detail = "" if exc.msg == "invalid syntax" else f": {exc.msg}"
         raise ExpressionError(f"invalid syntax{detail}", (line, col)) from None
     _check_depth(tree.body)
-    parser = _Parser(scope, value)
+    parser = _Parser(scope, value, source)
     expr = parser.expr(tree.body)
     return expr if value else parser.condition(expr)
 
@@ -243,9 +244,10 @@ def _check_depth(root: ast.expr) -> None:
 
 
 class _Parser:
-    def __init__(self, scope: Scope, value: bool):
+    def __init__(self, scope: Scope, value: bool, source: str = ""):
         self.scope = scope
         self.value = value
+        self.source = source
         self.loop: tuple[str, str] | None = None  # (variable, list path) inside any()/all()
 
     # -- helpers
@@ -347,8 +349,12 @@ class _Parser:
         value = node.value
         if isinstance(value, bool):
             return Const(self.pos(node), value, "boolean")
-        if isinstance(value, int | float):
-            return Const(self.pos(node), Decimal(str(value)), "number")
+        if isinstance(value, float):
+            # the literal as written: through a float, 999999999999999.98 would be 1E+15
+            written = ast.get_source_segment(self.source, node) or repr(value)
+            return Const(self.pos(node), Decimal(written.replace("_", "")), "number")
+        if isinstance(value, int):
+            return Const(self.pos(node), Decimal(value), "number")
         if isinstance(value, str):
             return Const(self.pos(node), value, "string")
         if value is None:

@@ -243,3 +243,15 @@ def test_did_you_mean_for_paths_and_enum_values() -> None:
     assert "one of: us-west, us-east, emea" in err.message
     assert err.suggestion == "us-west"
     assert error("any(line.categroy == 'support' for line in lines)").suggestion == "line.category"
+
+
+@pytest.mark.parametrize(
+    ("literal", "exact"),
+    [("999999999999999.98", "999999999999999.98"), ("0.1", "0.1"), ("1_000.5", "1000.5")],
+)
+def test_number_literals_keep_every_digit_written(literal: str, exact: str) -> None:
+    # read through a float, 999999999999999.98 was 1E+15: the boundary moved by 0.02
+    tree = cond(f"totals.contract > {literal}")
+    assert tree.right.value == Decimal(exact)  # type: ignore[attr-defined]
+    deal = {"totals": {"contract": Decimal("999999999999999.99")}}
+    assert evaluate(cond("totals.contract > 999999999999999.98"), deal) is True
