@@ -50,7 +50,10 @@ def engine_name(requested: str | None = None) -> str:
     try:
         _module(name)
     except ImportError as exc:
-        raise UsageError(f"engine {name!r} is not available here: {exc}") from None
+        hint = " (durable_rules runs on Python 3.11 and 3.12; use --engine native)"
+        raise UsageError(
+            f"engine {name!r} is not available here: {exc}{hint if name == 'durable' else ''}"
+        ) from None
     return name
 
 
