@@ -120,9 +120,9 @@ class Pipeline:
         return self.decide_chunk([raw])[0]
 
     def decide_chunk(self, raws: Sequence[Any]) -> list[Decision]:
+        """The decisions of a chunk of raw deals: prepared one by one, evaluated as a chunk."""
         prepared = [self.prepare(raw) for raw in raws]
-        ready = [p for p in prepared if p.data is not None]
-        evaluations = iter(self.engine.evaluate([p.data for p in ready if p.data is not None]))
+        evaluations = iter(self.engine.evaluate([p.data for p in prepared if p.data is not None]))
         decisions = []
         for item in prepared:
             if item.data is None:
