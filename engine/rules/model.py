@@ -8,8 +8,12 @@ whole set, and so every output name, is known.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from dealdesk.errors import Location, RulesetError, closest
@@ -320,8 +324,67 @@ def _validator() -> Any:
     )
 
 
-def schema_errors(doc: Document) -> list[RulesetError]:
-    """Every place where ``doc`` does not have the shape of a ruleset, located."""
+def schema_errors(doc: Document, text: str | None = None) -> list[RulesetError]:
+    """Every place where ``doc`` does not have the shape of a ruleset, located.
+
+    With ``text`` (the file's text), a text that passed once is not checked again: its digest
+    (with the schema's and dealdesk's version) is remembered in the cache directory
+    (:func:`cache_dir`), as black remembers formatted files. Only a text without problems is
+    remembered, so every error is always reported.
+    """
+    key = _digest(text) if text is not None else None
+    if key is not None and _passed(key):
+        return []
+    errors = _schema_errors(doc)
+    if key is not None and not errors:
+        _remember(key)
+    return errors
+
+
+def cache_dir() -> Path | None:
+    """Where dealdesk remembers the ruleset texts that passed the schema:
+    ``$DEALDESK_CACHE_DIR`` (empty: remember nothing), else ``$XDG_CACHE_HOME/dealdesk`` or
+    ``~/.cache/dealdesk``."""
+    chosen = os.environ.get("DEALDESK_CACHE_DIR")
+    if chosen is not None:
+        return Path(chosen) if chosen else None
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dealdesk"
+
+
+@cache
+def _schema_digest() -> bytes:
+    from dealdesk import __version__
+
+    return (__version__ + json.dumps(RULESET_SCHEMA, sort_keys=True)).encode()
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(
+        _schema_digest() + b"\0" + text.encode("utf-8", "surrogatepass")
+    ).hexdigest()
+
+
+def _passed(key: str) -> bool:
+    folder = cache_dir()
+    try:
+        return folder is not None and (folder / "schema-ok" / key).is_file()
+    except OSError:
+        return False
+
+
+def _remember(key: str) -> None:
+    folder = cache_dir()
+    if folder is None:
+        return
+    try:
+        (folder / "schema-ok").mkdir(parents=True, exist_ok=True)
+        (folder / "schema-ok" / key).touch()
+    except OSError:  # a read-only home costs the check next time, nothing else
+        pass
+
+
+def _schema_errors(doc: Document) -> list[RulesetError]:
     errors = []
     for error in sorted(
         _validator().iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))
@@ -354,16 +417,16 @@ def schema_errors(doc: Document) -> list[RulesetError]:
     return errors
 
 
-def read_ruleset(doc: Document) -> Ruleset:
+def read_ruleset(doc: Document, *, checked: bool = False) -> Ruleset:
     """Build the model of one ruleset document; raises the first shape problem found.
 
-    Callers that want every problem call :func:`schema_errors` first.
+    Callers that want every problem call :func:`schema_errors` first, and pass ``checked``.
     """
     if not isinstance(doc.data, dict):
         raise RulesetError(
             "a ruleset file must hold a mapping (ruleset:, policy:, rules: ...)", doc.location(())
         )
-    errors = schema_errors(doc)
+    errors = [] if checked else schema_errors(doc)
     if errors:
         raise errors[0]
     data = doc.data

@@ -209,11 +209,11 @@ def load_policy_set(paths: Iterable[Path | str], env: Environment) -> PolicySet:
                     "a ruleset file must hold a mapping (ruleset:, policy:, rules: ...)",
                     doc.location(()),
                 )
-            problems = schema_errors(doc)
+            problems = schema_errors(doc, text)
             if problems:
                 errors.extend(problems)
                 continue
-            ruleset = read_ruleset(doc)
+            ruleset = read_ruleset(doc, checked=True)  # schema_errors found nothing
             ruleset.source = text
             rulesets.append(ruleset)
         except RulesetError as exc:
