@@ -4,34 +4,15 @@ from __future__ import annotations
 
 import copy
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-import yaml
+from deal_samples import load_example, minimal_deal
 from hypothesis import given
 from hypothesis import strategies as st
 
 from dealdesk.deal.derive import derive_facts
 from dealdesk.deal.schema import CATEGORIES
 from dealdesk.deal.validate import validate_deal
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "deals"
-
-
-def load_example(name: str) -> dict[str, Any]:
-    return yaml.safe_load((EXAMPLES / name).read_text(encoding="utf-8"))
-
-
-def minimal_deal(**extra: Any) -> dict[str, Any]:
-    deal: dict[str, Any] = {
-        "id": "D-1",
-        "lines": [
-            {"sku": "A", "category": "hardware", "quantity": 1, "unit_price": 100, "unit_cost": 60}
-        ],
-    }
-    deal.update(extra)
-    return deal
-
 
 # -- derive_facts -------------------------------------------------------------------------------
 

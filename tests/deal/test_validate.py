@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from deal_samples import EXAMPLES, load_example, minimal_deal
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,23 +20,6 @@ from dealdesk.deal.derive import derive_facts
 from dealdesk.deal.schema import CATEGORIES, OFFER_TYPES
 from dealdesk.deal.validate import check_fact_types, deal_id_of, prepare_deal, validate_deal
 from dealdesk.errors import DealError
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "deals"
-
-
-def load_example(name: str) -> dict[str, Any]:
-    return yaml.safe_load((EXAMPLES / name).read_text(encoding="utf-8"))
-
-
-def minimal_deal(**extra: Any) -> dict[str, Any]:
-    deal: dict[str, Any] = {
-        "id": "D-1",
-        "lines": [
-            {"sku": "A", "category": "hardware", "quantity": 1, "unit_price": 100, "unit_cost": 60}
-        ],
-    }
-    deal.update(extra)
-    return deal
 
 
 def errors_of(raw: object, **kwargs: Any) -> list[str]:
