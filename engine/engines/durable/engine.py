@@ -10,9 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dealdesk.engines.base import Engine
+from dealdesk.engines.base import Engine, Evaluation
 from dealdesk.engines.durable.driver import DurableDriver, get_driver
 from dealdesk.engines.durable.lowering import ConditionCompiler, FactPlan, definition_digest
+from dealdesk.errors import record_error
 from dealdesk.evaluate import evaluation_order
 
 if TYPE_CHECKING:
@@ -64,12 +65,41 @@ class DurableEngine(Engine):
             name: [lower_stratum(name, k, s.rules) for k, s in enumerate(policy.strata)]
             for name, policy in policy_set.policies.items()
         }
-        for lowered in self.strata.values():
-            for stratum in lowered:
-                self.driver.register(stratum.name, stratum.definition)
+        # Every policy's first stratum whose rules read no output sees the deal as it is: those
+        # strata are matched together, one durable round trip per deal instead of one each.
+        self.together = [
+            name for name, reads in self.runner.reads_outputs.items() if reads and not reads[0]
+        ]
+        rules = [r for name in self.together for r in policy_set.policies[name].strata[0].rules]
+        self.first = lower_stratum("first", 0, rules) if len(self.together) > 1 else None
+        self._matched: dict[str, list[CompiledRule]] | None = None
+        for strata in self.strata.values():
+            for lowered in strata:
+                self.driver.register(lowered.name, lowered.definition)
+        if self.first is not None:
+            self.driver.register(self.first.name, self.first.definition)
+
+    def evaluate_one(self, deal: Mapping[str, Any]) -> Evaluation:
+        if self.first is None:
+            return super().evaluate_one(deal)
+        try:
+            found = self._match(self.first, deal)
+        except Exception as exc:  # a durable failure costs this deal only
+            return Evaluation(error=record_error(exc))
+        self._matched = {name: [] for name in self.together}
+        for rule in found:
+            self._matched[rule.ruleset.policy].append(rule)
+        try:
+            return super().evaluate_one(deal)
+        finally:
+            self._matched = None
 
     def match(self, policy: Policy, stratum: int, view: Mapping[str, Any]) -> list[CompiledRule]:
-        lowered = self.strata[policy.name][stratum]
+        if stratum == 0 and self._matched is not None and policy.name in self._matched:
+            return self._matched[policy.name]
+        return self._match(self.strata[policy.name][stratum], view)
+
+    def _match(self, lowered: LoweredStratum, view: Mapping[str, Any]) -> list[CompiledRule]:
         fact = lowered.plan.build(view)
         # a rule fires once however many of its alternatives (durable rules) matched
         matched = {
