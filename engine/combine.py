@@ -23,8 +23,6 @@ from dealdesk.rules.expressions import to_decimal
 if TYPE_CHECKING:
     from dealdesk.evaluate import Firing, PolicyRun
 
-STATUS_RANK = {status: rank for rank, status in enumerate(STATUS_ORDER)}
-
 
 def worst(statuses: Iterable[str]) -> str:
     """The status that wins: invalid > rejected > needs_approval > approved."""
@@ -181,7 +179,6 @@ class Combiner:
         combine_hook: CombineHook,
     ):
         self.approvers = approvers
-        self.rank = {role: i for i, role in enumerate(approvers)}
         self.provenance = provenance
         self.render_message = render_message
         self.combine_hook = combine_hook
@@ -200,40 +197,35 @@ class Combiner:
         flags: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
         formatted: dict[str, dict[str, Any]] = {}
-        status = "approved"
         for name, run in runs.items():
             outputs = formatted[name] = self.outputs(name, run, currency)
             rejects = 0
             requires: list[str] = []
-            fired: dict[str, None] = {}
             talking = []  # firings with messages
             for firing in run.firings:
                 effects = firing.effects
-                fired[firing.rule.id] = None
                 if effects.requires:
                     requires.extend(effects.requires)
                 if effects.rejects or effects.reasons or effects.flags:
                     rejects += len(effects.rejects)
                     talking.append(firing)
             own = "invalid" if run.errors else policy_status(rejects, len(requires))
-            policies[name] = {"status": own, "fired": list(fired), "outputs": outputs}
-            if STATUS_RANK[own] > STATUS_RANK[status]:
-                status = own
+            policies[name] = {"status": own, "fired": run.fired_ids(), "outputs": outputs}
             roles.extend(requires)
             errors.extend(run.errors)
             if talking:
                 earlier = len(reasons)  # the reasons of the policies before this one
                 decision = {
                     "status": own,
-                    "approvals": self.order(requires),
+                    "approvals": order_roles(requires, self.approvers),
                     "reasons": reasons[:earlier],
                 }
                 for firing in talking:
                     self.messages(name, firing, data, outputs, decision, reasons, flags)
         record = DecisionRecord(
             deal_id,
-            "invalid" if errors else status,
-            self.order(roles),
+            "invalid" if errors else worst(p["status"] for p in policies.values()),
+            order_roles(roles, self.approvers),
             policies,
             reasons,
             flags,
@@ -301,8 +293,3 @@ class Combiner:
                     )
                     text = self.render_message(message, context, f"{rule.location} rule {rule.id}")
                 bucket.append({"policy": name, "rule": rule.id, "message": text})
-
-    def order(self, roles: Iterable[str]) -> list[str]:
-        """Unique roles by rank (as :func:`order_roles`, with the ranks looked up once)."""
-        rank, last = self.rank, len(self.rank)
-        return sorted(set(roles), key=lambda r: (rank.get(r, last), r))

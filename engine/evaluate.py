@@ -124,13 +124,11 @@ class PolicyRunner:
             if rule.then.action is None and not _has_expression(rule.sets)
         }
 
-    def _effects(self, rule: CompiledRule) -> Effects:
+    @staticmethod
+    def _effects(rule: CompiledRule) -> Effects:
         effects = Effects()
-        self.apply(rule, Firing(rule, effects), {}, PolicyRun(self._policy_of(rule)), {})
+        _record_then(rule, effects, {}, _NO_OVERRIDES)
         return effects
-
-    def _policy_of(self, rule: CompiledRule) -> Policy:
-        return self.policy_set.policies[rule.ruleset.policy]
 
     def run(self, data: Mapping[str, Any], match: Matcher) -> dict[str, PolicyRun]:
         """Each policy's run on ``data`` (a deal with its derived facts).
@@ -227,17 +225,9 @@ class PolicyRunner:
         overrides: Mapping[str, Any],
     ) -> None:
         """Carry out the rule's ``then`` (and its plugin action), recording the effects."""
-        effects = firing.effects
-        then = rule.then
-        if rule.sets or overrides:
-            effects.sets.extend({**set_values(rule, data), **overrides}.items())
-        effects.requires.extend(then.require)
-        effects.clauses.extend(then.clauses)
-        if rule.messages:
-            for kind, text in rule.messages:
-                getattr(effects, kind).append(RulesetMessage(text))
-        if then.action is not None:
-            self._act(rule, then.action, effects, data, run)
+        _record_then(rule, firing.effects, data, overrides)
+        if rule.then.action is not None:
+            self._act(rule, rule.then.action, firing.effects, data, run)
 
     def _act(
         self,
@@ -269,6 +259,18 @@ class PolicyRunner:
                 )
         for attr in ("sets", "requires", "rejects", "flags", "clauses", "reasons"):
             getattr(effects, attr).extend(getattr(ctx.effects, attr))
+
+
+def _record_then(
+    rule: CompiledRule, effects: Effects, data: Mapping[str, Any], overrides: Mapping[str, Any]
+) -> None:
+    """What the rule's ``then`` asks for, without its plugin action."""
+    if rule.sets or overrides:
+        effects.sets.extend({**set_values(rule, data), **overrides}.items())
+    effects.requires.extend(rule.then.require)
+    effects.clauses.extend(rule.then.clauses)
+    for kind, text in rule.messages:
+        getattr(effects, kind).append(RulesetMessage(text))
 
 
 def _has_expression(value: Any) -> bool:
