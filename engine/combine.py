@@ -18,7 +18,7 @@ from dealdesk.actions import RulesetMessage
 from dealdesk.errors import DealdeskError
 from dealdesk.money import money_string, round_fraction
 from dealdesk.record import STATUS_ORDER, DecisionRecord
-from dealdesk.rules.expressions import to_decimal
+from dealdesk.rules.meaning import to_decimal
 
 if TYPE_CHECKING:
     from dealdesk.evaluate import Firing, PolicyRun

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 from dealdesk import combine
 from dealdesk.actions import ActionContext, Effects, RulesetMessage
 from dealdesk.errors import PluginError
-from dealdesk.rules.expressions import Expr, lookup, to_decimal
-from dealdesk.rules.meaning import Compiled, compile_expr
+from dealdesk.rules.expressions import Expr
+from dealdesk.rules.meaning import Compiled, compile_expr, lookup, to_decimal
 from dealdesk.rules.policyset import CompiledRule, Policy, PolicySet
 
 if TYPE_CHECKING:

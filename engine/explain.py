@@ -1,7 +1,7 @@
 """Why each rule fired or did not, for one deal: the data behind ``dealdesk explain``.
 
 :func:`explain_deal` evaluates the deal, then goes through every policy's rules and table rows
-in priority order and evaluates each condition directly (:func:`dealdesk.rules.expressions.evaluate`,
+in priority order and evaluates each condition directly (:func:`dealdesk.rules.meaning.evaluate`,
 three-valued) on what the rule saw: the deal with its derived facts plus the policy's outputs.
 A rule reading ``outputs.X`` runs after every rule that can set ``X`` (SPEC §3), so the final
 outputs are exactly what it saw. Each top-level conjunct of a condition (each non-``-`` cell of a
@@ -34,10 +34,9 @@ from dealdesk.rules.expressions import (
     Not,
     Or,
     Quantifier,
-    evaluate,
     fields,
-    lookup,
 )
+from dealdesk.rules.meaning import evaluate, lookup
 from dealdesk.rules.policyset import CompiledRule, Policy
 
 __all__ = [

@@ -1,17 +1,17 @@
-"""The condition tree compiled once into Python closures: the same meaning as
-:func:`dealdesk.rules.expressions.evaluate` (three-valued conditions, exact decimals), without
-walking the tree for every deal.
+"""What a checked condition tree means (SPEC §3): three-valued conditions, exact decimals.
 
-Closures are built from the checked tree only — literals are captured as values, paths as
-tuples of keys — so nothing a ruleset says is ever turned into code. The native engine matches
-conditions with them; every engine computes ``set`` and ``with`` values with them.
+:func:`evaluate` walks the tree (explain, the conformance REFERENCE, the property tests);
+:func:`compile_expr` builds the same meaning once into Python closures, without walking the
+tree for every deal. Closures are built from the checked tree only — literals are captured as
+values, paths as tuples of keys — so nothing a ruleset says is ever turned into code. The native
+engine matches conditions with them; every engine computes ``set`` and ``with`` values with them.
 """
 
 from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping
-from decimal import Decimal
+from decimal import Decimal, DivisionByZero, InvalidOperation
 from typing import Any
 
 from dealdesk.rules.expressions import (
@@ -28,12 +28,156 @@ from dealdesk.rules.expressions import (
     Not,
     Or,
     Quantifier,
-    _arith,
-    _call,
-    _compare,
     search,
-    to_decimal,
 )
+
+# ---------------------------------------------------------------------------------------------
+# Direct meaning: three-valued conditions, exact decimal values
+
+
+def lookup(data: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted ``path`` in nested mappings, or None when any part is missing."""
+    value: Any = data
+    for part in path.split("."):
+        # dict first: an abstract Mapping check is slow, and this runs for every path of a deal
+        if not (isinstance(value, dict) or isinstance(value, Mapping)):
+            return None
+        value = value.get(part)
+    return value
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int | float | str):
+        try:
+            return Decimal(str(value))
+        except InvalidOperation:
+            return None
+    return None
+
+
+def arithmetic(op: str, left: Any, right: Any) -> Decimal | None:
+    a, b = to_decimal(left), to_decimal(right)
+    if a is None or b is None:
+        return None
+    try:
+        if op == "+":
+            return a + b
+        if op == "-":
+            return a - b
+        if op == "*":
+            return a * b
+        return a / b if b != 0 else None
+    except (InvalidOperation, DivisionByZero):
+        return None
+
+
+def evaluate(expr: Expr, data: Mapping[str, Any], item: Mapping[str, Any] | None = None) -> Any:
+    """The meaning of ``expr`` on ``data`` (a deal with its derived facts and ``outputs``).
+
+    Conditions give True, False or None (unknown, SQL-style: a comparison with a missing value
+    is unknown, ``not`` unknown is unknown); values give exact Decimals, or None when an operand
+    is missing or a divisor is zero.
+    """
+    match expr:
+        case Const(value=value):
+            return value
+        case Field(path=path, item=True):
+            return lookup(item or {}, path)
+        case Field(path=path):
+            return lookup(data, path)
+        case Arith(op=op, left=left, right=right):
+            return arithmetic(op, evaluate(left, data, item), evaluate(right, data, item))
+        case Compare(op=op, left=left, right=right):
+            return _compare(op, evaluate(left, data, item), evaluate(right, data, item))
+        case InList(operand=operand, values=values, negated=negated):
+            value = evaluate(operand, data, item)
+            if value is None:
+                return None
+            found = any(_compare("==", value, v.value) for v in values)
+            return not found if negated else found
+        case Exists(target=target):
+            return evaluate(target, data, item) is not None
+        case Matches(target=target, pattern=pattern):
+            value = evaluate(target, data, item)
+            return search(pattern, value) if isinstance(value, str) else None
+        case Not(operand=operand):
+            value = evaluate(operand, data, item)
+            return None if value is None else not value
+        case And(operands=operands):
+            results = [evaluate(o, data, item) for o in operands]
+            return False if False in results else (None if None in results else True)
+        case Or(operands=operands):
+            results = [evaluate(o, data, item) for o in operands]
+            return True if True in results else (None if None in results else False)
+        case Quantifier(kind=kind, items=items, body=body):
+            elements = evaluate(items, data)
+            elements = elements if isinstance(elements, list) else []
+            if kind == "sum":
+                total = Decimal(0)
+                for element in elements:
+                    value = to_decimal(evaluate(body, data, element))
+                    if value is None:
+                        return None
+                    total += value
+                return total
+            # any/all over an element whose condition is unknown count it as not true
+            results = [evaluate(body, data, e) is True for e in elements]
+            return any(results) if kind == "any" else bool(results) and all(results)
+        case Call(name=name, args=args):
+            return _call(name, [evaluate(a, data, item) for a in args])
+    raise TypeError(f"cannot evaluate {type(expr).__name__}")
+
+
+def _compare(op: str, left: Any, right: Any) -> bool | None:
+    if left is None or right is None:
+        return None
+    a, b = to_decimal(left), to_decimal(right)
+    if a is not None and b is not None:
+        left, right = a, b
+    elif isinstance(left, bool) != isinstance(right, bool) or type(left) is not type(right):
+        return None  # mismatched types never reach here after checking; unknown if they do
+    if op == "==":
+        return bool(left == right)
+    if op == "!=":
+        return bool(left != right)
+    if op == "<":
+        return bool(left < right)
+    if op == "<=":
+        return bool(left <= right)
+    if op == ">":
+        return bool(left > right)
+    return bool(left >= right)
+
+
+def _call(name: str, args: list[Any]) -> Decimal | None:
+    if name in ("min", "max", "sum") and len(args) == 1 and isinstance(args[0], list):
+        args = list(args[0])
+        if name == "sum":
+            parts = [to_decimal(a) for a in args]
+            present = [n for n in parts if n is not None]
+            return None if len(present) < len(parts) else sum(present, Decimal(0))
+    converted = [to_decimal(a) for a in args]
+    numbers = [n for n in converted if n is not None]
+    if len(numbers) < len(converted) or not numbers:
+        return None
+    if name == "min":
+        return min(numbers)
+    if name == "max":
+        return max(numbers)
+    if name == "abs":
+        return abs(numbers[0])
+    if name == "round":
+        places = int(numbers[1]) if len(numbers) > 1 else 0
+        return numbers[0].quantize(Decimal(1).scaleb(-places), rounding="ROUND_HALF_UP")
+    raise TypeError(f"unknown function {name}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The same meaning, compiled once into closures
 
 #: ``fn(data, item)``: the value of an expression on a deal (and the current list element).
 Compiled = Callable[[Mapping[str, Any], Any], Any]
@@ -60,7 +204,7 @@ def compile_expr(expr: Expr) -> Compiled:
             return _getter(path)
         case Arith(op=op, left=left, right=right):
             lf, rf = compile_expr(left), compile_expr(right)
-            return lambda data, item: _arith(op, lf(data, item), rf(data, item))
+            return lambda data, item: arithmetic(op, lf(data, item), rf(data, item))
         case Compare(op=op, left=left, right=right):
             return _comparison(op, left, right)
         case InList(operand=operand, values=values, negated=negated):

@@ -3,7 +3,7 @@ app on one of them, the REFERENCE evaluator, and the byte-for-byte record compar
 
 SPEC §9: every engine gives byte-identical records for the same deals, rulesets and plugins. The
 suite checks each available engine against the REFERENCE: the same evaluator, except that a rule
-matches when its condition's direct three-valued meaning (``dealdesk.rules.expressions.evaluate``,
+matches when its condition's direct three-valued meaning (``dealdesk.rules.meaning.evaluate``,
 SPEC §3) is true, instead of when an engine says so. Everything after matching (hit policies,
 strata, combining, messages, the record) is the product's own code, so a difference between an
 engine and the REFERENCE is a difference in which rules the engine matched.
@@ -34,7 +34,7 @@ from dealdesk.engines import available_engines
 from dealdesk.engines.base import Engine
 from dealdesk.evaluate import evaluation_order
 from dealdesk.pipeline import Pipeline
-from dealdesk.rules.expressions import evaluate
+from dealdesk.rules.meaning import evaluate
 from dealdesk.rules.policyset import CompiledRule, Policy
 
 ROOT = Path(__file__).resolve().parents[2]

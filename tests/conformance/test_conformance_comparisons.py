@@ -26,7 +26,7 @@ from conformance_support import (
     reference_of,
 )
 
-from dealdesk.rules.expressions import lookup
+from dealdesk.rules.meaning import lookup
 
 OPS = ("==", "!=", "<", "<=", ">", ">=")
 MAX_VALUES = 10

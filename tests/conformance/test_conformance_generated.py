@@ -38,7 +38,7 @@ from conformance_support import (
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from dealdesk.rules.expressions import evaluate
+from dealdesk.rules.meaning import evaluate
 
 SLOW = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
 

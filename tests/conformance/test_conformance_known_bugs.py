@@ -130,7 +130,7 @@ def test_comparisons_are_exact(
 UNTYPED = (
     "durable compares a value of a type the ruleset does not fix with its own coercions: "
     '"none" != 0, "none" > 1, True == 1, 0 == False and 1 != "a" are true, "1e2" == 100 is '
-    "false; SPEC §3's meaning (dealdesk.rules.expressions.evaluate) says unknown for all but "
+    "false; SPEC §3's meaning (dealdesk.rules.meaning.evaluate) says unknown for all but "
     "the last, which is true"
 )
 

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from dealdesk.engines.durable.driver import get_driver
 from dealdesk.engines.durable.lowering import ConditionCompiler, definition_digest
-from dealdesk.rules.expressions import evaluate, parse_expression
+from dealdesk.rules.expressions import parse_expression
+from dealdesk.rules.meaning import evaluate
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

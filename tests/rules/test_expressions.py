@@ -16,10 +16,10 @@ from dealdesk.rules.expressions import (
     FieldType,
     Quantifier,
     Scope,
-    evaluate,
     output_reads,
     parse_expression,
 )
+from dealdesk.rules.meaning import evaluate
 
 SCOPE = Scope(
     {
@@ -162,7 +162,8 @@ def test_matches_runs_in_linear_time_in_evaluate_and_in_the_durable_fact() -> No
     out = run_python(
         """
         from dealdesk.engines.durable.lowering import ConditionCompiler
-        from dealdesk.rules.expressions import FieldType, Scope, evaluate, parse_expression
+        from dealdesk.rules.expressions import FieldType, Scope, parse_expression
+        from dealdesk.rules.meaning import evaluate
 
         scope = Scope({"customer.name": FieldType("string")})
         expr = parse_expression('matches(customer.name, "(a+)+$")', scope)

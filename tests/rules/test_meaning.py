@@ -8,8 +8,8 @@ from expression_strategies import SCOPE, condition, deal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dealdesk.rules.expressions import evaluate, parse_expression
-from dealdesk.rules.meaning import compile_expr
+from dealdesk.rules.expressions import parse_expression
+from dealdesk.rules.meaning import compile_expr, evaluate
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])

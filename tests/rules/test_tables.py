@@ -10,7 +10,8 @@ from bounded import run_python
 from helpers import policy_set, write_rulesets
 
 from dealdesk.errors import ValidationFailed
-from dealdesk.rules.expressions import MAX_DEPTH, Field, evaluate
+from dealdesk.rules.expressions import MAX_DEPTH, Field
+from dealdesk.rules.meaning import evaluate
 from dealdesk.rules.tables import CellError, cell_interval, covers, parse_cell
 
 SUBJECT = Field((1, 0), "a", "number")

@@ -40,9 +40,8 @@ from dealdesk.rules.expressions import (
     Not,
     Or,
     Quantifier,
-    evaluate,
-    lookup,
 )
+from dealdesk.rules.meaning import evaluate, lookup
 
 ANCHOR = "_a"  # every fact carries _a = 1 and every condition requires it
 _NEGATE = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
