@@ -17,7 +17,7 @@ from dealdesk import __version__
 from dealdesk.actions import RulesetMessage
 from dealdesk.errors import DealdeskError
 from dealdesk.money import money_string, round_fraction
-from dealdesk.record import STATUS_ORDER, DecisionRecord
+from dealdesk.record import STATUS_ORDER, DecisionRecord, record_dict
 from dealdesk.rules.meaning import to_decimal
 
 if TYPE_CHECKING:
@@ -33,9 +33,13 @@ def policy_status(rejects: int, requires: int) -> str:
     return "rejected" if rejects else "needs_approval" if requires else "approved"
 
 
-def order_roles(roles: Iterable[str], ranks: Sequence[str]) -> list[str]:
-    """Unique roles, by their rank in approvers.yaml; unranked roles last, by name."""
-    rank = {role: i for i, role in enumerate(ranks)}
+def order_roles(roles: Iterable[str], ranks: Sequence[str] | Mapping[str, int]) -> list[str]:
+    """Unique roles, by their rank in approvers.yaml; unranked roles last, by name.
+
+    :param ranks: the roles in rank order, or each role's rank (built once by a caller that
+        orders the roles of many deals).
+    """
+    rank = ranks if isinstance(ranks, Mapping) else {role: i for i, role in enumerate(ranks)}
     return sorted(set(roles), key=lambda r: (rank.get(r, len(rank)), r))
 
 
@@ -75,6 +79,7 @@ def format_output(value: Any, kind: str, currency: str) -> Any:
 
 
 _NUMERIC_KINDS = frozenset(("money", "fraction", "integer"))
+_AS_IS = frozenset((str, bool, int))  # what plain() returns unchanged (not its subclasses)
 
 
 class NotFinite(DealdeskError):
@@ -179,6 +184,7 @@ class Combiner:
         combine_hook: CombineHook,
     ):
         self.approvers = approvers
+        self.rank = {role: i for i, role in enumerate(approvers)}
         self.provenance = provenance
         self.render_message = render_message
         self.combine_hook = combine_hook
@@ -217,22 +223,22 @@ class Combiner:
                 earlier = len(reasons)  # the reasons of the policies before this one
                 decision = {
                     "status": own,
-                    "approvals": order_roles(requires, self.approvers),
+                    "approvals": order_roles(requires, self.rank),
                     "reasons": reasons[:earlier],
                 }
                 for firing in talking:
                     self.messages(name, firing, data, outputs, decision, reasons, flags)
-        record = DecisionRecord(
+        record = record_dict(
             deal_id,
             "invalid" if errors else worst(p["status"] for p in policies.values()),
-            order_roles(roles, self.approvers),
+            order_roles(roles, self.rank) if roles else [],
             policies,
             reasons,
             flags,
             [],
             errors,
             dict(self.provenance),
-        ).to_dict()
+        )
         override = self.combine_hook(record)
         if override is not None:
             record = decision_record(
@@ -252,12 +258,13 @@ class Combiner:
         specs = run.policy.outputs
         outputs: dict[str, Any] = {}
         for key, value in run.outputs().items():
-            if value is None:
-                outputs[key] = None
-                continue
             spec = specs.get(key)
+            kind = spec.type if spec else ""
+            if value is None or (not kind and type(value) in _AS_IS):
+                outputs[key] = value
+                continue
             try:
-                outputs[key] = format_output(value, spec.type if spec else "", currency)
+                outputs[key] = format_output(value, kind, currency)
             except NotFinite as exc:
                 raise DealdeskError(
                     f"policies.{name}.outputs.{key} is {exc.what}; records are strict JSON "

@@ -10,6 +10,7 @@ outputs a later stratum reads. The runs it returns are combined into a record by
 
 from __future__ import annotations
 
+import itertools
 from bisect import insort
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ Matcher = Callable[[Policy, int, Mapping[str, Any]], Iterable[CompiledRule]]
 
 
 _NO_OVERRIDES: dict[str, Any] = {}
+_NO_EXTRAS = itertools.repeat(_NO_OVERRIDES)  # what a rule outside a table adds to its sets
 _ORDER = itemgetter(0)  # a contribution's (priority, file order, firing)
 
 
@@ -62,6 +64,8 @@ class PolicyRun:
         entries = self.contributions.get(name)
         if entries is None:
             self.contributions[name] = [(key, value)]
+        elif entries[-1][0] <= key:
+            entries.append((key, value))  # rules mostly fire in this order already
         else:
             insort(entries, (key, value), key=_ORDER)
         self._combined.pop(name, None)
@@ -76,6 +80,8 @@ class PolicyRun:
         if not values:
             combined = None if spec is None else spec.default
         elif spec is None:  # undeclared: combines with `first` (SPEC §3)
+            combined = values[0]
+        elif spec.combine == "first":
             combined = values[0]
         else:
             combined = combine.combine_values(spec.combine, values)
@@ -143,6 +149,7 @@ class PolicyRunner:
     def run_policy(self, policy: Policy, data: Mapping[str, Any], match: Matcher) -> PolicyRun:
         """Evaluate every stratum of ``policy`` on ``data``, applying actions as rules fire."""
         run = PolicyRun(policy)
+        static_effects = self.static
         windowed = self.windowed[policy.name]
         applicable = policy.applicable(lookup(data, "dates.close")) if windowed else None
         for index, reads_outputs in enumerate(self.reads_outputs[policy.name]):
@@ -154,18 +161,20 @@ class PolicyRunner:
             chosen = (
                 self.select_rows(list(matched), view, run)
                 if self.has_tables[policy.name]
-                else [(rule, _NO_OVERRIDES) for rule in matched]
+                else zip(matched, _NO_EXTRAS, strict=False)
             )
             firings = run.firings
             for rule, extra in chosen:
-                static = None if extra else self.static.get(rule.key)
+                static = None if extra else static_effects.get(rule.key)
                 if static is None:
                     firing = Firing(rule)
                     self.apply(rule, firing, view, run, extra)
                 else:
                     firing = Firing(rule, static)
-                for name, value in firing.effects.sets:
-                    run.contribute(name, (rule.rank, len(firings)), value)
+                if firing.effects.sets:
+                    key = (rule.rank, len(firings))
+                    for name, value in firing.effects.sets:
+                        run.contribute(name, key, value)
                 firings.append(firing)  # rules of one stratum never read each other's outputs
         return run
 

@@ -65,13 +65,20 @@ def parse_decimal(value: object) -> Decimal:
     raise ValueError(f"expected a number, got {type(value).__name__}")
 
 
+@lru_cache(maxsize=64)
+def _unit(places: int) -> Decimal:
+    return Decimal(1).scaleb(-places)
+
+
+_CONTEXT = Context(prec=28)
+
+
 def _quantize(value: Decimal, places: int) -> Decimal:
     """Round ``value`` half-up to ``places`` decimals, whatever its magnitude."""
     # The default 28-digit context raises InvalidOperation for very large amounts.
-    precision = max(28, value.adjusted() + places + 2)
-    result = value.quantize(
-        Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP, context=Context(prec=precision)
-    )
+    precision = value.adjusted() + places + 2
+    context = _CONTEXT if precision <= 28 else Context(prec=precision)
+    result = value.quantize(_unit(places), rounding=ROUND_HALF_UP, context=context)
     # -0.00 would print as "-0.00"; a zero amount has no sign.
     return result.copy_abs() if result.is_zero() else result
 

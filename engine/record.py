@@ -47,6 +47,15 @@ class DecisionRecord:
 
 _FIELDS = fields(DecisionRecord)
 KEYS = tuple(f.name for f in _FIELDS)
+
+
+def record_dict(*values: Any) -> dict[str, Any]:
+    """``DecisionRecord(*values).to_dict()`` without building the record (once per deal)."""
+    if len(values) != len(KEYS):
+        raise TypeError(f"a record has {len(KEYS)} fields, got {len(values)}")
+    return dict(zip(KEYS, values, strict=True))
+
+
 _STATUSES = list(STATUS_ORDER)
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 

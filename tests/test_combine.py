@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -104,3 +105,13 @@ def test_record_keys_and_status_from_policies() -> None:
         )["status"]
         == "invalid"
     )
+
+
+def test_record_dict_is_the_records_key_order() -> None:
+    from dealdesk.record import KEYS, DecisionRecord, record_dict
+
+    values = ("D-1", "approved", [], {}, [], [], [], [], {"digest": "x"})
+    assert record_dict(*values) == DecisionRecord(*values).to_dict()  # type: ignore[arg-type]
+    assert tuple(record_dict(*values)) == KEYS
+    with pytest.raises(TypeError, match="9 fields"):
+        record_dict(*values[:-1])
