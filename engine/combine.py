@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from dealdesk import __version__
 from dealdesk.actions import RulesetMessage
 from dealdesk.errors import DealdeskError
+from dealdesk.messages import template_context
 from dealdesk.money import money_string, round_fraction
 from dealdesk.record import STATUS_ORDER, DecisionRecord, record_dict
 from dealdesk.rules.meaning import to_decimal
@@ -293,8 +294,6 @@ class Combiner:
             for message in messages:
                 text = str(message)
                 if "{" in message and isinstance(message, RulesetMessage):
-                    from dealdesk.templating import template_context  # only if needed
-
                     context = template_context(
                         data, outputs=outputs, rule=rule.id, decision=decision
                     )

@@ -22,7 +22,7 @@ from dealdesk import combine
 from dealdesk.actions import ActionContext, Effects, RulesetMessage
 from dealdesk.errors import PluginError
 from dealdesk.rules.expressions import Expr
-from dealdesk.rules.meaning import Compiled, compile_expr, lookup, to_decimal
+from dealdesk.rules.meaning import compile_expr, lookup, to_decimal
 from dealdesk.rules.policyset import CompiledRule, Policy, PolicySet
 
 if TYPE_CHECKING:
@@ -299,30 +299,38 @@ def evaluation_order(rule: CompiledRule) -> tuple[int, tuple[int, int, int]]:
 
 def set_values(rule: CompiledRule, data: Mapping[str, Any]) -> dict[str, Any]:
     """The values ``rule`` sets on ``data`` (``=`` expressions evaluated)."""
-    return {name: value_of(v, data) for name, v in rule.sets.items()}
+    result: dict[str, Any] = value_of(rule.sets, data)
+    return result
 
 
 def value_of(value: Any, data: Mapping[str, Any]) -> Any:
-    """A ``set``/``with`` value on ``data``: expressions evaluated, literals as written."""
-    if isinstance(value, Expr):
-        return _compiled(value)(data, None)
-    if isinstance(value, list):
-        return [value_of(v, data) for v in value]
-    if isinstance(value, dict):
-        return {k: value_of(v, data) for k, v in value.items()}
-    return value
-
-
-_COMPILED: dict[int, tuple[Expr, Compiled]] = {}
-
-
-def _compiled(expr: Expr) -> Compiled:
-    # compiled once per expression object (a policy set's trees live as long as the process
-    # uses them; the tree is kept beside its closure so its id is never reused meanwhile)
-    found = _COMPILED.get(id(expr))
+    """A ``set``/``with`` value on ``data``: expressions evaluated, literals as written (lists
+    and mappings as fresh copies)."""
+    found = _VALUERS.get(id(value))
     if found is None:
-        found = _COMPILED[id(expr)] = (expr, compile_expr(expr))
-    return found[1]
+        found = _VALUERS[id(value)] = (value, _valuer(value))
+    return found[1](data)
+
+
+#: ``fn(data)``: a ``set``/``with`` value on one deal.
+Valuer = Callable[[Mapping[str, Any]], Any]
+
+# built once per value object (a policy set's values live as long as the process uses them;
+# the value is kept beside its valuer so its id is never reused meanwhile)
+_VALUERS: dict[int, tuple[Any, Valuer]] = {}
+
+
+def _valuer(value: Any) -> Valuer:
+    if isinstance(value, Expr):
+        compiled = compile_expr(value)
+        return lambda data: compiled(data, None)
+    if isinstance(value, list):
+        items = [_valuer(v) for v in value]
+        return lambda data: [item(data) for item in items]
+    if isinstance(value, dict):
+        entries = [(k, _valuer(v)) for k, v in value.items()]
+        return lambda data: {k: entry(data) for k, entry in entries}
+    return lambda data: value
 
 
 def _rank(rule: CompiledRule, data: Mapping[str, Any]) -> int:

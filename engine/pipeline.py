@@ -155,7 +155,7 @@ class Pipeline:
         formatted: Mapping[str, Mapping[str, Any]],
     ) -> None:
         """Render every clause the fired rules asked for into ``record["clauses"]``."""
-        from dealdesk.templating import template_context
+        from dealdesk.messages import template_context
 
         decision = {k: record[k] for k in ("status", "approvals", "reasons")}
         for name, run in runs.items():

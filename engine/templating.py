@@ -30,12 +30,14 @@ from typing import Any
 from jinja2 import FileSystemLoader, StrictUndefined, Template, pass_context
 from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.exceptions import FilterArgumentError, TemplateNotFound, TemplateSyntaxError
+from jinja2.filters import do_default as jinja_default
 from jinja2.runtime import Context
 from markupsafe import Markup
 
 from dealdesk.errors import DealdeskError, TemplateError
+from dealdesk.messages import Filter, QuickMessage, compile_message, template_context
 from dealdesk.money import minor_units, parse_decimal, quantize_money
-from dealdesk.sandbox import Sandbox, render_bounded
+from dealdesk.sandbox import MAX_OUTPUT, Sandbox, render_bounded
 
 __all__ = ["ENGINE_TEMPLATES", "FORMATS", "Renderer", "template_context"]
 
@@ -126,34 +128,6 @@ BUILTIN_FILTERS: dict[str, Callable[..., Any]] = {
 # --- contexts ------------------------------------------------------------------------------
 
 
-def template_context(
-    deal: Mapping[str, Any],
-    *,
-    outputs: Mapping[str, Any] | None = None,
-    rule: str | None = None,
-    decision: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The names a template or message sees (SPEC §8).
-
-    The deal's fields (inputs and derived facts) become top-level names; ``outputs`` is always
-    present (``{}`` when not given). ``rule`` and ``decision`` are present only when given, so a
-    template that needs them fails loudly instead of printing ``None``.
-
-    :param deal: the evaluated deal, money as ``Decimal``.
-    :param outputs: the JSON-ready outputs of the policy that asked for the template.
-    :param rule: the id of the rule that asked.
-    :param decision: the record so far: ``status``, ``approvals``, ``reasons``.
-    :returns: a new dict; the deal is not modified.
-    """
-    context = dict(deal)
-    context["outputs"] = dict(outputs or {})
-    if rule is not None:
-        context["rule"] = rule
-    if decision is not None:
-        context["decision"] = decision
-    return context
-
-
 # --- error reporting -----------------------------------------------------------------------
 
 
@@ -226,6 +200,7 @@ class Renderer:
         self._markdown = self._environment(loader, all_filters, autoescape=False)
         self._html = self._environment(loader, all_filters, autoescape=True)
         self._messages: dict[str, Template] = {}
+        self._quick: dict[str, QuickMessage | None] = {}
 
     @staticmethod
     def _environment(
@@ -314,6 +289,23 @@ class Renderer:
             template = self._messages[source] = self._markdown.from_string(source)
         return template
 
+    def _quick_message(self, source: str) -> QuickMessage | None:
+        """``source`` without Jinja when it only prints values (:mod:`dealdesk.messages`)."""
+        try:
+            return self._quick[source]
+        except KeyError:
+            pass
+        filters = self._markdown.filters
+        own: dict[str, Filter] = {}
+        if filters.get("money") is money_filter:
+            own["money"] = money_filter
+        if filters.get("percent") is percent_filter:
+            own["percent"] = lambda context, value: percent_filter(value)
+        if filters.get("default") is jinja_default:
+            own["default"] = jinja_default
+        quick = self._quick[source] = compile_message(source, own, MAX_OUTPUT)
+        return quick
+
     def render_message(self, source: str, context: Mapping[str, Any], origin: str) -> str:
         """Render a ruleset message (a Jinja string) against ``context``; compiled once per source.
 
@@ -321,6 +313,11 @@ class Renderer:
         :raises TemplateError: ``"{origin}: {detail}"`` for a syntax error, an undefined name or a
             sandbox violation.
         """
+        quick = self._quick_message(source)
+        if quick is not None:
+            text = quick.render(context)
+            if text is not None:
+                return text
         try:
             template = self._message_template(source)
         except Exception as exc:

@@ -419,11 +419,15 @@ def test_message_uses_filters_outputs_and_rule(renderer: Renderer) -> None:
 
 
 def test_message_compiled_once_and_rendered_per_context(renderer: Renderer) -> None:
-    source = "{{ customer.name }}"
+    source = "{{ customer.name | upper }}"  # a filter only Jinja has: compiled by Jinja
     first = renderer.render_message(source, template_context(make_deal()), ORIGIN)
     other = make_deal(customer={"name": "Globex"})
     second = renderer.render_message(source, template_context(other), ORIGIN)
-    assert (first, second) == ("Acme Robotics", "Globex")
+    assert (first, second) == ("ACME ROBOTICS", "GLOBEX")
+    assert list(renderer._messages) == [source]
+    # a message that only prints values is read once too, and never goes to Jinja
+    renderer.render_message("{{ customer.name }}", template_context(other), ORIGIN)
+    assert list(renderer._quick) == [source, "{{ customer.name }}"]
     assert list(renderer._messages) == [source]
 
 

@@ -203,8 +203,7 @@ def compile_expr(expr: Expr) -> Compiled:
         case Field(path=path):
             return _getter(path)
         case Arith(op=op, left=left, right=right):
-            lf, rf = compile_expr(left), compile_expr(right)
-            return lambda data, item: arithmetic(op, lf(data, item), rf(data, item))
+            return _arithmetic(op, compile_expr(left), compile_expr(right))
         case Compare(op=op, left=left, right=right):
             return _comparison(op, left, right)
         case InList(operand=operand, values=values, negated=negated):
@@ -274,6 +273,31 @@ def _getter(path: str) -> Compiled:
 
         return get2
     return lambda data, item: walk(data)
+
+
+_ARITH_OPS: dict[str, Callable[[Decimal, Decimal], Decimal]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+}
+
+
+def _arithmetic(op: str, lf: Compiled, rf: Compiled) -> Compiled:
+    apply = _ARITH_OPS[op]
+    division = op == "/"
+
+    def arith(data: Mapping[str, Any], item: Any) -> Decimal | None:
+        a, b = lf(data, item), rf(data, item)
+        # two Decimals (derived facts, literals) straight away; anything else as arithmetic()
+        if type(a) is not Decimal or type(b) is not Decimal or (division and not b):
+            return arithmetic(op, a, b)
+        try:
+            return apply(a, b)
+        except (InvalidOperation, DivisionByZero):
+            return None
+
+    return arith
 
 
 def _comparison(op: str, left: Expr, right: Expr) -> Compiled:
