@@ -102,7 +102,15 @@ def plain(value: Any) -> Any:
 
     :raises NotFinite: for NaN, infinities and numbers past the float range.
     """
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    kind = type(value)
+    if kind in _AS_IS or value is None:
+        return value
+    # the containers of most outputs (split lists, milestone tables) element by element
+    if kind is list:
+        return [v if type(v) in _AS_IS else plain(v) for v in value]
+    if kind is dict:
+        return {str(k): v if type(v) in _AS_IS else plain(v) for k, v in value.items()}
+    if isinstance(value, bool) or isinstance(value, str):
         return value
     if isinstance(value, Decimal):
         if not value.is_finite():
@@ -260,12 +268,12 @@ class Combiner:
         outputs: dict[str, Any] = {}
         for key, value in run.outputs().items():
             spec = specs.get(key)
-            kind = spec.type if spec else ""
+            kind = spec.type if spec is not None and spec.type in _NUMERIC_KINDS else ""
             if value is None or (not kind and type(value) in _AS_IS):
                 outputs[key] = value
                 continue
             try:
-                outputs[key] = format_output(value, kind, currency)
+                outputs[key] = format_output(value, kind, currency) if kind else plain(value)
             except NotFinite as exc:
                 raise DealdeskError(
                     f"policies.{name}.outputs.{key} is {exc.what}; records are strict JSON "

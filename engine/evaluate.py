@@ -98,7 +98,7 @@ class PolicyRun:
         return result
 
     def fired_ids(self) -> list[str]:
-        return list(dict.fromkeys(f.rule.id for f in self.firings))
+        return list(dict.fromkeys([f.rule.id for f in self.firings]))
 
 
 class PolicyRunner:
