@@ -109,14 +109,23 @@ class StratumSource:
         if found is not None:
             return found
         name = self.paths[field.path] = f"v{len(self.paths)}"
-        walk = self.closure(_getter(field.path))  # the careful walk: None when a part is missing
-        keys = "".join(f"[{self.constant(part)}]" for part in field.path.split("."))
-        self.lookups += [
-            "    try:",
-            f"        {name} = data{keys}",
-            "    except (KeyError, TypeError, IndexError):",
-            f"        {name} = {walk}(data, None)",
-        ]
+        first, *rest = field.path.split(".")
+        self.lookups.append(f"    {name} = data.get({self.constant(first)})")
+        if not rest:
+            return name
+        # down through plain dicts; anything else on the way (a missing group is None) is
+        # the careful walk's to answer: None unless it is a mapping
+        walk = f"{self.closure(_getter(field.path))}(data, None)"
+        indent = "    "
+        for part in rest:
+            self.lookups += [
+                f"{indent}if type({name}) is dict:",
+                f"{indent}    {name} = {name}.get({self.constant(part)})",
+            ]
+            indent += "    "
+        for depth in range(len(rest), 0, -1):
+            indent = "    " * depth
+            self.lookups += [f"{indent}elif {name} is not None:", f"{indent}    {name} = {walk}"]
         return name
 
     def value(self, expr: Expr) -> tuple[str, bool]:
@@ -234,7 +243,15 @@ class StratumSource:
             for i, c in enumerate(conditions)
         ]
         return "\n".join(
-            ["def match(data):", *self.lookups, "    matched = []", *tests, "    return matched"]
+            [
+                "def match(data):",
+                "    if type(data) is not dict:",  # a mapping of another kind: as a dict
+                "        data = dict(data)",
+                *self.lookups,
+                "    matched = []",
+                *tests,
+                "    return matched",
+            ]
         )
 
 
