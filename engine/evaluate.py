@@ -266,16 +266,23 @@ class PolicyRunner:
                 raise PluginError(
                     registered.plugin, where, f"required the unknown approver role {role!r}"
                 )
-        for attr in ("sets", "requires", "rejects", "flags", "clauses", "reasons"):
-            getattr(effects, attr).extend(getattr(ctx.effects, attr))
+        done = ctx.effects
+        effects.sets += done.sets
+        effects.requires += done.requires
+        effects.rejects += done.rejects
+        effects.flags += done.flags
+        effects.clauses += done.clauses
+        effects.reasons += done.reasons
 
 
 def _record_then(
     rule: CompiledRule, effects: Effects, data: Mapping[str, Any], overrides: Mapping[str, Any]
 ) -> None:
     """What the rule's ``then`` asks for, without its plugin action."""
-    if rule.sets or overrides:
+    if overrides:
         effects.sets.extend({**set_values(rule, data), **overrides}.items())
+    elif rule.sets:
+        effects.sets.extend(set_values(rule, data).items())
     effects.requires.extend(rule.then.require)
     effects.clauses.extend(rule.then.clauses)
     for kind, text in rule.messages:

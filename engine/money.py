@@ -44,6 +44,8 @@ def parse_decimal(value: object) -> Decimal:
     :raises ValueError: for booleans, NaN and infinities, empty or non-numeric strings and any
         other type.
     """
+    if type(value) is Decimal and value.is_finite():
+        return value  # most values: derived facts, amounts computed from them
     # bool is an int subclass; True as a price is always a mistake in the input.
     if isinstance(value, bool):
         raise ValueError(f"expected a number, got boolean {str(value).lower()}")
