@@ -235,8 +235,11 @@ class Combiner:
                     "approvals": order_roles(requires, self.rank),
                     "reasons": reasons[:earlier],
                 }
+                context = None  # what the policy's messages see, built for the first one
                 for firing in talking:
-                    self.messages(name, firing, data, outputs, decision, reasons, flags)
+                    context = self.messages(
+                        name, firing, data, outputs, decision, reasons, flags, context
+                    )
         record = record_dict(
             deal_id,
             "invalid" if errors else worst(p["status"] for p in policies.values()),
@@ -290,9 +293,15 @@ class Combiner:
         decision: dict[str, Any],
         reasons: list[dict[str, Any]],
         flags: list[dict[str, Any]],
-    ) -> None:
+        context: dict[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
         """Add a firing's messages; a ruleset's message is Jinja (most are plain text), an
-        action's is text."""
+        action's is text.
+
+        :param context: the template context of the policy's earlier messages, if one was
+            built (renders copy it or only read it, so the policy's messages share it).
+        :returns: the template context, once one was needed.
+        """
         effects = firing.effects
         rule = firing.rule
         for bucket, messages in (
@@ -302,8 +311,9 @@ class Combiner:
             for message in messages:
                 text = str(message)
                 if "{" in message and isinstance(message, RulesetMessage):
-                    context = template_context(
-                        data, outputs=outputs, rule=rule.id, decision=decision
-                    )
+                    if context is None:
+                        context = template_context(data, outputs=outputs, decision=decision)
+                    context["rule"] = rule.id
                     text = self.render_message(message, context, f"{rule.location} rule {rule.id}")
                 bucket.append({"policy": name, "rule": rule.id, "message": text})
+        return context

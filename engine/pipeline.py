@@ -64,6 +64,7 @@ class Pipeline:
         self.renderer = renderer
         self.engine = engine
         self.clauses = clauses
+        self.fact_types = plugins.fact_types  # merged once: the plugins are loaded
         self.provenance = combine.provenance(policy_set.versions, policy_set.digest)
         self.combiner = combine.Combiner(
             policy_set.approvers, self.provenance, renderer.render_message, plugins.combine
@@ -75,7 +76,7 @@ class Pipeline:
         """Validate ``raw`` and add the engine's derived facts and every plugin's."""
         deal_id = deal_id_of(raw)
         try:
-            data, problems = prepare_deal(raw, self.plugins.fact_types)
+            data, problems = prepare_deal(raw, self.fact_types)
         except Exception as exc:  # a bug costs this deal only
             return Prepared(deal_id, errors=[record_error(exc)])
         if problems or data is None:
@@ -85,7 +86,7 @@ class Pipeline:
         deal_id = data.get("id")
         try:
             extra = self.plugins.enrich(data)
-            problems = check_fact_types(extra, self.plugins.fact_types)
+            problems = check_fact_types(extra, self.fact_types)
             if problems:
                 raise PluginError(
                     self._fact_owner(problems[0].path), "dealdesk_enrich", f"returned {problems[0]}"
