@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,7 @@ from dealdesk.rules.expressions import (
     Not,
     Or,
     Quantifier,
+    children,
     search,
 )
 from dealdesk.rules.meaning import _compare, _getter, compile_expr, to_decimal
@@ -76,8 +78,30 @@ def _depth(expr: Expr) -> int:
             return 1
 
 
+def _has_quantifier(expr: Expr) -> bool:
+    return isinstance(expr, Quantifier) or any(_has_quantifier(e) for e in children(expr))
+
+
 def _any_equal(value: Any, values: tuple[Any, ...]) -> bool:
     return any(_compare("==", value, v) for v in values)
+
+
+@dataclass
+class _Scope:
+    """The function source is being written for: its first lines (the deal's paths it reads)
+    and, inside a quantifier's loop, the lines that read the element's paths."""
+
+    indent: str
+    lookups: list[str] = field(default_factory=list)
+    paths: dict[str, str] = field(default_factory=dict)
+    looping: bool = False  # inside a quantifier's loop over a list
+    item: list[str] = field(default_factory=list)
+    item_paths: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def element(self) -> str:
+        """The name of the current list element, for a closure called in the loop."""
+        return "it" if self.looping else "None"
 
 
 class StratumSource:
@@ -86,9 +110,9 @@ class StratumSource:
     def __init__(self) -> None:
         self.constants: list[Any] = []  # K: literals, keys, patterns, lists
         self.closures: list[Any] = []  # C: compiled closures and path walkers
-        self.lookups: list[str] = []  # the body's first lines: each path read once
-        self.paths: dict[str, str] = {}  # path -> its variable
-        self.temporaries = itertools.count()
+        self.helpers: list[str] = []  # the sources of the quantifiers' functions
+        self.scope = _Scope("    ")  # where the paths being read go: match's first lines
+        self.names = itertools.count()
 
     def constant(self, value: Any) -> str:
         self.constants.append(value)
@@ -99,42 +123,48 @@ class StratumSource:
         return f"C[{len(self.closures) - 1}]"
 
     def temporary(self) -> str:
-        return f"t{next(self.temporaries)}"
+        return f"t{next(self.names)}"
 
     # -- values
 
-    def path(self, field: Field) -> str:
-        """The variable that holds ``field``'s value, read once at the top of ``match``."""
-        found = self.paths.get(field.path)
+    def path(self, target: Field) -> str:
+        """The variable that holds ``target``'s value, read once at the top of the function
+        (a deal's path) or of the loop over a list (an element's path, in a quantifier)."""
+        scope = self.scope
+        item = target.item and scope.looping
+        paths, lines = (scope.item_paths, scope.item) if item else (scope.paths, scope.lookups)
+        found = paths.get(target.path)
         if found is not None:
             return found
-        name = self.paths[field.path] = f"v{len(self.paths)}"
-        first, *rest = field.path.split(".")
-        self.lookups.append(f"    {name} = data.get({self.constant(first)})")
-        if not rest:
-            return name
-        # down through plain dicts; anything else on the way (a missing group is None) is
-        # the careful walk's to answer: None unless it is a mapping
-        walk = f"{self.closure(_getter(field.path))}(data, None)"
-        indent = "    "
-        for part in rest:
-            self.lookups += [
-                f"{indent}if type({name}) is dict:",
-                f"{indent}    {name} = {name}.get({self.constant(part)})",
+        name = paths[target.path] = f"v{next(self.names)}"
+        base = "it" if item else "data"
+        indent = scope.indent + "    " if item else scope.indent
+        first, *rest = target.path.split(".")
+        # the careful walk answers whatever is not a plain dict on the way (a missing group is
+        # None): None unless it is a mapping
+        walk = f"{self.closure(_getter(target.path))}({base}, None)"
+        lines.append(f"{indent}{name} = {base}.get({self.constant(first)})")
+        if item:  # a list may hold anything: only a dict element is read straight
+            lines[-1] += f" if type(it) is dict else {walk}"
+        for depth, part in enumerate(rest):
+            lines += [
+                f"{indent}{'    ' * depth}if type({name}) is dict:",
+                f"{indent}{'    ' * depth}    {name} = {name}.get({self.constant(part)})",
             ]
-            indent += "    "
-        for depth in range(len(rest), 0, -1):
-            indent = "    " * depth
-            self.lookups += [f"{indent}elif {name} is not None:", f"{indent}    {name} = {walk}"]
+        for depth in range(len(rest) - 1, -1, -1):
+            lines += [
+                f"{indent}{'    ' * depth}elif {name} is not None:",
+                f"{indent}{'    ' * depth}    {name} = {walk}",
+            ]
         return name
 
     def value(self, expr: Expr) -> tuple[str, bool]:
         """Source for ``expr``'s value, and whether it is a plain name (safe to repeat)."""
-        if isinstance(expr, Field) and not expr.item:
+        if isinstance(expr, Field) and (not expr.item or self.scope.looping):
             return self.path(expr), True
         if isinstance(expr, Const):
             return self.constant(expr.value), True
-        return f"{self.closure(compile_expr(expr))}(data, None)", False
+        return f"{self.closure(compile_expr(expr))}(data, {self.scope.element})", False
 
     def named(self, expr: Expr) -> tuple[str, str]:
         """``(first, name)``: ``first`` evaluates ``expr`` into ``name`` (a walrus for anything
@@ -152,7 +182,7 @@ class StratumSource:
         and value == want``, as ``and``/``or`` test their operands); for a condition (always
         True, False or None) that is ``value is want``."""
         if _depth(expr) > _INLINE_DEPTH:
-            return f"({self.closure(compile_expr(expr))}(data, None) is {want})"
+            return f"({self.closure(compile_expr(expr))}(data, {self.scope.element}) is {want})"
         match expr:
             case Not(operand=operand):
                 if _exact(operand):
@@ -181,11 +211,41 @@ class StratumSource:
                 found = f"_search({self.constant(pattern)}, {name})"
                 return f"(isinstance({first}, str) and {found if want else 'not ' + found})"
             case Quantifier(kind=kind) if kind != "sum":  # any/all: always True or False
-                return f"({self.closure(compile_expr(expr))}(data, None) is {want})"
+                return f"({self.quantifier(expr)} is {want})"
             case Const(value=value):
                 return str(value is not None and value == want)
         first, name = self.named(expr)  # a path or a value tested as a condition
         return f"({first} is not None and {name} == {want})"
+
+    def quantifier(self, expr: Quantifier) -> str:
+        """Source for an ``any``/``all`` condition's value (True or False): a call of a helper
+        function that loops over the list, its body inline; nested quantifiers and lists that
+        are not a deal's path are the closure's."""
+        if self.scope.looping or expr.items.item or _has_quantifier(expr.body):
+            return f"{self.closure(compile_expr(expr))}(data, {self.scope.element})"
+        items = self.path(expr.items)
+        outer, self.scope = self.scope, _Scope("    ", looping=True)
+        try:
+            fires = self.fires(expr.body)
+        finally:
+            inner, self.scope = self.scope, outer
+        name = f"q{len(self.helpers)}"
+        found, otherwise = ("True", "False") if expr.kind == "any" else ("False", "True")
+        self.helpers.append(
+            "\n".join(
+                [
+                    f"def {name}(data, items):",
+                    *inner.lookups,
+                    *(["    if not items:", "        return False"] if expr.kind == "all" else []),
+                    "    for it in items:",
+                    *inner.item,
+                    f"        if {'' if expr.kind == 'any' else 'not '}{fires}:",
+                    f"            return {found}",
+                    f"    return {otherwise}",
+                ]
+            )
+        )
+        return f"{name}(data, {items} if isinstance({items}, list) else ())"
 
     def holds_not(self, expr: Expr, want: bool) -> str:
         """Source true when ``expr`` is known and not ``want``: an operand of ``and`` (want
@@ -242,15 +302,20 @@ class StratumSource:
             f"    if {self.fires(c)}:\n        matched.append(R[{i}])"
             for i, c in enumerate(conditions)
         ]
-        return "\n".join(
+        return "\n\n".join(
             [
-                "def match(data):",
-                "    if type(data) is not dict:",  # a mapping of another kind: as a dict
-                "        data = dict(data)",
-                *self.lookups,
-                "    matched = []",
-                *tests,
-                "    return matched",
+                *self.helpers,
+                "\n".join(
+                    [
+                        "def match(data):",
+                        "    if type(data) is not dict:",  # a mapping of another kind: as a dict
+                        "        data = dict(data)",
+                        *self.scope.lookups,
+                        "    matched = []",
+                        *tests,
+                        "    return matched",
+                    ]
+                ),
             ]
         )
 
