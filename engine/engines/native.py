@@ -6,9 +6,11 @@ looked up once, then each rule's condition is an inline Python test in evaluatio
 Nothing a ruleset says is ever written into that source: literals, dictionary keys, patterns,
 rules and the closures it falls back on are passed in as tuples (``K``, ``C``, ``R``) and the
 source names them only by index, so the text is made of our own identifiers, operators and
-numbers (a test checks it). What has no inline form — quantifiers, arithmetic and function
-calls, very deep nesting — is the closure :func:`~dealdesk.rules.meaning.compile_expr` builds,
-called from the source, so the meaning is the closures' exactly.
+numbers (a test checks it). An ``any``/``all`` over a deal's list is a helper function in the
+same source that loops over the list with its body inline. What has no inline form —
+arithmetic and function calls, nested quantifiers, very deep nesting — is the closure
+:func:`~dealdesk.rules.meaning.compile_expr` builds, called from the source, so the meaning is
+the closures' exactly.
 
 Conditions are three-valued (SPEC §3: a comparison with a missing value is unknown); a rule
 fires when its condition is True. The source never builds the unknown value: each test is
