@@ -385,3 +385,9 @@ def test_msgspec_reads_fractions_without_the_standard_library(
     for text in ('{"x": NaN}', '"\\ud800"', "[" * 200 + "]" * 200, "9" * 5000, "[1,]"):
         with pytest.raises(AssertionError, match="standard library was asked"):
             jsoncodec.loads(text)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet='{}[]",:0123456789.eE+-truefalsnNaIfiy \t\n\r\x00\x0c\x7f\u2028\u00a0\\/u'))
+def test_loads_matches_the_standard_library_on_json_like_junk(text: str) -> None:
+    assert outcome(jsoncodec.loads, text) == outcome(stdlib_loads, text)
