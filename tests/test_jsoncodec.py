@@ -279,3 +279,115 @@ def test_loads_reads_fractions_as_exact_decimals_and_huge_integers() -> None:
 def test_loads_matches_the_standard_library_on_any_json_text(value: Any, indent: Any) -> None:
     text = json.dumps(value, default=str, indent=indent)
     assert outcome(jsoncodec.loads, text) == outcome(stdlib_loads, text)
+
+
+# -- reading: generated JSON texts, number tokens as written ----------------------------------
+
+# Number tokens as a file may hold them: trailing zeros, exponents of every case and sign, -0.0,
+# more digits than a float keeps; each must come back as the Decimal of its own text.
+number_tokens = st.from_regex(
+    r"-?(0|[1-9][0-9]{0,24})(\.[0-9]{1,20})?([eE][-+]?[0-9]{1,4})?", fullmatch=True
+) | st.sampled_from(
+    ["1.50", "1E+5", "1e5", "-0.0", "-0", "0e0", "1.0", "172565.36493696", "107829.45224080"]
+    + ["1e400", "1e-400", "NaN", "Infinity", "-Infinity", "9" * 30, "-" + "9" * 25 + ".5"]
+)
+# Strings whose text looks like numbers, escapes (lone surrogates too) and non-ASCII text.
+string_tokens = st.text(alphabet="0123456789.eE+-: ,[]{}abc\\é😀", max_size=12).map(
+    lambda s: json.dumps(s, ensure_ascii=False)
+) | st.sampled_from(
+    ['"\\ud800"', '"\\udc00x"', '"\\ud83d\\ude00"', '"1.50"', '"\\u0031.5"', '"a\\/b\\n"']
+)
+spaces = st.sampled_from(["", " ", "\n", "\t", "\r\n ", "  "])
+
+
+def _array(items: list[tuple[str, str]]) -> str:
+    return "[" + ",".join(space + item for item, space in items) + "]"
+
+
+def _object(items: list[tuple[str, str, str]]) -> str:
+    return "{" + ",".join(f"{key}{space}:{value}" for key, value, space in items) + "}"
+
+
+json_texts = st.recursive(
+    number_tokens | string_tokens | st.sampled_from(["true", "false", "null"]),
+    lambda children: (
+        st.lists(st.tuples(children, spaces), max_size=5).map(_array)
+        # few distinct keys, so duplicates (the last value, at the first position) come up
+        | st.lists(
+            st.tuples(st.sampled_from(['"a"', '"b"', '"1.5"', '""']), children, spaces),
+            max_size=5,
+        ).map(_object)
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spaces, json_texts, spaces)
+def test_loads_matches_the_standard_library_on_generated_texts(
+    before: str, text: str, after: str
+) -> None:
+    text = before + text + after
+    assert outcome(jsoncodec.loads, text) == outcome(stdlib_loads, text)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    json_texts,
+    st.integers(min_value=0),
+    st.sampled_from(["", "x", ",", "]", "}", '"', "0", " ", "\x00", "."]),
+)
+def test_loads_matches_the_standard_library_on_broken_texts(
+    text: str, where: int, insert: str
+) -> None:
+    # one character dropped or put in somewhere: mostly invalid, the same error either way
+    where %= len(text) + 1
+    for broken in (text[:where] + insert + text[where:], text[:where] + text[where + 1 :]):
+        assert outcome(jsoncodec.loads, broken) == outcome(stdlib_loads, broken)
+
+
+@pytest.fixture(params=["msgspec", "orjson"])
+def read_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each way loads reads: with msgspec (when installed) and without it."""
+    if request.param == "msgspec":
+        if jsoncodec._exact_decode is None:
+            pytest.skip("msgspec is not installed")
+    else:
+        monkeypatch.setattr(jsoncodec, "_exact_decode", None)
+    return str(request.param)
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(text=json_texts)
+def test_both_read_paths_match_the_standard_library(read_path: str, text: str) -> None:
+    assert outcome(jsoncodec.loads, text) == outcome(stdlib_loads, text)
+
+
+def test_msgspec_reads_fractions_without_the_standard_library(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if jsoncodec._exact_decode is None:
+        pytest.skip("msgspec is not installed")
+
+    def refuse(text: str) -> Any:
+        raise AssertionError(f"the standard library was asked for {text!r}")
+
+    monkeypatch.setattr(jsoncodec, "_stdlib_loads", refuse)
+    line = '{"lines": [{"unit_cost": 107829.45224080, "q": 1, "e": 1E+5, "z": -0.0}]}'
+    value = jsoncodec.loads(line)
+    assert typed(value) == typed(stdlib_loads(line))
+    assert str(value["lines"][0]["unit_cost"]) == "107829.45224080"
+    # what it cannot read exactly goes to the standard library
+    for text in ('{"x": NaN}', '"\\ud800"', "[" * 200 + "]" * 200, "9" * 5000, "[1,]"):
+        with pytest.raises(AssertionError, match="standard library was asked"):
+            jsoncodec.loads(text)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet='{}[]",:0123456789.eE+-truefalsnNaIfiy \t\n\r\x00\x0c\x7f\u2028\u00a0\\/u'))
+def test_loads_matches_the_standard_library_on_json_like_junk(text: str) -> None:
+    assert outcome(jsoncodec.loads, text) == outcome(stdlib_loads, text)

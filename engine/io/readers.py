@@ -96,12 +96,13 @@ def read_jsonl_stream(lines: Iterable[str | bytes], name: str) -> Iterator[Sourc
     Blank lines are skipped; a line that is not JSON (or not UTF-8) becomes an error and reading
     goes on with the next line.
     """
+    loads = jsoncodec.loads
     for number, line in enumerate(lines, 1):
-        source = f"{name}:{number}"
         if isinstance(line, bytes):
             try:
-                line = line.decode("utf-8")
+                line = line.decode()
             except UnicodeDecodeError as exc:
+                source = f"{name}:{number}"
                 yield SourceDeal(
                     source, None, f"{source}: not valid UTF-8 at column {exc.start + 1}"
                 )
@@ -109,10 +110,11 @@ def read_jsonl_stream(lines: Iterable[str | bytes], name: str) -> Iterator[Sourc
         if number == 1:
             line = line.removeprefix("\ufeff")  # a byte-order mark some editors write
         line = line.rstrip("\r\n")  # so an error's column is on this line, not the next
-        if not line.strip():
+        if not line or line.isspace():  # what line.strip() would leave empty, without the copy
             continue
+        source = f"{name}:{number}"
         try:
-            yield SourceDeal(source, jsoncodec.loads(line))
+            yield SourceDeal(source, loads(line))
         except json.JSONDecodeError as exc:
             yield SourceDeal(source, None, _json_error(source, exc))
         except RecursionError:
@@ -364,11 +366,13 @@ def _plan(paths: Sequence[str], readers: Mapping[str, Reader]) -> list[tuple[Pat
 
 def _guarded(label: str, items: Iterable[Any]) -> Iterator[SourceDeal]:
     """Yield a reader's deals; wrap plain values (plugin readers) and turn a crash into an error."""
-    index = 0
+    index = 0  # deals yielded so far
     try:
-        for item in items:
-            yield item if isinstance(item, SourceDeal) else SourceDeal(f"{label}[{index}]", item)
-            index += 1
+        # enumerate counts in C; index is only read when a reader fails
+        for index, item in enumerate(items, 1):
+            yield (
+                item if isinstance(item, SourceDeal) else SourceDeal(f"{label}[{index - 1}]", item)
+            )
     except UsageError:
         raise
     except OSError as exc:

@@ -22,6 +22,7 @@ from dealdesk.io.readers import (
     read_deals,
     read_json,
     read_jsonl,
+    read_jsonl_stream,
     read_yaml,
 )
 
@@ -80,6 +81,17 @@ def test_read_jsonl_goes_on_after_a_bad_line(tmp_path: Path) -> None:
         (f"{path}:3", None, f"{path}:3: invalid JSON: Expecting value at column 8"),
         (f"{path}:4", None, f"{path}:4: not valid UTF-8 at column 1"),
         (f"{path}:5", {"id": "D-5", "q": Decimal("2.50")}, None),
+    ]
+
+
+@pytest.mark.parametrize("encode", [False, True])
+def test_read_jsonl_skips_every_blank_line_and_counts_it(encode: bool) -> None:
+    # whatever str.strip() removes is blank, Unicode spaces and form feeds too
+    lines = ["\ufeff\r\n", " \t\r\n", "\u2003\u00a0\x0c\n", '{"id": 1.50}\r\n', "\n", "[1, \n"]
+    source = [line.encode() for line in lines] if encode else lines
+    assert summary(read_jsonl_stream(source, "in")) == [
+        ("in:4", {"id": Decimal("1.50")}, None),
+        ("in:6", None, "in:6: invalid JSON: Expecting value at column 5"),
     ]
 
 
@@ -355,6 +367,21 @@ def test_read_deals_with_plugin_readers(tmp_path: Path) -> None:
             f"{tmp_path / 'b.broken'}: reader failed after 1 deals: RuntimeError: disk on fire",
         ),
         (str(tmp_path / "c.json"), {"id": "C"}, None),
+    ]
+
+
+@pytest.mark.parametrize("count", [0, 3])
+def test_a_failing_reader_names_how_many_deals_it_gave(tmp_path: Path, count: int) -> None:
+    def read_some(path: Path) -> Iterator[Any]:
+        for index in range(count):
+            yield SourceDeal(f"{path}#{index}", {"id": index})
+        raise RuntimeError("gone")
+
+    write(tmp_path / "a.some", "")
+    items = summary(read_deals([str(tmp_path / "a.some")], readers={".some": read_some}))
+    label = str(tmp_path / "a.some")
+    assert items == [(f"{label}#{i}", {"id": i}, None) for i in range(count)] + [
+        (label, None, f"{label}: reader failed after {count} deals: RuntimeError: gone")
     ]
 
 
