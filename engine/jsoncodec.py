@@ -1,8 +1,9 @@
 """JSON in and out: exact decimals when reading deals, strict and byte-stable JSON for records.
 
 msgspec (reading) and orjson (writing) do the work where their answer is provably the standard
-library's; the standard library answers everything else, so the values read and the bytes written are exactly those of
-``json.loads(text, parse_float=Decimal)`` and ``json.dumps(record, ensure_ascii=False, ...)``:
+library's; the standard library answers everything else, so the values read and the bytes
+written are exactly those of ``json.loads(text, parse_float=Decimal)`` and
+``json.dumps(record, ensure_ascii=False, ...)``:
 
 - **Reading** (:func:`loads`): msgspec hands the source text of every fraction and exponent to
   ``Decimal`` (``float_hook``), so its values are the standard library's, number for number
@@ -10,7 +11,6 @@ library's; the standard library answers everything else, so the values read and 
   standard library: it reads ``NaN``/``Infinity``, lone surrogates and integers past 4300 digits
   (validation then names the field), and its error messages are the ones readers report. A text
   with 200 or more brackets goes there too, so the standard library's own depth limit decides.
-  Without msgspec installed, orjson reads texts without a fraction, the standard library the rest.
 - **Writing** (:func:`dumps`): orjson writes some floats differently (``0.00001`` for ``1e-05``;
   some releases also ``1e16`` for ``1e+16``), knows no ``Decimal``, and silently turns NaN into
   ``null``. A record of plain JSON types whose floats print without an exponent goes to orjson;
@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+import msgspec.json
 import orjson
 
 from dealdesk.errors import NonFiniteNumber
@@ -66,37 +66,8 @@ def _stdlib_loads(text: str) -> Any:
 _MAX_DEPTH = 200
 
 
-def _needs_stdlib(items: Iterable[Any], depth: int) -> bool:
-    """Whether orjson values (dicts, lists, scalars) hold a float or nest deeper than
-    :data:`_MAX_DEPTH`: then only the standard library's parse is the standard library's."""
-    if depth > _MAX_DEPTH:
-        return True
-    for item in items:
-        kind = type(item)
-        if kind is float:
-            return True
-        if kind is dict:
-            if _needs_stdlib(item.values(), depth + 1):
-                return True
-        elif kind is list and _needs_stdlib(item, depth + 1):
-            return True
-    return False
-
-
-# A digit followed by a point or an exponent: a number orjson would make a float (or text that
-# looks like one, which only costs the faster parse). Parsing such a line twice costs more than
-# the standard library's one parse, so it goes straight there.
-_FRACTION_LIKE = re.compile(r"[0-9][.eE]")
-
-
-_exact_decode: Callable[[str], Any] | None
-try:
-    import msgspec.json
-except ImportError:  # it only makes reading faster: without it, orjson and the standard library
-    _exact_decode = None
-else:
-    # exact fractions: msgspec passes each number's own text to Decimal
-    _exact_decode = msgspec.json.Decoder(float_hook=Decimal).decode
+# exact fractions: msgspec passes each number's own text to Decimal
+_exact_decode = msgspec.json.Decoder(float_hook=Decimal).decode
 
 
 def loads(text: str) -> Any:
@@ -108,23 +79,13 @@ def loads(text: str) -> Any:
     :raises json.JSONDecodeError: the standard library's error, with its message and position.
     :raises RecursionError: nesting deeper than the standard library's parser goes.
     """
-    if _exact_decode is not None:
-        # fewer brackets than _MAX_DEPTH: not as deep as either parser's limit (msgspec's is deeper)
-        if text.count("[") + text.count("{") < _MAX_DEPTH:
-            try:
-                return _exact_decode(text)
-            except (ValueError, RecursionError):
-                pass  # msgspec's DecodeError, a lone surrogate, a huge integer: the stdlib's word
-        return _stdlib_loads(text)
-    if _FRACTION_LIKE.search(text):
-        return _stdlib_loads(text)  # a fraction or an exponent, most likely: exact decimals
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return _stdlib_loads(text)  # it accepts NaN and lone surrogates, and words its errors
-    if _needs_stdlib((value,), 0):
-        return _stdlib_loads(text)  # a fraction, an exponent or a huge integer: exact decimals
-    return value
+    # fewer brackets than _MAX_DEPTH: not as deep as either parser's limit (msgspec's is deeper)
+    if text.count("[") + text.count("{") < _MAX_DEPTH:
+        try:
+            return _exact_decode(text)
+        except (ValueError, RecursionError):
+            pass  # msgspec's DecodeError, a lone surrogate, a huge integer: the stdlib's word
+    return _stdlib_loads(text)
 
 
 # --- writing ---------------------------------------------------------------------------------

@@ -346,33 +346,19 @@ def test_loads_matches_the_standard_library_on_broken_texts(
         assert outcome(jsoncodec.loads, broken) == outcome(stdlib_loads, broken)
 
 
-@pytest.fixture(params=["msgspec", "orjson"])
-def read_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Each way loads reads: with msgspec (when installed) and without it."""
-    if request.param == "msgspec":
-        if jsoncodec._exact_decode is None:
-            pytest.skip("msgspec is not installed")
-    else:
-        monkeypatch.setattr(jsoncodec, "_exact_decode", None)
-    return str(request.param)
-
-
 @settings(
     max_examples=200,
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    suppress_health_check=[HealthCheck.too_slow],
 )
 @given(text=json_texts)
-def test_both_read_paths_match_the_standard_library(read_path: str, text: str) -> None:
+def test_loads_matches_the_standard_library_on_json_texts(text: str) -> None:
     assert outcome(jsoncodec.loads, text) == outcome(stdlib_loads, text)
 
 
 def test_msgspec_reads_fractions_without_the_standard_library(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    if jsoncodec._exact_decode is None:
-        pytest.skip("msgspec is not installed")
-
     def refuse(text: str) -> Any:
         raise AssertionError(f"the standard library was asked for {text!r}")
 
