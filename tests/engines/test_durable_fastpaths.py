@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from expression_strategies import SCOPE, condition, deal
 from helpers import deal as base_deal
@@ -30,6 +31,7 @@ from dealdesk.engines.durable.lowering import (
     engine_value,
     fact_name,
     holds,
+    plain_number,
 )
 from dealdesk.evaluate import evaluation_order
 from dealdesk.rules.expressions import Field, FieldType, Scope, parse_expression
@@ -101,6 +103,18 @@ def test_the_fact_is_built_as_before(texts: list[str], deals: list[dict[str, Any
         built, expected = compiler.plan.build(data), reference_build(compiler.plan, data)
         assert built == expected
         assert _encode(built) == _encode(expected)  # the same keys in the same order
+        fact, plain = compiler.plan.build_checked(data)
+        assert fact == built and plain == all(plain_number(n) for n in numbers(fact))
+        assert encode_fact(fact, plain) == _encode(fact)
+
+
+def numbers(value: Any) -> list[float]:
+    """Every float in a fact."""
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in numbers(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in numbers(v)]
+    return [value] if type(value) is float else []
 
 
 @pytest.mark.parametrize(
@@ -127,6 +141,7 @@ def test_odd_values_are_projected_as_engine_value_gives_them(value: Any) -> None
     data = {"a": value, "id": value}
     built, expected = compiler.plan.build(data), reference_build(compiler.plan, data)
     assert set(built) == set(expected) == {"_id", "a", ANCHOR}
+    assert compiler.plan.build_checked(data)[1] == all(plain_number(n) for n in numbers(built))
     for key in built:  # NaN is never equal to itself: compare what durable would read
         assert repr(built[key]) == repr(expected[key]), key
     assert list(built) == ["a", "_id", ANCHOR]
@@ -165,6 +180,22 @@ def test_encode_fact_writes_what_encode_writes(fact: dict[str, Any]) -> None:
     assert encode_fact(fact) == expected
 
 
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.floats(-1e-3, 1e-3))
+        | st.floats(1e15, 1e17),
+        max_size=8,
+    )
+)
+def test_plain_numbers_are_written_by_orjson_as_json_writes_them(values: list[float]) -> None:
+    fact = {f"x{i}": v for i, v in enumerate(values)}
+    plain = all(plain_number(v) for v in values)
+    assert encode_fact(fact, plain) == _encode(fact)
+    if plain:
+        assert encode_fact(fact, plain) == orjson.dumps(fact).decode()
+
+
 @pytest.mark.parametrize(
     "number",
     [1e-05, 5.4e-05, 9.99e-05, 0.0001, 1e-07, 5e-324, 1e15, 9999999999999998.0, 1e16, 1e22]
@@ -173,6 +204,7 @@ def test_encode_fact_writes_what_encode_writes(fact: dict[str, Any]) -> None:
 def test_numbers_are_written_as_durable_reads_them(number: float) -> None:
     fact = {"x": number, "l": [{"y": -number}]}
     assert encode_fact(fact) == _encode(fact)
+    assert encode_fact(fact, plain_number(number)) == _encode(fact)
 
 
 def test_what_is_not_json_fails_as_before() -> None:

@@ -152,11 +152,11 @@ def _encode(value: Any) -> str:
     return text
 
 
-# Where orjson's text may differ from _encode's: a digit before an exponent (Python writes 1e-05
-# and 1e+16, which durable needs as 1.0e-05), a number below 1e-4 (orjson writes 0.00001 for
-# Python's 1e-05), DEL (json escapes it), and null (orjson's text for NaN and infinities, which
-# _encode refuses). Strings may match too; they only send the fact the slow way.
-_ORJSON_MAY_DIFFER = re.compile(rb"[0-9]e|[:,\[]-?0\.0000|\x7f|null")
+# Where orjson's text may differ from _encode's in numbers: an exponent (Python writes 1e-05 and
+# 1e+16, which durable needs as 1.0e-05), a number below 1e-4 (orjson writes 0.00001 for Python's
+# 1e-05), and null (orjson's text for NaN and infinities, which _encode refuses). Strings may
+# match too; they only send the fact the slow way.
+_ORJSON_EXPONENT = re.compile(r"[0-9]e[-+]")
 # Types orjson would write that json refuses or writes otherwise go the slow way too.
 _ORJSON_OPTIONS = (
     orjson.OPT_PASSTHROUGH_DATACLASS
@@ -165,20 +165,35 @@ _ORJSON_OPTIONS = (
 )
 
 
-def encode_fact(fact: dict[str, Any]) -> str:
+def encode_fact(fact: dict[str, Any], plain_numbers: bool = False) -> str:
     """``_encode(fact)`` for a fact of :meth:`FactPlan.build` (dicts, lists, text, numbers,
-    booleans), written by orjson where its text is the same (ASCII, no exponent, no tiny
-    number), else by ``_encode``.
+    booleans), written by orjson where its text is the same, else by ``_encode``.
+
+    ``plain_numbers`` says that the caller knows every number in ``fact`` to be
+    :func:`~dealdesk.engines.durable.lowering.plain_number`, where orjson writes what Python
+    does; otherwise the text is searched for the numbers where they differ.
 
     :raises TypeError, ValueError: for what is not JSON, as ``_encode``.
     """
     try:
-        text = orjson.dumps(fact, option=_ORJSON_OPTIONS)
+        raw = orjson.dumps(fact, option=_ORJSON_OPTIONS)
     except TypeError:
         return _encode(fact)
-    if text.isascii() and _ORJSON_MAY_DIFFER.search(text) is None:
-        return text.decode("ascii")
+    # json escapes what is not ASCII, and DEL; orjson writes both as they are
+    if raw.isascii():
+        text = raw.decode("ascii")
+        if "\x7f" not in text and (plain_numbers or _plain_numbers(text)):
+            return text
     return _encode(fact)
+
+
+def _plain_numbers(text: str) -> bool:
+    """Whether orjson's ``text`` holds no number that json would write otherwise."""
+    return (
+        "null" not in text
+        and "0.0000" not in text
+        and not (("e-" in text or "e+" in text) and _ORJSON_EXPONENT.search(text))
+    )
 
 
 def _too_wide(fact: Mapping[str, Any], limit: int = MAX_FACT_PROPERTIES) -> bool:
@@ -390,6 +405,7 @@ class DurableDriver:
                     f"ruleset {name!r}: durable_rules started no action for a session"
                 )
             message: str | None = None if started is None else started[1]
+            names = part.names
             while message:
                 if not message.startswith(_SESSION_PREFIX):
                     count += 1
@@ -398,7 +414,10 @@ class DurableDriver:
                             f"ruleset {name!r}: more than {max_actions} actions for one fact;"
                             " a rule may be looping"
                         )
-                    rule = self._rule_name(part, message, sid)
+                    # only a fresh session's first fact comes with its state fact to drop
+                    rule = None if fresh else names.get(message[2 : message.find('":', 2)])
+                    if rule is None:
+                        rule = self._rule_name(part, message, sid)
                     if rule is not None:
                         fired.append(rule)
                 message = _complete_and_start_action(handle, state)

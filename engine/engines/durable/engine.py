@@ -119,9 +119,9 @@ class DurableEngine(Engine):
         return self._match(self.strata[policy.name][stratum], view)
 
     def _match(self, lowered: LoweredStratum, view: Mapping[str, Any]) -> list[CompiledRule]:
-        fact = lowered.plan.build(view)
+        fact, plain = lowered.plan.build_checked(view)
         try:
-            text = encode_fact(fact)
+            text = encode_fact(fact, plain)
         except (TypeError, ValueError):
             text = None  # the driver says why the fact is not JSON
         # a rule fires once however many of its alternatives (durable rules) matched

@@ -260,8 +260,13 @@ class FactPlan:
     def build(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """The fact for ``data`` (a deal with derived facts and ``outputs``): only the paths the
         conditions read, numbers as floats, missing and null values left out."""
+        return self.build_checked(data)[0]
+
+    def build_checked(self, data: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+        """:meth:`build`'s fact, and whether every number in it is :func:`plain_number`."""
         layout = self.layout()
-        fact = _project(data, layout.paths)
+        odd: list[Any] = []  # the numbers that are not plain
+        fact = _project(data, layout.paths, odd)
         for reserved in layout.reserved:  # see fact_name()
             if reserved in fact:
                 fact[f"_{reserved}"] = fact.pop(reserved)
@@ -273,14 +278,14 @@ class FactPlan:
             projected = []
             for element in elements:
                 if isinstance(element, Mapping):
-                    row = _project(element, fields)
+                    row = _project(element, fields, odd)
                     item: Any = element
                 else:
                     row, item = {}, None
                 for name, compute in values:
                     value = compute(data, item)
                     if value is not None:
-                        row[name] = engine_value(value)
+                        row[name] = _checked(engine_value(value), odd)
                 for synthetic in formulas:  # after the values: a formula may test them
                     row[synthetic.name] = holds(synthetic.formula or TRUE, row)
                 projected.append(row)
@@ -288,8 +293,21 @@ class FactPlan:
         for name, compute in layout.top:
             value = compute(data, None)
             if value is not None:
-                fact[name] = engine_value(value)
-        return fact
+                fact[name] = _checked(engine_value(value), odd)
+        return fact, not odd
+
+
+def plain_number(number: float) -> bool:
+    """Whether Python writes ``number`` without an exponent: 0, or 1e-4 <= |number| < 1e16
+    (where orjson writes the same text too)."""
+    return number == 0.0 or 1e-4 <= abs(number) < 1e16
+
+
+def _checked(value: Any, odd: list[Any]) -> Any:
+    """``value``, noted in ``odd`` when it is a number that is not plain."""
+    if type(value) is float and not plain_number(value):
+        odd.append(value)
+    return value
 
 
 # A projection: each key maps to None (take the value) or to the projection of its mapping.
@@ -317,8 +335,9 @@ def _steps(tree: _Tree) -> _Steps:
     return tuple((key, None if sub is None else _steps(sub)) for key, sub in tree.items())
 
 
-def _project(data: Mapping[str, Any], steps: _Steps) -> dict[str, Any]:
-    """The parts of ``data`` that ``steps`` name, as durable_rules should see them."""
+def _project(data: Mapping[str, Any], steps: _Steps, odd: list[Any]) -> dict[str, Any]:
+    """The parts of ``data`` that ``steps`` name, as durable_rules should see them; numbers that
+    are not plain are noted in ``odd``."""
     out: dict[str, Any] = {}
     for key, sub in steps:
         value = data.get(key)
@@ -328,14 +347,17 @@ def _project(data: Mapping[str, Any], steps: _Steps) -> dict[str, Any]:
             kind = type(value)
             if kind is float or kind is Decimal:
                 number = float(value)
-                # finite (inf - inf and nan - nan are nan): engine_value would give it as it is
-                out[key] = number if number - number == 0.0 else engine_value(value)
+                # plain, hence finite: engine_value would give it as it is
+                if 1e-4 <= number < 1e16 or -1e16 < number <= -1e-4:
+                    out[key] = number
+                else:
+                    out[key] = _checked(engine_value(value), odd)
             elif kind is bool:
                 out[key] = value
             else:
-                out[key] = engine_value(value)
+                out[key] = _checked(engine_value(value), odd)
         elif isinstance(value, dict | Mapping):
-            out[key] = _project(value, sub)  # present, even if none of its fields are
+            out[key] = _project(value, sub, odd)  # present, even if none of its fields are
     return out
 
 
