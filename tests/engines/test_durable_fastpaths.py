@@ -21,8 +21,10 @@ from hypothesis import strategies as st
 from dealdesk import app
 from dealdesk.engines.durable.driver import _encode, encode_fact
 from dealdesk.engines.durable.engine import DurableEngine
+from dealdesk.engines.durable.limits import MAX_STRING_BYTES
 from dealdesk.engines.durable.lowering import (
     ANCHOR,
+    LONG_TEXT,
     TRUE,
     ConditionCompiler,
     FactPlan,
@@ -128,6 +130,10 @@ def numbers(value: Any) -> list[float]:
         7,
         True,
         "x" * 70_000,
+        "x" * (MAX_STRING_BYTES // 12),  # the longest text durable compares whatever it holds
+        "x" * (MAX_STRING_BYTES // 12 + 1),
+        LONG_TEXT + "x",
+        "Zürich",
         "abc\ud83d",
         {"nested": 1},
         [1, 2],

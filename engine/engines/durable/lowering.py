@@ -354,6 +354,13 @@ def _project(data: Mapping[str, Any], steps: _Steps, odd: list[Any]) -> dict[str
                     out[key] = _checked(engine_value(value), odd)
             elif kind is bool:
                 out[key] = value
+            elif (
+                kind is str
+                and len(value) <= _SHORT_TEXT
+                and value.isascii()
+                and not value.startswith(LONG_TEXT)
+            ):
+                out[key] = value  # what engine_value gives text durable compares in full
             else:
                 out[key] = _checked(engine_value(value), odd)
         elif isinstance(value, dict | Mapping):
@@ -461,6 +468,8 @@ def _put(target: dict[str, Any], path: str, value: Any) -> None:
 LONG_TEXT = "\x00dealdesk:sha256:"
 # The longest escaped JSON text of one character (a surrogate pair, escaped twice).
 _MAX_ESCAPED = len(json.dumps("\U0001f600")) - 2
+# Text no longer than this is compared in full by durable, however it escapes.
+_SHORT_TEXT = MAX_STRING_BYTES // _MAX_ESCAPED
 # A lone surrogate (YAML and JSON allow them) escapes like half of a pair: "\ud83d\ude00" would
 # pass for the emoji it spells. Text holding one goes in as a stand-in, equal only to itself.
 _SURROGATE = re.compile("[\ud800-\udfff]")
