@@ -76,10 +76,20 @@ def test_the_1025th_live_session_is_a_memory_error() -> None:
     assert "MemoryError at 1025" in result.stdout
 
 
-# (2) An unmatched fact still creates a session in durable_rules; the driver removes it.
+# (2) An unmatched fact still creates a session in durable_rules; the driver keeps one session
+# per ruleset, retracting every fact from it, so no session piles up and none holds a fact.
 
 
-def test_unmatched_fact_returns_nothing_and_leaves_no_session(driver: DurableDriver) -> None:
+def facts_held(driver: DurableDriver, name: str, sid: str) -> list[dict[str, Any]]:
+    """The facts session ``sid`` of ruleset ``name`` holds, its state fact included."""
+    handle = driver._rulesets[name].handle
+    facts: list[dict[str, Any]] = json.loads(durable_rules_engine.get_facts(handle, sid))
+    return facts
+
+
+def test_unmatched_fact_returns_nothing_and_the_session_keeps_no_fact(
+    driver: DurableDriver,
+) -> None:
     driver.register("unmatched", {"hit": rule({"x": 1})})
     handle = driver._rulesets["unmatched"].handle
     # The bare extension answers "not handled" (1) yet keeps the session alive.
@@ -94,10 +104,56 @@ def test_unmatched_fact_returns_nothing_and_leaves_no_session(driver: DurableDri
     assert durable_rules_engine.complete_and_start_action(handle, state) is None
     durable_rules_engine.delete_state(handle, "raw")
 
-    assert [driver.match("unmatched", {"x": 2}) for _ in range(5)] == [[]] * 5
-    assert not any(session_exists(driver, "unmatched", str(sid)) for sid in range(1, 6))
-    assert driver.match("unmatched", {"x": 1}) == ["hit"]
-    assert not session_exists(driver, "unmatched", "6")
+    state_fact = {"sid": "1", "id": "sid-1", "$s": 1}
+    for fact, fired in [({"x": 2}, []), ({"x": 1}, ["hit"])] * 3:
+        assert driver.match("unmatched", fact) == fired
+        # one live session, holding only its state fact: the matched fact was retracted
+        assert facts_held(driver, "unmatched", "1") == [state_fact]
+    assert not any(session_exists(driver, "unmatched", str(sid)) for sid in range(2, 8))
+
+
+def test_a_reused_session_answers_as_a_fresh_one(driver: DurableDriver) -> None:
+    definition = {
+        "eq": rule({"x": 1}),
+        "neg": rule({"$nex": {"y": 1}}),  # fires on the session's state fact too: dropped
+        "any": rule({"$iany": {"lines": {"$i.k": "p"}}}),
+        "all": rule({"$and": [{"$ex": {"lines": 1}}, {"$iall": {"lines": {"$gt": {"$i.v": 1}}}}]}),
+        "ref": rule({"$and": [{"$ex": {"a": 1}}, {"$ex": {"b": 1}}, {"$lt": {"a": {"$m": "b"}}}]}),
+    }
+    driver.register("reused", definition)
+    facts: list[dict[str, Any]] = [
+        {"x": 1},
+        {"x": 1},  # the same fact again: no "already in the session" (code 2)
+        {"x": 2, "y": 1},
+        {"lines": [{"k": "p", "v": 2}, {"k": "q", "v": 3}]},
+        {"lines": [{"k": "q", "v": 0}]},
+        {"lines": []},
+        {"a": 1, "b": 2, "y": 1},
+        {"a": 3, "b": 2},
+        {},
+    ]
+    reference = DurableDriver()
+    reference.register("reused", definition)
+    part = reference._rulesets["reused"].parts[0]
+    for fact in facts * 3:
+        if part.sid is not None:  # a fresh session for every fact, as the driver had before
+            durable_rules_engine.delete_state(part.handle, part.sid)
+            part.sid = None
+        expected = reference.match("reused", fact)
+        assert driver.match("reused", fact) == expected, fact
+    assert facts_held(driver, "reused", "1") == [{"sid": "1", "id": "sid-1", "$s": 1}]
+
+
+def test_a_failed_fact_costs_its_session_and_the_next_fact_gets_a_fresh_one(
+    driver: DurableDriver,
+) -> None:
+    driver.register("fails", {"a": rule({"x": 1}), "b": rule({"$gt": {"x": 0}})})
+    assert driver.match("fails", {"x": 1}) == ["a", "b"]
+    with pytest.raises(EngineError, match="more than 1 actions"):
+        driver.match("fails", {"x": 1}, max_actions=1)
+    assert not session_exists(driver, "fails", "1")  # its actions were left half drained
+    assert driver.match("fails", {"x": 1}) == ["a", "b"]
+    assert session_exists(driver, "fails", "2")
 
 
 GLIBC = bool(hasattr(os, "confstr") and os.confstr("CS_GNU_LIBC_VERSION"))

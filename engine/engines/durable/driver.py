@@ -4,7 +4,9 @@ For the runtime (``dealdesk.evaluate``), the test helpers and the benchmarks. It
 extension ``durable_rules_engine`` directly instead of durable's ``Host``: ``Host`` starts two
 timer threads that made batches flaky, and its Python layer (a JSON state round trip and wrapper
 objects for every action) is most of the cost (SPEC §9). Each :meth:`DurableDriver.match` asserts
-one fact in a fresh session, drains its actions synchronously, and always deletes the session.
+one fact in the ruleset's one live session, drains its actions synchronously and retracts the
+fact, so the session holds nothing of it for the next one; a session whose fact failed in any way
+is deleted (or, half-built, left alone) and the next fact gets a fresh one.
 
 It keeps every definition inside durable's limits (``dealdesk.engines.durable.limits``): a
 definition is split into C rulesets of at most :data:`~dealdesk.engines.durable.limits.MAX_RULES`
@@ -26,6 +28,10 @@ What the C extension does, checked against durable_rules 2.0.28 (see
 - ``start_action_for_state`` returns ``None`` or ``(state_json, message_json)``, and
   ``complete_and_start_action`` the next ``message_json`` or ``None``; a message is
   ``{"<rule name as written in the definition JSON>": {"m": <matched fact>}}``.
+- ``retract_fact(handle, json)`` removes the fact of that text from its session, with what it
+  left in the rule network: a session of single-fact rules then answers the next fact exactly
+  as a fresh one would, without the cost of creating one (durable sets up state for every rule
+  of the ruleset in each new session).
 - Every session holds a *state fact* ``{"sid": S, "id": "sid-S", "$s": 1}`` that rules match like
   any other fact: a negation-only rule (``$nex`` alone) fires on it for every deal. The driver
   drops actions on the state fact. It never calls ``update_state``, which re-asserts that fact
@@ -54,6 +60,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import durable_rules_engine as _engine
+import orjson
 
 from dealdesk.engines.durable.limits import (
     MAX_ELEMENT_PROPERTIES,
@@ -68,7 +75,7 @@ from dealdesk.engines.durable.limits import (
 )
 from dealdesk.errors import EngineError
 
-__all__ = ["DurableDriver", "get_driver", "tune_malloc"]
+__all__ = ["DurableDriver", "encode_fact", "get_driver", "tune_malloc"]
 
 # Names of durable_rules' error codes (src/rules/rules.h), so a refusal says more than a number.
 DURABLE_ERROR_NAMES: dict[int, str] = {
@@ -118,6 +125,7 @@ _assert_fact = _engine.assert_fact
 _start_action_for_state = _engine.start_action_for_state
 _complete_and_start_action = _engine.complete_and_start_action
 _delete_state = _engine.delete_state
+_retract_fact = _engine.retract_fact
 
 M_TRIM_THRESHOLD = -1
 M_TOP_PAD = -2
@@ -142,6 +150,50 @@ def _encode(value: Any) -> str:
     if "e-" in text or "e+" in text:
         text = _STRING_OR_BARE_EXPONENT.sub(_with_fraction, text)
     return text
+
+
+# Where orjson's text may differ from _encode's in numbers: an exponent (Python writes 1e-05 and
+# 1e+16, which durable needs as 1.0e-05), a number below 1e-4 (orjson writes 0.00001 for Python's
+# 1e-05), and null (orjson's text for NaN and infinities, which _encode refuses). Strings may
+# match too; they only send the fact the slow way.
+_ORJSON_EXPONENT = re.compile(r"[0-9]e[-+]")
+# Types orjson would write that json refuses or writes otherwise go the slow way too.
+_ORJSON_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def encode_fact(fact: dict[str, Any], plain_numbers: bool = False) -> str:
+    """``_encode(fact)`` for a fact of :meth:`FactPlan.build` (dicts, lists, text, numbers,
+    booleans), written by orjson where its text is the same, else by ``_encode``.
+
+    ``plain_numbers`` says that the caller knows every number in ``fact`` to be
+    :func:`~dealdesk.engines.durable.lowering.plain_number`, where orjson writes what Python
+    does; otherwise the text is searched for the numbers where they differ.
+
+    :raises TypeError, ValueError: for what is not JSON, as ``_encode``.
+    """
+    try:
+        raw = orjson.dumps(fact, option=_ORJSON_OPTIONS)
+    except TypeError:
+        return _encode(fact)
+    # json escapes what is not ASCII, and DEL; orjson writes both as they are
+    if raw.isascii():
+        text = raw.decode("ascii")
+        if "\x7f" not in text and (plain_numbers or _plain_numbers(text)):
+            return text
+    return _encode(fact)
+
+
+def _plain_numbers(text: str) -> bool:
+    """Whether orjson's ``text`` holds no number that json would write otherwise."""
+    return (
+        "null" not in text
+        and "0.0000" not in text
+        and not (("e-" in text or "e+" in text) and _ORJSON_EXPONENT.search(text))
+    )
 
 
 def _too_wide(fact: Mapping[str, Any], limit: int = MAX_FACT_PROPERTIES) -> bool:
@@ -181,7 +233,7 @@ def _describe(error: BaseException) -> str:
 class _Part:
     """One C ruleset holding a part of a registered definition, small enough for durable."""
 
-    __slots__ = ("handle", "text", "names", "reads")
+    __slots__ = ("handle", "text", "names", "reads", "sid")
 
     def __init__(self, handle: int, text: str, names: dict[str, str], reads: ReadTree):
         self.handle = handle
@@ -189,6 +241,7 @@ class _Part:
         # Message key as the C core echoes it (escaped JSON, no quotes) -> rule name.
         self.names = names
         self.reads = reads  # what its rules read of a fact
+        self.sid: str | None = None  # its live session, holding no fact between matches
 
 
 class _Ruleset:
@@ -217,6 +270,7 @@ class DurableDriver:
         tune_malloc()
         self._rulesets: dict[str, _Ruleset] = {}
         self._sids = itertools.count(1)
+        self._ids = itertools.count(1)
 
     def register(self, name: str, definition: dict[str, Any]) -> None:
         """Create ruleset ``name`` from ``{rule_name: {"all": [{"m": condition}]}}``.
@@ -262,10 +316,18 @@ class DurableDriver:
         """Whether :meth:`register` has created ruleset ``name`` in this driver."""
         return name in self._rulesets
 
-    def match(self, name: str, fact: dict[str, Any], *, max_actions: int = 10_000) -> list[str]:
-        """Assert ``fact`` in a fresh session of ruleset ``name``; the rules that fired, in order.
+    def match(
+        self,
+        name: str,
+        fact: dict[str, Any],
+        *,
+        max_actions: int = 10_000,
+        text: str | None = None,
+    ) -> list[str]:
+        """Assert ``fact`` in a session of ruleset ``name``; the rules that fired, in order.
 
-        The driver adds the ``sid`` and ``id`` keys; ``fact`` must not carry them. A rule appears
+        The driver adds the ``sid`` and ``id`` keys; ``fact`` must not carry them. ``text`` is
+        ``fact`` already encoded by :func:`encode_fact`, if the caller has it. A rule appears
         once per firing (callers dedupe). No match gives ``[]``. More than ``max_actions``
         actions, a fact durable_rules refuses (such as one whose properties that the rules read
         are too many) or any other durable error raises :class:`EngineError`; the driver stays
@@ -279,21 +341,21 @@ class DurableDriver:
                 f"ruleset {name!r}: the fact carries 'sid' or 'id'; the driver sets those keys"
             )
         try:
-            body = _encode(fact)
+            body = _encode(fact) if text is None else text
         except (TypeError, ValueError) as error:
             raise EngineError(f"ruleset {name!r}: the fact is not JSON: {error}") from error
-        sid = str(next(self._sids))
-        # Splice the session keys into the encoded fact rather than copying the dict.
-        head = '{"sid":"' + sid + '","id":"' + sid + '"'
+        # Splice the fact's own id into the encoded fact rather than copying the dict.
+        head = '","id":"' + str(next(self._ids)) + '"'
+        tail = "}" if body == "{}" else "," + body[1:]
         # Counting '":' bounds the keys from above, cheaply; only then count them exactly.
         narrow = body.count('":') >= MAX_FACT_PROPERTIES and _too_wide(fact)
         fired: list[str] = []
         actions = 0
         for part in ruleset.parts:
             if narrow:
-                body = _encode(project(fact, part.reads))
-            text = head + "}" if body == "{}" else head + "," + body[1:]
-            actions = self._match_part(name, part, text, sid, fired, actions, max_actions)
+                projected = _encode(project(fact, part.reads))
+                tail = "}" if projected == "{}" else "," + projected[1:]
+            actions = self._match_part(name, part, head + tail, fired, actions, max_actions)
         return fired
 
     def _match_part(
@@ -301,14 +363,25 @@ class DurableDriver:
         name: str,
         part: _Part,
         text: str,
-        sid: str,
         fired: list[str],
         count: int,
         max_actions: int,
     ) -> int:
-        """Add the rules of ``part`` that fire on the encoded fact ``text`` of session ``sid`` to
-        ``fired``; the number of actions for the fact so far (``count`` before)."""
+        """Add the rules of ``part`` that fire on the encoded fact (``text`` without its opening
+        ``{"sid":"S``) to ``fired``; the number of actions for the fact so far (``count`` before).
+
+        The fact goes into the part's live session, or a fresh one when it has none; once its
+        actions are drained it is retracted, so the session holds only its state fact again and
+        serves the next fact (creating a session costs durable more than matching the fact).
+        Whatever fails, the session is deleted (or, half-built, left alone) and never reused.
+        """
         handle = part.handle
+        sid = part.sid
+        fresh = sid is None
+        if sid is None:
+            sid = str(next(self._sids))
+        text = '{"sid":"' + sid + text
+        part.sid = None  # until the fact is matched and retracted
         delete = True
         try:
             try:
@@ -321,16 +394,18 @@ class DurableDriver:
                 raise
             if code > 1:
                 raise EngineError(
-                    f"ruleset {name!r}: durable_rules answered code {code} for a fresh session"
+                    f"ruleset {name!r}: durable_rules answered code {code} for a fresh fact"
                 )
-            # Drain even when no rule matched (code 1): SESSION_RULE's action makes deletion safe.
+            # Drain even when no rule matched (code 1): in a fresh session SESSION_RULE's action
+            # makes deletion safe; a live session has started it already.
             started = _start_action_for_state(handle, state)
-            if started is None:
+            if started is None and fresh:
                 delete = False  # deleting a session that started no action frees garbage: leak it
                 raise EngineError(
                     f"ruleset {name!r}: durable_rules started no action for a session"
                 )
-            message: str | None = started[1]
+            message: str | None = None if started is None else started[1]
+            names = part.names
             while message:
                 if not message.startswith(_SESSION_PREFIX):
                     count += 1
@@ -339,10 +414,15 @@ class DurableDriver:
                             f"ruleset {name!r}: more than {max_actions} actions for one fact;"
                             " a rule may be looping"
                         )
-                    rule = self._rule_name(part, message, sid)
+                    # only a fresh session's first fact comes with its state fact to drop
+                    rule = None if fresh else names.get(message[2 : message.find('":', 2)])
+                    if rule is None:
+                        rule = self._rule_name(part, message, sid)
                     if rule is not None:
                         fired.append(rule)
                 message = _complete_and_start_action(handle, state)
+            _retract_fact(handle, text)
+            part.sid = sid
             return count
         except _engine.error as error:
             raise EngineError(self._fact_failure(name, error)) from error
@@ -351,7 +431,7 @@ class DurableDriver:
                 f"ruleset {name!r}: durable_rules ran out of memory or of live sessions (1,024)"
             ) from error
         finally:
-            if delete:
+            if delete and part.sid is None:
                 _delete_session(name, handle, sid)
 
     @staticmethod

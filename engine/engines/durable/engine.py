@@ -7,14 +7,15 @@ Importing this module imports durable_rules, which does not import on Python 3.1
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dealdesk.engines.base import Engine, Evaluation
-from dealdesk.engines.durable.driver import DurableDriver, get_driver
+from dealdesk.engines.durable.driver import DurableDriver, encode_fact, get_driver
 from dealdesk.engines.durable.lowering import ConditionCompiler, FactPlan, definition_digest
 from dealdesk.errors import record_error
 from dealdesk.evaluate import evaluation_order
+from dealdesk.rules.expressions import fields
 
 if TYPE_CHECKING:
     from dealdesk.manager import RegisteredAction
@@ -31,6 +32,21 @@ class LoweredStratum:
     plan: FactPlan
     name: str
     definition: dict[str, Any]
+    # the stratum's rules in evaluation order, and each durable rule name's place among them
+    ordered: list[CompiledRule] = field(init=False)
+    places: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        unique = {rule.key: rule for rule in self.rules.values()}
+        self.ordered = sorted(unique.values(), key=evaluation_order)
+        place = {rule.key: i for i, rule in enumerate(self.ordered)}
+        self.places = {name: place[rule.key] for name, rule in self.rules.items()}
+
+    def fired(self, names: list[str]) -> list[CompiledRule]:
+        """The rules whose durable rules are ``names``, each once, in evaluation order."""
+        places = self.places
+        ordered = self.ordered
+        return [ordered[i] for i in sorted({places[name] for name in names})]
 
 
 def lower_stratum(policy: str, index: int, rules: list[CompiledRule]) -> LoweredStratum:
@@ -65,10 +81,13 @@ class DurableEngine(Engine):
             name: [lower_stratum(name, k, s.rules) for k, s in enumerate(policy.strata)]
             for name, policy in policy_set.policies.items()
         }
-        # Every policy's first stratum whose rules read no output sees the deal as it is: those
-        # strata are matched together, one durable round trip per deal instead of one each.
+        # Every policy's first stratum whose conditions read no output matches on the deal as it
+        # is: those strata are matched together, one durable round trip per deal instead of one
+        # each (actions and `set` values reading outputs do not matter to matching).
         self.together = [
-            name for name, reads in self.runner.reads_outputs.items() if reads and not reads[0]
+            name
+            for name, policy in policy_set.policies.items()
+            if policy.strata and not any(_reads_outputs(r) for r in policy.strata[0].rules)
         ]
         rules = [r for name in self.together for r in policy_set.policies[name].strata[0].rules]
         self.first = lower_stratum("first", 0, rules) if len(self.together) > 1 else None
@@ -100,13 +119,20 @@ class DurableEngine(Engine):
         return self._match(self.strata[policy.name][stratum], view)
 
     def _match(self, lowered: LoweredStratum, view: Mapping[str, Any]) -> list[CompiledRule]:
-        fact = lowered.plan.build(view)
+        fact, plain = lowered.plan.build_checked(view)
+        try:
+            text = encode_fact(fact, plain)
+        except (TypeError, ValueError):
+            text = None  # the driver says why the fact is not JSON
         # a rule fires once however many of its alternatives (durable rules) matched
-        matched = {
-            lowered.rules[rule].key: lowered.rules[rule]
-            for rule in self.driver.match(lowered.name, fact, max_actions=self.max_actions)
-        }
-        return sorted(matched.values(), key=evaluation_order)
+        return lowered.fired(
+            self.driver.match(lowered.name, fact, max_actions=self.max_actions, text=text)
+        )
+
+
+def _reads_outputs(rule: CompiledRule) -> bool:
+    """Whether ``rule``'s condition reads an output (``outputs`` or anything under it)."""
+    return any(not f.item and f.path.split(".", 1)[0] == "outputs" for f in fields(rule.condition))
 
 
 ENGINE = DurableEngine

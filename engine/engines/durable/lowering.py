@@ -22,7 +22,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -41,7 +41,7 @@ from dealdesk.rules.expressions import (
     Or,
     Quantifier,
 )
-from dealdesk.rules.meaning import evaluate, lookup
+from dealdesk.rules.meaning import Compiled, compile_expr, evaluate, lookup
 
 ANCHOR = "_a"  # every fact carries _a = 1 and every condition requires it
 _NEGATE = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
@@ -241,49 +241,79 @@ class FactPlan:
                 mine = [s for s in self.synthetics if s.items == items]
                 lists.append(
                     (
-                        items,
+                        _path_getter(items),
                         fact_name(items),
-                        _tree(names),
-                        tuple(s for s in mine if s.kind != "formula"),
+                        _steps(_tree(names)),
+                        tuple(_compiled(s) for s in mine if s.kind != "formula"),
                         tuple(s for s in mine if s.kind == "formula"),
                     )
                 )
+            paths = _tree(self.paths)
             self._layout = _Layout(
-                _tree(self.paths),
+                _steps(paths),
+                tuple(key for key in ("id", "sid") if key in paths),
                 tuple(lists),
-                tuple(s for s in self.synthetics if s.items is None),
+                tuple(_compiled(s) for s in self.synthetics if s.items is None),
             )
         return self._layout
 
     def build(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """The fact for ``data`` (a deal with derived facts and ``outputs``): only the paths the
         conditions read, numbers as floats, missing and null values left out."""
+        return self.build_checked(data)[0]
+
+    def build_checked(self, data: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+        """:meth:`build`'s fact, and whether every number in it is :func:`plain_number`."""
         layout = self.layout()
-        fact = _project(data, layout.paths)
-        for reserved in ("id", "sid"):  # see fact_name()
+        odd: list[Any] = []  # the numbers that are not plain
+        fact = _project(data, layout.paths, odd)
+        for reserved in layout.reserved:  # see fact_name()
             if reserved in fact:
                 fact[f"_{reserved}"] = fact.pop(reserved)
         fact[ANCHOR] = 1
-        for items_path, items_name, fields, values, formulas in layout.lists:
-            elements = lookup(data, items_path)
+        for get_items, items_name, fields, values, formulas in layout.lists:
+            elements = get_items(data)
             if not isinstance(elements, list):
                 continue
             projected = []
             for element in elements:
-                row = _project(element, fields) if isinstance(element, Mapping) else {}
-                for synthetic in values:
-                    _put_synthetic(row, synthetic, data, element)
+                if isinstance(element, Mapping):
+                    row = _project(element, fields, odd)
+                    item: Any = element
+                else:
+                    row, item = {}, None
+                for name, compute in values:
+                    value = compute(data, item)
+                    if value is not None:
+                        row[name] = _checked(engine_value(value), odd)
                 for synthetic in formulas:  # after the values: a formula may test them
                     row[synthetic.name] = holds(synthetic.formula or TRUE, row)
                 projected.append(row)
             _put(fact, items_name, projected)
-        for synthetic in layout.top:
-            _put_synthetic(fact, synthetic, data, None)
-        return fact
+        for name, compute in layout.top:
+            value = compute(data, None)
+            if value is not None:
+                fact[name] = _checked(engine_value(value), odd)
+        return fact, not odd
+
+
+def plain_number(number: float) -> bool:
+    """Whether Python writes ``number`` without an exponent: 0, or 1e-4 <= |number| < 1e16
+    (where orjson writes the same text too)."""
+    return number == 0.0 or 1e-4 <= abs(number) < 1e16
+
+
+def _checked(value: Any, odd: list[Any]) -> Any:
+    """``value``, noted in ``odd`` when it is a number that is not plain."""
+    if type(value) is float and not plain_number(value):
+        odd.append(value)
+    return value
 
 
 # A projection: each key maps to None (take the value) or to the projection of its mapping.
 _Tree = dict[str, Any]
+# The same, compiled for building: (key, None or the steps of its mapping), in tree order.
+_Steps = tuple[tuple[str, Any], ...]
 
 
 def _tree(paths: set[str]) -> _Tree:
@@ -301,26 +331,89 @@ def _tree(paths: set[str]) -> _Tree:
     return tree
 
 
-def _project(data: Mapping[str, Any], tree: _Tree) -> dict[str, Any]:
-    """The parts of ``data`` that ``tree`` names, as durable_rules should see them."""
+def _steps(tree: _Tree) -> _Steps:
+    return tuple((key, None if sub is None else _steps(sub)) for key, sub in tree.items())
+
+
+def _project(data: Mapping[str, Any], steps: _Steps, odd: list[Any]) -> dict[str, Any]:
+    """The parts of ``data`` that ``steps`` name, as durable_rules should see them; numbers that
+    are not plain are noted in ``odd``."""
     out: dict[str, Any] = {}
-    for key, sub in tree.items():
+    for key, sub in steps:
         value = data.get(key)
         if value is None:
             continue
         if sub is None:
-            out[key] = engine_value(value)
+            kind = type(value)
+            if kind is float or kind is Decimal:
+                number = float(value)
+                # plain, hence finite: engine_value would give it as it is
+                if 1e-4 <= number < 1e16 or -1e16 < number <= -1e-4:
+                    out[key] = number
+                else:
+                    out[key] = _checked(engine_value(value), odd)
+            elif kind is bool:
+                out[key] = value
+            elif (
+                kind is str
+                and len(value) <= _SHORT_TEXT
+                and value.isascii()
+                and not value.startswith(LONG_TEXT)
+            ):
+                out[key] = value  # what engine_value gives text durable compares in full
+            else:
+                out[key] = _checked(engine_value(value), odd)
         elif isinstance(value, dict | Mapping):
-            out[key] = _project(value, sub)  # present, even if none of its fields are
+            out[key] = _project(value, sub, odd)  # present, even if none of its fields are
     return out
+
+
+def _path_getter(path: str) -> Callable[[Mapping[str, Any]], Any]:
+    """``lookup(data, path)`` for one path, split once."""
+    parts = tuple(path.split("."))
+
+    def get(data: Mapping[str, Any]) -> Any:
+        value: Any = data
+        for part in parts:
+            if not isinstance(value, Mapping):
+                return None
+            value = value.get(part)
+        return value
+
+    return get
+
+
+def _compiled(synthetic: Synthetic) -> tuple[str, Compiled]:
+    """``synthetic``'s name and ``fn(data, item)`` computing its value (None: left out)."""
+    expr = synthetic.expr
+    assert expr is not None  # only formula synthetics have none, and they are built apart
+    if synthetic.kind == "count":
+        get = _path_getter(expr.path) if isinstance(expr, Field) else None
+
+        def count(data: Mapping[str, Any], item: Any) -> Any:
+            elements = get(data) if get is not None else None
+            return float(len(elements)) if isinstance(elements, list) else None
+
+        return synthetic.name, count
+    return synthetic.name, compile_expr(expr)
 
 
 @dataclass(frozen=True)
 class _Layout:
-    paths: _Tree
-    # (deal path, fact name, element projection, value synthetics, formula synthetics)
-    lists: tuple[tuple[str, str, _Tree, tuple[Synthetic, ...], tuple[Synthetic, ...]], ...]
-    top: tuple[Synthetic, ...]
+    paths: _Steps
+    reserved: tuple[str, ...]  # deal keys durable owns (id, sid) that the fact holds elsewhere
+    # (list getter, fact name, element projection, value synthetics, formula synthetics)
+    lists: tuple[
+        tuple[
+            Callable[[Mapping[str, Any]], Any],
+            str,
+            _Steps,
+            tuple[tuple[str, Compiled], ...],
+            tuple[Synthetic, ...],
+        ],
+        ...,
+    ]
+    top: tuple[tuple[str, Compiled], ...]
 
 
 def holds(formula: Formula, row: Mapping[str, Any]) -> bool:
@@ -360,20 +453,6 @@ def fact_name(path: str) -> str:
     return f"_{path}" if path.split(".")[0] in ("id", "sid") else path
 
 
-def _put_synthetic(
-    target: dict[str, Any], synthetic: Synthetic, data: Mapping[str, Any], item: Any
-) -> None:
-    expr = synthetic.expr
-    assert expr is not None  # only formula synthetics have none, and they are built apart
-    if synthetic.kind == "count":
-        elements = lookup(data, expr.path) if isinstance(expr, Field) else None
-        value: Any = float(len(elements)) if isinstance(elements, list) else None
-    else:
-        value = evaluate(expr, data, item if isinstance(item, Mapping) else None)
-    if value is not None:
-        target[synthetic.name] = engine_value(value)
-
-
 def _put(target: dict[str, Any], path: str, value: Any) -> None:
     """Set a list's projected elements at its dotted ``path``, beside what is projected there."""
     *parents, leaf = path.split(".")
@@ -389,6 +468,8 @@ def _put(target: dict[str, Any], path: str, value: Any) -> None:
 LONG_TEXT = "\x00dealdesk:sha256:"
 # The longest escaped JSON text of one character (a surrogate pair, escaped twice).
 _MAX_ESCAPED = len(json.dumps("\U0001f600")) - 2
+# Text no longer than this is compared in full by durable, however it escapes.
+_SHORT_TEXT = MAX_STRING_BYTES // _MAX_ESCAPED
 # A lone surrogate (YAML and JSON allow them) escapes like half of a pair: "\ud83d\ude00" would
 # pass for the emoji it spells. Text holding one goes in as a stand-in, equal only to itself.
 _SURROGATE = re.compile("[\ud800-\udfff]")
