@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +81,39 @@ def test_the_plugin_manager_does_not_import_the_readers() -> None:
     modules = loaded_modules("import dealdesk.manager")
     assert "dealdesk.manager" in modules
     assert not {"dealdesk.io.readers", "yaml", "jinja2", "importlib.metadata"} & modules
+
+
+PLAIN_RULESET = """
+ruleset: plain
+policy: partner-margin
+version: "1"
+rules:
+  - id: P-1
+    when: not exists(partner) and totals.contract >= 1000
+    then: {require: deal_desk, reason: "Direct deals of 1,000 or more need the deal desk."}
+  - id: P-2
+    when: margin < 0.1
+    then: {reject: "Margin below 10%."}
+"""
+
+
+def test_evaluating_plain_messages_loads_neither_jinja_nor_the_durable_lowering(
+    tmp_path: Path,
+) -> None:
+    # messages without "{" are text, and the "can never be true" check needs no lowering for
+    # conditions like these: a run of such rulesets on the native engine imports neither
+    (tmp_path / "plain.yaml").write_text(PLAIN_RULESET)
+    deals = Path(__file__).parents[1] / "examples" / "deals" / "book.jsonl"
+    code = (
+        "import contextlib, io, os\n"
+        "os.environ['DEALDESK_DISABLE_PLUGIN_AUTOLOAD'] = '1'\n"
+        "from dealdesk.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        f"    main(['evaluate', {str(deals)!r}, '-r', {str(tmp_path)!r}, '--engine', 'native'],"
+        " standalone_mode=False)\n"
+        "assert out.getvalue().count('\\n') == 20, out.getvalue()\n"
+    )
+    modules = loaded_modules(code)
+    assert "dealdesk.evaluate" in modules
+    assert not {m for m in modules if m.split(".")[0] == "jinja2"}
+    assert "dealdesk.engines.durable.lowering" not in modules

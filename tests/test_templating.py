@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import dealdesk.plugins
 from dealdesk.errors import TemplateError
-from dealdesk.templating import ENGINE_TEMPLATES, Renderer, template_context
+from dealdesk.templating import _CLAUSE_ID, ENGINE_TEMPLATES, FORMATS, Renderer, template_context
 
 PLUGINS = Path(dealdesk.plugins.__file__).parent
 TEMPLATE_DIRS = [
@@ -553,6 +555,50 @@ def test_has_clause(renderer: Renderer) -> None:
     assert not renderer.has_clause("memo")  # the memo is not a clause
     assert not renderer.has_clause("../billing/milestones")
     assert not Renderer([]).has_clause("billing/milestones")
+
+
+def test_has_clause_answers_as_the_jinja_loader_does(tmp_path: Path) -> None:
+    from jinja2.exceptions import TemplateNotFound
+
+    (tmp_path / "x" / "y").mkdir(parents=True)
+    (tmp_path / "x" / "y" / "z.md.j2").write_text("{% block title %}{% endblock %}")
+    (tmp_path / "x" / "dir.md.j2").mkdir()  # a directory named like a template is none
+    renderer = Renderer([tmp_path, *TEMPLATE_DIRS])
+    names = [*CLAUSE_IDS, "x/y/z", "x/y", "x/dir", "billing/nope", "memo", "../billing/standard"]
+    for clause_id in names:
+        for fmt in FORMATS:
+            try:
+                renderer._loader.get_source(renderer._env(fmt), f"{clause_id}.{fmt}.j2")
+                found = True
+            except TemplateNotFound:
+                found = False
+            expected = found and bool(_CLAUSE_ID.fullmatch(clause_id))
+            assert renderer.has_clause(clause_id, fmt) == expected, (clause_id, fmt)
+    with pytest.raises(ValueError, match="unknown template format"):
+        renderer.has_clause("billing/standard", "pdf")
+
+
+@given(st.text(alphabet=st.characters(exclude_characters="{")))
+def test_a_message_without_a_brace_is_valid_as_jinja_finds_it(text: str) -> None:
+    renderer = Renderer(TEMPLATE_DIRS)
+    assert renderer.message_problem(text) is None
+    renderer._markdown.from_string(text)  # what the check would have compiled
+
+
+def test_plain_text_needs_no_jinja() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from dealdesk.templating import Renderer\n"
+        "r = Renderer([])\n"
+        "assert r.message_problem('Margin below the floor.') is None\n"
+        "assert not r.has_clause('billing/standard')\n"
+        "print('jinja2' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False"]
 
 
 def test_first_directory_wins(tmp_path: Path) -> None:
