@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from dealdesk.errors import DealdeskError, TemplateError
 from dealdesk.money import minor_units, parse_decimal, quantize_money
+from dealdesk.rules import cache
 
 # Jinja (and the sandbox on it) is imported on the first render or compile, not with this
 # module: a run whose messages are plain text never needs it, and it is most of start-up.
@@ -331,10 +332,23 @@ class Renderer:
         """Why ``source`` is not a valid message template (``None`` when it is), for validation."""
         if "{" not in source:
             return None  # every Jinja tag starts with "{": plain text always compiles
+        # a message that compiled once compiles again with the same filter names, Jinja and
+        # sandbox: remembered (as the schema check is), so validation need not load Jinja
+        key = cache.digest(
+            source,
+            "\0".join(sorted(self._filters)),
+            cache.module_stamp("jinja2"),
+            cache.module_stamp("markupsafe"),
+            cache.file_stamp(__file__),
+            cache.file_stamp(Path(__file__).with_name("sandbox.py")),
+        )
+        if cache.is_marked("message-ok", key):
+            return None
         try:
             self._message_template(source)
         except Exception as exc:
             return _message_detail(exc)
+        cache.mark("message-ok", key)
         return None
 
     def _message_template(self, source: str) -> Template:

@@ -117,3 +117,20 @@ def test_evaluating_plain_messages_loads_neither_jinja_nor_the_durable_lowering(
     assert "dealdesk.evaluate" in modules
     assert not {m for m in modules if m.split(".")[0] == "jinja2"}
     assert "dealdesk.engines.durable.lowering" not in modules
+
+
+def test_validating_the_house_rulesets_again_loads_no_jinja(tmp_path: Path) -> None:
+    # the second run finds the documents and message checks remembered in the cache folder
+    code = (
+        "import os\n"
+        f"os.environ['DEALDESK_CACHE_DIR'] = {str(tmp_path)!r}\n"
+        "os.environ['DEALDESK_DISABLE_PLUGIN_AUTOLOAD'] = '1'\n"
+        "from dealdesk import app\n"
+        "app.build(None, engine='native').pipeline\n"
+    )
+    first = loaded_modules(code)
+    assert "jinja2" in first  # the house messages hold Jinja: checked by compiling them
+    again = loaded_modules(code)
+    assert "dealdesk.rules.policyset" in again
+    assert not {m for m in again if m.split(".")[0] == "jinja2"}
+    assert "dealdesk.engines.durable.lowering" not in again

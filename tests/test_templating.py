@@ -832,3 +832,39 @@ def test_memo_for_an_invalid_record_without_deal_fields(renderer: Renderer) -> N
         memo = renderer.render_memo(record, {"id": "D-9"}, fmt)
         assert "Invalid" in memo
         assert "lines[2].unit_cost" in memo
+
+
+# --- the message check, remembered ------------------------------------------------------------
+
+
+def test_a_message_that_compiled_is_not_compiled_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEALDESK_CACHE_DIR", str(tmp_path))
+    message = "Margin {{ margin | percent }} is low."
+    assert Renderer(TEMPLATE_DIRS).message_problem(message) is None
+    assert len(list((tmp_path / "message-ok").iterdir())) == 1
+
+    def no_compile(self: Renderer, source: str) -> None:
+        raise AssertionError("compiled again")
+
+    monkeypatch.setattr(Renderer, "_message_template", no_compile)
+    assert Renderer(TEMPLATE_DIRS).message_problem(message) is None
+    # another message, or other filter names, is checked again
+    again = "AssertionError: compiled again"
+    assert Renderer(TEMPLATE_DIRS).message_problem(message + " ") == again
+    assert Renderer(TEMPLATE_DIRS, {"shout": str.upper}).message_problem(message) == again
+
+
+def test_a_message_with_a_problem_is_never_remembered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEALDESK_CACHE_DIR", str(tmp_path))
+    for _ in range(2):
+        assert (
+            Renderer(TEMPLATE_DIRS).message_problem("{{ x | shout }}") == "No filter named 'shout'."
+        )
+    assert not (tmp_path / "message-ok").exists()
+    # the same text is fine where the filter exists, and remembered for those filters only
+    assert Renderer(TEMPLATE_DIRS, {"shout": str.upper}).message_problem("{{ x | shout }}") is None
+    assert Renderer(TEMPLATE_DIRS).message_problem("{{ x | shout }}") == "No filter named 'shout'."

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from dealdesk.deal import schema as deals
 from dealdesk.errors import (
     Location,
@@ -26,6 +24,7 @@ from dealdesk.errors import (
     closest,
     short_repr,
 )
+from dealdesk.rules import cache
 from dealdesk.rules.expressions import (
     And,
     Compare,
@@ -45,7 +44,7 @@ from dealdesk.rules.expressions import (
     output_reads,
     parse_expression,
 )
-from dealdesk.rules.loader import load_yaml
+from dealdesk.rules.loader import load_yaml_cached
 from dealdesk.rules.model import (
     Actions,
     OutputSpec,
@@ -185,7 +184,16 @@ def house_rulesets() -> Path:
 def house_approvers() -> list[str]:
     """Approver roles in rank order, from ``rulesets/approvers.yaml``."""
     text = (house_rulesets() / "approvers.yaml").read_text(encoding="utf-8")
-    return list(yaml.safe_load(text)["approvers"])
+    key = cache.digest(text, cache.module_stamp("yaml"))
+    found = cache.read("approvers", key)
+    if isinstance(found, list) and all(isinstance(role, str) for role in found):
+        return found
+    import yaml
+
+    approvers = list(yaml.safe_load(text)["approvers"])
+    if all(isinstance(role, str) for role in approvers):
+        cache.write("approvers", key, approvers)
+    return approvers
 
 
 def ruleset_files(paths: Iterable[Path | str]) -> list[Path]:
@@ -218,7 +226,7 @@ def load_policy_set(paths: Iterable[Path | str], env: Environment) -> PolicySet:
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"{path}: cannot read: {exc}") from None
         try:
-            doc = load_yaml(text, str(path))
+            doc = load_yaml_cached(text, str(path))
             if not isinstance(doc.data, dict):
                 raise RulesetError(
                     "a ruleset file must hold a mapping (ruleset:, policy:, rules: ...)",
