@@ -134,3 +134,39 @@ def test_validating_the_house_rulesets_again_loads_no_jinja(tmp_path: Path) -> N
     assert "dealdesk.rules.policyset" in again
     assert not {m for m in again if m.split(".")[0] == "jinja2"}
     assert "dealdesk.engines.durable.lowering" not in again
+
+
+def test_the_program_pauses_the_collector_until_the_app_is_built(tmp_path: Path) -> None:
+    (tmp_path / "plain.yaml").write_text(PLAIN_RULESET)
+    deals = Path(__file__).parents[1] / "examples" / "deals" / "book.jsonl"
+    code = (
+        "import gc, os, sys\n"
+        "os.environ['DEALDESK_DISABLE_PLUGIN_AUTOLOAD'] = '1'\n"
+        "from dealdesk import cli\n"
+        "seen = []\n"
+        "build = cli.Settings.build\n"
+        "def watched(self, *args, **kwargs):\n"
+        "    seen.append(gc.isenabled())\n"
+        "    built = build(self, *args, **kwargs)\n"
+        "    seen.append((gc.isenabled(), gc.get_freeze_count() > 0))\n"
+        "    return built\n"
+        "cli.Settings.build = watched\n"
+        "arguments = ['evaluate', sys.argv[1], '-r', sys.argv[2], '-o', os.devnull]\n"
+        "cli.main(arguments, standalone_mode=False)\n"
+        "print(seen, gc.get_freeze_count() > 0)\n"
+        "sys.argv = ['dealdesk', *arguments]\n"
+        "seen.clear()\n"
+        "cli.main(standalone_mode=False)\n"
+        "print(seen)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(deals), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    given_arguments, from_the_command_line = done.stdout.splitlines()
+    # called with arguments (tests, embedders): the collector is left alone
+    assert given_arguments == "[True, (True, False)] False"
+    # as the program: paused while starting, then on, with start-up's objects frozen
+    assert from_the_command_line == "[False, (True, True)]"

@@ -10,15 +10,12 @@ into closures; :mod:`dealdesk.engines.durable.lowering` lowers it to durable JSO
 from __future__ import annotations
 
 import ast
-import difflib
 import functools
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
-
-import re2
 
 from dealdesk.errors import closest
 
@@ -148,6 +145,8 @@ class Scope:
         return self.fields.get(path)
 
     def suggest(self, path: str) -> str | None:
+        import difflib  # only when there is a problem to explain
+
         matches = difflib.get_close_matches(path, list(self.fields), n=1, cutoff=0.75)
         if not matches and "." in path:
             # `customer.regoin` → compare the last part among siblings, which scores better
@@ -651,20 +650,30 @@ def _describe(node: ast.AST) -> str:
 # ---------------------------------------------------------------------------------------------
 # matches(): RE2, so that no pattern can take more than linear time (SPEC §9)
 
-_RE2_OPTIONS = re2.Options()
-_RE2_OPTIONS.log_errors = False  # the validation error says it; RE2 would also print to stderr
-_RE2_OPTIONS.never_capture = True  # only whether it matches is wanted
+
+@functools.cache
+def _re2() -> tuple[Any, Any]:
+    """The re2 module and the options every pattern is compiled with, imported on the first
+    ``matches()`` (most rulesets have none)."""
+    import re2
+
+    options = re2.Options()
+    options.log_errors = False  # the validation error says it; RE2 would also print to stderr
+    options.never_capture = True  # only whether it matches is wanted
+    return re2, options
 
 
 @functools.lru_cache(maxsize=4096)
 def _regex(pattern: str) -> Any:
     # pattern and text as UTF-8 bytes: a lone surrogate (valid in JSON and YAML text) must not
     # make compiling or matching raise
-    return re2.compile(pattern.encode("utf-8", "surrogatepass"), _RE2_OPTIONS)
+    re2, options = _re2()
+    return re2.compile(pattern.encode("utf-8", "surrogatepass"), options)
 
 
 def pattern_problem(pattern: str) -> str | None:
     """Why ``matches()`` cannot run ``pattern`` (None when it can), for a validation error."""
+    re2 = _re2()[0]
     try:
         _regex(pattern)
     except re2.error as exc:
