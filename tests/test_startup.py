@@ -170,3 +170,17 @@ def test_the_program_pauses_the_collector_until_the_app_is_built(tmp_path: Path)
     assert given_arguments == "[True, (True, False)] False"
     # as the program: paused while starting, then on, with start-up's objects frozen
     assert from_the_command_line == "[False, (True, True)]"
+
+
+def test_autoload_without_plugins_installed_reads_no_distribution_metadata() -> None:
+    from dealdesk.manager import _may_declare_entry_points
+
+    if _may_declare_entry_points():
+        pytest.skip("a dealdesk plugin is installed here: its entry points are read")
+    code = (
+        "import os\n"
+        "os.environ.pop('DEALDESK_DISABLE_PLUGIN_AUTOLOAD', None)\n"
+        "from dealdesk.manager import load_plugins\n"
+        "assert len(load_plugins().policies) == 3\n"
+    )
+    assert "importlib.metadata" not in loaded_modules(code)
