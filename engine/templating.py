@@ -235,6 +235,7 @@ class Renderer:
         self._dirs = dirs
         self._filters = dict(filters or {})
         self._messages: dict[str, Template] = {}
+        self._simple: dict[str, Any] = {}  # message -> _simple_pieces
 
     @cached_property
     def _loader(self) -> FileSystemLoader:
@@ -364,6 +365,9 @@ class Renderer:
         :raises TemplateError: ``"{origin}: {detail}"`` for a syntax error, an undefined name or a
             sandbox violation.
         """
+        text = self._render_simple(source, context)
+        if text is not None:
+            return text
         try:
             template = self._message_template(source)
         except Exception as exc:
@@ -374,6 +378,45 @@ class Renderer:
             return render_bounded(template.root_render_func, template.new_context(dict(context)))
         except Exception as exc:
             raise TemplateError(f"{origin}: {_message_detail(exc)}") from exc
+
+    def _render_simple(self, source: str, context: Mapping[str, Any]) -> str | None:
+        """What Jinja renders for a message that only prints values (``{{ offer.type }}``,
+        ``{{ margin | percent }}``), without loading Jinja; None when this cannot tell.
+
+        The compiled message would resolve the name from ``context``, read each attribute of a
+        plain dict as its key (the sandbox's ``getattr`` when the dict has no such attribute),
+        call the built-in filter and print ``str(value)``. Anything else — a missing name or
+        key, another type, a plugin's filter of that name, a filter that refuses its input, a
+        huge output — is left to Jinja, which renders it or words the error as always.
+        """
+        pieces = self._simple.get(source, _NOT_PARSED)
+        if pieces is _NOT_PARSED:
+            pieces = self._simple[source] = _simple_pieces(source)
+        if pieces is None or not all(type(key) is str for key in context):
+            return None  # Jinja hands the names over as keywords: they must be text
+        out: list[str] = []
+        for text, path, filter_name in pieces:
+            out.append(text)
+            if not path:
+                continue
+            value = context.get(path[0], _NOT_PARSED)
+            for key in path[1:]:
+                if type(value) is not dict or hasattr(dict, key) or key not in value:
+                    return None
+                value = value[key]
+            if value is _NOT_PARSED or (filter_name and filter_name in self._filters):
+                return None
+            try:
+                if filter_name == "percent":
+                    value = percent_filter(value)
+                elif filter_name == "money":
+                    # the currency as Jinja's context.get finds it: the deal's (no global has it)
+                    value = money_filter(context, value)  # type: ignore[arg-type]
+                out.append(str(value))
+            except Exception:
+                return None
+        text = "".join(out)
+        return text if len(text) <= _SIMPLE_MAX else None
 
     # -- the memo --
 
@@ -456,6 +499,42 @@ class Renderer:
             return render_bounded(render, context)
         except Exception as exc:
             raise _template_file_error(exc, name) from exc
+
+
+#: A ``{{ path }}`` or ``{{ path | money }}``/``{{ path | percent }}`` tag of a message.
+_SIMPLE_TAG = re.compile(
+    r"\{\{ *([A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*) *(?:\| *(money|percent) *)?\}\}"
+)
+#: Names Jinja reads as something else than a variable at the start of an expression.
+_NOT_VARIABLES = frozenset(
+    ["true", "false", "none", "True", "False", "None", "not", "and", "or", "in", "is", "if"]
+    + ["else", "self", "loop", "caller", "varargs", "kwargs", "super"]
+)
+#: Output of a message rendered without Jinja: far below the sandbox's MAX_OUTPUT (a test
+#: checks), so the bound never needs to be applied here.
+_SIMPLE_MAX = 100_000
+_NOT_PARSED: Any = object()
+
+
+def _simple_pieces(source: str) -> list[tuple[str, tuple[str, ...], str | None]] | None:
+    """``source`` as (text, path, filter) pieces when it is one line of text and simple tags,
+    else None; the last piece has no path."""
+    if "\n" in source or "\r" in source:
+        return None  # Jinja drops a trailing newline and normalizes line ends
+    pieces: list[tuple[str, tuple[str, ...], str | None]] = []
+    start = 0
+    for tag in _SIMPLE_TAG.finditer(source):
+        text = source[start : tag.start()]
+        path = tuple(tag[1].split("."))
+        if "{" in text or "}" in text or path[0] in _NOT_VARIABLES:
+            return None
+        pieces.append((text, path, tag[2]))
+        start = tag.end()
+    tail = source[start:]
+    if "{" in tail or "}" in tail:
+        return None
+    pieces.append((tail, (), None))
+    return pieces
 
 
 def _check_format(fmt: str) -> None:

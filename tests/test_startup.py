@@ -184,3 +184,20 @@ def test_autoload_without_plugins_installed_reads_no_distribution_metadata() -> 
         "assert len(load_plugins().policies) == 3\n"
     )
     assert "importlib.metadata" not in loaded_modules(code)
+
+
+def test_a_house_deal_whose_messages_only_print_values_needs_no_jinja(tmp_path: Path) -> None:
+    # acme-risk's reasons print values through `percent` and plain paths only; with the house
+    # rulesets remembered in the cache folder, nothing in the run needs Jinja
+    deal = Path(__file__).parents[1] / "examples" / "deals" / "acme-risk.yaml"
+    code = (
+        "import contextlib, io, os\n"
+        f"os.environ['DEALDESK_CACHE_DIR'] = {str(tmp_path)!r}\n"
+        "os.environ['DEALDESK_DISABLE_PLUGIN_AUTOLOAD'] = '1'\n"
+        "from dealdesk.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        f"    main(['evaluate', {str(deal)!r}, '--engine', 'native'], standalone_mode=False)\n"
+        "assert 'Labor margin 25% is below' in out.getvalue(), out.getvalue()\n"
+    )
+    loaded_modules(code)  # fills the cache
+    assert not {m for m in loaded_modules(code) if m.split(".")[0] == "jinja2"}
