@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,7 +24,13 @@ from dealdesk.io.readers import READERS, Reader, SourceDeal, read_deals
 from dealdesk.io.writers import WRITERS, WriterFactory
 from dealdesk.manager import Plugins, load_plugins
 from dealdesk.pipeline import Decision, Pipeline
-from dealdesk.rules.policyset import Environment, PolicySet, load_policy_set, ruleset_files
+from dealdesk.rules.policyset import (
+    Environment,
+    PolicySet,
+    house_rulesets,
+    load_policy_set,
+    ruleset_files,
+)
 from dealdesk.templating import Renderer
 
 __all__ = [
@@ -151,7 +156,7 @@ def ruleset_paths(
             sources.append(Path(family.rulesets))
     files: list[Path] = []
     # the approver ranks live next to the house rulesets but are not one (`-r rulesets/`)
-    seen: set[Path] = {Path(str(resources.files("dealdesk.rulesets") / "approvers.yaml")).resolve()}
+    seen: set[Path] = {(house_rulesets() / "approvers.yaml").resolve()}
     for file in ruleset_files(sources):
         key = file.resolve()
         if key not in seen:

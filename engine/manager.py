@@ -328,7 +328,7 @@ def get_plugin_manager(
         _import_plugin(pm, module_name, _short_name(module_name))
     if autoload is None:
         autoload = os.environ.get(DISABLE_AUTOLOAD_ENV, "").strip().lower() not in _TRUE
-    if autoload:
+    if autoload and _may_declare_entry_points():
         _load_entry_points(pm)
     for name in enabled:
         load_plugin(pm, name)
@@ -427,6 +427,53 @@ def _import_plugin(pm: pluggy.PluginManager, module_name: str, name: str) -> str
         return pm.get_name(module)
     _register(pm, module, name)
     return name
+
+
+def _may_declare_entry_points() -> bool:
+    """False only when no distribution can declare a ``dealdesk`` entry point: no
+    ``entry_points.txt`` that importlib.metadata would read mentions the group.
+
+    Importing importlib.metadata and reading every distribution costs about 20 ms of each
+    run, most often to find no plugin at all; this looks at the same files, as it would find
+    them, and answers "maybe" for anything it does not read the same way (a zip or egg on
+    ``sys.path``, another finder of distributions).
+    """
+    import importlib.machinery
+    import sys
+
+    for finder in sys.meta_path:
+        if hasattr(finder, "find_distributions") and finder is not importlib.machinery.PathFinder:
+            return True
+    for entry in sys.path:
+        root = entry or "."
+        try:
+            children = os.listdir(root)
+        except OSError:
+            if os.path.isfile(root):
+                return True  # a zip: importlib.metadata reads inside it
+            continue
+        if os.path.basename(root).lower().endswith(".egg"):
+            return True
+        for child in children:
+            if not child.lower().endswith((".dist-info", ".egg-info")):
+                continue
+            try:
+                with open(os.path.join(root, child, "entry_points.txt"), "rb") as file:
+                    text = file.read().decode("utf-8")
+            except OSError:  # none, or an .egg-info file: no entry points
+                continue
+            except UnicodeDecodeError:
+                return True
+            if any(_names_group(line) for line in text.splitlines()):
+                return True
+    return False
+
+
+def _names_group(line: str) -> bool:
+    """Whether ``line`` of an ``entry_points.txt`` may open the ``dealdesk`` section (as
+    importlib.metadata reads sections, and looser)."""
+    line = line.strip()
+    return line.startswith("[") and line.endswith("]") and line.strip("[] \t").lower() == NAME
 
 
 def _load_entry_points(pm: pluggy.PluginManager) -> None:

@@ -36,8 +36,13 @@ _TAG = re.compile(
 # Jinja's getattr would find before the item
 _RESERVED = frozenset(
     {"true", "false", "none", "True", "False", "None", *keyword.kwlist, *dir(dict)}
+    # and the names Jinja gives a meaning of its own in a template
+    | {"self", "loop", "caller", "varargs", "kwargs", "super"}
 )
 _MISSING = object()
+#: The longest text rendered without Jinja: far below the sandbox's ``MAX_OUTPUT`` (a test
+#: checks), so a longer one goes to Jinja, which applies the bound.
+MAX_TEXT = 100_000
 
 #: ``filter(context, value)``: a filter as the template calls it.
 Filter = Callable[[Mapping[str, Any], Any], str]
@@ -49,10 +54,11 @@ class QuickMessage:
 
     pieces: tuple[tuple[str, tuple[str, ...], Filter | None], ...]
     tail: str
-    limit: int  # the sandbox's output limit: a longer text is Jinja's to refuse
 
     def render(self, context: Mapping[str, Any]) -> str | None:
         """The message's text on ``context``; ``None`` when only Jinja can say."""
+        if not all(type(key) is str for key in context):
+            return None  # Jinja hands the names over as keywords: it refuses other keys
         out = []
         for text, path, apply in self.pieces:
             value: Any = context
@@ -71,20 +77,19 @@ class QuickMessage:
             out.append(str(value))
         out.append(self.tail)
         result = "".join(out)
-        return result if len(result) <= self.limit else None
+        return result if len(result) <= MAX_TEXT else None
 
 
 def _literal(text: str) -> bool:
     return not any(opener in text for opener in ("{{", "{%", "{#", "\r"))
 
 
-def compile_message(source: str, filters: Mapping[str, Filter], limit: int) -> QuickMessage | None:
+def compile_message(source: str, filters: Mapping[str, Filter]) -> QuickMessage | None:
     """``source`` as a :class:`QuickMessage`, or ``None`` when it needs Jinja.
 
     :param filters: the filters that may be used without Jinja, by name (``money``,
         ``percent``, ``default``), each called as ``filter(context, value)`` — only those that
-        are still the environment's own (a plugin may replace one).
-    :param limit: the most characters a render may give (the sandbox's ``MAX_OUTPUT``).
+        are still the renderer's own (a plugin may replace one); ``default`` is one too.
     """
     if source.endswith("\n"):
         return None
@@ -102,14 +107,13 @@ def compile_message(source: str, filters: Mapping[str, Filter], limit: int) -> Q
             name = "default" if tag["default"] is not None else name
             if name not in filters:
                 return None
-            # a defined value passes Jinja's default() unchanged (None included)
-            apply = None if name == "default" else filters[name]
+            apply = filters[name]
         pieces.append((text, path, apply))
         start = tag.end()
     tail = source[start:]
     if not pieces or not _literal(tail):
         return None
-    return QuickMessage(tuple(pieces), tail, limit)
+    return QuickMessage(tuple(pieces), tail)
 
 
 def template_context(

@@ -19,25 +19,29 @@ never runs for a clause.
 
 from __future__ import annotations
 
+import os
+import posixpath
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import Any
-
-from jinja2 import FileSystemLoader, StrictUndefined, Template, pass_context
-from jinja2 import TemplateError as JinjaTemplateError
-from jinja2.exceptions import FilterArgumentError, TemplateNotFound, TemplateSyntaxError
-from jinja2.filters import do_default as jinja_default
-from jinja2.runtime import Context
-from markupsafe import Markup
+from typing import TYPE_CHECKING, Any
 
 from dealdesk.errors import DealdeskError, TemplateError
 from dealdesk.messages import Filter, QuickMessage, compile_message, template_context
 from dealdesk.money import minor_units, parse_decimal, quantize_money
-from dealdesk.sandbox import MAX_OUTPUT, Sandbox, render_bounded
+from dealdesk.rules import cache
+
+# Jinja (and the sandbox on it) is imported on the first render or compile, not with this
+# module: a run whose messages are plain text never needs it, and it is most of start-up.
+if TYPE_CHECKING:
+    from jinja2 import FileSystemLoader, Template
+    from jinja2.runtime import Context
+
+    from dealdesk.sandbox import Sandbox
 
 __all__ = ["ENGINE_TEMPLATES", "FORMATS", "Renderer", "template_context"]
 
@@ -53,12 +57,19 @@ _CLAUSE_ID = re.compile(r"[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+)+")
 # --- built-in filters ----------------------------------------------------------------------
 
 
+def _filter_error(message: str) -> Exception:
+    """Jinja's ``FilterArgumentError``: how a filter refuses its input."""
+    from jinja2.exceptions import FilterArgumentError
+
+    return FilterArgumentError(message)
+
+
 def _to_decimal(value: Any, filter_name: str) -> Decimal:
     """Decimal from a Decimal, int, float or numeric string; anything else is the template's bug."""
     try:
         return parse_decimal(value)
     except ValueError as exc:
-        raise FilterArgumentError(f"{filter_name}: {exc}") from None
+        raise _filter_error(f"{filter_name}: {exc}") from None
 
 
 def format_money(value: Any, currency: str) -> str:
@@ -70,19 +81,17 @@ def format_money(value: Any, currency: str) -> str:
         amount = quantize_money(_to_decimal(value, "money"), currency)
         places = minor_units(currency)
     except ValueError as exc:
-        raise FilterArgumentError(f"money: {exc}") from None
+        raise _filter_error(f"money: {exc}") from None
     return f"{amount:,.{places}f} {currency}"
 
 
-@pass_context
 def money_filter(context: Context, value: Any, currency: str | None = None) -> str:
-    """``{{ totals.product|money }}`` in the deal's ``currency``, or ``{{ x|money("EUR") }}``."""
+    """``{{ totals.product|money }}`` in the deal's ``currency``, or ``{{ x|money("EUR") }}``
+    (Jinja passes the context: see :func:`builtin_filters`)."""
     if currency is None:
         currency = context.get("currency")
         if currency is None:
-            raise FilterArgumentError(
-                "money: no currency argument and no 'currency' in the context"
-            )
+            raise _filter_error("money: no currency argument and no 'currency' in the context")
     return format_money(value, currency)
 
 
@@ -108,24 +117,29 @@ def date_filter(value: Any) -> str:
         try:
             day = datetime.fromisoformat(value.strip()).date()
         except ValueError:
-            raise FilterArgumentError(f"date: {value!r} is not an ISO date") from None
+            raise _filter_error(f"date: {value!r} is not an ISO date") from None
     else:
-        raise FilterArgumentError(
-            f"date: expected an ISO date, got {type(value).__name__} {value!r}"
-        )
+        raise _filter_error(f"date: expected an ISO date, got {type(value).__name__} {value!r}")
     from babel.dates import format_date  # only templates that format dates need it
 
     return format_date(day, "d MMMM y", locale="en_US")
 
 
-BUILTIN_FILTERS: dict[str, Callable[..., Any]] = {
+def builtin_filters() -> dict[str, Callable[..., Any]]:
+    """The filters every template and message has: ``money``, ``percent``, ``date``."""
+    from jinja2 import pass_context
+
+    return {"money": pass_context(money_filter), "percent": percent_filter, "date": date_filter}
+
+
+#: The filters a message may use and still render without Jinja (:mod:`dealdesk.messages`),
+#: called as ``filter(context, value)``: ``money`` reads the currency from the context as
+#: Jinja's context does, and a defined value passes Jinja's ``default`` unchanged.
+QUICK_FILTERS: dict[str, Filter] = {
     "money": money_filter,
-    "percent": percent_filter,
-    "date": date_filter,
+    "percent": lambda context, value: percent_filter(value),
+    "default": lambda context, value: value,
 }
-
-
-# --- contexts ------------------------------------------------------------------------------
 
 
 # --- error reporting -----------------------------------------------------------------------
@@ -133,6 +147,8 @@ BUILTIN_FILTERS: dict[str, Callable[..., Any]] = {
 
 def _describe(exc: BaseException) -> str:
     """The failure in one line: Jinja's own message, or the exception's type and message."""
+    from jinja2 import TemplateError as JinjaTemplateError
+
     if isinstance(exc, JinjaTemplateError):
         return exc.message or type(exc).__name__
     if isinstance(exc, DealdeskError):  # e.g. a plugin filter's PluginError names the plugin
@@ -157,6 +173,8 @@ def _template_frame(tb: TracebackType | None) -> tuple[str | None, int]:
 
 def _template_file_error(exc: BaseException, fallback: str) -> TemplateError:
     """``template billing/milestones.md.j2 line 7: ...`` for any failure in a template file."""
+    from jinja2.exceptions import TemplateSyntaxError
+
     if isinstance(exc, TemplateSyntaxError):
         name, line = exc.name or fallback, exc.lineno
     else:
@@ -194,21 +212,34 @@ class Renderer:
             if path not in dirs:
                 dirs.append(path)
         self.template_dirs: tuple[Path, ...] = tuple(Path(d) for d in dirs)
-        # One loader for both environments, so Markdown and HTML resolve names the same way.
-        loader = self._loader = FileSystemLoader(dirs)
-        all_filters = {**BUILTIN_FILTERS, **(filters or {})}
-        self._markdown = self._environment(loader, all_filters, autoescape=False)
-        self._html = self._environment(loader, all_filters, autoescape=True)
+        self._dirs = dirs
+        self._filters = dict(filters or {})
         self._messages: dict[str, Template] = {}
         self._quick: dict[str, QuickMessage | None] = {}
 
-    @staticmethod
-    def _environment(
-        loader: FileSystemLoader, filters: Mapping[str, Callable[..., Any]], *, autoescape: bool
-    ) -> Sandbox:
+    @cached_property
+    def _loader(self) -> FileSystemLoader:
+        # One loader for both environments, so Markdown and HTML resolve names the same way.
+        from jinja2 import FileSystemLoader
+
+        return FileSystemLoader(self._dirs)
+
+    @cached_property
+    def _markdown(self) -> Sandbox:
+        return self._environment(autoescape=False)
+
+    @cached_property
+    def _html(self) -> Sandbox:
+        return self._environment(autoescape=True)
+
+    def _environment(self, *, autoescape: bool) -> Sandbox:
         """A sandboxed, strict environment with the filters installed."""
+        from jinja2 import StrictUndefined
+
+        from dealdesk.sandbox import Sandbox
+
         env = Sandbox(
-            loader=loader,
+            loader=self._loader,
             autoescape=autoescape,
             undefined=StrictUndefined,
             trim_blocks=True,
@@ -216,15 +247,12 @@ class Renderer:
             keep_trailing_newline=False,
             auto_reload=False,  # templates ship with the package; no stat() per render
         )
-        env.filters.update(filters)
+        env.filters.update({**builtin_filters(), **self._filters})
         return env
 
     def _env(self, fmt: str) -> Sandbox:
         """The environment for ``fmt``: HTML autoescapes, Markdown does not."""
-        if fmt not in FORMATS:
-            raise ValueError(
-                f"unknown template format {fmt!r}; expected one of {', '.join(FORMATS)}"
-            )
+        _check_format(fmt)
         return self._html if fmt == "html" else self._markdown
 
     # -- clauses --
@@ -233,12 +261,18 @@ class Renderer:
         """Whether ``clause_id`` (``billing/milestones``) has a ``.{fmt}.j2`` template in any directory."""
         if not _CLAUSE_ID.fullmatch(clause_id):
             return False
-        env = self._env(fmt)
-        try:
-            self._loader.get_source(env, f"{clause_id}.{fmt}.j2")
-        except TemplateNotFound:
-            return False
-        return True
+        _check_format(fmt)
+        # What the loader's get_source does for a name the clause id pattern allows (every piece
+        # a plain name), without importing Jinja: validation asks this of every clause.
+        pieces = f"{clause_id}.{fmt}.j2".split("/")
+        for directory in self._dirs:
+            filename = posixpath.join(directory, *pieces)
+            if os.path.isfile(filename):
+                with open(filename, encoding="utf-8") as f:
+                    f.read()
+                os.path.getmtime(filename)
+                return True
+        return False
 
     def clause_ids(self, fmt: str = "md") -> list[str]:
         """Every clause id available in ``fmt``, sorted (for "did you mean" in validation)."""
@@ -277,10 +311,25 @@ class Renderer:
 
     def message_problem(self, source: str) -> str | None:
         """Why ``source`` is not a valid message template (``None`` when it is), for validation."""
+        if "{" not in source:
+            return None  # every Jinja tag starts with "{": plain text always compiles
+        # a message that compiled once compiles again with the same filter names, Jinja and
+        # sandbox: remembered (as the schema check is), so validation need not load Jinja
+        key = cache.digest(
+            source,
+            "\0".join(sorted(self._filters)),
+            cache.module_stamp("jinja2"),
+            cache.module_stamp("markupsafe"),
+            cache.file_stamp(__file__),
+            cache.file_stamp(Path(__file__).with_name("sandbox.py")),
+        )
+        if cache.is_marked("message-ok", key):
+            return None
         try:
             self._message_template(source)
         except Exception as exc:
             return _message_detail(exc)
+        cache.mark("message-ok", key)
         return None
 
     def _message_template(self, source: str) -> Template:
@@ -295,15 +344,11 @@ class Renderer:
             return self._quick[source]
         except KeyError:
             pass
-        filters = self._markdown.filters
-        own: dict[str, Filter] = {}
-        if filters.get("money") is money_filter:
-            own["money"] = money_filter
-        if filters.get("percent") is percent_filter:
-            own["percent"] = lambda context, value: percent_filter(value)
-        if filters.get("default") is jinja_default:
-            own["default"] = jinja_default
-        quick = self._quick[source] = compile_message(source, own, MAX_OUTPUT)
+        # only the filters no plugin replaced (a plugin's filter of that name is Jinja's to call)
+        own: dict[str, Filter] = {
+            name: apply for name, apply in QUICK_FILTERS.items() if name not in self._filters
+        }
+        quick = self._quick[source] = compile_message(source, own)
         return quick
 
     def render_message(self, source: str, context: Mapping[str, Any], origin: str) -> str:
@@ -322,6 +367,8 @@ class Renderer:
             template = self._message_template(source)
         except Exception as exc:
             raise TemplateError(f"{origin}: {_message_detail(exc)}") from exc
+        from dealdesk.sandbox import render_bounded
+
         try:
             return render_bounded(template.root_render_func, template.new_context(dict(context)))
         except Exception as exc:
@@ -367,6 +414,8 @@ class Renderer:
                 )
                 rendered: dict[str, Any] = self.render_clause(clause_id, context, fmt)
                 if fmt == "html":
+                    from markupsafe import Markup
+
                     # Already escaped by the HTML environment; mark it so the memo does not escape twice.
                     rendered = {key: Markup(value) for key, value in rendered.items()}
             else:
@@ -382,6 +431,8 @@ class Renderer:
     @staticmethod
     def _load(env: Sandbox, name: str, *, what: str) -> Template:
         """Load and compile ``name``; a missing file or syntax error becomes a TemplateError."""
+        from jinja2.exceptions import TemplateNotFound, TemplateSyntaxError
+
         try:
             return env.get_template(name)
         except TemplateNotFound:
@@ -398,14 +449,23 @@ class Renderer:
         The generators are driven directly, not through ``Template.render``, because Jinja's
         traceback rewriting drops the frames that tell which template and line failed.
         """
+        from dealdesk.sandbox import render_bounded
+
         try:
             return render_bounded(render, context)
         except Exception as exc:
             raise _template_file_error(exc, name) from exc
 
 
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown template format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
 def _message_detail(exc: BaseException) -> str:
     """A message failure in one line, with the line inside the message when it has several."""
+    from jinja2.exceptions import TemplateSyntaxError
+
     line = (
         exc.lineno
         if isinstance(exc, TemplateSyntaxError)

@@ -17,6 +17,8 @@ from typing import Any
 import click
 import pluggy
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import dealdesk
 from dealdesk import hookimpl, manager
@@ -96,6 +98,78 @@ PLUGIN_SOURCE = """
     def dealdesk_policies(register):
         register("fake-policy", description="from an entry point")
 """
+
+
+# --- the look for entry points before importlib.metadata ----------------------------------
+
+SECTIONS = st.sampled_from(
+    ["[dealdesk]", " [dealdesk] ", "[[dealdesk]]", "[DealDesk]", "[ dealdesk ]", "[dealdesk.x]"]
+)
+OTHER_LINES = st.sampled_from(
+    ["[console_scripts]", "dealdesk = dealdesk.cli:main", "# [dealdesk]", "fake = fake_module", ""]
+)
+# each section followed by an entry point, among other lines
+ENTRY_POINT_LINES = st.lists(
+    st.one_of(SECTIONS.map(lambda s: [s, "fake = fake_module"]), OTHER_LINES.map(lambda x: [x])),
+    max_size=4,
+).map(lambda groups: [line for group in groups for line in group])
+
+
+@settings(max_examples=80, deadline=None)
+@given(ENTRY_POINT_LINES, st.sampled_from(["\n", "\r\n"]), st.sampled_from(["dist", "egg"]))
+def test_the_look_for_entry_points_misses_none_importlib_metadata_finds(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[str], newline: str, kind: str
+) -> None:
+    site = tmp_path_factory.mktemp("site")
+    info = site / f"fake_dist-1.0.{kind}-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-dist\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_bytes(newline.join(lines).encode())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "path", [str(site)])
+        found = list(importlib.metadata.entry_points(group="dealdesk"))
+        may = manager._may_declare_entry_points()
+    assert may or not found
+    assert not may or any(manager._names_group(line) for line in lines)
+
+
+def test_no_entry_point_means_importlib_metadata_is_not_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "other-1.0.dist-info").mkdir()
+    (tmp_path / "other-1.0.dist-info" / "entry_points.txt").write_text(
+        "[console_scripts]\ndealdesk = dealdesk.cli:main\n"
+    )
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    if manager._may_declare_entry_points():
+        pytest.skip("a dealdesk plugin is installed here")
+
+    def no_scan(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("entry points read")
+
+    monkeypatch.setattr(manager, "_load_entry_points", no_scan)
+    assert names(get_plugin_manager(autoload=True)) == BUILTINS
+
+
+def test_a_zip_on_the_path_or_another_finder_is_a_maybe(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "plugins.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    monkeypatch.setattr(sys, "path", [str(tmp_path / "plugins.zip")])
+    assert manager._may_declare_entry_points()
+    monkeypatch.setattr(sys, "path", [str(tmp_path / "site.egg")])
+    (tmp_path / "site.egg").mkdir()
+    assert manager._may_declare_entry_points()
+
+    class Finder:
+        @staticmethod
+        def find_distributions(context: Any = None) -> list[Any]:
+            return []
+
+    monkeypatch.setattr(sys, "path", [])
+    assert not manager._may_declare_entry_points()
+    monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, Finder])
+    assert manager._may_declare_entry_points()
 
 
 # --- building the manager ---------------------------------------------------------------

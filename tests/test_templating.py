@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import dealdesk.plugins
 from dealdesk.errors import TemplateError
-from dealdesk.templating import ENGINE_TEMPLATES, Renderer, template_context
+from dealdesk.templating import _CLAUSE_ID, ENGINE_TEMPLATES, FORMATS, Renderer, template_context
 
 PLUGINS = Path(dealdesk.plugins.__file__).parent
 TEMPLATE_DIRS = [
@@ -559,6 +561,50 @@ def test_has_clause(renderer: Renderer) -> None:
     assert not Renderer([]).has_clause("billing/milestones")
 
 
+def test_has_clause_answers_as_the_jinja_loader_does(tmp_path: Path) -> None:
+    from jinja2.exceptions import TemplateNotFound
+
+    (tmp_path / "x" / "y").mkdir(parents=True)
+    (tmp_path / "x" / "y" / "z.md.j2").write_text("{% block title %}{% endblock %}")
+    (tmp_path / "x" / "dir.md.j2").mkdir()  # a directory named like a template is none
+    renderer = Renderer([tmp_path, *TEMPLATE_DIRS])
+    names = [*CLAUSE_IDS, "x/y/z", "x/y", "x/dir", "billing/nope", "memo", "../billing/standard"]
+    for clause_id in names:
+        for fmt in FORMATS:
+            try:
+                renderer._loader.get_source(renderer._env(fmt), f"{clause_id}.{fmt}.j2")
+                found = True
+            except TemplateNotFound:
+                found = False
+            expected = found and bool(_CLAUSE_ID.fullmatch(clause_id))
+            assert renderer.has_clause(clause_id, fmt) == expected, (clause_id, fmt)
+    with pytest.raises(ValueError, match="unknown template format"):
+        renderer.has_clause("billing/standard", "pdf")
+
+
+@given(st.text(alphabet=st.characters(exclude_characters="{")))
+def test_a_message_without_a_brace_is_valid_as_jinja_finds_it(text: str) -> None:
+    renderer = Renderer(TEMPLATE_DIRS)
+    assert renderer.message_problem(text) is None
+    renderer._markdown.from_string(text)  # what the check would have compiled
+
+
+def test_plain_text_needs_no_jinja() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from dealdesk.templating import Renderer\n"
+        "r = Renderer([])\n"
+        "assert r.message_problem('Margin below the floor.') is None\n"
+        "assert not r.has_clause('billing/standard')\n"
+        "print('jinja2' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False"]
+
+
 def test_first_directory_wins(tmp_path: Path) -> None:
     (tmp_path / "billing").mkdir()
     (tmp_path / "billing" / "standard.md.j2").write_text(
@@ -790,3 +836,212 @@ def test_memo_for_an_invalid_record_without_deal_fields(renderer: Renderer) -> N
         memo = renderer.render_memo(record, {"id": "D-9"}, fmt)
         assert "Invalid" in memo
         assert "lines[2].unit_cost" in memo
+
+
+# --- the message check, remembered ------------------------------------------------------------
+
+
+def test_a_message_that_compiled_is_not_compiled_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEALDESK_CACHE_DIR", str(tmp_path))
+    message = "Margin {{ margin | percent }} is low."
+    assert Renderer(TEMPLATE_DIRS).message_problem(message) is None
+    assert len(list((tmp_path / "message-ok").iterdir())) == 1
+
+    def no_compile(self: Renderer, source: str) -> None:
+        raise AssertionError("compiled again")
+
+    monkeypatch.setattr(Renderer, "_message_template", no_compile)
+    assert Renderer(TEMPLATE_DIRS).message_problem(message) is None
+    # another message, or other filter names, is checked again
+    again = "AssertionError: compiled again"
+    assert Renderer(TEMPLATE_DIRS).message_problem(message + " ") == again
+    assert Renderer(TEMPLATE_DIRS, {"shout": str.upper}).message_problem(message) == again
+
+
+def test_a_message_with_a_problem_is_never_remembered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEALDESK_CACHE_DIR", str(tmp_path))
+    for _ in range(2):
+        assert (
+            Renderer(TEMPLATE_DIRS).message_problem("{{ x | shout }}") == "No filter named 'shout'."
+        )
+    assert not (tmp_path / "message-ok").exists()
+    # the same text is fine where the filter exists, and remembered for those filters only
+    assert Renderer(TEMPLATE_DIRS, {"shout": str.upper}).message_problem("{{ x | shout }}") is None
+    assert Renderer(TEMPLATE_DIRS).message_problem("{{ x | shout }}") == "No filter named 'shout'."
+
+
+# --- messages that only print values, rendered without Jinja -------------------------------
+
+SIMPLE_PATHS = st.sampled_from(
+    [
+        "margin",
+        "offer.type",
+        "offer.kpi_at_risk",
+        "partner.tier",
+        "outputs.floor",
+        "outputs.items",  # a dict method's name: the sandbox's getattr finds the method
+        "offer.get",
+        "lines.category",  # a list: no attribute
+        "currency",
+        "missing",
+        "offer.missing",
+        "range",  # a global when the deal has no such key
+        "true",
+        "self",
+        "nested.a.b",
+    ]
+)
+SIMPLE_TAGS = st.builds(
+    lambda path, spaces, filter_name: "{{" + spaces + path + filter_name + spaces + "}}",
+    SIMPLE_PATHS,
+    st.sampled_from(["", " ", "  "]),
+    st.sampled_from(["", " | percent", "|money", " | money", " | date", " | upper"]),
+)
+SIMPLE_TEXT = st.sampled_from(
+    ["", "Margin ", " is low.", " (", ") ", "100%", "{", "}", "a\nb", "{#x#}"]
+)
+SIMPLE_MESSAGES = st.lists(st.one_of(SIMPLE_TAGS, SIMPLE_TEXT), min_size=1, max_size=5).map("".join)
+SIMPLE_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.decimals(allow_nan=False, places=3, min_value=-(10**6), max_value=10**6),
+    st.sampled_from(["0.25", "abc", "", "<b>&"]),
+)
+SIMPLE_CONTEXTS = st.fixed_dictionaries(
+    {
+        "margin": SIMPLE_VALUES,
+        "offer": st.one_of(
+            SIMPLE_VALUES,
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "type": SIMPLE_VALUES,
+                    "kpi_at_risk": SIMPLE_VALUES,
+                    "get": SIMPLE_VALUES,
+                },
+            ),
+        ),
+        "partner": st.fixed_dictionaries({}, optional={"tier": SIMPLE_VALUES}),
+        "outputs": st.fixed_dictionaries(
+            {}, optional={"floor": SIMPLE_VALUES, "items": SIMPLE_VALUES}
+        ),
+        "lines": st.lists(st.fixed_dictionaries({"category": st.just("support")}), max_size=2),
+        "nested": st.fixed_dictionaries(
+            {"a": st.one_of(SIMPLE_VALUES, st.fixed_dictionaries({"b": SIMPLE_VALUES}))}
+        ),
+    },
+    optional={
+        "currency": st.sampled_from(["USD", "JPY", "KWD", "usd", "XXX"]),
+        "range": st.just(3),
+    },
+)
+
+
+def _quick_render(renderer: Renderer, source: str, context: dict[Any, Any]) -> str | None:
+    """The message rendered without Jinja, or None when it goes to Jinja."""
+    quick = renderer._quick_message(source)
+    return None if quick is None else quick.render(context)
+
+
+def _jinja_render(renderer: Renderer, source: str, context: dict[str, Any]) -> str:
+    """The message rendered by Jinja alone, or its error."""
+    from dealdesk.sandbox import render_bounded
+
+    try:
+        template = renderer._message_template(source)
+        return render_bounded(template.root_render_func, template.new_context(dict(context)))
+    except Exception as exc:
+        return f"error: {type(exc).__name__}: {exc}"
+
+
+@settings(max_examples=400, deadline=None)
+@given(SIMPLE_MESSAGES, SIMPLE_CONTEXTS, st.sampled_from([{}, {"percent": lambda v: "P"}]))
+def test_a_simple_message_renders_as_jinja_renders_it(
+    source: str, context: dict[str, Any], filters: dict[str, Any]
+) -> None:
+    renderer = Renderer(TEMPLATE_DIRS, filters)
+    expected = _jinja_render(renderer, source, context)
+    fast = _quick_render(renderer, source, context)
+    if fast is not None:
+        assert fast == expected
+    if not expected.startswith("error: "):
+        assert renderer.render_message(source, context, ORIGIN) == expected
+
+
+def test_the_house_messages_render_without_jinja() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from decimal import Decimal\n"
+        "from dealdesk.templating import Renderer\n"
+        "r = Renderer([])\n"
+        "context = {'labor_margin': Decimal('0.25'), 'offer': {'type': 'new_market'},"
+        " 'totals': {'contract': Decimal('1234.5')}, 'currency': 'USD', 'outputs': {}}\n"
+        "print(r.render_message('Labor margin {{ labor_margin | percent }} is low.', context, 'o'))\n"
+        "print(r.render_message('Every risk-model deal ({{ offer.type }}) needs review.', context, 'o'))\n"
+        "print(r.render_message('A contract of {{ totals.contract | money }}.', context, 'o'))\n"
+        "print('jinja2' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == [
+        "Labor margin 25% is low.",
+        "Every risk-model deal (new_market) needs review.",
+        "A contract of 1,234.50 USD.",
+        "False",
+    ]
+
+
+def test_simple_output_stays_far_below_the_sandbox_bound() -> None:
+    from dealdesk.messages import MAX_TEXT
+    from dealdesk.sandbox import MAX_OUTPUT
+
+    assert MAX_TEXT < MAX_OUTPUT
+    huge = {"text": "x" * (MAX_TEXT + 1)}
+    assert _quick_render(Renderer([]), "{{ text }}", huge) is None
+
+
+@pytest.mark.parametrize(
+    ("source", "context", "filters"),
+    [
+        ("{{ offer.get }}", {"offer": {"get": "x"}}, {}),  # the dict's method, not the key
+        ("{{ outputs.items }}", {"outputs": {"items": 1}}, {}),
+        ("{{ offer.type.upper }}", {"offer": {"type": "abc"}}, {}),  # str's method
+        ("{{ range }}", {}, {}),  # a global of the sandbox
+        ("{{ self }}", {"self": 1}, {}),
+        ("{{ true }}", {"true": 1}, {}),
+        ("{{ loop }}", {"loop": 1}, {}),
+        ("{{ a }}", {"a": 1, 2: "non-text key"}, {}),
+        ("{{ a | percent }}", {"a": Decimal("0.5")}, {"percent": lambda v: "P"}),
+        ("{{ a | money }}", {"a": Decimal("5")}, {"money": lambda v: "M"}),
+        ("{{ a | money }}", {"a": Decimal("5")}, {}),  # no currency
+        ("{{ a | money }}", {"a": Decimal("5"), "currency": None}, {}),
+        ("{{ a | money }}", {"a": Decimal("5"), "currency": "JPY"}, {}),
+        ("{{ a | percent }}", {"a": True}, {}),
+        ("{{ a | percent }}", {"a": "0.125"}, {}),
+        ("{{ a.b }}", {"a": [1]}, {}),
+        ("{{ a.b }}", {"a": None}, {}),
+        ("{{ a }}\n", {"a": 1}, {}),  # Jinja drops the trailing newline
+        ("{{ a }}\r\nb", {"a": 1}, {}),
+        ("{ {{ a }} }", {"a": 1}, {}),
+        ("{{ a }}{% if true %}x{% endif %}", {"a": 1}, {}),
+        ("{{a}}{{ a|percent }} and {{ b.c }}", {"a": 0.3, "b": {"c": None}}, {}),
+        ("{{ a }}", {"a": "x" * 200_000}, {}),
+    ],
+)
+def test_simple_message_corners_render_as_jinja_renders_them(
+    source: str, context: dict[Any, Any], filters: dict[str, Any]
+) -> None:
+    renderer = Renderer(TEMPLATE_DIRS, filters)
+    expected = _jinja_render(renderer, source, context)
+    fast = _quick_render(renderer, source, context)
+    assert fast is None or fast == expected
+    if not expected.startswith("error: "):
+        assert renderer.render_message(source, context, ORIGIN) == expected

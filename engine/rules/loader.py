@@ -11,16 +11,19 @@ Hostile input is bounded before anything walks it (SPEC §9): aliases by
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
-
-import yaml
-from yaml.composer import ComposerError
+from typing import TYPE_CHECKING, Any
 
 from dealdesk.errors import Location, RulesetError
-from dealdesk.yaml_aliases import check_aliases
+from dealdesk.rules import cache
+
+# PyYAML is imported on the first parse, not with this module: a run whose rulesets are all
+# remembered (load_yaml_cached) reads none.
+if TYPE_CHECKING:
+    import yaml
 
 Path = tuple[str | int, ...]
 
@@ -100,53 +103,68 @@ def lookup_path(data: Any, path: Path) -> Any:
     return data
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps ISO dates as strings (the deal and ruleset models use strings) and
-    refuses nesting deeper than :data:`MAX_DEPTH`."""
+@functools.cache
+def _loaders() -> tuple[type[Any], type[Any]]:
+    """The loader classes: the Python parser's and libyaml's (the Python one without libyaml)."""
+    import yaml
+    from yaml.composer import ComposerError
 
-    _depth = 0
+    class _Loader(yaml.SafeLoader):
+        """SafeLoader that keeps ISO dates as strings (the deal and ruleset models use strings)
+        and refuses nesting deeper than :data:`MAX_DEPTH`."""
 
-    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                raise ComposerError(
-                    None,
-                    None,
-                    f"values nested too deeply (limit {MAX_DEPTH})",
-                    self.peek_event().start_mark,
-                )
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
+        _depth = 0
 
-    def construct_iso_date(self, node: yaml.ScalarNode) -> str:
-        return _iso(self.construct_yaml_timestamp(node))
+        def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+            self._depth += 1
+            try:
+                if self._depth > MAX_DEPTH:
+                    raise ComposerError(
+                        None,
+                        None,
+                        f"values nested too deeply (limit {MAX_DEPTH})",
+                        self.peek_event().start_mark,
+                    )
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+
+        def construct_iso_date(self, node: yaml.ScalarNode) -> str:
+            return _iso(self.construct_yaml_timestamp(node))
+
+    # A date in a ruleset or deal is compared and printed as ISO text; keep it as text.
+    _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_iso_date)
+
+    # libyaml's parser, when PyYAML was built with it, is about ten times faster than the Python
+    # one (most of `dealdesk evaluate`'s start-up went into parsing the house rulesets); see
+    # _PYTHON_PARSER_ONLY for the texts it is not given.
+    fast_base: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # without libyaml: Python
+
+    class _FastLoader(fast_base):
+        construct_iso_date = _Loader.construct_iso_date
+
+    _FastLoader.add_constructor("tag:yaml.org,2002:timestamp", _FastLoader.construct_iso_date)
+    return _Loader, _FastLoader
 
 
-# A date in a ruleset or deal is compared and printed as ISO text; keep it as text.
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_iso_date)
+def __getattr__(name: str) -> Any:
+    # the loader classes by their names, as before they were made on first use
+    if name in ("_Loader", "_FastLoader"):
+        return _loaders()[name == "_FastLoader"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-# libyaml's parser, when PyYAML was built with it, is about ten times faster than the Python one
-# (most of `dealdesk evaluate`'s start-up went into parsing the house rulesets). It gives every
-# node the same value and position, except in corners found by running both on mutated
-# rulesets: libyaml accepts tabs, `?` and a block scalar header followed by `#` (`>#`) where the
-# Python parser refuses them, counts a byte-order mark in columns, places an empty value in a
-# flow mapping (`{a: , b: 1}`) one column later, and resolves an empty value tagged `!` to "", not
-# null. A text with any of those (or any tag or directive, rare in rulesets), or one libyaml
-# refuses (so that errors are worded as always), is parsed by the Python parser.
-_CSafeLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # without libyaml: Python
+
+# libyaml gives every node the same value and position as the Python parser, except in corners
+# found by running both on mutated rulesets: libyaml accepts tabs, `?` and a block scalar header
+# followed by `#` (`>#`) where the Python parser refuses them, counts a byte-order mark in
+# columns, places an empty value in a flow mapping (`{a: , b: 1}`) one column later, and resolves
+# an empty value tagged `!` to "", not null. A text with any of those (or any tag or directive,
+# rare in rulesets), or one libyaml refuses (so that errors are worded as always), is parsed by
+# the Python parser.
 _PYTHON_PARSER_ONLY = re.compile(
     r"[\t\ufeff?]|:\s*(?:#[^\n]*\n\s*)*[,}\]]|[|>][-+0-9]*#|(?<![^\s\[{,])!(?!=[\s\"'])|^%",
     re.M,
 )
-
-
-class _FastLoader(_CSafeLoader):
-    construct_iso_date = _Loader.construct_iso_date
-
-
-_FastLoader.add_constructor("tag:yaml.org,2002:timestamp", _FastLoader.construct_iso_date)
 
 
 def _iso(value: dt.date | dt.datetime) -> str:
@@ -163,17 +181,98 @@ def load_yaml(text: str, file: str) -> Document:
     return documents[0]
 
 
+def load_yaml_cached(text: str, file: str) -> Document:
+    """:func:`load_yaml`, remembered in the cache folder (:mod:`dealdesk.rules.cache`) by the
+    text, PyYAML's and this module's stamps: a text read before is not parsed again. Only a
+    text that parses into one document of JSON values is remembered; errors never are."""
+    key = cache.digest(text, cache.module_stamp("yaml"), cache.file_stamp(__file__))
+    found = _decode(cache.read("yaml", key), key, file, text)
+    if found is not None:
+        return found
+    doc = load_yaml(text, file)
+    entry = _encode(doc, key) if doc.text == text else None  # one document (none: bare)
+    if entry is not None:
+        cache.write("yaml", key, entry)
+    return doc
+
+
+def _encode(doc: Document, key: str) -> dict[str, Any] | None:
+    """The document as JSON: its data, each located path as [parent's index, last part] (the
+    root as null), their spans as a flat list of numbers, and each key span as the index of its
+    path and three numbers."""
+    index: dict[Path, int] = {}
+    paths: list[list[Any] | None] = []
+    spans: list[int] = []
+    for path, span in doc.spans.items():
+        if path:
+            parent = index.get(path[:-1])
+            if parent is None:
+                return None
+            paths.append([parent, path[-1]])
+        else:
+            paths.append(None)
+        index[path] = len(paths) - 1
+        spans += (span.line, span.column, span.index)
+    keys: list[int] = []
+    for path, span in doc.keys.items():
+        if path not in index:
+            return None
+        keys += (index[path], span.line, span.column, span.index)
+    return {"key": key, "data": doc.data, "paths": paths, "spans": spans, "keys": keys}
+
+
+def _decode(entry: Any, key: str, file: str, text: str) -> Document | None:
+    """The document :func:`_encode` wrote, or None for anything else."""
+    if type(entry) is not dict or entry.get("key") != key or "data" not in entry:
+        return None
+    rows, numbers, key_numbers = entry.get("paths"), entry.get("spans"), entry.get("keys")
+    if not (type(rows) is list and type(numbers) is list and type(key_numbers) is list):
+        return None
+    if len(numbers) != 3 * len(rows) or len(key_numbers) % 4 or not _ints(numbers, key_numbers):
+        return None
+    paths: list[Path] = []
+    for row in rows:
+        if row is None:
+            paths.append(())
+            continue
+        if type(row) is not list or len(row) != 2:
+            return None
+        parent, part = row
+        if type(parent) is not int or not 0 <= parent < len(paths):
+            return None
+        if type(part) is not str and type(part) is not int:
+            return None
+        paths.append((*paths[parent], part))
+    spans = dict(zip(paths, map(Span, numbers[0::3], numbers[1::3], numbers[2::3]), strict=True))
+    keys: dict[Path, Span] = {}
+    for at in range(0, len(key_numbers), 4):
+        where, line, column, offset = key_numbers[at : at + 4]
+        if not 0 <= where < len(paths):
+            return None
+        keys[paths[where]] = Span(line, column, offset)
+    return Document(file, entry["data"], spans, text, keys)
+
+
+def _ints(*lists: list[Any]) -> bool:
+    return all(set(map(type, numbers)) <= {int} for numbers in lists)
+
+
 def load_yaml_documents(text: str, file: str) -> Iterator[Document]:
     """Parse every ``---`` document in ``text`` in order, with positions."""
+    python_loader, fast_loader = _loaders()
     if not _PYTHON_PARSER_ONLY.search(text):
         try:
-            return iter(list(_documents(_FastLoader, text, file)))
+            return iter(list(_documents(fast_loader, text, file)))
         except RulesetError:
             pass  # the Python parser decides, and words the error
-    return _documents(_Loader, text, file)
+    return _documents(python_loader, text, file)
 
 
 def _documents(loader_class: type[Any], text: str, file: str) -> Iterator[Document]:
+    import yaml
+
+    from dealdesk.yaml_aliases import check_aliases
+
     loader = loader_class(text)
     try:
         while loader.check_node():
@@ -195,6 +294,8 @@ def _documents(loader_class: type[Any], text: str, file: str) -> Iterator[Docume
 
 
 def _construct(loader: Any, node: yaml.Node, path: Path, doc: Document) -> Any:
+    import yaml
+
     file = doc.file
     doc.spans[path] = _span(node)
     if isinstance(node, yaml.MappingNode):

@@ -8,15 +8,13 @@ whole set, and so every output name, is known.
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import json
-import os
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 from dealdesk.errors import Location, RulesetError, closest
+from dealdesk.rules import cache
 from dealdesk.rules.loader import Document
 
 COMBINE_MODES = ("first", "max", "min", "sum", "list")
@@ -315,7 +313,7 @@ class Ruleset:
         return not (self.effective_to and close > self.effective_to)
 
 
-@cache
+@functools.cache
 def _validator() -> Any:
     import jsonschema  # when a ruleset is checked, not when the model (or its schema) is imported
 
@@ -327,61 +325,23 @@ def _validator() -> Any:
 def schema_errors(doc: Document, text: str | None = None) -> list[RulesetError]:
     """Every place where ``doc`` does not have the shape of a ruleset, located.
 
-    With ``text`` (the file's text), a text that passed once is not checked again: its digest
-    (with the schema's and dealdesk's version) is remembered in the cache directory
-    (:func:`cache_dir`), as black remembers formatted files. Only a text without problems is
-    remembered, so every error is always reported.
+    With ``text`` (the file's text), a text that passed once is not checked again: that it
+    passed (with the schema's and dealdesk's version) is remembered in the cache folder
+    (:mod:`dealdesk.rules.cache`). Only a text without problems is remembered, so every error is
+    always reported.
     """
-    key = _digest(text) if text is not None else None
-    if key is not None and _passed(key):
+    key = cache.digest(_schema_text(), text) if text is not None else None
+    if key is not None and cache.is_marked("schema-ok", key):
         return []
     errors = _schema_errors(doc)
     if key is not None and not errors:
-        _remember(key)
+        cache.mark("schema-ok", key)
     return errors
 
 
-def cache_dir() -> Path | None:
-    """Where dealdesk remembers the ruleset texts that passed the schema:
-    ``$DEALDESK_CACHE_DIR`` (empty: remember nothing), else ``$XDG_CACHE_HOME/dealdesk`` or
-    ``~/.cache/dealdesk``."""
-    chosen = os.environ.get("DEALDESK_CACHE_DIR")
-    if chosen is not None:
-        return Path(chosen) if chosen else None
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "dealdesk"
-
-
-@cache
-def _schema_digest() -> bytes:
-    from dealdesk import __version__
-
-    return (__version__ + json.dumps(RULESET_SCHEMA, sort_keys=True)).encode()
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(
-        _schema_digest() + b"\0" + text.encode("utf-8", "surrogatepass")
-    ).hexdigest()
-
-
-def _passed(key: str) -> bool:
-    folder = cache_dir()
-    try:
-        return folder is not None and (folder / "schema-ok" / key).is_file()
-    except OSError:
-        return False
-
-
-def _remember(key: str) -> None:
-    folder = cache_dir()
-    if folder is None:
-        return
-    try:
-        (folder / "schema-ok").mkdir(parents=True, exist_ok=True)
-        (folder / "schema-ok" / key).touch()
-    except OSError:  # a read-only home costs the check next time, nothing else
-        pass
+@functools.cache
+def _schema_text() -> str:
+    return json.dumps(RULESET_SCHEMA, sort_keys=True)
 
 
 def _schema_errors(doc: Document) -> list[RulesetError]:

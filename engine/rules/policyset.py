@@ -12,14 +12,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from dealdesk.deal import schema as deals
-from dealdesk.engines.durable.lowering import ConditionCompiler
 from dealdesk.errors import (
     Location,
     RulesetError,
@@ -28,18 +24,27 @@ from dealdesk.errors import (
     closest,
     short_repr,
 )
+from dealdesk.rules import cache
 from dealdesk.rules.expressions import (
     And,
+    Compare,
     Const,
+    Exists,
     Expr,
     ExpressionError,
+    Field,
     FieldType,
+    InList,
+    Matches,
+    Not,
+    Or,
+    Quantifier,
     Scope,
     check_test,
     output_reads,
     parse_expression,
 )
-from dealdesk.rules.loader import load_yaml
+from dealdesk.rules.loader import load_yaml_cached
 from dealdesk.rules.model import (
     Actions,
     OutputSpec,
@@ -151,7 +156,8 @@ class Environment:
     extra_facts: Mapping[str, str] = field(default_factory=dict)
     # the problem with a message template, or None (Renderer.message_problem)
     check_message: Callable[[str], str | None] = lambda _: None
-    clause_ids: Sequence[str] = ()  # known clause ids, for "did you mean"
+    # known clause ids, for "did you mean"; listed only then (listing loads the template engine)
+    clause_ids: Callable[[], Sequence[str]] = tuple
 
     @classmethod
     def of(cls, plugins: Plugins, renderer: Renderer) -> Environment:
@@ -163,14 +169,31 @@ class Environment:
             house_approvers(),
             plugins.fact_types,
             renderer.message_problem,
-            renderer.clause_ids(),
+            renderer.clause_ids,
         )
+
+
+def house_rulesets() -> Path:
+    """The folder of the house rulesets (package ``dealdesk.rulesets``), as
+    ``importlib.resources.files`` finds it on disk."""
+    import dealdesk.rulesets
+
+    return Path(dealdesk.rulesets.__file__).parent
 
 
 def house_approvers() -> list[str]:
     """Approver roles in rank order, from ``rulesets/approvers.yaml``."""
-    text = (resources.files("dealdesk.rulesets") / "approvers.yaml").read_text(encoding="utf-8")
-    return list(yaml.safe_load(text)["approvers"])
+    text = (house_rulesets() / "approvers.yaml").read_text(encoding="utf-8")
+    key = cache.digest(text, cache.module_stamp("yaml"))
+    found = cache.read("approvers", key)
+    if isinstance(found, list) and all(isinstance(role, str) for role in found):
+        return found
+    import yaml
+
+    approvers = list(yaml.safe_load(text)["approvers"])
+    if all(isinstance(role, str) for role in approvers):
+        cache.write("approvers", key, approvers)
+    return approvers
 
 
 def ruleset_files(paths: Iterable[Path | str]) -> list[Path]:
@@ -203,7 +226,7 @@ def load_policy_set(paths: Iterable[Path | str], env: Environment) -> PolicySet:
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"{path}: cannot read: {exc}") from None
         try:
-            doc = load_yaml(text, str(path))
+            doc = load_yaml_cached(text, str(path))
             if not isinstance(doc.data, dict):
                 raise RulesetError(
                     "a ruleset file must hold a mapping (ruleset:, policy:, rules: ...)",
@@ -395,7 +418,7 @@ class _Builder:
                     ruleset,
                     (*then.path, "clause", i) if len(then.clauses) > 1 else (*then.path, "clause"),
                     f"unknown clause template {clause!r} (no {clause}.md.j2 in any template directory)",
-                    closest(clause, self.env.clause_ids, cutoff=0.8),  # ids share prefixes
+                    closest(clause, self.env.clause_ids(), cutoff=0.8),  # ids share prefixes
                 )
                 ok = False
         for key in ("reject", "flag", "reason"):
@@ -564,9 +587,80 @@ class _Builder:
 
     @staticmethod
     def never_true(rule: CompiledRule) -> bool:
-        # the condition's disjunctive normal form has no alternative (e.g. `exists(x) and x is
-        # missing`)
-        return not ConditionCompiler().compile(rule.condition)
+        return never_true(rule.condition)
+
+
+def never_true(condition: Expr) -> bool:
+    """Whether ``condition`` can never be true: its disjunctive normal form (the durable
+    lowering's) has no alternative, e.g. ``exists(x) and not exists(x)``."""
+    if _alternatives(condition, True):
+        return False
+    # a condition with no alternative found here (rare: a constant, a contradiction): the
+    # lowering decides, as it always did
+    from dealdesk.engines.durable.lowering import ConditionCompiler
+
+    return not ConditionCompiler().compile(condition)
+
+
+#: An alternative of a condition's normal form, as its presence tests: (path, present) pairs.
+_Alternative = frozenset[tuple[str, bool]]
+#: Alternatives kept per sub-expression; one is enough to show that a condition can hold.
+_KEPT = 16
+
+
+def _alternatives(expr: Expr, positive: bool) -> list[_Alternative]:
+    """Some alternatives of the durable lowering's normal form of ``expr`` (of ``not expr`` when
+    not ``positive``), each given by the presence tests it holds or more, none contradictory.
+
+    An alternative drops out of the lowering's normal form only by being constant false or by
+    testing one path both present and missing; comparisons test their fields present, arithmetic
+    and ``matches()`` become fields of their own, and a quantifier is one test of its list.
+    Returning fewer alternatives than there are is always safe: none found means "ask the
+    lowering", so this needs to be exact only in what it returns.
+    """
+    match expr:
+        case Not(operand=operand):
+            return _alternatives(operand, not positive)
+        case And(operands=operands) | Or(operands=operands):
+            parts = [_alternatives(o, positive) for o in operands]
+            if isinstance(expr, And) == positive:  # all of them
+                found: list[_Alternative] = [frozenset()]
+                for part in parts:
+                    found = [a | b for a in found for b in part if _consistent(a | b)][:_KEPT]
+                return found
+            return list(dict.fromkeys(a for part in parts for a in part))[:_KEPT]
+        case Exists(target=target):
+            return [frozenset({(_name(target), positive)})]
+        case Compare(left=left, right=right):
+            if isinstance(left, Const) and isinstance(right, Const):
+                return []  # computed while lowering: true or false
+            if _null(left) or _null(right):
+                return []
+            return [frozenset((_name(f), True) for f in (left, right) if isinstance(f, Field))]
+        case InList(operand=operand, values=values):
+            if not values or isinstance(operand, Const) or any(_null(v) for v in values):
+                return []
+            return [frozenset({(_name(operand), True)} if isinstance(operand, Field) else ())]
+        case Matches():
+            return [frozenset()]
+        case Quantifier(kind=kind, body=body) if kind in ("any", "all"):
+            # `not any(...)` holds on an empty list, which is tested by its length alone
+            return [frozenset()] if not positive or _alternatives(body, True) else []
+        case Const(value=value):
+            return [frozenset()] if value is not None and bool(value) == positive else []
+    return []
+
+
+def _name(field: Field) -> str:
+    return f"$i.{field.path}" if field.item else field.path
+
+
+def _null(expr: Expr) -> bool:
+    return isinstance(expr, Const) and expr.value is None
+
+
+def _consistent(alternative: _Alternative) -> bool:
+    return not any((name, not present) in alternative for name, present in alternative)
 
 
 _INVALID = object()

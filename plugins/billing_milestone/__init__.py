@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from importlib.resources import files
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import dealdesk.rulesets
 from dealdesk import hookimpl
 from dealdesk.money import money_string, parse_decimal, quantize_money
 
@@ -37,8 +38,10 @@ def dealdesk_policies(register: RegisterPolicy) -> None:
     register(
         POLICY,
         description="Milestone billing splits, invoice models and payment terms.",
-        rulesets=files("dealdesk.rulesets") / f"{POLICY}.yaml",
-        templates=files(__name__) / "templates",
+        # the package folders, as importlib.resources.files() finds them on disk, without
+        # importing its readers (start-up time)
+        rulesets=Path(dealdesk.rulesets.__file__).parent / f"{POLICY}.yaml",
+        templates=Path(__file__).parent / "templates",
         facts={
             "requested_split": "object",
             "requested_split.total": "number",

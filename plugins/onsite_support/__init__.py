@@ -6,9 +6,10 @@ provides the ``resident_engineer`` action (OS-2, OS-3, OS-5).
 
 from __future__ import annotations
 
-from importlib.resources import files
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import dealdesk.rulesets
 from dealdesk import hookimpl
 from dealdesk.money import parse_decimal
 
@@ -25,8 +26,10 @@ def dealdesk_policies(register: RegisterPolicy) -> None:
     register(
         POLICY,
         description="Support model, resident engineers, service contract value and integration ownership.",
-        rulesets=files("dealdesk.rulesets") / f"{POLICY}.yaml",
-        templates=files(__name__) / "templates",
+        # the package folders, as importlib.resources.files() finds them on disk, without
+        # importing its readers (start-up time)
+        rulesets=Path(dealdesk.rulesets.__file__).parent / f"{POLICY}.yaml",
+        templates=Path(__file__).parent / "templates",
     )
 
 

@@ -6,9 +6,10 @@ facts; the plugin only declares the family.
 
 from __future__ import annotations
 
-from importlib.resources import files
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import dealdesk.rulesets
 from dealdesk import hookimpl
 
 if TYPE_CHECKING:
@@ -23,6 +24,8 @@ def dealdesk_policies(register: RegisterPolicy) -> None:
     register(
         POLICY,
         description="Margin floors, partner gates and discount authority.",
-        rulesets=files("dealdesk.rulesets") / f"{POLICY}.yaml",
-        templates=files(__name__) / "templates",
+        # the package folders, as importlib.resources.files() finds them on disk, without
+        # importing its readers (start-up time)
+        rulesets=Path(dealdesk.rulesets.__file__).parent / f"{POLICY}.yaml",
+        templates=Path(__file__).parent / "templates",
     )

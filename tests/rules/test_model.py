@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from dealdesk.rules import model
+from dealdesk.rules.cache import cache_dir
 from dealdesk.rules.loader import load_yaml
 
 GOOD = "ruleset: r\npolicy: test\nversion: '1'\nrules: []\n"
@@ -45,7 +46,7 @@ def test_no_cache_when_it_is_off_or_cannot_be_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DEALDESK_CACHE_DIR", "")
-    assert model.cache_dir() is None
+    assert cache_dir() is None
     assert model.schema_errors(load_yaml(GOOD, "r.yaml"), GOOD) == []
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

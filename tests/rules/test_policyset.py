@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
+import expression_strategies as strategies
 import pytest
 from helpers import policy_set, write_rulesets
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dealdesk.errors import ValidationFailed
-from dealdesk.rules.expressions import MAX_DEPTH
-from dealdesk.rules.policyset import load_policy_set
+from dealdesk.rules.expressions import (
+    MAX_DEPTH,
+    And,
+    Compare,
+    Const,
+    Expr,
+    Field,
+    FieldType,
+    InList,
+    Not,
+    Or,
+    Scope,
+    parse_expression,
+)
+from dealdesk.rules.policyset import _alternatives, load_policy_set, never_true
 
 HEADER = """
 ruleset: {name}
@@ -334,3 +351,81 @@ tables:
     )
     assert found[1].startswith(f"{path}:16:16: cell 'not(not(")
     assert found[1].endswith(f"': nested too deeply (limit {MAX_DEPTH})")
+
+
+# -- "can never be true" without the durable lowering: policyset finds an alternative itself
+
+
+def _lowering_never_true(condition: Expr) -> bool:
+    from dealdesk.engines.durable.lowering import ConditionCompiler
+
+    return not ConditionCompiler().compile(condition)
+
+
+_EDGE_ATOMS = st.sampled_from(
+    [
+        "True",
+        "False",
+        "1 < 2",
+        "2 < 1",
+        "1 in [1, 2]",
+        "a in []",
+        "not exists(a)",
+        "not exists(s)",
+        "not exists(items)",
+        "not exists(outputs.x)",
+        "all(exists(line.v) and not exists(line.v) for line in items)",
+        "any(not exists(line.v) and line.v > 1 for line in items)",
+        "not all(line.v > 1 for line in items)",
+    ]
+)
+_CONDITIONS = st.recursive(
+    st.one_of(strategies.atom, _EDGE_ATOMS),
+    lambda inner: st.one_of(
+        st.builds(lambda x: f"not ({x})", inner),
+        st.builds(lambda x, y: f"({x}) and ({y})", inner, inner),
+        st.builds(lambda x, y: f"({x}) or ({y})", inner, inner),
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_CONDITIONS)
+def test_never_true_agrees_with_the_lowering(text: str) -> None:
+    condition = parse_expression(text, strategies.SCOPE)
+    expected = _lowering_never_true(condition)
+    assert never_true(condition) == expected
+    if _alternatives(condition, True):  # the fast answer is only ever "it can be true"
+        assert not expected
+
+
+def test_never_true_answers_for_null_constants_as_the_lowering_does() -> None:
+    a = Field((1, 0), "a", "number")
+    null = Const((1, 0), None, "null")
+    for condition in [
+        Compare((1, 0), "==", a, null),
+        Not((1, 0), Compare((1, 0), "==", null, a)),
+        InList((1, 0), a, (Const((1, 0), Decimal(1), "number"), null)),
+        Not((1, 0), InList((1, 0), a, (null,))),
+        null,
+        Or((1, 0), ()),
+        And((1, 0), ()),
+    ]:
+        assert never_true(condition) == _lowering_never_true(condition), condition
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # the house and peer rulesets' shapes that test a path missing
+        'risk_offer and exists(partner) and (not exists(partner.tier) or partner.tier != "select")',
+        "not exists(partner) and totals.contract >= 1000000",
+        "not any(line.category == 'support' for line in lines) and exists(lines)",
+    ],
+)
+def test_common_conditions_need_no_lowering(text: str) -> None:
+    from dealdesk.deal.schema import FIELDS
+
+    scope = Scope({path: FieldType(f.type, f.enum) for path, f in FIELDS.items()})
+    assert _alternatives(parse_expression(text, scope), True)
