@@ -190,71 +190,44 @@ def load_yaml_cached(text: str, file: str) -> Document:
     if found is not None:
         return found
     doc = load_yaml(text, file)
-    entry = _encode(doc, key) if doc.text == text else None  # one document (none: bare)
-    if entry is not None:
-        cache.write("yaml", key, entry)
+    if doc.text == text:  # one document (none gives a bare Document)
+        cache.write("yaml", key, _encode(doc, key))
     return doc
 
 
-def _encode(doc: Document, key: str) -> dict[str, Any] | None:
-    """The document as JSON: its data, each located path as [parent's index, last part] (the
-    root as null), their spans as a flat list of numbers, and each key span as the index of its
-    path and three numbers."""
-    index: dict[Path, int] = {}
-    paths: list[list[Any] | None] = []
-    spans: list[int] = []
-    for path, span in doc.spans.items():
-        if path:
-            parent = index.get(path[:-1])
-            if parent is None:
-                return None
-            paths.append([parent, path[-1]])
-        else:
-            paths.append(None)
-        index[path] = len(paths) - 1
-        spans += (span.line, span.column, span.index)
-    keys: list[int] = []
-    for path, span in doc.keys.items():
-        if path not in index:
-            return None
-        keys += (index[path], span.line, span.column, span.index)
-    return {"key": key, "data": doc.data, "paths": paths, "spans": spans, "keys": keys}
+def _encode(doc: Document, key: str) -> dict[str, Any]:
+    return {
+        "key": key,
+        "data": doc.data,
+        "spans": [[list(path), s.line, s.column, s.index] for path, s in doc.spans.items()],
+        "keys": [[list(path), s.line, s.column, s.index] for path, s in doc.keys.items()],
+    }
 
 
 def _decode(entry: Any, key: str, file: str, text: str) -> Document | None:
     """The document :func:`_encode` wrote, or None for anything else."""
-    if type(entry) is not dict or entry.get("key") != key or "data" not in entry:
+    if not isinstance(entry, dict) or entry.get("key") != key or "data" not in entry:
         return None
-    rows, numbers, key_numbers = entry.get("paths"), entry.get("spans"), entry.get("keys")
-    if not (type(rows) is list and type(numbers) is list and type(key_numbers) is list):
+    spans, keys = _decode_spans(entry.get("spans")), _decode_spans(entry.get("keys"))
+    if spans is None or keys is None:
         return None
-    if len(numbers) != 3 * len(rows) or len(key_numbers) % 4 or not _ints(numbers, key_numbers):
-        return None
-    paths: list[Path] = []
-    for row in rows:
-        if row is None:
-            paths.append(())
-            continue
-        if type(row) is not list or len(row) != 2:
-            return None
-        parent, part = row
-        if type(parent) is not int or not 0 <= parent < len(paths):
-            return None
-        if type(part) is not str and type(part) is not int:
-            return None
-        paths.append((*paths[parent], part))
-    spans = dict(zip(paths, map(Span, numbers[0::3], numbers[1::3], numbers[2::3]), strict=True))
-    keys: dict[Path, Span] = {}
-    for at in range(0, len(key_numbers), 4):
-        where, line, column, offset = key_numbers[at : at + 4]
-        if not 0 <= where < len(paths):
-            return None
-        keys[paths[where]] = Span(line, column, offset)
     return Document(file, entry["data"], spans, text, keys)
 
 
-def _ints(*lists: list[Any]) -> bool:
-    return all(set(map(type, numbers)) <= {int} for numbers in lists)
+def _decode_spans(rows: Any) -> dict[Path, Span] | None:
+    if not isinstance(rows, list):
+        return None
+    spans: dict[Path, Span] = {}
+    for row in rows:
+        if not (isinstance(row, list) and len(row) == 4 and isinstance(row[0], list)):
+            return None
+        path, line, column, index = row
+        if not all(type(part) in (str, int) for part in path):
+            return None
+        if not all(type(number) is int for number in (line, column, index)):
+            return None
+        spans[tuple(path)] = Span(line, column, index)
+    return spans
 
 
 def load_yaml_documents(text: str, file: str) -> Iterator[Document]:
