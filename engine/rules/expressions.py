@@ -13,9 +13,9 @@ import ast
 import functools
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import FrozenInstanceError, dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any
 
 from dealdesk.errors import closest
 
@@ -25,214 +25,103 @@ from dealdesk.errors import closest
 Pos = tuple[int, int]  # 1-based line within the expression text, 0-based column
 
 
+@dataclass(frozen=True)
 class Expr:
     """Base of every node; ``type`` is one of number, string, boolean, date, object, array,
-    null or any (unknown until run time).
+    null or any (unknown until run time)."""
 
-    Nodes are what ``@dataclass(frozen=True)`` with ``pos`` neither compared nor shown would
-    make — the same ``__init__``, ``__repr__``, ``__eq__``, ``__hash__``, ``__match_args__``
-    and frozen fields — written out once here: the decorator compiles six methods per class
-    when this module is imported, which was most of its import time (every command imports it).
-    """
-
-    __match_args__: ClassVar[tuple[str, ...]] = ("pos",)
-    #: The fields after ``pos``, in order: compared, hashed and shown.
-    _fields: ClassVar[tuple[str, ...]] = ()
-
-    pos: Pos
-
-    def __init__(self, pos: Pos) -> None:
-        self.__dict__["pos"] = pos
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
-        return f"{self.__class__.__qualname__}({shown})"
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            return self._values() == other._values()
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise FrozenInstanceError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise FrozenInstanceError(f"cannot delete field {name!r}")
-
-    def _values(self) -> tuple[Any, ...]:
-        return tuple([getattr(self, name) for name in self._fields])
+    pos: Pos = field(compare=False, repr=False)
 
 
+@dataclass(frozen=True)
 class Const(Expr):
-    __match_args__ = ("pos", "value", "type")
-    _fields = ("value", "type")
-
-    value: Decimal | str | bool | None
-    type: str
-
-    def __init__(
-        self, pos: Pos, value: Decimal | str | bool | None = None, type: str = "any"
-    ) -> None:
-        self.__dict__.update(pos=pos, value=value, type=type)
+    value: Decimal | str | bool | None = None
+    type: str = "any"
 
 
+@dataclass(frozen=True)
 class Field(Expr):
     """A dotted path into the deal (``customer.region``) or, when ``item`` is set, into the
     current element of a quantifier's list (``category`` for ``line.category``)."""
 
-    __match_args__ = ("pos", "path", "type", "enum", "item")
-    _fields = ("path", "type", "enum", "item")
-
-    path: str
-    type: str
-    enum: tuple[str, ...] | None
-    item: bool
-
-    def __init__(
-        self,
-        pos: Pos,
-        path: str = "",
-        type: str = "any",
-        enum: tuple[str, ...] | None = None,
-        item: bool = False,
-    ) -> None:
-        self.__dict__.update(pos=pos, path=path, type=type, enum=enum, item=item)
+    path: str = ""
+    type: str = "any"
+    enum: tuple[str, ...] | None = None
+    item: bool = False
 
 
+@dataclass(frozen=True)
 class Arith(Expr):
-    __match_args__ = ("pos", "op", "left", "right", "type")
-    _fields = ("op", "left", "right", "type")
-
     op: str
     left: Expr
     right: Expr
-    type: str
-
-    def __init__(self, pos: Pos, op: str, left: Expr, right: Expr, type: str = "number") -> None:
-        self.__dict__.update(pos=pos, op=op, left=left, right=right, type=type)
+    type: str = "number"
 
 
+@dataclass(frozen=True)
 class Call(Expr):
     """min, max, abs, round, sum: allowed in ``set`` values only."""
 
-    __match_args__ = ("pos", "name", "args", "type")
-    _fields = ("name", "args", "type")
-
     name: str
     args: tuple[Expr, ...]
-    type: str
-
-    def __init__(self, pos: Pos, name: str, args: tuple[Expr, ...], type: str = "number") -> None:
-        self.__dict__.update(pos=pos, name=name, args=args, type=type)
+    type: str = "number"
 
 
+@dataclass(frozen=True)
 class Compare(Expr):
-    __match_args__ = ("pos", "op", "left", "right", "type")
-    _fields = ("op", "left", "right", "type")
-
     op: str
     left: Expr
     right: Expr
-    type: str
-
-    def __init__(self, pos: Pos, op: str, left: Expr, right: Expr, type: str = "boolean") -> None:
-        self.__dict__.update(pos=pos, op=op, left=left, right=right, type=type)
+    type: str = "boolean"
 
 
+@dataclass(frozen=True)
 class InList(Expr):
-    __match_args__ = ("pos", "operand", "values", "negated", "type")
-    _fields = ("operand", "values", "negated", "type")
-
     operand: Expr
     values: tuple[Const, ...]
-    negated: bool
-    type: str
-
-    def __init__(
-        self,
-        pos: Pos,
-        operand: Expr,
-        values: tuple[Const, ...],
-        negated: bool = False,
-        type: str = "boolean",
-    ) -> None:
-        self.__dict__.update(pos=pos, operand=operand, values=values, negated=negated, type=type)
+    negated: bool = False
+    type: str = "boolean"
 
 
+@dataclass(frozen=True)
 class Exists(Expr):
-    __match_args__ = ("pos", "target", "type")
-    _fields = ("target", "type")
-
     target: Field
-    type: str
-
-    def __init__(self, pos: Pos, target: Field, type: str = "boolean") -> None:
-        self.__dict__.update(pos=pos, target=target, type=type)
+    type: str = "boolean"
 
 
+@dataclass(frozen=True)
 class Matches(Expr):
-    __match_args__ = ("pos", "target", "pattern", "type")
-    _fields = ("target", "pattern", "type")
-
     target: Field
     pattern: str
-    type: str
-
-    def __init__(self, pos: Pos, target: Field, pattern: str, type: str = "boolean") -> None:
-        self.__dict__.update(pos=pos, target=target, pattern=pattern, type=type)
+    type: str = "boolean"
 
 
+@dataclass(frozen=True)
 class Not(Expr):
-    __match_args__ = ("pos", "operand", "type")
-    _fields = ("operand", "type")
-
     operand: Expr
-    type: str
-
-    def __init__(self, pos: Pos, operand: Expr, type: str = "boolean") -> None:
-        self.__dict__.update(pos=pos, operand=operand, type=type)
+    type: str = "boolean"
 
 
+@dataclass(frozen=True)
 class And(Expr):
-    __match_args__ = ("pos", "operands", "type")
-    _fields = ("operands", "type")
-
     operands: tuple[Expr, ...]
-    type: str
-
-    def __init__(self, pos: Pos, operands: tuple[Expr, ...], type: str = "boolean") -> None:
-        self.__dict__.update(pos=pos, operands=operands, type=type)
+    type: str = "boolean"
 
 
+@dataclass(frozen=True)
 class Or(Expr):
-    __match_args__ = ("pos", "operands", "type")
-    _fields = ("operands", "type")
-
     operands: tuple[Expr, ...]
-    type: str
-
-    def __init__(self, pos: Pos, operands: tuple[Expr, ...], type: str = "boolean") -> None:
-        self.__dict__.update(pos=pos, operands=operands, type=type)
+    type: str = "boolean"
 
 
+@dataclass(frozen=True)
 class Quantifier(Expr):
     """``any(...)``/``all(...)`` over a list; in a ``set`` value also ``sum(...)``."""
-
-    __match_args__ = ("pos", "kind", "items", "body", "type")
-    _fields = ("kind", "items", "body", "type")
 
     kind: str
     items: Field
     body: Expr
-    type: str
-
-    def __init__(
-        self, pos: Pos, kind: str, items: Field, body: Expr, type: str = "boolean"
-    ) -> None:
-        self.__dict__.update(pos=pos, kind=kind, items=items, body=body, type=type)
+    type: str = "boolean"
 
 
 # ---------------------------------------------------------------------------------------------
