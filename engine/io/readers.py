@@ -8,6 +8,7 @@ Readers stream, and a line, row or document that cannot be parsed becomes a ``So
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import sys
@@ -17,13 +18,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
-import yaml
-
 from dealdesk import jsoncodec
 from dealdesk.deal.schema import FIELDS
 from dealdesk.errors import PluginError, UsageError
 from dealdesk.io import suffix_key
-from dealdesk.yaml_aliases import check_aliases
 
 __all__ = [
     "READERS",
@@ -127,37 +125,42 @@ def read_jsonl(path: Path) -> Iterator[SourceDeal]:
         yield from read_jsonl_stream(stream, str(path))
 
 
-# libyaml's parser when present (several times faster); both only build plain Python values.
-_SafeLoader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+@functools.cache
+def _yaml_loader() -> type[Any]:
+    """The YAML loader class, made on the first YAML file read (PyYAML is imported then)."""
+    import yaml
 
+    # libyaml's parser when present (several times faster); both only build plain Python values.
+    safe_loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-class _YamlLoader(_SafeLoader):
-    """Safe loading, but a scalar that looks like a date or an integer and is not one stays readable.
+    class _YamlLoader(safe_loader):
+        """Safe loading, but a scalar that looks like a date or an integer and is not one stays
+        readable.
 
-    PyYAML raises a bare ``ValueError`` for ``close: 2026-13-01`` (month 13) or an integer of more
-    than 4300 digits, which would cost the whole document. Kept as the text (the date) or a
-    ``Decimal`` (the integer), the deal is read and ``validate_deal`` names the field.
-    """
+        PyYAML raises a bare ``ValueError`` for ``close: 2026-13-01`` (month 13) or an integer of
+        more than 4300 digits, which would cost the whole document. Kept as the text (the date)
+        or a ``Decimal`` (the integer), the deal is read and ``validate_deal`` names the field.
+        """
 
-    def construct_yaml_timestamp(self, node: yaml.Node) -> object:
-        try:
-            return super().construct_yaml_timestamp(node)
-        except ValueError:
-            return self.construct_scalar(node)
-
-    def construct_yaml_int(self, node: yaml.Node) -> object:
-        try:
-            return super().construct_yaml_int(node)
-        except ValueError:
-            text = str(self.construct_scalar(node))
+        def construct_yaml_timestamp(self, node: yaml.Node) -> object:
             try:
-                return Decimal(text.replace("_", ""))
-            except ArithmeticError:
-                return text
+                return super().construct_yaml_timestamp(node)
+            except ValueError:
+                return self.construct_scalar(node)
 
+        def construct_yaml_int(self, node: yaml.Node) -> object:
+            try:
+                return super().construct_yaml_int(node)
+            except ValueError:
+                text = str(self.construct_scalar(node))
+                try:
+                    return Decimal(text.replace("_", ""))
+                except ArithmeticError:
+                    return text
 
-_YamlLoader.add_constructor("tag:yaml.org,2002:timestamp", _YamlLoader.construct_yaml_timestamp)
-_YamlLoader.add_constructor("tag:yaml.org,2002:int", _YamlLoader.construct_yaml_int)
+    _YamlLoader.add_constructor("tag:yaml.org,2002:timestamp", _YamlLoader.construct_yaml_timestamp)
+    _YamlLoader.add_constructor("tag:yaml.org,2002:int", _YamlLoader.construct_yaml_int)
+    return _YamlLoader
 
 
 def _yaml_error(name: str, exc: Exception, fallback_line: int) -> tuple[str, str]:
@@ -180,9 +183,13 @@ def read_yaml(path: Path) -> Iterator[SourceDeal]:
     reading goes on with the next document. An impossible date (``2026-13-01``) stays text, so
     only that deal is invalid, with the field named.
     """
+    import yaml
+
+    from dealdesk.yaml_aliases import check_aliases
+
     name = str(path)
     with path.open("rb") as stream:
-        loader = _YamlLoader(stream)
+        loader = _yaml_loader()(stream)
         line = 1
         try:
             while True:
