@@ -73,19 +73,19 @@ class Pipeline:
 
     def prepare(self, raw: Any) -> Prepared:
         """Validate ``raw`` and add the engine's derived facts and every plugin's."""
-        deal_id = deal_id_of(raw)
         try:
-            data, problems = prepare_deal(raw, self.plugins.fact_types)
+            fact_types = self.plugins.fact_types  # merged anew on every read: read once
+            data, problems = prepare_deal(raw, fact_types)
         except Exception as exc:  # a bug costs this deal only
-            return Prepared(deal_id, errors=[record_error(exc)])
+            return Prepared(deal_id_of(raw), errors=[record_error(exc)])
         if problems or data is None:
             return Prepared(
-                deal_id, errors=[{"path": p.path, "message": p.message} for p in problems]
+                deal_id_of(raw), errors=[{"path": p.path, "message": p.message} for p in problems]
             )
         deal_id = data.get("id")
         try:
             extra = self.plugins.enrich(data)
-            problems = check_fact_types(extra, self.plugins.fact_types)
+            problems = check_fact_types(extra, fact_types)
             if problems:
                 raise PluginError(
                     self._fact_owner(problems[0].path), "dealdesk_enrich", f"returned {problems[0]}"
