@@ -9,8 +9,11 @@ what plugins derive against the types they declare.
 The schema (:data:`~dealdesk.deal.schema.FIELDS` plus the plugins' declared paths) is compiled
 once into a checker per path and a table per object (key → checker), so a deal is walked once,
 with a dictionary lookup and a call per field, and an error's path and message are only built
-for a field that has one. Numbers are bounded (:data:`~dealdesk.deal.schema.MAX_MAGNITUDE`,
-:data:`~dealdesk.deal.schema.MAX_PLACES`): anything else is a located
+for a field that has one. A plain deal of the usual values goes by a quicker road first
+(:func:`_quick_deal`): the same rules inline, giving up at the first unusual value, so the walk
+alone decides (and words) every error. Numbers are bounded
+(:data:`~dealdesk.deal.schema.MAX_MAGNITUDE`, :data:`~dealdesk.deal.schema.MAX_PLACES`):
+anything else is a located
 :class:`~dealdesk.errors.DealError` (``lines[0].quantity: number out of range ...``), never an
 arithmetic overflow later.
 """
