@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Context, Decimal, getcontext, setcontext
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from dealdesk.deal.derive import EXACT, Ledger
@@ -532,9 +533,16 @@ class _Unusual(Exception):
 
 # Currencies found valid (ISO 4217 codes, a few hundred at most): a set is cheaper to ask.
 _VALID_CURRENCIES: set[str] = set()
+# Date strings found valid, with their ISO form: a batch repeats its dates; the first few
+# thousand are kept (a dict lookup is a fraction of the lru_cache'd call).
+_QUICK_DATES: dict[str, str] = {}
+_QUICK_DATES_MAX = 4096
 _INT_HIGH = int(MAX_MAGNITUDE)
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
+# The required line fields, which the quick path finds present (a null one is dropped).
+_REQUIRED_OF_LINE = itemgetter(*REQUIRED_LINE_FIELDS)
+assert REQUIRED_LINE_FIELDS == ("category", "quantity", "unit_price")
 # The Decimals of small ints, made once: quantities, grades, hours and many prices are such ints.
 _SMALL_INTS = 4096
 _DECIMAL_OF = tuple(Decimal(i) for i in range(_SMALL_INTS))
@@ -599,20 +607,17 @@ def _quick_lines(value: object, spec: _QuickSpec) -> tuple[list[Any], list[Any]]
         if item.__class__ is not dict:
             raise _Unusual
         line = _quick_object(item, spec)
-        get = line.get
-        category, quantity, price = get("category"), get("quantity"), get("unit_price")
-        cost = get("unit_cost")
-        if (
-            category is None
-            or quantity is None
-            or price is None
-            or (cost is None and category in _COSTED)
-        ):
-            raise _Unusual  # a required field is missing
+        try:
+            category, quantity, price = _REQUIRED_OF_LINE(line)
+        except KeyError:
+            raise _Unusual from None  # a required field is missing
+        cost = line.get("unit_cost")
+        if cost is None and category in _COSTED:
+            raise _Unusual
         if quantity and price:
             nonzero = True
         lines.append(line)
-        entries.append((line, category, quantity, price, cost, get("list_price")))
+        entries.append((line, category, quantity, price, cost, line.get("list_price")))
     if not nonzero:  # no line, or a contract value of zero
         raise _Unusual
     return lines, entries
@@ -631,6 +636,11 @@ def _quick_object(value: dict[Any, Any], spec: _QuickSpec) -> dict[Any, Any]:
             if rule is _STRING or (rule.__class__ is frozenset and item in rule):
                 out[key] = item
                 continue
+            if rule is _DATE:
+                iso = _QUICK_DATES.get(item)
+                if iso is not None:
+                    out[key] = iso
+                    continue
         elif kind is Decimal:
             if (
                 rule is _NUMBER
@@ -672,6 +682,8 @@ def _quick_value(item: Any, rule: _QuickRule) -> Any:
             if kind is str:
                 iso = _iso_date(item)
                 if iso is not None:
+                    if len(_QUICK_DATES) < _QUICK_DATES_MAX:
+                        _QUICK_DATES[item] = iso
                     return iso
             elif kind is dt.date:
                 return item.isoformat()
