@@ -74,14 +74,13 @@ class Pipeline:
 
     def prepare(self, raw: Any) -> Prepared:
         """Validate ``raw`` and add the engine's derived facts and every plugin's."""
-        deal_id = deal_id_of(raw)
         try:
             data, problems = prepare_deal(raw, self.fact_types)
         except Exception as exc:  # a bug costs this deal only
-            return Prepared(deal_id, errors=[record_error(exc)])
+            return Prepared(deal_id_of(raw), errors=[record_error(exc)])
         if problems or data is None:
             return Prepared(
-                deal_id, errors=[{"path": p.path, "message": p.message} for p in problems]
+                deal_id_of(raw), errors=[{"path": p.path, "message": p.message} for p in problems]
             )
         deal_id = data.get("id")
         try:

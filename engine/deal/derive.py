@@ -15,7 +15,7 @@ from typing import Any
 
 from dealdesk.money import parse_decimal
 
-__all__ = ["RISK_OFFER_TYPES", "Ledger", "derive_facts"]
+__all__ = ["EXACT", "RISK_OFFER_TYPES", "Ledger", "derive_facts"]
 
 RISK_OFFER_TYPES = frozenset({"new_market", "advanced_technology"})
 _PRODUCT = frozenset({"hardware", "software"})
@@ -23,7 +23,7 @@ _SERVICES = frozenset({"labor", "support"})
 
 # Enough digits that sums and products are exact: validated numbers have at most 27 digits
 # (MAX_MAGNITUDE, MAX_PLACES), so a product has at most 54 and a sum a few more.
-_EXACT = Context(prec=80)
+EXACT = Context(prec=80)
 # Quotients round to Python's standard 28 digits, whatever context the caller has set, so a
 # plugin or a test computing 1 - cost / price the usual way gets the same Decimal.
 _QUOTIENT = Context(prec=28)
@@ -64,7 +64,22 @@ class Ledger:
         """The derived facts but ``lines``, in SPEC §2 order; ``offer`` is the deal's.
 
         Each line added gets its ``amount`` and, when it has a cost and a non-zero
-        ``unit_price``, its ``margin``.
+        ``unit_price``, its ``margin``. The caller's decimal context is given back as it was.
+        """
+        # Operators under a context set once, not the contexts' methods, which cost several times
+        # as much per operation; setcontext() installs the context as it is, where localcontext()
+        # would copy it for every deal. Nothing but this arithmetic runs until it is given back.
+        caller = getcontext()
+        try:
+            setcontext(EXACT)
+            return self.facts_exact(offer)
+        finally:
+            setcontext(caller)
+
+    def facts_exact(self, offer: object) -> dict[str, Any]:
+        """:meth:`facts`, for a caller that has set :data:`EXACT` as the decimal context.
+
+        It is left set to the quotients' context; the caller gives its own back.
         """
         product = services = support = subscription = contract = cost_total = _ZERO
         labor_price = labor_cost = _ZERO
@@ -72,65 +87,59 @@ class Ledger:
         costed_complete = labor_complete = True  # no costed (labor) line lacks unit_cost
         max_discount: Decimal | None = None  # the first largest, as max() picks it
         labor_margin: Decimal | None = None
-        # Operators under a context set once, not the contexts' methods, which cost several times
-        # as much per operation; setcontext() installs the context as it is, where localcontext()
-        # would copy it for every deal. Nothing but this arithmetic runs until it is given back.
-        caller = getcontext()
-        try:
-            setcontext(_EXACT)
-            for line, category, quantity, price, cost, _ in self.lines:
-                amount = quantity * price
-                line["amount"] = amount
-                contract += amount
-                if cost is not None:
-                    cost_amount = quantity * cost
-                    cost_total += cost_amount
-                elif category != "subscription":
-                    costed_complete = False
-                if category in _PRODUCT:
-                    product += amount
-                elif category in _SERVICES:
-                    services += amount
-                    if category == "support":
-                        support += amount
-                elif category == "subscription":
-                    subscription += amount
-                if category == "labor":
-                    labor_lines += 1
-                    labor_price += amount
-                    if cost is None:
-                        labor_complete = False
-                    else:
-                        labor_cost += cost_amount
+        for line, category, quantity, price, cost, _ in self.lines:
+            amount = quantity * price
+            line["amount"] = amount
+            contract += amount
+            if cost is not None:
+                cost_amount = quantity * cost
+                cost_total += cost_amount
+            elif category != "subscription":
+                costed_complete = False
+            if category in _PRODUCT:
+                product += amount
+            elif category in _SERVICES:
+                services += amount
+                if category == "support":
+                    support += amount
+            elif category == "subscription":
+                subscription += amount
+            if category == "labor":
+                labor_lines += 1
+                labor_price += amount
+                if cost is None:
+                    labor_complete = False
+                else:
+                    labor_cost += cost_amount
 
-            setcontext(_QUOTIENT)
-            for line, _, _, price, cost, list_price in self.lines:
-                if cost is not None and price:  # price is not zero
-                    line["margin"] = _ONE - cost / price
-                if list_price:  # present and not zero
-                    discount = _ONE - price / list_price
-                    if max_discount is None or discount > max_discount:
-                        max_discount = discount
-            facts: dict[str, Any] = {
-                "totals": {
-                    "product": product,
-                    "services": services,
-                    "support": support,
-                    "subscription": subscription,
-                    "contract": contract,
-                    "cost": cost_total,
-                }
+        setcontext(_QUOTIENT)
+        for line, _, _, price, cost, list_price in self.lines:
+            if cost is not None and price:  # price is not zero
+                line["margin"] = _ONE - cost / price
+            if list_price:  # present and not zero
+                discount = _ONE - price / list_price
+                if max_discount is None or discount > max_discount:
+                    max_discount = discount
+        facts: dict[str, Any] = {
+            "totals": {
+                "product": product,
+                "services": services,
+                "support": support,
+                "subscription": subscription,
+                "contract": contract,
+                "cost": cost_total,
             }
-            if contract:  # not zero
-                if costed_complete:
-                    facts["margin"] = _ONE - cost_total / contract
-                facts["services_ratio"] = services / contract
-            facts["max_line_discount"] = _ZERO if max_discount is None else max_discount
-            if labor_lines and labor_price and labor_complete:
-                labor_margin = _ONE - labor_cost / labor_price
-        finally:
-            setcontext(caller)
-        facts["risk_offer"] = isinstance(offer, Mapping) and offer.get("type") in RISK_OFFER_TYPES
+        }
+        if contract:  # not zero
+            if costed_complete:
+                facts["margin"] = _ONE - cost_total / contract
+            facts["services_ratio"] = services / contract
+        facts["max_line_discount"] = _ZERO if max_discount is None else max_discount
+        if labor_lines and labor_price and labor_complete:
+            labor_margin = _ONE - labor_cost / labor_price
+        facts["risk_offer"] = (
+            isinstance(offer, dict | Mapping) and offer.get("type") in RISK_OFFER_TYPES
+        )
         if labor_margin is not None:
             facts["labor_margin"] = labor_margin
         return facts

@@ -9,8 +9,11 @@ what plugins derive against the types they declare.
 The schema (:data:`~dealdesk.deal.schema.FIELDS` plus the plugins' declared paths) is compiled
 once into a checker per path and a table per object (key → checker), so a deal is walked once,
 with a dictionary lookup and a call per field, and an error's path and message are only built
-for a field that has one. Numbers are bounded (:data:`~dealdesk.deal.schema.MAX_MAGNITUDE`,
-:data:`~dealdesk.deal.schema.MAX_PLACES`): anything else is a located
+for a field that has one. A plain deal of the usual values goes by a quicker road first
+(:func:`_quick_deal`): the same rules inline, giving up at the first unusual value, so the walk
+alone decides (and words) every error. Numbers are bounded
+(:data:`~dealdesk.deal.schema.MAX_MAGNITUDE`, :data:`~dealdesk.deal.schema.MAX_PLACES`):
+anything else is a located
 :class:`~dealdesk.errors.DealError` (``lines[0].quantity: number out of range ...``), never an
 arithmetic overflow later.
 """
@@ -22,11 +25,12 @@ import difflib
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from decimal import Context, Decimal
+from decimal import Context, Decimal, getcontext, setcontext
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
-from dealdesk.deal.derive import Ledger
+from dealdesk.deal.derive import EXACT, Ledger
 from dealdesk.deal.schema import (
     CATEGORIES,
     DEFAULT_CURRENCY,
@@ -76,6 +80,14 @@ assert Decimal(10) ** _MAX_ADJUSTED == MAX_MAGNITUDE
 _Check = Callable[[Any, str, Any, list[DealError]], Any]
 # A walker normalizes a whole object or array, shown at the path it is given.
 _Walk = Callable[[Any, str, list[DealError]], Any]
+
+# The quick path's rule for a key (see _quick_deal): one of the codes below, an enum's frozenset,
+# an object's spec (dict) or a number list's (item code,); _OTHER sends the deal to the walk.
+_QuickRule = Any
+_QuickSpec = dict[Any, _QuickRule]
+_STRING, _BOOLEAN, _DATE, _ID, _LINES, _REFUSE, _OTHER = range(7)
+# Numbers: the codes from _NUMBER up (never negative, signed, a fraction of 1).
+_NUMBER, _SIGNED, _FRACTION = range(7, 10)
 
 
 def deal_id_of(raw: object) -> str | None:
@@ -157,13 +169,23 @@ def prepare_deal(
 
 
 def _check_deal(
-    raw: object, extra_types: ExtraTypes | None, ledger: Ledger | None
+    raw: object, extra_types: ExtraTypes | None, ledger: Ledger | None, *, quick: bool = True
 ) -> tuple[dict[str, Any] | None, list[DealError]]:
-    """Validate ``raw``; with a ``ledger``, also derive the facts of its lines."""
+    """Validate ``raw``; with a ``ledger``, also derive the facts of its lines.
+
+    A plain ``dict`` goes through :func:`_quick_deal` first (``quick=False`` skips it, for the
+    tests that pin it to the walk); whatever that path does not accept is walked in full.
+    """
     if not (raw.__class__ is dict or isinstance(raw, Mapping)):
         return None, [DealError("", f"a deal must be a mapping of fields, got {_kind(raw)}")]
+    validator = _validator(extra_types)
+    if quick and raw.__class__ is dict:
+        try:
+            return _quick_deal(raw, validator.quick_root, validator.quick_line, ledger), []
+        except (_Unusual, ArithmeticError):
+            pass  # the walk decides, and words the errors
     errors: list[DealError] = []
-    deal, lines = _validator(extra_types).walk(raw, errors, ledger)
+    deal, lines = validator.walk(raw, errors, ledger)
     walked = len(errors)  # a field whose value was refused is not also reported missing
 
     if "id" not in deal:
@@ -256,6 +278,9 @@ class _Validator:
         self.root = self._table("")
         self.lines = self.check("lines")
         self.line = self.check("lines[]")
+        # The same schema as rules for the quick path (see _quick_deal).
+        self.quick_root = self._quick_spec("")
+        self.quick_line = self._quick_spec("lines[]")
 
     # -- the per-deal walk
 
@@ -337,6 +362,48 @@ class _Validator:
             if path.startswith(start):
                 table[path[len(start) :]] = _refuse_derived
         return table
+
+    def _quick_spec(self, prefix: str) -> _QuickSpec:
+        """Key → quick rule for the keys of the object at ``prefix``, as :meth:`_table` has them."""
+        start = f"{prefix}." if prefix else ""
+        spec: _QuickSpec = {
+            path[len(start) :]: self._quick_rule(path, field)
+            for path, field in self.schema.items()
+            if path.startswith(start)
+        }
+        for path in DERIVED_PATHS:
+            if path.startswith(start):
+                spec[path[len(start) :]] = _REFUSE
+        return spec
+
+    def _quick_rule(self, path: str, field: Field) -> _QuickRule:
+        """What the quick path accepts at ``path``: the values :meth:`check` takes as they are.
+
+        A field of several types, or of a kind the quick path does not know, is ``_OTHER``: a
+        deal that has it is walked.
+        """
+        types = _types(field.type)
+        if path == "id":
+            return _ID
+        if len(types) != 1:
+            return _OTHER
+        kind = types[0]
+        if kind == "string":
+            return _STRING if field.enum is None else frozenset(field.enum)
+        if kind == "boolean":
+            return _BOOLEAN
+        if kind == "date":
+            return _DATE
+        if kind == "number":
+            return _number_code(path)
+        if kind == "object":
+            return self._quick_spec(path)
+        if kind == "array" and path == "lines":
+            return _LINES
+        item = self.schema.get(f"{path}[]")
+        if kind == "array" and item is not None and item.type == "number":
+            return (_number_code(f"{path}[]"),)
+        return _OTHER
 
     def _object_walker(self, path: str) -> _Walk:
         table = self._table(path)
@@ -455,6 +522,227 @@ def _validator(extra_types: ExtraTypes | None) -> _Validator:
     if all(isinstance(types, str) for types in extra_types.values()):
         _last_seen = (dict(extra_types), validator)
     return validator
+
+
+# -- the quick path: a well-formed deal of plain built-in types, in straight-line code
+
+
+class _Unusual(Exception):
+    """The quick path met something it does not take as it is: the full walk decides."""
+
+
+# Currencies found valid (ISO 4217 codes, a few hundred at most): a set is cheaper to ask.
+_VALID_CURRENCIES: set[str] = set()
+# Date strings found valid, with their ISO form: a batch repeats its dates; the first few
+# thousand are kept (a dict lookup is a fraction of the lru_cache'd call).
+_QUICK_DATES: dict[str, str] = {}
+_QUICK_DATES_MAX = 4096
+_INT_HIGH = int(MAX_MAGNITUDE)
+_ZERO = Decimal(0)
+_ONE = Decimal(1)
+# The required line fields, which the quick path finds present (a null one is dropped).
+_REQUIRED_OF_LINE = itemgetter(*REQUIRED_LINE_FIELDS)
+assert REQUIRED_LINE_FIELDS == ("category", "quantity", "unit_price")
+# The Decimals of small ints, made once: quantities, grades, hours and many prices are such ints.
+_SMALL_INTS = 4096
+_DECIMAL_OF = tuple(Decimal(i) for i in range(_SMALL_INTS))
+
+
+def _quick_deal(
+    raw: dict[Any, Any], root: _QuickSpec, line_spec: _QuickSpec, ledger: Ledger | None
+) -> dict[Any, Any]:
+    """The deal the walk would return for ``raw``, with the derived facts when given a ``ledger``.
+
+    Only values the compiled checkers accept as they are (exact built-in types within the
+    schema's bounds) are taken, and only a deal with no problem at all; anything else raises
+    :class:`_Unusual` (or an ``ArithmeticError``), and :func:`_check_deal` walks the deal in full,
+    so every error keeps its wording and order. Nothing is changed before that, neither ``raw``
+    nor ``ledger``. The whole runs under :data:`~dealdesk.deal.derive.EXACT`, which the ledger's
+    sums need and under which ``number + 0E-12`` tells the places of a bounded number exactly;
+    the caller's decimal context is given back.
+    """
+    caller = getcontext()
+    setcontext(EXACT)
+    try:
+        deal: dict[Any, Any] = {}
+        entries = None
+        for key, item in raw.items():
+            rule = root.get(key)
+            if rule is None:  # a field nobody declares is kept as it is
+                deal[key] = item
+            elif item is None:  # a null known field is absent
+                if rule is _REFUSE:
+                    raise _Unusual
+            elif rule.__class__ is dict and item.__class__ is dict:
+                deal[key] = _quick_object(item, rule)
+            elif item.__class__ is str and (rule is _STRING or (rule is _ID and item)):
+                deal[key] = item
+            elif rule is _LINES:
+                deal[key], entries = _quick_lines(item, line_spec)
+            else:
+                deal[key] = _quick_value(item, rule)
+        if entries is None or "id" not in deal:
+            raise _Unusual
+        currency = deal.setdefault("currency", DEFAULT_CURRENCY)
+        if currency not in _VALID_CURRENCIES:
+            if not _is_currency(currency):
+                raise _Unusual
+            _VALID_CURRENCIES.add(currency)
+        if ledger is not None:
+            ledger.lines = entries
+            deal.update(ledger.facts_exact(deal.get("offer")))  # "lines" is in the deal already
+        return deal
+    finally:
+        setcontext(caller)
+
+
+def _quick_lines(value: object, spec: _QuickSpec) -> tuple[list[Any], list[Any]]:
+    """The normalized lines and what the ledger needs of each; every line must be complete."""
+    if value.__class__ is not list:
+        raise _Unusual
+    lines: list[Any] = []
+    entries: list[Any] = []
+    nonzero = False
+    for item in value:
+        if item.__class__ is not dict:
+            raise _Unusual
+        line = _quick_object(item, spec)
+        try:
+            category, quantity, price = _REQUIRED_OF_LINE(line)
+        except KeyError:
+            raise _Unusual from None  # a required field is missing
+        cost = line.get("unit_cost")
+        if cost is None and category in _COSTED:
+            raise _Unusual
+        if quantity and price:
+            nonzero = True
+        lines.append(line)
+        entries.append((line, category, quantity, price, cost, line.get("list_price")))
+    if not nonzero:  # no line, or a contract value of zero
+        raise _Unusual
+    return lines, entries
+
+
+def _quick_object(value: dict[Any, Any], spec: _QuickSpec) -> dict[Any, Any]:
+    """``walk_object`` for a value the quick path takes; the usual values inline."""
+    out: dict[Any, Any] = {}
+    for key, item in value.items():
+        rule = spec.get(key)
+        if rule is None:
+            out[key] = item
+            continue
+        kind = item.__class__
+        if kind is str:
+            if rule is _STRING or (rule.__class__ is frozenset and item in rule):
+                out[key] = item
+                continue
+            if rule is _DATE:
+                iso = _QUICK_DATES.get(item)
+                if iso is not None:
+                    out[key] = iso
+                    continue
+        elif kind is Decimal:
+            if (
+                rule is _NUMBER
+                and _ZERO <= item < MAX_MAGNITUDE  # NaN raises InvalidOperation
+                and (item + _ZERO_PLACES).same_quantum(_ZERO_PLACES)  # _has_few_places, exact
+            ):
+                out[key] = item
+                continue
+        elif kind is int:
+            if rule is _NUMBER and 0 <= item < _SMALL_INTS:
+                out[key] = _DECIMAL_OF[item]
+                continue
+        elif kind is bool:
+            if rule is _BOOLEAN:
+                out[key] = item
+                continue
+        elif item is None:  # a null known field is absent
+            if rule is _REFUSE:
+                raise _Unusual
+            continue
+        out[key] = _quick_value(item, rule)
+    return out
+
+
+def _quick_value(item: Any, rule: _QuickRule) -> Any:
+    """``item`` (not ``None``) as its checker returns it, when it takes it as it is."""
+    kind = item.__class__
+    rule_kind = rule.__class__
+    if rule_kind is int:
+        if rule >= _NUMBER:
+            return _quick_number(item, rule)
+        if rule is _BOOLEAN:
+            if item is True or item is False:
+                return item
+        elif rule is _STRING:
+            if kind is str:
+                return item
+        elif rule is _DATE:
+            if kind is str:
+                iso = _iso_date(item)
+                if iso is not None:
+                    if len(_QUICK_DATES) < _QUICK_DATES_MAX:
+                        _QUICK_DATES[item] = iso
+                    return iso
+            elif kind is dt.date:
+                return item.isoformat()
+        elif rule is _ID:
+            if kind is str:
+                if item:  # an empty id is an error
+                    return item
+            elif _is_integer_id(item):
+                return str(item)
+    elif rule_kind is frozenset:
+        if kind is str and item in rule:
+            return item
+    elif rule_kind is dict:
+        if kind is dict:
+            return _quick_object(item, rule)
+    elif rule_kind is tuple and kind is list:
+        code = rule[0]
+        return [_quick_number(number, code) for number in item]
+    raise _Unusual  # _OTHER (several types ...), _REFUSE, or a value to report
+
+
+def _quick_number(item: Any, code: int) -> Decimal:
+    """A number as ``check_number`` returns it without the general rule, else :class:`_Unusual`.
+
+    Runs under :data:`~dealdesk.deal.derive.EXACT` (see :func:`_quick_deal`).
+    """
+    kind = item.__class__
+    if kind is int:
+        if (
+            (-_INT_HIGH < item if code is _SIGNED else 0 <= item)
+            and item < _INT_HIGH
+            and (code is not _FRACTION or item <= 1)
+        ):
+            return _DECIMAL_OF[item] if 0 <= item < _SMALL_INTS else Decimal(item)
+        raise _Unusual
+    if kind is Decimal:
+        number = item
+    elif kind is float or kind is str:
+        try:
+            number = parse_decimal(item)
+        except ValueError:
+            raise _Unusual from None
+    else:
+        raise _Unusual
+    if (
+        (-MAX_MAGNITUDE < number if code is _SIGNED else _ZERO <= number)  # NaN raises
+        and number < MAX_MAGNITUDE
+        and (code is not _FRACTION or number <= _ONE)
+        and (number + _ZERO_PLACES).same_quantum(_ZERO_PLACES)
+    ):
+        return number
+    raise _Unusual
+
+
+def _number_code(path: str) -> int:
+    """The quick code of the number at ``path``: signed and fraction as in ``_number_check``."""
+    if path not in INPUT_FIELDS:
+        return _SIGNED
+    return _FRACTION if path in FRACTIONS else _NUMBER
 
 
 # -- the checkers' shortcuts: exact built-in types first, then the general rule
@@ -712,15 +1000,21 @@ def _check_enum(
 ) -> Any:
     if enum is None or value in enum:
         return value
+    # only a plain str is cached: a subclass may print differently
+    unknown = _unknown_value if value.__class__ is str else _unknown_value.__wrapped__
+    errors.append(DealError(_where(parent, key), unknown(value, enum)))
+    return _INVALID
+
+
+@lru_cache(maxsize=256)
+def _unknown_value(value: str, enum: tuple[str, ...]) -> str:
+    # A batch repeats its mistakes, and difflib is slow: each message is made once.
     allowed = ", ".join(enum)
     close = [v for v in enum if v.lower() == value.lower()] or difflib.get_close_matches(
         value, enum, n=1
     )
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    errors.append(
-        DealError(_where(parent, key), f"unknown value {value!r}; expected one of: {allowed}{hint}")
-    )
-    return _INVALID
+    return f"unknown value {value!r}; expected one of: {allowed}{hint}"
 
 
 @lru_cache(maxsize=64)
@@ -832,10 +1126,30 @@ def check_fact_types(derived: Mapping[str, Any], fact_types: Mapping[str, str]) 
         (``x.total``, ``x[2].total``); shallower paths first.
     """
     errors: list[DealError] = []
-    declared = [(path, kind) for path, kind in fact_types.items() if _fact_head(path) in derived]
-    for path, kind in sorted(declared, key=lambda item: item[0].count(".")):
-        _check_fact(derived, path.split("."), "", kind, errors)
+    if not derived:  # nothing to check (the usual case: no plugin derived anything)
+        return errors
+    for head, steps, kind in _fact_plan(fact_types):
+        if head in derived:
+            _check_fact(derived, steps, "", kind, errors)
     return errors
+
+
+# The fact_types last seen, as a copy, with their plan: the pipeline passes the same every deal.
+_last_plan: tuple[dict[str, str], list[tuple[str, list[str], str]]] | None = None
+
+
+def _fact_plan(fact_types: Mapping[str, str]) -> list[tuple[str, list[str], str]]:
+    """``(head, steps, kind)`` of each declared path, shallower paths first (a stable sort)."""
+    global _last_plan
+    last = _last_plan
+    if last is not None and fact_types == last[0]:
+        return last[1]
+    plan = [
+        (_fact_head(path), path.split("."), kind)
+        for path, kind in sorted(fact_types.items(), key=lambda item: item[0].count("."))
+    ]
+    _last_plan = (dict(fact_types), plan)
+    return plan
 
 
 def _fact_head(path: str) -> str:
