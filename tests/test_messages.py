@@ -15,6 +15,7 @@ from dealdesk.errors import TemplateError
 from dealdesk.messages import QuickMessage
 from dealdesk.templating import Renderer
 
+ORIGIN = "rulesets/partner-margin.yaml:12:15 rule PM-1"
 NAMES = ["a", "b", "currency", "outputs", "items", "keys", "none", "range", "x_1"]
 VALUES: list[Any] = [
     None,
@@ -55,14 +56,33 @@ context = st.recursive(
 ).filter(lambda c: isinstance(c, dict))
 
 
-def jinja(renderer: Renderer, message: str, values: dict[str, Any]) -> str:
-    renderer._quick[message] = None  # the quick path off: Jinja itself
+def jinja(renderer: Renderer, message: str, values: dict[Any, Any]) -> str:
+    """What Jinja alone renders (the quick path off), or its error."""
+    renderer._quick[message] = None
     try:
-        return renderer.render_message(message, values, "here")
-    except TemplateError:
-        return "<error>"
+        return renderer.render_message(message, values, ORIGIN)
+    except TemplateError as exc:
+        return f"error: {exc}"
     finally:
         del renderer._quick[message]
+
+
+def quick(renderer: Renderer, message: str, values: dict[Any, Any]) -> str | None:
+    """The message rendered without Jinja, or None when it goes to Jinja."""
+    compiled = renderer._quick_message(message)
+    return None if compiled is None else compiled.render(values)
+
+
+def assert_renders_as_jinja(renderer: Renderer, message: str, values: dict[Any, Any]) -> None:
+    """The quick path, when it answers, and the renderer give exactly Jinja's text."""
+    expected = jinja(renderer, message, values)
+    fast = quick(renderer, message, values)
+    assert fast is None or fast == expected, (message, values)
+    try:
+        rendered = renderer.render_message(message, values, ORIGIN)
+    except TemplateError as exc:
+        rendered = f"error: {exc}"
+    assert rendered == expected, (message, values)
 
 
 @pytest.fixture(scope="module")
@@ -74,18 +94,8 @@ def renderer() -> Renderer:
 @given(source, st.lists(context, min_size=1, max_size=4))
 def test_the_quick_path_gives_jinjas_text(message: str, contexts: list[dict[str, Any]]) -> None:
     renderer = Renderer([])
-    quick = renderer._quick_message(message)
     for values in contexts:
-        expected = jinja(renderer, message, values)
-        if quick is not None:
-            got = quick.render(values)
-            if got is not None:
-                assert got == expected, (message, values)
-        try:
-            rendered = renderer.render_message(message, values, "here")
-        except TemplateError:
-            rendered = "<error>"
-        assert rendered == expected, (message, values)
+        assert_renders_as_jinja(renderer, message, values)
 
 
 def test_simple_messages_take_the_quick_path(renderer: Renderer) -> None:
@@ -99,11 +109,11 @@ def test_simple_messages_take_the_quick_path(renderer: Renderer) -> None:
         "partner": {"name": None},
     }
     assert quick.render(values) == "Margin 23.45% of 1,234,567.89 USD for None."
-    assert renderer.render_message(message, values, "here") == jinja(renderer, message, values)
+    assert_renders_as_jinja(renderer, message, values)
     # a missing name: Jinja's own error, not a quick guess
     assert quick.render({"currency": "USD"}) is None
     with pytest.raises(TemplateError, match="percent: expected a number, got StrictUndefined"):
-        renderer.render_message(message, {"currency": "USD"}, "here")
+        renderer.render_message(message, {"currency": "USD"}, ORIGIN)
 
 
 @pytest.mark.parametrize(
@@ -125,7 +135,7 @@ def test_what_only_jinja_can_render(renderer: Renderer, message: str) -> None:
 def test_a_plugin_filter_that_replaces_a_builtin_one_is_honoured() -> None:
     renderer = Renderer([], {"percent": lambda value: "PLUGIN"})
     assert renderer._quick_message("{{ a | percent }}") is None
-    assert renderer.render_message("{{ a | percent }}", {"a": 1}, "here") == "PLUGIN"
+    assert renderer.render_message("{{ a | percent }}", {"a": 1}, ORIGIN) == "PLUGIN"
 
 
 def test_every_house_message_is_quick() -> None:
@@ -139,3 +149,148 @@ def test_every_house_message_is_quick() -> None:
     ]
     assert messages
     assert [m for m in messages if app.renderer._quick_message(m) is None] == []
+
+
+# --- corners, through the renderer ------------------------------------------------------------
+
+SIMPLE_PATHS = st.sampled_from(
+    [
+        "margin",
+        "offer.type",
+        "offer.kpi_at_risk",
+        "partner.tier",
+        "outputs.floor",
+        "outputs.items",  # a dict method's name: the sandbox's getattr finds the method
+        "offer.get",
+        "lines.category",  # a list: no attribute
+        "currency",
+        "missing",
+        "offer.missing",
+        "range",  # a global when the deal has no such key
+        "true",
+        "self",
+        "nested.a.b",
+    ]
+)
+SIMPLE_TAGS = st.builds(
+    lambda path, spaces, filter_name: "{{" + spaces + path + filter_name + spaces + "}}",
+    SIMPLE_PATHS,
+    st.sampled_from(["", " ", "  "]),
+    st.sampled_from(["", " | percent", "|money", " | money", " | date", " | upper"]),
+)
+SIMPLE_TEXT = st.sampled_from(
+    ["", "Margin ", " is low.", " (", ") ", "100%", "{", "}", "a\nb", "{#x#}"]
+)
+SIMPLE_MESSAGES = st.lists(st.one_of(SIMPLE_TAGS, SIMPLE_TEXT), min_size=1, max_size=5).map("".join)
+SIMPLE_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.decimals(allow_nan=False, places=3, min_value=-(10**6), max_value=10**6),
+    st.sampled_from(["0.25", "abc", "", "<b>&"]),
+)
+SIMPLE_CONTEXTS = st.fixed_dictionaries(
+    {
+        "margin": SIMPLE_VALUES,
+        "offer": st.one_of(
+            SIMPLE_VALUES,
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "type": SIMPLE_VALUES,
+                    "kpi_at_risk": SIMPLE_VALUES,
+                    "get": SIMPLE_VALUES,
+                },
+            ),
+        ),
+        "partner": st.fixed_dictionaries({}, optional={"tier": SIMPLE_VALUES}),
+        "outputs": st.fixed_dictionaries(
+            {}, optional={"floor": SIMPLE_VALUES, "items": SIMPLE_VALUES}
+        ),
+        "lines": st.lists(st.fixed_dictionaries({"category": st.just("support")}), max_size=2),
+        "nested": st.fixed_dictionaries(
+            {"a": st.one_of(SIMPLE_VALUES, st.fixed_dictionaries({"b": SIMPLE_VALUES}))}
+        ),
+    },
+    optional={
+        "currency": st.sampled_from(["USD", "JPY", "KWD", "usd", "XXX"]),
+        "range": st.just(3),
+    },
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(SIMPLE_MESSAGES, SIMPLE_CONTEXTS, st.sampled_from([{}, {"percent": lambda v: "P"}]))
+def test_a_simple_message_renders_as_jinja_renders_it(
+    source: str, context: dict[str, Any], filters: dict[str, Any]
+) -> None:
+    assert_renders_as_jinja(Renderer([], filters), source, context)
+
+
+def test_the_house_messages_render_without_jinja() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from decimal import Decimal\n"
+        "from dealdesk.templating import Renderer\n"
+        "r = Renderer([])\n"
+        "context = {'labor_margin': Decimal('0.25'), 'offer': {'type': 'new_market'},"
+        " 'totals': {'contract': Decimal('1234.5')}, 'currency': 'USD', 'outputs': {}}\n"
+        "print(r.render_message('Labor margin {{ labor_margin | percent }} is low.', context, 'o'))\n"
+        "print(r.render_message('Every risk-model deal ({{ offer.type }}) needs review.', context, 'o'))\n"
+        "print(r.render_message('A contract of {{ totals.contract | money }}.', context, 'o'))\n"
+        "print('jinja2' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == [
+        "Labor margin 25% is low.",
+        "Every risk-model deal (new_market) needs review.",
+        "A contract of 1,234.50 USD.",
+        "False",
+    ]
+
+
+def test_simple_output_stays_far_below_the_sandbox_bound() -> None:
+    from dealdesk.messages import MAX_TEXT
+    from dealdesk.sandbox import MAX_OUTPUT
+
+    assert MAX_TEXT < MAX_OUTPUT
+    huge = {"text": "x" * (MAX_TEXT + 1)}
+    assert quick(Renderer([]), "{{ text }}", huge) is None
+
+
+@pytest.mark.parametrize(
+    ("source", "context", "filters"),
+    [
+        ("{{ offer.get }}", {"offer": {"get": "x"}}, {}),  # the dict's method, not the key
+        ("{{ outputs.items }}", {"outputs": {"items": 1}}, {}),
+        ("{{ offer.type.upper }}", {"offer": {"type": "abc"}}, {}),  # str's method
+        ("{{ range }}", {}, {}),  # a global of the sandbox
+        ("{{ self }}", {"self": 1}, {}),
+        ("{{ true }}", {"true": 1}, {}),
+        ("{{ loop }}", {"loop": 1}, {}),
+        ("{{ a }}", {"a": 1, 2: "non-text key"}, {}),
+        ("{{ a | percent }}", {"a": Decimal("0.5")}, {"percent": lambda v: "P"}),
+        ("{{ a | money }}", {"a": Decimal("5")}, {"money": lambda v: "M"}),
+        ("{{ a | money }}", {"a": Decimal("5")}, {}),  # no currency
+        ("{{ a | money }}", {"a": Decimal("5"), "currency": None}, {}),
+        ("{{ a | money }}", {"a": Decimal("5"), "currency": "JPY"}, {}),
+        ("{{ a | percent }}", {"a": True}, {}),
+        ("{{ a | percent }}", {"a": "0.125"}, {}),
+        ("{{ a.b }}", {"a": [1]}, {}),
+        ("{{ a.b }}", {"a": None}, {}),
+        ("{{ a }}\n", {"a": 1}, {}),  # Jinja drops the trailing newline
+        ("{{ a }}\r\nb", {"a": 1}, {}),
+        ("{ {{ a }} }", {"a": 1}, {}),
+        ("{{ a }}{% if true %}x{% endif %}", {"a": 1}, {}),
+        ("{{a}}{{ a|percent }} and {{ b.c }}", {"a": 0.3, "b": {"c": None}}, {}),
+        ("{{ a }}", {"a": "x" * 200_000}, {}),
+    ],
+)
+def test_simple_message_corners_render_as_jinja_renders_them(
+    source: str, context: dict[Any, Any], filters: dict[str, Any]
+) -> None:
+    assert_renders_as_jinja(Renderer([], filters), source, context)
