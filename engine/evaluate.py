@@ -75,8 +75,14 @@ class PolicyRun:
         if name in self._combined:
             return self._combined[name]
         spec = self.policy.outputs.get(name)
+        entries = self.contributions.get(name, ())
+        if len(entries) == 1 and (spec is None or spec.combine == "first"):
+            value = entries[0][1]  # the one value set (most outputs): itself, or the default
+            combined = value if value is not None or spec is None else spec.default
+            self._combined[name] = combined
+            return combined
         # an unknown value (a `set` expression with a missing operand) sets nothing
-        values = [v for _, v in self.contributions.get(name, ()) if v is not None]
+        values = [v for _, v in entries if v is not None]
         if not values:
             combined = None if spec is None else spec.default
         elif spec is None:  # undeclared: combines with `first` (SPEC §3)
@@ -122,9 +128,9 @@ class PolicyRunner:
         }
         self.has_tables = {p.name: any(r.table is not None for r in p.rules) for p in policies}
         # what a rule without an action or expressions does is the same on every deal: its
-        # effects are built once and shared (read-only) by its firings
+        # firing (and its effects) is built once and shared, read-only, by every run it fires in
         self.static = {
-            rule.key: self._effects(rule)
+            rule.key: Firing(rule, self._effects(rule))
             for p in policies
             for rule in p.rules
             if rule.then.action is None and not _has_expression(rule.sets)
@@ -149,7 +155,7 @@ class PolicyRunner:
     def run_policy(self, policy: Policy, data: Mapping[str, Any], match: Matcher) -> PolicyRun:
         """Evaluate every stratum of ``policy`` on ``data``, applying actions as rules fire."""
         run = PolicyRun(policy)
-        static_effects = self.static
+        static_firings = self.static
         windowed = self.windowed[policy.name]
         applicable = policy.applicable(lookup(data, "dates.close")) if windowed else None
         for index, reads_outputs in enumerate(self.reads_outputs[policy.name]):
@@ -165,12 +171,10 @@ class PolicyRunner:
             )
             firings = run.firings
             for rule, extra in chosen:
-                static = None if extra else static_effects.get(rule.key)
-                if static is None:
+                firing = None if extra else static_firings.get(rule.key)
+                if firing is None:
                     firing = Firing(rule)
                     self.apply(rule, firing, view, run, extra)
-                else:
-                    firing = Firing(rule, static)
                 if firing.effects.sets:
                     key = (rule.rank, len(firings))
                     for name, value in firing.effects.sets:
