@@ -8,12 +8,16 @@ that make it, by file stamp), so an edit or an upgrade is a miss, never a stale 
 
 Entries are JSON or empty marker files: nothing read back is executed or unpickled. A missing,
 unreadable or malformed entry is a miss; one that cannot be written costs the work next time.
+An entry stands in for a text's checks, so it is read only when nobody but this user could have
+written it: the entry, its folder and the cache folder must be the user's own and writable by
+nobody else (dealdesk makes them so); a shared or loosened cache folder is a miss every time.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 from functools import cache
 from pathlib import Path
@@ -84,10 +88,37 @@ def _entry(kind: str, key: str) -> Path | None:
     return None if folder is None else folder / kind / key
 
 
+def _private(path: Path, *, file: bool = False) -> bool:
+    """Whether only this user can have written ``path``: it is ours and nobody else may write
+    it (always true where there are no user ids)."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return False
+    if file and not stat.S_ISREG(status.st_mode):
+        return False
+    if not hasattr(os, "getuid"):
+        return True
+    return status.st_uid == os.getuid() and not status.st_mode & 0o022
+
+
+def _trusted(entry: Path) -> bool:
+    """An entry is read only when it, its kind's folder and the cache folder are private: an
+    entry stands in for a ruleset's text, so nobody else may be able to plant one."""
+    return _private(entry, file=True) and _private(entry.parent) and _private(entry.parent.parent)
+
+
+def _folder(entry: Path) -> None:
+    """Make the entry's folders, private to this user."""
+    for folder in (entry.parent.parent, entry.parent):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
 def read(kind: str, key: str) -> Any | None:
-    """The JSON value remembered under ``kind``/``key``, or None (also when it cannot be read)."""
+    """The JSON value remembered under ``kind``/``key``, or None (also when it cannot be read,
+    or someone else could have written it)."""
     entry = _entry(kind, key)
-    if entry is None:
+    if entry is None or not _trusted(entry):
         return None
     try:
         with open(entry, "rb") as file:
@@ -107,8 +138,10 @@ def write(kind: str, key: str, value: Any) -> None:
         return
     temporary = entry.with_name(f".{entry.name}.{os.getpid()}")
     try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_bytes(data)
+        _folder(entry)
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
         os.replace(temporary, entry)  # whole or not at all, whoever else writes it
     except OSError:  # a read-only home costs the work next time, nothing else
         try:
@@ -120,10 +153,7 @@ def write(kind: str, key: str, value: Any) -> None:
 def is_marked(kind: str, key: str) -> bool:
     """Whether :func:`mark` was called with ``kind`` and ``key``."""
     entry = _entry(kind, key)
-    try:
-        return entry is not None and entry.is_file()
-    except OSError:
-        return False
+    return entry is not None and _trusted(entry)
 
 
 def mark(kind: str, key: str) -> None:
@@ -132,7 +162,7 @@ def mark(kind: str, key: str) -> None:
     if entry is None:
         return
     try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        entry.touch()
+        _folder(entry)
+        os.close(os.open(entry, os.O_WRONLY | os.O_CREAT, 0o600))
     except OSError:
         pass

@@ -185,7 +185,12 @@ def load_yaml_cached(text: str, file: str) -> Document:
     """:func:`load_yaml`, remembered in the cache folder (:mod:`dealdesk.rules.cache`) by the
     text, PyYAML's and this module's stamps: a text read before is not parsed again. Only a
     text that parses into one document of JSON values is remembered; errors never are."""
-    key = cache.digest(text, cache.module_stamp("yaml"), cache.file_stamp(__file__))
+    key = cache.digest(
+        text,
+        cache.module_stamp("yaml"),
+        cache.file_stamp(__file__),
+        cache.module_stamp("dealdesk.yaml_aliases"),  # the alias bounds
+    )
     found = _decode(cache.read("yaml", key), key, file, text)
     if found is not None:
         return found

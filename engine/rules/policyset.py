@@ -24,7 +24,6 @@ from dealdesk.errors import (
     closest,
     short_repr,
 )
-from dealdesk.rules import cache
 from dealdesk.rules.expressions import (
     And,
     Compare,
@@ -183,17 +182,8 @@ def house_rulesets() -> Path:
 
 def house_approvers() -> list[str]:
     """Approver roles in rank order, from ``rulesets/approvers.yaml``."""
-    text = (house_rulesets() / "approvers.yaml").read_text(encoding="utf-8")
-    key = cache.digest(text, cache.module_stamp("yaml"))
-    found = cache.read("approvers", key)
-    if isinstance(found, list) and all(isinstance(role, str) for role in found):
-        return found
-    import yaml
-
-    approvers = list(yaml.safe_load(text)["approvers"])
-    if all(isinstance(role, str) for role in approvers):
-        cache.write("approvers", key, approvers)
-    return approvers
+    path = house_rulesets() / "approvers.yaml"
+    return list(load_yaml_cached(path.read_text(encoding="utf-8"), str(path)).data["approvers"])
 
 
 def ruleset_files(paths: Iterable[Path | str]) -> list[Path]:

@@ -4,6 +4,7 @@ work would give, and anything odd in the folder is a miss."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -195,8 +196,28 @@ def test_the_approver_ranks_are_remembered_as_read(folder: Path) -> None:
     text = (ROOT / "rulesets" / "approvers.yaml").read_text(encoding="utf-8")
     expected = list(yaml.safe_load(text)["approvers"])
     assert house_approvers() == expected
-    assert len(entries(folder, "approvers")) == 1
+    assert len(entries(folder, "yaml")) == 1  # remembered as any ruleset document is
     assert house_approvers() == expected
-    (entry,) = entries(folder, "approvers")
-    entry.write_text('["not", 1]')
+    (entry,) = entries(folder, "yaml")
+    entry.write_text('["not", 1]')  # damaged: read again
     assert house_approvers() == expected
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")
+@pytest.mark.parametrize("loosened", ["entry", "kind folder", "cache folder"])
+def test_an_entry_others_could_have_written_is_never_read(folder: Path, loosened: str) -> None:
+    cache.write("yaml", "k", {"planted": True})
+    cache.mark("yaml", "m")
+    entry = folder / "yaml" / "k"
+    assert cache.read("yaml", "k") == {"planted": True} and cache.is_marked("yaml", "m")
+    # what dealdesk writes is private to the user
+    assert entry.stat().st_mode & 0o077 == 0 and folder.stat().st_mode & 0o077 == 0
+    targets = {
+        "entry": [entry, folder / "yaml" / "m"],
+        "kind folder": [entry.parent],
+        "cache folder": [folder],
+    }
+    for target in targets[loosened]:
+        target.chmod(target.stat().st_mode | 0o022)  # group and others may write
+    assert cache.read("yaml", "k") is None
+    assert not cache.is_marked("yaml", "m")
