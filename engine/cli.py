@@ -92,7 +92,10 @@ class DealdeskGroup(click.Group):
         # command (callers that pass arguments, tests and embedders, keep their collector)
         if not args and kwargs.get("args") is None:
             _pause_collector()
-        return super().main(*args, **kwargs)
+        try:
+            return super().main(*args, **kwargs)
+        finally:
+            _resume_collector()  # whatever the command did (most resume once they are built)
 
     def invoke(self, ctx: click.Context) -> Any:
         debug = bool(ctx.params.get("debug"))

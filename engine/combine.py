@@ -110,6 +110,7 @@ def plain(value: Any) -> Any:
         return [v if type(v) in _AS_IS else plain(v) for v in value]
     if kind is dict:
         return {str(k): v if type(v) in _AS_IS else plain(v) for k, v in value.items()}
+    # what follows serves everything else, subclasses of the types above included
     if isinstance(value, bool) or isinstance(value, str):
         return value
     if isinstance(value, Decimal):

@@ -75,19 +75,11 @@ class PolicyRun:
         if name in self._combined:
             return self._combined[name]
         spec = self.policy.outputs.get(name)
-        entries = self.contributions.get(name, ())
-        if len(entries) == 1 and (spec is None or spec.combine == "first"):
-            value = entries[0][1]  # the one value set (most outputs): itself, or the default
-            combined = value if value is not None or spec is None else spec.default
-            self._combined[name] = combined
-            return combined
         # an unknown value (a `set` expression with a missing operand) sets nothing
-        values = [v for _, v in entries if v is not None]
+        values = [v for _, v in self.contributions.get(name, ()) if v is not None]
         if not values:
             combined = None if spec is None else spec.default
-        elif spec is None:  # undeclared: combines with `first` (SPEC §3)
-            combined = values[0]
-        elif spec.combine == "first":
+        elif spec is None or spec.combine == "first":  # undeclared: `first` (SPEC §3)
             combined = values[0]
         else:
             combined = combine.combine_values(spec.combine, values)

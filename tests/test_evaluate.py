@@ -573,3 +573,17 @@ rules:
     ]
     for record in (huge, nan):
         json.dumps(record, allow_nan=False)  # the record itself stays strict JSON
+
+
+def test_each_message_of_a_policy_sees_its_own_rule(tmp_path: Path) -> None:
+    # a policy's messages share one template context; each must still see the rule that fired
+    ev = build(
+        tmp_path,
+        "rules:\n"
+        '  - id: FIRST\n    when: margin > 0.1\n    then: {reason: "{{ rule }} quick"}\n'
+        '  - id: SECOND\n    when: margin > 0.1\n    then: {reason: "{{ rule | lower }} by Jinja"}\n'
+        '  - id: THIRD\n    when: margin > 0.1\n    then: {flag: "{{ rule }} flag"}\n',
+    )
+    record = ev.evaluate(deal())
+    assert [r["message"] for r in record["reasons"]] == ["FIRST quick", "second by Jinja"]
+    assert [f["message"] for f in record["flags"]] == ["THIRD flag"]

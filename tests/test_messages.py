@@ -294,3 +294,23 @@ def test_simple_message_corners_render_as_jinja_renders_them(
     source: str, context: dict[Any, Any], filters: dict[str, Any]
 ) -> None:
     assert_renders_as_jinja(Renderer([], filters), source, context)
+
+
+@pytest.mark.parametrize(
+    ("message", "values", "text"),
+    [
+        ("{{ a }}", {"a": Decimal("1.50")}, "1.50"),
+        ("{{ a }} and {{ b }}", {"a": None, "b": True}, "None and True"),
+        ("{{ a.b.c }}!", {"a": {"b": {"c": "deep"}}}, "deep!"),
+        ("{{ a | money }}", {"a": Decimal("1234.5"), "currency": "JPY"}, "1,235 JPY"),
+        ("{{a|percent}}", {"a": 0.125}, "12.5%"),
+        ("{{ a | default('x') }}", {"a": None}, "None"),
+        ("{ {{ a }} }", {"a": 1}, "{ 1 }"),
+    ],
+)
+def test_the_quick_path_answers_and_agrees(
+    renderer: Renderer, message: str, values: dict[str, Any], text: str
+) -> None:
+    # the property test accepts a quick path that never answers; here it must answer
+    assert quick(renderer, message, values) == text
+    assert jinja(renderer, message, values) == text

@@ -137,9 +137,9 @@ class Ledger:
         facts["max_line_discount"] = _ZERO if max_discount is None else max_discount
         if labor_lines and labor_price and labor_complete:
             labor_margin = _ONE - labor_cost / labor_price
-        facts["risk_offer"] = (
-            isinstance(offer, dict | Mapping) and offer.get("type") in RISK_OFFER_TYPES
-        )
+        facts["risk_offer"] = (type(offer) is dict or isinstance(offer, Mapping)) and offer.get(
+            "type"
+        ) in RISK_OFFER_TYPES
         if labor_margin is not None:
             facts["labor_margin"] = labor_margin
         return facts

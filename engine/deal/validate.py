@@ -379,6 +379,9 @@ class _Validator:
     def _quick_rule(self, path: str, field: Field) -> _QuickRule:
         """What the quick path accepts at ``path``: the values :meth:`check` takes as they are.
 
+        Whoever changes a checker changes its quick rule with it (tests/deal/test_quick_path.py
+        pins the two together).
+
         A field of several types, or of a kind the quick path does not know, is ``_OTHER``: a
         deal that has it is walked.
         """

@@ -54,7 +54,8 @@ if TYPE_CHECKING:
 #: ``match(view)``: the rules of one stratum whose condition is True on ``view``, in order.
 StratumMatcher = Callable[[Mapping[str, Any]], list["CompiledRule"]]
 
-# the six comparison operators of the checked tree, as Python writes them
+# the only operator text the source may hold: one of the checked tree's six comparisons, taken
+# from this table (a KeyError for anything else), never from the tree itself
 _PYTHON_OPS = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 # deeper conditions are called as closures: the source stays far below Python's own nesting
@@ -90,8 +91,8 @@ def _any_equal(value: Any, values: tuple[Any, ...]) -> bool:
 
 @dataclass
 class _Scope:
-    """The function source is being written for: its first lines (the deal's paths it reads)
-    and, inside a quantifier's loop, the lines that read the element's paths."""
+    """Where the source being written reads its paths: a function's first lines (the deal's
+    paths) and, inside a quantifier's loop, the lines that read the element's paths."""
 
     indent: str
     lookups: list[str] = field(default_factory=list)

@@ -147,13 +147,6 @@ def _loaders() -> tuple[type[Any], type[Any]]:
     return _Loader, _FastLoader
 
 
-def __getattr__(name: str) -> Any:
-    # the loader classes by their names, as before they were made on first use
-    if name in ("_Loader", "_FastLoader"):
-        return _loaders()[name == "_FastLoader"]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 # libyaml gives every node the same value and position as the Python parser, except in corners
 # found by running both on mutated rulesets: libyaml accepts tabs, `?` and a block scalar header
 # followed by `#` (`>#`) where the Python parser refuses them, counts a byte-order mark in
