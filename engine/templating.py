@@ -136,7 +136,7 @@ def builtin_filters() -> dict[str, Callable[..., Any]]:
 #: called as ``filter(context, value)``: ``money`` reads the currency from the context as
 #: Jinja's context does, and a defined value passes Jinja's ``default`` unchanged.
 QUICK_FILTERS: dict[str, Filter] = {
-    "money": money_filter,
+    "money": lambda context, value: money_filter(context, value),
     "percent": lambda context, value: percent_filter(value),
     "default": lambda context, value: value,
 }

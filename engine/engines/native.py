@@ -265,6 +265,7 @@ class StratumSource:
         operator = self.constant(op)
         if isinstance(right, Const) and right.value is not None:
             constant = right.value
+            operand: Any  # what the value is compared with when its type is ``kind``
             # a Decimal against a number, a text against a text, a boolean against a boolean:
             # compared straight away; anything else as _compare decides (None: unknown)
             if isinstance(constant, bool):
