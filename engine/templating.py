@@ -85,7 +85,9 @@ def format_money(value: Any, currency: str) -> str:
     return f"{amount:,.{places}f} {currency}"
 
 
-def money_filter(context: Context, value: Any, currency: str | None = None) -> str:
+def money_filter(
+    context: Context | Mapping[str, Any], value: Any, currency: str | None = None
+) -> str:
     """``{{ totals.product|money }}`` in the deal's ``currency``, or ``{{ x|money("EUR") }}``
     (Jinja passes the context: see :func:`builtin_filters`)."""
     if currency is None:
@@ -136,7 +138,7 @@ def builtin_filters() -> dict[str, Callable[..., Any]]:
 #: called as ``filter(context, value)``: ``money`` reads the currency from the context as
 #: Jinja's context does, and a defined value passes Jinja's ``default`` unchanged.
 QUICK_FILTERS: dict[str, Filter] = {
-    "money": lambda context, value: money_filter(context, value),
+    "money": money_filter,
     "percent": lambda context, value: percent_filter(value),
     "default": lambda context, value: value,
 }
