@@ -12,9 +12,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import dealdesk.rulesets
 from dealdesk import hookimpl
 from dealdesk.money import money_string, parse_decimal, quantize_money
+from dealdesk.rules.policyset import house_rulesets
 
 if TYPE_CHECKING:
     from dealdesk.actions import ActionContext
@@ -38,9 +38,7 @@ def dealdesk_policies(register: RegisterPolicy) -> None:
     register(
         POLICY,
         description="Milestone billing splits, invoice models and payment terms.",
-        # the package folders, as importlib.resources.files() finds them on disk, without
-        # importing its readers (start-up time)
-        rulesets=Path(dealdesk.rulesets.__file__).parent / f"{POLICY}.yaml",
+        rulesets=house_rulesets() / f"{POLICY}.yaml",
         templates=Path(__file__).parent / "templates",
         facts={
             "requested_split": "object",

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import dealdesk.rulesets
 from dealdesk import hookimpl
 from dealdesk.money import parse_decimal
+from dealdesk.rules.policyset import house_rulesets
 
 if TYPE_CHECKING:
     from dealdesk.actions import ActionContext
@@ -26,9 +26,7 @@ def dealdesk_policies(register: RegisterPolicy) -> None:
     register(
         POLICY,
         description="Support model, resident engineers, service contract value and integration ownership.",
-        # the package folders, as importlib.resources.files() finds them on disk, without
-        # importing its readers (start-up time)
-        rulesets=Path(dealdesk.rulesets.__file__).parent / f"{POLICY}.yaml",
+        rulesets=house_rulesets() / f"{POLICY}.yaml",
         templates=Path(__file__).parent / "templates",
     )
 

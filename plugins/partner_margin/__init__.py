@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import dealdesk.rulesets
 from dealdesk import hookimpl
+from dealdesk.rules.policyset import house_rulesets
 
 if TYPE_CHECKING:
     from dealdesk.manager import RegisterPolicy
@@ -24,8 +24,6 @@ def dealdesk_policies(register: RegisterPolicy) -> None:
     register(
         POLICY,
         description="Margin floors, partner gates and discount authority.",
-        # the package folders, as importlib.resources.files() finds them on disk, without
-        # importing its readers (start-up time)
-        rulesets=Path(dealdesk.rulesets.__file__).parent / f"{POLICY}.yaml",
+        rulesets=house_rulesets() / f"{POLICY}.yaml",
         templates=Path(__file__).parent / "templates",
     )
