@@ -265,7 +265,9 @@ class Renderer:
             return False
         _check_format(fmt)
         # What the loader's get_source does for a name the clause id pattern allows (every piece
-        # a plain name), without importing Jinja: validation asks this of every clause.
+        # a plain name), without importing Jinja: validation asks this of every clause. The text
+        # and the time are not kept: reading them raises what get_source would (an unreadable
+        # or undecodable file).
         pieces = f"{clause_id}.{fmt}.j2".split("/")
         for directory in self._dirs:
             filename = posixpath.join(directory, *pieces)
