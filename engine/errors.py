@@ -87,7 +87,7 @@ class PluginError(DealdeskError):
         self.plugin = plugin
         self.hook = hook
         self.cause = cause
-        detail = cause if isinstance(cause, str) else f"{type(cause).__name__}: {cause}"
+        detail = cause if isinstance(cause, str) else describe(cause)
         super().__init__(f"plugin {plugin!r} failed in {hook}: {detail}")
 
 
@@ -123,8 +123,18 @@ def record_error(exc: BaseException) -> dict[str, Any]:
         return {"path": exc.path, "message": exc.message}
     if isinstance(exc, DealdeskError):
         return {"path": "", "message": str(exc)}
+    if isinstance(exc, MemoryError):
+        return {"path": "", "message": describe(exc)}
     # a bug costs the deal it hit, never the rest of the batch
-    return {"path": "", "message": f"internal error: {type(exc).__name__}: {exc}"}
+    return {"path": "", "message": f"internal error: {describe(exc)}"}
+
+
+def describe(exc: BaseException) -> str:
+    """An exception in one line: ``KeyError: 'x'``; running out of memory said in words."""
+    if isinstance(exc, MemoryError):
+        # a worker's memory budget (--worker-memory), or the machine's
+        return "out of memory: deciding this deal needed more memory than the process may use"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def short_repr(value: Any) -> str:

@@ -54,6 +54,10 @@ class SourceDeal:
     error: str | None = None
     plugin: str | None = None
 
+    def parsed(self) -> SourceDeal:
+        """This deal, parsed (readers here parse as they read)."""
+        return self
+
 
 Reader = Callable[[Path], Iterator[SourceDeal]]
 

@@ -1,0 +1,529 @@
+"""Executors: deals as read → their records, in input order, in chunks (SPEC §9).
+
+The pipeline knows nothing of processes; an executor feeds it. :class:`InProcess` decides every
+deal in the calling process (``--workers 0``, for debugging). :class:`LocalWorkers` hands chunks
+of deals to worker processes, each with the app built once, and keeps faults to the deals they
+touch:
+
+- a worker that dies (a segfault in a C core, ``os._exit`` in a plugin, the kernel's OOM killer)
+  costs only the deal it was evaluating — each worker tells, through a word of shared memory,
+  which deal it is on — and that deal is retried alone in a fresh worker before it is marked
+  ``invalid``; the deals it held before and after it are evaluated again;
+- a deal past its time budget (``deal_timeout``) is stopped by killing its worker, and is
+  ``invalid`` saying so;
+- each worker may use a memory budget on top of what it holds when it starts (an address-space
+  limit): a deal past it fails with ``MemoryError`` (``invalid``) or kills its worker (as above).
+
+Records are deterministic, so the output is byte-identical whatever the number of workers.
+Decision sinks and writing happen in the calling process (in order), never in a worker.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import multiprocessing
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from dealdesk.deal.validate import deal_id_of
+from dealdesk.errors import DealdeskError
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
+    from multiprocessing.sharedctypes import Synchronized
+
+    from dealdesk.app import App
+    from dealdesk.io.readers import SourceDeal
+
+__all__ = [
+    "DEFAULT_DEAL_TIMEOUT",
+    "Done",
+    "Encoder",
+    "InProcess",
+    "LocalWorkers",
+    "WorkSpec",
+    "decide_source",
+    "default_workers",
+]
+
+#: Seconds one deal may take in a worker before it is stopped (``--deal-timeout``).
+DEFAULT_DEAL_TIMEOUT = 10.0
+#: Deals per chunk: small first (records and progress come at once), then this many.
+MAX_CHUNK = 256
+# Chunks read ahead of the next one to write, per worker: bounds memory, keeps workers busy.
+_AHEAD_PER_WORKER = 4
+# Bits of the progress word that hold the deal's index in its task (the rest: the task id).
+_INDEX_BITS = 24
+# How often the parent looks at the workers' clocks when nothing else happens.
+_TICK = 0.2
+# Workers that die before deciding anything, in a row, before the run gives up.
+_MAX_EARLY_DEATHS = 3
+
+
+class Done(NamedTuple):
+    """One deal's outcome.
+
+    :ivar record: the decision record; when ``text`` is set, only the keys a summary reads
+        (``deal_id``, ``status``, ``approvals``, ``reasons``, ``errors``).
+    :ivar text: the record already encoded for the output (by a worker), or ``None``.
+    """
+
+    record: dict[str, Any]
+    text: str | None = None
+
+
+#: Encodes a final record for the output (``dealdesk.io.writers.encode_jsonl``...), in a worker.
+Encoder = Callable[[dict[str, Any]], str]
+
+_BRIEF_KEYS = ("deal_id", "status", "approvals", "reasons", "errors")
+
+
+@dataclass(frozen=True)
+class WorkSpec:
+    """How to build the app again in another process (a spawned worker, a Dask worker).
+
+    Everything :func:`dealdesk.app.build` takes, so that a worker loads the same plugins and
+    rulesets. Plugins must be importable there (installed, or ``-p module`` on its path).
+    """
+
+    rulesets: tuple[str, ...] = ()
+    disabled: tuple[str, ...] = ()
+    enabled: tuple[str, ...] = ()
+    no_plugin_rulesets: bool = False
+    clauses: bool = False
+    engine: str | None = None
+    autoload: bool | None = None
+
+    def build(self) -> App:
+        """The app, with its pipeline (engine) built."""
+        from dealdesk import app
+
+        built = app.build(
+            list(self.rulesets) or None,
+            disabled=self.disabled,
+            enabled=self.enabled,
+            no_plugin_rulesets=self.no_plugin_rulesets,
+            clauses=self.clauses,
+            autoload=self.autoload,
+            engine=self.engine,
+        )
+        _ = built.pipeline
+        return built
+
+
+def decide_source(app: App, source: SourceDeal, encode: Encoder | None = None) -> Done:
+    """The outcome of one deal as read: its record, encoded by ``encode`` when given.
+
+    ``encode`` is only for runs without decision sinks (sinks may change the record). A plugin
+    calling ``sys.exit`` costs this deal an ``invalid`` record, not the run.
+    """
+    try:
+        record = app.evaluate_source(source.parsed())
+    except SystemExit as exc:
+        record = app.pipeline.invalid(
+            _source_deal_id(source),
+            [
+                {
+                    "path": "",
+                    "message": f"sys.exit({exc.code!r}) was called while deciding this deal",
+                }
+            ],
+        )
+    if encode is None:
+        return Done(record)
+    try:
+        text = encode(record)
+    except Exception as exc:  # a value strict JSON cannot hold: the deal is invalid, not the run
+        from dealdesk.errors import record_error
+
+        record = app.pipeline.invalid(record.get("deal_id"), [record_error(exc)])
+        text = encode(record)
+    return Done({key: record[key] for key in _BRIEF_KEYS}, text)
+
+
+def _source_deal_id(source: SourceDeal) -> str | None:
+    return deal_id_of(source.parsed().deal)
+
+
+def _chunks(sources: Iterable[SourceDeal]) -> Iterator[list[SourceDeal]]:
+    """Chunks of 4, 8, 16... deals up to :data:`MAX_CHUNK`: the first records come at once."""
+    size = 4
+    chunk: list[SourceDeal] = []
+    for source in sources:
+        chunk.append(source)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+            size = min(size * 2, MAX_CHUNK)
+    if chunk:
+        yield chunk
+
+
+def default_workers() -> int:
+    """The CPUs this process may run on (``--workers`` default)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class InProcess:
+    """Decides every deal in the calling process, in order (``--workers 0``): no isolation."""
+
+    def __init__(self, app: App, encode: Encoder | None = None):
+        self.app = app
+        self.encode = encode
+
+    def run(self, sources: Iterable[SourceDeal]) -> Iterator[Done]:
+        """One :class:`Done` per source, in order."""
+        for source in sources:
+            yield decide_source(self.app, source, self.encode)
+
+    def close(self) -> None:
+        """Nothing to stop."""
+
+
+# ---------------------------------------------------------------------------------------------
+# worker processes
+
+
+@dataclass(eq=False)
+class _Job:
+    """A chunk of deals as read, and the outcomes found so far."""
+
+    seq: int
+    sources: list[SourceDeal]
+    done: list[Done | None]
+    suspects: set[int] = field(default_factory=set)  # deals a worker died on once
+
+    @property
+    def complete(self) -> bool:
+        return all(d is not None for d in self.done)
+
+
+@dataclass(eq=False)
+class _Task:
+    """Part of a job handed to one worker: the indices of the job's deals still to decide."""
+
+    id: int
+    job: _Job
+    indices: list[int]
+
+
+@dataclass(eq=False)
+class _Worker:
+    process: BaseProcess
+    conn: Connection
+    progress: Synchronized[int]
+    tasks: deque[_Task] = field(default_factory=deque)
+    seen: int = -1  # the progress word when last looked at
+    since: float = 0.0  # when it last changed (or the worker was given work)
+
+    def current(self) -> tuple[_Task, int] | None:
+        """The task and index (in the task) of the deal the worker is deciding, if any."""
+        if not self.tasks:
+            return None
+        word = self.progress.value
+        task = self.tasks[0]
+        if word < 0 or word >> _INDEX_BITS != task.id:
+            return None
+        index = word & ((1 << _INDEX_BITS) - 1)
+        return (task, index) if index < len(task.indices) else None
+
+
+def _worker_main(
+    target: App | WorkSpec,
+    conn: Connection,
+    progress: Synchronized[int],
+    memory_mb: int | None,
+    encode: Encoder | None,
+) -> None:
+    """A worker process: receives tasks, decides their deals one by one, sends the outcomes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for the run
+    faulthandler.disable()  # the parent reports a crash, naming the deal; no stack dump here
+    app = target if not isinstance(target, WorkSpec) else target.build()
+    if memory_mb is not None:
+        _limit_memory(memory_mb)
+    # Tasks are received on a thread so that the parent never blocks sending the next task
+    # while this process sends its results.
+    inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def receive() -> None:
+        try:
+            while True:
+                inbox.put(conn.recv())
+        except (EOFError, OSError):
+            inbox.put(None)
+
+    threading.Thread(target=receive, daemon=True).start()
+    while (message := inbox.get()) is not None:
+        task_id, sources = message
+        base = task_id << _INDEX_BITS
+        outcomes = []
+        for index, source in enumerate(sources):
+            progress.value = base | index
+            outcomes.append(decide_source(app, source, encode))
+        progress.value = base | len(sources)
+        conn.send((task_id, outcomes))
+
+
+def _limit_memory(megabytes: int) -> None:
+    """Cap this process's address space at what it maps now plus ``megabytes``."""
+    import resource
+
+    try:
+        with open("/proc/self/statm") as statm:
+            mapped = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return  # no /proc: no budget rather than a wrong one
+    limit = mapped + megabytes * 1024 * 1024
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _death(exitcode: int | None) -> str:
+    """How a worker ended, for people: ``killed by signal SIGSEGV (segmentation fault)``."""
+    if exitcode is None:
+        return "stopped"
+    if exitcode < 0:
+        try:
+            sig = signal.Signals(-exitcode)
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+        described = signal.strsignal(sig)
+        name = f"{sig.name} ({described.lower()})" if described else sig.name
+        if sig == signal.SIGKILL:
+            name += ", perhaps out of memory"
+        return f"killed by signal {name}"
+    return f"exited with status {exitcode}"
+
+
+class LocalWorkers:
+    """Decides deals in up to ``workers`` local processes, isolating each deal's faults.
+
+    Workers start as work arrives (a one-deal run starts one); with the ``fork`` start method
+    they inherit the built app, otherwise each builds it from ``spec``.
+
+    :param app: the built app (its pipeline makes the records of deals that fault).
+    :param spec: how a worker builds the app when it cannot inherit it.
+    :param workers: the most processes to run at once (at least 1).
+    :param deal_timeout: seconds a deal may take; ``None`` for no limit.
+    :param memory_mb: each worker's memory budget in MiB on top of its start; ``None``: none.
+    :param encode: how workers encode records (``None``: they send whole records).
+    """
+
+    def __init__(
+        self,
+        app: App,
+        spec: WorkSpec,
+        *,
+        workers: int,
+        deal_timeout: float | None = DEFAULT_DEAL_TIMEOUT,
+        memory_mb: int | None = None,
+        encode: Encoder | None = None,
+        start_method: str | None = None,
+    ):
+        self.app = app
+        self.spec = spec
+        self.max_workers = max(1, workers)
+        self.deal_timeout = deal_timeout
+        self.memory_mb = memory_mb
+        self.encode = encode
+        method = start_method or ("fork" if sys.platform == "linux" else "spawn")
+        self.context: Any = multiprocessing.get_context(
+            method
+        )  # typeshed: no Process on BaseContext
+        self.workers: list[_Worker] = []
+        self.ready: deque[_Task] = deque()
+        self.finished: dict[int, list[Done]] = {}
+        self.task_ids = 0
+        self.early_deaths = 0
+
+    # -- the run
+
+    def run(self, sources: Iterable[SourceDeal]) -> Iterator[Done]:
+        """One :class:`Done` per source, in order, as the chunks complete."""
+        chunks = enumerate(_chunks(sources))
+        open_jobs = 0  # read and not yet written
+        next_seq = 0
+        exhausted = False
+        while True:
+            while not exhausted and open_jobs < self.max_workers * _AHEAD_PER_WORKER:
+                try:
+                    seq, chunk = next(chunks)
+                except StopIteration:
+                    exhausted = True
+                    break
+                job = _Job(seq, chunk, [None] * len(chunk))
+                self.ready.append(self._task(job, list(range(len(chunk)))))
+                open_jobs += 1
+            self._dispatch()
+            if next_seq in self.finished:
+                outcomes = self.finished.pop(next_seq)
+                next_seq += 1
+                open_jobs -= 1
+                yield from outcomes
+                continue
+            if exhausted and open_jobs == 0:
+                return
+            self._wait()
+
+    def close(self) -> None:
+        """Stop every worker (at the end, or when the run is interrupted)."""
+        for worker in self.workers:
+            worker.conn.close()
+        deadline = time.monotonic() + 1.0
+        for worker in self.workers:
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+        self.workers = []
+
+    # -- giving out work
+
+    def _task(self, job: _Job, indices: list[int]) -> _Task:
+        self.task_ids += 1
+        return _Task(self.task_ids, job, indices)
+
+    def _dispatch(self) -> None:
+        """Hand ready tasks to workers with room, starting workers while there is work."""
+        while self.ready:
+            idle = [w for w in self.workers if len(w.tasks) < 2]
+            if not idle:
+                if len(self.workers) >= self.max_workers:
+                    return
+                idle = [self._start()]
+            worker = min(idle, key=lambda w: len(w.tasks))
+            task = self.ready.popleft()
+            if not worker.tasks:
+                worker.since = time.monotonic()
+            worker.tasks.append(task)
+            worker.conn.send((task.id, [task.job.sources[i] for i in task.indices]))
+
+    def _start(self) -> _Worker:
+        parent, child = self.context.Pipe()
+        progress = self.context.Value("q", -1, lock=False)
+        inherit = self.context.get_start_method() == "fork"
+        process = self.context.Process(
+            target=_worker_main,
+            args=(
+                self.app if inherit else self.spec,
+                child,
+                progress,
+                self.memory_mb,
+                self.encode,
+            ),
+            daemon=True,
+            name=f"dealdesk-worker-{len(self.workers) + 1}",
+        )
+        process.start()
+        child.close()
+        worker = _Worker(process, parent, progress, since=time.monotonic())
+        self.workers.append(worker)
+        return worker
+
+    # -- waiting for outcomes, deaths and overruns
+
+    def _wait(self) -> None:
+        from multiprocessing.connection import wait
+
+        by_handle: dict[Any, _Worker] = {}
+        for worker in self.workers:
+            by_handle[worker.conn] = worker
+            by_handle[worker.process.sentinel] = worker
+        for handle in wait(list(by_handle), timeout=_TICK):
+            worker = by_handle[handle]
+            if worker not in self.workers:
+                continue  # handled this round (its connection and its sentinel were both ready)
+            if handle is worker.conn:
+                try:
+                    task_id, outcomes = worker.conn.recv()
+                except (EOFError, OSError):
+                    self._replace(worker, timed_out=False)
+                    continue
+                self._complete(worker, task_id, outcomes)
+            elif worker.conn.poll():
+                continue  # outcomes sent before it ended: read them first, next round
+            else:
+                self._replace(worker, timed_out=False)
+        if self.deal_timeout is not None:
+            now = time.monotonic()
+            for worker in list(self.workers):
+                word = worker.progress.value
+                if word != worker.seen or not worker.tasks:
+                    worker.seen, worker.since = word, now
+                elif now - worker.since > self.deal_timeout and worker.current() is not None:
+                    self._replace(worker, timed_out=True)
+
+    def _complete(self, worker: _Worker, task_id: int, outcomes: Sequence[Done]) -> None:
+        task = worker.tasks.popleft()
+        assert task.id == task_id, "a worker answers its tasks in order"
+        worker.since = time.monotonic()
+        self.early_deaths = 0
+        for index, outcome in zip(task.indices, outcomes, strict=True):
+            task.job.done[index] = outcome
+        self._finish_job(task.job)
+
+    def _finish_job(self, job: _Job) -> None:
+        if job.complete:
+            self.finished[job.seq] = [d for d in job.done if d is not None]
+
+    def _replace(self, worker: _Worker, *, timed_out: bool) -> None:
+        """Stop ``worker``, settle the deal it was on and give its other deals out again."""
+        current = worker.current()
+        worker.process.kill()
+        worker.process.join()
+        worker.conn.close()
+        self.workers.remove(worker)
+        requeue: list[_Task] = []
+        if current is not None:
+            task, index = current
+            job, culprit = task.job, task.indices[index]
+            rest = task.indices[:index] + task.indices[index + 1 :]
+            if timed_out:
+                job.done[culprit] = self._fault(
+                    job.sources[culprit],
+                    f"deciding this deal took longer than its time budget of "
+                    f"{self.deal_timeout:g} s (--deal-timeout); it was stopped",
+                )
+            elif culprit in job.suspects:
+                how = _death(worker.process.exitcode)
+                job.done[culprit] = self._fault(
+                    job.sources[culprit],
+                    f"the worker process deciding this deal {how}, also when it was retried alone",
+                )
+            else:
+                job.suspects.add(culprit)
+                requeue.append(self._task(job, [culprit]))  # alone, to tell cause from chance
+            if rest:
+                requeue.append(self._task(job, rest))
+            self._finish_job(job)
+            worker.tasks.popleft()
+        elif not timed_out:
+            self.early_deaths += 1
+            if self.early_deaths >= _MAX_EARLY_DEATHS:
+                raise DealdeskError(
+                    f"worker processes keep ending before deciding any deal "
+                    f"(the last {_death(worker.process.exitcode)}); run with --workers 0 "
+                    "to see why"
+                )
+        requeue.extend(worker.tasks)
+        self.ready.extendleft(reversed(requeue))
+
+    def _fault(self, source: SourceDeal, message: str) -> Done:
+        record = self.app.pipeline.invalid(
+            _source_deal_id(source), [{"path": "", "message": message}]
+        )
+        return Done(record)

@@ -1,0 +1,145 @@
+"""Executors: one record per deal, in input order, whatever a deal does to its worker (SPEC §9).
+
+The fault plugin (tests/io/fault_plugin.py) segfaults, exits, loops or hoards memory on chosen
+deal ids; every other deal must get exactly the record the in-process run gives it.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from dealdesk import app
+from dealdesk.io.executor import InProcess, LocalWorkers, WorkSpec
+from dealdesk.io.readers import SourceDeal
+from dealdesk.io.writers import JsonlWriter
+
+ACME = yaml.safe_load(
+    (Path(__file__).parents[2] / "examples" / "deals" / "acme-risk.yaml").read_text()
+)
+SPEC = WorkSpec(enabled=("fault_plugin",), autoload=False)
+
+
+@pytest.fixture(scope="module")
+def application() -> app.App:
+    return SPEC.build()
+
+
+def deals(*ids: str) -> list[SourceDeal]:
+    out = []
+    for number, deal_id in enumerate(ids, 1):
+        deal = copy.deepcopy(ACME)
+        deal["id"] = deal_id
+        # vary the deals so that a record put in the wrong place shows
+        deal["lines"][0]["quantity"] = number
+        out.append(SourceDeal(f"book.jsonl:{number}", deal))
+    return out
+
+
+def records(executor: Any, sources: list[SourceDeal]) -> list[dict[str, Any]]:
+    try:
+        return [done.record for done in executor.run(sources)]
+    finally:
+        executor.close()
+
+
+def messages(record: dict[str, Any]) -> str:
+    return " ".join(e["message"] for e in record["errors"])
+
+
+def test_workers_give_the_in_process_records_in_order(application: app.App) -> None:
+    sources = deals(*(f"D-{n}" for n in range(300)))
+    expected = records(InProcess(application), sources)
+    got = records(LocalWorkers(application, SPEC, workers=2), sources)
+    assert got == expected
+    assert [r["deal_id"] for r in got] == [f"D-{n}" for n in range(300)]
+
+
+def test_workers_encode_records_as_the_writer_would(application: app.App) -> None:
+    import io
+
+    sources = deals("D-1", "D-2", "D-3")
+    stream = io.StringIO()
+    writer = JsonlWriter(stream)
+    for record in records(InProcess(application), sources):
+        writer.write(record)
+    encoded = LocalWorkers(application, SPEC, workers=2, encode=_compact)
+    try:
+        done = list(encoded.run(sources))
+    finally:
+        encoded.close()
+    assert "".join(d.text + "\n" for d in done if d.text) == stream.getvalue()
+    assert [d.record["status"] for d in done] == ["needs_approval"] * 3
+
+
+def _compact(record: dict[str, Any]) -> str:
+    from dealdesk import jsoncodec
+
+    return jsoncodec.dumps(record)
+
+
+@pytest.mark.parametrize(
+    ("bad", "said"),
+    [
+        ("SEGV-1", "killed by signal SIGSEGV"),
+        ("EXIT-1", "exited with status 3"),
+        ("SYSEXIT-1", "sys.exit(4) was called"),
+    ],
+)
+def test_a_deal_that_ends_its_worker_costs_only_itself(
+    application: app.App, bad: str, said: str
+) -> None:
+    ids = [f"D-{n}" for n in range(40)]
+    ids[17] = bad
+    ids[33] = bad.replace("-1", "-2")
+    sources = deals(*ids)
+    got = records(LocalWorkers(application, SPEC, workers=2), sources)
+    assert [r["deal_id"] for r in got] == ids
+    good = [i for i, deal_id in enumerate(ids) if deal_id.startswith("D-")]
+    expected = records(InProcess(application), [sources[i] for i in good])
+    assert [got[i] for i in good] == expected
+    for index in (17, 33):
+        assert got[index]["status"] == "invalid"
+        assert said in messages(got[index])
+
+
+def test_a_deal_past_its_time_budget_is_stopped(application: app.App) -> None:
+    ids = ["D-1", "LOOP-1", "D-2", "D-3"]
+    sources = deals(*ids)
+    got = records(LocalWorkers(application, SPEC, workers=1, deal_timeout=0.5), sources)
+    assert [r["deal_id"] for r in got] == ids
+    assert got[1]["status"] == "invalid"
+    assert "time budget of 0.5 s" in messages(got[1])
+    assert [r["status"] for r in got[::2]] == ["needs_approval", "needs_approval"]
+    assert got[3]["status"] == "needs_approval"
+
+
+def test_a_deal_past_the_memory_budget_is_invalid(application: app.App) -> None:
+    ids = ["D-1", "HOG-1", "D-2"]
+    got = records(LocalWorkers(application, SPEC, workers=1, memory_mb=256), deals(*ids))
+    assert [r["deal_id"] for r in got] == ids
+    assert got[1]["status"] == "invalid"
+    assert "memory" in messages(got[1]).lower()
+    assert got[0]["status"] == got[2]["status"] == "needs_approval"
+
+
+def test_a_deal_that_crashed_by_chance_is_decided_when_retried_alone(
+    application: app.App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mark = tmp_path / "flaky"
+    mark.touch()
+    monkeypatch.setenv("DEALDESK_FLAKY_MARK", str(mark))
+    ids = ["D-1", "FLAKY-1", "D-2"]
+    got = records(LocalWorkers(application, SPEC, workers=1), deals(*ids))
+    assert not mark.exists()  # it did crash once
+    assert [r["status"] for r in got] == ["needs_approval"] * 3
+
+
+def test_spawned_workers_build_the_app_themselves(application: app.App) -> None:
+    sources = deals("D-1", "SEGV-1", "D-2")
+    got = records(LocalWorkers(application, SPEC, workers=1, start_method="spawn"), sources)
+    assert [r["status"] for r in got] == ["needs_approval", "invalid", "needs_approval"]
