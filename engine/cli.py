@@ -11,6 +11,7 @@ Errors go to standard error, one line per problem, never with a traceback unless
 from __future__ import annotations
 
 import gc
+import itertools
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -23,12 +24,15 @@ import click
 
 from dealdesk import __version__
 from dealdesk.errors import DealdeskError, UsageError, ValidationFailed
+from dealdesk.io import DEFAULT_DEAL_TIMEOUT, DEFAULT_WORKER_MEMORY
 
 # `dealdesk --help` must start fast: everything else is imported by the command that uses it.
 if TYPE_CHECKING:
     from dealdesk import app
     from dealdesk.evaluate import PolicyRun
     from dealdesk.explain import DealExplanation, RuleExplanation
+    from dealdesk.io.batch import Executor
+    from dealdesk.io.executor import WorkSpec
     from dealdesk.io.readers import SourceDeal
 
 __all__ = ["main"]
@@ -44,15 +48,15 @@ class Settings:
     disabled: list[str] = field(default_factory=list)
     enabled: list[str] = field(default_factory=list)
 
-    def build(self, rulesets: Sequence[str] | None = None, **options: Any) -> app.App:
-        from dealdesk import app
+    def spec(self, rulesets: Sequence[str] | None = None, **options: Any) -> WorkSpec:
+        """What builds the app, here and in worker processes."""
+        from dealdesk.io.executor import WorkSpec
 
-        built = app.build(
-            list(rulesets) if rulesets else None,
-            disabled=self.disabled,
-            enabled=self.enabled,
-            **options,
-        )
+        return WorkSpec(tuple(rulesets or ()), tuple(self.disabled), tuple(self.enabled), **options)
+
+    def build(self, rulesets: Sequence[str] | None = None, **options: Any) -> app.App:
+        """The app, its rulesets validated and its engine built."""
+        built = self.spec(rulesets, **options).build()
         _resume_collector()
         return built
 
@@ -204,25 +208,6 @@ def _output(path: str) -> Iterator[TextIO]:
         yield stream
 
 
-def _progress(items: Iterator[SourceDeal], to_stdout: bool) -> Iterator[SourceDeal]:
-    """A progress bar on standard error when it is a terminal (and records do not go there too)."""
-    shown = sys.stderr.isatty() and not (to_stdout and sys.stdout.isatty())
-    if not shown:
-        return items
-    from tqdm import tqdm
-
-    return iter(
-        tqdm(
-            items,
-            desc="evaluating",
-            unit=" deals",
-            file=sys.stderr,
-            leave=False,
-            dynamic_ncols=True,
-        )
-    )
-
-
 # ---------------------------------------------------------------------------------------------
 # evaluate
 
@@ -235,32 +220,61 @@ def _progress(items: Iterator[SourceDeal], to_stdout: bool) -> Iterator[SourceDe
     "--output",
     default="-",
     metavar="OUT",
-    help="Write the records to OUT (default: standard output).",
+    help="Write the records to OUT (default: standard output); the format follows its suffix "
+    "(.jsonl, .json, .csv, .html, .txt for the table) unless --format is given. OUT is "
+    "replaced only when the run ends.",
 )
 @click.option(
     "-f",
     "--format",
     "fmt",
-    default="jsonl",
+    default=None,
     metavar="FORMAT",
-    help="jsonl (default), json, csv, table (a summary), or a format a plugin adds. html is not available yet.",
+    help="jsonl (default), json, csv, table (a summary), html (a report), or a format a "
+    "plugin adds.",
 )
 @click.option(
     "--workers",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=0),
     default=None,
     metavar="N",
-    help="Local worker processes (only 1 is available yet).",
+    help="Worker processes (default: one per CPU, started as the work needs them); 0 "
+    "decides in this process, without fault isolation (for debugging).",
 )
 @click.option(
     "--executor",
     type=click.Choice(["local", "dask"]),
     default="local",
     show_default=True,
-    help="Where to evaluate (dask is not available yet).",
+    help="Where the workers run: local processes, or a Dask cluster.",
 )
 @click.option(
-    "--scheduler", metavar="ADDRESS", help="Dask scheduler address (with --executor dask)."
+    "--scheduler",
+    metavar="ADDRESS",
+    help="The Dask scheduler (tcp://host:8786) for --executor dask; default: a local cluster.",
+)
+@click.option(
+    "--deal-timeout",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_DEAL_TIMEOUT,
+    show_default=True,
+    metavar="SECONDS",
+    help="A deal that takes longer is stopped and invalid (0: no limit; needs workers).",
+)
+@click.option(
+    "--worker-memory",
+    type=click.IntRange(min=0),
+    default=DEFAULT_WORKER_MEMORY,
+    show_default=True,
+    metavar="MIB",
+    help="Memory each worker may use beyond what it starts with; a deal that needs more is "
+    "invalid (0: no limit).",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted run: keep OUT's whole records (JSONL), check them against "
+    "the input's first deals, and decide the rest.",
 )
 @click.option("--clauses", is_flag=True, help="Render the clause texts into the records (slower).")
 @click.option(
@@ -269,6 +283,7 @@ def _progress(items: Iterator[SourceDeal], to_stdout: bool) -> Iterator[SourceDe
     help="Exit with status 1 when any record's status is this one or more severe "
     "(invalid > rejected > needs_approval).",
 )
+@click.option("-q", "--quiet", is_flag=True, help="No summary on standard error at the end.")
 @engine_option
 @click.pass_obj
 def evaluate(
@@ -277,63 +292,149 @@ def evaluate(
     rulesets: tuple[str, ...],
     no_plugin_rulesets: bool,
     output: str,
-    fmt: str,
+    fmt: str | None,
     workers: int | None,
     executor: str,
     scheduler: str | None,
+    deal_timeout: float,
+    worker_memory: int,
+    resume: bool,
     clauses: bool,
     fail_on: str | None,
+    quiet: bool,
     engine: str | None,
 ) -> None:
     """Evaluate DEALS (files, directories or - for JSONL on standard input).
 
-    One decision record per input deal, in input order; a deal that cannot be parsed or is
-    invalid gives a record with status invalid and its errors.
+    One decision record per input deal, in input order, whatever happens to the deal: a deal
+    that cannot be read, is invalid, crashes its worker or passes its time budget gives a record
+    with status invalid and its errors. Interrupted (Ctrl-C), the records written so far are
+    kept whole and the exit status is 130.
     """
-    if workers is not None and workers > 1:
-        raise click.UsageError(
-            "--workers N > 1 (parallel evaluation) is not available yet; use --workers 1"
-        )
-    if executor == "dask":
-        raise click.UsageError("--executor dask is not available yet; use --executor local")
-    if scheduler is not None:
-        raise click.UsageError("--scheduler needs --executor dask, which is not available yet")
-    from dealdesk.record import STATUS_ORDER
+    from dealdesk.io import output as outputs
+    from dealdesk.io.batch import Batch, Progress, write_texts
+    from dealdesk.io.summary import Summary, WriteContext
 
-    fmt = fmt.lower()
+    if scheduler is not None and executor != "dask":
+        raise click.UsageError("--scheduler needs --executor dask")
+    if executor == "dask" and workers == 0:
+        raise click.UsageError("--workers 0 decides in this process; it cannot use --executor dask")
+    if "-" in deals and (sys.stdin is None or sys.stdin.closed):
+        raise UsageError("-: standard input is closed")
+    outputs.check_output(output, deals)
+    if resume and output == "-":
+        raise click.UsageError("--resume continues an output file: give it with -o OUT")
+    spec = settings.spec(
+        rulesets, no_plugin_rulesets=no_plugin_rulesets, clauses=clauses, engine=engine
+    )
     application = settings.build(
         rulesets, no_plugin_rulesets=no_plugin_rulesets, clauses=clauses, engine=engine
     )
+    fmt = outputs.format_for(output, fmt.lower() if fmt else None, application.writers)
     if fmt not in application.writers:
-        if fmt == "html":
-            raise click.UsageError(
-                "--format html is not available yet; use jsonl, json, csv or table"
-            )
         known = ", ".join(sorted(application.writers))
         raise click.UsageError(f"unknown --format {fmt!r}; known formats: {known}")
-    write = application.writers[fmt]
-    sources = application.read(deals)
-    threshold = STATUS_ORDER.index(fail_on) if fail_on else None
-    counts = {"total": 0, "matched": 0}
-
-    def records() -> Iterator[dict[str, Any]]:
-        for source in _progress(sources, output == "-"):
-            # the decision sinks see evaluate's final records only (not test's or explain's)
-            record = application.pipeline.finish(application.evaluate_source(source))
-            counts["total"] += 1
-            if threshold is not None and STATUS_ORDER.index(record["status"]) >= threshold:
-                counts["matched"] += 1
-            yield record
-
-    with _output(output) as out:
-        write(records(), out)
-    if counts["matched"]:
+    reader = application.read(deals, lazy=workers != 0)
+    sources: Iterator[SourceDeal] = iter(reader)
+    keep = 0
+    if resume:
+        if fmt != "jsonl":
+            raise click.UsageError(f"--resume continues a JSONL output, not {fmt}")
+        state = outputs.resume_records(output)
+        keep = state.length
+        outputs.verify_resume(state, (_deal_id(s) for s in itertools.islice(sources, state.count)))
+        if state.count and not quiet:
+            click.echo(f"resuming after the {state.count:,} deals {output} holds", err=True)
+    # workers encode JSON Lines themselves when nothing in this process needs the whole record
+    encode = (
+        _encode_line
+        if fmt == "jsonl"
+        and "jsonl" not in application.plugins.writers
+        and not application.plugins.has_sinks
+        else None
+    )
+    runner = _executor(
+        application, spec, executor, scheduler, workers, deal_timeout, worker_memory, encode
+    )
+    shown = sys.stderr.isatty() and not (output == "-" and sys.stdout.isatty())
+    summary = Summary(WriteContext.of(application.policy_set))
+    batch = Batch(
+        application.pipeline,
+        runner,
+        fail_on=fail_on,
+        on_record=summary.add,
+        progress=Progress(lambda: (reader.bytes_read, reader.bytes_total)) if shown else None,
+    )
+    target = outputs.AtomicOutput(output, keep=keep)
+    stream = target.open()
+    try:
+        if encode is not None:
+            write_texts(batch.texts(sources), stream)
+        else:
+            application.writers[fmt](batch.records(sources), stream)
+    except BaseException:
+        target.abort()
+        raise
+    target.commit()
+    result = batch.result
+    if result.interrupted:
+        where = "" if output == "-" else f"; their records are in {output}"
+        again = " (run again with --resume to go on)" if fmt == "jsonl" and output != "-" else ""
+        click.echo(f"interrupted: {result.deals:,} deals decided{where}{again}", err=True)
+        sys.exit(130)
+    if not quiet and fmt != "table":
+        click.echo(summary.text(elapsed=result.elapsed), err=True, nl=False)
+    if result.matched:
         worse = "" if fail_on == "invalid" else " or worse"
         click.echo(
-            f"{counts['matched']} of {counts['total']} deals are {fail_on}{worse} (--fail-on {fail_on})",
+            f"{result.matched} of {result.deals} deals are {fail_on}{worse} (--fail-on {fail_on})",
             err=True,
         )
         sys.exit(1)
+
+
+def _deal_id(source: SourceDeal) -> str | None:
+    from dealdesk.deal.validate import deal_id_of
+
+    return deal_id_of(source.parsed().deal)
+
+
+def _encode_line(record: dict[str, Any]) -> str:
+    from dealdesk import jsoncodec
+
+    return jsoncodec.dumps(record)
+
+
+def _executor(
+    application: app.App,
+    spec: WorkSpec,
+    kind: str,
+    scheduler: str | None,
+    workers: int | None,
+    deal_timeout: float,
+    worker_memory: int,
+    encode: Any,
+) -> Executor:
+    """The executor the options ask for."""
+    from dealdesk.io import executor as executors
+
+    timeout = deal_timeout or None
+    if kind == "dask":
+        from dealdesk.io.dask import DaskExecutor
+
+        return DaskExecutor(
+            application, spec, scheduler=scheduler, deal_timeout=timeout, encode=encode
+        )
+    if workers == 0:
+        return executors.InProcess(application, encode)
+    return executors.LocalWorkers(
+        application,
+        spec,
+        workers=workers or executors.default_workers(),
+        deal_timeout=timeout,
+        memory_mb=worker_memory or None,
+        encode=encode,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

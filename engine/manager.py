@@ -198,6 +198,11 @@ class Plugins:
                 _merge(plugin, result, deal, derived, owner)
         return derived
 
+    @property
+    def has_sinks(self) -> bool:
+        """Whether any plugin implements ``dealdesk_decision``."""
+        return bool(self._sinks)
+
     def decision(self, record: dict[str, Any]) -> None:
         """Hand the final ``record`` to every ``dealdesk_decision`` sink, in registration order.
 

@@ -21,6 +21,7 @@ Decision sinks and writing happen in the calling process (in order), never in a 
 from __future__ import annotations
 
 import faulthandler
+import gc
 import multiprocessing
 import os
 import queue
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dealdesk.deal.validate import deal_id_of
 from dealdesk.errors import DealdeskError
+from dealdesk.io import DEFAULT_DEAL_TIMEOUT
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -45,7 +47,6 @@ if TYPE_CHECKING:
     from dealdesk.io.readers import SourceDeal
 
 __all__ = [
-    "DEFAULT_DEAL_TIMEOUT",
     "Done",
     "Encoder",
     "InProcess",
@@ -55,8 +56,6 @@ __all__ = [
     "default_workers",
 ]
 
-#: Seconds one deal may take in a worker before it is stopped (``--deal-timeout``).
-DEFAULT_DEAL_TIMEOUT = 10.0
 #: Deals per chunk: small first (records and progress come at once), then this many.
 MAX_CHUNK = 256
 # Chunks read ahead of the next one to write, per worker: bounds memory, keeps workers busy.
@@ -428,6 +427,8 @@ class LocalWorkers:
             daemon=True,
             name=f"dealdesk-worker-{len(self.workers) + 1}",
         )
+        if inherit:
+            gc.freeze()  # the app's objects are shared: a collection in the child would copy them
         process.start()
         child.close()
         worker = _Worker(process, parent, progress, since=time.monotonic())

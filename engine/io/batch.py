@@ -1,0 +1,201 @@
+"""One ``evaluate`` run: an executor's outcomes → decision sinks → the writer, counted and shown.
+
+:class:`Batch` pulls outcomes from an executor in input order, hands each final record to the
+decision sinks (in this process, in order), counts it, shows progress, and gives the records
+(or the text the workers encoded) to the writer. Ctrl-C and SIGTERM stop it between records:
+the writer still finishes what it has (a JSON array is closed), and :attr:`BatchResult.interrupted`
+tells the caller (SPEC §9).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
+
+from dealdesk.record import STATUS_ORDER
+
+if TYPE_CHECKING:
+    from dealdesk.io.executor import Done
+    from dealdesk.io.readers import SourceDeal
+    from dealdesk.pipeline import Pipeline
+
+__all__ = ["Batch", "BatchResult", "Executor", "Progress"]
+
+
+class Executor(Protocol):
+    """What runs the deals: ``run`` gives one outcome per source, in order; ``close`` stops."""
+
+    def run(self, sources: Iterable[SourceDeal]) -> Iterator[Done]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class BatchResult:
+    """What a run did: deals written, how many matched ``--fail-on``, whether it was stopped."""
+
+    deals: int = 0
+    matched: int = 0
+    interrupted: bool = False
+    elapsed: float = 0.0
+
+
+class Progress:
+    """A progress bar on standard error: percentage, deals, deals/s and ETA when the input's
+    size is known (from the bytes read), else deals and deals/s. Cleared when done.
+
+    :param size: ``(bytes_read, bytes_total)`` of the input now; ``bytes_total`` may be None.
+    """
+
+    INTERVAL = 0.1  # seconds between redraws
+
+    def __init__(self, size: Callable[[], tuple[int, int | None]]):
+        import tqdm
+
+        tqdm.tqdm.monitor_interval = 0  # no monitor thread: workers may be forked later
+        self.size = size
+        _, total = size()
+        self.known = bool(total)
+        self.started = time.monotonic()
+        self.shown = 0.0
+        bar_format = (
+            "{desc} {percentage:3.0f}%|{bar:24}| {postfix} [{elapsed}<{remaining}]"
+            if self.known
+            else "{desc} {postfix} [{elapsed}]"
+        )
+        self.bar = tqdm.tqdm(
+            total=total if self.known else None,
+            desc="evaluating",
+            bar_format=bar_format,
+            file=sys.stderr,
+            leave=False,
+            dynamic_ncols=True,
+            mininterval=self.INTERVAL,
+            postfix="0 deals",
+        )
+
+    def advance(self, deals: int) -> None:
+        """``deals`` are done; redraw when it is time."""
+        now = time.monotonic()
+        if now - self.shown < self.INTERVAL:
+            return
+        self.shown = now
+        rate = deals / max(now - self.started, 1e-9)
+        self.bar.set_postfix_str(f"{deals:,} deals, {rate:,.0f} deals/s", refresh=False)
+        position = self.size()[0] if self.known else deals
+        self.bar.update(max(0, position - self.bar.n))
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class _Stop:
+    """Ctrl-C and SIGTERM: raise at once while waiting for outcomes, else at the next record."""
+
+    def __init__(self) -> None:
+        self.waiting = False
+        self.pending = False
+
+    def handle(self, signum: int, frame: Any) -> None:
+        self.pending = True
+        if self.waiting:
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals reach the main thread only
+            return
+        previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+class Batch:
+    """Runs the deals through an executor and into a writer.
+
+    :param pipeline: the pipeline whose ``finish`` hands records to the decision sinks.
+    :param executor: where deals are decided.
+    :param fail_on: count records at least this bad (``--fail-on``), or ``None``.
+    :param on_record: called with each final record (or its brief, when workers encoded it).
+    :param progress: the progress bar, or ``None``.
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        executor: Executor,
+        *,
+        fail_on: str | None = None,
+        on_record: Callable[[Mapping[str, Any]], None] | None = None,
+        progress: Progress | None = None,
+    ):
+        self.pipeline = pipeline
+        self.executor = executor
+        self.threshold = STATUS_ORDER.index(fail_on) if fail_on else None
+        self.on_record = on_record
+        self.progress = progress
+        self.result = BatchResult()
+
+    def records(self, sources: Iterable[SourceDeal]) -> Iterator[dict[str, Any]]:
+        """The final records, in order (for a writer)."""
+        for done in self._outcomes(sources):
+            yield done.record
+
+    def texts(self, sources: Iterable[SourceDeal]) -> Iterator[str]:
+        """The records as the workers encoded them, in order."""
+        for done in self._outcomes(sources):
+            assert done.text is not None, "an executor that encodes gives text for every deal"
+            yield done.text
+
+    def _outcomes(self, sources: Iterable[SourceDeal]) -> Iterator[Done]:
+        result, stop = self.result, _Stop()
+        started = time.monotonic()
+        outcomes = self.executor.run(sources)
+        with stop.installed():
+            try:
+                while True:
+                    stop.waiting = True
+                    try:
+                        if stop.pending:
+                            raise KeyboardInterrupt
+                        done = next(outcomes, None)
+                    finally:
+                        stop.waiting = False
+                    if done is None:
+                        break
+                    if done.text is None:
+                        self.pipeline.finish(done.record)
+                    status = done.record["status"]
+                    result.deals += 1
+                    if self.threshold is not None:
+                        result.matched += STATUS_ORDER.index(status) >= self.threshold
+                    if self.on_record is not None:
+                        self.on_record(done.record)
+                    if self.progress is not None:
+                        self.progress.advance(result.deals)
+                    yield done
+            except KeyboardInterrupt:
+                result.interrupted = True
+            finally:
+                result.elapsed = time.monotonic() - started
+                self.executor.close()
+                if self.progress is not None:
+                    self.progress.close()
+
+
+def write_texts(texts: Iterable[str], out: TextIO) -> None:
+    """Write records already encoded as JSON Lines."""
+    write = out.write
+    for text in texts:
+        write(text + "\n")
