@@ -207,11 +207,16 @@ class ResumeState:
         Read on demand rather than kept, so resuming a million-record output takes no more
         memory than a small one.
 
-        :raises UsageError: OUT changed since :func:`resume_records` read it.
+        :raises UsageError: OUT is gone or no longer JSONL records since
+            :func:`resume_records` read it.
         """
         if not self.exists:
             return
-        with _open_for_resume(self.path) as stream:
+        try:
+            stream = _open_for_resume(self.path)
+        except FileNotFoundError:
+            raise UsageError(f"{self.path}: cannot resume: no such file") from None
+        with stream:
             # the first `count` lines only: records written since are not part of this state
             for line, deal_id, _ in itertools.islice(_records(self.path, stream), self.count):
                 yield line, deal_id

@@ -545,6 +545,15 @@ def test_verify_resume_names_deals_without_ids(tmp_path: Path) -> None:
     assert message.startswith(f"{out}:1 has deal 'D-1' but input deal 1 is without an id;")
 
 
+def test_verify_resume_refuses_an_output_removed_since(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    out.write_text(records("D-1"))
+    state = resume_records(str(out))
+    out.unlink()
+    message = usage_error(verify_resume, state, ["D-1"])
+    assert message == f"{out}: cannot resume: no such file"
+
+
 def test_verify_resume_refuses_a_shorter_input(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     out.write_text(records("D-1", "D-2", "D-3"))
