@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 from dealdesk.engines import build_engine, engine_name
 from dealdesk.io.readers import READERS, Reader, SourceDeal, read_deals
-from dealdesk.io.writers import WRITERS, WriterFactory
+from dealdesk.io.writers import WRITERS, WriteContext, WriterFactory
 from dealdesk.manager import Plugins, load_plugins
 from dealdesk.pipeline import Decision, Pipeline
 from dealdesk.rules.policyset import (
@@ -45,11 +45,12 @@ __all__ = [
 RecordWriter = Callable[[Iterable[Mapping[str, Any]], TextIO], None]
 
 
-def _adapt(factory: WriterFactory) -> RecordWriter:
-    """A built-in ``Writer`` class as a ``func(records, out)`` writer."""
+def _adapt(factory: WriterFactory, context: WriteContext | None = None) -> RecordWriter:
+    """A built-in ``Writer`` class as a ``func(records, out)`` writer, given ``context`` (rule
+    descriptions, approver ranks, declared outputs) when it is built."""
 
     def write_records(records: Iterable[Mapping[str, Any]], out: TextIO) -> None:
-        writer = factory(out)
+        writer = factory(out, context)
         for record in records:
             writer.write(record)
         writer.close()
@@ -198,6 +199,7 @@ def build(
     policy_set = load_policy_set(files, Environment.of(plugins, renderer))
     # plugin readers and writers are keyed like the built-in ones (suffix_key, lower case)
     readers: dict[str, Reader] = {**READERS, **plugins.readers}
-    writers: dict[str, RecordWriter] = {k: _adapt(v) for k, v in WRITERS.items()}
+    context = WriteContext.of(policy_set)
+    writers: dict[str, RecordWriter] = {k: _adapt(v, context) for k, v in WRITERS.items()}
     writers.update(plugins.writers)
     return App(plugins, renderer, policy_set, clauses, files, readers, writers, chosen)

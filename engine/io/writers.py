@@ -7,18 +7,20 @@ written.
 
 from __future__ import annotations
 
-import csv
 import re
-from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TextIO
 
 from dealdesk import jsoncodec
 from dealdesk.errors import NonFiniteNumber
+from dealdesk.io.html import HtmlWriter
+from dealdesk.io.summary import Summary, WriteContext, format_message
 
 __all__ = [
     "WRITERS",
+    "WriteContext",
     "CsvWriter",
+    "HtmlWriter",
     "JsonWriter",
     "JsonlWriter",
     "TableWriter",
@@ -36,20 +38,9 @@ class Writer(Protocol):
     def close(self) -> None: ...
 
 
-WriterFactory = Callable[[TextIO], Writer]
-
-
-def format_message(item: object) -> str:
-    """One line for a reason, flag or error: ``path: message`` (``message`` without a path).
-
-    The one formatting of a record's errors used by writers, ``dealdesk explain`` and
-    ``dealdesk test``; accepts a mapping (``{"path", "message"}``) or a plain string.
-    """
-    if isinstance(item, Mapping):
-        message = str(item.get("message", ""))
-        path = item.get("path")
-        return f"{path}: {message}" if path else message
-    return str(item)
+#: ``factory(stream, context)``: a built-in writer onto ``stream``; ``context`` (what the
+#: policy set says about rules, approvers and outputs) may be ``None``.
+WriterFactory = Callable[[TextIO, WriteContext | None], Writer]
 
 
 def _encode(record: Mapping[str, Any], *, indent: bool) -> str:
@@ -67,7 +58,7 @@ class JsonlWriter:
     :raises NonFiniteNumber: from ``write``, for a record that holds NaN or an infinity.
     """
 
-    def __init__(self, stream: TextIO):
+    def __init__(self, stream: TextIO, context: WriteContext | None = None):
         self.stream = stream
 
     def write(self, record: Mapping[str, Any]) -> None:
@@ -84,7 +75,7 @@ class JsonWriter:
     :raises NonFiniteNumber: from ``write``, for a record that holds NaN or an infinity.
     """
 
-    def __init__(self, stream: TextIO):
+    def __init__(self, stream: TextIO, context: WriteContext | None = None):
         self.stream = stream
         self.count = 0
 
@@ -101,99 +92,159 @@ class JsonWriter:
 
 
 class CsvWriter:
-    """One row per record: deal_id, status, approvals, fired rules, reasons, errors."""
+    """One row per record, flat columns a spreadsheet can filter on, safe to open in one.
 
-    COLUMNS = ("deal_id", "status", "approvals", "fired", "reasons", "errors")
+    Columns: :data:`COLUMNS` (lists joined by ``;``, messages by `` | ``, ``rulesets`` as
+    ``name=version;...``), then ``POLICY.OUTPUT`` for each output the policy set declares
+    (text as is, numbers and booleans as JSON, lists and objects as compact JSON, null empty),
+    then ``other_outputs``: the outputs no column holds, as compact JSON
+    ``{policy: {output: value}}`` (empty when there are none), so nothing is dropped. The
+    columns come from the context, before the first row; without a context every output goes
+    to ``other_outputs``.
 
-    def __init__(self, stream: TextIO):
-        # "\n" whatever the platform, so the same records give the same bytes everywhere.
-        self.writer = csv.writer(stream, lineterminator="\n")
-        self.writer.writerow(self.COLUMNS)
+    A cell that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
+    ``@``, a tab or a carriage return; OWASP's CSV injection advice) gets a leading ``'``;
+    a plain number such as ``-5`` or ``-0.25`` stays as it is.
+
+    :raises NonFiniteNumber: from ``write``, for an output that is NaN or an infinity.
+    """
+
+    COLUMNS = (
+        "deal_id",
+        "status",
+        "approvals",
+        "fired",
+        "reasons",
+        "errors",
+        "flags",
+        "rulesets",
+        "digest",
+        "dealdesk",
+    )
+    OTHER = "other_outputs"
+
+    def __init__(self, stream: TextIO, context: WriteContext | None = None):
+        self.stream = stream
+        outputs = (context or WriteContext()).outputs
+        declared = [f"{policy}.{name}" for policy, names in outputs.items() for name in names]
+        stream.write(_csv_line([*self.COLUMNS, *declared, self.OTHER]))
+        self.declared = {column: i for i, column in enumerate(declared)}
 
     def write(self, record: Mapping[str, Any]) -> None:
-        """Write one row: lists joined by ``;`` (fired as ``policy:RULE``), messages by `` | ``."""
+        """Write one record's row."""
         policies = record.get("policies") or {}
         fired = [
             f"{policy}:{rule}"
             for policy, result in policies.items()
             for rule in (result or {}).get("fired", ())
         ]
-        self.writer.writerow(
-            (
-                record.get("deal_id") or "",
-                record.get("status") or "",
-                ";".join(record.get("approvals") or ()),
-                ";".join(fired),
-                " | ".join(format_message(r) for r in record.get("reasons") or ()),
-                " | ".join(format_message(e) for e in record.get("errors") or ()),
-            )
-        )
+        provenance = record.get("provenance") or {}
+        versions = provenance.get("rulesets") or {}
+        values: list[str] = ["" for _ in self.declared]
+        other: dict[str, dict[str, Any]] = {}
+        for policy, result in policies.items():
+            for name, value in ((result or {}).get("outputs") or {}).items():
+                column = self.declared.get(f"{policy}.{name}")
+                if column is not None:
+                    values[column] = _cell_value(value, record, policy, name)
+                else:
+                    other.setdefault(policy, {})[name] = value
+        row = [
+            _text(record.get("deal_id")),
+            _text(record.get("status")),
+            ";".join(map(str, record.get("approvals") or ())),
+            ";".join(fired),
+            " | ".join(format_message(r) for r in record.get("reasons") or ()),
+            " | ".join(format_message(e) for e in record.get("errors") or ()),
+            " | ".join(format_message(f) for f in record.get("flags") or ()),
+            ";".join(f"{name}={version}" for name, version in versions.items()),
+            _text(provenance.get("digest")),
+            _text(provenance.get("dealdesk")),
+            *values,
+            _encode_value(other, record, "policies") if other else "",
+        ]
+        self.stream.write(_csv_line([_neutralise(cell) for cell in row]))
 
     def close(self) -> None:
         """Nothing to finish: every row is complete."""
 
 
-class TableWriter:
-    """A readable summary: one line per deal as it arrives, then counts and the top reasons.
+# what a spreadsheet reads as the start of a formula (OWASP, CSV injection)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
-    ``D-1001        needs_approval  deal_desk, vp_finance``; an invalid deal shows its errors.
-    Memory holds only the counters, not the records.
+
+def _csv_line(cells: list[str]) -> str:
+    """One CSV row as the csv module writes it (quotes doubled, ``"\\n"`` ending it on every
+    platform), except that a cell holding a carriage return is quoted too: the csv module
+    leaves it bare when the line ends with ``"\\n"``, and a bare one breaks the row."""
+    return ",".join(_quoted(cell) for cell in cells) + "\n"
+
+
+def _quoted(cell: str) -> str:
+    if any(special in cell for special in _CSV_SPECIAL):
+        return '"' + cell.replace('"', '""') + '"'
+    return cell
+
+
+_CSV_SPECIAL = (",", '"', "\n", "\r")
+
+
+def _neutralise(cell: str) -> str:
+    """``cell`` with a leading ``'`` when a spreadsheet would run it as a formula."""
+    if cell.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _cell_value(value: Any, record: Mapping[str, Any], policy: str, name: str) -> str:
+    """An output as one cell: text as is, null empty, anything else as compact JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return _encode_value(value, record, f"policies.{policy}.outputs.{name}")
+
+
+def _encode_value(value: Any, record: Mapping[str, Any], where: str) -> str:
+    try:
+        return jsoncodec.dumps(value)
+    except NonFiniteNumber as exc:
+        context = f"cannot write the record of deal {record.get('deal_id')!r}"
+        path = f"{where}{'' if exc.path.startswith('[') else '.'}{exc.path}" if exc.path else where
+        raise NonFiniteNumber(path, exc.value, context) from None
+
+
+class TableWriter:
+    """``--format table``: the batch's :class:`~dealdesk.io.summary.Summary`, written at the end.
+
+    Counts per status, approvals per role, the top reasons by rule (with the rule's
+    description) and the top errors; every value made :func:`~dealdesk.io.summary.printable`
+    (no terminal escape codes from a deal id). No per-deal rows and no timing, so the same
+    records give the same text; memory holds only the counters.
     """
 
-    STATUSES = ("approved", "needs_approval", "rejected", "invalid")
-    TOP = 10
-
-    def __init__(self, stream: TextIO):
+    def __init__(self, stream: TextIO, context: WriteContext | None = None):
         self.stream = stream
-        self.statuses: Counter[str] = Counter()
-        self.reasons: Counter[str] = Counter()
-        self.examples: dict[str, str] = {}
+        self.summary = Summary(context)
 
     def write(self, record: Mapping[str, Any]) -> None:
-        """Print the deal's line and count its status and reasons."""
-        status = str(record.get("status") or "")
-        self.statuses[status] += 1
-        if status == "invalid":
-            detail = "; ".join(format_message(e) for e in record.get("errors") or ())
-        else:
-            detail = ", ".join(record.get("approvals") or ())
-        deal_id = str(record.get("deal_id") or "-")
-        self.stream.write(f"{deal_id:<12}  {status:<14}  {detail}".rstrip() + "\n")
-        for reason in record.get("reasons") or ():
-            # Count by rule and message shape: amounts differ from deal to deal, and one rule
-            # id (a decision table) can give different reasons
-            message = format_message(reason)
-            rule = (
-                f"{reason.get('policy', '')} {reason.get('rule', '')}".strip()
-                if isinstance(reason, Mapping)
-                else ""
-            )
-            key = f"{rule}  {_DIGITS.sub('#', message)}" if rule else message
-            self.reasons[key] += 1
-            self.examples.setdefault(key, f"{rule}  {message}" if rule else message)
+        """Count the record."""
+        self.summary.add(record)
 
     def close(self) -> None:
-        """Print the counts per status and the most frequent reasons."""
-        total = sum(self.statuses.values())
-        order = [*self.STATUSES, *sorted(set(self.statuses) - set(self.STATUSES))]
-        counts = ", ".join(
-            f"{self.statuses[s]} {s}" for s in order if s in self.STATUSES or self.statuses[s]
-        )
-        out = [f"\n{total} deal{'' if total == 1 else 's'}: {counts}\n"]
-        top = sorted(self.reasons.items(), key=lambda item: (-item[1], item[0]))[: self.TOP]
-        if top:
-            width = len(str(top[0][1]))
-            out.append("\nTop reasons:\n")
-            for key, count in top:
-                out.append(f"  {count:>{width}}  {self.examples[key]}\n")
-        self.stream.write("".join(out))
+        """Write the summary."""
+        self.stream.write(self.summary.text())
 
-
-_DIGITS = re.compile(r"\d+(?:[.,]\d+)*")
 
 WRITERS: dict[str, WriterFactory] = {
     "jsonl": JsonlWriter,
     "json": JsonWriter,
     "csv": CsvWriter,
     "table": TableWriter,
+    "html": HtmlWriter,
 }

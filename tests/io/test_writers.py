@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
 import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from dealdesk.app import App, build
 from dealdesk.errors import NonFiniteNumber
+from dealdesk.io.summary import Summary
 from dealdesk.io.writers import (
     WRITERS,
     CsvWriter,
-    JsonlWriter,
-    JsonWriter,
-    TableWriter,
+    HtmlWriter,
+    WriteContext,
+    Writer,
+    _csv_line,
     format_message,
 )
+
+EXAMPLES = Path(__file__).parents[2] / "examples" / "deals"
 
 
 def record(deal_id: str, status: str = "needs_approval", **extra: Any) -> dict[str, Any]:
@@ -92,9 +101,16 @@ RECORDS = [
 ]
 
 
-def render(fmt: str, records: list[dict[str, Any]]) -> str:
+def make(fmt: str, stream: io.StringIO, context: WriteContext | None = None) -> Writer:
+    """The writer of ``fmt``; the HTML report without its clock, so its bytes repeat too."""
+    if fmt == "html":
+        return HtmlWriter(stream, context, clock=None)
+    return WRITERS[fmt](stream, context)
+
+
+def render(fmt: str, records: list[dict[str, Any]], context: WriteContext | None = None) -> str:
     stream = io.StringIO()
-    writer = WRITERS[fmt](stream)
+    writer = make(fmt, stream, context)
     for item in records:
         writer.write(item)
     writer.close()
@@ -135,72 +151,169 @@ def test_format_message_is_path_then_message() -> None:
     assert format_message("plain") == "plain"
 
 
-def test_csv_writer_columns() -> None:
-    text = render("csv", RECORDS)
-    assert text.splitlines() == [
-        "deal_id,status,approvals,fired,reasons,errors",
-        "D-1001,needs_approval,deal_desk;vp_finance,billing-milestone:BM-1;partner-margin:PM-3;partner-margin:PM-13,"
-        "Margin of D-1001 is below the floor. | Risk offers need deal desk review.,",
-        "D-1002,approved,,,,",
-        "D-1003,rejected,deal_desk,billing-milestone:BM-1;partner-margin:PM-3;partner-margin:PM-13,Break-fix — not for risk offers.,",
-        "D-1004,invalid,,,,lines[0].unit_cost: missing | customer.region: unknown value 'mars'",
+@pytest.fixture(scope="module")
+def app() -> App:
+    return build(autoload=False)
+
+
+@pytest.fixture(scope="module")
+def context(app: App) -> WriteContext:
+    return WriteContext.of(app.policy_set)
+
+
+@pytest.fixture(scope="module")
+def example_records(app: App) -> list[dict[str, Any]]:
+    return [app.evaluate_source(source) for source in app.read([str(EXAMPLES)])]
+
+
+def rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_csv_writer_columns_come_from_the_policy_set(
+    app: App, context: WriteContext, example_records: list[dict[str, Any]]
+) -> None:
+    header = render("csv", [], context)
+    declared = [
+        f"{name}.{output}"
+        for name, policy in app.policy_set.policies.items()
+        for output in policy.outputs
     ]
+    assert header == ",".join([*CsvWriter.COLUMNS, *declared, "other_outputs"]) + "\n"
+    assert len(declared) > 10 and "partner-margin.margin" in declared
+    assert render("csv", example_records, context).startswith(header)  # known before any row
+
+
+def test_csv_writer_keeps_todays_columns_first() -> None:
+    text = render("csv", RECORDS)
+    assert text.splitlines()[0].startswith("deal_id,status,approvals,fired,reasons,errors,flags,")
+    first, _, rejected, invalid = rows(text)
+    assert first["approvals"] == "deal_desk;vp_finance"
+    assert first["fired"] == ("billing-milestone:BM-1;partner-margin:PM-3;partner-margin:PM-13")
+    assert first["reasons"] == (
+        "Margin of D-1001 is below the floor. | Risk offers need deal desk review."
+    )
+    assert rejected["reasons"] == "Break-fix — not for risk offers."
+    assert invalid["errors"] == (
+        "lines[0].unit_cost: missing | customer.region: unknown value 'mars'"
+    )
     assert "\r" not in text
 
 
-def test_csv_writer_with_no_records_writes_the_header() -> None:
-    assert render("csv", []) == "deal_id,status,approvals,fired,reasons,errors\n"
+def test_csv_writer_carries_outputs_flags_and_provenance(
+    context: WriteContext, example_records: list[dict[str, Any]]
+) -> None:
+    written = rows(render("csv", example_records, context))
+    assert len(written) == len(example_records)
+    flagged = 0
+    for row, record in zip(written, example_records, strict=True):
+        assert row["deal_id"] == record["deal_id"] and row["status"] == record["status"]
+        assert row["digest"] == record["provenance"]["digest"]
+        assert row["dealdesk"] == record["provenance"]["dealdesk"]
+        versions = dict(item.split("=") for item in row["rulesets"].split(";"))
+        assert versions == record["provenance"]["rulesets"]
+        assert row["flags"] == " | ".join(f["message"] for f in record["flags"])
+        flagged += bool(record["flags"])
+        for policy, result in record["policies"].items():
+            for name, value in result["outputs"].items():
+                cell = row[f"{policy}.{name}"]
+                if value is None:
+                    assert cell == ""
+                elif isinstance(value, str):
+                    assert cell == value
+                else:
+                    assert json.loads(cell) == value and " " not in cell
+        assert row["other_outputs"] == ""  # the house rulesets declare every output
+    assert flagged >= 2
 
 
-def test_table_writer_lists_deals_then_summarizes() -> None:
-    records = [*RECORDS, record("D-1005")]
-    text = render("table", records)
-    assert text == (
-        "D-1001        needs_approval  deal_desk, vp_finance\n"
-        "D-1002        approved\n"
-        "D-1003        rejected        deal_desk\n"
-        "D-1004        invalid         lines[0].unit_cost: missing; customer.region: unknown value 'mars'\n"
-        "D-1005        needs_approval  deal_desk, vp_finance\n"
-        "\n"
-        "5 deals: 1 approved, 2 needs_approval, 1 rejected, 1 invalid\n"
-        "\n"
-        "Top reasons:\n"
-        "  2  partner-margin PM-13  Risk offers need deal desk review.\n"
-        "  2  partner-margin PM-3  Margin of D-1001 is below the floor.\n"
-        "  1  onsite-support OS-1  Break-fix — not for risk offers.\n"
+def test_an_undeclared_output_lands_in_the_trailing_column() -> None:
+    context = WriteContext(outputs={"partner-margin": ("margin",)})
+    text = render("csv", RECORDS[:1], context)
+    header, row = text.splitlines()
+    assert header.endswith(",partner-margin.margin,other_outputs")
+    assert rows(text)[0]["partner-margin.margin"] == "0.3134"
+    assert json.loads(rows(text)[0]["other_outputs"]) == {
+        "billing-milestone": {"payment_terms_days": 45}
+    }
+    # without a context nothing is dropped either: every output is in the trailing column
+    alone = rows(render("csv", RECORDS[:1]))[0]
+    assert json.loads(alone["other_outputs"]) == {
+        policy: result["outputs"] for policy, result in RECORDS[0]["policies"].items()
+    }
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '=HYPERLINK("http://evil.example","click")',
+        "@SUM(A1:A9)",
+        "+1+cmd|' /C calc'!A0",
+        "-2+3",
+        "-",
+        "\tindented",
+        "\rreturn",
+        "=1",
+    ],
+)
+def test_csv_neutralises_formula_cells(value: str) -> None:
+    item = record(
+        value,
+        reasons=[{"policy": "p", "rule": "R", "message": value}],
+        policies={"p": {"status": "approved", "fired": [], "outputs": {"note": value}}},
+    )
+    row = rows(render("csv", [item], WriteContext(outputs={"p": ("note",)})))[0]
+    assert row["deal_id"] == row["reasons"] == row["p.note"] == "'" + value
+
+
+@pytest.mark.parametrize("value", [-5, -0.25, "-5", "-0.25", "+3", "-1.5e-3", 7])
+def test_csv_leaves_plain_numbers_alone(value: object) -> None:
+    item = record(
+        str(value), policies={"p": {"status": "approved", "fired": [], "outputs": {"x": value}}}
+    )
+    row = rows(render("csv", [item], WriteContext(outputs={"p": ("x",)})))[0]
+    assert row["deal_id"] == row["p.x"] == str(value)
+
+
+def test_csv_writer_refuses_an_output_that_is_nan() -> None:
+    bad = record("D-9", policies={"p": {"status": "approved", "outputs": {"x": [1, float("nan")]}}})
+    with pytest.raises(NonFiniteNumber) as caught:
+        render("csv", [bad], WriteContext(outputs={"p": ("x",)}))
+    assert str(caught.value) == (
+        "cannot write the record of deal 'D-9': policies.p.outputs.x[1] is NaN; "
+        "records are strict JSON (no NaN or Infinity)"
     )
 
 
-def test_table_writer_keeps_ten_reasons_and_plain_messages() -> None:
-    records = [record(f"D-{n}", reasons=[{"message": f"reason {n % 12}"}]) for n in range(30)]
-    text = render("table", records)
-    top = text.split("Top reasons:\n")[1].splitlines()
-    assert len(top) == TableWriter.TOP == 10
-    assert top[0] == "  3  reason 0"
-    assert render("table", []) == "\n0 deals: 0 approved, 0 needs_approval, 0 rejected, 0 invalid\n"
+def test_csv_writer_with_no_records_writes_the_header() -> None:
+    assert render("csv", []) == ",".join([*CsvWriter.COLUMNS, "other_outputs"]) + "\n"
 
 
-@pytest.mark.parametrize("fmt", sorted(WRITERS))
-def test_writers_are_deterministic(fmt: str) -> None:
-    first = render(fmt, RECORDS)
-    assert first
-    assert render(fmt, json.loads(json.dumps(RECORDS))) == first
+def test_table_writer_is_the_summary_without_rows(
+    context: WriteContext, example_records: list[dict[str, Any]]
+) -> None:
+    text = render("table", example_records, context)
+    summary = Summary(context)
+    for item in example_records:
+        summary.add(item)
+    assert text == summary.text()
+    assert text.startswith(f"{len(example_records)} deals: ")
+    assert "Top reasons (deals per rule):" in text
+    assert not any(item["deal_id"] and item["deal_id"] in text for item in example_records)
 
 
-def test_writer_classes_are_registered() -> None:
-    assert WRITERS == {
-        "jsonl": JsonlWriter,
-        "json": JsonWriter,
-        "csv": CsvWriter,
-        "table": TableWriter,
-    }
+def test_table_writer_escapes_terminal_control() -> None:
+    item = record("D-\x1b[2J\x1b]8;;http://x\x07", approvals=["vp\u202eecnanif"])
+    text = render("table", [item])
+    assert "\x1b" not in text and "\u202e" not in text
+    assert "vp\\u202eecnanif" in text
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "json"])
 def test_json_writers_refuse_a_record_with_nan_or_infinity(fmt: str) -> None:
     bad = record("D-9", policies={"p": {"status": "approved", "outputs": {"x": float("inf")}}})
     stream = io.StringIO()
-    writer = WRITERS[fmt](stream)
+    writer = WRITERS[fmt](stream, None)
     writer.write(RECORDS[0])
     before = stream.getvalue()
     with pytest.raises(NonFiniteNumber) as caught:
@@ -210,3 +323,28 @@ def test_json_writers_refuse_a_record_with_nan_or_infinity(fmt: str) -> None:
         "records are strict JSON (no NaN or Infinity)"
     )
     assert stream.getvalue() == before  # nothing of it was written
+
+
+@given(st.lists(st.text(), min_size=2, max_size=5))
+def test_csv_rows_are_what_the_csv_module_writes_and_reads_back(cells: list[str]) -> None:
+    text = _csv_line(cells)
+    assert list(csv.reader(io.StringIO(text, newline=""))) == [cells]
+    if not any("\r" in cell for cell in cells):
+        expected = io.StringIO()
+        csv.writer(expected, lineterminator="\n").writerow(cells)
+        assert text == expected.getvalue()
+
+
+def test_the_apps_writers_get_the_policy_sets_context(
+    app: App, context: WriteContext, example_records: list[dict[str, Any]]
+) -> None:
+    out = io.StringIO()
+    app.writers["table"](iter(example_records), out)
+    assert out.getvalue() == render("table", example_records, context)
+    assert (
+        "  partner-margin PM-13  Every risk-model deal needs deal-desk review.\n" in out.getvalue()
+    )
+    out = io.StringIO()
+    app.writers["csv"](iter(example_records), out)
+    assert out.getvalue() == render("csv", example_records, context)
+    assert ",partner-margin.margin," in out.getvalue().splitlines()[0]
