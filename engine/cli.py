@@ -15,10 +15,9 @@ import itertools
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -191,21 +190,6 @@ def rulesets_option(func: Callable[..., Any]) -> Callable[..., Any]:
         help="A ruleset file or directory; repeatable. Default: the house policy and every "
         "plugin's rulesets. Explicit paths replace the house policy (plugins' rulesets stay).",
     )(func)
-
-
-@contextmanager
-def _output(path: str) -> Iterator[TextIO]:
-    """Standard output for ``-``, else the file (a usage error when it cannot be written)."""
-    if path == "-":
-        yield sys.stdout
-        sys.stdout.flush()
-        return
-    try:
-        stream = open(path, "w", encoding="utf-8", newline="")
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    with stream:
-        yield stream
 
 
 # ---------------------------------------------------------------------------------------------
@@ -629,7 +613,10 @@ def render(
     # The memo names a deal without an id by where it was read (`deals.yaml:12`); `source` is
     # for the memo only, not part of the decision record.
     memo = application.renderer.render_memo({**record, "source": source.source}, data, fmt)
-    with _output(output) as out:
+    from dealdesk.io.output import AtomicOutput, check_output
+
+    check_output(output, [deal])
+    with AtomicOutput(output) as out:
         out.write(memo)
 
 

@@ -212,14 +212,16 @@ def test_fail_on_exits_1_when_a_record_is_that_severe_or_worse(
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--workers", "4"], "is not available yet"),
-        (["--executor", "dask"], "--executor dask is not available yet"),
         (["--format", "yaml"], "unknown --format 'yaml'"),
-        (["--workers", "0"], "--workers"),
+        (["--workers", "-1"], "--workers"),
+        (["--deal-timeout", "-2"], "--deal-timeout"),
+        (["--scheduler", "tcp://localhost:8786"], "--scheduler needs --executor dask"),
+        (["--workers", "0", "--executor", "dask"], "cannot use --executor dask"),
+        (["--resume"], "--resume continues an output file"),
         (["--fail-on", "approved"], "--fail-on"),
     ],
 )
-def test_unavailable_or_bad_flags_are_usage_errors(run, flags: list[str], message: str) -> None:
+def test_bad_flags_are_usage_errors(run, flags: list[str], message: str) -> None:
     result = run("evaluate", ACME, *flags)
     assert result.exit_code == 2
     assert message in result.stderr
@@ -227,10 +229,11 @@ def test_unavailable_or_bad_flags_are_usage_errors(run, flags: list[str], messag
     assert "Traceback" not in result.stderr
 
 
-def test_workers_1_is_accepted(run) -> None:
-    result = run("evaluate", ACME, "--workers", "1", "--executor", "local")
+@pytest.mark.parametrize("workers", ["0", "1", "3"])
+def test_any_number_of_workers_gives_the_same_records(run, workers: str) -> None:
+    result = run("evaluate", EXAMPLES, "--workers", workers, "--executor", "local", "-q")
     assert result.exit_code == 0, result.stderr
-    assert jsonl(result.stdout)[0]["deal_id"] == "D-1001"
+    assert result.stdout == run("evaluate", EXAMPLES, "-q").stdout
 
 
 def test_a_missing_deal_file_is_one_line_and_exit_2(run, tmp_path: Path) -> None:
