@@ -14,6 +14,7 @@ import codecs
 import csv
 import functools
 import io
+import itertools
 import json
 import os
 import re
@@ -243,8 +244,11 @@ def read_jsonl_stream(
     if readline is None:
         yield from _jsonl(lines, name, lazy)
         return
-    end = "" if isinstance(lines, io.TextIOBase) else b""
     read_piece = functools.partial(readline, MAX_RECORD_BYTES + 2)  # with a CRLF
+    first = read_piece()
+    if not first:
+        return
+    end = first[:0]  # "" or b"": what readline gives at the end of this stream
 
     def skip_rest() -> None:
         while True:  # the rest of the line, a piece at a time
@@ -252,7 +256,8 @@ def read_jsonl_stream(
             if not piece or piece[-1:] in ("\n", b"\n"):
                 return
 
-    yield from _jsonl(iter(read_piece, end), name, lazy, skip_rest)
+    pieces = itertools.chain((first,), iter(read_piece, end))
+    yield from _jsonl(pieces, name, lazy, skip_rest)
 
 
 def read_jsonl(path: Path) -> Iterator[SourceDeal]:

@@ -133,6 +133,23 @@ def test_read_jsonl_a_line_past_the_limit_is_one_invalid_record(
     assert summary(read_jsonl_stream(text.splitlines(keepends=True), str(path))) == items
 
 
+def test_read_jsonl_stream_reads_anything_with_readline() -> None:
+    class Lines:
+        """Not an io class: only readline, giving text."""
+
+        def __init__(self, text: str) -> None:
+            self._text = io.StringIO(text)
+
+        def readline(self, size: int = -1) -> str:
+            return self._text.readline(size)
+
+    assert summary(read_jsonl_stream(Lines('{"id": 1}\n\n{"id": 2}'), "x")) == [  # type: ignore[arg-type]
+        ("x:1", {"id": 1}, None),
+        ("x:3", {"id": 2}, None),
+    ]
+    assert summary(read_jsonl_stream(Lines(""), "x")) == []  # type: ignore[arg-type]
+
+
 def test_read_jsonl_a_repeated_key_makes_its_line_invalid(tmp_path: Path) -> None:
     path = write(
         tmp_path / "d.jsonl",
