@@ -13,14 +13,14 @@ a validation error; the same file reached twice (a directory and a file in it) i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TextIO
 
 from dealdesk.engines import build_engine, engine_name
-from dealdesk.io.readers import READERS, Reader, SourceDeal, read_deals
+from dealdesk.io.readers import READERS, DealReader, Reader, SourceDeal, read_deals
 from dealdesk.io.writers import WRITERS, WriteContext, WriterFactory
 from dealdesk.manager import Plugins, load_plugins
 from dealdesk.pipeline import Decision, Pipeline
@@ -93,17 +93,13 @@ class App:
 
     # -- reading
 
-    def read(self, paths: Sequence[str], stdin: Any = None) -> Iterator[SourceDeal]:
+    def read(self, paths: Sequence[str], stdin: Any = None, *, lazy: bool = False) -> DealReader:
         """Every deal of ``paths`` in order; every path is checked before this returns.
 
+        :param lazy: JSONL lines are left for :meth:`SourceDeal.parsed` to parse (in a worker).
         :raises UsageError: a missing or unreadable path, an unknown suffix (exit status 2).
         """
-        deals = read_deals(paths, self.readers, stdin)
-        try:
-            first = next(deals)  # read_deals checks every path before its first deal
-        except StopIteration:
-            return iter(())
-        return _chain(first, deals)
+        return read_deals(paths, self.readers, stdin, lazy=lazy)
 
     # -- evaluating
 
@@ -126,11 +122,6 @@ class App:
     def decide(self, raw: Any) -> Decision:
         """The record, each policy's run and the prepared deal (``explain``, ``test``)."""
         return self.pipeline.decide_one(raw)
-
-
-def _chain(first: SourceDeal, rest: Iterator[SourceDeal]) -> Iterator[SourceDeal]:
-    yield first
-    yield from rest
 
 
 def ruleset_paths(

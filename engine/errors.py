@@ -107,6 +107,26 @@ class NonFiniteNumber(DealdeskError):
         super().__init__(f"{context}: {message}" if context else message)
 
 
+class DuplicateKey(DealdeskError):
+    """A JSON object names one key twice: the deal is ambiguous, so it is not read (SPEC §9).
+
+    :ivar key: the repeated key.
+    :ivar path: where the object is in the parsed value: keys and list indexes, ``()`` at the
+        top; the message names it ``lines[1]``.
+    """
+
+    def __init__(self, key: str, path: tuple[str | int, ...] = ()):
+        import json  # only when there is a problem to explain
+
+        self.key = key
+        self.path = path
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+        super().__init__(
+            f"duplicate key {json.dumps(key, ensure_ascii=False)}"
+            + (f" in {where}" if where else "")
+        )
+
+
 class TemplateError(DealdeskError):
     """A template or message failed to render; names the template and the line."""
 

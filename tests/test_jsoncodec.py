@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dealdesk import app, jsoncodec
-from dealdesk.errors import NonFiniteNumber
+from dealdesk.errors import DuplicateKey, NonFiniteNumber
 from dealdesk.io.readers import read_deals
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "deals"
@@ -377,3 +377,62 @@ def test_msgspec_reads_fractions_without_the_standard_library(
 @given(st.text(alphabet='{}[]",:0123456789.eE+-truefalsnNaIfiy \t\n\r\x00\x0c\x7f\u2028\u00a0\\/u'))
 def test_loads_matches_the_standard_library_on_json_like_junk(text: str) -> None:
     assert outcome(jsoncodec.loads, text) == outcome(stdlib_loads, text)
+
+
+# -- reading: repeated keys --------------------------------------------------------------------
+
+
+class _Repeated(Exception):
+    pass
+
+
+def _refuse_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    if len({key for key, _ in pairs}) != len(pairs):
+        raise _Repeated
+    return dict(pairs)
+
+
+def repeats_a_key(text: str) -> bool:
+    """The reference: the standard library, shown every member."""
+    try:
+        json.loads(text, parse_float=Decimal, object_pairs_hook=_refuse_repeats)
+    except _Repeated:
+        return True
+    return False
+
+
+# Keys that are the same when decoded but not when written, colons written and escaped.
+colon_keys = st.sampled_from(['"a"', '"\\u0061"', '"b:"', '"b\\u003a"', '"b\\u003A"', '":"'])
+colon_texts = st.recursive(
+    string_tokens | st.sampled_from(['"\\u003a"', '"x:y"', "1.5", "null"]),
+    lambda children: (
+        st.lists(children, max_size=4).map(lambda items: "[" + ",".join(items) + "]")
+        | st.lists(st.tuples(colon_keys, children, spaces), max_size=4).map(_object)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(json_texts | colon_texts)
+def test_loads_unique_refuses_exactly_the_texts_that_repeat_a_key(text: str) -> None:
+    try:
+        expected = jsoncodec.loads(text)
+    except (ValueError, RecursionError):
+        return  # not JSON: loads_unique raises what loads raises (the same code)
+    if repeats_a_key(text):
+        with pytest.raises(DuplicateKey):
+            jsoncodec.loads_unique(text)
+        assert next(jsoncodec.duplicate_keys(text), None) is not None
+    else:
+        assert typed(jsoncodec.loads_unique(text)) == typed(expected)
+        assert list(jsoncodec.duplicate_keys(text)) == []
+
+
+def test_duplicate_keys_names_each_object_that_repeats_a_key() -> None:
+    text = '{"a": 1, "a": 2, "lines": [{"sku": 1}, {"sku": 2, "q": {"x": 1, "x": 1}, "sku": 3}]}'
+    assert [str(found) for found in jsoncodec.duplicate_keys(text)] == [
+        'duplicate key "a"',
+        'duplicate key "sku" in lines[1]',
+        'duplicate key "x" in lines[1].q',
+    ]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
+import json
 import os
 from collections.abc import Iterator
 from decimal import Decimal
@@ -14,9 +16,10 @@ import pytest
 
 from dealdesk.deal.validate import validate_deal
 from dealdesk.errors import PluginError, UsageError
-from dealdesk.io import suffix_key
+from dealdesk.io import readers, suffix_key
 from dealdesk.io.readers import (
     READERS,
+    DealReader,
     SourceDeal,
     read_csv,
     read_deals,
@@ -95,6 +98,93 @@ def test_read_jsonl_skips_every_blank_line_and_counts_it(encode: bool) -> None:
     ]
 
 
+def test_read_jsonl_a_line_past_the_limit_is_one_invalid_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(readers, "MAX_RECORD_BYTES", 64)
+    at_limit = '{"id": "D-3", "note": "' + "x" * 39 + '"}'
+    assert len(at_limit) == 64  # not counting its line end: still read
+    long_line = '{"id": "D-2", "note": "' + "y" * 300 + '"}'
+    text = f'{{"id": "D-1"}}\n{long_line}\n{at_limit}\r\n{at_limit}x\n{{"id": "D-5"}}\n'
+    path = write(tmp_path / "d.jsonl", text)
+
+    class Pieces(io.BytesIO):
+        """A file that remembers the longest piece it gave out."""
+
+        longest = 0
+
+        def readline(self, size: int | None = -1) -> bytes:
+            piece = super().readline(size)
+            Pieces.longest = max(Pieces.longest, len(piece))
+            return piece
+
+    too_long = "the line is longer than 32 MiB, the limit for one deal"
+    items = summary(read_jsonl_stream(Pieces(text.encode()), str(path)))
+    assert items == [
+        (f"{path}:1", {"id": "D-1"}, None),
+        (f"{path}:2", None, f"{path}:2: {too_long}"),
+        (f"{path}:3", {"id": "D-3", "note": "x" * 39}, None),
+        (f"{path}:4", None, f"{path}:4: {too_long}"),
+        (f"{path}:5", {"id": "D-5"}, None),
+    ]
+    assert Pieces.longest <= 66  # the long line was never held whole
+    assert summary(read_jsonl(path)) == items
+    # lines already in memory are held to the same limit
+    assert summary(read_jsonl_stream(text.splitlines(keepends=True), str(path))) == items
+
+
+def test_read_jsonl_stream_reads_anything_with_readline() -> None:
+    class Lines:
+        """Not an io class: only readline, giving text."""
+
+        def __init__(self, text: str) -> None:
+            self._text = io.StringIO(text)
+
+        def readline(self, size: int = -1) -> str:
+            return self._text.readline(size)
+
+    assert summary(read_jsonl_stream(Lines('{"id": 1}\n\n{"id": 2}'), "x")) == [  # type: ignore[arg-type]
+        ("x:1", {"id": 1}, None),
+        ("x:3", {"id": 2}, None),
+    ]
+    assert summary(read_jsonl_stream(Lines(""), "x")) == []  # type: ignore[arg-type]
+
+
+def test_read_jsonl_a_repeated_key_makes_its_line_invalid(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "d.jsonl",
+        '{"id": "D-1", "note": "a: b"}\n'
+        '{"id": "D-2", "id": "D-3"}\n'
+        '{"id": "D-4", "lines": [{"sku": "A"}, {"sku": "B", "qty": 1, "sku": "C"}]}\n'
+        '{"id": "D-5", "\\u0069d": "D-6"}\n'  # the same key, spelt with an escape
+        '{"id": "D-7", "a": 1, "b": "\\u003a"}\n'  # an escaped colon, no repeat
+        '{"id": "D-8"}\n',
+    )
+    assert summary(read_jsonl(path)) == [
+        (f"{path}:1", {"id": "D-1", "note": "a: b"}, None),
+        (f"{path}:2", None, f'{path}:2: duplicate key "id"'),
+        (f"{path}:3", None, f'{path}:3: duplicate key "sku" in lines[1]'),
+        (f"{path}:4", None, f'{path}:4: duplicate key "id"'),
+        (f"{path}:5", {"id": "D-7", "a": 1, "b": ":"}, None),
+        (f"{path}:6", {"id": "D-8"}, None),
+    ]
+
+
+def test_read_json_a_repeated_key_costs_only_its_item(tmp_path: Path) -> None:
+    many = write(
+        tmp_path / "many.json",
+        '[{"id": "D-1"}, {"id": "D-2", "x": {"y": 1, "y": 2}}, {"id": "D-3"}, {"id": 4, "id": 5}]',
+    )
+    assert summary(read_json(many)) == [
+        (f"{many}[0]", {"id": "D-1"}, None),
+        (f"{many}[1]", None, f'{many}[1]: duplicate key "y" in x'),
+        (f"{many}[2]", {"id": "D-3"}, None),
+        (f"{many}[3]", None, f'{many}[3]: duplicate key "id"'),
+    ]
+    one = write(tmp_path / "one.json", '{"id": "D-1",\n "id": "D-2"}')
+    assert summary(read_json(one)) == [(str(one), None, f'{one}: duplicate key "id"')]
+
+
 # -- YAML ---------------------------------------------------------------------------------------
 
 
@@ -111,14 +201,73 @@ def test_read_yaml_documents_lists_and_line_numbers(tmp_path: Path) -> None:
     ]
 
 
-def test_read_yaml_syntax_error_ends_the_file(tmp_path: Path) -> None:
-    path = write(tmp_path / "d.yaml", "id: D-1\n---\nid: [D-2\n---\nid: D-3\n")
-    items = summary(read_yaml(path))
-    assert items[0] == (f"{path}:1", {"id": "D-1"}, None)
-    assert len(items) == 2
-    source, deal, error = items[1]
-    assert deal is None and error is not None
-    assert error.startswith(f"{source}: invalid YAML: ")
+def test_read_yaml_a_broken_document_costs_only_itself(tmp_path: Path) -> None:
+    path = write(tmp_path / "d.yaml", "id: D-1\n---\nid: [D-2\nx: 1\n---\nid: D-3\n")
+    assert summary(read_yaml(path)) == [
+        (f"{path}:1", {"id": "D-1"}, None),
+        # the error's line is the file's (line 3 of its document), not the document's
+        (
+            f"{path}:4",
+            None,
+            f"{path}:4: invalid YAML: did not find expected ',' or ']' at column 2",
+        ),
+        (f"{path}:6", {"id": "D-3"}, None),
+    ]
+
+
+def test_read_yaml_a_broken_single_document_is_one_invalid_record(tmp_path: Path) -> None:
+    path = write(tmp_path / "d.yaml", "# one deal\nid: D-1\nlines: [{a: 1}\n")
+    [(source, deal, error)] = summary(read_yaml(path))
+    assert deal is None and source == f"{path}:4"
+    assert error == f"{path}:4: invalid YAML: did not find expected ',' or ']' at column 1"
+
+
+def test_read_yaml_an_undecodable_byte_costs_only_its_document(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "d.yaml",
+        b"- id: D-1\n- id: D-2\n---\nid: D-3\nname: Caf\xe9 \xff\n---\nid: D-4\n",
+    )
+    assert summary(read_yaml(path)) == [
+        (f"{path}:1", {"id": "D-1"}, None),
+        (f"{path}:2", {"id": "D-2"}, None),
+        (f"{path}:5", None, f"{path}:5: not valid UTF-8 at column 10"),
+        (f"{path}:7", {"id": "D-4"}, None),
+    ]
+
+
+def test_read_yaml_splits_at_markers_only_where_documents_start(tmp_path: Path) -> None:
+    text = (
+        "%YAML 1.1\n"  # a directive belongs to the document after it
+        "---\n"
+        "id: D-1\n"
+        "note: |\n"
+        "  --- not a marker (indented)\n"
+        "...\n"
+        "# between documents\n"
+        "%YAML 1.1\n"
+        "--- {id: D-2}\n"
+        "--- # a comment, then the document\n"
+        "id: D-3\n"
+        "...\n"
+        "id: D-4\n"
+        "---\n"
+        "---\n"
+    )
+    path = write(tmp_path / "d.yaml", "\ufeff" + text)
+    assert summary(read_yaml(path)) == [
+        (f"{path}:3", {"id": "D-1", "note": "--- not a marker (indented)\n"}, None),
+        (f"{path}:9", {"id": "D-2"}, None),
+        (f"{path}:11", {"id": "D-3"}, None),
+        (f"{path}:13", {"id": "D-4"}, None),
+    ]
+
+
+def test_read_yaml_reads_utf16(tmp_path: Path) -> None:
+    path = write(tmp_path / "d.yaml", "id: D-1\nname: Café\n---\nid: D-2\n".encode("utf-16"))
+    assert summary(read_yaml(path)) == [
+        (f"{path}:1", {"id": "D-1", "name": "Café"}, None),
+        (f"{path}:4", {"id": "D-2"}, None),
+    ]
 
 
 def test_read_yaml_is_safe_and_goes_on_after_a_bad_document(tmp_path: Path) -> None:
@@ -270,6 +419,105 @@ def test_read_csv_duplicate_columns_make_every_row_an_error(tmp_path: Path) -> N
     ]
 
 
+def test_read_csv_an_undecodable_byte_costs_only_its_row(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "d.csv",
+        b"id,customer.name,note\n"
+        b"D-1,Caf\xc3\xa9,\n"
+        b'D-2,Caf\xe9,"two\nlines"\n'  # Latin-1, not UTF-8
+        b"D-3,ok,\xff\n"
+        b"D-4,Zo\xc3\xab,\n",
+    )
+    assert summary(read_csv(path)) == [
+        (f"{path}:2", {"id": "D-1", "customer": {"name": "Café"}}, None),
+        (f"{path}:3", None, f"{path}:3: not valid UTF-8 in column 'customer.name' (byte 0xe9)"),
+        (f"{path}:5", None, f"{path}:5: not valid UTF-8 in column 'note' (byte 0xff)"),
+        (f"{path}:6", {"id": "D-4", "customer": {"name": "Zoë"}}, None),
+    ]
+
+
+def test_read_csv_an_undecodable_header_makes_every_row_invalid(tmp_path: Path) -> None:
+    path = write(tmp_path / "d.csv", b"id,n\xffote\nD-1,x\nD-2,y\n")
+    assert summary(read_csv(path)) == [
+        (f"{path}:2", None, f"{path}:2: the header is not valid UTF-8"),
+        (f"{path}:3", None, f"{path}:3: the header is not valid UTF-8"),
+    ]
+
+
+def _csv_cell(value: object) -> str:
+    return '"' + json.dumps(value).replace('"', '""') + '"'
+
+
+def test_read_csv_a_deal_with_1500_lines_is_read(tmp_path: Path) -> None:
+    lines = [
+        {"category": "hardware", "quantity": 1, "unit_price": "1500.50", "unit_cost": 1000}
+    ] * 1500
+    cell = _csv_cell(lines)
+    assert len(cell) > 131_072  # the csv module's default limit for one cell
+    path = write(tmp_path / "d.csv", f"id,lines\nD-1,[]\nD-2,{cell}\nD-3,[]\n")
+    default = csv.field_size_limit(131_072)  # as a fresh process has it
+    try:
+        items = summary(read_csv(path))
+    finally:
+        csv.field_size_limit(default)
+    assert [(source, error) for source, _, error in items] == [
+        (f"{path}:{n}", None) for n in (2, 3, 4)
+    ]
+    big = items[1][1]
+    assert isinstance(big, dict) and len(big["lines"]) == 1500
+
+
+def test_read_csv_a_row_past_the_limit_is_one_invalid_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(readers, "MAX_RECORD_BYTES", 100)
+    cell = _csv_cell([{"sku": "x" * 40}] * 3)
+    path = write(tmp_path / "d.csv", f"id,lines\nD-1,[]\nD-2,{cell}\nD-3,[]\n")
+    assert summary(read_csv(path)) == [
+        (f"{path}:2", {"id": "D-1", "lines": []}, None),
+        (f"{path}:3", None, f"{path}:3: the row is longer than 32 MiB, the limit for one deal"),
+        (f"{path}:4", {"id": "D-3", "lines": []}, None),
+    ]
+
+
+def test_read_csv_past_the_csv_modules_own_limit_says_where_it_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the csv module stops inside the cell: the rows after it cannot be found reliably
+    monkeypatch.setattr(readers, "_CSV_FIELD_LIMIT", 50)
+    path = write(tmp_path / "d.csv", f'id,note\nD-1,a\nD-2,"{"x" * 60}\nmore"\nD-3,b\n')
+    default = csv.field_size_limit(50)
+    try:
+        items = summary(read_csv(path))
+    finally:
+        csv.field_size_limit(default)
+    assert items == [
+        (f"{path}:2", {"id": "D-1", "note": "a"}, None),
+        (
+            f"{path}:3",
+            None,
+            f"{path}:3: unreadable CSV: field larger than field limit (50); "
+            "the rest of the file is not read",
+        ),
+    ]
+
+
+def test_read_csv_a_repeated_key_in_a_json_cell_makes_its_row_invalid(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "d.csv",
+        'id,lines,extra\nD-1,"[{""sku"": ""A""}]",\n'
+        'D-2,"[{""sku"": ""A"", ""sku"": ""B""}]",\n'
+        'D-3,[],"{""k"": 1, ""k"": 2}"\n'
+        "D-4,[],\n",
+    )
+    assert summary(read_csv(path)) == [
+        (f"{path}:2", {"id": "D-1", "lines": [{"sku": "A"}]}, None),
+        (f"{path}:3", None, f'{path}:3: duplicate key "sku" in lines[0]'),
+        (f"{path}:4", None, f'{path}:4: duplicate key "k" in extra'),
+        (f"{path}:5", {"id": "D-4", "lines": []}, None),
+    ]
+
+
 def test_read_csv_empty_file(tmp_path: Path) -> None:
     assert list(read_csv(write(tmp_path / "d.csv", ""))) == []
 
@@ -312,9 +560,13 @@ def test_read_deals_reads_stdin_bytes_when_it_can() -> None:
         ("missing.json", "missing.json: no such file or directory"),
         (
             "deals.txt",
-            "deals.txt: unknown deal file type '.txt'; known: .csv, .json, .jsonl, .yaml, .yml",
+            "deals.txt: unknown deal file type '.txt'; known: "
+            ".csv, .json, .jsonl, .parquet, .yaml, .yml",
         ),
-        ("empty", "empty: no deal files (.csv, .json, .jsonl, .yaml, .yml) in this directory"),
+        (
+            "empty",
+            "empty: no deal files (.csv, .json, .jsonl, .parquet, .yaml, .yml) in this directory",
+        ),
     ],
 )
 def test_read_deals_usage_errors_before_reading(
@@ -324,9 +576,8 @@ def test_read_deals_usage_errors_before_reading(
     write(tmp_path / "ok.json", '{"id": "A"}')
     write(tmp_path / "deals.txt", "x")
     (tmp_path / "empty").mkdir()
-    deals = read_deals(["ok.json", name])
     with pytest.raises(UsageError) as info:
-        next(deals)  # every path is checked before the first deal is read
+        read_deals(["ok.json", name])  # every path is checked before the first deal is read
     assert str(info.value) == message
     assert info.value.exit_code == 2
 
@@ -405,6 +656,86 @@ def test_a_failing_plugin_reader_is_named_and_the_batch_goes_on(tmp_path: Path) 
         ),
         ({"id": "B"}, None, None),
     ]
+
+
+# -- lazy JSONL and sizes ------------------------------------------------------------------------
+
+DAMAGED_JSONL = (
+    b'\xef\xbb\xbf{"id": "D-1", "q": 1.50}\n'
+    b"\n"
+    b"   \r\n"
+    b"\xe2\x80\x83\n"  # an em space: blank too
+    b'{"id": \n'
+    b"\xff\xfe\n"
+    b'{"id": "D-7", "id": "D-8"}\n'
+    b'{"id": "D-9", "note": "' + b"z" * 200 + b'"}\n'
+    b'  [{"id": "D-10"}]\n'
+    b'{"id": "D-11"}'
+)
+
+
+@pytest.mark.parametrize("where", ["file", "stdin"])
+def test_lazy_jsonl_parsed_is_the_eager_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    monkeypatch.setattr(readers, "MAX_RECORD_BYTES", 100)
+    path = write(tmp_path / "d.jsonl", DAMAGED_JSONL)
+
+    def read(lazy: bool) -> list[SourceDeal]:
+        if where == "file":
+            return list(read_deals([str(path)], lazy=lazy))
+        stdin = io.TextIOWrapper(io.BytesIO(DAMAGED_JSONL), encoding="utf-8")
+        return list(read_deals(["-"], stdin=stdin, lazy=lazy))
+
+    eager, lazy = read(False), read(True)
+    name = str(path) if where == "file" else "<stdin>"
+    assert [item.source for item in eager] == [f"{name}:{n}" for n in (1, 5, 6, 7, 8, 9, 10)]
+    assert [item.error is None for item in eager] == [True, False, False, False, False, True, True]
+    # the parent only split the lines: each is parsed later, except the one past the limit
+    assert [item.text is None for item in lazy] == [False] * 4 + [True] + [False] * 2
+    assert lazy[4] == eager[4]
+    assert [item.parsed() for item in lazy] == eager
+    assert all(item.parsed() is item for item in eager)
+
+
+def test_lazy_leaves_other_readers_parsing(tmp_path: Path) -> None:
+    write(tmp_path / "a.yaml", "id: A\n")
+    write(tmp_path / "b.csv", "id\nB\n")
+    items = list(read_deals([str(tmp_path)], lazy=True))
+    assert [(item.deal, item.text) for item in items] == [({"id": "A"}, None), ({"id": "B"}, None)]
+
+
+def test_deal_reader_says_how_much_is_read(tmp_path: Path) -> None:
+    line = json.dumps({"id": "D", "note": "n" * 300}) + "\n"
+    big = write(tmp_path / "a.jsonl", line * 1000)  # larger than a read buffer
+    small = write(tmp_path / "b.csv", "id\nB-1\nB-2\n")
+    odd = write(tmp_path / "c.ids", "C-1 C-2")
+
+    def read_ids(path: Path) -> Iterator[Any]:
+        for text in path.read_text().split():
+            yield {"id": text}
+
+    deals = read_deals(
+        [str(tmp_path / n) for n in ("a.jsonl", "b.csv", "c.ids")], {**READERS, ".ids": read_ids}
+    )
+    assert isinstance(deals, DealReader)
+    sizes = [p.stat().st_size for p in (big, small, odd)]
+    assert deals.bytes_total == sum(sizes)
+    assert deals.bytes_read == 0
+    seen = [(item.source, deals.bytes_read) for item in deals]
+    assert len(seen) == 1000 + 2 + 2
+    progress = [read for _, read in seen]
+    assert progress == sorted(progress)  # never backwards
+    assert 0 < progress[0] < progress[999] <= sizes[0]  # within the first file, as it is read
+    assert sizes[0] <= progress[1000] <= sizes[0] + sizes[1]
+    assert progress[-1] == sizes[0] + sizes[1]  # a plugin reader's file counts when it is done
+    assert deals.bytes_read == deals.bytes_total
+
+
+def test_deal_reader_of_stdin_has_no_total() -> None:
+    deals = read_deals(["-"], stdin=io.StringIO('{"id": "A"}\n'))
+    assert deals.bytes_total is None
+    assert [item.deal for item in deals] == [{"id": "A"}]
 
 
 def test_suffix_key_names_one_reader_however_written() -> None:
