@@ -47,50 +47,49 @@ class BatchResult:
 
 
 class Progress:
-    """A progress bar on standard error: percentage, deals, deals/s and ETA when the input's
-    size is known (from the bytes read), else deals and deals/s. Cleared when done.
+    """A progress bar on standard error, cleared when done: deals, deals/s, and — when the
+    input's size is known — the percentage, an estimated total and the ETA (from the bytes
+    read so far).
 
     :param size: ``(bytes_read, bytes_total)`` of the input now; ``bytes_total`` may be None.
     """
 
     INTERVAL = 0.1  # seconds between redraws
+    KNOWN = (
+        "{desc}: {percentage:3.0f}%|{bar:24}| {n:,}/~{total:,} deals "
+        "[{elapsed}<{remaining}, {rate_fmt}]"
+    )
+    UNKNOWN = "{desc}: {n:,} deals [{elapsed}, {rate_fmt}]"
 
     def __init__(self, size: Callable[[], tuple[int, int | None]]):
         import tqdm
 
         tqdm.tqdm.monitor_interval = 0  # no monitor thread: workers may be forked later
         self.size = size
-        _, total = size()
-        self.known = bool(total)
-        self.started = time.monotonic()
         self.shown = 0.0
-        bar_format = (
-            "{desc} {percentage:3.0f}%|{bar:24}| {postfix} [{elapsed}<{remaining}]"
-            if self.known
-            else "{desc} {postfix} [{elapsed}]"
-        )
         self.bar = tqdm.tqdm(
-            total=total if self.known else None,
             desc="evaluating",
-            bar_format=bar_format,
+            unit=" deals",
+            bar_format=self.UNKNOWN,
             file=sys.stderr,
+            unit_scale=True,
             leave=False,
             dynamic_ncols=True,
             mininterval=self.INTERVAL,
-            postfix="0 deals",
         )
 
-    def advance(self, deals: int) -> None:
-        """``deals`` are done; redraw when it is time."""
+    def advance(self, deals: int, read: int) -> None:
+        """``deals`` are done and ``read`` deals were read; redraw when it is time."""
         now = time.monotonic()
         if now - self.shown < self.INTERVAL:
             return
         self.shown = now
-        rate = deals / max(now - self.started, 1e-9)
-        self.bar.set_postfix_str(f"{deals:,} deals, {rate:,.0f} deals/s", refresh=False)
-        position = self.size()[0] if self.known else deals
-        self.bar.update(max(0, position - self.bar.n))
-        self.bar.refresh()
+        bytes_read, bytes_total = self.size()
+        if bytes_total and bytes_read:
+            # the deals in the whole input, estimated from the bytes those read so far take
+            self.bar.total = max(deals, round(read * bytes_total / bytes_read))
+            self.bar.bar_format = self.KNOWN
+        self.bar.update(deals - self.bar.n)
 
     def close(self) -> None:
         self.bar.close()
@@ -146,6 +145,7 @@ class Batch:
         self.on_record = on_record
         self.progress = progress
         self.result = BatchResult()
+        self.read = 0  # deals read so far (ahead of the deals decided)
 
     def records(self, sources: Iterable[SourceDeal]) -> Iterator[dict[str, Any]]:
         """The final records, in order (for a writer)."""
@@ -158,10 +158,15 @@ class Batch:
             assert done.text is not None, "an executor that encodes gives text for every deal"
             yield done.text
 
+    def _counted(self, sources: Iterable[SourceDeal]) -> Iterator[SourceDeal]:
+        for source in sources:
+            self.read += 1
+            yield source
+
     def _outcomes(self, sources: Iterable[SourceDeal]) -> Iterator[Done]:
         result, stop = self.result, _Stop()
         started = time.monotonic()
-        outcomes = self.executor.run(sources)
+        outcomes = self.executor.run(self._counted(sources))
         with stop.installed():
             try:
                 while True:
@@ -183,7 +188,7 @@ class Batch:
                     if self.on_record is not None:
                         self.on_record(done.record)
                     if self.progress is not None:
-                        self.progress.advance(result.deals)
+                        self.progress.advance(result.deals, self.read)
                     yield done
             except KeyboardInterrupt:
                 result.interrupted = True

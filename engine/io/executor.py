@@ -53,6 +53,7 @@ __all__ = [
     "LocalWorkers",
     "WorkSpec",
     "decide_source",
+    "outcome",
     "default_workers",
 ]
 
@@ -137,6 +138,12 @@ def decide_source(app: App, source: SourceDeal, encode: Encoder | None = None) -
                 }
             ],
         )
+    return outcome(app, record, encode)
+
+
+def outcome(app: App, record: dict[str, Any], encode: Encoder | None) -> Done:
+    """``record`` as an outcome: encoded by ``encode`` when given (with the keys a summary
+    reads), else whole."""
     if encode is None:
         return Done(record)
     try:
@@ -247,6 +254,7 @@ def _worker_main(
     encode: Encoder | None,
 ) -> None:
     """A worker process: receives tasks, decides their deals one by one, sends the outcomes."""
+    gc.freeze()  # objects shared with the parent (fork): a collection would copy their pages
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for the run
     faulthandler.disable()  # the parent reports a crash, naming the deal; no stack dump here
     app = target if not isinstance(target, WorkSpec) else target.build()
@@ -427,8 +435,6 @@ class LocalWorkers:
             daemon=True,
             name=f"dealdesk-worker-{len(self.workers) + 1}",
         )
-        if inherit:
-            gc.freeze()  # the app's objects are shared: a collection in the child would copy them
         process.start()
         child.close()
         worker = _Worker(process, parent, progress, since=time.monotonic())
@@ -527,4 +533,4 @@ class LocalWorkers:
         record = self.app.pipeline.invalid(
             _source_deal_id(source), [{"path": "", "message": message}]
         )
-        return Done(record)
+        return outcome(self.app, record, self.encode)

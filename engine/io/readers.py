@@ -79,10 +79,6 @@ class SourceDeal:
             return self
         return _parse_line(self.source, self.text)
 
-    def parsed(self) -> SourceDeal:
-        """This deal, parsed (readers here parse as they read)."""
-        return self
-
 
 Reader = Callable[[Path], Iterator[SourceDeal]]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -212,3 +213,63 @@ def test_resume_refuses_an_input_that_changed(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "changed since the interrupted run" in result.stderr
     assert out.read_bytes() == kept
+
+
+def _on_a_terminal(args: list[str]) -> str:
+    """Run dealdesk with standard error on a pseudo-terminal; what the terminal showed."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    # a terminal of 24 rows and 120 columns (a new pseudo-terminal has none, and tqdm draws
+    # nothing on a terminal without rows)
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    process = subprocess.Popen(
+        [str(DEALDESK), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+        env={**os.environ, **ENV},
+    )
+    os.close(follower)
+    shown = bytearray()
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        shown += chunk
+    process.wait(timeout=60)
+    os.close(leader)
+    assert process.returncode == 0, shown.decode(errors="replace")
+    return shown.decode(errors="replace")
+
+
+def test_a_terminal_shows_progress_with_a_total_and_clears_it(tmp_path: Path) -> None:
+    deals = book(tmp_path / "book.jsonl", [f"D-{n}" for n in range(3000)])
+    shown = _on_a_terminal(["evaluate", str(deals), "-o", str(tmp_path / "out.jsonl")])
+    bars = [part for part in shown.split("\r") if part.startswith("evaluating")]
+    assert bars, shown
+    # a percentage, deals done of an estimated total, the time left and the rate
+    moving = [bar for bar in bars if re.search(r"\d+%\|.*\| [\d,]+/~[\d,]+ deals \[.*<.*deals/s", bar)]
+    assert moving, bars
+    assert re.search(r"\r +\r3,000 deals: ", shown)  # the bar is wiped before the summary
+    assert "3,000 deals: " in shown  # then the summary
+
+
+def test_piped_output_shows_no_progress(tmp_path: Path) -> None:
+    deals = book(tmp_path / "book.jsonl", [f"D-{n}" for n in range(50)])
+    result = subprocess.run(
+        [str(DEALDESK), "evaluate", str(deals), "-o", str(tmp_path / "out.jsonl")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **ENV},
+        timeout=60,
+    )
+    assert result.returncode == 0
+    assert "\r" not in result.stderr
+    assert "evaluating" not in result.stderr
+    assert result.stderr.startswith("50 deals: ")
