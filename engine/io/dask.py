@@ -13,7 +13,9 @@ Faults cost only the deal that causes them:
   flight), and when that kills a worker too it is ``invalid`` saying so;
 - each worker process watches the deal it is deciding: past ``deal_timeout`` it tells the
   client, which restarts that worker (a running Dask task cannot be cancelled), marks the deal
-  ``invalid`` and gives the chunk's other deals out again.
+  ``invalid`` and gives the chunk's other deals out again; a chunk stuck where that thread
+  cannot run (C code holding the GIL) ends its process after ``deal_timeout`` per deal and
+  some slack, a worker death as above.
 
 The ruleset texts travel with the tasks (a worker needs none of the client's files), and every
 worker's app is checked against the client's (dealdesk version, rulesets digest, engine,
@@ -34,6 +36,7 @@ import tempfile
 import threading
 import time
 import uuid
+import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -393,10 +396,14 @@ class DaskExecutor:
         self.events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self.threads = 1
         self.sized = 0.0
-        self.logger = logging.getLogger("distributed")
-        self.log_level = self.logger.level
+        # distributed logs through handlers of its own on its root logger (its children have
+        # levels of their own): quiet those, as LocalCluster's silence_logs does; a worker
+        # dying is said in its deal's record
+        self.quieted: list[tuple[logging.Handler, int]] = []
         if not debug:
-            self.logger.setLevel(logging.CRITICAL)  # a dying worker is reported in its record
+            for handler in logging.getLogger("distributed").handlers:
+                self.quieted.append((handler, handler.level))
+                handler.setLevel(logging.CRITICAL)
         self.cluster: Any = None
         self.client: Any = None
         try:
@@ -472,7 +479,9 @@ class DaskExecutor:
         if self.cluster is not None:
             self.cluster.close()
             self.cluster = None
-        self.logger.setLevel(self.log_level)
+        for handler, level in self.quieted:
+            handler.setLevel(level)
+        self.quieted = []
 
     # -- giving out work
 
@@ -505,14 +514,17 @@ class DaskExecutor:
 
     def _send(self, task: _Task) -> None:
         sources = [task.job.sources[i] for i in task.indices]
-        task.future = self.client.submit(
-            _decide_chunk,
-            self.shipped,
-            task.id,
-            sources,
-            self.encode,
-            key=f"dealdesk-{self.token}-{task.id}",
-        )
+        with warnings.catch_warnings():
+            # a chunk of large deals is a large "graph" to Dask; sending it is the point
+            warnings.filterwarnings("ignore", message="Sending large graph")
+            task.future = self.client.submit(
+                _decide_chunk,
+                self.shipped,
+                task.id,
+                sources,
+                self.encode,
+                key=f"dealdesk-{self.token}-{task.id}",
+            )
         self.pending[task.id] = task
         task.future.add_done_callback(lambda future, task=task: self.events.put(("done", task)))
 
