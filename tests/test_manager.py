@@ -115,6 +115,16 @@ ENTRY_POINT_LINES = st.lists(
 ).map(lambda groups: [line for group in groups for line in group])
 
 
+def only_the_standard_finder(patch: pytest.MonkeyPatch) -> None:
+    """Leave out other finders of distributions: importing importlib_metadata (distributed
+    does) adds one, which makes every look a "maybe" for the rest of the test session."""
+    import importlib.machinery
+
+    standard = importlib.machinery.PathFinder
+    kept = [f for f in sys.meta_path if f is standard or not hasattr(f, "find_distributions")]
+    patch.setattr(sys, "meta_path", kept)
+
+
 @settings(max_examples=80, deadline=None)
 @given(ENTRY_POINT_LINES, st.sampled_from(["\n", "\r\n"]), st.sampled_from(["dist", "egg"]))
 def test_the_look_for_entry_points_misses_none_importlib_metadata_finds(
@@ -127,6 +137,7 @@ def test_the_look_for_entry_points_misses_none_importlib_metadata_finds(
     (info / "entry_points.txt").write_bytes(newline.join(lines).encode())
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(sys, "path", [str(site)])
+        only_the_standard_finder(patch)
         found = list(importlib.metadata.entry_points(group="dealdesk"))
         may = manager._may_declare_entry_points()
     assert may or not found
@@ -141,6 +152,7 @@ def test_no_entry_point_means_importlib_metadata_is_not_read(
         "[console_scripts]\ndealdesk = dealdesk.cli:main\n"
     )
     monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    only_the_standard_finder(monkeypatch)
     if manager._may_declare_entry_points():
         pytest.skip("a dealdesk plugin is installed here")
 
@@ -167,6 +179,7 @@ def test_a_zip_on_the_path_or_another_finder_is_a_maybe(
             return []
 
     monkeypatch.setattr(sys, "path", [])
+    only_the_standard_finder(monkeypatch)
     assert not manager._may_declare_entry_points()
     monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, Finder])
     assert manager._may_declare_entry_points()
