@@ -338,7 +338,15 @@ def evaluate(
         else None
     )
     runner = _executor(
-        application, spec, executor, scheduler, workers, deal_timeout, worker_memory, encode
+        application,
+        spec,
+        executor,
+        scheduler,
+        workers,
+        deal_timeout,
+        worker_memory,
+        encode,
+        settings.debug,
     )
     shown = sys.stderr.isatty() and not (output == "-" and sys.stdout.isatty())
     summary = Summary(WriteContext.of(application.policy_set))
@@ -398,6 +406,7 @@ def _executor(
     deal_timeout: float,
     worker_memory: int,
     encode: Any,
+    debug: bool,
 ) -> Executor:
     """The executor the options ask for."""
     from dealdesk.io import executor as executors
@@ -407,7 +416,13 @@ def _executor(
         from dealdesk.io.dask import DaskExecutor
 
         return DaskExecutor(
-            application, spec, scheduler=scheduler, deal_timeout=timeout, encode=encode
+            application,
+            spec,
+            scheduler=scheduler,
+            workers=workers,
+            deal_timeout=timeout,
+            encode=encode,
+            debug=debug,
         )
     if workers == 0:
         return executors.InProcess(application, encode)

@@ -90,7 +90,7 @@ def test_evaluate_gives_each_example_its_documented_decision(run, path: Path) ->
     if status != "invalid":
         assert record["approvals"] == roles
     # standard error holds the run's summary only
-    assert result.stderr.startswith(f"1 deal: ")
+    assert result.stderr.startswith("1 deal: ")
     assert "error" not in result.stderr.replace("Top errors", "")
 
 

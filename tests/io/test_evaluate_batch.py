@@ -254,7 +254,9 @@ def test_a_terminal_shows_progress_with_a_total_and_clears_it(tmp_path: Path) ->
     bars = [part for part in shown.split("\r") if part.startswith("evaluating")]
     assert bars, shown
     # a percentage, deals done of an estimated total, the time left and the rate
-    moving = [bar for bar in bars if re.search(r"\d+%\|.*\| [\d,]+/~[\d,]+ deals \[.*<.*deals/s", bar)]
+    moving = [
+        bar for bar in bars if re.search(r"\d+%\|.*\| [\d,]+/~[\d,]+ deals \[.*<.*deals/s", bar)
+    ]
     assert moving, bars
     assert re.search(r"\r +\r3,000 deals: ", shown)  # the bar is wiped before the summary
     assert "3,000 deals: " in shown  # then the summary
