@@ -46,7 +46,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from dealdesk import __version__
 from dealdesk.deal.validate import deal_id_of
 from dealdesk.errors import DealdeskError, UsageError
-from dealdesk.io.executor import DEFAULT_DEAL_TIMEOUT, Done, Encoder, WorkSpec, decide_source
+from dealdesk.io import DEFAULT_DEAL_TIMEOUT
+from dealdesk.io.executor import Done, Encoder, Job, WorkSpec, chunks, decide_source, fault
 
 if TYPE_CHECKING:
     from dealdesk.app import App
@@ -327,24 +328,11 @@ def _one_line(exc: BaseException) -> str:
 
 
 @dataclass(eq=False)
-class _Job:
-    """A chunk of deals as read, and the outcomes found so far."""
-
-    seq: int
-    sources: list[SourceDeal]
-    done: list[Done | None]
-
-    @property
-    def complete(self) -> bool:
-        return all(d is not None for d in self.done)
-
-
-@dataclass(eq=False)
 class _Task:
     """Deals of a job handed to the cluster as one Dask task."""
 
     id: int
-    job: _Job
+    job: Job
     indices: list[int]
     alone: bool = False  # a deal that killed a worker, retried with nothing else in flight
     future: Any = field(default=None, repr=False)
@@ -434,7 +422,7 @@ class DaskExecutor:
 
     def run(self, sources: Iterable[SourceDeal]) -> Iterator[Done]:
         """One :class:`Done` per source, in order, as the chunks complete."""
-        chunks = enumerate(_chunks(sources))
+        numbered = enumerate(chunks(sources, _FIRST_CHUNK, MAX_CHUNK))
         open_jobs = 0  # read and not yet written
         next_seq = 0
         exhausted = False
@@ -446,11 +434,11 @@ class DaskExecutor:
                 and open_jobs < self._threads() * _AHEAD_PER_THREAD
             ):
                 try:
-                    seq, chunk = next(chunks)
+                    seq, chunk = next(numbered)
                 except StopIteration:
                     exhausted = True
                     break
-                job = _Job(seq, chunk, [None] * len(chunk))
+                job = Job.of(seq, chunk)
                 self.ready.append(self._task(job, list(range(len(chunk)))))
                 open_jobs += 1
             self._submit()
@@ -496,7 +484,7 @@ class DaskExecutor:
                 pass  # keep the last size; a lost scheduler shows in the tasks
         return self.threads
 
-    def _task(self, job: _Job, indices: list[int], *, alone: bool = False) -> _Task:
+    def _task(self, job: Job, indices: list[int], *, alone: bool = False) -> _Task:
         self.task_ids += 1
         return _Task(self.task_ids, job, indices, alone)
 
@@ -634,7 +622,7 @@ class DaskExecutor:
             restarted = {worker: _one_line(exc)}
         if restarted.get(worker) not in ("OK", "removed"):
             raise DealdeskError(
-                f"deal {_deal_id(task.job.sources[index])!r} is past its time budget on Dask "
+                f"deal {deal_id_of(task.job.sources[index].parsed().deal)!r} is past its time budget on Dask "
                 f"worker {worker}, which could not be restarted to stop it "
                 f"({restarted.get(worker)}); run the workers under a nanny (dask worker's default)"
             )
@@ -648,17 +636,13 @@ class DaskExecutor:
             self.ready.appendleft(self._task(task.job, rest, alone=task.alone))
         self._finish_job(task.job)
 
-    def _finish_job(self, job: _Job) -> None:
-        if job.complete:
-            self.finished[job.seq] = [d for d in job.done if d is not None]
+    def _finish_job(self, job: Job) -> None:
+        outcomes = job.outcomes()
+        if outcomes is not None:
+            self.finished[job.seq] = outcomes
 
     def _fault(self, source: SourceDeal, message: str) -> Done:
-        record = self.app.pipeline.invalid(_deal_id(source), [{"path": "", "message": message}])
-        return Done(record)
-
-
-def _deal_id(source: SourceDeal) -> str | None:
-    return deal_id_of(source.parsed().deal)
+        return fault(self.app, source, message, self.encode)
 
 
 def _failure(exc: BaseException | None) -> str:
@@ -670,17 +654,3 @@ def _failure(exc: BaseException | None) -> str:
             "dealdesk and the plugins in the workers' environment"
         )
     return f"a Dask task failed: {_one_line(exc) if exc is not None else 'no reason given'}"
-
-
-def _chunks(sources: Iterable[SourceDeal]) -> Iterator[list[SourceDeal]]:
-    """Chunks of 8, 16, 32... deals up to :data:`MAX_CHUNK`: the first records come at once."""
-    size = _FIRST_CHUNK
-    chunk: list[SourceDeal] = []
-    for source in sources:
-        chunk.append(source)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-            size = min(size * 2, MAX_CHUNK)
-    if chunk:
-        yield chunk

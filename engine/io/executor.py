@@ -52,7 +52,10 @@ __all__ = [
     "InProcess",
     "LocalWorkers",
     "WorkSpec",
+    "Job",
+    "chunks",
     "decide_source",
+    "fault",
     "outcome",
     "default_workers",
 ]
@@ -160,16 +163,18 @@ def _source_deal_id(source: SourceDeal) -> str | None:
     return deal_id_of(source.parsed().deal)
 
 
-def _chunks(sources: Iterable[SourceDeal]) -> Iterator[list[SourceDeal]]:
-    """Chunks of 4, 8, 16... deals up to :data:`MAX_CHUNK`: the first records come at once."""
-    size = 4
+def chunks(
+    sources: Iterable[SourceDeal], first: int = 4, most: int = MAX_CHUNK
+) -> Iterator[list[SourceDeal]]:
+    """Chunks of ``first``, twice that... deals up to ``most``: the first records come at once."""
+    size = first
     chunk: list[SourceDeal] = []
     for source in sources:
         chunk.append(source)
         if len(chunk) >= size:
             yield chunk
             chunk = []
-            size = min(size * 2, MAX_CHUNK)
+            size = min(size * 2, most)
     if chunk:
         yield chunk
 
@@ -203,17 +208,27 @@ class InProcess:
 
 
 @dataclass(eq=False)
-class _Job:
-    """A chunk of deals as read, and the outcomes found so far."""
+class Job:
+    """A chunk of deals as read (the ``seq``-th), and the outcomes found so far."""
 
     seq: int
     sources: list[SourceDeal]
     done: list[Done | None]
     suspects: set[int] = field(default_factory=set)  # deals a worker died on once
 
-    @property
-    def complete(self) -> bool:
-        return all(d is not None for d in self.done)
+    @classmethod
+    def of(cls, seq: int, sources: list[SourceDeal]) -> Job:
+        return cls(seq, sources, [None] * len(sources))
+
+    def outcomes(self) -> list[Done] | None:
+        """Every deal's outcome, once all are known."""
+        return None if any(d is None for d in self.done) else [d for d in self.done if d]
+
+
+def fault(app: App, source: SourceDeal, message: str, encode: Encoder | None) -> Done:
+    """The ``invalid`` outcome of a deal that faulted its worker, saying ``message``."""
+    record = app.pipeline.invalid(_source_deal_id(source), [{"path": "", "message": message}])
+    return outcome(app, record, encode)
 
 
 @dataclass(eq=False)
@@ -221,7 +236,7 @@ class _Task:
     """Part of a job handed to one worker: the indices of the job's deals still to decide."""
 
     id: int
-    job: _Job
+    job: Job
     indices: list[int]
 
 
@@ -361,18 +376,18 @@ class LocalWorkers:
 
     def run(self, sources: Iterable[SourceDeal]) -> Iterator[Done]:
         """One :class:`Done` per source, in order, as the chunks complete."""
-        chunks = enumerate(_chunks(sources))
+        numbered = enumerate(chunks(sources))
         open_jobs = 0  # read and not yet written
         next_seq = 0
         exhausted = False
         while True:
             while not exhausted and open_jobs < self.max_workers * _AHEAD_PER_WORKER:
                 try:
-                    seq, chunk = next(chunks)
+                    seq, chunk = next(numbered)
                 except StopIteration:
                     exhausted = True
                     break
-                job = _Job(seq, chunk, [None] * len(chunk))
+                job = Job.of(seq, chunk)
                 self.ready.append(self._task(job, list(range(len(chunk)))))
                 open_jobs += 1
             self._dispatch()
@@ -400,7 +415,7 @@ class LocalWorkers:
 
     # -- giving out work
 
-    def _task(self, job: _Job, indices: list[int]) -> _Task:
+    def _task(self, job: Job, indices: list[int]) -> _Task:
         self.task_ids += 1
         return _Task(self.task_ids, job, indices)
 
@@ -483,9 +498,10 @@ class LocalWorkers:
             task.job.done[index] = outcome
         self._finish_job(task.job)
 
-    def _finish_job(self, job: _Job) -> None:
-        if job.complete:
-            self.finished[job.seq] = [d for d in job.done if d is not None]
+    def _finish_job(self, job: Job) -> None:
+        outcomes = job.outcomes()
+        if outcomes is not None:
+            self.finished[job.seq] = outcomes
 
     def _replace(self, worker: _Worker, *, timed_out: bool) -> None:
         """Stop ``worker``, settle the deal it was on and give its other deals out again."""
@@ -530,7 +546,4 @@ class LocalWorkers:
         self.ready.extendleft(reversed(requeue))
 
     def _fault(self, source: SourceDeal, message: str) -> Done:
-        record = self.app.pipeline.invalid(
-            _source_deal_id(source), [{"path": "", "message": message}]
-        )
-        return outcome(self.app, record, self.encode)
+        return fault(self.app, source, message, self.encode)
