@@ -267,8 +267,13 @@ def _worker_main(
     progress: Synchronized[int],
     memory_mb: int | None,
     encode: Encoder | None,
+    parents_end: Connection | None,
 ) -> None:
-    """A worker process: receives tasks, decides their deals one by one, sends the outcomes."""
+    """A worker process: receives tasks, decides their deals one by one, sends the outcomes,
+    until it receives ``None`` or the parent is gone."""
+    if parents_end is not None:
+        parents_end.close()  # inherited by fork; the parent's copy is the one in use
+    parent = os.getppid()
     gc.freeze()  # objects shared with the parent (fork): a collection would copy their pages
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for the run
     faulthandler.disable()  # the parent reports a crash, naming the deal; no stack dump here
@@ -282,7 +287,13 @@ def _worker_main(
     def receive() -> None:
         try:
             while True:
-                inbox.put(conn.recv())
+                while not conn.poll(1.0):
+                    if os.getppid() != parent:
+                        os._exit(0)  # the parent was killed: nobody waits for these outcomes
+                message = conn.recv()
+                inbox.put(message)
+                if message is None:
+                    return
         except (EOFError, OSError):
             inbox.put(None)
 
@@ -404,6 +415,10 @@ class LocalWorkers:
     def close(self) -> None:
         """Stop every worker (at the end, or when the run is interrupted)."""
         for worker in self.workers:
+            try:
+                worker.conn.send(None)
+            except OSError:
+                pass  # it is gone already
             worker.conn.close()
         deadline = time.monotonic() + 1.0
         for worker in self.workers:
@@ -446,6 +461,7 @@ class LocalWorkers:
                 progress,
                 self.memory_mb,
                 self.encode,
+                parent if inherit else None,
             ),
             daemon=True,
             name=f"dealdesk-worker-{len(self.workers) + 1}",
