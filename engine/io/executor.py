@@ -62,6 +62,9 @@ __all__ = [
 
 #: Deals per chunk: small first (records and progress come at once), then this many.
 MAX_CHUNK = 256
+#: Bytes of unparsed deals per chunk: a task fits in the pipe's buffer, so handing it to a busy
+#: worker never waits for the worker to read it (while other workers' outcomes wait).
+MAX_CHUNK_BYTES = 128 * 1024
 # Chunks read ahead of the next one to write, per worker: bounds memory, keeps workers busy.
 _AHEAD_PER_WORKER = 4
 # Bits of the progress word that hold the deal's index in its task (the rest: the task id).
@@ -164,16 +167,24 @@ def _source_deal_id(source: SourceDeal) -> str | None:
 
 
 def chunks(
-    sources: Iterable[SourceDeal], first: int = 4, most: int = MAX_CHUNK
+    sources: Iterable[SourceDeal],
+    first: int = 4,
+    most: int = MAX_CHUNK,
+    most_bytes: int = MAX_CHUNK_BYTES,
 ) -> Iterator[list[SourceDeal]]:
-    """Chunks of ``first``, twice that... deals up to ``most``: the first records come at once."""
-    size = first
+    """Chunks of ``first``, twice that... deals up to ``most``: the first records come at once.
+
+    A chunk of unparsed lines also ends at ``most_bytes`` of text.
+    """
+    size, held = first, 0
     chunk: list[SourceDeal] = []
     for source in sources:
         chunk.append(source)
-        if len(chunk) >= size:
+        if source.text is not None:
+            held += len(source.text)
+        if len(chunk) >= size or held >= most_bytes:
             yield chunk
-            chunk = []
+            chunk, held = [], 0
             size = min(size * 2, most)
     if chunk:
         yield chunk
