@@ -38,7 +38,6 @@ import time
 import uuid
 import warnings
 from collections import deque
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -47,7 +46,7 @@ from dealdesk import __version__
 from dealdesk.deal.validate import deal_id_of
 from dealdesk.errors import DealdeskError, UsageError
 from dealdesk.io import DEFAULT_DEAL_TIMEOUT
-from dealdesk.io.executor import Done, Encoder, Job, WorkSpec, chunks, decide_source, fault
+from dealdesk.io.executor import Done, Encoder, Job, Scheduler, WorkSpec, decide_source
 
 if TYPE_CHECKING:
     from dealdesk.app import App
@@ -338,7 +337,7 @@ class _Task:
     future: Any = field(default=None, repr=False)
 
 
-class DaskExecutor:
+class DaskExecutor(Scheduler):
     """Decides deals on a Dask distributed cluster, isolating each deal's faults.
 
     :param app: the built app (its pipeline makes the records of deals that fault).
@@ -365,20 +364,16 @@ class DaskExecutor:
         debug: bool = False,
     ):
         distributed = _distributed()
-        self.app = app
-        self.encode = encode
+        super().__init__(app, encode)
         self.deal_timeout = deal_timeout
         # workers of a cluster started here write to this terminal: keep them quiet
         self.shipped = _Shipped.of(app, spec, deal_timeout, quiet=scheduler is None and not debug)
         self.fingerprint = _Fingerprint.of(app)
         self.checked: set[str] = set()
         self.token = uuid.uuid4().hex[:12]
-        self.task_ids = 0
         self.pending: dict[int, _Task] = {}  # submitted and not yet handled
-        self.ready: deque[_Task] = deque()  # to submit
         self.suspects: deque[_Task] = deque()  # to run alone, one after the other
         self.alone: _Task | None = None
-        self.finished: dict[int, list[Done]] = {}
         self.decided_any = False
         self.early_deaths = 0
         self.events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
@@ -418,39 +413,14 @@ class DaskExecutor:
             self.close()
             raise
 
-    # -- the run
+    first_chunk = _FIRST_CHUNK
+    most_chunk = MAX_CHUNK
 
-    def run(self, sources: Iterable[SourceDeal]) -> Iterator[Done]:
-        """One :class:`Done` per source, in order, as the chunks complete."""
-        numbered = enumerate(chunks(sources, _FIRST_CHUNK, MAX_CHUNK))
-        open_jobs = 0  # read and not yet written
-        next_seq = 0
-        exhausted = False
-        while True:
-            while (
-                not exhausted
-                and not self.suspects
-                and self.alone is None
-                and open_jobs < self._threads() * _AHEAD_PER_THREAD
-            ):
-                try:
-                    seq, chunk = next(numbered)
-                except StopIteration:
-                    exhausted = True
-                    break
-                job = Job.of(seq, chunk)
-                self.ready.append(self._task(job, list(range(len(chunk)))))
-                open_jobs += 1
-            self._submit()
-            if next_seq in self.finished:
-                outcomes = self.finished.pop(next_seq)
-                next_seq += 1
-                open_jobs -= 1
-                yield from outcomes
-                continue
-            if exhausted and open_jobs == 0:
-                return
-            self._wait()
+    def _room(self) -> int:
+        # nothing more is read while a deal that killed a worker is retried alone
+        if self.suspects or self.alone is not None:
+            return 0
+        return self._threads() * _AHEAD_PER_THREAD
 
     def close(self) -> None:
         """Cancel what is in flight, disconnect, and stop the local cluster if one was started."""
@@ -488,7 +458,7 @@ class DaskExecutor:
         self.task_ids += 1
         return _Task(self.task_ids, job, indices, alone)
 
-    def _submit(self) -> None:
+    def _dispatch(self) -> None:
         """Hand ready tasks to the cluster; a suspect deal only when nothing else is running."""
         if self.alone is not None:
             return
@@ -635,14 +605,6 @@ class DaskExecutor:
         if rest:
             self.ready.appendleft(self._task(task.job, rest, alone=task.alone))
         self._finish_job(task.job)
-
-    def _finish_job(self, job: Job) -> None:
-        outcomes = job.outcomes()
-        if outcomes is not None:
-            self.finished[job.seq] = outcomes
-
-    def _fault(self, source: SourceDeal, message: str) -> Done:
-        return fault(self.app, source, message, self.encode)
 
 
 def _failure(exc: BaseException | None) -> str:

@@ -51,6 +51,7 @@ __all__ = [
     "Encoder",
     "InProcess",
     "LocalWorkers",
+    "Scheduler",
     "WorkSpec",
     "Job",
     "chunks",
@@ -353,7 +354,77 @@ def _death(exitcode: int | None) -> str:
     return f"exited with status {exitcode}"
 
 
-class LocalWorkers:
+class Scheduler:
+    """What the executors that hand out chunks share: chunks read ahead (bounded), tasks ready
+    to hand out, and outcomes written in input order as their chunks complete.
+
+    Subclasses hand tasks out (:meth:`_dispatch`), wait for what comes back (:meth:`_wait`),
+    and say how many chunks may be read ahead (:meth:`_room`).
+    """
+
+    first_chunk = 4
+    most_chunk = MAX_CHUNK
+
+    def __init__(self, app: App, encode: Encoder | None):
+        self.app = app
+        self.encode = encode
+        self.ready: deque[Any] = deque()  # tasks to hand out, first first
+        self.finished: dict[int, list[Done]] = {}  # chunk number → its outcomes
+        self.task_ids = 0
+
+    def run(self, sources: Iterable[SourceDeal]) -> Iterator[Done]:
+        """One :class:`Done` per source, in order, as the chunks complete."""
+        numbered = enumerate(chunks(sources, self.first_chunk, self.most_chunk))
+        open_jobs = 0  # read and not yet written
+        next_seq = 0
+        exhausted = False
+        while True:
+            while not exhausted and open_jobs < self._room():
+                try:
+                    seq, chunk = next(numbered)
+                except StopIteration:
+                    exhausted = True
+                    break
+                self.ready.append(self._task(Job.of(seq, chunk), list(range(len(chunk)))))
+                open_jobs += 1
+            self._dispatch()
+            if next_seq in self.finished:
+                outcomes = self.finished.pop(next_seq)
+                next_seq += 1
+                open_jobs -= 1
+                yield from outcomes
+                continue
+            if exhausted and open_jobs == 0:
+                return
+            self._wait()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _room(self) -> int:
+        """How many chunks may be read and not yet written."""
+        raise NotImplementedError
+
+    def _dispatch(self) -> None:
+        raise NotImplementedError
+
+    def _wait(self) -> None:
+        raise NotImplementedError
+
+    def _task(self, job: Job, indices: list[int]) -> Any:
+        self.task_ids += 1
+        return _Task(self.task_ids, job, indices)
+
+    def _finish_job(self, job: Job) -> None:
+        outcomes = job.outcomes()
+        if outcomes is not None:
+            self.finished[job.seq] = outcomes
+
+    def _fault(self, source: SourceDeal, message: str) -> Done:
+        return fault(self.app, source, message, self.encode)
+
+
+class LocalWorkers(Scheduler):
     """Decides deals in up to ``workers`` local processes, isolating each deal's faults.
 
     Workers start as work arrives (a one-deal run starts one); with the ``fork`` start method
@@ -378,50 +449,20 @@ class LocalWorkers:
         encode: Encoder | None = None,
         start_method: str | None = None,
     ):
-        self.app = app
+        super().__init__(app, encode)
         self.spec = spec
         self.max_workers = max(1, workers)
         self.deal_timeout = deal_timeout
         self.memory_mb = memory_mb
-        self.encode = encode
         method = start_method or ("fork" if sys.platform == "linux" else "spawn")
         self.context: Any = multiprocessing.get_context(
             method
         )  # typeshed: no Process on BaseContext
         self.workers: list[_Worker] = []
-        self.ready: deque[_Task] = deque()
-        self.finished: dict[int, list[Done]] = {}
-        self.task_ids = 0
         self.early_deaths = 0
 
-    # -- the run
-
-    def run(self, sources: Iterable[SourceDeal]) -> Iterator[Done]:
-        """One :class:`Done` per source, in order, as the chunks complete."""
-        numbered = enumerate(chunks(sources))
-        open_jobs = 0  # read and not yet written
-        next_seq = 0
-        exhausted = False
-        while True:
-            while not exhausted and open_jobs < self.max_workers * _AHEAD_PER_WORKER:
-                try:
-                    seq, chunk = next(numbered)
-                except StopIteration:
-                    exhausted = True
-                    break
-                job = Job.of(seq, chunk)
-                self.ready.append(self._task(job, list(range(len(chunk)))))
-                open_jobs += 1
-            self._dispatch()
-            if next_seq in self.finished:
-                outcomes = self.finished.pop(next_seq)
-                next_seq += 1
-                open_jobs -= 1
-                yield from outcomes
-                continue
-            if exhausted and open_jobs == 0:
-                return
-            self._wait()
+    def _room(self) -> int:
+        return self.max_workers * _AHEAD_PER_WORKER
 
     def close(self) -> None:
         """Stop every worker (at the end, or when the run is interrupted)."""
@@ -440,10 +481,6 @@ class LocalWorkers:
         self.workers = []
 
     # -- giving out work
-
-    def _task(self, job: Job, indices: list[int]) -> _Task:
-        self.task_ids += 1
-        return _Task(self.task_ids, job, indices)
 
     def _dispatch(self) -> None:
         """Hand ready tasks to workers with room, starting workers while there is work."""
@@ -525,11 +562,6 @@ class LocalWorkers:
             task.job.done[index] = outcome
         self._finish_job(task.job)
 
-    def _finish_job(self, job: Job) -> None:
-        outcomes = job.outcomes()
-        if outcomes is not None:
-            self.finished[job.seq] = outcomes
-
     def _replace(self, worker: _Worker, *, timed_out: bool) -> None:
         """Stop ``worker``, settle the deal it was on and give its other deals out again."""
         current = worker.current()
@@ -571,6 +603,3 @@ class LocalWorkers:
                 )
         requeue.extend(worker.tasks)
         self.ready.extendleft(reversed(requeue))
-
-    def _fault(self, source: SourceDeal, message: str) -> Done:
-        return fault(self.app, source, message, self.encode)
