@@ -20,23 +20,13 @@ from typing import Any
 import pytest
 from helpers import deal
 
-from dealdesk.app import App, build
+from dealdesk.app import App
 from dealdesk.io.html import TABLE_ROWS, HtmlWriter
 from dealdesk.io.summary import WriteContext, printable
 from dealdesk.record import STATUS_ORDER
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "deals"
 SCRIPT_ID = "<script>alert('owned')</script>"
-
-
-@pytest.fixture(scope="module")
-def app() -> App:
-    return build(autoload=False)
-
-
-@pytest.fixture(scope="module")
-def context(app: App) -> WriteContext:
-    return WriteContext.of(app.policy_set)
 
 
 @pytest.fixture(scope="module")

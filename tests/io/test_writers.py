@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dealdesk.app import App, build
+from dealdesk.app import App
 from dealdesk.errors import NonFiniteNumber
 from dealdesk.io.summary import Summary
 from dealdesk.io.writers import (
@@ -149,16 +149,6 @@ def test_format_message_is_path_then_message() -> None:
     assert format_message({"path": "", "message": "plugin 'x' failed"}) == "plugin 'x' failed"
     assert format_message({"policy": "p", "rule": "R", "message": "why"}) == "why"
     assert format_message("plain") == "plain"
-
-
-@pytest.fixture(scope="module")
-def app() -> App:
-    return build(autoload=False)
-
-
-@pytest.fixture(scope="module")
-def context(app: App) -> WriteContext:
-    return WriteContext.of(app.policy_set)
 
 
 @pytest.fixture(scope="module")
