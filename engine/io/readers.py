@@ -23,7 +23,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Se
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, cast
 
 from dealdesk import jsoncodec
 from dealdesk.deal.schema import FIELDS
@@ -596,7 +596,9 @@ def read_parquet(path: Path) -> Iterator[SourceDeal]:
 def _read_parquet_stream(stream: BinaryIO, name: str) -> Iterator[SourceDeal]:
     from dealdesk.io.parquet import read_parquet_stream
 
-    return read_parquet_stream(stream, name)
+    # type checkers that see this file and the installed package apart take the two
+    # SourceDeal classes for different ones
+    return cast(Iterator[SourceDeal], read_parquet_stream(stream, name))
 
 
 READERS: dict[str, Reader] = {
