@@ -861,7 +861,8 @@ def diff(
             writer.close()
         except KeyboardInterrupt:
             target.abort()
-            click.echo(f"interrupted after {report.deals:,} deals; nothing written", err=True)
+            kept = "" if output == "-" else f"; {output} is left as it was"
+            click.echo(f"interrupted after {report.deals:,} deals{kept}", err=True)
             sys.exit(130)
         except BaseException:
             target.abort()
