@@ -725,6 +725,158 @@ def test_command(
         sys.exit(1)
 
 
+@main.command()
+@click.argument("deals", nargs=-1, required=True, metavar="DEALS...")
+@click.option(
+    "--base",
+    multiple=True,
+    required=True,
+    metavar="RULESETS",
+    help="The rulesets before the change: a file or directory, or REV:PATH read from the git "
+    "repository of the current directory (HEAD:rulesets); repeatable. They replace the house "
+    "policy, as -r does.",
+)
+@click.option(
+    "--head",
+    multiple=True,
+    required=True,
+    metavar="RULESETS",
+    help="The rulesets after the change, given as --base is; repeatable.",
+)
+@click.option(
+    "--no-plugin-rulesets", is_flag=True, help="Leave out the rulesets that external plugins ship."
+)
+@click.option(
+    "-o",
+    "--output",
+    default="-",
+    metavar="OUT",
+    help="Write the report to OUT (default: standard output); the format follows its suffix "
+    "(.txt, .jsonl, .html) unless --format is given.",
+)
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "jsonl", "html"], case_sensitive=False),
+    default=None,
+    help="table (default: the report as text), jsonl (one line per deal whose decision "
+    "changed) or html (a self-contained page).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="Worker processes for each side (default: half the CPUs each, at least one); 0 "
+    "decides in this process.",
+)
+@click.option(
+    "--fail-on-change", is_flag=True, help="Exit with status 1 when any decision changed."
+)
+@click.option("-q", "--quiet", is_flag=True, help="No count of changes on standard error.")
+@engine_option
+@click.pass_obj
+def diff(
+    settings: Settings,
+    deals: tuple[str, ...],
+    base: tuple[str, ...],
+    head: tuple[str, ...],
+    no_plugin_rulesets: bool,
+    output: str,
+    fmt: str | None,
+    workers: int | None,
+    fail_on_change: bool,
+    quiet: bool,
+    engine: str | None,
+) -> None:
+    """Which decisions a change to the rulesets alters: DEALS decided under --base and --head.
+
+    Reports the status from→to matrix, approvals gained and lost, the outputs that change and
+    the rules responsible (docs/diff.md). A decision changed when its status, approvals or any
+    output differs.
+    """
+    import contextlib
+
+    from dealdesk import diff as diffs
+    from dealdesk.io import executor as executors
+    from dealdesk.io import output as outputs
+    from dealdesk.io.batch import Progress
+    from dealdesk.io.summary import WriteContext
+
+    if "-" in deals and (sys.stdin is None or sys.stdin.closed):
+        raise UsageError("-: standard input is closed")
+    outputs.check_output(output, deals)
+    if fmt is None:  # OUT's suffix when it names a format (.jsonl, .html, .txt), else table
+        suffix = os.path.splitext(output)[1].lower()
+        fmt = outputs.SUFFIX_FORMATS.get(suffix, "table") if output != "-" else "table"
+        if fmt not in diffs.WRITERS:
+            raise click.UsageError(f"{output}: diff writes table, jsonl or html; give --format")
+    fmt = fmt.lower()
+    per_side = workers if workers is not None else max(1, executors.default_workers() // 2)
+    with contextlib.ExitStack() as stack:
+        sides = []
+        for flag, specs in (("--base", base), ("--head", head)):
+            with diffs.relabelled({}, flag):
+                paths, labels = diffs.resolve_rulesets(specs, stack)
+            options = {"no_plugin_rulesets": no_plugin_rulesets, "engine": engine}
+            with diffs.relabelled(labels, flag):
+                spec = settings.spec(paths, **options)
+                application = settings.build(paths, **options)
+            sides.append((application, spec))
+        (base_app, base_spec), (head_app, head_spec) = sides
+        report = diffs.DiffReport(
+            WriteContext.of(head_app.policy_set),
+            diffs.edited_rules(base_app.policy_set, head_app.policy_set),
+            base_label=" ".join(base),
+            head_label=" ".join(head),
+        )
+        reader = base_app.read(deals, lazy=per_side != 0)
+        runners = [
+            _executor(
+                app_,
+                spec_,
+                "local",
+                None,
+                per_side,
+                DEFAULT_DEAL_TIMEOUT,
+                DEFAULT_WORKER_MEMORY,
+                None,
+                settings.debug,
+            )
+            for app_, spec_ in sides
+        ]
+        shown = sys.stderr.isatty() and not (output == "-" and sys.stdout.isatty())
+        progress = Progress(lambda: (reader.bytes_read, reader.bytes_total)) if shown else None
+        target = outputs.AtomicOutput(output)
+        writer = diffs.WRITERS[fmt](target.open(), report)
+        try:
+            for position, before, after in diffs.decide_pairs(reader, *runners):
+                change = diffs.compare(position, before, after)
+                report.add(before, after, change)
+                if change is not None:
+                    writer.write(change)
+                if progress is not None:
+                    progress.advance(position, position)
+            writer.close()
+        except KeyboardInterrupt:
+            target.abort()
+            kept = "" if output == "-" else f"; {output} is left as it was"
+            click.echo(f"interrupted after {report.deals:,} deals{kept}", err=True)
+            sys.exit(130)
+        except BaseException:
+            target.abort()
+            raise
+        finally:
+            if progress is not None:
+                progress.close()
+        target.commit()
+    if not quiet and (fmt != "table" or output != "-"):
+        click.echo(report.headline(), err=True)
+    if fail_on_change and report.changed:
+        sys.exit(1)
+
+
 def _display(path: str) -> str:
     """``path`` relative to the working directory when it is below it."""
     try:
