@@ -366,7 +366,7 @@ def edited_rules(base: PolicySet, head: PolicySet) -> dict[tuple[str, str], str]
     def units(policy_set: PolicySet) -> dict[tuple[str, str], Any]:
         found = {}
         for ruleset in policy_set.rulesets:
-            for unit in [*ruleset.rules, *ruleset.tables]:
+            for unit in ruleset.units():
                 found[(ruleset.policy, unit.id)] = lookup_path(ruleset.document.data, unit.path)
         return found
 

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from dealdesk.record import STATUS_ORDER
 
 if TYPE_CHECKING:
-    from dealdesk.rules.model import Rule, Table
     from dealdesk.rules.policyset import PolicySet
 
 __all__ = [
@@ -54,8 +53,7 @@ class WriteContext:
         descriptions: dict[tuple[str, str], str] = {}
         for name, policy in policy_set.policies.items():
             for ruleset in policy.rulesets:
-                units: list[Rule | Table] = [*ruleset.rules, *ruleset.tables]
-                for unit in units:
+                for unit in ruleset.units():
                     if unit.description.strip():
                         # folded YAML (`>-`) and long lines read as one line in a summary
                         descriptions[(name, unit.id)] = " ".join(unit.description.split())

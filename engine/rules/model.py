@@ -295,6 +295,10 @@ class Ruleset:
     tests: list[TestCase] = field(default_factory=list)
     source: str = ""
 
+    def units(self) -> list[Rule | Table]:
+        """Its rules, then its decision tables."""
+        return [*self.rules, *self.tables]
+
     @property
     def file(self) -> str:
         return self.document.file
