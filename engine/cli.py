@@ -87,8 +87,32 @@ def _error(message: str) -> None:
         click.echo(f"error: {line}", err=True)
 
 
+def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """``--debug`` given after the subcommand: the same flag as before it."""
+    settings = ctx.find_object(Settings)
+    if value and settings is not None:
+        settings.debug = True
+
+
 class DealdeskGroup(click.Group):
-    """Turns dealdesk's errors into one line each and an exit status (tracebacks with --debug)."""
+    """Turns dealdesk's errors into one line each and an exit status (tracebacks with --debug).
+
+    Every command it holds also takes ``--debug``, so the flag works anywhere on the line
+    (``dealdesk evaluate x.yaml --debug``), commands added later included.
+    """
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        if not any(param.name == "debug" for param in cmd.params):
+            cmd.params.append(
+                click.Option(
+                    ["--debug"],
+                    is_flag=True,
+                    expose_value=False,
+                    callback=_set_debug,
+                    help="Show the traceback of any error (also accepted before the command).",
+                )
+            )
+        super().add_command(cmd, name)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         # arguments from the command line: the `dealdesk` program, whose process ends with the
@@ -101,12 +125,12 @@ class DealdeskGroup(click.Group):
             _resume_collector()  # whatever the command did (most resume once they are built)
 
     def invoke(self, ctx: click.Context) -> Any:
-        debug = bool(ctx.params.get("debug"))
         try:
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except ValidationFailed as exc:
+            debug = _debugging(ctx)
             if debug:
                 import traceback
 
@@ -115,6 +139,7 @@ class DealdeskGroup(click.Group):
                 click.echo(str(error), err=True)
             ctx.exit(exc.exit_code)
         except DealdeskError as exc:
+            debug = _debugging(ctx)
             if debug:
                 import traceback
 
@@ -127,6 +152,7 @@ class DealdeskGroup(click.Group):
             os.dup2(devnull, sys.stdout.fileno())
             ctx.exit(1)
         except Exception as exc:
+            debug = _debugging(ctx)
             if debug:
                 import traceback
 
@@ -135,6 +161,12 @@ class DealdeskGroup(click.Group):
             if not debug:
                 click.echo("(run `dealdesk --debug ...` to see the traceback)", err=True)
             ctx.exit(1)
+
+
+def _debugging(ctx: click.Context) -> bool:
+    """Whether ``--debug`` was given, before the command or after it."""
+    settings = ctx.obj
+    return bool(ctx.params.get("debug")) or (isinstance(settings, Settings) and settings.debug)
 
 
 @click.group(cls=DealdeskGroup, context_settings=CONTEXT_SETTINGS)
@@ -911,17 +943,12 @@ def schema(kind: str) -> None:
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the plugins as JSON.")
 @click.pass_obj
-def plugins(settings: Settings) -> None:
-    """List the plugins: name, version and the hooks each implements."""
+def plugins(settings: Settings, as_json: bool) -> None:
+    """List the plugins: name, version, built-in or external, policy families and hooks."""
     from dealdesk.manager import load_plugins
+    from dealdesk.pluginlist import plugins_json, plugins_table
 
-    collected = load_plugins(disabled=settings.disabled, enabled=settings.enabled)
-    rows = [
-        (p["name"], p["version"] or "-", ", ".join(p["hooks"]) or "-")
-        for p in collected.plugin_info()
-    ]
-    header = ("NAME", "VERSION", "HOOKS")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(2)]
-    for row in [header, *rows]:
-        click.echo(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]}")
+    info = load_plugins(disabled=settings.disabled, enabled=settings.enabled).plugin_info()
+    click.echo(plugins_json(info) if as_json else plugins_table(info), nl=as_json)

@@ -171,6 +171,22 @@ def invalid_record(
     return DecisionRecord.invalid(deal_id, [dict(e) for e in errors], dict(prov)).to_dict()
 
 
+def derived_reason(firing: Firing) -> str:
+    """The reason of a firing that requires approval but gives no ``reason`` or ``reject``: the
+    rule's (or decision table's) description, else ``"RULE requires ROLE"`` (roles in the order
+    required, ``"PM-5 requires legal and cfo"``)."""
+    rule = firing.rule
+    if rule.table is not None:
+        description = rule.table.description
+    else:
+        description = next((r.description for r in rule.ruleset.rules if r.id == rule.id), "")
+    if description.strip():
+        return " ".join(description.split())
+    roles = list(dict.fromkeys(firing.effects.requires))
+    listed = roles[0] if len(roles) == 1 else f"{', '.join(roles[:-1])} and {roles[-1]}"
+    return f"{rule.id} requires {listed}"
+
+
 #: ``render(message, context, origin)``: a ruleset message rendered with Jinja.
 RenderMessage = Callable[[str, Mapping[str, Any], str], str]
 #: ``combine(record)``: the ``dealdesk_combine`` plugins' decision, or None.
@@ -222,7 +238,7 @@ class Combiner:
                 effects = firing.effects
                 if effects.requires:
                     requires.extend(effects.requires)
-                if effects.rejects or effects.reasons or effects.flags:
+                if effects.rejects or effects.reasons or effects.flags or effects.requires:
                     rejects += len(effects.rejects)
                     talking.append(firing)
             own = "invalid" if run.errors else policy_status(rejects, len(requires))
@@ -305,8 +321,12 @@ class Combiner:
         """
         effects = firing.effects
         rule = firing.rule
+        said = effects.rejects + effects.reasons
+        if effects.requires and not said:
+            # every approval the record asks for is explained, in the rule's own words if it has them
+            reasons.append({"policy": name, "rule": rule.id, "message": derived_reason(firing)})
         for bucket, messages in (
-            (reasons, effects.rejects + effects.reasons),
+            (reasons, said),
             (flags, effects.flags),
         ):
             for message in messages:

@@ -252,9 +252,8 @@ class PolicyRunner:
         except Exception as exc:
             raise PluginError(registered.plugin, where, exc) from exc
         for name, _ in ctx.effects.sets:
-            if name not in run.policy.outputs:
-                declared = ", ".join(run.policy.outputs) or "none"
-                message = f"set {name!r}, which policy {run.policy.name!r} does not declare (outputs: {declared})"
+            if not isinstance(name, str) or not name:
+                message = f"set the output {name!r}; output names are non-empty strings"
                 raise PluginError(registered.plugin, where, message)
         ranks = self.policy_set.approvers
         for role in ctx.effects.requires:

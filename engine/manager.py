@@ -157,6 +157,7 @@ class Plugins:
     _sinks: list[_Caller] = field(default_factory=list, repr=False)
     _combiners: list[_Caller] = field(default_factory=list, repr=False)
     _info: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    _families: list[PolicyFamily] = field(default_factory=list, repr=False)  # every registration
 
     @property
     def template_dirs(self) -> list[Path]:
@@ -242,13 +243,44 @@ class Plugins:
         return None
 
     def plugin_info(self) -> list[dict[str, Any]]:
-        """One ``{"name", "version", "hooks"}`` per registered plugin, in registration order.
+        """One ``{"name", "version", "builtin", "policies", "hooks"}`` per registered plugin, in
+        registration order (what ``dealdesk plugins`` shows).
 
         ``version`` is the distribution's for a plugin installed with an entry point (or a
         module that belongs to an installed distribution), dealdesk's own for a built-in, and
-        ``None`` when unknown; ``hooks`` is the sorted list of hooks the plugin implements.
+        ``None`` when unknown; ``builtin`` tells the plugins of ``DEFAULT_PLUGINS`` from external
+        ones; ``policies`` lists the policy families the plugin registered, each
+        ``{"name", "description", "overridden_by"}`` (the plugin whose family of the same name
+        replaced it, else ``None``); ``hooks`` is the sorted list of hooks it implements.
         """
-        return [dict(entry, hooks=list(entry["hooks"])) for entry in self._info]
+        info: list[dict[str, Any]] = []
+        for entry in self._info:
+            policies = [
+                {
+                    "name": family.name,
+                    "description": family.description,
+                    "overridden_by": _overrider(self.policies.get(family.name), family),
+                }
+                for family in self._families
+                if family.plugin == entry["name"]
+            ]
+            info.append(
+                {
+                    "name": entry["name"],
+                    "version": entry["version"],
+                    "builtin": entry["builtin"],
+                    "policies": policies,
+                    "hooks": list(entry["hooks"]),
+                }
+            )
+        return info
+
+
+def _overrider(active: PolicyFamily | None, family: PolicyFamily) -> str | None:
+    """The plugin whose family replaced ``family`` (``None`` while ``family`` is in force)."""
+    if active is None or active is family:
+        return None
+    return active.plugin
 
 
 _COMBINE_KEYS = ("status", "approvals", "reasons")
@@ -573,7 +605,10 @@ def collect_plugins(pm: pluggy.PluginManager) -> Plugins:
     plugins = Plugins()
     for plugin, call in _callers(pm, "dealdesk_policies"):
         _call_register(
-            plugin, "dealdesk_policies", call, _policy_register(plugins.policies, plugin, builtins)
+            plugin,
+            "dealdesk_policies",
+            call,
+            _policy_register(plugins.policies, plugin, builtins, plugins._families),
         )
     for plugin, call in _callers(pm, "dealdesk_actions"):
         _call_register(
@@ -630,9 +665,13 @@ def _replace(registry: dict[str, Any], key: str, value: Any) -> None:
 
 
 def _policy_register(
-    registry: dict[str, PolicyFamily], plugin: str, builtins: set[str]
+    registry: dict[str, PolicyFamily],
+    plugin: str,
+    builtins: set[str],
+    history: list[PolicyFamily] | None = None,
 ) -> RegisterPolicy:
-    """The ``register`` callback ``plugin`` gets in ``dealdesk_policies``."""
+    """The ``register`` callback ``plugin`` gets in ``dealdesk_policies``; every family it
+    registers is also appended to ``history`` (overridden ones stay there)."""
     mine: set[str] = set()
 
     def register(
@@ -658,6 +697,8 @@ def _policy_register(
             builtin=plugin in builtins,
         )
         _replace(registry, name, family)
+        if history is not None:
+            history.append(family)
 
     return register
 
@@ -839,12 +880,13 @@ def _plugin_info(pm: pluggy.PluginManager, builtins: set[str]) -> list[dict[str,
     for name, plugin in pm.list_name_plugin():
         if plugin is None:  # a blocked name
             continue
-        if name in builtins and getattr(plugin, "__name__", "") in DEFAULT_PLUGINS:
+        builtin = name in builtins and getattr(plugin, "__name__", "") in DEFAULT_PLUGINS
+        if builtin:
             version: str | None = __version__
         else:
             version = dist_version.get(id(plugin)) or _module_version(plugin)
         hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
-        info.append({"name": name, "version": version, "hooks": hooks})
+        info.append({"name": name, "version": version, "builtin": builtin, "hooks": hooks})
     return info
 
 

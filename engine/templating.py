@@ -11,10 +11,11 @@ Templates see the deal (input fields and derived facts) as top-level names plus 
 ``rule`` and ``decision`` (see :func:`template_context`). Each render is bounded in work and
 output by :mod:`dealdesk.sandbox` (SPEC §9).
 
-Clause templates (``billing/milestones.md.j2``) define ``{% block title %}`` and
-``{% block text %}``; the two blocks are rendered on their own, so everything a block needs
-(``{% set %}``, macros, imports) must live inside that block: top-level code outside the blocks
-never runs for a clause.
+Clause templates (``billing/milestones.md.j2``) may define ``{% block title %}`` and
+``{% block text %}``; each block is rendered on its own, so everything a block needs
+(``{% set %}``, macros, imports) must live inside that block. A template without a ``text``
+block is all text (the whole template, less its ``title`` block); one without a ``title`` block
+gets the title :func:`clause_title` derives from the clause id (SPEC §8).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 
     from dealdesk.sandbox import Sandbox
 
-__all__ = ["ENGINE_TEMPLATES", "FORMATS", "Renderer", "template_context"]
+__all__ = ["ENGINE_TEMPLATES", "FORMATS", "Renderer", "clause_title", "template_context"]
 
 #: The engine's own templates (the decision memo); searched after every plugin directory.
 ENGINE_TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -53,6 +54,16 @@ FORMATS = ("md", "html")
 
 # A clause id is a slash path with at least one slash, so "memo" can never name a clause.
 _CLAUSE_ID = re.compile(r"[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+)+")
+
+
+def clause_title(clause_id: str) -> str:
+    """The title of a clause whose template has no ``title`` block: the id's last segment,
+    dashes and underscores as spaces, its first letter upper-case and the rest as written
+    (``saas/ltv`` → ``"Ltv"``, ``support/personnel-security`` → ``"Personnel security"``,
+    ``export/EAR_screening`` → ``"EAR screening"``)."""
+    words = " ".join(re.split(r"[-_]+", clause_id.rsplit("/", 1)[-1])).strip()
+    return words[:1].upper() + words[1:]
+
 
 # --- built-in filters ----------------------------------------------------------------------
 
@@ -304,12 +315,101 @@ class Renderer:
         rendered: dict[str, str] = {}
         for block in ("title", "text"):
             render_block = template.blocks.get(block)
-            if render_block is None:
-                raise TemplateError(f"template {name}: defines no {{% block {block} %}}")
-            rendered[block] = self._run(
-                render_block, template.new_context(dict(context)), name
-            ).strip()
+            if render_block is not None:
+                run = self._run(render_block, template.new_context(dict(context)), name)
+            elif block == "title":
+                run = clause_title(clause_id)
+            else:  # no text block: the whole template is the text, without its title block
+                whole = template.new_context(dict(context))
+                whole.blocks["title"] = [_nothing]
+                run = self._run(template.root_render_func, whole, name)
+            rendered[block] = run.strip()
         return rendered
+
+    def clause_problem(self, clause_id: str) -> str | None:
+        """Why clause ``clause_id``'s templates cannot render, as far as that is known before
+        any deal (``None`` when nothing is wrong): a syntax error, an unknown filter or test, or
+        an ``include``/``import``/``extends`` of a template no directory holds — in its
+        ``.md.j2`` and its ``.html.j2`` and in every template they name.
+
+        Remembered in the cache folder under the stamps of every template file, so validating
+        the same templates again needs no Jinja.
+        """
+        if not _CLAUSE_ID.fullmatch(clause_id):
+            return None  # has_clause already said it is unknown
+        key = cache.digest(
+            "clause",
+            clause_id,
+            self._templates_stamp,
+            "\0".join(sorted(self._filters)),
+            cache.module_stamp("jinja2"),
+            cache.module_stamp("markupsafe"),
+            cache.file_stamp(__file__),
+            cache.file_stamp(Path(__file__).with_name("sandbox.py")),
+        )
+        if cache.is_marked("clause-ok", key):
+            return None
+        for fmt in FORMATS:
+            if self.has_clause(clause_id, fmt):
+                problem = self._template_problem(self._env(fmt), f"{clause_id}.{fmt}.j2", set())
+                if problem:
+                    return problem
+        cache.mark("clause-ok", key)
+        return None
+
+    @cached_property
+    def _templates_stamp(self) -> str:
+        """The stamps of every file in the template directories: what a clause check relies on."""
+        stamps: list[str] = []
+        for directory in self._dirs:
+            for root, dirs, files in os.walk(directory):
+                dirs.sort()
+                stamps.extend(cache.file_stamp(os.path.join(root, f)) for f in sorted(files))
+        return "\0".join(stamps)
+
+    def _template_problem(self, env: Sandbox, name: str, seen: set[str]) -> str | None:
+        """The first load-time problem of template ``name`` or a template it names."""
+        from jinja2 import nodes
+
+        seen.add(name)
+        try:
+            source = self._loader.get_source(env, name)[0]
+            env.get_template(name)  # compiles: syntax, unknown filters and tests
+            tree = env.parse(source, name)
+        except Exception as exc:
+            return str(_template_file_error(exc, name))
+        kinds = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
+        for node in tree.find_all(kinds):
+            target = node.template
+            if not isinstance(target, nodes.Const):
+                continue  # a name computed at render time: only rendering can tell
+            names = target.value if isinstance(target.value, list | tuple) else [target.value]
+            if not all(isinstance(n, str) for n in names):
+                continue
+            found = [n for n in names if n in seen or self._exists(n)]
+            if not found:
+                if isinstance(node, nodes.Include) and node.ignore_missing:
+                    continue
+                keyword = type(node).__name__.lower().replace("fromimport", "from import")
+                return (
+                    f"template {name} line {node.lineno}: {keyword} of {names[0]!r}, which is "
+                    "in none of the template directories"
+                )
+            if found[0] not in seen:
+                problem = self._template_problem(env, found[0], seen)
+                if problem:
+                    return problem
+        return None
+
+    def _exists(self, name: str) -> bool:
+        """Whether a template directory holds ``name`` (as the loader would find it)."""
+        from jinja2.exceptions import TemplateNotFound
+
+        try:
+            self._loader.get_source(self._markdown, name)
+        except TemplateNotFound:
+            return False
+        return True
 
     # -- messages --
 
@@ -459,6 +559,11 @@ class Renderer:
             return render_bounded(render, context)
         except Exception as exc:
             raise _template_file_error(exc, name) from exc
+
+
+def _nothing(context: Context) -> Iterator[str]:
+    """A block that renders nothing (the title block, when the whole template is the text)."""
+    return iter(())
 
 
 def _check_format(fmt: str) -> None:

@@ -758,10 +758,10 @@ def test_the_decision_schema_refuses_a_record_without_a_status(run) -> None:
 def test_plugins_lists_the_three_builtins_with_version_and_hooks(run) -> None:
     result = run("plugins")
     assert result.exit_code == 0, result.stderr
-    header, *rows = result.stdout.splitlines()
-    assert header.split() == ["NAME", "VERSION", "HOOKS"]
-    table = {row.split()[0]: row.split(None, 2) for row in rows}
+    header, *rows = result.stdout.split("\n\n")[0].splitlines()
+    assert header.split() == ["NAME", "VERSION", "KIND", "POLICY", "FAMILIES", "HOOKS"]
+    table = {row.split()[0]: row.split(None, 4) for row in rows}
     assert list(table) == ["billing_milestone", "onsite_support", "partner_margin"]
-    assert all(version == "0.1.0" for _, version, _ in table.values())
-    assert "dealdesk_actions" in table["billing_milestone"][2]
-    assert "dealdesk_policies" in table["partner_margin"][2]
+    assert all(version == "0.1.0" for _, version, *_ in table.values())
+    assert "dealdesk_actions" in table["billing_milestone"][4]
+    assert "dealdesk_policies" in table["partner_margin"][4]

@@ -224,7 +224,7 @@ rules:
         seen[0].deal["id"] = "changed"  # type: ignore[index]
 
 
-def test_an_action_may_only_set_declared_outputs_and_known_roles(tmp_path: Path) -> None:
+def test_an_action_may_set_undeclared_outputs_but_only_known_roles(tmp_path: Path) -> None:
     def sloppy(ctx: ActionContext) -> None:
         if ctx.deal["id"] == "role":
             ctx.require("chief_vibes_officer")
@@ -236,11 +236,10 @@ def test_an_action_may_only_set_declared_outputs_and_known_roles(tmp_path: Path)
         "outputs:\n  fine: {}\nrules:\n  - id: A\n    when: totals.product > 0\n    then: {action: sloppy}\n",
         actions={"sloppy": sloppy},
     )
-    (error,) = ev.evaluate(deal())["errors"]
-    assert error["message"] == (
-        "plugin 'testplug' failed in action 'sloppy' (rule A): "
-        "set 'nope', which policy 'test' does not declare (outputs: fine)"
-    )
+    # an undeclared output combines with `first` and has no type (SPEC §3)
+    record = ev.evaluate(deal())
+    assert record["errors"] == []
+    assert record["policies"]["test"]["outputs"] == {"fine": None, "nope": 1}
     (error,) = ev.evaluate(deal(id="role"))["errors"]
     assert error["message"].endswith("required the unknown approver role 'chief_vibes_officer'")
 

@@ -221,7 +221,15 @@ def test_entry_points_load_after_the_builtins(install: Callable[..., str]) -> No
     assert names(pm)[: len(BUILTINS)] == BUILTINS
     assert pm.get_plugin("fake") is sys.modules[module]
     info = {entry["name"]: entry for entry in collect_plugins(pm).plugin_info()}
-    assert info["fake"] == {"name": "fake", "version": "4.5.6", "hooks": ["dealdesk_policies"]}
+    assert info["fake"] == {
+        "name": "fake",
+        "version": "4.5.6",
+        "builtin": False,
+        "policies": [
+            {"name": "fake-policy", "description": "from an entry point", "overridden_by": None}
+        ],
+        "hooks": ["dealdesk_policies"],
+    }
 
 
 def test_entry_points_load_sorted_by_name(install: Callable[..., str]) -> None:
@@ -901,19 +909,25 @@ def test_plugins_can_be_built_by_hand() -> None:
 
 
 def test_plugin_info_of_the_builtins(plugin_manager: pluggy.PluginManager) -> None:
-    assert collect_plugins(plugin_manager).plugin_info() == [
-        {
-            "name": "billing_milestone",
-            "version": dealdesk.__version__,
-            "hooks": ["dealdesk_actions", "dealdesk_enrich", "dealdesk_policies"],
-        },
-        {
-            "name": "onsite_support",
-            "version": dealdesk.__version__,
-            "hooks": ["dealdesk_actions", "dealdesk_policies"],
-        },
-        {"name": "partner_margin", "version": dealdesk.__version__, "hooks": ["dealdesk_policies"]},
+    info = collect_plugins(plugin_manager).plugin_info()
+    assert [(e["name"], e["version"], e["builtin"], e["hooks"]) for e in info] == [
+        (
+            "billing_milestone",
+            dealdesk.__version__,
+            True,
+            ["dealdesk_actions", "dealdesk_enrich", "dealdesk_policies"],
+        ),
+        ("onsite_support", dealdesk.__version__, True, ["dealdesk_actions", "dealdesk_policies"]),
+        ("partner_margin", dealdesk.__version__, True, ["dealdesk_policies"]),
     ]
+    assert [[p["name"] for p in e["policies"]] for e in info] == [
+        ["billing-milestone"],
+        ["onsite-support"],
+        ["partner-margin"],
+    ]
+    assert info[2]["policies"][0]["description"] == (
+        "Margin floors, partner gates and discount authority."
+    )
 
 
 def test_plugin_info_of_a_plugin_outside_any_distribution(
@@ -923,6 +937,8 @@ def test_plugin_info_of_a_plugin_outside_any_distribution(
     assert collect_plugins(plugin_manager).plugin_info()[-1] == {
         "name": "local",
         "version": None,
+        "builtin": False,
+        "policies": [],
         "hooks": ["dealdesk_decision"],
     }
 
@@ -1072,6 +1088,14 @@ def test_example_plugin_loads_through_its_entry_point(example: Any) -> None:
     assert info["export_control"] == {
         "name": "export_control",
         "version": importlib.metadata.version("dealdesk-example-plugin"),
+        "builtin": False,
+        "policies": [
+            {
+                "name": "export-control",
+                "description": "Export screening for deals shipping to embargoed destinations.",
+                "overridden_by": None,
+            }
+        ],
         "hooks": [
             "dealdesk_decision",
             "dealdesk_enrich",

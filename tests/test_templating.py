@@ -277,13 +277,13 @@ def test_unknown_format_is_refused(renderer: Renderer) -> None:
         renderer.render_clause("billing/standard", clause_context("billing/standard"), "pdf")
 
 
-def test_clause_without_a_title_block_is_named(tmp_path: Path) -> None:
+def test_clause_without_a_title_block_gets_a_title_from_its_id(tmp_path: Path) -> None:
     (tmp_path / "custom").mkdir()
     (tmp_path / "custom" / "untitled.md.j2").write_text("{% block text %}hello{% endblock %}\n")
-    with pytest.raises(
-        TemplateError, match=r"template custom/untitled\.md\.j2: defines no \{% block title %\}"
-    ):
-        Renderer([tmp_path]).render_clause("custom/untitled", {})
+    assert Renderer([tmp_path]).render_clause("custom/untitled", {}) == {
+        "title": "Untitled",
+        "text": "hello",
+    }
 
 
 # --- strictness and error locations --------------------------------------------------------

@@ -157,6 +157,8 @@ class Environment:
     check_message: Callable[[str], str | None] = lambda _: None
     # known clause ids, for "did you mean"; listed only then (listing loads the template engine)
     clause_ids: Callable[[], Sequence[str]] = tuple
+    # the load-time problem with a clause's templates, or None (Renderer.clause_problem)
+    check_clause: Callable[[str], str | None] = lambda _: None
 
     @classmethod
     def of(cls, plugins: Plugins, renderer: Renderer) -> Environment:
@@ -169,6 +171,7 @@ class Environment:
             plugins.fact_types,
             renderer.message_problem,
             renderer.clause_ids,
+            renderer.clause_problem,
         )
 
 
@@ -242,6 +245,7 @@ class _Builder:
     def __init__(self, env: Environment, errors: list[RulesetError]):
         self.env = env
         self.errors = errors
+        self.clause_problems: dict[str, str | None] = {}
         self.actions = set(env.actions)
         self.approvers = list(env.approvers)
 
@@ -376,12 +380,15 @@ class _Builder:
         ok = True
         sets: dict[str, Any] = {}
         for name, value in then.sets.items():
-            if name not in outputs:
+            # an undeclared output is fine (combined with `first`, SPEC §3), unless its name is
+            # a near miss of a declared one: then it is far more likely a typo than a new output
+            typo = None if name in outputs else closest(name, outputs, cutoff=0.8)
+            if typo is not None:
                 self.error(
                     ruleset,
                     (*then.path, "set", name),
-                    f"output {name!r} is not declared under outputs",
-                    closest(name, outputs),
+                    f"output {name!r} is not declared under outputs (declare it to set both)",
+                    typo,
                 )
                 ok = False
             sets[name] = self.value(ruleset, value, scope)
@@ -411,6 +418,18 @@ class _Builder:
                     closest(clause, self.env.clause_ids(), cutoff=0.8),  # ids share prefixes
                 )
                 ok = False
+            elif clause not in self.clause_problems:
+                # a template's problem is reported once, where the first rule asks for it
+                problem = self.clause_problems[clause] = self.env.check_clause(clause)
+                if problem:
+                    self.error(
+                        ruleset,
+                        (*then.path, "clause", i)
+                        if len(then.clauses) > 1
+                        else (*then.path, "clause"),
+                        f"clause template {clause!r} cannot render: {problem}",
+                    )
+                    ok = False
         for key in ("reject", "flag", "reason"):
             text = getattr(then, key)
             problem = self.env.check_message(text.value) if text is not None else None
