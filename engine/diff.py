@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from dealdesk.errors import DealdeskError, Location, RulesetError, UsageError, ValidationFailed
 from dealdesk.io.summary import WriteContext, format_message, printable
@@ -729,6 +729,16 @@ def _lines(rows: list[tuple[int, str]]) -> list[str]:
 # writers: ``write(change)`` for each changed deal as it comes, ``close()`` at the end
 
 
+class DiffWriter(Protocol):
+    """Consumes the changed deals as they come; ``close`` writes what needs the whole run."""
+
+    def __init__(self, stream: TextIO, report: DiffReport): ...
+
+    def write(self, change: DealChange) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class JsonlDiffWriter:
     """One JSON object per line for each deal whose decision changed, written as it comes."""
 
@@ -777,7 +787,11 @@ class HtmlDiffWriter:
         self.stream.write(render_html(self.report, self.rows))
 
 
-WRITERS = {"table": TableDiffWriter, "jsonl": JsonlDiffWriter, "html": HtmlDiffWriter}
+WRITERS: dict[str, type[DiffWriter]] = {
+    "table": TableDiffWriter,
+    "jsonl": JsonlDiffWriter,
+    "html": HtmlDiffWriter,
+}
 
 
 def render_html(report: DiffReport, rows: Sequence[DealChange]) -> str:

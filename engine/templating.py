@@ -29,7 +29,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from dealdesk.errors import DealdeskError, TemplateError
 from dealdesk.messages import Filter, QuickMessage, compile_message, template_context
@@ -380,7 +380,7 @@ class Renderer:
             return str(_template_file_error(exc, name))
         kinds = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
         for node in tree.find_all(kinds):
-            target = node.template
+            target = cast(Any, node).template  # every kind found has one
             if not isinstance(target, nodes.Const):
                 continue  # a name computed at render time: only rendering can tell
             names = target.value if isinstance(target.value, list | tuple) else [target.value]
