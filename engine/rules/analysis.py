@@ -289,6 +289,8 @@ def _between(low: Decimal | None, high: Decimal | None) -> Decimal:
         assert high is not None
         return -_between(-high, None)
     if high is None:
+        if low < 1:
+            return (low.to_integral_value(ROUND_FLOOR) + 1).normalize()
         high = 2 * low + 1
     top = max(abs(low), abs(high)).adjusted() + 1
     with localcontext() as exact:
@@ -327,6 +329,7 @@ class _Search:
 
     :param masks: each row's atom mask per column.
     :param rows_at: per column, per atom, the rows whose cell accepts it.
+    :param number_atoms: per column, how many of its first atoms are numbers.
     :param wanted: stop after this many combinations.
     """
 
@@ -335,11 +338,13 @@ class _Search:
         masks: Sequence[Sequence[int]],
         rows_at: Sequence[Sequence[int]],
         domains: Sequence[int],
+        number_atoms: Sequence[int],
         wanted: int,
         budget: _Budget,
     ):
         self.rows_at = rows_at
         self.domains = domains
+        self.number_atoms = number_atoms
         self.atoms = [list(_bits(d)) for d in domains]
         self.wanted = wanted
         self.budget = budget
@@ -379,12 +384,33 @@ class _Search:
             groups[rows] = groups.get(rows, 0) | 1 << atom
         gap = False
         for rows, atoms in groups.items():
-            gap = self._walk(j + 1, rows, [*prefix, atoms]) or gap
+            # values no row matches: one gap per stretch of numbers, so each gets a witness
+            parts = _stretches(atoms, self.number_atoms[j]) if not rows else [atoms]
+            for part in parts:
+                gap = self._walk(j + 1, rows, [*prefix, part]) or gap
+                if len(self.found) >= self.wanted:
+                    return True
             if len(self.found) >= self.wanted:
                 return True
         if not gap:
             self.covered.add((j, candidates))
         return gap
+
+
+def _stretches(atoms: int, numbers: int) -> list[int]:
+    """``atoms`` cut into runs of adjacent number atoms (and the other atoms, together)."""
+    runs: list[int] = []
+    run = 0
+    for atom in range(numbers):
+        if atoms >> atom & 1:
+            run |= 1 << atom
+        elif run:
+            runs.append(run)
+            run = 0
+    if run:
+        runs.append(run)
+    rest = atoms >> numbers << numbers
+    return [*runs, rest] if rest else runs
 
 
 class TableAnalysis:
@@ -423,6 +449,7 @@ class TableAnalysis:
             return
         self.masks = [[d.mask(t) for d, t in zip(self.domains, row, strict=True)] for row in tests]
         self.full = [d.full for d in self.domains]
+        self.numbers = [d.number_atoms for d in self.domains]
         self.rows_at: list[list[int]] = []  # per column, per atom: the rows that accept it
         for j, domain in enumerate(self.domains):
             rows_at = [0] * len(domain.values)
@@ -497,10 +524,12 @@ class TableAnalysis:
 
     def gaps(self, locate: Callable[[tuple[str | int, ...]], Location]) -> list[Finding]:
         table = self.table
-        search = _Search(self.masks, self.rows_at, self.full, GAP_REGIONS, self.budget)
+        search = _Search(
+            self.masks, self.rows_at, self.full, self.numbers, GAP_REGIONS, self.budget
+        )
         finished = search.run((1 << len(self.masks)) - 1)
         complete = finished and len(search.found) < GAP_REGIONS
-        regions = _merged(search.found)
+        regions = _merged(search.found, self.numbers)
         found = [
             Finding(
                 "gap",
@@ -582,7 +611,7 @@ class TableAnalysis:
 
     def covers(self, rows: Sequence[int], cells: Sequence[int]) -> bool | None:
         """Whether ``rows`` together match every input ``cells`` match (None: undecided)."""
-        search = _Search(self.masks, self.rows_at, cells, 1, self.budget)
+        search = _Search(self.masks, self.rows_at, cells, self.numbers, 1, self.budget)
         finished = search.run(sum(1 << r for r in rows))
         return False if search.found else (True if finished else None)
 
@@ -599,9 +628,10 @@ class TableAnalysis:
         return kept
 
 
-def _merged(regions: Sequence[Sequence[int]]) -> list[list[int]]:
+def _merged(regions: Sequence[Sequence[int]], numbers: Sequence[int]) -> list[list[int]]:
     """``regions`` (atom masks per column) with any two that differ in one column only made
-    one, until no two do; in the order they were found."""
+    one, until no two do, when the numbers of the two stay one stretch (so that each stretch
+    of numbers no row matches keeps a witness of its own); in the order they were found."""
     merged = [list(r) for r in regions]
     joined = True
     while joined:
@@ -610,7 +640,10 @@ def _merged(regions: Sequence[Sequence[int]]) -> list[list[int]]:
             for k in range(i + 1, len(merged)):
                 second = merged[k]
                 differ = [j for j, (a, b) in enumerate(zip(first, second, strict=True)) if a != b]
-                if len(differ) <= 1:
+                if len(differ) == 0 or (
+                    len(differ) == 1
+                    and _joinable(first[differ[0]], second[differ[0]], numbers[differ[0]])
+                ):
                     for j in differ:
                         first[j] |= second[j]
                     del merged[k]
@@ -619,6 +652,13 @@ def _merged(regions: Sequence[Sequence[int]]) -> list[list[int]]:
             if joined:
                 break
     return merged
+
+
+def _joinable(first: int, second: int, numbers: int) -> bool:
+    low = (1 << numbers) - 1
+    if first & low == second & low:
+        return True
+    return len(_stretches((first | second) & low, numbers)) == 1
 
 
 def _subject(expr: Expr) -> Field:
@@ -753,8 +793,7 @@ def writer_conflicts(
                 if not _together(earlier, later, overlapping):
                     continue
                 conflicts.append((later, _conflict(mode, name, earlier, later)))
-                if mode != "first":
-                    break  # one other writer shows the loss
+                break  # one other writer shows it: under first, the one whose value wins
         for later, message in conflicts[:CONFLICTS_LISTED]:
             path = (*later.then.path, "set", name)
             found.append(Finding("conflict", message, later.ruleset.location(path), _rows(later)))
