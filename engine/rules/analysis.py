@@ -45,8 +45,8 @@ from dealdesk.rules.model import Table
 from dealdesk.rules.policyset import CompiledRule, Environment, Policy, PolicySet, _Builder
 from dealdesk.rules.tables import CellError, parse_cell
 
-#: Steps (input values examined) the gap and shadowed-row searches of one table may take before
-#: they stop and say so; about half a second.
+#: Steps (input values examined) the gap search of one table may take, and its shadowed-row
+#: searches together, before they stop and say so; about half a second each.
 SEARCH_LIMIT = 1_000_000
 #: Rows that together shadow a row, up to which the fewest of them are named.
 FEWEST_TRIED = 12
@@ -93,6 +93,7 @@ def analyse_policy_set(
     :param facts: the paths plugins declare (``Plugins.fact_types``), to type table inputs.
     """
     findings: list[Finding] = []
+    # the scope the set was checked in (deal fields, plugin facts, outputs): the same input types
     builder = _Builder(Environment({}, extra_facts=dict(facts or {})), [])
     for policy in policy_set.policies.values():
         scope = builder.scope(policy.outputs)
@@ -461,7 +462,9 @@ class TableAnalysis:
             for r in range(s):
                 if all(a & b for a, b in zip(self.masks[r], self.masks[s], strict=True)):
                     self.overlapping.add((r, s))
+        # the gaps and the rows never reached each have a budget: one cannot starve the other
         self.budget = _Budget(SEARCH_LIMIT)
+        self.shadow_budget = _Budget(SEARCH_LIMIT)
 
     def witness(self, masks: Sequence[int]) -> dict[str, Any]:
         """A value per input, one from each column's mask."""
@@ -590,7 +593,7 @@ class TableAnalysis:
                     + (
                         f"row {cover[0] + 1} matches everything it matches"
                         if len(cover) == 1
-                        else f"rows {_and([str(r + 1) for r in cover])} together match "
+                        else f"rows {_and(_few([str(r + 1) for r in cover]))} together match "
                         "everything it matches"
                     ),
                     locate(row.path),
@@ -603,7 +606,7 @@ class TableAnalysis:
                     "limit",
                     f"table {table.id!r}: the search stopped at its limit ({SEARCH_LIMIT} "
                     f"steps) before telling whether row{'s' if len(undecided) > 1 else ''} "
-                    f"{_and([str(u) for u in undecided])} can be reached",
+                    f"{_and(_few([str(u) for u in undecided]))} can be reached",
                     locate(table.path),
                 )
             )
@@ -611,7 +614,7 @@ class TableAnalysis:
 
     def covers(self, rows: Sequence[int], cells: Sequence[int]) -> bool | None:
         """Whether ``rows`` together match every input ``cells`` match (None: undecided)."""
-        search = _Search(self.masks, self.rows_at, cells, self.numbers, 1, self.budget)
+        search = _Search(self.masks, self.rows_at, cells, self.numbers, 1, self.shadow_budget)
         finished = search.run(sum(1 << r for r in rows))
         return False if search.found else (True if finished else None)
 
@@ -684,6 +687,12 @@ def _value(value: Any) -> str:
     if isinstance(value, str) and _BARE.fullmatch(value) and value not in ("true", "false"):
         return value
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _few(items: Sequence[str], shown: int = 5) -> list[str]:
+    """``items``, the ones past ``shown`` counted in a last item."""
+    extra = len(items) - shown
+    return [*items[:shown], f"{extra} more"] if extra > 1 else list(items)
 
 
 def _and(items: Sequence[str]) -> str:
