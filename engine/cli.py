@@ -676,16 +676,25 @@ def render(
 @click.option(
     "--no-plugin-rulesets", is_flag=True, help="Leave out the rulesets that external plugins ship."
 )
+@click.option("--strict", is_flag=True, help="Count warnings as errors (exit status 1).")
 @engine_option
 @click.pass_obj
 def validate(
-    settings: Settings, rulesets: tuple[str, ...], no_plugin_rulesets: bool, engine: str | None
+    settings: Settings,
+    rulesets: tuple[str, ...],
+    no_plugin_rulesets: bool,
+    strict: bool,
+    engine: str | None,
 ) -> None:
     """Check RULESETS (files or directories; default: the house policy and plugins' rulesets).
 
     Prints each problem as file:line:col: message on standard output (the problems are this
     command's result, so they can be piped), the count on standard error, and exits with status
     1 when there is any. The other commands print ruleset problems on standard error.
+
+    A set without errors is then analysed: decision-table overlaps, gaps and rows never reached,
+    and conflicting writers of an output, each as file:line:col: warning: message. Warnings
+    leave the exit status 0, unless --strict.
     """
     try:
         application = settings.build(rulesets, no_plugin_rulesets=no_plugin_rulesets, engine=engine)
@@ -700,8 +709,24 @@ def validate(
         )
         sys.exit(1)
     _ = application.pipeline  # lowering to the engine reports what this engine cannot run
+    from dealdesk.rules.analysis import analyse_policy_set
+
+    warnings = analyse_policy_set(application.policy_set, application.plugins.fact_types)
+    for warning in warnings:
+        click.echo(str(warning))
     count = len(application.policy_set.rulesets)
-    click.echo(f"{count} ruleset{'s' if count != 1 else ''} OK")
+    summary = f"{count} ruleset{'s' if count != 1 else ''} OK"
+    if warnings:
+        files = len({w.location.file for w in warnings})
+        summary = (
+            f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''} in {files} "
+            f"file{'s' if files != 1 else ''}"
+        )
+        if strict:
+            click.echo(f"{summary} (errors under --strict)", err=True)
+            sys.exit(1)
+        summary = f"{count} ruleset{'s' if count != 1 else ''} OK, {summary}"
+    click.echo(summary)
 
 
 @main.command("test")
