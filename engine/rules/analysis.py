@@ -454,9 +454,9 @@ class TableAnalysis:
         self.rows_at: list[list[int]] = []  # per column, per atom: the rows that accept it
         for j, domain in enumerate(self.domains):
             rows_at = [0] * len(domain.values)
-            for row, cells in enumerate(self.masks):
+            for number, cells in enumerate(self.masks):
                 for atom in _bits(cells[j]):
-                    rows_at[atom] |= 1 << row
+                    rows_at[atom] |= 1 << number
             self.rows_at.append(rows_at)
         for s in range(len(self.masks)):
             for r in range(s):
