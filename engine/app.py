@@ -107,7 +107,12 @@ class App:
         """The record of one deal as read; an unparseable one gives an ``invalid`` record."""
         if source.error is not None:
             return self.source_error_record(source)
-        return self.pipeline.decide([source.deal])[0]
+        record = self.pipeline.decide([source.deal])[0]
+        if not isinstance(source.deal, Mapping):
+            # "a deal must be a mapping", said where: a record without an id is found by it
+            for error in record["errors"]:
+                error["message"] = f"{source.source}: {error['message']}"
+        return record
 
     def source_error_record(self, source: SourceDeal) -> dict[str, Any]:
         """The ``invalid`` record of a deal that could not be parsed (``deal_id`` null)."""

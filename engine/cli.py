@@ -335,6 +335,11 @@ def evaluate(
         raise click.UsageError("--scheduler needs --executor dask")
     if executor == "dask" and workers == 0:
         raise click.UsageError("--workers 0 decides in this process; it cannot use --executor dask")
+    given = click.get_current_context().get_parameter_source
+    if workers == 0 and given("deal_timeout") == click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError(
+            "--deal-timeout needs worker processes; --workers 0 decides in this process"
+        )
     if "-" in deals and (sys.stdin is None or sys.stdin.closed):
         raise UsageError("-: standard input is closed")
     outputs.check_output(output, deals)
@@ -352,12 +357,12 @@ def evaluate(
         raise click.UsageError(f"unknown --format {fmt!r}; known formats: {known}")
     reader = application.read(deals, lazy=workers != 0)
     sources: Iterator[SourceDeal] = iter(reader)
-    keep = 0
+    keep, kept = 0, 0
     if resume:
         if fmt != "jsonl":
             raise click.UsageError(f"--resume continues a JSONL output, not {fmt}")
         state = outputs.resume_records(output)
-        keep = state.length
+        keep, kept = state.length, state.count
         outputs.verify_resume(state, (_deal_id(s) for s in itertools.islice(sources, state.count)))
         if state.count and not quiet:
             click.echo(f"resuming after the {state.count:,} deals {output} holds", err=True)
@@ -389,6 +394,15 @@ def evaluate(
         on_record=summary.add,
         progress=Progress(lambda: (reader.bytes_read, reader.bytes_total)) if shown else None,
     )
+    for record in _kept(output, kept):
+        if record.get("provenance") != application.pipeline.provenance:
+            raise UsageError(
+                f"{output}: its records were decided by other rulesets or another dealdesk "
+                "than this run's; start again without --resume"
+            )
+        batch.count(record)
+    # an interrupted run never replaces a whole earlier output it cannot resume
+    replaced = output != "-" and fmt != "jsonl" and os.path.isfile(output)
     target = outputs.AtomicOutput(output, keep=keep)
     stream = target.open()
     try:
@@ -399,10 +413,13 @@ def evaluate(
     except BaseException:
         target.abort()
         raise
-    target.commit()
     result = batch.result
+    partial = _partial_name(output) if result.interrupted and replaced else None
+    target.commit(to=partial)
     if result.interrupted:
-        where = "" if output == "-" else f"; their records are in {output}"
+        where = "" if output == "-" else f"; their records are in {partial or output}"
+        if partial:
+            where += f" ({output} is left as it was)"
         again = " (run again with --resume to go on)" if fmt == "jsonl" and output != "-" else ""
         click.echo(f"interrupted: {result.deals:,} deals decided{where}{again}", err=True)
         sys.exit(130)
@@ -415,6 +432,24 @@ def evaluate(
             err=True,
         )
         sys.exit(1)
+
+
+def _kept(output: str, count: int) -> Iterator[dict[str, Any]]:
+    """The first ``count`` records of a JSONL ``output`` (what ``--resume`` keeps)."""
+    if not count:
+        return
+    from dealdesk import jsoncodec
+
+    with open(output, "rb") as stream:
+        for line in itertools.islice(stream, count):
+            yield jsoncodec.loads(line.decode())
+
+
+def _partial_name(output: str) -> str:
+    """``report.partial.html`` for ``report.html``: where an interrupted run's records go when
+    they would replace a whole earlier output."""
+    stem, suffix = os.path.splitext(output)
+    return f"{stem}.partial{suffix}"
 
 
 def _deal_id(source: SourceDeal) -> str | None:

@@ -446,8 +446,7 @@ def test_validate_documents_where_its_problems_go(run) -> None:
 def test_validate_the_house_policy(run) -> None:
     result = run("validate")
     assert result.exit_code == 0, result.stdout + result.stderr
-    # the table analysis' warnings come first (tests/rules/test_analysis.py checks them)
-    assert result.stdout.splitlines()[-1] == "3 rulesets OK, 7 warnings in 3 files"
+    assert result.stdout == "3 rulesets OK\n"
 
 
 def test_a_broken_ruleset_fails_validate_and_evaluate_with_its_location(

@@ -158,6 +158,16 @@ class Batch:
             assert done.text is not None, "an executor that encodes gives text for every deal"
             yield done.text
 
+    def count(self, record: Mapping[str, Any]) -> None:
+        """Count a final record (``--fail-on``, the summary): each decided one, and those an
+        interrupted run kept (``--resume``)."""
+        result = self.result
+        result.deals += 1
+        if self.threshold is not None:
+            result.matched += STATUS_ORDER.index(record["status"]) >= self.threshold
+        if self.on_record is not None:
+            self.on_record(record)
+
     def _counted(self, sources: Iterable[SourceDeal]) -> Iterator[SourceDeal]:
         for source in sources:
             self.read += 1
@@ -181,12 +191,7 @@ class Batch:
                         break
                     if done.text is None:
                         self.pipeline.finish(done.record)
-                    status = done.record["status"]
-                    result.deals += 1
-                    if self.threshold is not None:
-                        result.matched += STATUS_ORDER.index(status) >= self.threshold
-                    if self.on_record is not None:
-                        self.on_record(done.record)
+                    self.count(done.record)
                     if self.progress is not None:
                         self.progress.advance(result.deals, self.read)
                     yield done

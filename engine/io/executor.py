@@ -318,7 +318,10 @@ def _worker_main(
             progress.value = base | index
             outcomes.append(decide_source(app, source, encode))
         progress.value = base | len(sources)
-        conn.send((task_id, outcomes))
+        try:
+            conn.send((task_id, outcomes))
+        except OSError:
+            return  # the parent stopped the run (Ctrl-C, a closed output): nobody is waiting
 
 
 def _limit_memory(megabytes: int) -> None:
@@ -495,7 +498,10 @@ class LocalWorkers(Scheduler):
             if not worker.tasks:
                 worker.since = time.monotonic()
             worker.tasks.append(task)
-            worker.conn.send((task.id, [task.job.sources[i] for i in task.indices]))
+            try:
+                worker.conn.send((task.id, [task.job.sources[i] for i in task.indices]))
+            except OSError:  # it died since it last answered: its deals go out again
+                self._replace(worker, timed_out=False)
 
     def _start(self) -> _Worker:
         parent, child = self.context.Pipe()
@@ -584,7 +590,8 @@ class LocalWorkers(Scheduler):
                 how = _death(worker.process.exitcode)
                 job.done[culprit] = self._fault(
                     job.sources[culprit],
-                    f"the worker process deciding this deal {how}, also when it was retried alone",
+                    f"the worker process deciding this deal ended ({how}), also when it was "
+                    "retried alone",
                 )
             else:
                 job.suspects.add(culprit)

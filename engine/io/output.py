@@ -152,7 +152,10 @@ def format_for(out: str, fmt: str | None, known: Collection[str]) -> str:
     A suffix that names a known format is that format (``.csv`` → ``csv``, a plugin's
     ``.parquet`` → ``parquet``); then :data:`SUFFIX_FORMATS` (``.ndjson`` → ``jsonl``, ``.htm`` →
     ``html``, ``.txt`` → ``table``). Standard output and any other suffix give ``jsonl``. The
-    answer is lower case; whether the format exists is the caller's check.
+    answer is lower case; whether the format exists is the caller's check. Without a suffix
+    it is ``jsonl``.
+
+    :raises UsageError: a suffix that names no format (``out.tsv``): say ``--format``.
 
     :param out: the ``-o`` value (``-`` for standard output).
     :param fmt: the ``--format`` value, or ``None`` when not given.
@@ -166,6 +169,12 @@ def format_for(out: str, fmt: str | None, known: Collection[str]) -> str:
     name = suffix[1:]
     if name and name in {k.lower() for k in known}:
         return name
+    if suffix and suffix not in SUFFIX_FORMATS:
+        choices = ", ".join(sorted({*SUFFIX_FORMATS, *(f".{k.lower()}" for k in known)}))
+        raise UsageError(
+            f"{out}: cannot tell the output format from {suffix!r}; give --format, or name "
+            f"OUT with one of {choices}"
+        )
     return SUFFIX_FORMATS.get(suffix, "jsonl")
 
 
@@ -392,13 +401,14 @@ class AtomicOutput:
             # a text-only stand-in for standard output is handed over as it is, never closed
             self._borrowed = self.stream is sys.stdout
             return self.stream
-        existing = _stat(self.target)
+        # OUT itself, links followed: /dev/stdout is the pipe or file it stands for
+        existing = _stat(self.out)
         if existing is not None and stat.S_ISDIR(existing.st_mode):
             raise UsageError(f"{self.out}: is a directory; -o needs a file name")
         if existing is not None and not stat.S_ISREG(existing.st_mode):
             if self.keep:
                 raise UsageError(f"{self.out}: cannot resume: not a regular file")
-            fd = self._os(os.open, self.target, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+            fd = self._os(os.open, self.out, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
             self.direct = True
         else:
             fd = self._create_temp(existing)
@@ -407,8 +417,9 @@ class AtomicOutput:
         self.stream = _text(buffered)
         return self.stream
 
-    def commit(self) -> None:
-        """Finish: flush, sync and move the temporary file over OUT (or just flush OUT).
+    def commit(self, to: str | None = None) -> None:
+        """Finish: flush, sync and move the temporary file over OUT — or over ``to`` instead,
+        leaving OUT as it was — (or just flush OUT when it is written directly).
 
         :raises UsageError: OUT could not be written; the temporary file is removed first and
             any existing OUT is left as it was.
@@ -423,9 +434,10 @@ class AtomicOutput:
             if not self._borrowed:
                 self.stream.close()
             if self.temp is not None:
-                self._os(os.replace, self.temp, self.target)
+                target = self.target if to is None else os.path.realpath(to)
+                self._os(os.replace, self.temp, target)
                 self.temp = None
-                _sync_folder(os.path.dirname(self.target))
+                _sync_folder(os.path.dirname(target))
         except BaseException:
             self._discard()
             raise

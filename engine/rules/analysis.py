@@ -479,7 +479,7 @@ class TableAnalysis:
         found: list[Finding] = []
         if hit in ("unique", "any"):
             found.extend(self.overlaps(locate))
-        if hit in SINGLE_HIT:
+        if hit in SINGLE_HIT and self.table.complete:
             found.extend(self.gaps(locate))
         if hit == "first":
             found.extend(self.shadowed(locate))

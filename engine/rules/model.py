@@ -145,6 +145,13 @@ RULESET_SCHEMA: dict[str, Any] = {
                     },
                     "hit": {"enum": list(HIT_POLICIES), "default": "unique"},
                     "aggregation": {"enum": list(AGGREGATIONS)},
+                    "complete": {
+                        "type": "boolean",
+                        "default": True,
+                        "description": "Whether every input combination has a row (DMN's "
+                        "completeness indicator): validate reports the gaps of a complete "
+                        "table; false when the table acts only on the cases it lists.",
+                    },
                     "output_priority": {
                         "type": "object",
                         "description": "For hit priority / output order: OUTPUT -> values, highest first.",
@@ -270,6 +277,7 @@ class Table:
     description: str = ""
     order: int = 0
     path: tuple[str | int, ...] = ()
+    complete: bool = True
 
 
 @dataclass
@@ -448,6 +456,7 @@ def read_ruleset(doc: Document, *, checked: bool = False) -> Ruleset:
                 hit=raw.get("hit", "unique"),
                 aggregation=raw.get("aggregation"),
                 value_order=dict(value_order),
+                complete=raw.get("complete", True),
                 priority=priority if isinstance(priority, int) else 0,
                 description=raw.get("description", ""),
                 order=order,

@@ -176,8 +176,6 @@ def test_a_device_is_no_conflict() -> None:
         ("out.htm", "html"),
         ("out.txt", "table"),
         ("out.table", "table"),
-        ("out.parquet", "jsonl"),  # no writer for it: say nothing, write JSONL
-        ("out.yaml", "jsonl"),
         ("out", "jsonl"),
         ("dir.csv/out", "jsonl"),
         ("-", "jsonl"),
@@ -185,6 +183,13 @@ def test_a_device_is_no_conflict() -> None:
 )
 def test_format_from_the_suffix(out: str, expected: str) -> None:
     assert format_for(out, None, BUILT_IN) == expected
+
+
+@pytest.mark.parametrize("out", ["out.tsv", "out.yaml", "out.jsonl.gz"])
+def test_a_suffix_that_names_no_format_is_a_usage_error(out: str) -> None:
+    with pytest.raises(UsageError, match=r"cannot tell the output format from .*give --format"):
+        format_for(out, None, BUILT_IN)
+    assert format_for(out, "jsonl", BUILT_IN) == "jsonl"
 
 
 def test_format_flag_wins_over_the_suffix() -> None:
