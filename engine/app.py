@@ -27,7 +27,6 @@ from dealdesk.pipeline import Decision, Pipeline
 from dealdesk.rules.policyset import (
     Environment,
     PolicySet,
-    house_rulesets,
     load_policy_set,
     ruleset_files,
 )
@@ -67,7 +66,7 @@ class App:
     :ivar renderer: messages, clauses and memos over every plugin's template directory.
     :ivar policy_set: the validated, compiled rulesets.
     :ivar clauses: whether records carry rendered clause texts.
-    :ivar ruleset_files: the ruleset files loaded, in load order.
+    :ivar ruleset_files: the files loaded, in load order: rulesets and any ``approvers.yaml``.
     :ivar readers: suffix (``.json``) → reader; plugin readers override built-in ones.
     :ivar writers: format (``jsonl``) → ``func(records, out)``; plugin writers override.
     :ivar engine: the engine's name (``native``, ``durable``).
@@ -130,7 +129,8 @@ def ruleset_paths(
     *,
     no_plugin_rulesets: bool = False,
 ) -> list[Path]:
-    """The ruleset files to load, with SPEC §6/§7's ``-r`` semantics, each file once.
+    """The files to load, with SPEC §6/§7's ``-r`` semantics, each file once: the rulesets and
+    any ``approvers.yaml`` beside them (the approver ranks, never read as a ruleset).
 
     :param rulesets: explicit files or directories (``-r``); ``None`` or empty for the default.
     :param no_plugin_rulesets: leave out the rulesets of external (not built-in) plugins.
@@ -147,8 +147,7 @@ def ruleset_paths(
         if Path(family.rulesets).exists():  # a family may declare a directory it ships empty
             sources.append(Path(family.rulesets))
     files: list[Path] = []
-    # the approver ranks live next to the house rulesets but are not one (`-r rulesets/`)
-    seen: set[Path] = {(house_rulesets() / "approvers.yaml").resolve()}
+    seen: set[Path] = set()
     for file in ruleset_files(sources):
         key = file.resolve()
         if key not in seen:
