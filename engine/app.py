@@ -9,6 +9,8 @@ and a :class:`~dealdesk.pipeline.Pipeline` on the chosen engine, built on first 
 loaded. Explicit paths replace the **built-in** families' rulesets (the house policy) but keep
 those of external plugins, unless ``no_plugin_rulesets`` is set. A ruleset name defined twice is
 a validation error; the same file reached twice (a directory and a file in it) is loaded once.
+An ``approvers.yaml`` among the files gives the approver ranks (:mod:`dealdesk.rules.policyset`);
+paths that hold no ruleset at all are a usage error.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from dealdesk.engines import build_engine, engine_name
+from dealdesk.errors import UsageError
 from dealdesk.io.readers import READERS, DealReader, Reader, SourceDeal, read_deals
 from dealdesk.io.writers import WRITERS, WriteContext, WriterFactory
 from dealdesk.manager import Plugins, load_plugins
@@ -27,7 +30,7 @@ from dealdesk.pipeline import Decision, Pipeline
 from dealdesk.rules.policyset import (
     Environment,
     PolicySet,
-    house_rulesets,
+    is_approvers_file,
     load_policy_set,
     ruleset_files,
 )
@@ -67,7 +70,7 @@ class App:
     :ivar renderer: messages, clauses and memos over every plugin's template directory.
     :ivar policy_set: the validated, compiled rulesets.
     :ivar clauses: whether records carry rendered clause texts.
-    :ivar ruleset_files: the ruleset files loaded, in load order.
+    :ivar ruleset_files: the files loaded, in load order: rulesets and any ``approvers.yaml``.
     :ivar readers: suffix (``.json``) → reader; plugin readers override built-in ones.
     :ivar writers: format (``jsonl``) → ``func(records, out)``; plugin writers override.
     :ivar engine: the engine's name (``native``, ``durable``).
@@ -135,7 +138,8 @@ def ruleset_paths(
     *,
     no_plugin_rulesets: bool = False,
 ) -> list[Path]:
-    """The ruleset files to load, with SPEC §6/§7's ``-r`` semantics, each file once.
+    """The files to load, with SPEC §6/§7's ``-r`` semantics, each file once: the rulesets and
+    any ``approvers.yaml`` beside them (the approver ranks, never read as a ruleset).
 
     :param rulesets: explicit files or directories (``-r``); ``None`` or empty for the default.
     :param no_plugin_rulesets: leave out the rulesets of external (not built-in) plugins.
@@ -152,8 +156,7 @@ def ruleset_paths(
         if Path(family.rulesets).exists():  # a family may declare a directory it ships empty
             sources.append(Path(family.rulesets))
     files: list[Path] = []
-    # the approver ranks live next to the house rulesets but are not one (`-r rulesets/`)
-    seen: set[Path] = {(house_rulesets() / "approvers.yaml").resolve()}
+    seen: set[Path] = set()
     for file in ruleset_files(sources):
         key = file.resolve()
         if key not in seen:
@@ -184,13 +187,22 @@ def build(
     :param engine: ``native`` or ``durable``; ``None`` follows ``DEALDESK_ENGINE``, else the
         default engine.
     :raises ValidationFailed: every problem in the rulesets (nothing is loaded).
-    :raises UsageError: a ruleset path that does not exist or cannot be read.
+    :raises UsageError: a ruleset path that does not exist or cannot be read, or paths that
+        hold no ruleset.
     :raises PluginError: a plugin that cannot be imported or fails while registering.
     """
     chosen = engine_name(engine)
     plugins = load_plugins(autoload=autoload, disabled=disabled, enabled=enabled)
     renderer = Renderer(plugins.template_dirs, plugins.filters)
     files = ruleset_paths(plugins, rulesets, no_plugin_rulesets=no_plugin_rulesets)
+    if all(is_approvers_file(file) for file in files):
+        # no rule at all would approve every deal: a wrong -r must not look like a clean run
+        problem = (
+            f"no rulesets in {', '.join(map(str, rulesets))}: no .yaml or .yml ruleset file there"
+            if rulesets
+            else "no rulesets to load: no enabled policy family ships any; give them with -r"
+        )
+        raise UsageError(f"{problem} (with none, every deal would be approved)")
     # the one validation environment of every command (validate, evaluate, test, explain...)
     policy_set = load_policy_set(files, Environment.of(plugins, renderer))
     # plugin readers and writers are keyed like the built-in ones (suffix_key, lower case)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dealdesk import combine
+from dealdesk.deal.unknown import unknown_fields
 from dealdesk.deal.validate import check_fact_types, deal_id_of, prepare_deal
 from dealdesk.engines.base import Engine, Evaluation
 from dealdesk.errors import PluginError, record_error
@@ -33,6 +34,7 @@ class Prepared:
     deal_id: str | None
     data: dict[str, Any] | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
+    flags: list[dict[str, Any]] = field(default_factory=list)  # unknown keys (deal/unknown.py)
 
 
 @dataclass
@@ -65,6 +67,7 @@ class Pipeline:
         self.engine = engine
         self.clauses = clauses
         self.fact_types = plugins.fact_types  # merged once: the plugins are loaded
+        self.declared = tuple(sorted(self.fact_types))
         self.provenance = combine.provenance(policy_set.versions, policy_set.digest)
         self.combiner = combine.Combiner(
             policy_set.approvers, self.provenance, renderer.render_message, plugins.combine
@@ -76,11 +79,16 @@ class Pipeline:
         """Validate ``raw`` and add the engine's derived facts and every plugin's."""
         try:
             data, problems = prepare_deal(raw, self.fact_types)
+            # a typo inside a known object is said, never decided on (an invalid deal too:
+            # `unit_cots` explains the missing unit_cost)
+            flags = [f.flag() for f in unknown_fields(raw, self.declared)]
         except Exception as exc:  # a bug costs this deal only
             return Prepared(deal_id_of(raw), errors=[record_error(exc)])
         if problems or data is None:
             return Prepared(
-                deal_id_of(raw), errors=[{"path": p.path, "message": p.message} for p in problems]
+                deal_id_of(raw),
+                errors=[{"path": p.path, "message": p.message} for p in problems],
+                flags=flags,
             )
         deal_id = data.get("id")
         try:
@@ -92,8 +100,8 @@ class Pipeline:
                 )
             data.update(extra)
         except Exception as exc:  # a failing plugin, or a bug: it costs this deal only
-            return Prepared(deal_id, errors=[record_error(exc)])
-        return Prepared(deal_id, data)
+            return Prepared(deal_id, errors=[record_error(exc)], flags=flags)
+        return Prepared(deal_id, data, flags=flags)
 
     def _fact_owner(self, path: str) -> str:
         # the plugin that declares the fact answers for its value
@@ -137,6 +145,9 @@ class Pipeline:
             except Exception as exc:  # a message that cannot render, an output past JSON, a bug
                 record = self.invalid(item.deal_id, [record_error(exc)])
             decisions.append(Decision(record, evaluation.runs, item.data))
+        for item, decision in zip(prepared, decisions, strict=True):
+            if item.flags:  # after the rules' flags; status and approvals stay as decided
+                decision.record["flags"].extend(item.flags)
         return decisions
 
     def combine(

@@ -113,7 +113,20 @@ def decision_json_schema() -> dict[str, Any]:
                 },
             },
             "reasons": {"type": "array", "items": message},
-            "flags": {"type": "array", "items": message},
+            "flags": {
+                "type": "array",
+                "description": (
+                    "The rules' flags, then dealdesk's own about the deal: an unknown key inside "
+                    "a known object or line (policy and rule empty, path naming the key)."
+                ),
+                "items": {
+                    **message,
+                    "properties": {
+                        **message["properties"],  # type: ignore[dict-item]
+                        "path": {"type": "string", "description": "The deal's unknown key."},
+                    },
+                },
+            },
             "clauses": {
                 "type": "array",
                 "description": "Empty unless clauses were asked for (--clauses).",

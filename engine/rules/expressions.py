@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -181,6 +182,7 @@ _COMPARE_OPS = {
     ast.GtE: ">=",
 }
 _ARITH_OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+_BIT_SLIPS = {ast.BitAnd: "and", ast.BitOr: "or"}
 _NUMERIC = {"number", "any"}
 
 #: Deepest nesting of sub-expressions (``not not ...``, ``1 + 1 + ...``, parentheses that hold an
@@ -217,6 +219,9 @@ def parse_expression(text: str, scope: Scope, *, value: bool = False) -> Expr:
             line, col = len(lines), len(lines[-1])
         if exc.msg == "too many nested parentheses":  # Python's own limit, 200
             raise ExpressionError(_TOO_DEEP, (line, col)) from None
+        slip = find_slip(text)
+        if slip is not None:
+            raise ExpressionError(*slip) from None
         detail = "" if exc.msg == "invalid syntax" else f": {exc.msg}"
         raise ExpressionError(f"invalid syntax{detail}", (line, col)) from None
     _check_depth(tree.body)
@@ -226,6 +231,38 @@ def parse_expression(text: str, scope: Scope, *, value: bool = False) -> Expr:
 
 
 _TOO_DEEP = f"expression nested too deeply (limit {MAX_DEPTH})"
+
+#: Operators of other languages that people type in a condition, and the Python one meant.
+_SLIPS = {
+    "===": "==",
+    "!==": "!=",
+    "=>": ">=",
+    "=<": "<=",
+    "&&": "and",
+    "||": "or",
+    "<>": "!=",
+    "=": "==",
+    "!": "not",
+}
+# Longest first; a lone `=` or `!` is one that is not part of ==, !=, <=, >=.
+_SLIP = re.compile(r"===|!==|=>|=<|&&|\|\||<>|(?<![=!<>])=(?!=)|!(?!=)")
+# A string literal, so that a slip is never looked for inside one ("a => b" is text).
+_STRING_LITERAL = re.compile(r"\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'")
+
+
+def find_slip(text: str) -> tuple[str, Pos, str] | None:
+    """The first operator of another language in ``text`` (``=>``, ``&&``, ``||``, a single
+    ``=``, ``!`` ...), outside string literals, as (message, position, the Python operator
+    meant); None when there is none. Asked only of a text Python cannot parse."""
+    blanked = _STRING_LITERAL.sub(lambda m: " " * len(m.group()), text)
+    found = _SLIP.search(blanked)
+    if found is None:
+        return None
+    slip, start = found.group(), found.start()
+    line = text.count("\n", 0, start) + 1
+    col = start - (text.rfind("\n", 0, start) + 1)
+    what = "assigns; it does not compare" if slip == "=" else "is not an operator here"
+    return f"invalid syntax: {slip!r} {what}", (line, col), _SLIPS[slip]
 
 
 def _check_depth(root: ast.expr) -> None:
@@ -254,6 +291,17 @@ class _Parser:
     @staticmethod
     def pos(node: ast.AST) -> Pos:
         return (getattr(node, "lineno", 2) - 1, getattr(node, "col_offset", 0))
+
+    def operator_pos(self, node: ast.BinOp, symbol: str) -> Pos:
+        """Where ``symbol``, the operator of ``node``, is written (after its left operand)."""
+        lines = self.source.split("\n")
+        line, col = node.left.end_lineno or node.lineno, node.left.end_col_offset or 0
+        while line <= len(lines):
+            found = lines[line - 1].find(symbol, col)
+            if found >= 0:
+                return (line - 1, found)
+            line, col = line + 1, 0
+        return self.pos(node)
 
     def fail(self, node: ast.AST, message: str, suggestion: str | None = None) -> ExpressionError:
         return ExpressionError(message, self.pos(node), suggestion)
@@ -300,6 +348,14 @@ class _Parser:
     def on_BinOp(self, node: ast.BinOp) -> Expr:
         op = _ARITH_OPS.get(type(node.op))
         if op is None:
+            word = _BIT_SLIPS.get(type(node.op))
+            if word is not None:  # `a > 1 & b < 2`: the `and` of another language
+                symbol = "&" if word == "and" else "|"
+                raise ExpressionError(
+                    f"{symbol!r} is not an operator here",
+                    self.operator_pos(node, symbol),
+                    word,
+                )
             raise self.fail(
                 node, f"the operator {type(node.op).__name__} is not allowed (use + - * /)"
             )

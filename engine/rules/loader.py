@@ -255,13 +255,80 @@ def _documents(loader_class: type[Any], text: str, file: str) -> Iterator[Docume
             doc.data = _construct(loader, node, (), doc)
             yield doc
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
-        raise RulesetError(f"invalid YAML: {exc.problem or exc.context}", where) from None
+        raise yaml_error(exc, text, file) from None
     except yaml.YAMLError as exc:
         raise RulesetError(f"invalid YAML: {exc}", Location(file)) from None
     finally:
         loader.dispose()
+
+
+def yaml_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> RulesetError:
+    """PyYAML's error, located where the mistake is rather than where the parser gave up.
+
+    The scanner notices a key without its ``:`` (or text under-indented below a block scalar's
+    key) only on the next line, and an unclosed quote or bracket only at the end: the place it
+    started reading (the error's context mark) is where the author must look.
+    """
+    problem = str(exc.problem or exc.context or "")
+    context = str(exc.context or "")
+    mark, start = exc.problem_mark, exc.context_mark
+    where = mark or start
+    if mark is not None and start is not None and start.line < mark.line:
+        if problem == "could not find expected ':'":
+            return RulesetError(f"invalid YAML: {_NO_COLON}", _at(file, start))
+        if context.startswith("while scanning a quoted scalar"):
+            return RulesetError("invalid YAML: this quoted text is never closed", _at(file, start))
+        if context in ("while parsing a flow sequence", "while parsing a flow mapping"):
+            opener = "[" if "sequence" in context else "{"
+            return RulesetError(
+                f"invalid YAML: the {opener!r} here is not closed where expected: {problem} "
+                f"at line {mark.line + 1}, column {mark.column + 1}",
+                _at(file, start),
+            )
+    if problem == "mapping values are not allowed here" and mark is not None:
+        # `require cfo` then `reason: x` below it: one plain text across both lines, whose ':'
+        # is refused; the line above, without its ':', is the mistake
+        line = _line_missing_colon(text, mark.line)
+        if line is not None:
+            return RulesetError(f"invalid YAML: {_NO_COLON}", Location(file, line[0], line[1]))
+    if problem.startswith("could not determine a constructor for the tag '!") and where:
+        # `when: !risk_offer`: YAML reads a leading ! as a tag
+        return RulesetError(
+            "invalid YAML: a value that starts with '!' is a YAML tag; quote the value "
+            "(and in a condition write `not`, not `!`)",
+            _at(file, where),
+        )
+    hint = " (check this line's indentation)" if problem.startswith("expected <block end>") else ""
+    return RulesetError(
+        f"invalid YAML: {problem}{hint}", _at(file, where) if where else Location(file)
+    )
+
+
+_NO_COLON = "this line has no ':' after its key (or it needs indenting under the key above)"
+
+
+def _at(file: str, mark: Any) -> Location:
+    return Location(file, mark.line + 1, mark.column + 1)
+
+
+def _line_missing_colon(text: str, index: int) -> tuple[int, int] | None:
+    """(line, column) of the line above line ``index`` (0-based) when it is a key without its
+    ``:`` at the same indentation, which YAML then reads as text continued onto line ``index``."""
+    lines = text.split("\n")
+    if index >= len(lines):
+        return None
+    here = lines[index]
+    indent = len(here) - len(here.lstrip(" "))
+    for number in range(index - 1, -1, -1):
+        content = lines[number].split(" #", 1)[0].rstrip()
+        if not content.strip() or content.lstrip().startswith("#"):
+            continue
+        above_indent = len(content) - len(content.lstrip(" "))
+        body = content.strip()
+        if above_indent != indent or ":" in body or body[0] in "-[{|>'\"&*!%@`":
+            return None
+        return number + 1, indent + 1
+    return None
 
 
 def _construct(loader: Any, node: yaml.Node, path: Path, doc: Document) -> Any:

@@ -374,6 +374,13 @@ def _schema_errors(doc: Document) -> list[RulesetError]:
                 message = f"unknown key {extra[0]!r}" + (
                     "" if suggestion else f" (allowed: {', '.join(allowed)})"
                 )
+                if extra[0] == "approvers" and not path[:-1]:
+                    # the ranks are the whole set's, so they are a file of their own
+                    suggestion = None
+                    message = (
+                        "unknown key 'approvers': approver ranks go in an approvers.yaml "
+                        "beside the rulesets"
+                    )
             else:
                 message = error.message
         elif error.validator == "enum":

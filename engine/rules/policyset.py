@@ -60,6 +60,10 @@ if TYPE_CHECKING:
     from dealdesk.templating import Renderer
 
 RULESET_SUFFIXES = (".yaml", ".yml")
+#: A file of one of these names among the rulesets holds the approver ranks, never a ruleset.
+APPROVERS_FILES = frozenset({"approvers.yaml", "approvers.yml"})
+#: How messages name the house ranks (the file inside the installed package is a long path).
+HOUSE_APPROVERS = "rulesets/approvers.yaml"
 
 
 @dataclass
@@ -185,12 +189,64 @@ def house_rulesets() -> Path:
 
 def house_approvers() -> list[str]:
     """Approver roles in rank order, from ``rulesets/approvers.yaml``."""
-    path = house_rulesets() / "approvers.yaml"
-    return list(load_yaml_cached(path.read_text(encoding="utf-8"), str(path)).data["approvers"])
+    return read_approvers(house_rulesets() / "approvers.yaml")
+
+
+def is_approvers_file(path: Path) -> bool:
+    """Whether ``path`` holds approver ranks (``approvers.yaml``) rather than a ruleset."""
+    return path.name in APPROVERS_FILES
+
+
+def read_approvers(path: Path) -> list[str]:
+    """The approver roles of an ``approvers.yaml``, lowest rank first.
+
+    The file holds one key, ``approvers``: a list of distinct role names.
+
+    :raises RulesetError: the file's first problem, located.
+    :raises UsageError: the file cannot be read.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read: {exc}") from None
+    doc = load_yaml_cached(text, str(path))
+    data = doc.data
+    if not isinstance(data, dict) or "approvers" not in data:
+        raise RulesetError(
+            "an approvers file holds the approver ranks: `approvers: [lowest, ..., highest]`",
+            doc.location(()),
+        )
+    for key in data:
+        if key != "approvers":
+            raise RulesetError(
+                f"unknown key {key!r} (an approvers file holds only `approvers`)",
+                doc.key_location((key,)),
+                closest(key, ["approvers"]),
+            )
+    roles = data["approvers"]
+    if not isinstance(roles, list) or not roles:
+        raise RulesetError(
+            "approvers: expected a list of roles, lowest rank first", doc.location(("approvers",))
+        )
+    seen: set[str] = set()
+    for i, role in enumerate(roles):
+        if not isinstance(role, str) or not role.strip():
+            raise RulesetError(
+                f"approvers: a role is a name, got {short_repr(role)}",
+                doc.location(("approvers", i)),
+            )
+        if role in seen:
+            raise RulesetError(
+                f"approvers: role {role!r} is listed twice", doc.location(("approvers", i))
+            )
+        seen.add(role)
+    return list(roles)
 
 
 def ruleset_files(paths: Iterable[Path | str]) -> list[Path]:
-    """Every ruleset file under ``paths`` (files as given, directories searched, sorted)."""
+    """Every file of the set under ``paths`` (files as given, directories searched, sorted):
+    the rulesets and any approver ranks (:func:`is_approvers_file`), which
+    :func:`load_policy_set` tells apart."""
     files: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -208,12 +264,19 @@ def ruleset_files(paths: Iterable[Path | str]) -> list[Path]:
 def load_policy_set(paths: Iterable[Path | str], env: Environment) -> PolicySet:
     """Read, validate and compile the rulesets under ``paths``.
 
+    An ``approvers.yaml`` among them gives the approver ranks in place of ``env.approvers``
+    (the house ranks); several must agree.
+
     :raises ValidationFailed: with every problem found; nothing is loaded then.
     :raises UsageError: when a path does not exist or cannot be read.
     """
     errors: list[RulesetError] = []
     rulesets: list[Ruleset] = []
-    for path in ruleset_files(paths):
+    files = ruleset_files(paths)
+    ranks = _ranks([f for f in files if is_approvers_file(f)], errors)
+    for path in files:
+        if is_approvers_file(path):
+            continue
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
@@ -234,20 +297,60 @@ def load_policy_set(paths: Iterable[Path | str], env: Environment) -> PolicySet:
             rulesets.append(ruleset)
         except RulesetError as exc:
             errors.append(exc)
-    builder = _Builder(env, errors)
+    builder = _Builder(env, errors, ranks)
     policy_set = builder.build(rulesets)
     if errors:
         raise ValidationFailed(errors)
     return policy_set
 
 
+def _ranks(files: list[Path], errors: list[RulesetError]) -> tuple[list[str], str] | None:
+    """The approver ranks of the set's ``approvers.yaml`` files and the one that gave them, or
+    None when there is none (or none readable: its problem is in ``errors``)."""
+    found: tuple[list[str], str] | None = None
+    for path in files:
+        try:
+            roles = read_approvers(path)
+        except RulesetError as exc:
+            errors.append(exc)
+            continue
+        name = _approvers_name(path)
+        if found is None:
+            found = (roles, name)
+        elif roles != found[0]:
+            errors.append(
+                RulesetError(
+                    f"approver ranks differ from those in {found[1]}; "
+                    "a set has one approvers.yaml (or copies of it)",
+                    Location(str(path), 1, 1),
+                )
+            )
+    return found
+
+
+def _approvers_name(path: Path) -> str:
+    house = house_rulesets() / "approvers.yaml"
+    try:
+        return HOUSE_APPROVERS if path.resolve() == house.resolve() else str(path)
+    except OSError:
+        return str(path)
+
+
 class _Builder:
-    def __init__(self, env: Environment, errors: list[RulesetError]):
+    def __init__(
+        self,
+        env: Environment,
+        errors: list[RulesetError],
+        ranks: tuple[list[str], str] | None = None,
+    ):
         self.env = env
         self.errors = errors
         self.clause_problems: dict[str, str | None] = {}
         self.actions = set(env.actions)
-        self.approvers = list(env.approvers)
+        # the set's own approvers.yaml replaces the environment's (house) ranks
+        self.approvers = list(ranks[0]) if ranks else list(env.approvers)
+        self.approvers_file = ranks[1] if ranks else HOUSE_APPROVERS
+        self.custom_ranks = ranks is not None and ranks[0] != list(env.approvers)
 
     def error(
         self,
@@ -299,6 +402,8 @@ class _Builder:
         digest = hashlib.sha256()
         for ruleset in sorted(seen.values(), key=lambda r: r.name):
             digest.update(ruleset.name.encode() + b"\0" + ruleset.source.encode() + b"\0")
+        if self.custom_ranks:  # they order approvals; the house ranks go with dealdesk's version
+            digest.update(b"approvers\0" + "\0".join(self.approvers).encode())
         return PolicySet(
             policies, list(seen.values()), self.approvers, f"sha256:{digest.hexdigest()}"
         )
@@ -405,7 +510,7 @@ class _Builder:
                 self.error(
                     ruleset,
                     path,
-                    f"unknown approver role {role!r} (see rulesets/approvers.yaml)",
+                    f"unknown approver role {role!r} (see {self.approvers_file})",
                     closest(role, self.approvers),
                 )
                 ok = False
