@@ -379,6 +379,8 @@ class DaskExecutor(Scheduler):
         self.events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self.threads = 1
         self.sized = 0.0
+        self.looked = 0.0  # when the workers were last counted
+        self.workerless_since: float | None = None
         # distributed logs through handlers of its own on its root logger (its children have
         # levels of their own): quiet those, as LocalCluster's silence_logs does; a worker
         # dying is said in its deal's record
@@ -398,13 +400,13 @@ class DaskExecutor(Scheduler):
             try:
                 self.client = distributed.Client(address, timeout="10s", set_as_default=False)
             except (OSError, TimeoutError) as exc:
-                raise DealdeskError(
+                raise UsageError(
                     f"cannot connect to the Dask scheduler at {address}: {_one_line(exc)}"
                 ) from None
             try:
                 self.client.wait_for_workers(1, timeout=_WORKERS_TIMEOUT)
             except (OSError, TimeoutError):
-                raise DealdeskError(
+                raise UsageError(
                     f"the Dask scheduler at {address} has no worker "
                     f"(waited {_WORKERS_TIMEOUT:g} s); start some with `dask worker {address}`"
                 ) from None
@@ -496,6 +498,7 @@ class DaskExecutor(Scheduler):
         try:
             kind, what = self.events.get(timeout=0.2)
         except queue.Empty:
+            self._check_workers()
             return
         while True:
             if kind == "done":
@@ -506,6 +509,26 @@ class DaskExecutor(Scheduler):
                 kind, what = self.events.get_nowait()
             except queue.Empty:
                 return
+
+    def _check_workers(self) -> None:
+        """Stop the run, saying so, when the cluster has had no worker for a while (nannies
+        that gave up restarting would otherwise leave it waiting for ever)."""
+        now = time.monotonic()
+        if now - self.looked < _RESIZE_EVERY:
+            return
+        self.looked = now
+        try:
+            alive = bool(self.client.scheduler_info().get("workers"))
+        except (OSError, TimeoutError):
+            alive = False
+        if alive:
+            self.workerless_since = None
+        elif self.workerless_since is None:
+            self.workerless_since = now
+        elif now - self.workerless_since > _WORKERS_TIMEOUT:
+            raise DealdeskError(
+                f"the Dask cluster has had no worker for {_WORKERS_TIMEOUT:g} s; the run stops"
+            )
 
     def _done(self, task: _Task) -> None:
         if self.pending.pop(task.id, None) is None:
@@ -569,7 +592,7 @@ class DaskExecutor(Scheduler):
                 task.job.sources[index],
                 f"the Dask worker process deciding this deal ended{times}, also when the deal "
                 f"was retried alone (a crash, an exit, out of memory, or stuck in code that "
-                f"never returns); the Dask logs of worker {worker} say which",
+                "never returns); the Dask workers' logs say which",
             )
             self._finish_job(task.job)
 
@@ -594,7 +617,7 @@ class DaskExecutor(Scheduler):
             raise DealdeskError(
                 f"deal {deal_id_of(task.job.sources[index].parsed().deal)!r} is past its time budget on Dask "
                 f"worker {worker}, which could not be restarted to stop it "
-                f"({restarted.get(worker)}); run the workers under a nanny (dask worker's default)"
+                f"({restarted.get(worker)}); workers need a nanny to be restarted (dask worker's default)"
             )
         task.job.done[index] = self._fault(
             task.job.sources[index],

@@ -281,7 +281,23 @@ def _yaml_loader() -> type[Any]:
         PyYAML raises a bare ``ValueError`` for ``close: 2026-13-01`` (month 13) or an integer of
         more than 4300 digits, which would cost the whole document. Kept as the text (the date)
         or a ``Decimal`` (the integer), the deal is read and ``validate_deal`` names the field.
+
+        A key written twice in one mapping is an error (PyYAML keeps the last one silently), as
+        it is in JSON; keys a merge (``<<``) brings may be overridden, as YAML means them to.
         """
+
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+            seen: set[tuple[str, str]] = set()
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                    continue
+                key = (key_node.tag, key_node.value)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep)
 
         def construct_yaml_timestamp(self, node: yaml.Node) -> object:
             try:

@@ -215,6 +215,17 @@ def test_read_yaml_a_broken_document_costs_only_itself(tmp_path: Path) -> None:
     ]
 
 
+def test_read_yaml_a_duplicate_key_costs_only_its_document(tmp_path: Path) -> None:
+    text = "id: D-1\n---\nid: D-2\ncurrency: USD\nid: D-3\n---\nbase: &b {id: D-4}\n<<: *b\n"
+    path = write(tmp_path / "d.yaml", text)
+    assert summary(read_yaml(path)) == [
+        (f"{path}:1", {"id": "D-1"}, None),
+        (f"{path}:5", None, f"{path}:5: invalid YAML: duplicate key 'id' at column 1"),
+        # a merge may bring a key the mapping has too: that is YAML, not a duplicate
+        (f"{path}:7", {"base": {"id": "D-4"}, "id": "D-4"}, None),
+    ]
+
+
 def test_read_yaml_a_broken_single_document_is_one_invalid_record(tmp_path: Path) -> None:
     path = write(tmp_path / "d.yaml", "# one deal\nid: D-1\nlines: [{a: 1}\n")
     [(source, deal, error)] = summary(read_yaml(path))
