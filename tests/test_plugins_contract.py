@@ -163,8 +163,8 @@ def test_a_near_miss_of_a_declared_output_is_still_a_validation_error(
     result = run("validate", tmp_path / "rs")
     assert result.exit_code == 1
     assert result.stdout == (
-        f"{path}:9:31: output 'margin_flor' is not declared under outputs (declare it to set "
-        "both) (did you mean 'margin_floor'?)\n"
+        f"{path}:9:31: output 'margin_flor' is not declared under outputs "
+        "(did you mean 'margin_floor'?)\n"
     )
 
 

@@ -492,7 +492,7 @@ class _Builder:
                 self.error(
                     ruleset,
                     (*then.path, "set", name),
-                    f"output {name!r} is not declared under outputs (declare it to set both)",
+                    f"output {name!r} is not declared under outputs",
                     typo,
                 )
                 ok = False

@@ -131,7 +131,7 @@ rules:
         f"{path}:13:21: < compares numbers, but 'x' is a string",
         f"{path}:14:20: unknown clause template 'billing/nothing' (no billing/nothing.md.j2 in any template directory)",
         f"{path}:17:20: unknown action 'no_such_action' (no plugin registers it)",
-        f"{path}:17:48: output 'flor' is not declared under outputs (declare it to set both) (did you mean 'floor'?)",
+        f"{path}:17:48: output 'flor' is not declared under outputs (did you mean 'floor'?)",
         f"{path}:21:7: unknown path 'customer.regon' (did you mean 'customer.region'?)",
         f"{path}:22:33: unknown path 'margn' (did you mean 'margin'?)",
     ]
