@@ -1,0 +1,147 @@
+"""``dealdesk test``: its pytest-like report, -v, -k, the failure diff and coverage."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from dealdesk.testing import CliRunner, Result
+
+ROOT = Path(__file__).resolve().parents[1]
+ACME = ROOT / "examples" / "deals" / "acme-risk.yaml"
+
+RULESET = """\
+ruleset: small
+policy: partner-margin
+version: "1"
+outputs:
+  tier: {combine: first, type: string}
+rules:
+  - id: S-1
+    when: risk_offer
+    then: {require: deal_desk, set: {tier: "= partner.tier"}}
+  - id: S-2
+    when: customer.government
+    then: {require: legal}
+tables:
+  - id: S-T
+    hit: first
+    complete: false
+    inputs: [partner.tier]
+    rows:
+      - when: [select]
+        then: {set: {floor: 0.3}}
+      - when: [gold]
+        then: {set: {floor: 0.2}}
+tests:
+  - name: risk offer
+    deal: {file: deal.yaml}
+    expect: {status: needs_approval, fired: [S-1], approvals: [deal_desk], outputs: {tier: select}}
+"""
+
+WRONG = """\
+  - name: all wrong
+    deal: {file: deal.yaml}
+    expect:
+      status: approved
+      fired: [S-2, S-1]
+      not_fired: [S-T]
+      approvals: [legal, deal_desk]
+      outputs: {tier: gold}
+"""
+
+
+@pytest.fixture
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder with the acme deal, the working directory of the runs."""
+    (tmp_path / "deal.yaml").write_text(ACME.read_text())
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def dealdesk_test(cli_runner: CliRunner, *args: str) -> tuple[Result, str]:
+    """Run ``dealdesk test ARGS`` and its stdout with the time taken made ``in T``."""
+    result = cli_runner.run("test", *args, env={"DEALDESK_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    return result, re.sub(r" in \d+\.\d\ds$", " in T", result.stdout, flags=re.M)
+
+
+def write(folder: Path, name: str, extra: str = "", prefix: str = "S") -> None:
+    text = RULESET.replace("ruleset: small", f"ruleset: {name[:-5]}").replace("S-", f"{prefix}-")
+    (folder / name).write_text(text + extra)
+
+
+def test_a_passing_run_is_one_line_per_file(cli_runner: CliRunner, folder: Path) -> None:
+    write(folder, "small.yaml")
+    result, out = dealdesk_test(cli_runner, "small.yaml")
+    assert result.exit_code == 0, result.stderr
+    assert out == "small.yaml . [1 case]\n\n1 passed, 0 failed in T\n"
+
+
+def test_a_failing_run_ends_with_each_failure_as_a_diff(
+    cli_runner: CliRunner, folder: Path
+) -> None:
+    write(folder, "small.yaml", WRONG)
+    (folder / "sub").mkdir()
+    (folder / "sub" / "deal.yaml").write_text(ACME.read_text())
+    write(folder / "sub", "other.yaml", prefix="O")
+    result, out = dealdesk_test(cli_runner, "small.yaml", "sub/other.yaml")
+    assert result.exit_code == 1
+    assert out == (
+        "small.yaml .F [2 cases]\n"
+        "sub/other.yaml . [1 case]\n"
+        "\n"
+        "FAILURES\n"
+        "\n"
+        "small.yaml::all wrong at small.yaml:27:5\n"
+        "  --- expected\n"
+        "  +++ actual\n"
+        "  -status: approved\n"
+        "  +status: needs_approval\n"
+        "   fired:\n"
+        "     - S-1\n"
+        "  +  - S-T\n"
+        "     - O-1\n"
+        "     - O-T\n"
+        "  -  - S-2\n"
+        "   approvals:\n"
+        "     - deal_desk\n"
+        "  -  - legal\n"
+        "   outputs:\n"
+        "  -  tier: gold\n"
+        "  +  tier: select\n"
+        "\n"
+        "2 passed, 1 failed in T\n"
+    )
+
+
+def test_verbose_prints_a_line_per_case(cli_runner: CliRunner, folder: Path) -> None:
+    write(folder, "small.yaml", WRONG)
+    result, out = dealdesk_test(cli_runner, "small.yaml", "-v")
+    assert result.exit_code == 1
+    assert out.splitlines()[:3] == [
+        "PASS small.yaml::risk offer",
+        "FAIL small.yaml::all wrong",
+        "",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("expression", "lines", "code"),
+    [
+        ("risk", ["PASS small.yaml::risk offer", "", "1 passed, 0 failed, 1 deselected in T"], 0),
+        ("not risk", ["FAIL small.yaml::all wrong"], 1),
+        ("small.yaml::all", ["FAIL small.yaml::all wrong"], 1),
+        ("nothing like it", ["no test cases in 1 ruleset (2 deselected)"], 0),
+    ],
+)
+def test_k_selects_cases_by_file_and_name(
+    cli_runner: CliRunner, folder: Path, expression: str, lines: list[str], code: int
+) -> None:
+    write(folder, "small.yaml", WRONG)
+    result, out = dealdesk_test(cli_runner, "small.yaml", "-v", "-k", expression)
+    assert result.exit_code == code
+    assert out.splitlines()[: len(lines)] == lines
+    if code:
+        assert out.splitlines()[-1] == "0 passed, 1 failed, 1 deselected in T"
