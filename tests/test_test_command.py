@@ -145,3 +145,48 @@ def test_k_selects_cases_by_file_and_name(
     assert out.splitlines()[: len(lines)] == lines
     if code:
         assert out.splitlines()[-1] == "0 passed, 1 failed, 1 deselected in T"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "      status: approved",
+            "      policy_stauts: approved",
+            "small.yaml:30:7: unknown key 'policy_stauts' (did you mean 'policy_status'?)",
+        ),
+        (
+            "      fired: [S-2, S-1]",
+            "      fired: S-1",
+            'small.yaml:31:14: expect.fired: expected a list of rule or table ids, got "S-1"',
+        ),
+        (
+            "      outputs: {tier: gold}",
+            "      flags: -1",
+            "small.yaml:34:14: expect.flags: expected a count (0 or more), got -1",
+        ),
+    ],
+)
+def test_a_wrong_expect_key_is_a_load_error_at_its_place(
+    cli_runner: CliRunner, folder: Path, old: str, new: str, message: str
+) -> None:
+    write(folder, "small.yaml", WRONG.replace(old, new))
+    assert new in (folder / "small.yaml").read_text()
+    for command in ("test", "validate"):
+        result = cli_runner.run(
+            command, "small.yaml", env={"DEALDESK_DISABLE_PLUGIN_AUTOLOAD": "1"}
+        )
+        assert result.exit_code == 1
+        assert message in (result.stdout + result.stderr).splitlines()
+
+
+def test_every_expect_key_is_documented_and_checked() -> None:
+    from dealdesk.rules.model import EXPECT_KEYS, RULESET_SCHEMA
+
+    docs = (ROOT / "docs" / "rulesets.md").read_text()
+    section = docs[docs.index("## Tests next to the rules") :]
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \|", section, flags=re.M)
+    assert {key: kind.strip() for key, kind in rows} == {k: v[0] for k, v in EXPECT_KEYS.items()}
+    expect = RULESET_SCHEMA["properties"]["tests"]["items"]["properties"]["expect"]
+    assert set(expect["properties"]) == set(EXPECT_KEYS)
+    assert expect["additionalProperties"] is False
