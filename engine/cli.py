@@ -775,6 +775,12 @@ def validate(
 )
 @click.option("--coverage", is_flag=True, help="Show which rules and table rows no case fired.")
 @click.option(
+    "--fail-under",
+    type=click.FloatRange(0, 100),
+    metavar="PCT",
+    help="Exit 1 when the total coverage of rules and table rows is below PCT (implies --coverage).",
+)
+@click.option(
     "--no-plugin-rulesets", is_flag=True, help="Leave out the rulesets that external plugins ship."
 )
 @engine_option
@@ -785,6 +791,7 @@ def test_command(
     verbose: bool,
     expression: str | None,
     coverage: bool,
+    fail_under: float | None,
     no_plugin_rulesets: bool,
     engine: str | None,
 ) -> None:
@@ -797,7 +804,14 @@ def test_command(
     import time
 
     from dealdesk.rules.policyset import ruleset_files
-    from dealdesk.ruletests import format_report, run_tests, selector, shown_path, summary_line
+    from dealdesk.ruletests import (
+        format_coverage,
+        format_report,
+        run_tests,
+        selector,
+        shown_path,
+        summary_line,
+    )
 
     started = time.perf_counter()
     application = settings.build(rulesets, no_plugin_rulesets=no_plugin_rulesets, engine=engine)
@@ -810,15 +824,9 @@ def test_command(
     color = sys.stdout.isatty()  # styles on a terminal only, never in a pipe or a file
     for line in format_report(report, verbose=verbose):
         click.echo(line, color=color)
-    if coverage:
-        click.echo("")
-        click.echo("Coverage (rules and table rows fired by at least one case):")
-        for cov in report.coverage:
-            click.echo(
-                f"  {cov.ruleset.name:<24} {cov.covered:>3}/{len(cov.units):<3} {cov.percent:5.1f}%  {_display(cov.ruleset.file)}"
-            )
-            if cov.never_fired:
-                click.echo(f"    never fired: {', '.join(cov.never_fired)}")
+    if coverage or fail_under is not None:
+        for line in format_coverage(report):
+            click.echo(line)
     if not report.results:
         count = len(chosen)
         text = f"no test cases in {count} ruleset{'s' if count != 1 else ''}"
@@ -827,7 +835,12 @@ def test_command(
         click.echo(text)
     else:
         click.echo(summary_line(report, time.perf_counter() - started), color=color)
-    if report.failed:
+    below = fail_under is not None and report.total_percent < fail_under
+    if below:
+        click.echo(
+            f"coverage {report.total_percent:.1f}% is below --fail-under {fail_under:g}%", err=True
+        )
+    if report.failed or below:
         sys.exit(1)
 
 

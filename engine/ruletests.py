@@ -40,6 +40,7 @@ __all__ = [
     "Coverage",
     "Mismatch",
     "TestReport",
+    "format_coverage",
     "format_report",
     "load_case_deal",
     "merge_patch",
@@ -99,6 +100,11 @@ class Coverage:
     def never_fired(self) -> list[str]:
         return [label for key, label in self.units if key not in self.fired]
 
+    def counts(self, rows: bool) -> tuple[int, int]:
+        """(covered, total) of the rules (``rows`` False) or of the table rows (True)."""
+        chosen = [key for key, label in self.units if (" row " in label) == rows]
+        return sum(1 for key in chosen if key in self.fired), len(chosen)
+
 
 @dataclass
 class TestReport:
@@ -116,6 +122,13 @@ class TestReport:
     @property
     def failed(self) -> int:
         return sum(1 for r in self.results if not r.passed)
+
+    @property
+    def total_percent(self) -> float:
+        """Rules and table rows fired by some case, of every chosen ruleset, in percent."""
+        units = sum(len(c.units) for c in self.coverage)
+        covered = sum(c.covered for c in self.coverage)
+        return 100.0 * covered / units if units else 100.0
 
 
 def merge_patch(base: Any, patch: Any) -> Any:
@@ -385,6 +398,24 @@ def format_report(report: TestReport, *, verbose: bool = False) -> list[str]:
             lines += [f"  {note}" for note in r.notes]
     if lines:
         lines.append("")  # the summary stands apart, as in pytest
+    return lines
+
+
+def format_coverage(report: TestReport) -> list[str]:
+    """Per ruleset file: rules and table rows fired by some case, the percentage, the others."""
+    lines = ["Coverage (rules and table rows fired by at least one case):"]
+    width = max((len(shown_path(c.ruleset.file)) for c in report.coverage), default=5)
+    for cov in report.coverage:
+        rules, rows = cov.counts(rows=False), cov.counts(rows=True)
+        lines.append(
+            f"  {shown_path(cov.ruleset.file):<{width}}  rules {rules[0]}/{rules[1]}"
+            f"  table rows {rows[0]}/{rows[1]}  {cov.percent:5.1f}%"
+        )
+        if cov.never_fired:
+            lines.append(f"    never fired: {', '.join(cov.never_fired)}")
+    covered = sum(c.covered for c in report.coverage)
+    units = sum(len(c.units) for c in report.coverage)
+    lines += [f"  total {covered}/{units}  {report.total_percent:5.1f}%", ""]
     return lines
 
 

@@ -190,3 +190,42 @@ def test_every_expect_key_is_documented_and_checked() -> None:
     expect = RULESET_SCHEMA["properties"]["tests"]["items"]["properties"]["expect"]
     assert set(expect["properties"]) == set(EXPECT_KEYS)
     assert expect["additionalProperties"] is False
+
+
+def test_coverage_counts_rules_and_rows_per_file(cli_runner: CliRunner, folder: Path) -> None:
+    write(folder, "small.yaml")
+    result, out = dealdesk_test(cli_runner, "small.yaml", "--coverage")
+    assert result.exit_code == 0, result.stderr
+    assert out == (
+        "small.yaml . [1 case]\n"
+        "\n"
+        "Coverage (rules and table rows fired by at least one case):\n"
+        "  small.yaml  rules 1/2  table rows 1/2   50.0%\n"
+        "    never fired: S-2, S-T row 2\n"
+        "  total 2/4   50.0%\n"
+        "\n"
+        "1 passed, 0 failed in T\n"
+    )
+
+
+@pytest.mark.parametrize(("pct", "code"), [("50", 0), ("50.1", 1), ("0", 0), ("100", 1)])
+def test_fail_under_exits_1_below_the_total_coverage(
+    cli_runner: CliRunner, folder: Path, pct: str, code: int
+) -> None:
+    write(folder, "small.yaml")
+    # a case that makes both S-2 and M-2 fire (one policy): 6 of the 8 units with both files
+    write(
+        folder,
+        "more.yaml",
+        "  - name: government\n    deal: {file: deal.yaml, patch: {customer: {government: true}}}\n"
+        "    expect: {fired: [M-2]}\n",
+        prefix="M",
+    )
+    result, out = dealdesk_test(cli_runner, "small.yaml", "--fail-under", pct)
+    assert "  total 2/4   50.0%" in out.splitlines()
+    assert result.exit_code == code
+    below = f"coverage 50.0% is below --fail-under {float(pct):g}%"
+    assert (below in result.stderr) == bool(code)
+    both, out = dealdesk_test(cli_runner, "small.yaml", "more.yaml", "--fail-under", "75")
+    assert "  total 6/8   75.0%" in out.splitlines()
+    assert both.exit_code == 0, both.stderr
