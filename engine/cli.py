@@ -766,7 +766,20 @@ def validate(
 
 @main.command("test")
 @click.argument("rulesets", nargs=-1, metavar="[RULESETS]...")
+@click.option("-v", "--verbose", is_flag=True, help="One line per case, PASS or FAIL file::name.")
+@click.option(
+    "-k",
+    "expression",
+    metavar="EXPR",
+    help="Run only the cases whose file::name contains EXPR ('not EXPR': that do not).",
+)
 @click.option("--coverage", is_flag=True, help="Show which rules and table rows no case fired.")
+@click.option(
+    "--fail-under",
+    type=click.FloatRange(0, 100),
+    metavar="PCT",
+    help="Exit 1 when the total coverage of rules and table rows is below PCT (implies --coverage).",
+)
 @click.option(
     "--no-plugin-rulesets", is_flag=True, help="Leave out the rulesets that external plugins ship."
 )
@@ -775,45 +788,59 @@ def validate(
 def test_command(
     settings: Settings,
     rulesets: tuple[str, ...],
+    verbose: bool,
+    expression: str | None,
     coverage: bool,
+    fail_under: float | None,
     no_plugin_rulesets: bool,
     engine: str | None,
 ) -> None:
     """Run the tests: cases of RULESETS (default: every loaded ruleset's).
 
-    One line per case, PASS or FAIL file::name, with what was expected and what happened; exit
-    status 1 when any case fails.
+    Like pytest: a line per ruleset file with a . per passing case and F per failing one (-v: a
+    line per case), then each failure with the expected fields against the actual ones as a
+    diff, then the counts; exit status 1 when any case fails.
     """
-    from dealdesk.rules.policyset import ruleset_files
-    from dealdesk.ruletests import run_tests
+    import time
 
+    from dealdesk.rules.policyset import ruleset_files
+    from dealdesk.ruletests import (
+        format_coverage,
+        format_report,
+        run_tests,
+        selector,
+        shown_path,
+        summary_line,
+    )
+
+    started = time.perf_counter()
     application = settings.build(rulesets, no_plugin_rulesets=no_plugin_rulesets, engine=engine)
     chosen = application.policy_set.rulesets
     if rulesets:
         wanted = {file.resolve() for file in ruleset_files(rulesets)}
         chosen = [r for r in chosen if Path(r.file).resolve() in wanted]
-    report = run_tests(application, chosen)
-    for result in report.results:
-        name = f"{_display(result.ruleset.file)}::{result.case.name}"
-        click.echo(f"{'PASS' if result.passed else 'FAIL'} {name}")
-        if not result.passed:
-            click.echo(f"    at {_display(result.location)}")
-            for failure in result.failures:
-                click.echo(f"    {failure}")
-    if coverage:
-        click.echo("")
-        click.echo("Coverage (rules and table rows fired by at least one case):")
-        for cov in report.coverage:
-            click.echo(
-                f"  {cov.ruleset.name:<24} {cov.covered:>3}/{len(cov.units):<3} {cov.percent:5.1f}%  {_display(cov.ruleset.file)}"
-            )
-            if cov.never_fired:
-                click.echo(f"    never fired: {', '.join(cov.never_fired)}")
-    summary = f"{report.passed} passed, {report.failed} failed"
+    select = selector(expression, lambda r: shown_path(r.file)) if expression else None
+    report = run_tests(application, chosen, select)
+    color = sys.stdout.isatty()  # styles on a terminal only, never in a pipe or a file
+    for line in format_report(report, verbose=verbose):
+        click.echo(line, color=color)
+    if coverage or fail_under is not None:
+        for line in format_coverage(report):
+            click.echo(line)
     if not report.results:
-        summary = f"no test cases in {len(chosen)} ruleset{'s' if len(chosen) != 1 else ''}"
-    click.echo(summary)
-    if report.failed:
+        count = len(chosen)
+        text = f"no test cases in {count} ruleset{'s' if count != 1 else ''}"
+        if report.deselected:
+            text += f" ({report.deselected} deselected)"
+        click.echo(text)
+    else:
+        click.echo(summary_line(report, time.perf_counter() - started), color=color)
+    below = fail_under is not None and report.total_percent < fail_under
+    if below:
+        click.echo(
+            f"coverage {report.total_percent:.1f}% is below --fail-under {fail_under:g}%", err=True
+        )
+    if report.failed or below:
         sys.exit(1)
 
 

@@ -18,8 +18,10 @@ ruleset, the rules and table rows that fired in at least one case.
 
 from __future__ import annotations
 
+import difflib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -33,7 +35,29 @@ from dealdesk.rules.model import Ruleset, TestCase
 if TYPE_CHECKING:
     from dealdesk.app import App
 
-__all__ = ["CaseResult", "Coverage", "TestReport", "load_case_deal", "merge_patch", "run_tests"]
+__all__ = [
+    "CaseResult",
+    "Coverage",
+    "Mismatch",
+    "TestReport",
+    "format_coverage",
+    "format_report",
+    "load_case_deal",
+    "merge_patch",
+    "run_tests",
+    "selector",
+    "shown_path",
+    "summary_line",
+]
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One ``expect:`` field that did not hold: what a passing run would show, and what it did."""
+
+    field: str
+    expected: Any
+    actual: Any
 
 
 @dataclass
@@ -44,6 +68,8 @@ class CaseResult:
     case: TestCase
     failures: list[str] = field(default_factory=list)
     fired: set[str] = field(default_factory=set)  # compiled rule keys that fired, every policy
+    mismatches: list[Mismatch] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # failures that are no field's (a bad deal)
 
     @property
     def passed(self) -> bool:
@@ -74,6 +100,11 @@ class Coverage:
     def never_fired(self) -> list[str]:
         return [label for key, label in self.units if key not in self.fired]
 
+    def counts(self, rows: bool) -> tuple[int, int]:
+        """(covered, total) of the rules (``rows`` False) or of the table rows (True)."""
+        chosen = [key for key, label in self.units if (" row " in label) == rows]
+        return sum(1 for key in chosen if key in self.fired), len(chosen)
+
 
 @dataclass
 class TestReport:
@@ -82,6 +113,7 @@ class TestReport:
     __test__ = False  # not a pytest test class, whatever its name
     results: list[CaseResult]
     coverage: list[Coverage]
+    deselected: int = 0
 
     @property
     def passed(self) -> int:
@@ -90,6 +122,13 @@ class TestReport:
     @property
     def failed(self) -> int:
         return sum(1 for r in self.results if not r.passed)
+
+    @property
+    def total_percent(self) -> float:
+        """Rules and table rows fired by some case, of every chosen ruleset, in percent."""
+        units = sum(len(c.units) for c in self.coverage)
+        covered = sum(c.covered for c in self.coverage)
+        return 100.0 * covered / units if units else 100.0
 
 
 def merge_patch(base: Any, patch: Any) -> Any:
@@ -128,13 +167,35 @@ def load_case_deal(app: App, ruleset: Ruleset, case: TestCase) -> Any:
     return source.deal if patch is None else merge_patch(source.deal, patch)
 
 
-def run_tests(app: App, rulesets: Iterable[Ruleset] | None = None) -> TestReport:
-    """Run the cases of ``rulesets`` (default: every loaded ruleset) against the loaded set."""
+def run_tests(
+    app: App,
+    rulesets: Iterable[Ruleset] | None = None,
+    select: Callable[[Ruleset, TestCase], bool] | None = None,
+) -> TestReport:
+    """Run the cases of ``rulesets`` (default: every loaded ruleset) against the loaded set.
+
+    With ``select``, only the cases it accepts run (the others are counted as deselected).
+    """
     chosen = list(app.policy_set.rulesets if rulesets is None else rulesets)
-    results = [run_case(app, ruleset, case) for ruleset in chosen for case in ruleset.tests]
+    cases = [(ruleset, case) for ruleset in chosen for case in ruleset.tests]
+    kept = [(r, c) for r, c in cases if select is None or select(r, c)]
+    results = [run_case(app, ruleset, case) for ruleset, case in kept]
     fired = set().union(*(r.fired for r in results)) if results else set()
     coverage = [Coverage(ruleset, _units(app, ruleset), fired) for ruleset in chosen]
-    return TestReport(results, coverage)
+    return TestReport(results, coverage, len(cases) - len(kept))
+
+
+def selector(
+    expression: str, shown: Callable[[Ruleset], str]
+) -> Callable[[Ruleset, TestCase], bool]:
+    """``-k``: cases whose ``file::name`` holds ``expression``, or not (``not X``)."""
+    negate = expression.startswith("not ")
+    needle = expression[4:].strip() if negate else expression
+
+    def select(ruleset: Ruleset, case: TestCase) -> bool:
+        return (needle in f"{shown(ruleset)}::{case.name}") != negate
+
+    return select
 
 
 def _units(app: App, ruleset: Ruleset) -> list[tuple[str, str]]:
@@ -155,6 +216,7 @@ def run_case(app: App, ruleset: Ruleset, case: TestCase) -> CaseResult:
         raw = load_case_deal(app, ruleset, case)
     except DealdeskError as exc:
         result.failures.append(f"deal: {exc}")
+        result.notes.append(f"deal: {exc}")
         return result
     decision = app.decide(raw)
     record, runs = decision.record, decision.runs
@@ -164,9 +226,12 @@ def run_case(app: App, ruleset: Ruleset, case: TestCase) -> CaseResult:
     expect = case.expect
     failures = result.failures
 
+    mismatches = result.mismatches
+
     def check(name: str, expected: Any, actual: Any) -> None:
         if expected != actual:
             failures.append(f"{name}: expected {_show(expected)}, got {_show(actual)}")
+            mismatches.append(Mismatch(name, expected, actual))
 
     if "status" in expect:
         check("status", expect["status"], record["status"])
@@ -180,6 +245,12 @@ def run_case(app: App, ruleset: Ruleset, case: TestCase) -> CaseResult:
     for rule_id in expect.get("not_fired") or ():
         if rule_id in fired_ids:
             failures.append(f"not_fired: expected {rule_id} not to fire; fired: {_ids(fired_ids)}")
+    missing = [r for r in expect.get("fired") or () if r not in fired_ids]
+    unwanted = set(expect.get("not_fired") or ()) & set(fired_ids)
+    if missing or unwanted:
+        # what would have passed: the rules that fired, less the unwanted, plus the missing
+        wanted = [r for r in fired_ids if r not in unwanted] + missing
+        mismatches.append(Mismatch("fired", wanted, fired_ids))
     if "approvals" in expect:
         expected = list(expect["approvals"] or [])
         if sorted(set(expected)) != sorted(set(record["approvals"])) or len(set(expected)) != len(
@@ -188,17 +259,26 @@ def run_case(app: App, ruleset: Ruleset, case: TestCase) -> CaseResult:
             failures.append(
                 f"approvals: expected {_show(expected)}, got {_show(record['approvals'])}"
             )
+            order = list(record["approvals"])
+            ranked = sorted(expected, key=lambda r: order.index(r) if r in order else len(order))
+            mismatches.append(Mismatch("approvals", ranked, order))
     if "outputs" in expect:
         outputs = own["outputs"] if own else {}
+        wrong_expected: dict[str, Any] = {}
+        wrong_actual: dict[str, Any] = {}
         for name, wanted in (expect["outputs"] or {}).items():
             if name not in outputs:
                 failures.append(
                     f"outputs.{name}: expected {_show(wanted)}, but the policy has no such output"
                 )
+                wrong_expected[name] = wanted
             elif not _matches(wanted, outputs[name]):
                 failures.append(
                     f"outputs.{name}: expected {_show(wanted)}, got {_show(outputs[name])}"
                 )
+                wrong_expected[name], wrong_actual[name] = wanted, outputs[name]
+        if wrong_expected:
+            mismatches.append(Mismatch("outputs", wrong_expected, wrong_actual))
     if "clauses" in expect:
         asked = _unique(
             c["id"] for c in requested_clauses({ruleset.policy: own_run} if own_run else {})
@@ -207,14 +287,16 @@ def run_case(app: App, ruleset: Ruleset, case: TestCase) -> CaseResult:
             failures.append(
                 f"clauses: expected {_show(list(expect['clauses'] or []))}, got {_show(asked)}"
             )
+            mismatches.append(Mismatch("clauses", sorted(set(expect["clauses"] or [])), asked))
     if "flags" in expect:
         flags = [f for f in record.get("flags") or () if f.get("policy") == ruleset.policy]
         check("flags", expect["flags"], len(flags))
     if failures and record["status"] == "invalid" and expect.get("status") != "invalid":
-        failures.append(
-            "the deal is invalid: "
-            + "; ".join(format_message(e) for e in record.get("errors") or ())
+        note = "the deal is invalid: " + "; ".join(
+            format_message(e) for e in record.get("errors") or ()
         )
+        failures.append(note)
+        result.notes.append(note)
     return result
 
 
@@ -259,3 +341,135 @@ def _ids(ids: Sequence[str]) -> str:
 
 def _show(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
+
+
+# -- the report --------------------------------------------------------------------------------
+
+
+def shown_path(file: str) -> str:
+    """A ruleset file as the report names it: relative to the working directory when below it,
+    ``dealdesk/rulesets/...`` for the house's, else as it is."""
+    from importlib.resources import files
+
+    path = Path(file).resolve()
+    house = Path(str(files("dealdesk.rulesets"))).resolve()
+    for base, prefix in ((Path.cwd().resolve(), ""), (house, "dealdesk/rulesets/")):
+        try:
+            return prefix + str(path.relative_to(base))
+        except ValueError:
+            continue
+    return os.fspath(file)
+
+
+def format_report(report: TestReport, *, verbose: bool = False) -> list[str]:
+    """The lines ``dealdesk test`` prints, pytest-style, styled for a terminal.
+
+    One line per ruleset file (a ``.`` or ``F`` per case), or with ``verbose`` one per case; then
+    each failing case with the expected fields against the actual ones as a unified diff; then
+    the summary. The caller strips the styles when the output is no terminal.
+    """
+    import click  # the styles only; the report itself is plain text
+
+    lines: list[str] = []
+    by_file: dict[str, list[CaseResult]] = {}
+    for result in report.results:
+        by_file.setdefault(shown_path(result.ruleset.file), []).append(result)
+    for shown, results in by_file.items():
+        if verbose:
+            for r in results:
+                word = (
+                    click.style("PASS", fg="green") if r.passed else click.style("FAIL", fg="red")
+                )
+                lines.append(f"{word} {shown}::{r.case.name}")
+        else:
+            marks = "".join(
+                "." if r.passed else click.style("F", fg="red", bold=True) for r in results
+            )
+            lines.append(f"{shown} {marks} [{_count(len(results), 'case')}]")
+    failed = [r for r in report.results if not r.passed]
+    if failed:
+        lines += ["", click.style("FAILURES", bold=True)]
+        for r in failed:
+            shown = shown_path(r.ruleset.file)
+            location = r.ruleset.location(r.case.path)
+            at = f"{shown}:{location.line}:{location.column}"
+            lines += ["", click.style(f"{shown}::{r.case.name}", fg="red", bold=True) + f" at {at}"]
+            lines += [f"  {line}" for line in _diff(r.mismatches)]
+            lines += [f"  {note}" for note in r.notes]
+    if lines:
+        lines.append("")  # the summary stands apart, as in pytest
+    return lines
+
+
+def format_coverage(report: TestReport) -> list[str]:
+    """Per ruleset file: rules and table rows fired by some case, the percentage, the others."""
+    lines = ["Coverage (rules and table rows fired by at least one case):"]
+    width = max((len(shown_path(c.ruleset.file)) for c in report.coverage), default=5)
+    for cov in report.coverage:
+        rules, rows = cov.counts(rows=False), cov.counts(rows=True)
+        lines.append(
+            f"  {shown_path(cov.ruleset.file):<{width}}  rules {rules[0]}/{rules[1]}"
+            f"  table rows {rows[0]}/{rows[1]}  {cov.percent:5.1f}%"
+        )
+        if cov.never_fired:
+            lines.append(f"    never fired: {', '.join(cov.never_fired)}")
+    covered = sum(c.covered for c in report.coverage)
+    units = sum(len(c.units) for c in report.coverage)
+    lines += [f"  total {covered}/{units}  {report.total_percent:5.1f}%", ""]
+    return lines
+
+
+def summary_line(report: TestReport, elapsed: float | None = None) -> str:
+    """``N passed, M failed[, K deselected] in 0.12s``, green or red."""
+    import click
+
+    text = f"{report.passed} passed, {report.failed} failed"
+    if report.deselected:
+        text += f", {report.deselected} deselected"
+    if elapsed is not None:
+        text += f" in {elapsed:.2f}s"
+    return click.style(text, fg="red" if report.failed else "green", bold=True)
+
+
+def _diff(mismatches: Sequence[Mismatch]) -> list[str]:
+    """Expected against actual, field by field, as a unified diff of their YAML."""
+    if not mismatches:
+        return []
+    import yaml
+
+    def dump(side: str) -> list[str]:
+        data = {m.field: _plain(getattr(m, side)) for m in mismatches}
+        text = yaml.dump(
+            data,
+            Dumper=_indented_dumper(),
+            sort_keys=False,
+            allow_unicode=True,
+            default_flow_style=False,
+        )
+        return text.splitlines()
+
+    diff = difflib.unified_diff(
+        dump("expected"), dump("actual"), "expected", "actual", lineterm="", n=1_000_000
+    )
+    return [line for line in diff if not line.startswith("@@")]
+
+
+def _indented_dumper() -> type:
+    import yaml
+
+    class Indented(yaml.SafeDumper):
+        """Lists indented below their key, so that each item reads as one line of the diff."""
+
+        def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+            super().increase_indent(flow, False)
+
+    return Indented
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON carries it, so that YAML prints money and dates as the record does."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"

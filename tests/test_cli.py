@@ -660,11 +660,14 @@ def test_render_writes_the_memo_with_milestone_amounts(run, tmp_path: Path) -> N
 
 
 def test_the_house_rulesets_pass_their_own_tests(run) -> None:
-    result = run("test")
-    assert result.exit_code == 0, result.stdout
+    result = run("test", "--fail-under", "100")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "  total 59/59  100.0%" in result.stdout.splitlines()
     lines = result.stdout.splitlines()
-    assert re.fullmatch(r"[1-9]\d* passed, 0 failed", lines[-1]), lines[-1]
-    assert all(line.startswith("PASS ") for line in lines[:-1])
+    assert re.fullmatch(r"[1-9]\d* passed, 0 failed in \d+\.\d\ds", lines[-1]), lines[-1]
+    files = lines[: lines.index("")]
+    assert len(files) == 3
+    assert all(re.fullmatch(r"\S+\.yaml \.+ \[\d+ cases?\]", line) for line in files)
 
 
 TMP_RULESET = """\
@@ -694,19 +697,24 @@ def test_a_failing_case_fails_the_run(run, tmp_path: Path) -> None:
     (tmp_path / "deal.yaml").write_text(ACME.read_text())
     ruleset = tmp_path / "tmp.yaml"
     ruleset.write_text(TMP_RULESET)
-    result = run("test", ruleset, "--coverage")
+    result = run("test", ruleset, "--coverage", "-v")
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
     assert lines[0] == f"PASS {ruleset}::a risk offer needs the deal desk"
     assert lines[1] == f"FAIL {ruleset}::a wrong expectation"
-    assert lines[2] == f"    at {ruleset}:17:5"
-    assert lines[3] == "    fired: expected T-1 to fire; fired: nothing"
+    assert lines[5] == f"{ruleset}::a wrong expectation at {ruleset}:17:5"
+    assert lines[6:11] == [
+        "  --- expected",
+        "  +++ actual",
+        "  -fired:",
+        "  -  - T-1",
+        "  +fired: []",
+    ]
     assert (
-        "tmp-checks" in result.stdout
-        and "1/2" in result.stdout
+        f"{ruleset}  rules 1/2  table rows 0/0   50.0%" in result.stdout
         and "never fired: T-2" in result.stdout
     )
-    assert lines[-1] == "1 passed, 1 failed"
+    assert re.fullmatch(r"1 passed, 1 failed in \d+\.\d\ds", lines[-1])
 
 
 # -- schema and plugins -----------------------------------------------------------------------

@@ -33,6 +33,33 @@ HIT_POLICIES = ("unique", "any", "first", "priority", "output order", "rule orde
 AGGREGATIONS = ("sum", "min", "max", "count")
 
 _STRINGS = {"type": "array", "items": {"type": "string"}}
+_STATUS = {"enum": ["approved", "needs_approval", "rejected", "invalid"]}
+
+#: Every key of a test case's ``expect:``: what its value must be, and what it checks.
+EXPECT_KEYS: dict[str, tuple[str, str]] = {
+    "status": ("a status", "the decision's status, all policies combined"),
+    "policy_status": ("a status", "the status of this ruleset's own policy"),
+    "fired": ("a list of rule or table ids", "ids that fired in this ruleset's policy"),
+    "not_fired": ("a list of rule or table ids", "ids that did not fire in this policy"),
+    "approvals": ("a list of roles", "the decision's approvals, exactly, in any order"),
+    "outputs": (
+        "a mapping of output names to values",
+        "the listed outputs of this policy as the record shows them (money as a number or"
+        " string; a mapping matches on the keys given)",
+    ),
+    "clauses": ("a list of clause ids", "the clause ids this policy's rules asked for, exactly"),
+    "flags": ("a count (0 or more)", "how many flags this policy raised"),
+}
+_EXPECT_SCHEMAS: dict[str, dict[str, Any]] = {
+    "status": _STATUS,
+    "policy_status": _STATUS,
+    "fired": _STRINGS,
+    "not_fired": _STRINGS,
+    "approvals": _STRINGS,
+    "outputs": {"type": "object"},
+    "clauses": _STRINGS,
+    "flags": {"type": "integer", "minimum": 0},
+}
 _ACTIONS: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -193,18 +220,8 @@ RULESET_SCHEMA: dict[str, Any] = {
                         "type": "object",
                         "additionalProperties": False,
                         "properties": {
-                            "status": {
-                                "enum": ["approved", "needs_approval", "rejected", "invalid"]
-                            },
-                            "policy_status": {
-                                "enum": ["approved", "needs_approval", "rejected", "invalid"]
-                            },
-                            "fired": _STRINGS,
-                            "not_fired": _STRINGS,
-                            "approvals": _STRINGS,
-                            "outputs": {"type": "object"},
-                            "clauses": _STRINGS,
-                            "flags": {"type": "integer", "minimum": 0},
+                            key: {**schema, "description": EXPECT_KEYS[key][1]}
+                            for key, schema in _EXPECT_SCHEMAS.items()
                         },
                     },
                 },
@@ -389,6 +406,17 @@ def _schema_errors(doc: Document) -> list[RulesetError]:
             message = f"{error.instance!r} is not one of: {', '.join(options)}"
         elif error.validator == "required":
             message = error.message.replace("is a required property", "is required")
+        elif (
+            len(path) >= 4 and path[0] == "tests" and path[2] == "expect" and path[3] in EXPECT_KEYS
+        ):
+            # a wrong value of an expect key says what the key wants, not the schema's words
+            key = str(path[3])
+            value: Any = doc.data
+            for step in path[:4]:
+                value = value[step]
+            location = doc.location(path[:4])
+            got = json.dumps(value, default=str, ensure_ascii=False)
+            message = f"expect.{key}: expected {EXPECT_KEYS[key][0]}, got {got}"
         else:
             where = ".".join(map(str, error.absolute_path)) or "ruleset"
             message = f"{where}: {error.message}"
