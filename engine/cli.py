@@ -996,14 +996,6 @@ def diff(
         sys.exit(1)
 
 
-def _display(path: str) -> str:
-    """``path`` relative to the working directory when it is below it."""
-    try:
-        return str(Path(path).relative_to(Path.cwd()))
-    except ValueError:
-        return path
-
-
 # ---------------------------------------------------------------------------------------------
 # schema and plugins
 
