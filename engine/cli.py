@@ -340,9 +340,7 @@ def evaluate(
         raise click.UsageError(
             "--deal-timeout needs worker processes; --workers 0 decides in this process"
         )
-    if "-" in deals and (sys.stdin is None or sys.stdin.closed):
-        raise UsageError("-: standard input is closed")
-    outputs.check_output(output, deals)
+    _check_paths(deals, output)
     if resume and output == "-":
         raise click.UsageError("--resume continues an output file: give it with -o OUT")
     spec = settings.spec(
@@ -351,7 +349,7 @@ def evaluate(
     application = settings.build(
         rulesets, no_plugin_rulesets=no_plugin_rulesets, clauses=clauses, engine=engine
     )
-    fmt = outputs.format_for(output, fmt.lower() if fmt else None, application.writers)
+    fmt = outputs.format_for(output, fmt, application.writers)
     if fmt not in application.writers:
         known = ", ".join(sorted(application.writers))
         raise click.UsageError(f"unknown --format {fmt!r}; known formats: {known}")
@@ -432,6 +430,15 @@ def evaluate(
             err=True,
         )
         sys.exit(1)
+
+
+def _check_paths(deals: Sequence[str], output: str) -> None:
+    """Usage errors before anything is read: closed standard input, OUT over an input."""
+    from dealdesk.io.output import check_output
+
+    if "-" in deals and (sys.stdin is None or sys.stdin.closed):
+        raise UsageError("-: standard input is closed")
+    check_output(output, deals)
 
 
 def _kept(output: str, count: int) -> Iterator[dict[str, Any]]:
@@ -923,15 +930,10 @@ def diff(
     from dealdesk.io.batch import Progress
     from dealdesk.io.summary import WriteContext
 
-    if "-" in deals and (sys.stdin is None or sys.stdin.closed):
-        raise UsageError("-: standard input is closed")
-    outputs.check_output(output, deals)
-    if fmt is None:  # OUT's suffix when it names a format (.jsonl, .html, .txt), else table
-        suffix = os.path.splitext(output)[1].lower()
-        fmt = outputs.SUFFIX_FORMATS.get(suffix, "table") if output != "-" else "table"
-        if fmt not in diffs.WRITERS:
-            raise click.UsageError(f"{output}: diff writes table, jsonl or html; give --format")
-    fmt = fmt.lower()
+    _check_paths(deals, output)
+    fmt = outputs.format_for(output, fmt, diffs.WRITERS, default="table")
+    if fmt not in diffs.WRITERS:
+        raise click.UsageError(f"{output}: diff writes table, jsonl or html; give --format")
     per_side = workers if workers is not None else max(1, executors.default_workers() // 2)
     with contextlib.ExitStack() as stack:
         sides = []

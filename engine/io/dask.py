@@ -46,7 +46,7 @@ from dealdesk import __version__
 from dealdesk.deal.validate import deal_id_of
 from dealdesk.errors import DealdeskError, UsageError
 from dealdesk.io import DEFAULT_DEAL_TIMEOUT
-from dealdesk.io.executor import Done, Encoder, Job, Scheduler, WorkSpec, decide_source
+from dealdesk.io.executor import Done, Encoder, Job, Scheduler, Task, WorkSpec, decide_source
 
 if TYPE_CHECKING:
     from dealdesk.app import App
@@ -327,12 +327,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 @dataclass(eq=False)
-class _Task:
+class _Task(Task):
     """Deals of a job handed to the cluster as one Dask task."""
 
-    id: int
-    job: Job
-    indices: list[int]
     alone: bool = False  # a deal that killed a worker, retried with nothing else in flight
     future: Any = field(default=None, repr=False)
 

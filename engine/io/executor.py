@@ -52,6 +52,7 @@ __all__ = [
     "InProcess",
     "LocalWorkers",
     "Scheduler",
+    "Task",
     "WorkSpec",
     "Job",
     "chunks",
@@ -244,8 +245,8 @@ def fault(app: App, source: SourceDeal, message: str, encode: Encoder | None) ->
 
 
 @dataclass(eq=False)
-class _Task:
-    """Part of a job handed to one worker: the indices of the job's deals still to decide."""
+class Task:
+    """Part of a job handed out at once: the indices of the job's deals still to decide."""
 
     id: int
     job: Job
@@ -257,11 +258,11 @@ class _Worker:
     process: BaseProcess
     conn: Connection
     progress: Synchronized[int]
-    tasks: deque[_Task] = field(default_factory=deque)
+    tasks: deque[Task] = field(default_factory=deque)
     seen: int = -1  # the progress word when last looked at
     since: float = 0.0  # when it last changed (or the worker was given work)
 
-    def current(self) -> tuple[_Task, int] | None:
+    def current(self) -> tuple[Task, int] | None:
         """The task and index (in the task) of the deal the worker is deciding, if any."""
         if not self.tasks:
             return None
@@ -416,7 +417,7 @@ class Scheduler:
 
     def _task(self, job: Job, indices: list[int]) -> Any:
         self.task_ids += 1
-        return _Task(self.task_ids, job, indices)
+        return Task(self.task_ids, job, indices)
 
     def _finish_job(self, job: Job) -> None:
         outcomes = job.outcomes()
@@ -575,7 +576,7 @@ class LocalWorkers(Scheduler):
         worker.process.join()
         worker.conn.close()
         self.workers.remove(worker)
-        requeue: list[_Task] = []
+        requeue: list[Task] = []
         if current is not None:
             task, index = current
             job, culprit = task.job, task.indices[index]

@@ -146,7 +146,7 @@ def _ancestors(folder: str) -> set[tuple[int, int]]:
         folder = up
 
 
-def format_for(out: str, fmt: str | None, known: Collection[str]) -> str:
+def format_for(out: str, fmt: str | None, known: Collection[str], default: str = "jsonl") -> str:
     """The output format: ``fmt`` (``--format``) when given, else OUT's suffix, else ``jsonl``.
 
     A suffix that names a known format is that format (``.csv`` → ``csv``, a plugin's
@@ -160,11 +160,12 @@ def format_for(out: str, fmt: str | None, known: Collection[str]) -> str:
     :param out: the ``-o`` value (``-`` for standard output).
     :param fmt: the ``--format`` value, or ``None`` when not given.
     :param known: the formats there are writers for (built-in and plugin).
+    :param default: the format for standard output and an OUT without a suffix.
     """
     if fmt is not None:
         return fmt.lower()
     if out == STDOUT:
-        return "jsonl"
+        return default
     suffix = os.path.splitext(out)[1].lower()
     name = suffix[1:]
     if name and name in {k.lower() for k in known}:
@@ -175,7 +176,7 @@ def format_for(out: str, fmt: str | None, known: Collection[str]) -> str:
             f"{out}: cannot tell the output format from {suffix!r}; give --format, or name "
             f"OUT with one of {choices}"
         )
-    return SUFFIX_FORMATS.get(suffix, "jsonl")
+    return SUFFIX_FORMATS.get(suffix, default)
 
 
 # --- resume ----------------------------------------------------------------------------------
