@@ -176,12 +176,8 @@ def derived_reason(firing: Firing) -> str:
     rule's (or decision table's) description, else ``"RULE requires ROLE"`` (roles in the order
     required, ``"PM-5 requires legal and cfo"``)."""
     rule = firing.rule
-    if rule.table is not None:
-        description = rule.table.description
-    else:
-        description = next((r.description for r in rule.ruleset.rules if r.id == rule.id), "")
-    if description.strip():
-        return " ".join(description.split())
+    if rule.description.strip():
+        return " ".join(rule.description.split())
     roles = list(dict.fromkeys(firing.effects.requires))
     listed = roles[0] if len(roles) == 1 else f"{', '.join(roles[:-1])} and {roles[-1]}"
     return f"{rule.id} requires {listed}"

@@ -83,6 +83,7 @@ class CompiledRule:
     table: Table | None = None
     row: int | None = None
     stratum: int = 0
+    description: str = ""  # the rule's, or the table's for a row
     unit: str = field(init=False)  # the rule, or the whole table for a row: strata keep it whole
     messages: tuple[tuple[str, str], ...] = field(init=False)  # (effects bucket, message text)
 
@@ -454,6 +455,7 @@ class _Builder:
                         then[0],
                         then[1],
                         loc,
+                        description=rule.description,
                     )
                 )
             for table in ruleset.tables:
@@ -620,6 +622,7 @@ class _Builder:
                     ruleset.location(row.path),
                     table,
                     row.index,
+                    description=table.description,
                 )
             )
         if table.hit in ("priority", "output order"):
