@@ -709,6 +709,71 @@ def render(
         out.write(memo)
 
 
+@main.command()
+@click.argument("deal", metavar="DEAL")
+@rulesets_option
+@click.option(
+    "--goal",
+    "goals",
+    multiple=True,
+    metavar="GOAL",
+    help="What the change must achieve: 'approved', 'not rejected' or 'no ROLE' (e.g. "
+    "'no cfo'); repeatable, all must hold. Default: each rejection and approver on its own.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    metavar="N",
+    help="The most changes listed for each obstacle.",
+)
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for programs.",
+)
+@click.option("--id", "deal_id", metavar="ID", help="The deal to change when DEAL holds several.")
+@engine_option
+@click.pass_obj
+def whatif(
+    settings: Settings,
+    deal: str,
+    rulesets: tuple[str, ...],
+    no_plugin_rulesets: bool,
+    goals: tuple[str, ...],
+    limit: int,
+    fmt: str,
+    deal_id: str | None,
+    engine: str | None,
+) -> None:
+    """The smallest changes to DEAL that remove each rejection and each approver it needs (or
+    that reach --goal), each verified by evaluating the changed deal. Exit status 1 when the
+    deal is invalid or a goal cannot be reached."""
+    from dealdesk import whatif as answers
+
+    application = settings.build(rulesets, no_plugin_rulesets=no_plugin_rulesets, engine=engine)
+    wanted = [answers.parse_goal(g, application.policy_set.approvers) for g in goals]
+    source = _one_deal(application, deal, deal_id)
+    if source.error is not None:
+        raise UsageError(source.error)
+    result = answers.what_if(
+        source.deal, application.decide, application.plugins.fact_types, goals=wanted, limit=limit
+    )
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps(answers.as_json(result), indent=2, ensure_ascii=False))
+    else:
+        click.echo(answers.format_text(result), nl=False)
+    if result.status == "invalid" or any(a.goal is not None and not a.met for a in result.answers):
+        raise SystemExit(1)
+
+
 # ---------------------------------------------------------------------------------------------
 # validate and test: the policy author's loop
 

@@ -1,0 +1,948 @@
+"""The smallest changes to a deal that change its decision: the data behind ``dealdesk whatif``.
+
+An *obstacle* stands between a deal and its approval: a rule that rejects it, or an approver it
+needs. For each one, :func:`what_if` walks the conditions of the rules behind it (a decision
+table row's cells too) down to the tests that hold it in place — a comparison with a threshold,
+a membership, a presence — evaluated on the view each rule saw (the deal, its derived facts and
+its policy's outputs). It then asks of every input field of the deal that can change (a number,
+an enumerated choice, a boolean, an optional part such as the partner) whether changing it moves
+such a test. A number is moved in its own resolution — a cent of the deal's currency, a unit, a
+day — on exact decimals, first to the smallest value that flips the test (so a line's unit price
+is found for ``max_line_discount``, a cost for ``margin``, through the derivation itself), then
+further until the whole deal, re-evaluated, is rid of the obstacle. Every change reported is one
+that a real evaluation verified, with the decision it gives; a change that brings a new obstacle
+says so. A :class:`Goal` (``no cfo``, ``approved``) asks instead for changes that reach it, and
+when no single change does, for a short sequence of changes that does, each chosen greedily.
+
+The searches assume that a test moves one way as a field moves one way (sums, ratios and
+maxima of SPEC §2 do); where that does not hold, the change found is still verified, but a
+smaller one may exist.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from dealdesk.combine import plain
+from dealdesk.deal.schema import DEFAULT_CURRENCY, FIELDS, FRACTIONS
+from dealdesk.errors import UsageError
+from dealdesk.explain import format_expr
+from dealdesk.money import minor_units, money_string, parse_decimal, round_fraction
+from dealdesk.rules.expressions import And, Compare, Expr, Not, Or
+from dealdesk.rules.meaning import evaluate, to_decimal
+
+if TYPE_CHECKING:
+    from dealdesk.pipeline import Decision
+    from dealdesk.rules.policyset import CompiledRule, Policy
+
+__all__ = [
+    "Change",
+    "Goal",
+    "Obstacle",
+    "Outcome",
+    "WhatIf",
+    "all_of",
+    "parse_goal",
+    "what_if",
+]
+
+#: Optional parts of a deal whose absence means something (SPEC §2): no partner is a direct
+#: deal; no requested split takes the policy's own milestones.
+REMOVABLE = {"partner": "sell direct", "billing.requested_split": "drop the requested split"}
+#: Fields a deal desk does not trade: who the deal is for, what it is called, when it closes.
+_FIXED = frozenset({"id", "currency", "lines[].category", "lines[].resource", "lines[].sku"})
+#: How far a number may grow: ten times its value (a step count for one that is zero).
+_GROWTH = 10
+_ZERO_RANGE_STEPS = 10**6
+#: The most changes listed per obstacle, and the longest sequence tried for a goal.
+DEFAULT_LIMIT = 5
+MAX_SEQUENCE = 6
+
+
+# ---------------------------------------------------------------------------------------------
+# What can change
+
+
+@dataclass(frozen=True)
+class Knob:
+    """An input field of the deal that a change may set.
+
+    :ivar path: as people read it, ``lines[0].unit_price``.
+    :ivar keys: the keys to it in the raw deal.
+    :ivar value: its current value (a ``Decimal`` for a number).
+    :ivar step: a number's resolution (a cent, a unit), None for a choice.
+    :ivar choices: the other values a choice may take; :data:`REMOVED` removes the field.
+    """
+
+    path: str
+    keys: tuple[str | int, ...]
+    value: Any
+    step: Decimal | None = None
+    choices: tuple[Any, ...] = ()
+    money: bool = False
+    fraction: bool = False
+
+
+class _Removed:
+    def __repr__(self) -> str:
+        return "REMOVED"
+
+
+REMOVED: Any = _Removed()
+
+
+def knobs(raw: Mapping[str, Any], fact_types: Mapping[str, str]) -> list[Knob]:
+    """Every field of ``raw`` a change may set, in the deal's order: numbers, enumerated
+    choices and booleans that the deal schema or a plugin (``facts``) declares as input, and the
+    optional parts of :data:`REMOVABLE`."""
+    cent = Decimal(1).scaleb(-minor_units(_currency(raw)))
+    found: list[Knob] = []
+
+    def walk(node: Mapping[str, Any], keys: tuple[str | int, ...], shown: str, schema: str) -> None:
+        for key, value in node.items():
+            if not isinstance(key, str):
+                continue
+            path, name = f"{schema}{key}", f"{shown}{key}"
+            if path in REMOVABLE and value is not None:
+                found.append(Knob(name, (*keys, key), value, choices=(REMOVED,)))
+            if path in _FIXED:
+                continue
+            spec = FIELDS.get(path)
+            kind = spec.type if spec is not None else fact_types.get(path)
+            if isinstance(value, Mapping):
+                walk(value, (*keys, key), f"{name}.", f"{path}.")
+            elif path == "lines" and isinstance(value, list):
+                for index, line in enumerate(value):
+                    if isinstance(line, Mapping):
+                        walk(line, (*keys, key, index), f"{name}[{index}].", "lines[].")
+            elif kind == "number" and not isinstance(value, bool):
+                number = _number(value)
+                if number is not None:
+                    money = spec is not None and spec.money
+                    step = cent if money else _resolution(number, path)
+                    found.append(
+                        Knob(
+                            name,
+                            (*keys, key),
+                            number,
+                            step,
+                            money=money,
+                            fraction=path in FRACTIONS,
+                        )
+                    )
+            elif kind == "boolean" and isinstance(value, bool):
+                found.append(Knob(name, (*keys, key), value, choices=(not value,)))
+            elif spec is not None and spec.enum and value in spec.enum and "[]" not in path:
+                others = tuple(v for v in spec.enum if v != value)
+                found.append(Knob(name, (*keys, key), value, choices=others))
+
+    walk(raw, (), "", "")
+    return found
+
+
+def _currency(raw: Mapping[str, Any]) -> str:
+    """The deal's currency when it is one dealdesk knows, else the default."""
+    currency = raw.get("currency")
+    try:
+        minor_units(currency)  # type: ignore[arg-type]  # anything not a code is refused
+    except ValueError:
+        return DEFAULT_CURRENCY
+    return str(currency)
+
+
+def _plain(knob: Knob, value: Any, currency: str) -> Any:
+    """A value as JSON shows it: money as a decimal string in minor units (as records show it),
+    other numbers as numbers, a removed field as null."""
+    if value is REMOVED:
+        return None
+    if knob.step is None:
+        return plain(value)
+    if knob.money:
+        return money_string(value, currency)
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _number(value: Any) -> Decimal | None:
+    try:
+        number = parse_decimal(value)
+    except (ValueError, TypeError, ArithmeticError):
+        return None
+    return number if number.is_finite() else None
+
+
+def _resolution(value: Decimal, path: str) -> Decimal:
+    """A fraction moves by 0.0001 (records show fractions to 4 places); any other number by
+    one unit of its last written place, a whole one at least."""
+    if path in FRACTIONS:
+        return Decimal("0.0001")
+    exponent = value.as_tuple().exponent
+    places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    return Decimal(1).scaleb(-places)
+
+
+def _changed(raw: Mapping[str, Any], changes: Sequence[tuple[Knob, Any]]) -> dict[str, Any]:
+    deal = copy.deepcopy(dict(raw))
+    for knob, value in changes:
+        node: Any = deal
+        for key in knob.keys[:-1]:
+            node = node[key]
+        if value is REMOVED:
+            del node[knob.keys[-1]]
+        else:
+            node[knob.keys[-1]] = value
+    return deal
+
+
+# ---------------------------------------------------------------------------------------------
+# What stands in the way
+
+
+@dataclass(frozen=True)
+class Obstacle:
+    """A rejection (by a rule, or a whole decision table) or an approver the deal needs.
+
+    :ivar rules: (policy, rule) of every firing behind it.
+    """
+
+    kind: str  # "approval" | "rejection"
+    name: str  # the role, or the rejecting rule's id
+    policy: str = ""
+    rules: tuple[tuple[str, CompiledRule], ...] = field(default=(), compare=False)
+
+    @property
+    def label(self) -> str:
+        return self.name if self.kind == "approval" else f"rejection by {self.name}"
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.kind, self.policy, self.name)
+
+
+def obstacles(decision: Decision) -> list[Obstacle]:
+    """What keeps the decided deal from approval: its rejections, in firing order, then its
+    approvers, in rank order (the record's)."""
+    rejections: dict[tuple[str, str], list[tuple[str, CompiledRule]]] = {}
+    requirers: dict[str, list[tuple[str, CompiledRule]]] = {}
+    for name, run in decision.runs.items():
+        for firing in run.firings:
+            if firing.effects.rejects:
+                rejections.setdefault((name, firing.rule.id), []).append((name, firing.rule))
+            for role in firing.effects.requires:
+                requirers.setdefault(role, []).append((name, firing.rule))
+    found = [
+        Obstacle("rejection", rule_id, policy, tuple(rules))
+        for (policy, rule_id), rules in rejections.items()
+    ]
+    found += [
+        Obstacle("approval", role, "", tuple(requirers.get(role, ())))
+        for role in decision.record.get("approvals") or []
+    ]
+    return found
+
+
+def _present(decision: Decision) -> set[tuple[str, str, str]]:
+    return {o.key for o in obstacles(decision)}
+
+
+def _rule_label(rule: CompiledRule) -> str:
+    return rule.id if rule.row is None else f"{rule.id} row {rule.row + 1}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Thresholds: the tests holding an obstacle in place
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A test in a rule's condition, and the value it must stop having.
+
+    ``need`` is ``"not true"`` (the rule fires because the test is true) or ``"not false"``
+    (under a ``not``). ``sense`` says which way ``left - right`` must move for a numeric
+    comparison: +1 up, -1 down, 0 either (``==``, ``!=``), None when the test is not one.
+    """
+
+    policy: str
+    rule: CompiledRule
+    test: Expr
+    need: str
+    sense: int | None
+
+    @property
+    def text(self) -> str:
+        return f"{_rule_label(self.rule)}: {format_expr(self.test)}"
+
+    def holds(self, view: Mapping[str, Any]) -> bool:
+        """Whether the test has the value it must have on ``view``."""
+        value = evaluate(self.test, view)
+        return value is not True if self.need == "not true" else value is not False
+
+    def gap(self, view: Mapping[str, Any]) -> Decimal | None:
+        """``left - right`` of a numeric comparison on ``view``; None otherwise or unknown."""
+        if self.sense is None or not isinstance(self.test, Compare):
+            return None
+        left = to_decimal(evaluate(self.test.left, view))
+        right = to_decimal(evaluate(self.test.right, view))
+        return None if left is None or right is None else left - right
+
+
+# which way left - right must move to make a comparison false (when it is true now)
+_FALSIFY = {"<": 1, "<=": 1, ">": -1, ">=": -1, "==": 0, "!=": 0}
+
+
+def thresholds(policy: Policy, rule: CompiledRule, view: Mapping[str, Any]) -> Iterator[Threshold]:
+    """The tests that keep ``rule`` firing on ``view``: those of its condition that hold it
+    true, and for a row of a ``first`` table, those that keep each earlier row from matching
+    (an earlier row that matches takes the hit)."""
+
+    def walk(expr: Expr, need: str, owner: CompiledRule) -> Iterator[Threshold]:
+        value = evaluate(expr, view)
+        if (value is not True) if need == "not true" else (value is not False):
+            return  # already as needed
+        match expr:
+            case Not(operand=operand):
+                yield from walk(operand, "not false" if need == "not true" else "not true", owner)
+            case And(operands=operands) | Or(operands=operands):
+                for operand in operands:
+                    yield from walk(operand, need, owner)
+            case Compare(op=op) if _numeric(expr, view):
+                sense = _FALSIFY[op] * (1 if need == "not true" else -1)
+                yield Threshold(policy.name, owner, expr, need, sense)
+            case _:
+                yield Threshold(policy.name, owner, expr, need, None)
+
+    yield from walk(rule.condition, "not true", rule)
+    if rule.table is not None and rule.table.hit == "first":
+        for earlier in policy.rules:
+            if earlier.unit == rule.unit and (earlier.row or 0) < (rule.row or 0):
+                yield from walk(earlier.condition, "not false", earlier)
+
+
+def _numeric(test: Compare, view: Mapping[str, Any]) -> bool:
+    left, right = evaluate(test.left, view), evaluate(test.right, view)
+    return (
+        to_decimal(left) is not None
+        and to_decimal(right) is not None
+        and not (isinstance(left, bool) or isinstance(right, bool))
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Goals
+
+
+@dataclass(frozen=True)
+class Goal:
+    """What a change must achieve: the deal ``approved``, ``not rejected``, and without each
+    role of ``roles`` (``no cfo``); :func:`parse_goal` reads one, :func:`all_of` joins them."""
+
+    text: str
+    status: str | None = None  # "approved" | "not rejected"
+    roles: frozenset[str] = frozenset()
+
+    def met(self, record: Mapping[str, Any], before: Mapping[str, Any]) -> bool:
+        status = record.get("status")
+        if status == "invalid" or self.roles & set(record.get("approvals") or ()):
+            return False
+        if self.status == "approved":
+            return status == "approved"
+        # "no cfo" is not met by a rejection the deal did not already have
+        rejected_before = before.get("status") == "rejected" and self.status is None
+        return status != "rejected" or rejected_before
+
+    def concerns(self, obstacle: Obstacle) -> bool:
+        if obstacle.kind == "rejection":
+            return self.status is not None
+        return self.status == "approved" or obstacle.name in self.roles
+
+
+def all_of(goals: Sequence[Goal]) -> Goal:
+    """One goal that holds when each of ``goals`` does."""
+    statuses = {g.status for g in goals}
+    return Goal(
+        " and ".join(g.text for g in goals),
+        "approved" if "approved" in statuses else ("not rejected" if statuses - {None} else None),
+        frozenset().union(*(g.roles for g in goals)),
+    )
+
+
+def parse_goal(text: str, roles: Sequence[str]) -> Goal:
+    """``approved``, ``not rejected`` (or ``not-rejected``, ``needs_approval``), ``no ROLE``
+    (or ``no-ROLE``, ``no:ROLE``, ``without ROLE``).
+
+    :raises UsageError: anything else, or a role the approver ranks do not know.
+    """
+    words = text.strip().lower().replace(":", " ").split()
+    if words and words[0] not in ("no", "without") and "-" in words[0]:
+        head, _, rest = words[0].partition("-")
+        words = [head, rest, *words[1:]]
+    if words == ["approved"]:
+        return Goal(text, status="approved")
+    if words in (["not", "rejected"], ["needs_approval"]):
+        return Goal(text, status="not rejected")
+    if len(words) == 2 and words[0] in ("no", "without"):
+        role = words[1]
+        if role not in roles:
+            close = difflib.get_close_matches(role, list(roles), n=1)
+            hint = f" (did you mean 'no {close[0]}'?)" if close else ""
+            raise UsageError(f"--goal {text!r}: no approver role {role!r}{hint}")
+        return Goal(text, roles=frozenset({role}))
+    raise UsageError(
+        f"--goal {text!r}: expected 'approved', 'not rejected' or 'no ROLE' (e.g. 'no cfo')"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Answers
+
+
+@dataclass
+class Outcome:
+    """The decision a changed deal gets, and which obstacles it lost and gained."""
+
+    status: str
+    approvals: list[str]
+    removed: list[Obstacle]
+    added: list[Obstacle]
+
+
+@dataclass
+class Change:
+    """One change to the deal (or one step of a sequence), verified by evaluation.
+
+    :ivar before: the field's value before, :ivar after: after (:data:`REMOVED` when removed).
+    :ivar crosses: the test it moves across (``PM-5 row 3: max_line_discount <= 0.3``).
+    :ivar subject: for a comparison, its left side's value before and after.
+    """
+
+    path: str
+    before: Any
+    after: Any
+    outcome: Outcome
+    shown: tuple[Any, Any] = (None, None)  # before and after as JSON shows them
+    crosses: str = ""
+    subject: tuple[str, Any, Any] | None = None
+    relative: Decimal | None = None  # |after - before| / |before| for a number
+    note: str = ""
+
+    @property
+    def removed(self) -> bool:
+        return self.after is REMOVED
+
+    def rank(self) -> tuple[Any, ...]:
+        # clean changes first, then numbers by relative size, then choices, then removals
+        kind = 2 if self.removed else (0 if self.relative is not None else 1)
+        size = self.relative if self.relative is not None else Decimal(0)
+        return (bool(self.outcome.added), kind, size, self.path, str(self.after))
+
+
+@dataclass
+class Answer:
+    """The changes that remove one obstacle (or reach the goal)."""
+
+    obstacle: Obstacle | None
+    goal: Goal | None
+    changes: list[Change]
+    sequence: list[Change] = field(default_factory=list)  # a goal no single change reaches
+    met: bool = False  # the goal holds already, or a change or the sequence reaches it
+
+    @property
+    def title(self) -> str:
+        if self.goal is not None:
+            return f"goal: {self.goal.text}"
+        assert self.obstacle is not None
+        return self.obstacle.label
+
+
+@dataclass
+class WhatIf:
+    """Everything ``dealdesk whatif`` says about one deal."""
+
+    deal_id: Any
+    status: str
+    approvals: list[str]
+    answers: list[Answer]
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    probes: int = 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The search
+
+
+class _Explorer:
+    """Evaluates changed versions of one deal (each once) and searches along its knobs."""
+
+    def __init__(
+        self,
+        raw: Mapping[str, Any],
+        decide: Callable[[Any], Decision],
+        fact_types: Mapping[str, str],
+    ):
+        self.raw = raw
+        self.decide = decide
+        self.base = decide(raw)
+        self.knobs = knobs(raw, fact_types)
+        self.currency = _currency(raw)
+        self.present = _present(self.base)
+        self._cache: dict[tuple[str, Any], Decision] = {}
+
+    @property
+    def probes(self) -> int:
+        return len(self._cache)
+
+    def probe(self, knob: Knob, value: Any) -> Decision:
+        key = (knob.path, value if value is REMOVED else str(value))
+        found = self._cache.get(key)
+        if found is None:
+            found = self.decide(_changed(self.raw, [(knob, value)]))
+            self._cache[key] = found
+        return found
+
+    # -- numbers
+
+    def value_at(self, knob: Knob, direction: int, k: int) -> Decimal:
+        """The ``k``-th value of ``knob``'s grid (multiples of its step) past its value."""
+        assert knob.step is not None
+        units = knob.value / knob.step
+        start = math.floor(units) if direction > 0 else math.ceil(units)
+        return knob.step * (start + direction * k)
+
+    def steps_limit(self, knob: Knob, direction: int) -> int:
+        assert knob.step is not None
+        units = knob.value / knob.step
+        if direction < 0:
+            return max(math.ceil(units), 0)  # down to zero: no deal number is negative
+        top = (
+            Decimal(1)
+            if knob.fraction
+            else max(abs(knob.value) * _GROWTH, knob.step * _ZERO_RANGE_STEPS)
+        )
+        return max(math.floor(top / knob.step) - math.floor(units), 0)
+
+    def smallest(
+        self, knob: Knob, direction: int, ok: Callable[[Decision], bool], start: int = 0
+    ) -> int | None:
+        """The smallest ``k > start`` whose value satisfies ``ok``, doubling then halving."""
+        limit = self.steps_limit(knob, direction)
+        low, width = start, 1
+        while True:
+            high = min(start + width, limit)
+            if high <= low:
+                return None
+            if ok(self.probe(knob, self.value_at(knob, direction, high))):
+                break
+            if high == limit:
+                return None
+            low, width = high, width * 2
+        while high - low > 1:
+            middle = (low + high) // 2
+            if ok(self.probe(knob, self.value_at(knob, direction, middle))):
+                high = middle
+            else:
+                low = middle
+        return high
+
+    def directions(self, knob: Knob, threshold: Threshold) -> list[int]:
+        """Which ways moving ``knob`` moves the threshold's test the way it must go (both when
+        the test is not a numeric comparison but moves at all), nearest first."""
+        view = _view(self.base, threshold.policy)
+        assert view is not None
+        gap = threshold.gap(view)
+        found: list[int] = []
+        for direction in (1, -1):
+            for k in self._nudges(knob, direction):
+                moved = _view(self.probe(knob, self.value_at(knob, direction, k)), threshold.policy)
+                if moved is None:
+                    continue
+                if threshold.sense is None or gap is None:
+                    if _reads(threshold, moved) != _reads(threshold, view):
+                        found.append(direction)
+                        break
+                    continue
+                new_gap = threshold.gap(moved)
+                if new_gap is None or new_gap == gap:
+                    continue
+                if threshold.sense == 0 or (new_gap - gap) * threshold.sense > 0:
+                    found.append(direction)
+                break
+        return found
+
+    def _nudges(self, knob: Knob, direction: int) -> list[int]:
+        """A step, and a tenth of the value: enough to see whether the knob moves a test."""
+        assert knob.step is not None
+        tenth = int(abs(knob.value) / 10 / knob.step)
+        limit = self.steps_limit(knob, direction)
+        return [k for k in dict.fromkeys((1, tenth)) if 0 < k <= limit]
+
+
+def _view(decision: Decision, policy: str) -> dict[str, Any] | None:
+    """What the rules of ``policy`` saw: the deal with its facts and the policy's outputs."""
+    run = decision.runs.get(policy)
+    if decision.data is None or run is None:
+        return None
+    return {**decision.data, "outputs": run.outputs()}
+
+
+def _reads(threshold: Threshold, view: Mapping[str, Any]) -> Any:
+    from dealdesk.rules.expressions import fields
+    from dealdesk.rules.meaning import lookup
+
+    return tuple(str(lookup(view, f.path)) for f in fields(threshold.test) if not f.item) + (
+        str(evaluate(threshold.test, view)),
+    )
+
+
+def what_if(
+    raw: Mapping[str, Any],
+    decide: Callable[[Any], Decision],
+    fact_types: Mapping[str, str],
+    *,
+    goals: Sequence[Goal] = (),
+    limit: int = DEFAULT_LIMIT,
+) -> WhatIf:
+    """The smallest single changes to ``raw`` that remove each obstacle to its approval, or that
+    reach every one of ``goals`` (with a sequence of changes when no single one does).
+
+    :param decide: ``App.decide``: a raw deal to its decision (record, runs, prepared data).
+    :param fact_types: the input paths plugins declare (``Plugins.fact_types``).
+    :param limit: the most changes listed per obstacle.
+    """
+    explorer = _Explorer(raw, decide, fact_types)
+    base = explorer.base
+    record = base.record
+    result = WhatIf(
+        record.get("deal_id"),
+        str(record.get("status")),
+        list(record.get("approvals") or []),
+        [],
+        list(record.get("errors") or []),
+    )
+    if base.data is None:
+        return result
+    found = obstacles(base)
+    if goals:
+        goal = all_of(goals)
+        if goal.met(record, record):
+            result.answers.append(Answer(None, goal, [], met=True))
+        else:
+            concerned = [o for o in found if goal.concerns(o)]
+            changes = _search(explorer, concerned, lambda d: goal.met(d.record, record))
+            answer = Answer(None, goal, changes[:limit], met=bool(changes))
+            if not changes:
+                answer.sequence = _sequence(raw, decide, fact_types, goal)
+                answer.met = bool(answer.sequence)
+            result.answers.append(answer)
+    else:
+        for obstacle in found:
+            changes = _search(explorer, [obstacle], _gone(obstacle))
+            result.answers.append(Answer(obstacle, None, changes[:limit]))
+    result.probes = explorer.probes
+    return result
+
+
+def _gone(obstacle: Obstacle) -> Callable[[Decision], bool]:
+    def gone(decision: Decision) -> bool:
+        return decision.data is not None and obstacle.key not in _present(decision)
+
+    return gone
+
+
+def _search(
+    explorer: _Explorer, concerned: Sequence[Obstacle], ok: Callable[[Decision], bool]
+) -> list[Change]:
+    """The smallest change along each knob that satisfies ``ok``, found from the thresholds of
+    the ``concerned`` obstacles' rules; the best first."""
+    best: dict[tuple[str, str], Change] = {}
+
+    def keep(change: Change) -> None:
+        key = (change.path, "" if change.relative is not None else str(change.after))
+        if key not in best or change.rank() < best[key].rank():
+            best[key] = change
+
+    for threshold in _thresholds(explorer.base, concerned):
+        view = _view(explorer.base, threshold.policy)
+        assert view is not None
+
+        def crossed(decision: Decision, threshold: Threshold = threshold) -> bool:
+            moved = _view(decision, threshold.policy)
+            return moved is not None and threshold.holds(moved)
+
+        for knob in explorer.knobs:
+            if knob.step is None:
+                for choice in knob.choices:
+                    decision = explorer.probe(knob, choice)
+                    if crossed(decision) and ok(decision):
+                        keep(_change(explorer, knob, choice, decision, threshold))
+                continue
+            for direction in explorer.directions(knob, threshold):
+                k = explorer.smallest(knob, direction, crossed)
+                if k is None:
+                    continue
+                if not ok(explorer.probe(knob, explorer.value_at(knob, direction, k))):
+                    k = explorer.smallest(knob, direction, ok, start=k)
+                    if k is None:
+                        continue
+                value = explorer.value_at(knob, direction, k)
+                keep(_change(explorer, knob, value, explorer.probe(knob, value), threshold))
+    changes = sorted(best.values(), key=Change.rank)
+    clean = [c for c in changes if not c.outcome.added]
+    # a change that trades the obstacle for another is an answer only when no other is
+    return clean or changes
+
+
+def _thresholds(decision: Decision, concerned: Sequence[Obstacle]) -> list[Threshold]:
+    found: dict[tuple[str, str, str], Threshold] = {}
+    for obstacle in concerned:
+        for policy, rule in obstacle.rules:
+            view = _view(decision, policy)
+            if view is None:
+                continue
+            for threshold in thresholds(decision.runs[policy].policy, rule, view):
+                found.setdefault((policy, rule.key, repr(threshold.test)), threshold)
+    return list(found.values())
+
+
+def _change(
+    explorer: _Explorer, knob: Knob, value: Any, decision: Decision, threshold: Threshold | None
+) -> Change:
+    before, after = obstacles(explorer.base), obstacles(decision)
+    before_keys, after_keys = {o.key for o in before}, {o.key for o in after}
+    record = decision.record
+    outcome = Outcome(
+        str(record.get("status")),
+        list(record.get("approvals") or []),
+        [o for o in before if o.key not in after_keys],
+        [o for o in after if o.key not in before_keys],
+    )
+    relative = None
+    if knob.step is not None:
+        relative = abs(value - knob.value) / abs(knob.value) if knob.value else Decimal("Infinity")
+    subject = None
+    if (
+        threshold is not None
+        and isinstance(threshold.test, Compare)
+        and threshold.sense is not None
+    ):
+        old, new = _view(explorer.base, threshold.policy), _view(decision, threshold.policy)
+        if old is not None and new is not None:
+            # the side that moved: the deal's value, or the limit it is held to
+            side = threshold.test.left
+            if evaluate(side, old) == evaluate(side, new):
+                side = threshold.test.right
+            subject = (format_expr(side), evaluate(side, old), evaluate(side, new))
+    note = REMOVABLE.get(
+        knob.keys[-1] if len(knob.keys) == 1 else ".".join(map(str, knob.keys)), ""
+    )
+    return Change(
+        knob.path,
+        knob.value,
+        value,
+        outcome,
+        (_plain(knob, knob.value, explorer.currency), _plain(knob, value, explorer.currency)),
+        crosses="" if threshold is None else threshold.text,
+        subject=subject,
+        relative=relative,
+        note=note if value is REMOVED else "",
+    )
+
+
+def _sequence(
+    raw: Mapping[str, Any],
+    decide: Callable[[Any], Decision],
+    fact_types: Mapping[str, str],
+    goal: Goal,
+) -> list[Change]:
+    """Changes that reach ``goal`` together, empty when none are found within
+    :data:`MAX_SEQUENCE` steps. Each step takes the single change that removes the most of the
+    goal's obstacles (the smallest such); when none removes any, two choices at once (an
+    obstacle that two rules require, such as ``deal_desk`` for a risk offer and for its
+    requested split)."""
+    steps: list[Change] = []
+    current = dict(raw)
+    first = decide(raw).record
+    while len(steps) < MAX_SEQUENCE:
+        explorer = _Explorer(current, decide, fact_types)
+        concerned = [o for o in obstacles(explorer.base) if goal.concerns(o)]
+        keys = {o.key for o in concerned}
+
+        def progress(change: Change, keys: set[tuple[str, str, str]] = keys) -> int:
+            # a step may not bring an obstacle the goal is about, nor a rejection
+            if any(goal.concerns(o) or o.kind == "rejection" for o in change.outcome.added):
+                return 0
+            return len(keys & {o.key for o in change.outcome.removed})
+
+        singles = _search(explorer, concerned, lambda d, keys=keys: bool(keys - _present(d)))
+        chosen = [min(singles, key=lambda c: (-progress(c), c.rank()))] if singles else []
+        if not chosen or not progress(chosen[0]):
+            chosen = _pair(explorer, progress)
+        if not chosen:
+            return []
+        for change in chosen:
+            knob = next(k for k in explorer.knobs if k.path == change.path)
+            current = _changed(current, [(knob, change.after)])
+        steps.extend(chosen)
+        if goal.met(decide(current).record, first):
+            return steps
+    return []
+
+
+def _overlap(one: Knob, other: Knob) -> bool:
+    """Whether the fields are one and the same, or one holds the other (``partner``)."""
+    size = min(len(one.keys), len(other.keys))
+    return one.keys[:size] == other.keys[:size]
+
+
+def _pair(explorer: _Explorer, progress: Callable[[Change], int]) -> list[Change]:
+    """The two choices (of different fields) that together make the most ``progress``, as two
+    steps; empty when no pair makes any."""
+    options = [(k, c) for k in explorer.knobs if k.step is None for c in k.choices]
+    best: tuple[int, list[Change]] = (0, [])
+    for i, (first, one) in enumerate(options):
+        for second, other in options[i + 1 :]:
+            if _overlap(first, second):
+                continue
+            both = explorer.decide(_changed(explorer.raw, [(first, one), (second, other)]))
+            step_two = _change(explorer, second, other, both, None)
+            if progress(step_two) > best[0]:
+                step_one = _change(explorer, first, one, explorer.probe(first, one), None)
+                best = (progress(step_two), [step_one, step_two])
+    return best[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Showing
+
+
+def as_json(result: WhatIf) -> dict[str, Any]:
+    """``dealdesk whatif --format json``: plain JSON data (money as decimal strings, fractions
+    to 4 places, as records show them)."""
+
+    def change_json(change: Change) -> dict[str, Any]:
+        subject = None
+        if change.subject is not None:
+            text, old, new = change.subject
+            subject = {"expression": text, "from": _fraction(old), "to": _fraction(new)}
+        return {
+            "path": change.path,
+            "from": change.shown[0],
+            "to": change.shown[1],
+            "removed": change.removed,
+            "relative_change": None if change.relative is None else _fraction(change.relative),
+            "crosses": change.crosses or None,
+            "subject": subject,
+            "decision": {"status": change.outcome.status, "approvals": change.outcome.approvals},
+            "removes": [o.label for o in change.outcome.removed],
+            "adds": [o.label for o in change.outcome.added],
+        }
+
+    answers = []
+    for answer in result.answers:
+        item: dict[str, Any]
+        if answer.obstacle is not None:
+            obstacle = answer.obstacle
+            item = {
+                "obstacle": {
+                    "kind": obstacle.kind,
+                    "name": obstacle.name,
+                    "rules": _rule_labels(obstacle),
+                }
+            }
+        else:
+            assert answer.goal is not None
+            item = {"goal": answer.goal.text, "met": answer.met}
+        item["changes"] = [change_json(c) for c in answer.changes]
+        if answer.goal is not None:
+            item["together"] = [change_json(c) for c in answer.sequence]
+        answers.append(item)
+    return {
+        "deal_id": result.deal_id,
+        "status": result.status,
+        "approvals": result.approvals,
+        "answers": answers,
+        "errors": result.errors,
+    }
+
+
+def _fraction(value: Any) -> Any:
+    number = to_decimal(value)
+    if number is None or not number.is_finite():
+        return None if number is None or number.is_nan() else str(number)
+    return round_fraction(number)
+
+
+def _rule_labels(obstacle: Obstacle) -> list[str]:
+    return list(dict.fromkeys(_rule_label(rule) for _, rule in obstacle.rules))
+
+
+def format_text(result: WhatIf) -> str:
+    """The answer for people: per obstacle (or goal), each change, what it crosses and the
+    decision it gives."""
+    from dealdesk.explain import format_value
+    from dealdesk.io.summary import format_message
+
+    approvals = f" (approvals: {', '.join(result.approvals)})" if result.approvals else ""
+    lines = [f"{result.deal_id or '(no id)'}: {result.status}{approvals}"]
+    if result.status == "invalid":
+        lines += [f"  error: {format_message(error)}" for error in result.errors]
+        lines.append("  an invalid deal has no decision to change: fix these first")
+        return "\n".join(lines) + "\n"
+    if not result.answers:
+        lines.append("  nothing stands in the way: no rejection, no approver")
+    for answer in result.answers:
+        lines.append("")
+        if answer.obstacle is not None:
+            lines.append(
+                f"{answer.obstacle.label} (from {', '.join(_rule_labels(answer.obstacle))})"
+            )
+        else:
+            lines.append(f"goal: {answer.goal.text if answer.goal else ''}")
+            if answer.met and not answer.changes and not answer.sequence:
+                lines.append("  already met")
+                continue
+        for change in answer.changes:
+            lines += _change_lines(change, format_value)
+        if answer.changes:
+            continue
+        if answer.sequence:
+            lines.append("  no single change; these together do:")
+            for number, change in enumerate(answer.sequence, 1):
+                lines += _change_lines(change, format_value, f"{number}.")
+        elif answer.goal is not None:
+            lines.append(f"  no change found that reaches it (tried {result.probes} variants)")
+        else:
+            lines.append("  no single change removes it (try --goal for changes that do together)")
+    return "\n".join(lines) + "\n"
+
+
+def _change_lines(change: Change, show: Callable[[Any], str], bullet: str = "-") -> list[str]:
+    if change.removed:
+        what = f"remove {change.path}" + (f" ({change.note})" if change.note else "")
+    else:
+        size = ""
+        if change.relative is not None and change.relative.is_finite():
+            sign = "+" if change.after > change.before else "-"
+            size = f" ({sign}{change.relative * 100:.2f}%)"
+        what = f"{change.path}: {_shown(change.shown[0], show)} → {_shown(change.shown[1], show)}{size}"
+    lines = [f"  {bullet} {what}"]
+    if change.crosses:
+        subject = ""
+        if change.subject is not None:
+            text, old, new = change.subject
+            subject = f"; {text} {show(old)} → {show(new)}"
+        lines.append(f"      crosses {change.crosses}{subject}")
+    outcome = change.outcome
+    gives = outcome.status + (f" ({', '.join(outcome.approvals)})" if outcome.approvals else "")
+    if outcome.added:
+        gives += f"; brings {', '.join(o.label for o in outcome.added)}"
+    lines.append(f"      gives {gives}")
+    return lines
+
+
+def _shown(value: Any, show: Callable[[Any], str]) -> str:
+    return value if isinstance(value, str) and value[:1].isdigit() else show(value)
