@@ -762,7 +762,12 @@ def whatif(
     if source.error is not None:
         raise UsageError(source.error)
     result = answers.what_if(
-        source.deal, application.decide, application.plugins.fact_types, goals=wanted, limit=limit
+        source.deal,
+        application.decide,
+        application.plugins.fact_types,
+        ranks=application.policy_set.approvers,
+        goals=wanted,
+        limit=limit,
     )
     if fmt == "json":
         import json

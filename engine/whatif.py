@@ -214,6 +214,7 @@ class Obstacle:
     name: str  # the role, or the rejecting rule's id
     policy: str = ""
     rules: tuple[tuple[str, CompiledRule], ...] = field(default=(), compare=False)
+    weight: int = field(default=1, compare=False)  # how far it is from approval (see obstacles)
 
     @property
     def label(self) -> str:
@@ -224,9 +225,15 @@ class Obstacle:
         return (self.kind, self.policy, self.name)
 
 
-def obstacles(decision: Decision) -> list[Obstacle]:
+def obstacles(decision: Decision, ranks: Sequence[str] = ()) -> list[Obstacle]:
     """What keeps the decided deal from approval: its rejections, in firing order, then its
-    approvers, in rank order (the record's)."""
+    approvers, in rank order (the record's).
+
+    :param ranks: the approver roles, least senior first: an approver weighs its place in them
+        plus one, so that trading an approver for a less senior one is progress; a rejection
+        outweighs them all.
+    """
+    weights = {role: index + 1 for index, role in enumerate(ranks)}
     rejections: dict[tuple[str, str], list[tuple[str, CompiledRule]]] = {}
     requirers: dict[str, list[tuple[str, CompiledRule]]] = {}
     for name, run in decision.runs.items():
@@ -236,11 +243,17 @@ def obstacles(decision: Decision) -> list[Obstacle]:
             for role in firing.effects.requires:
                 requirers.setdefault(role, []).append((name, firing.rule))
     found = [
-        Obstacle("rejection", rule_id, policy, tuple(rules))
+        Obstacle("rejection", rule_id, policy, tuple(rules), len(ranks) + 2)
         for (policy, rule_id), rules in rejections.items()
     ]
     found += [
-        Obstacle("approval", role, "", tuple(requirers.get(role, ())))
+        Obstacle(
+            "approval",
+            role,
+            "",
+            tuple(requirers.get(role, ())),
+            weights.get(role, len(ranks) + 1),
+        )
         for role in decision.record.get("approvals") or []
     ]
     return found
@@ -427,18 +440,28 @@ class Change:
     shown: tuple[Any, Any] = (None, None)  # before and after as JSON shows them
     crosses: str = ""
     subject: tuple[str, Any, Any] | None = None
-    relative: Decimal | None = None  # |after - before| / |before| for a number
     note: str = ""
 
     @property
     def removed(self) -> bool:
         return self.after is REMOVED
 
+    @property
+    def relative(self) -> Decimal | None:
+        """``|after - before| / |before|`` for a number (infinite from zero), else None."""
+        if not isinstance(self.before, Decimal) or not isinstance(self.after, Decimal):
+            return None
+        if not self.before:
+            return Decimal("Infinity")
+        return abs(self.after - self.before) / abs(self.before)
+
     def rank(self) -> tuple[Any, ...]:
-        # clean changes first, then numbers by relative size, then choices, then removals
+        # clean changes first (then those that bring the least), numbers by relative size, then
+        # choices, then removals
         kind = 2 if self.removed else (0 if self.relative is not None else 1)
         size = self.relative if self.relative is not None else Decimal(0)
-        return (bool(self.outcome.added), kind, size, self.path, str(self.after))
+        brought = sum(o.weight for o in self.outcome.added)
+        return (brought, kind, size, self.path, str(self.after))
 
 
 @dataclass
@@ -483,9 +506,12 @@ class _Explorer:
         raw: Mapping[str, Any],
         decide: Callable[[Any], Decision],
         fact_types: Mapping[str, str],
+        ranks: Sequence[str],
     ):
         self.raw = raw
         self.decide = decide
+        self.fact_types = fact_types
+        self.ranks = ranks
         self.base = decide(raw)
         self.knobs = knobs(raw, fact_types)
         self.currency = _currency(raw)
@@ -603,6 +629,7 @@ def what_if(
     decide: Callable[[Any], Decision],
     fact_types: Mapping[str, str],
     *,
+    ranks: Sequence[str] = (),
     goals: Sequence[Goal] = (),
     limit: int = DEFAULT_LIMIT,
 ) -> WhatIf:
@@ -611,9 +638,11 @@ def what_if(
 
     :param decide: ``App.decide``: a raw deal to its decision (record, runs, prepared data).
     :param fact_types: the input paths plugins declare (``Plugins.fact_types``).
+    :param ranks: the approver roles, least senior first (``PolicySet.approvers``): a change
+        that brings a less senior approver ranks before one that brings a more senior one.
     :param limit: the most changes listed per obstacle.
     """
-    explorer = _Explorer(raw, decide, fact_types)
+    explorer = _Explorer(raw, decide, fact_types, ranks)
     base = explorer.base
     record = base.record
     result = WhatIf(
@@ -625,7 +654,7 @@ def what_if(
     )
     if base.data is None:
         return result
-    found = obstacles(base)
+    found = obstacles(base, ranks)
     if goals:
         goal = all_of(goals)
         if goal.met(record, record):
@@ -635,7 +664,7 @@ def what_if(
             changes = _search(explorer, concerned, lambda d: goal.met(d.record, record))
             answer = Answer(None, goal, changes[:limit], met=bool(changes))
             if not changes:
-                answer.sequence = _sequence(raw, decide, fact_types, goal)
+                answer.sequence = _sequence(explorer, goal)
                 answer.met = bool(answer.sequence)
             result.answers.append(answer)
     else:
@@ -654,20 +683,26 @@ def _gone(obstacle: Obstacle) -> Callable[[Decision], bool]:
 
 
 def _search(
-    explorer: _Explorer, concerned: Sequence[Obstacle], ok: Callable[[Decision], bool]
+    explorer: _Explorer,
+    concerned: Sequence[Obstacle],
+    ok: Callable[[Decision], bool],
+    *,
+    clean: bool = True,
 ) -> list[Change]:
     """The smallest change along each knob that satisfies ``ok``, found from the thresholds of
-    the ``concerned`` obstacles' rules; the best first."""
-    best: dict[tuple[str, str], Change] = {}
+    the ``concerned`` obstacles' rules; the best first. With ``clean``, changes that bring an
+    obstacle are left out unless there are no others."""
+    best: dict[tuple[str, str, tuple[Any, ...]], Change] = {}
 
     def keep(change: Change) -> None:
-        key = (change.path, "" if change.relative is not None else str(change.after))
+        # one change per field and per what it brings: the smallest that brings a senior
+        # approver, and the larger one that brings a junior one, are both worth knowing
+        brought = tuple(o.key for o in change.outcome.added)
+        key = (change.path, "" if change.relative is not None else str(change.after), brought)
         if key not in best or change.rank() < best[key].rank():
             best[key] = change
 
     for threshold in _thresholds(explorer.base, concerned):
-        view = _view(explorer.base, threshold.policy)
-        assert view is not None
 
         def crossed(decision: Decision, threshold: Threshold = threshold) -> bool:
             moved = _view(decision, threshold.policy)
@@ -691,9 +726,10 @@ def _search(
                 value = explorer.value_at(knob, direction, k)
                 keep(_change(explorer, knob, value, explorer.probe(knob, value), threshold))
     changes = sorted(best.values(), key=Change.rank)
-    clean = [c for c in changes if not c.outcome.added]
+    if not clean:
+        return changes
     # a change that trades the obstacle for another is an answer only when no other is
-    return clean or changes
+    return [c for c in changes if not c.outcome.added] or changes
 
 
 def _thresholds(decision: Decision, concerned: Sequence[Obstacle]) -> list[Threshold]:
@@ -711,7 +747,7 @@ def _thresholds(decision: Decision, concerned: Sequence[Obstacle]) -> list[Thres
 def _change(
     explorer: _Explorer, knob: Knob, value: Any, decision: Decision, threshold: Threshold | None
 ) -> Change:
-    before, after = obstacles(explorer.base), obstacles(decision)
+    before, after = obstacles(explorer.base, explorer.ranks), obstacles(decision, explorer.ranks)
     before_keys, after_keys = {o.key for o in before}, {o.key for o in after}
     record = decision.record
     outcome = Outcome(
@@ -720,9 +756,6 @@ def _change(
         [o for o in before if o.key not in after_keys],
         [o for o in after if o.key not in before_keys],
     )
-    relative = None
-    if knob.step is not None:
-        relative = abs(value - knob.value) / abs(knob.value) if knob.value else Decimal("Infinity")
     subject = None
     if (
         threshold is not None
@@ -747,47 +780,47 @@ def _change(
         (_plain(knob, knob.value, explorer.currency), _plain(knob, value, explorer.currency)),
         crosses="" if threshold is None else threshold.text,
         subject=subject,
-        relative=relative,
         note=note if value is REMOVED else "",
     )
 
 
-def _sequence(
-    raw: Mapping[str, Any],
-    decide: Callable[[Any], Decision],
-    fact_types: Mapping[str, str],
-    goal: Goal,
-) -> list[Change]:
+def _sequence(start: _Explorer, goal: Goal) -> list[Change]:
     """Changes that reach ``goal`` together, empty when none are found within
-    :data:`MAX_SEQUENCE` steps. Each step takes the single change that removes the most of the
-    goal's obstacles (the smallest such); when none removes any, two choices at once (an
-    obstacle that two rules require, such as ``deal_desk`` for a risk offer and for its
-    requested split)."""
+    :data:`MAX_SEQUENCE` steps. Each step takes the single change that makes the most progress
+    (the weight of the goal's obstacles it removes, less what it brings: trading an approver
+    for a less senior one is progress), the smallest such; when none makes any, two choices at
+    once (an obstacle that two rules require, such as ``deal_desk`` for a risk offer and for its
+    requested split). A field changed twice is one step, from its first value to its last."""
     steps: list[Change] = []
-    current = dict(raw)
-    first = decide(raw).record
+    explorer = start
     while len(steps) < MAX_SEQUENCE:
-        explorer = _Explorer(current, decide, fact_types)
-        concerned = [o for o in obstacles(explorer.base) if goal.concerns(o)]
+        concerned = [o for o in obstacles(explorer.base, explorer.ranks) if goal.concerns(o)]
         keys = {o.key for o in concerned}
 
         def progress(change: Change, keys: set[tuple[str, str, str]] = keys) -> int:
-            # a step may not bring an obstacle the goal is about, nor a rejection
-            if any(goal.concerns(o) or o.kind == "rejection" for o in change.outcome.added):
-                return 0
-            return len(keys & {o.key for o in change.outcome.removed})
+            brought = [o for o in change.outcome.added if goal.concerns(o) or o.kind == "rejection"]
+            removed = [o for o in change.outcome.removed if o.key in keys]
+            return sum(o.weight for o in removed) - sum(o.weight for o in brought)
 
-        singles = _search(explorer, concerned, lambda d, keys=keys: bool(keys - _present(d)))
+        singles = _search(
+            explorer, concerned, lambda d, keys=keys: bool(keys - _present(d)), clean=False
+        )
         chosen = [min(singles, key=lambda c: (-progress(c), c.rank()))] if singles else []
-        if not chosen or not progress(chosen[0]):
+        if not chosen or progress(chosen[0]) <= 0:
             chosen = _pair(explorer, progress)
         if not chosen:
             return []
+        current = explorer.raw
         for change in chosen:
             knob = next(k for k in explorer.knobs if k.path == change.path)
             current = _changed(current, [(knob, change.after)])
-        steps.extend(chosen)
-        if goal.met(decide(current).record, first):
+            earlier = next((s for s in steps if s.path == change.path), None)
+            if earlier is not None:
+                steps.remove(earlier)
+                change.before, change.shown = earlier.before, (earlier.shown[0], change.shown[1])
+            steps.append(change)
+        explorer = _Explorer(current, explorer.decide, explorer.fact_types, explorer.ranks)
+        if goal.met(explorer.base.record, start.base.record):
             return steps
     return []
 

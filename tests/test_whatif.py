@@ -1,0 +1,380 @@
+"""dealdesk.whatif: the smallest changes that remove an obstacle, each checked here again by
+evaluating the changed deal — and one step (a cent, a unit) less, which must not do it."""
+
+from __future__ import annotations
+
+import copy
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from helpers import BASE_DEAL, evaluator, write_rulesets
+
+from dealdesk import app as dealdesk_app
+from dealdesk.engines import available_engines
+from dealdesk.errors import UsageError
+from dealdesk.whatif import (
+    REMOVED,
+    Change,
+    WhatIf,
+    as_json,
+    knobs,
+    obstacles,
+    parse_goal,
+    thresholds,
+    what_if,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+DEALS = ROOT / "examples" / "deals"
+
+
+def load(name: str) -> dict[str, Any]:
+    return yaml.safe_load((DEALS / f"{name}.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def house() -> dealdesk_app.App:
+    return dealdesk_app.build(autoload=False)
+
+
+def ask(application: dealdesk_app.App, deal: dict[str, Any], *goals: str) -> WhatIf:
+    wanted = [parse_goal(g, application.policy_set.approvers) for g in goals]
+    return what_if(
+        deal,
+        application.decide,
+        application.plugins.fact_types,
+        ranks=application.policy_set.approvers,
+        goals=wanted,
+    )
+
+
+def answer_for(result: WhatIf, label: str) -> list[Change]:
+    [answer] = [a for a in result.answers if a.title == label]
+    return answer.changes
+
+
+def change_to(changes: list[Change], path: str) -> Change:
+    [found] = [c for c in changes if c.path == path]
+    return found
+
+
+def set_path(deal: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """``deal`` with ``path`` (``lines[0].unit_price``) set to ``value`` (REMOVED removes it)."""
+    changed = copy.deepcopy(deal)
+    node: Any = changed
+    keys: list[Any] = []
+    for part in path.split("."):
+        name, _, index = part.partition("[")
+        keys.append(name)
+        if index:
+            keys.append(int(index.rstrip("]")))
+    for key in keys[:-1]:
+        node = node[key]
+    if value is REMOVED:
+        del node[keys[-1]]
+    else:
+        node[keys[-1]] = value
+    return changed
+
+
+def approvals(application: dealdesk_app.App, deal: dict[str, Any]) -> list[str]:
+    return application.decide(deal).record["approvals"]
+
+
+# -- single changes, checked at the boundary --------------------------------------------------
+
+
+def test_a_line_price_through_max_line_discount_lands_exactly_on_the_earlier_row(house) -> None:
+    acme = load("acme-risk")
+    result = ask(house, acme)
+    change = change_to(answer_for(result, "sales_manager"), "lines[0].unit_price")
+    # PM-5 row 2 (<= 0.10) takes the hit first: 1 - p / 175000 <= 0.10 from p = 157500.00
+    assert change.after == Decimal("157500.00")
+    assert change.shown == ("150000.00", "157500.00")
+    assert change.crosses == "PM-5 row 2: max_line_discount <= 0.1"
+    assert "sales_manager" not in approvals(house, set_path(acme, change.path, change.after))
+    one_cent_less = set_path(acme, change.path, Decimal("157499.99"))
+    assert "sales_manager" in approvals(house, one_cent_less)
+    assert change.outcome.approvals == ["deal_desk", "services_finance"]
+    assert [o.label for o in change.outcome.removed] == ["sales_manager"]
+    assert change.outcome.added == []
+
+
+def test_a_labor_cost_through_labor_margin_stops_at_the_floor(house) -> None:
+    acme = load("acme-risk")
+    changes = answer_for(ask(house, acme), "services_finance")
+    cost = change_to(changes, "lines[2].unit_cost")
+    # labor_margin < 0.30 (PM-9): 1 - c / 89600 >= 0.30 from c = 62720.00, exactly on the floor
+    assert cost.after == Decimal("62720.00")
+    assert "services_finance" not in approvals(house, set_path(acme, cost.path, cost.after))
+    assert "services_finance" in approvals(house, set_path(acme, cost.path, Decimal("62720.01")))
+    price = change_to(changes, "lines[2].unit_price")
+    assert price.after == Decimal("96000.00")  # 1 - 67200 / 96000 = 0.30 exactly
+    assert "services_finance" in approvals(house, set_path(acme, price.path, Decimal("95999.99")))
+    # the smallest first: 6.67% down on the cost before 7.14% up on the price
+    assert changes.index(cost) < changes.index(price)
+
+
+def test_a_margin_below_the_floor_is_lifted_through_cost_and_price(house) -> None:
+    deal = load("acme-risk")
+    deal["lines"][0]["unit_cost"] = 150000  # margin ~0.32 under the 0.35 floor: vp_finance
+    assert "vp_finance" in approvals(house, deal)
+    changes = answer_for(ask(house, deal), "vp_finance")
+    for path in ("lines[0].unit_cost", "lines[1].unit_price"):
+        change = change_to(changes, path)
+        assert "vp_finance" not in approvals(house, set_path(deal, path, change.after))
+        step = Decimal("0.01") if path.endswith("unit_cost") else Decimal("-0.01")
+        assert "vp_finance" in approvals(house, set_path(deal, path, change.after + step))
+
+
+def test_money_at_risk_is_cut_to_exactly_twenty_percent(house) -> None:
+    kpi = load("kpi-at-risk-cfo")
+    changes = answer_for(ask(house, kpi), "cfo")
+    change = change_to(changes, "offer.kpi_at_risk")
+    contract = house.decide(kpi).data["totals"]["contract"]
+    assert change.after == contract * Decimal("0.20")  # > 0.20 is the cfo's, = 0.20 is not
+    assert change.subject == (
+        "offer.kpi_at_risk / totals.contract",
+        Decimal(120000) / contract,
+        Decimal("0.2"),
+    )
+    over = set_path(kpi, "offer.kpi_at_risk", change.after + Decimal("0.01"))
+    assert "cfo" in approvals(house, over)
+    # a choice is an answer too: another pricing model
+    assert {"fixed", "consumption"} <= {c.after for c in changes if c.path == "offer.pricing"}
+
+
+def test_a_rejection_is_lifted_by_the_choices_its_rule_tests(house) -> None:
+    deal = load("risk-break-fix-rejected")
+    changes = answer_for(ask(house, deal), "rejection by OS-1")
+    by_path = {(c.path, c.after): c for c in changes}
+    assert by_path[("support.model", "proactive")].outcome.status == "needs_approval"
+    assert by_path[("offer.type", "standard")].outcome.status == "approved"
+    assert ("support.model", "none") not in by_path  # none is rejected by OS-1 too
+    for (path, value), change in by_path.items():
+        record = house.decide(set_path(deal, path, value)).record
+        assert record["status"] == change.outcome.status
+        assert not any(r["rule"] == "OS-1" for r in record["reasons"])
+
+
+def test_a_change_that_trades_the_approver_for_another_is_left_out_when_a_clean_one_exists(
+    house,
+) -> None:
+    changes = answer_for(ask(house, load("acme-risk")), "sales_manager")
+    assert changes and all(not c.outcome.added for c in changes)
+    # raising the discount past 0.20 would swap sales_manager for sales_director: not listed
+    assert all(c.after > c.before for c in changes if c.path == "lines[0].unit_price")
+
+
+def test_no_single_change_is_said_when_two_rules_hold_the_approver(house) -> None:
+    result = ask(house, load("acme-risk"))
+    assert answer_for(result, "deal_desk") == []  # PM-13 and, as a standard offer, BM-6
+
+
+# -- goals ------------------------------------------------------------------------------------
+
+
+def test_a_goal_no_single_change_reaches_gets_a_verified_sequence(house) -> None:
+    acme = load("acme-risk")
+    [answer] = ask(house, acme, "approved").answers
+    assert answer.changes == [] and answer.met
+    deal = acme
+    for change in answer.sequence:
+        deal = set_path(deal, change.path, change.after)
+    assert house.decide(deal).record["status"] == "approved"
+    assert answer.sequence[-1].outcome.status == "approved"
+    assert {c.path for c in answer.sequence} >= {"offer.type", "billing.requested_split"}
+
+
+def test_a_goal_reached_by_one_change_lists_those_changes(house) -> None:
+    [answer] = ask(house, load("financial-improvement"), "no cfo", "no legal").answers
+    assert answer.met and answer.sequence == []
+    assert {(c.path, c.after) for c in answer.changes} >= {("offer.pricing", "fixed")}
+    for change in answer.changes:
+        assert not {"cfo", "legal"} & set(change.outcome.approvals)
+
+
+def test_a_goal_already_met_needs_nothing(house) -> None:
+    [answer] = ask(house, load("acme-risk"), "no cfo").answers
+    assert answer.met and answer.changes == [] and answer.sequence == []
+
+
+@pytest.mark.parametrize(
+    ("text", "status", "roles"),
+    [
+        ("approved", "approved", set()),
+        ("not rejected", "not rejected", set()),
+        ("not-rejected", "not rejected", set()),
+        ("no cfo", None, {"cfo"}),
+        ("no-vp_finance", None, {"vp_finance"}),
+        ("without:legal", None, {"legal"}),
+    ],
+)
+def test_goals_are_read_in_several_spellings(text: str, status: str | None, roles: set) -> None:
+    goal = parse_goal(text, ["cfo", "vp_finance", "legal"])
+    assert (goal.status, set(goal.roles)) == (status, roles)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("no cfoo", "no approver role 'cfoo' (did you mean 'no cfo'?)"),
+        ("cheap", "expected 'approved', 'not rejected' or 'no ROLE'"),
+    ],
+)
+def test_a_goal_that_cannot_be_read_is_a_usage_error(text: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace("?)", r"\?\)")):
+        parse_goal(text, ["cfo"])
+
+
+# -- the pieces ---------------------------------------------------------------------------------
+
+
+def test_knobs_are_the_deal_inputs_a_change_may_set(house) -> None:
+    found = {k.path: k for k in knobs(load("acme-risk"), {})}
+    assert found["lines[0].unit_price"].step == Decimal("0.01")  # a cent of USD
+    assert found["lines[0].quantity"].step == Decimal(1)
+    assert found["partner.discount"].step == Decimal("0.0001")
+    assert found["customer.government"].choices == (True,)
+    assert found["partner.tier"].choices == ("gold", "silver", "registered")
+    assert found["partner"].choices == (REMOVED,)
+    # never the deal's identity, its currency, or what a line is
+    assert not {"id", "currency", "lines[0].category", "lines[0].sku"} & set(found)
+    jpy = {k.path: k for k in knobs({**load("acme-risk"), "currency": "JPY"}, {})}
+    assert jpy["lines[0].unit_price"].step == Decimal(1)
+
+
+def test_a_first_table_row_is_held_by_the_earlier_rows_that_do_not_match(house) -> None:
+    decision = house.decide(load("acme-risk"))
+    run = decision.runs["partner-margin"]
+    [row] = [f.rule for f in run.firings if f.rule.id == "PM-5"]
+    view = {**decision.data, "outputs": run.outputs()}
+    found = [(t.rule.row, t.need, t.sense) for t in thresholds(run.policy, row, view)]
+    # its own cell must stop being true (up); row 2's (<= 0.10) must stop being false (down);
+    # row 1 (contract >= 5000000) must stop being false (up)
+    assert (2, "not true", 1) in found
+    assert (1, "not false", -1) in found
+    assert (0, "not false", 1) in found
+
+
+def test_obstacles_are_rejections_then_approvers_in_rank_order(house) -> None:
+    found = obstacles(house.decide(load("risk-break-fix-rejected")))
+    assert [o.label for o in found] == ["rejection by OS-1", "deal_desk"]
+
+
+# -- plugins and engines ----------------------------------------------------------------------
+
+
+def test_an_input_a_plugin_declares_is_changed_too(tmp_path: Path) -> None:
+    write_rulesets(
+        tmp_path,
+        credit="""
+        ruleset: credit
+        policy: test
+        version: "1"
+        rules:
+          - id: CR-1
+            when: customer.credit_score < 640
+            then: {require: [cfo]}
+        """,
+    )
+    pipeline = evaluator(tmp_path, facts={"customer.credit_score": "number"})
+    deal = copy.deepcopy(BASE_DEAL)
+    deal["customer"]["credit_score"] = 600
+    result = what_if(deal, pipeline.decide_one, pipeline.fact_types)
+    [change] = answer_for(result, "cfo")
+    assert (change.path, change.after) == ("customer.credit_score", 640)
+
+
+@pytest.mark.parametrize("engine", available_engines())
+def test_every_engine_gives_the_same_answers(engine: str) -> None:
+    application = dealdesk_app.build(autoload=False, engine=engine)
+    reference = dealdesk_app.build(autoload=False, engine="native")
+    for name in ("acme-risk", "kpi-at-risk-cfo", "risk-break-fix-rejected"):
+        deal = load(name)
+        assert as_json(ask(application, deal)) == as_json(ask(reference, deal))
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+def test_the_command_says_each_change_what_it_crosses_and_what_it_gives(cli_runner) -> None:
+    result = cli_runner.run("whatif", str(DEALS / "acme-risk.yaml"))
+    assert result.exit_code == 0, result.stderr
+    text = result.stdout
+    assert text.startswith(
+        "D-1001: needs_approval (approvals: deal_desk, sales_manager, services_finance)\n"
+    )
+    assert (
+        "sales_manager (from PM-5 row 3)\n"
+        "  - lines[0].list_price: 175000.00 → 166666.66 (-4.76%)\n"
+        "      crosses PM-5 row 2: max_line_discount <= 0.1; max_line_discount ~0.142857 → ~0.1\n"
+        "      gives needs_approval (deal_desk, services_finance)\n"
+        "  - lines[0].unit_price: 150000.00 → 157500.00 (+5.00%)\n"
+    ) in text
+    assert "deal_desk (from PM-13)\n  no single change removes it" in text
+
+
+def test_the_command_as_json(cli_runner) -> None:
+    result = cli_runner.run(
+        "whatif", str(DEALS / "kpi-at-risk-cfo.yaml"), "--goal", "no cfo", "-f", "json"
+    )
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    [answer] = data["answers"]
+    first = answer["changes"][0]
+    assert (answer["goal"], answer["met"]) == ("no cfo", True)
+    assert first["path"] == "offer.kpi_at_risk" and first["from"] == "120000.00"
+    assert first["decision"] == {"status": "approved", "approvals": []}
+    assert first["removes"] == ["cfo"] and first["adds"] == []
+
+
+def test_an_unreachable_goal_and_an_invalid_deal_exit_1(cli_runner, tmp_path: Path) -> None:
+    write_rulesets(
+        tmp_path,
+        always="""
+        ruleset: always
+        policy: partner-margin
+        version: "1"
+        rules:
+          - id: AL-1
+            when: totals.contract > 0
+            then: {require: [cfo]}
+        """,
+    )
+    deal = DEALS / "standard-approved.yaml"
+    result = cli_runner.run("whatif", str(deal), "-r", str(tmp_path), "--goal", "no cfo")
+    assert result.exit_code == 1, result.stdout
+    assert "no change found that reaches it" in result.stdout
+    invalid = cli_runner.run("whatif", str(DEALS / "invalid-missing-cost.yaml"))
+    assert invalid.exit_code == 1
+    assert "lines[0].unit_cost: missing" in invalid.stdout
+    bad_goal = cli_runner.run("whatif", str(deal), "--goal", "no cfoo")
+    assert bad_goal.exit_code == 2
+    assert "did you mean 'no cfo'?" in bad_goal.stderr
+
+
+def test_when_every_change_brings_an_approver_the_least_senior_comes_first(house) -> None:
+    deal = load("acme-risk")
+    deal["lines"][0]["unit_price"] = 113750  # discount 0.35: vp_sales (PM-5 row 5)
+    deal["lines"][1]["list_price"] = 125000  # 100000 of 125000: 0.20 on another line
+    changes = answer_for(ask(house, deal), "vp_sales")
+    prices = [c for c in changes if c.path == "lines[0].unit_price"]
+    # no price of line 0 alone clears PM-5 (line 1 stays at 0.20): up to row 3 brings
+    # sales_manager, to row 4 (a smaller change) the more senior sales_director, and down past
+    # 0.40 the cfo
+    assert [(c.after, [o.name for o in c.outcome.added]) for c in prices] == [
+        (Decimal("140000.00"), ["sales_manager"]),
+        (Decimal("122500.00"), ["sales_director"]),
+        (Decimal("104999.99"), ["cfo"]),
+    ]
+    assert all(c.outcome.added for c in changes)
+    # asked only to avoid vp_sales, each of them does
+    [answer] = ask(house, deal, "no vp_sales").answers
+    assert [c.after for c in answer.changes if c.path == "lines[0].unit_price"] == [
+        c.after for c in prices
+    ]
