@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+import shlex
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -378,3 +380,37 @@ def test_when_every_change_brings_an_approver_the_least_senior_comes_first(house
     assert [c.after for c in answer.changes if c.path == "lines[0].unit_price"] == [
         c.after for c in prices
     ]
+
+
+# -- docs/whatif.md ---------------------------------------------------------------------------
+
+DOC = (ROOT / "docs" / "whatif.md").read_text(encoding="utf-8")
+
+
+def doc_blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", DOC, flags=re.S)
+
+
+@pytest.mark.parametrize("block", doc_blocks("console"), ids=lambda b: b.split("\n")[0][2:60])
+def test_the_docs_console_sessions_are_what_the_command_prints(block: str, cli_runner) -> None:
+    command, _, shown = block.partition("\n")
+    args = shlex.split(command.removeprefix("$ "))
+    assert args[0] == "dealdesk"
+    result = cli_runner.run(*[str(ROOT / a) if a.startswith("examples/") else a for a in args[1:]])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == shown
+
+
+def test_the_docs_json_is_what_the_command_prints(cli_runner) -> None:
+    [block] = doc_blocks("json")
+    shown = json.loads(block)
+    command = re.search(r"`(dealdesk whatif [^`]*-f json)`", DOC)
+    assert command is not None
+    args = shlex.split(command.group(1))[1:]
+    result = cli_runner.run(*[str(ROOT / a) if a.startswith("examples/") else a for a in args])
+    actual = json.loads(result.stdout)
+    [answer], [shown_answer] = actual["answers"], shown["answers"]
+    # the doc shows the first change of the list
+    assert answer["changes"][: len(shown_answer["changes"])] == shown_answer["changes"]
+    assert {**actual, "answers": []} == {**shown, "answers": []}
+    assert {**answer, "changes": []} == {**shown_answer, "changes": []}
