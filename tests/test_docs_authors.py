@@ -426,3 +426,23 @@ def test_every_hit_policy_decides_as_shown(
         assert record["status"] != "invalid", (where, record["errors"])
         outputs = record["policies"]["partner-margin"]["outputs"]
         assert outputs["risk_points"] == json.loads(shown), where
+
+
+# Tests next to the rules: the example ruleset's cases pass, and use every expect key
+
+
+def test_the_example_tests_pass_as_shown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dealdesk.rules.model import EXPECT_KEYS
+
+    [ruleset] = [b for b in REFERENCE_BLOCKS if (b.label, b.value) == ("example", "tests")]
+    [console] = [b for b in REFERENCE_BLOCKS if (b.label, b.value) == ("example", "tests run")]
+    [deal] = [b for b in REFERENCE_BLOCKS if (b.label, b.value) == ("example", "deal")]
+    used = {key for case in yaml.safe_load(ruleset.text)["tests"] for key in case["expect"]}
+    assert used == set(EXPECT_KEYS)
+    (tmp_path / "floors.yaml").write_text(ruleset.text, encoding="utf-8")
+    (tmp_path / "deal.yaml").write_text(deal.text, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    [(command, shown)] = console_steps(console)
+    status, printed = run(command, CliRunner(env=ENV), f"rulesets.md:{console.line}")
+    assert status == 0, printed
+    assert _timings(printed).splitlines() == _timings("\n".join(shown)).splitlines(), printed
