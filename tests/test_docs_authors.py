@@ -202,7 +202,7 @@ def _cells(line: str) -> list[str]:
 
 def code(cell: str) -> list[str]:
     """The code spans of a table cell."""
-    return re.findall(r"`([^`]+)`", cell)
+    return [span.replace("\\|", "|") for span in re.findall(r"`([^`]+)`", cell)]
 
 
 def tables_headed(first: str, last: str | None = None) -> list[tuple[str, list[str]]]:
@@ -446,3 +446,29 @@ def test_the_example_tests_pass_as_shown(tmp_path: Path, monkeypatch: pytest.Mon
     status, printed = run(command, CliRunner(env=ENV), f"rulesets.md:{console.line}")
     assert status == 0, printed
     assert _timings(printed).splitlines() == _timings("\n".join(shown)).splitlines(), printed
+
+
+# Common errors: what validate says of each condition
+
+
+ERRORS = [
+    (where, code(row[0])[0], code(row[1])[0])
+    for where, row in tables_headed("written in a condition")
+]
+
+
+def test_validate_says_what_the_doc_shows_for_each_mistake(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert len(ERRORS) >= 15
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner(env=ENV)
+    wrong = []
+    for where, condition, message in ERRORS:
+        rule = f"rules:\n  - id: R\n    when: {json.dumps(condition)}\n    then: {{require: cfo}}\n"
+        Path("mistake.yaml").write_text(HEADER + rule, encoding="utf-8")
+        result = runner.run("validate", "mistake.yaml")
+        said = re.sub(r"^mistake\.yaml:5:\d+: ", "", result.stdout.strip())
+        if result.exit_code != 1 or said != message:
+            wrong.append(f"{where}: {condition}: validate says {result.stdout!r}")
+    assert not wrong, "\n".join(wrong)
