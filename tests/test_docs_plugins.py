@@ -21,10 +21,10 @@ import subprocess
 import sys
 import tomllib
 import types
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from docblocks import blocks
 
 from dealdesk.manager import Plugins, add_plugin, collect_plugins, get_plugin_manager
 from dealdesk.testing import CliRunner
@@ -33,39 +33,6 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
 PROJECT = "dealdesk-export-control"
 MODULE = "dealdesk_export_control"
 NO_AUTOLOAD = {"DEALDESK_DISABLE_PLUGIN_AUTOLOAD": "1", "DEALDESK_ENGINE": None}
-
-
-@dataclass(frozen=True)
-class Block:
-    language: str
-    text: str
-    line: int  # of the opening fence, 1-based
-    file: str | None  # the tutorial file it is, from the marker before it
-
-
-def blocks(markdown: str) -> list[Block]:
-    """Every fenced block of ``markdown``, in order."""
-    found: list[Block] = []
-    lines = markdown.splitlines()
-    index = 0
-    while index < len(lines):
-        opening = re.fullmatch(r"```(\w*)\s*", lines[index])
-        if opening is None:
-            index += 1
-            continue
-        end = lines.index("```", index + 1)
-        before = [line for line in lines[:index] if line.strip()][-1:]
-        marker = re.fullmatch(r"<!-- file: (\S+) -->", before[0]) if before else None
-        found.append(
-            Block(
-                opening.group(1),
-                "\n".join(lines[index + 1 : end]) + "\n",
-                index + 1,
-                marker.group(1) if marker else None,
-            )
-        )
-        index = end + 1
-    return found
 
 
 BLOCKS = blocks(DOC.read_text(encoding="utf-8"))
