@@ -34,8 +34,8 @@ from dealdesk.deal.schema import DEFAULT_CURRENCY, FIELDS, FRACTIONS
 from dealdesk.errors import UsageError
 from dealdesk.explain import format_expr
 from dealdesk.money import minor_units, money_string, parse_decimal, round_fraction
-from dealdesk.rules.expressions import And, Compare, Expr, Not, Or
-from dealdesk.rules.meaning import evaluate, to_decimal
+from dealdesk.rules.expressions import And, Compare, Expr, Not, Or, fields
+from dealdesk.rules.meaning import evaluate, lookup, to_decimal
 
 if TYPE_CHECKING:
     from dealdesk.pipeline import Decision
@@ -616,9 +616,8 @@ def _view(decision: Decision, policy: str) -> dict[str, Any] | None:
 
 
 def _reads(threshold: Threshold, view: Mapping[str, Any]) -> Any:
-    from dealdesk.rules.expressions import fields
-    from dealdesk.rules.meaning import lookup
-
+    """What a test reads on ``view``, and its value: a test that is not a numeric comparison
+    moved when any of these did."""
     return tuple(str(lookup(view, f.path)) for f in fields(threshold.test) if not f.item) + (
         str(evaluate(threshold.test, view)),
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from docblocks import blocks
 from helpers import BASE_DEAL, evaluator, write_rulesets
 
 from dealdesk import app as dealdesk_app
@@ -388,7 +389,7 @@ DOC = (ROOT / "docs" / "whatif.md").read_text(encoding="utf-8")
 
 
 def doc_blocks(language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", DOC, flags=re.S)
+    return [b.text for b in blocks(DOC) if b.language == language]
 
 
 @pytest.mark.parametrize("block", doc_blocks("console"), ids=lambda b: b.split("\n")[0][2:60])
