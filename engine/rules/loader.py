@@ -130,7 +130,12 @@ def _loaders() -> tuple[type[Any], type[Any]]:
                 self._depth -= 1
 
         def construct_iso_date(self, node: yaml.ScalarNode) -> str:
-            return _iso(self.construct_yaml_timestamp(node))
+            try:
+                return _iso(self.construct_yaml_timestamp(node))
+            except ValueError:
+                # `2026-13-01` looks like a date but is none: keep its text, so the ruleset's
+                # schema (format: date) or the deal's checks report it where it is written
+                return str(node.value)
 
     # A date in a ruleset or deal is compared and printed as ISO text; keep it as text.
     _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_iso_date)

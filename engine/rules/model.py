@@ -11,9 +11,10 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from dealdesk.errors import Location, RulesetError, closest
+from dealdesk.errors import Location, RulesetError, closest, short_repr
 from dealdesk.rules import cache
 from dealdesk.rules.loader import Document
 
@@ -359,7 +360,7 @@ def schema_errors(doc: Document, text: str | None = None) -> list[RulesetError]:
     (:mod:`dealdesk.rules.cache`). Only a text without problems is remembered, so every error is
     always reported.
     """
-    key = cache.digest(_schema_text(), text) if text is not None else None
+    key = cache.digest(_schema_text(), _CHECKS, text) if text is not None else None
     if key is not None and cache.is_marked("schema-ok", key):
         return []
     errors = _schema_errors(doc)
@@ -368,13 +369,17 @@ def schema_errors(doc: Document, text: str | None = None) -> list[RulesetError]:
     return errors
 
 
+#: Bumped when :func:`_meaning_errors` checks more, so texts remembered as passing are checked again.
+_CHECKS = "meaning-2"
+
+
 @functools.cache
 def _schema_text() -> str:
     return json.dumps(RULESET_SCHEMA, sort_keys=True)
 
 
 def _schema_errors(doc: Document) -> list[RulesetError]:
-    errors = []
+    errors: list[RulesetError] = []
     for error in sorted(
         _validator().iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))
     ):
@@ -384,22 +389,11 @@ def _schema_errors(doc: Document) -> list[RulesetError]:
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
             allowed = list(error.schema.get("properties", {}))
             extra = [k for k in error.instance if k not in allowed]
+            # every unknown key of the mapping, each where it is written
+            errors.extend(_unknown_key(doc, (*path, key), allowed) for key in extra)
             if extra:
-                path = (*path, extra[0])
-                location = doc.key_location(path)
-                suggestion = closest(str(extra[0]), allowed)
-                message = f"unknown key {extra[0]!r}" + (
-                    "" if suggestion else f" (allowed: {', '.join(allowed)})"
-                )
-                if extra[0] == "approvers" and not path[:-1]:
-                    # the ranks are the whole set's, so they are a file of their own
-                    suggestion = None
-                    message = (
-                        "unknown key 'approvers': approver ranks go in an approvers.yaml "
-                        "beside the rulesets"
-                    )
-            else:
-                message = error.message
+                continue
+            message = error.message
         elif error.validator == "enum":
             options = [str(o) for o in error.validator_value]
             suggestion = closest(str(error.instance), options)
@@ -418,10 +412,225 @@ def _schema_errors(doc: Document) -> list[RulesetError]:
             got = json.dumps(value, default=str, ensure_ascii=False)
             message = f"expect.{key}: expected {EXPECT_KEYS[key][0]}, got {got}"
         else:
-            where = ".".join(map(str, error.absolute_path)) or "ruleset"
-            message = f"{where}: {error.message}"
+            message = _plain(error)
         errors.append(RulesetError(message, location, suggestion))
+    errors.extend(_meaning_errors(doc))
     return errors
+
+
+def _unknown_key(doc: Document, path: tuple[str | int, ...], allowed: list[str]) -> RulesetError:
+    key = str(path[-1])
+    suggestion = closest(key, allowed)
+    if not path[:-1] and closest(key, ["approvers"], cutoff=0.8):
+        # the ranks are the whole set's, so they are a file of their own
+        return RulesetError(
+            f"unknown key {key!r}: approver ranks go in an approvers.yaml beside the rulesets",
+            doc.key_location(path),
+            None if key == "approvers" else "approvers",
+        )
+    message = f"unknown key {key!r}" + ("" if suggestion else f" (allowed: {', '.join(allowed)})")
+    return RulesetError(message, doc.key_location(path), suggestion)
+
+
+def _meaning_errors(doc: Document) -> list[RulesetError]:
+    """Problems of a well-shaped ruleset that its schema cannot say: arguments with no action
+    to take them, and an effective window that ends before it starts."""
+    errors = []
+    data = doc.data
+    for kind in ("rules", "tables"):
+        units = data.get(kind)
+        for i, unit in enumerate(units if isinstance(units, list) else []):
+            if not isinstance(unit, dict):
+                continue
+            rows = unit.get("rows") if isinstance(unit.get("rows"), list) else []
+            thens = [((kind, i, "then"), unit.get("then"))] if kind == "rules" else []
+            thens += [
+                ((kind, i, "rows", j, "then"), row.get("then"))
+                for j, row in enumerate(rows)
+                if isinstance(row, dict)
+            ]
+            for path, then in thens:
+                if isinstance(then, dict) and "with" in then and "action" not in then:
+                    errors.append(
+                        RulesetError(
+                            "'with' gives the arguments of an action, but there is no 'action'",
+                            doc.key_location((*path, "with")),
+                        )
+                    )
+    effective = data.get("effective") if isinstance(data.get("effective"), dict) else {}
+    start, end = effective.get("from"), effective.get("to")
+    if _is_date(start) and _is_date(end) and str(start) > str(end):
+        errors.append(
+            RulesetError(
+                f"effective window ends ({end}) before it starts ({start})",
+                doc.location(("effective", "to")),
+            )
+        )
+    return errors
+
+
+def _is_date(value: Any) -> bool:
+    import datetime as dt
+
+    try:
+        dt.date.fromisoformat(str(value))
+    except ValueError:
+        return False
+    return len(str(value)) == 10
+
+
+#: How a schema type reads in a message.
+_KINDS = {
+    "string": "text",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "nothing",
+}
+
+
+def _plain(error: Any) -> str:
+    """A schema error in the author's words: ``when: expected text, got 5``, not jsonschema's
+    ``rules.0.when: 5 is not of type 'string'`` (nor Python's ``None`` or ``{'a': 1}``)."""
+    path = list(error.absolute_path)
+    # the line and column say which rule; the key says which of its values
+    keys = [p for p in path if isinstance(p, str)]
+    where = keys[-1] if keys else "ruleset"
+    if keys and keys[0] == "effective":
+        where = ".".join(keys)
+    if path and isinstance(path[-1], int):
+        where += f"[{path[-1]}]"
+    got = _shown(error.instance)
+    if error.validator == "type":
+        kinds = error.validator_value
+        kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+        return f"{where}: expected {' or '.join(_KINDS.get(k, k) for k in kinds)}, got {got}"
+    if error.validator == "anyOf":
+        kinds = [_KINDS.get(s.get("type"), "a value") for s in error.validator_value]
+        if "a list" in kinds:
+            kinds[kinds.index("a list")] = "a list of text"
+        return f"{where}: expected {' or '.join(kinds)}, got {got}"
+    if error.validator == "minItems":
+        return f"{where}: expected at least one item, got none"
+    if error.validator == "minLength":
+        return f"{where}: must not be empty"
+    if error.validator == "minimum":
+        return f"{where}: expected {error.validator_value} or more, got {got}"
+    if error.validator == "format" and error.validator_value == "date":
+        return f"{where}: expected a date (YYYY-MM-DD), got {got}"
+    return f"{where}: {error.message}"
+
+
+def _shown(value: Any) -> str:
+    """A YAML value as the author wrote it, shortly: text quoted, a mapping or list named."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping" if value else "an empty mapping"
+    if isinstance(value, list):
+        return "a list" if value else "an empty list"
+    return short_repr(value)
+
+
+#: Keys of a rule or table that can be left out (their defaults) when their value is malformed.
+_OPTIONAL = frozenset(
+    {"priority", "description", "hit", "aggregation", "complete", "output_priority"}
+)
+
+
+#: What stands in for a rule's missing or malformed condition or actions, so that the rest of
+#: the rule is still checked (never loaded: the set has errors by then).
+_STAND_INS: dict[str, Any] = {"when": "exists(id)", "then": {}}
+
+
+def readable(doc: Document) -> Document | None:
+    """``doc`` without the parts its schema errors are about, so that the rest can still be
+    checked: a schema problem in one rule must not hide the problems of the others (nor of its
+    own conditions and roles). None when what is left is not a ruleset (no policy to check it in).
+
+    Unknown keys are dropped; a malformed optional value falls back to its default; a malformed
+    action, output, row, rule, table or test is left out. Lists keep their length (a left-out
+    item is None), so that every position still names the same place in the file.
+    """
+    import copy
+
+    if not isinstance(doc.data, dict):
+        return None
+    data = copy.deepcopy(doc.data)
+    for error in _validator().iter_errors(doc.data):
+        path = list(error.absolute_path)
+        if error.validator == "additionalProperties":
+            parent = lookup(data, path)
+            allowed = error.schema.get("properties", {})
+            for key in [k for k in parent if k not in allowed] if isinstance(parent, dict) else []:
+                del parent[key]
+            continue
+        if error.validator == "required" and not path:
+            continue  # readable() names a ruleset without a name; without a policy it gives up
+        if len(path) == 2 and path[0] == "rules" and isinstance(lookup(data, path), dict):
+            missing = [k for k in _STAND_INS if k not in lookup(data, path)]
+            if error.validator == "required" and missing:
+                lookup(data, path).update({k: _STAND_INS[k] for k in missing})
+                continue
+        if len(path) == 3 and path[0] == "rules" and path[2] in _STAND_INS:
+            lookup(data, path[:2])[path[2]] = _STAND_INS[path[2]]
+            continue
+        _leave_out(data, path)
+    if not isinstance(data.get("policy"), str):
+        return None
+    if not isinstance(data.get("ruleset"), str):
+        data["ruleset"] = Path(doc.file).stem
+    return Document(doc.file, data, doc.spans, doc.text, doc.keys)
+
+
+def _leave_out(data: dict[str, Any], path: list[Any]) -> None:
+    """Remove the smallest part of ``data`` around ``path`` that can go without breaking the
+    ruleset's shape (see :func:`readable`)."""
+    top = path[0] if path else None
+    if top in ("ruleset", "policy") or top is None:
+        data.pop(top, None)  # readable() names the ruleset, or gives up without a policy
+        return
+    if top in ("rules", "tables", "tests") and len(path) >= 2:
+        items = data.get(top)
+        if not isinstance(items, list) or lookup(data, path[:2]) is None:
+            return
+        rest = path[2:]
+        if top == "tables" and rest[:1] == ["rows"] and len(rest) >= 2:
+            row_path, rest = path[:4], path[4:]
+            if len(rest) >= 2 and rest[0] == "then":
+                _drop(data, row_path + rest[:2])
+            else:
+                lookup(data, row_path[:3])[row_path[3]] = None
+            return
+        if top == "rules" and len(rest) >= 2 and rest[0] == "then":
+            _drop(data, path[:5])  # one malformed action; the others are still checked
+        elif top != "tests" and len(rest) >= 1 and rest[0] in _OPTIONAL:
+            _drop(data, path[:3])
+        else:
+            items[path[1]] = None
+        return
+    _drop(data, path[:2] if top in ("outputs", "effective") and len(path) >= 2 else path[:1])
+
+
+def _drop(data: Any, path: list[Any]) -> None:
+    parent = lookup(data, path[:-1])
+    if isinstance(parent, dict):
+        parent.pop(path[-1], None)
+    elif isinstance(parent, list) and isinstance(path[-1], int) and path[-1] < len(parent):
+        parent[path[-1]] = None
+
+
+def lookup(data: Any, path: list[Any]) -> Any:
+    for key in path:
+        try:
+            data = data[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
 
 
 def read_ruleset(doc: Document, *, checked: bool = False) -> Ruleset:
@@ -442,7 +651,7 @@ def read_ruleset(doc: Document, *, checked: bool = False) -> Ruleset:
         name=data["ruleset"],
         policy=data["policy"],
         document=doc,
-        version=str(data.get("version", "")),
+        version=_version_text(doc),
         description=data.get("description", ""),
         effective_from=_date_text(effective.get("from")),
         effective_to=_date_text(effective.get("to")),
@@ -458,6 +667,8 @@ def read_ruleset(doc: Document, *, checked: bool = False) -> Ruleset:
         )
     order = 0
     for i, raw in enumerate(data.get("rules") or []):
+        if raw is None:  # left out by readable()
+            continue
         path: tuple[str | int, ...] = ("rules", i)
         ruleset.rules.append(
             Rule(
@@ -472,6 +683,8 @@ def read_ruleset(doc: Document, *, checked: bool = False) -> Ruleset:
         )
         order += 1
     for i, raw in enumerate(data.get("tables") or []):
+        if raw is None:
+            continue
         path = ("tables", i)
         priority = raw.get("priority", 0)
         value_order = raw.get("output_priority") or (priority if isinstance(priority, dict) else {})
@@ -487,6 +700,7 @@ def read_ruleset(doc: Document, *, checked: bool = False) -> Ruleset:
                         (*path, "rows", j),
                     )
                     for j, row in enumerate(raw["rows"])
+                    if row is not None
                 ],
                 hit=raw.get("hit", "unique"),
                 aggregation=raw.get("aggregation"),
@@ -500,8 +714,24 @@ def read_ruleset(doc: Document, *, checked: bool = False) -> Ruleset:
         )
         order += 1
     for i, raw in enumerate(data.get("tests") or []):
+        if raw is None:
+            continue
         ruleset.tests.append(TestCase(raw["name"], raw["deal"], raw["expect"], ("tests", i)))
     return ruleset
+
+
+def _version_text(doc: Document) -> str:
+    """The version as written: YAML reads ``version: 1.10`` as the number 1.1, and provenance
+    must say what the author wrote."""
+    value = doc.data.get("version", "")
+    span = doc.spans.get(("version",))
+    if isinstance(value, int | float) and not isinstance(value, bool) and span and doc.text:
+        import re
+
+        written = re.match(r"[-+.\w]+", doc.text[span.index :])
+        if written:
+            return written.group()
+    return str(value)
 
 
 def _date_text(value: Any) -> str | None:

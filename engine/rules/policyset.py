@@ -51,6 +51,7 @@ from dealdesk.rules.model import (
     Table,
     Text,
     read_ruleset,
+    readable,
     schema_errors,
 )
 from dealdesk.rules.tables import CellError, cell_interval, covers, parse_cell
@@ -257,6 +258,10 @@ def ruleset_files(paths: Iterable[Path | str]) -> list[Path]:
             )
         elif path.is_file():
             files.append(path)
+            # a ruleset named by itself keeps the approver ranks of its folder, as when the
+            # folder is named (the path stays as the user gave it, for messages)
+            beside = [path.parent / name for name in sorted(APPROVERS_FILES)]
+            files.extend(p for p in beside if p != path and p.is_file() and p not in files)
         else:
             raise UsageError(f"{path}: no such ruleset file or directory")
     return files
@@ -292,8 +297,12 @@ def load_policy_set(paths: Iterable[Path | str], env: Environment) -> PolicySet:
             problems = schema_errors(doc, text)
             if problems:
                 errors.extend(problems)
-                continue
-            ruleset = read_ruleset(doc, checked=True)  # schema_errors found nothing
+                # the rest of the file is still checked: one problem must not hide the others
+                usable = readable(doc)
+                if usable is None:
+                    continue
+                doc = usable
+            ruleset = read_ruleset(doc, checked=True)  # nothing schema_errors found is left
             ruleset.source = text
             rulesets.append(ruleset)
         except RulesetError as exc:
@@ -301,7 +310,8 @@ def load_policy_set(paths: Iterable[Path | str], env: Environment) -> PolicySet:
     builder = _Builder(env, errors, ranks)
     policy_set = builder.build(rulesets)
     if errors:
-        raise ValidationFailed(errors)
+        # each problem once, though two checks (or two files) may find the same one
+        raise ValidationFailed({str(e): e for e in errors}.values())
     return policy_set
 
 
@@ -390,15 +400,19 @@ class _Builder:
                 )
                 continue
             seen[ruleset.name] = ruleset
-            if ruleset.policy not in self.env.families:
+            policy = ruleset.policy
+            if policy not in self.env.families:
+                suggestion = closest(policy, self.env.families)
                 self.error(
                     ruleset,
                     ("policy",),
-                    f"unknown policy family {ruleset.policy!r} (no plugin registers it)",
-                    closest(ruleset.policy, self.env.families),
+                    f"unknown policy family {policy!r} (no plugin registers it)",
+                    suggestion,
                 )
-                continue
-            by_policy.setdefault(ruleset.policy, []).append(ruleset)
+                # its rules are still checked, with the family it most likely means: the set
+                # fails anyway, and the author sees every problem in one run
+                policy = suggestion or policy
+            by_policy.setdefault(policy, []).append(ruleset)
         policies = {name: self.policy(name, members) for name, members in sorted(by_policy.items())}
         digest = hashlib.sha256()
         for ruleset in sorted(seen.values(), key=lambda r: r.name):

@@ -95,6 +95,24 @@ def test_an_unknown_role_is_suggested_from_the_sets_own_ranks(run, tmp_path: Pat
     )
 
 
+def test_a_ruleset_named_by_itself_keeps_the_ranks_beside_it(
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path / "p" / "approvers.yaml", "approvers: [deal_desk, risk_officer, cfo]\n")
+    write(tmp_path / "p" / "risk.yaml", RISKY.format(role="risk_oficer"))
+    monkeypatch.chdir(tmp_path)
+    # as when the folder is named: the folder's ranks, and the paths as the user wrote them
+    by_file = run("validate", "p/risk.yaml")
+    assert by_file.stdout == (
+        "p/risk.yaml:7:16: unknown approver role 'risk_oficer' "
+        "(see p/approvers.yaml) (did you mean 'risk_officer'?)\n"
+    )
+    assert by_file.stdout == run("validate", "p").stdout
+    write(tmp_path / "p" / "risk.yaml", RISKY.format(role="risk_officer"))
+    [record] = records(run("evaluate", "-r", "p/risk.yaml", "-r", "p/approvers.yaml", KPI))
+    assert records(run("evaluate", "-r", "p/risk.yaml", KPI)) == [record]
+
+
 def test_two_different_rank_files_are_an_error_naming_both(run, tmp_path: Path) -> None:
     first = write(tmp_path / "a" / "approvers.yaml", "approvers: [deal_desk, cfo]\n")
     second = write(tmp_path / "b" / "approvers.yml", "approvers: [cfo, deal_desk]\n")

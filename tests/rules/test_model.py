@@ -52,3 +52,43 @@ def test_no_cache_when_it_is_off_or_cannot_be_written(
     blocker.write_text("not a folder")
     monkeypatch.setenv("DEALDESK_CACHE_DIR", str(blocker))
     assert model.schema_errors(load_yaml(GOOD, "r.yaml"), GOOD) == []  # checked, not cached
+
+
+@pytest.mark.parametrize(
+    ("written", "kept"),
+    [("1.10", "1.10"), ("2026.11.0", "2026.11.0"), ("3", "3"), ('"1.10"', "1.10"), ("1e3", "1e3")],
+)
+def test_the_version_is_kept_as_written(written: str, kept: str) -> None:
+    # YAML reads 1.10 as the float 1.1; provenance says what the author wrote
+    for text in (
+        f"ruleset: a\npolicy: p\ndescription: 日本\nversion: {written}\n",
+        f"{{ruleset: a, policy: p, version: {written}, rules: []}}\n",
+    ):
+        assert model.read_ruleset(load_yaml(text, "a.yaml")).version == kept
+
+
+def test_a_schema_problem_leaves_the_rest_of_the_file_to_check() -> None:
+    text = """ruleset: a
+policy: p
+rules:
+  - {id: A, priorty: 3, when: margin > 0, then: {require: cfo, rejct: x}}
+  - {id: B, when: 5, then: {require: cfoo}}
+  - {id: C, when: margin > 1}
+  - 7
+tables:
+  - {id: T, inputs: [margin], rows: [{when: [1], then: {}}, {when: [{}], then: {}}]}
+"""
+    doc = load_yaml(text, "a.yaml")
+    assert model.schema_errors(doc)
+    usable = model.readable(doc)
+    assert usable is not None
+    ruleset = model.read_ruleset(usable, checked=True)
+    assert [(r.id, r.then.require) for r in ruleset.rules] == [
+        ("A", ["cfo"]),
+        ("B", ["cfoo"]),
+        ("C", []),
+    ]
+    # left-out items keep the positions of the others
+    assert [r.path for r in ruleset.rules] == [("rules", 0), ("rules", 1), ("rules", 2)]
+    assert [row.index for row in ruleset.tables[0].rows] == [0]
+    assert model.readable(load_yaml("ruleset: a\nrules: []\n", "a.yaml")) is None

@@ -96,7 +96,7 @@ rules:
     assert found == [
         f"{path}:9:5: 'when' is required",
         f"{path}:10:5: unknown key 'whn' (did you mean 'when'?)",
-        f"{path}:14:15: rules.1.priority: 'high' is not of type 'integer'",
+        f"{path}:14:15: priority: expected a whole number, got 'high'",
         f"{path}:15:12: unknown key 'rejcet' (did you mean 'reject'?)",
     ]
 
@@ -255,7 +255,9 @@ rules:
 
 def test_effective_dates_must_be_dates(tmp_path: Path) -> None:
     found = errors(tmp_path, a=HEADER.format(name="a") + "effective: {from: soon}\n")
-    assert found == [f"{tmp_path / 'rs' / 'a.yaml'}:7:19: effective.from: 'soon' is not a 'date'"]
+    assert found == [
+        f"{tmp_path / 'rs' / 'a.yaml'}:7:19: effective.from: expected a date (YYYY-MM-DD), got 'soon'"
+    ]
 
 
 def test_a_decision_table_is_one_unit_when_stratified(tmp_path: Path) -> None:
