@@ -224,7 +224,7 @@ def parse_expression(text: str, scope: Scope, *, value: bool = False) -> Expr:
             raise ExpressionError(*slip) from None
         detail = "" if exc.msg == "invalid syntax" else f": {exc.msg}"
         raise ExpressionError(f"invalid syntax{detail}", (line, col)) from None
-    _check_depth(tree.body)
+    _check_depth(tree.body, source)
     parser = _Parser(scope, value, source)
     expr = parser.expr(tree.body)
     return expr if value else parser.condition(expr)
@@ -265,7 +265,26 @@ def find_slip(text: str) -> tuple[str, Pos, str] | None:
     return f"invalid syntax: {slip!r} {what}", (line, col), _SLIPS[slip]
 
 
-def _check_depth(root: ast.expr) -> None:
+def _node_pos(node: ast.AST, source: str) -> Pos:
+    """Where ``node`` starts in ``source``: (line within the text, 0-based column in characters)."""
+    line, col = getattr(node, "lineno", 2), getattr(node, "col_offset", 0)
+    if source.isascii():
+        return (line - 1, col)
+    lines = source.split("\n")
+    if 0 < line <= len(lines):
+        col = _characters(lines[line - 1], col)
+    return (line - 1, col)
+
+
+def _characters(line: str, offset: int) -> int:
+    """``ast`` counts columns in UTF-8 bytes; editors, and every location dealdesk reports,
+    count characters (a line holding "日本" is 4 bytes longer than it is characters)."""
+    if line.isascii():
+        return offset
+    return len(line.encode("utf-8")[:offset].decode("utf-8", "ignore"))
+
+
+def _check_depth(root: ast.expr, source: str) -> None:
     """Refuse a tree nested deeper than :data:`MAX_DEPTH`, at the first node too deep, before
     anything walks it recursively."""
     stack: list[tuple[ast.AST, int]] = [(root, 1)]
@@ -273,7 +292,7 @@ def _check_depth(root: ast.expr) -> None:
         node, depth = stack.pop()
         if isinstance(node, ast.expr):  # operators and contexts are nodes too, but not nesting
             if depth > MAX_DEPTH:
-                raise ExpressionError(_TOO_DEEP, _Parser.pos(node))
+                raise ExpressionError(_TOO_DEEP, _node_pos(node, source))
             depth += 1
         # reversed, so the first node reported too deep is the first one in reading order
         stack.extend((child, depth) for child in reversed(list(ast.iter_child_nodes(node))))
@@ -288,14 +307,14 @@ class _Parser:
 
     # -- helpers
 
-    @staticmethod
-    def pos(node: ast.AST) -> Pos:
-        return (getattr(node, "lineno", 2) - 1, getattr(node, "col_offset", 0))
+    def pos(self, node: ast.AST) -> Pos:
+        return _node_pos(node, self.source)
 
     def operator_pos(self, node: ast.BinOp, symbol: str) -> Pos:
         """Where ``symbol``, the operator of ``node``, is written (after its left operand)."""
         lines = self.source.split("\n")
         line, col = node.left.end_lineno or node.lineno, node.left.end_col_offset or 0
+        col = _characters(lines[line - 1], col) if line <= len(lines) else col
         while line <= len(lines):
             found = lines[line - 1].find(symbol, col)
             if found >= 0:

@@ -149,6 +149,10 @@ def test_quantifier_tree() -> None:
             (1, 0),
         ),
         ("partner.tier == None", "exists(path)", (1, 16)),
+        # columns count characters, as editors do, not the UTF-8 bytes ast counts
+        ('customer.name == "日本" and partner.tier == "gld"', "not a value", (1, 42)),
+        ('customer.name == "日本" and\n  "日本" == customer.name and margn > 1', "margn", (2, 28)),
+        ('customer.name == "日本" and margin > "x"', "compares numbers", (1, 35)),
     ],
 )
 def test_compile_errors_are_located(text: str, fragment: str, pos: tuple[int, int]) -> None:
