@@ -25,7 +25,7 @@ import pluggy
 
 from dealdesk import NAME, __version__, hookspecs
 from dealdesk.deal.schema import JSON_TYPES
-from dealdesk.errors import DealdeskError, PluginError
+from dealdesk.errors import DealdeskError, PluginError, closest
 from dealdesk.io import suffix_key
 from dealdesk.record import STATUS_ORDER
 
@@ -385,11 +385,23 @@ def load_plugin(pm: pluggy.PluginManager, name: str) -> str | None:
         return name
     import importlib.metadata  # only where entry points are read: it costs start-up time
 
-    if any(ep.name == name for ep in importlib.metadata.entry_points(group=NAME)):
+    entry_points = [ep.name for ep in importlib.metadata.entry_points(group=NAME)]
+    if name in entry_points:
         _load_entry_point(pm, name)
         registered: str | None = name
     else:
-        registered = _import_plugin(pm, name, name)
+        try:
+            registered = _import_plugin(pm, name, name)
+        except PluginImportError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ModuleNotFoundError) and cause.name == name:
+                # `-p export_contrl`: no such module; name the plugin most likely meant
+                known = [*entry_points, *(n for n, _ in pm.list_name_plugin() if n)]
+                known += [_short_name(m) for m in DEFAULT_PLUGINS]
+                guess = closest(name, known)
+                if guess:
+                    exc.args = (f"{exc.args[0]} (did you mean {guess!r}?)",)
+            raise
     _check_pending(pm)
     return registered
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
-from dealdesk.errors import DealdeskError, TemplateError
+from dealdesk.errors import DealdeskError, TemplateError, closest
 from dealdesk.messages import Filter, QuickMessage, compile_message, template_context
 from dealdesk.money import minor_units, parse_decimal, quantize_money
 from dealdesk.rules import cache
@@ -377,7 +377,7 @@ class Renderer:
             env.get_template(name)  # compiles: syntax, unknown filters and tests
             tree = env.parse(source, name)
         except Exception as exc:
-            return str(_template_file_error(exc, name))
+            return _name_hint(str(_template_file_error(exc, name)), env)
         kinds = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
         for node in tree.find_all(kinds):
             target = cast(Any, node).template  # every kind found has one
@@ -432,7 +432,7 @@ class Renderer:
         try:
             self._message_template(source)
         except Exception as exc:
-            return _message_detail(exc)
+            return _name_hint(_message_detail(exc), self._markdown)
         cache.mark("message-ok", key)
         return None
 
@@ -569,6 +569,22 @@ def _nothing(context: Context) -> Iterator[str]:
 def _check_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise ValueError(f"unknown template format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+def _name_hint(detail: str, env: Sandbox) -> str:
+    """``detail`` with a "did you mean" when it is Jinja's unknown filter or test
+    (``No filter named 'precent'.``), from the names ``env`` has."""
+    import re
+
+    found = re.search(r"No (filter|test) named '([^']*)'\.?(?: found\.)?", detail)
+    if found is None:
+        return detail
+    names = env.filters if found.group(1) == "filter" else env.tests
+    guess = closest(found.group(2), [n for n in names if isinstance(n, str)])
+    if guess is None:
+        return detail
+    hinted = f"No {found.group(1)} named {found.group(2)!r} (did you mean {guess!r}?)"
+    return detail[: found.start()] + hinted + detail[found.end() :]
 
 
 def _message_detail(exc: BaseException) -> str:

@@ -1204,3 +1204,15 @@ def test_example_plugin_end_to_end_through_the_engine(example: Any) -> None:
     (clause,) = record["clauses"]
     assert clause["id"] == "export/screening" and "EXPORT_D_EC_1" in clause["text"]
     assert [r["deal_id"] for r in example.RECORDS] == ["D-EC-1"]  # the sink saw the final record
+
+
+def test_an_unknown_plugin_name_gets_a_did_you_mean() -> None:
+    with pytest.raises(manager.PluginImportError) as caught:
+        manager.get_plugin_manager(autoload=False, enabled=["partner_margn"])
+    assert str(caught.value) == (
+        'Error importing plugin "partner_margn": ModuleNotFoundError: '
+        "No module named 'partner_margn' (did you mean 'partner_margin'?)"
+    )
+    with pytest.raises(manager.PluginImportError) as caught:
+        manager.get_plugin_manager(autoload=False, enabled=["zzqqxx"])
+    assert "did you mean" not in str(caught.value)

@@ -866,9 +866,12 @@ def test_a_message_with_a_problem_is_never_remembered(
     monkeypatch.setenv("DEALDESK_CACHE_DIR", str(tmp_path))
     for _ in range(2):
         assert (
-            Renderer(TEMPLATE_DIRS).message_problem("{{ x | shout }}") == "No filter named 'shout'."
+            Renderer(TEMPLATE_DIRS).message_problem("{{ x | shout }}")
+            == "No filter named 'shout' (did you mean 'sort'?)"
         )
     assert not (tmp_path / "message-ok").exists()
     # the same text is fine where the filter exists, and remembered for those filters only
     assert Renderer(TEMPLATE_DIRS, {"shout": str.upper}).message_problem("{{ x | shout }}") is None
-    assert Renderer(TEMPLATE_DIRS).message_problem("{{ x | shout }}") == "No filter named 'shout'."
+    assert Renderer(TEMPLATE_DIRS).message_problem("{{ x | shout }}") == (
+        "No filter named 'shout' (did you mean 'sort'?)"
+    )

@@ -392,7 +392,11 @@ class _Parser:
 
     def on_Compare(self, node: ast.Compare) -> Expr:
         parts: list[Expr] = []
-        left_node, left = node.left, self.expr(node.left)
+        try:
+            left = self.expr(node.left)
+        except ExpressionError as exc:  # `gold == partner.tier`
+            raise self.quote_hint(exc, node.left, node.comparators[0]) from None
+        left_node = node.left
         for op_node, right_node in zip(node.ops, node.comparators, strict=True):
             if isinstance(op_node, ast.In | ast.NotIn):
                 parts.append(
@@ -403,18 +407,46 @@ class _Parser:
             op = _COMPARE_OPS.get(type(op_node))
             if op is None:
                 raise self.fail(node, f"the operator {type(op_node).__name__} is not allowed")
-            right = self.expr(right_node)
+            try:
+                right = self.expr(right_node)
+            except ExpressionError as exc:  # `partner.tier == gold`
+                raise self.quote_hint(exc, right_node, left) from None
             self.check_comparison(op, left, right, left_node, right_node)
             parts.append(Compare(self.pos(node), op, left, right))
             left_node, left = right_node, right
         return parts[0] if len(parts) == 1 else And(self.pos(node), tuple(parts))
+
+    def quote_hint(
+        self, exc: ExpressionError, name: ast.AST, other: Expr | ast.AST
+    ) -> ExpressionError:
+        """``exc``, with a hint to quote a bare name that is (or is close to) a value of the
+        enumerated field it is compared with: ``partner.tier == gold`` means ``"gold"``."""
+        if not isinstance(name, ast.Name) or not exc.message.startswith("unknown path"):
+            return exc
+        if isinstance(other, ast.AST):
+            try:
+                other = self.expr(other)
+            except ExpressionError:
+                return exc
+        enum = other.enum if isinstance(other, Field) else None
+        exact = bool(enum) and name.id in enum
+        value = name.id if exact else closest(name.id, enum or ())
+        if value is None or (not exact and exc.suggestion):  # a near path stays the guess
+            return exc
+        return ExpressionError(
+            f'unknown path {name.id!r} (did you mean "{value}"? a value is written in quotes)',
+            exc.pos,
+        )
 
     def membership(self, node: ast.AST, operand: Expr, values_node: ast.AST, negated: bool) -> Expr:
         if not isinstance(values_node, ast.List | ast.Tuple | ast.Set):
             raise self.fail(values_node, '`in` needs a literal list, like ["gold", "silver"]')
         values = []
         for element in values_node.elts:
-            const = self.expr(element)
+            try:
+                const = self.expr(element)
+            except ExpressionError as exc:  # `partner.tier in [gold, silver]`
+                raise self.quote_hint(exc, element, operand) from None
             if not isinstance(const, Const):
                 raise self.fail(element, "the list after `in` may hold literals only")
             self.check_comparison("==", operand, const, node, element)
