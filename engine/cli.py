@@ -811,8 +811,9 @@ def validate(
     try:
         application = settings.build(rulesets, no_plugin_rulesets=no_plugin_rulesets, engine=engine)
     except ValidationFailed as exc:
-        for error in exc.errors:
-            click.echo(str(error))
+        # every problem of the run, the warnings among them, in file order
+        for problem in sorted([*exc.errors, *exc.warnings], key=lambda e: e.location):
+            click.echo(str(problem))
         files = len({error.location.file for error in exc.errors})
         count = len(exc.errors)
         click.echo(
@@ -823,7 +824,13 @@ def validate(
     _ = application.pipeline  # lowering to the engine reports what this engine cannot run
     from dealdesk.rules.analysis import analyse_policy_set
 
-    warnings = analyse_policy_set(application.policy_set, application.plugins.fact_types)
+    warnings: list[Any] = sorted(
+        [
+            *application.policy_set.warnings,
+            *analyse_policy_set(application.policy_set, application.plugins.fact_types),
+        ],
+        key=lambda w: (w.location, w.message),
+    )
     for warning in warnings:
         click.echo(str(warning))
     count = len(application.policy_set.rulesets)

@@ -63,11 +63,21 @@ class RulesetError(DealdeskError):
         return RulesetError(self.message, location, self.suggestion)
 
 
-class ValidationFailed(DealdeskError):
-    """A ruleset set has problems; nothing from it is loaded. Holds every problem, sorted."""
+class RulesetWarning(RulesetError):
+    """A ruleset problem that does not stop loading (``dealdesk validate`` shows it)."""
 
-    def __init__(self, errors: Iterable[RulesetError]):
+    def __str__(self) -> str:
+        hint = f" (did you mean {self.suggestion!r}?)" if self.suggestion else ""
+        return f"{self.location}: warning: {self.message}{hint}"
+
+
+class ValidationFailed(DealdeskError):
+    """A ruleset set has problems; nothing from it is loaded. Holds every problem, sorted,
+    and the warnings found with them (``dealdesk validate`` shows both)."""
+
+    def __init__(self, errors: Iterable[RulesetError], warnings: Iterable[RulesetError] = ()):
         self.errors = sorted(errors, key=lambda e: (e.location, e.message))
+        self.warnings = sorted(warnings, key=lambda e: (e.location, e.message))
         super().__init__("\n".join(str(e) for e in self.errors))
 
 

@@ -436,6 +436,34 @@ class Renderer:
         cache.mark("message-ok", key)
         return None
 
+    def message_reads(self, source: str) -> list[tuple[str, int]]:
+        """The names ``source`` reads from its context, as (dotted path, line in the message),
+        in the order written: ``{{ customer.name }}`` reads ``customer.name``. Names the
+        message defines itself (``{% set %}``, loop variables) and Jinja's globals are not
+        reads; a path stops at a computed or numeric part (``lines[0].sku`` reads ``lines``).
+
+        Found with Jinja's own parser (:func:`jinja2.meta.find_undeclared_variables` and the
+        template's nodes), remembered in the cache folder like :meth:`message_problem`; a
+        message that does not compile reads nothing (:meth:`message_problem` says why).
+        """
+        if "{" not in source:
+            return []
+        key = cache.digest(
+            "reads", source, cache.module_stamp("jinja2"), cache.file_stamp(__file__)
+        )
+        found = cache.read("message-reads", key)
+        if isinstance(found, list) and all(
+            isinstance(r, list) and len(r) == 2 and isinstance(r[0], str) and type(r[1]) is int
+            for r in found
+        ):
+            return [(path, line) for path, line in found]
+        try:
+            reads = _reads(self._markdown, source)
+        except Exception:
+            return []
+        cache.write("message-reads", key, [list(r) for r in reads])
+        return reads
+
     def _message_template(self, source: str) -> Template:
         template = self._messages.get(source)
         if template is None:
@@ -569,6 +597,46 @@ def _nothing(context: Context) -> Iterator[str]:
 def _check_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise ValueError(f"unknown template format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+def _reads(env: Sandbox, source: str) -> list[tuple[str, int]]:
+    """:meth:`Renderer.message_reads`, uncached."""
+    from jinja2 import meta, nodes
+
+    tree = env.parse(source)
+    free = meta.find_undeclared_variables(tree) - set(env.globals)
+    reads: list[tuple[str, int]] = []
+    inner: set[int] = set()  # the nodes inside a path already read
+
+    def path_of(node: nodes.Node) -> tuple[list[str], bool] | None:
+        """The dotted path ``node`` reads, and whether it is whole (no ``[0]``/``[y]`` in it:
+        after one, only the part before it is known)."""
+        if isinstance(node, nodes.Name):
+            return ([node.name], True) if node.ctx == "load" and node.name in free else None
+        if isinstance(node, nodes.Getattr | nodes.Getitem):
+            base = path_of(node.node)
+            if base is None or not base[1]:
+                return base
+            name = node.attr if isinstance(node, nodes.Getattr) else None
+            if isinstance(node, nodes.Getitem):
+                arg = node.arg
+                if isinstance(arg, nodes.Const) and isinstance(arg.value, str):
+                    name = arg.value
+            return ([*base[0], name], True) if name is not None else (base[0], False)
+        return None
+
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Name)):
+        if id(node) in inner:
+            continue
+        found = path_of(node)
+        if found is None:
+            continue
+        chain: nodes.Node = node
+        while isinstance(chain, nodes.Getattr | nodes.Getitem):  # not a subscript's own reads
+            chain = chain.node
+            inner.add(id(chain))
+        reads.append((".".join(found[0]), node.lineno))
+    return reads
 
 
 def _name_hint(detail: str, env: Sandbox) -> str:

@@ -19,6 +19,7 @@ from dealdesk.deal import schema as deals
 from dealdesk.errors import (
     Location,
     RulesetError,
+    RulesetWarning,
     UsageError,
     ValidationFailed,
     closest,
@@ -144,6 +145,7 @@ class PolicySet:
     rulesets: list[Ruleset]
     approvers: list[str]
     digest: str = ""
+    warnings: list[RulesetError] = field(default_factory=list)  # shown by `dealdesk validate`
 
     @property
     def versions(self) -> dict[str, str]:
@@ -165,6 +167,8 @@ class Environment:
     clause_ids: Callable[[], Sequence[str]] = tuple
     # the load-time problem with a clause's templates, or None (Renderer.clause_problem)
     check_clause: Callable[[str], str | None] = lambda _: None
+    # the names a message template reads, with their lines (Renderer.message_reads)
+    message_reads: Callable[[str], Sequence[tuple[str, int]]] = lambda _: ()
 
     @classmethod
     def of(cls, plugins: Plugins, renderer: Renderer) -> Environment:
@@ -178,6 +182,7 @@ class Environment:
             renderer.message_problem,
             renderer.clause_ids,
             renderer.clause_problem,
+            renderer.message_reads,
         )
 
 
@@ -309,9 +314,11 @@ def load_policy_set(paths: Iterable[Path | str], env: Environment) -> PolicySet:
             errors.append(exc)
     builder = _Builder(env, errors, ranks)
     policy_set = builder.build(rulesets)
+    warnings = list({str(w): w for w in builder.warnings}.values())
     if errors:
         # each problem once, though two checks (or two files) may find the same one
-        raise ValidationFailed({str(e): e for e in errors}.values())
+        raise ValidationFailed({str(e): e for e in errors}.values(), warnings)
+    policy_set.warnings = warnings
     return policy_set
 
 
@@ -356,6 +363,11 @@ class _Builder:
     ):
         self.env = env
         self.errors = errors
+        self.warnings: list[RulesetError] = []
+        # the outputs a message of the policy being built may read, and whether a plugin
+        # action may set others (see message_names)
+        self.readable_outputs: set[str] = set()
+        self.any_action = False
         self.clause_problems: dict[str, str | None] = {}
         self.actions = set(env.actions)
         # the set's own approvers.yaml replaces the environment's (house) ranks
@@ -447,6 +459,16 @@ class _Builder:
                     )
                 outputs.setdefault(out_name, spec)
         scope = self.scope(outputs)
+        thens = [
+            then
+            for ruleset in rulesets
+            for then in [
+                *(rule.then for rule in ruleset.rules),
+                *(row.then for table in ruleset.tables for row in table.rows),
+            ]
+        ]
+        self.readable_outputs = set(outputs) | {n for then in thens for n in then.sets}
+        self.any_action = any(then.action is not None for then in thens)
         rules: list[CompiledRule] = []
         ids: dict[str, Location] = {}
         for index, ruleset in enumerate(rulesets):
@@ -501,17 +523,17 @@ class _Builder:
         ok = True
         sets: dict[str, Any] = {}
         for name, value in then.sets.items():
-            # an undeclared output is fine (combined with `first`, SPEC §3), unless its name is
-            # a near miss of a declared one: then it is far more likely a typo than a new output
+            # an undeclared output is fine (combined with `first`, SPEC §3), but a near miss of
+            # a declared one is more likely a typo than a new output: a warning that says both
             typo = None if name in outputs else closest(name, outputs, cutoff=0.8)
             if typo is not None:
-                self.error(
-                    ruleset,
-                    (*then.path, "set", name),
-                    f"output {name!r} is not declared under outputs",
-                    typo,
+                self.warnings.append(
+                    RulesetWarning(
+                        f"output {name!r} is not declared under outputs: did you mean {typo!r}? "
+                        f"(or declare {name!r} under outputs:)",
+                        ruleset.location((*then.path, "set", name)),
+                    )
                 )
-                ok = False
             sets[name] = self.value(ruleset, value, scope)
         args = {name: self.value(ruleset, value, scope) for name, value in then.args.items()}
         if any(v is _INVALID for v in [*sets.values(), *args.values()]):
@@ -557,6 +579,8 @@ class _Builder:
             if problem:
                 self.error(ruleset, (*then.path, key), f"{key} message: {problem}")
                 ok = False
+            elif text is not None and not self.message_names(ruleset, key, text, scope):
+                ok = False
         if then.action is not None and then.action not in self.actions:
             self.error(
                 ruleset,
@@ -566,6 +590,91 @@ class _Builder:
             )
             ok = False
         return (sets, args) if ok else None
+
+    def message_names(self, ruleset: Ruleset, key: str, text: Text, scope: Scope) -> bool:
+        """Check the names message ``text`` reads against what a message sees (SPEC §8): the
+        deal's fields and derived facts, plugin facts, ``outputs``, ``rule`` and ``decision``.
+
+        A name that no deal can carry without being a typo is an error: a key inside one of
+        the schema's objects that it does not declare (``customer.nmae``; a deal holding it is
+        flagged as a typo), a near miss of a known top-level name (``custmer``, as the deal's
+        own unknown-field check reads it), ``decision.X`` other than its three keys, and an
+        output nothing in the policy sets. A top-level name nothing declares and close to
+        nothing (``owner``) may be the deal's own field (SPEC §2 keeps those): a warning, since
+        a deal without it cannot render the message. Returns False when there was an error.
+        """
+        ok = True
+        known = scope.fields
+        roots = {path.split(".")[0].removesuffix("[]") for path in known}
+        for dotted, line in self.env.message_reads(text.value):
+            parts = dotted.split(".")
+            root = parts[0]
+            problem: tuple[str, str | None, bool] | None = None  # message, suggestion, error?
+            if root == "decision":
+                if len(parts) > 1 and parts[1] not in _DECISION_KEYS:
+                    guess = closest(parts[1], _DECISION_KEYS)
+                    problem = (
+                        f"the decision so far has no {parts[1]!r} "
+                        f"(it has {', '.join(_DECISION_KEYS)})",
+                        f"decision.{guess}" if guess else None,
+                        True,
+                    )
+            elif root == "outputs":
+                if len(parts) > 1 and parts[1] not in self.readable_outputs:
+                    guess = closest(parts[1], self.readable_outputs)
+                    problem = (
+                        f"no rule of policy {ruleset.policy!r} sets output {parts[1]!r}"
+                        + (" (unless an action does)" if self.any_action else ""),
+                        f"outputs.{guess}" if guess else None,
+                        not self.any_action,
+                    )
+            elif root == "rule" or root in _MESSAGE_ONLY:
+                pass
+            elif root in roots:
+                problem = self.unknown_member(parts, known)
+            else:
+                names = sorted(roots | {"outputs", "rule", "decision"})
+                guess = closest(root, names, cutoff=0.8)
+                if guess is not None:
+                    fixed = ".".join([guess, *parts[1:]])
+                    problem = (f"unknown name {root!r}", fixed if fixed in known else guess, True)
+                else:
+                    problem = (
+                        f"{root!r} is not a field of the deal schema, a derived fact or a plugin"
+                        " fact: a deal without it cannot render this message",
+                        None,
+                        False,
+                    )
+            if problem is None:
+                continue
+            message, suggestion, is_error = problem
+            offset = _name_offset(text.value, line, dotted) or _name_offset(text.value, line, root)
+            where = ruleset.location(text.path, offset)
+            kind = RulesetError if is_error else RulesetWarning
+            found = kind(f"{key} message: {message}", where, suggestion)
+            (self.errors if is_error else self.warnings).append(found)
+            ok = ok and not is_error
+        return ok
+
+    @staticmethod
+    def unknown_member(
+        parts: list[str], known: Mapping[str, FieldType]
+    ) -> tuple[str, str | None, bool] | None:
+        """The problem with ``parts`` under a known top-level name: a key a schema object
+        does not declare. Inside a list, a plugin's own object or past a value: not checked."""
+        for depth in range(1, len(parts)):
+            parent = ".".join(parts[:depth])
+            children = [p for p in known if p.startswith(f"{parent}.")]
+            if parent not in known or known[parent].type != "object" or not children:
+                return None  # a value (its methods), a list, or an object only a plugin knows
+            path = ".".join(parts[: depth + 1])
+            if path not in known:
+                return (
+                    f"unknown name {path!r}",
+                    closest(path, [c for c in children if c.count(".") == depth]),
+                    True,
+                )
+        return None
 
     def value(self, ruleset: Ruleset, value: Any, scope: Scope) -> Any:
         if isinstance(value, Text):
@@ -795,6 +904,28 @@ def _consistent(alternative: _Alternative) -> bool:
 
 
 _INVALID = object()
+
+#: What ``decision`` holds in a message (SPEC §8): the record so far.
+_DECISION_KEYS = ("status", "approvals", "reasons")
+#: Names every message has besides the deal's (``outputs``, ``rule``, ``decision`` aside).
+_MESSAGE_ONLY = frozenset({"loop", "self", "super", "varargs", "kwargs", "caller"})
+
+
+def _name_offset(message: str, line: int, name: str) -> tuple[int, int] | None:
+    """(line, column) of the first read of ``name`` inside a ``{{``/``{%`` of ``message``'s
+    line ``line``, for a location that points at it; None when it cannot be found."""
+    import re
+
+    lines = message.split("\n")
+    if not 0 < line <= len(lines):
+        return None
+    text = lines[line - 1]
+    opened = text.find("{")
+    for found in re.finditer(rf"(?<![\w.]){re.escape(name)}(?!\w)", text):
+        if opened >= 0 and found.start() > opened:
+            return (line, found.start())
+    return None
+
 
 _OUTPUT_TYPES = {
     "money": "number",

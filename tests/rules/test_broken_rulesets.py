@@ -2,7 +2,7 @@
 problems, every one of them, with the exact message at the exact line and column.
 
 Each file starts with one ``# expect: LINE:COL: message`` line per problem, in the order
-validate prints them. To add a case, write the file with its headers; the headers count as lines.
+validate prints them (a warning found in the same run reads ``LINE:COL: warning: message``). To add a case, write the file with its headers; the headers count as lines.
 """
 
 from __future__ import annotations
@@ -38,5 +38,5 @@ def test_validate_reports_each_broken_ruleset_exactly(cli_runner: CliRunner, pat
         for line in result.stdout.splitlines()
     ]
     assert found == expectations(path)
-    count = len(found)
+    count = sum(": warning: " not in line for line in found)  # warnings are shown, not counted
     assert result.stderr == f"{count} error{'s' if count != 1 else ''} in 1 file\n"

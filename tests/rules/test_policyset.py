@@ -45,6 +45,14 @@ def errors(tmp_path: Path, **files: str) -> list[str]:
     return [str(e) for e in info.value.errors]
 
 
+def warnings(tmp_path: Path, **files: str) -> list[str]:
+    """The warnings of a set with errors (found in the same run)."""
+    write_rulesets(tmp_path / "rs", **files)
+    with pytest.raises(ValidationFailed) as info:
+        policy_set(tmp_path / "rs")
+    return [str(e) for e in info.value.warnings]
+
+
 def test_a_clean_set_compiles_into_strata_ordered_by_output_reads(tmp_path: Path) -> None:
     write_rulesets(
         tmp_path / "rs",
@@ -131,7 +139,6 @@ rules:
         f"{path}:13:21: < compares numbers, but 'x' is a string",
         f"{path}:14:20: unknown clause template 'billing/nothing' (no billing/nothing.md.j2 in any template directory)",
         f"{path}:17:20: unknown action 'no_such_action' (no plugin registers it)",
-        f"{path}:17:48: output 'flor' is not declared under outputs (did you mean 'floor'?)",
         f"{path}:21:7: unknown path 'customer.regon' (did you mean 'customer.region'?)",
         f"{path}:22:33: unknown path 'margn' (did you mean 'margin'?)",
     ]
