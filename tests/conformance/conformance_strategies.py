@@ -817,6 +817,9 @@ def policy_rulesets(
             )
         )
         if window and draw(st.booleans()):
+            # a window that ends before it starts is a validation error, not a ruleset
+            if len(window) == 2:
+                window = {"from": min(window.values()), "to": max(window.values())}
             data["effective"] = window
         if index == 0 and outputs:
             data["outputs"] = {
