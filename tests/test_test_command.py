@@ -229,3 +229,21 @@ def test_fail_under_exits_1_below_the_total_coverage(
     both, out = dealdesk_test(cli_runner, "small.yaml", "more.yaml", "--fail-under", "75")
     assert "  total 6/8   75.0%" in out.splitlines()
     assert both.exit_code == 0, both.stderr
+
+
+@pytest.mark.parametrize("close", ["2026-13-01", "2026-02-30"])
+def test_an_impossible_date_in_an_inline_deal_makes_that_deal_invalid(
+    cli_runner: CliRunner, folder: Path, close: str
+) -> None:
+    # YAML reads 2026-13-01 as a date it cannot build; it stays text and the deal says so
+    write(folder, "dated.yaml")
+    case = f"""\
+  - name: impossible close
+    deal: {{id: Q, dates: {{close: {close}}}, lines: [{{sku: s, category: hardware, quantity: 1, unit_price: 1000, unit_cost: 10}}]}}
+    expect: {{status: approved}}
+"""
+    (folder / "dated.yaml").write_text((folder / "dated.yaml").read_text() + case)
+    result, out = dealdesk_test(cli_runner, "dated.yaml")
+    assert result.exit_code == 1, out
+    assert f"the deal is invalid: dates.close: expected a date (YYYY-MM-DD), got '{close}'" in out
+    assert "internal error" not in result.stderr

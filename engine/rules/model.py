@@ -418,9 +418,17 @@ def _schema_errors(doc: Document) -> list[RulesetError]:
     return errors
 
 
+#: Other names of the effective window's ends, for "did you mean".
+_WINDOW_WORDS = {"until": "to", "till": "to", "end": "to", "since": "from", "start": "from"}
+
+
 def _unknown_key(doc: Document, path: tuple[str | int, ...], allowed: list[str]) -> RulesetError:
     key = str(path[-1])
     suggestion = closest(key, allowed)
+    if suggestion is None and path[:1] == ("effective",):
+        # the window's ends are short words that other names of them are not close to
+        word = closest(key.lower(), _WINDOW_WORDS, cutoff=0.7)
+        suggestion = _WINDOW_WORDS[word] if word else None
     if not path[:-1] and closest(key, ["approvers"], cutoff=0.8):
         # the ranks are the whole set's, so they are a file of their own
         return RulesetError(
