@@ -618,10 +618,22 @@ def _leave_out(data: dict[str, Any], path: list[Any]) -> None:
             _drop(data, path[:5])  # one malformed action; the others are still checked
         elif top != "tests" and len(rest) >= 1 and rest[0] in _OPTIONAL:
             _drop(data, path[:3])
+            if top == "tables" and rest[0] == "hit":
+                # its aggregation was meant for the hit policy written, not the default
+                _drop(data, [*path[:2], "aggregation"])
         else:
             items[path[1]] = None
         return
-    _drop(data, path[:2] if top in ("outputs", "effective") and len(path) >= 2 else path[:1])
+    if top == "outputs" and len(path) >= 2:
+        # the output stays declared (so that reading it is no second error); a malformed
+        # setting of it takes its default
+        spec = lookup(data, path[:2])
+        if len(path) >= 3 and isinstance(spec, dict):
+            spec.pop(path[2], None)
+        else:
+            data["outputs"][path[1]] = {}
+        return
+    _drop(data, path[:2] if top == "effective" and len(path) >= 2 else path[:1])
 
 
 def _drop(data: Any, path: list[Any]) -> None:
