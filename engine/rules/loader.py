@@ -51,6 +51,9 @@ class Document:
     spans: dict[Path, Span] = field(default_factory=dict)
     text: str = ""
     keys: dict[Path, Span] = field(default_factory=dict)  # where each mapping key is written
+    # problems that leave the rest readable (a duplicate key, a key that is not text): raised
+    # unless the caller asked to read on (``tolerant``) and reports them itself
+    problems: list[RulesetError] = field(default_factory=list)
 
     def key_location(self, path: Path) -> Location:
         """The location of the key of the value at ``path`` (for "unknown key" errors)."""
@@ -169,9 +172,13 @@ def _iso(value: dt.date | dt.datetime) -> str:
     return value.isoformat()
 
 
-def load_yaml(text: str, file: str) -> Document:
-    """Parse one YAML document from ``text``; syntax errors become located RulesetErrors."""
-    documents = list(load_yaml_documents(text, file))
+def load_yaml(text: str, file: str, *, tolerant: bool = False) -> Document:
+    """Parse one YAML document from ``text``; syntax errors become located RulesetErrors.
+
+    :param tolerant: keep reading past a duplicate key or a key that is not text (the pair is
+        left out), putting the problem in ``Document.problems`` instead of raising it.
+    """
+    documents = list(load_yaml_documents(text, file, tolerant=tolerant))
     if not documents:
         return Document(file, None)
     if len(documents) > 1:
@@ -179,7 +186,7 @@ def load_yaml(text: str, file: str) -> Document:
     return documents[0]
 
 
-def load_yaml_cached(text: str, file: str) -> Document:
+def load_yaml_cached(text: str, file: str, *, tolerant: bool = False) -> Document:
     """:func:`load_yaml`, remembered in the cache folder (:mod:`dealdesk.rules.cache`) by the
     text, PyYAML's and this module's stamps: a text read before is not parsed again. Only a
     text that parses into one document of JSON values is remembered; errors never are."""
@@ -192,8 +199,8 @@ def load_yaml_cached(text: str, file: str) -> Document:
     found = _decode(cache.read("yaml", key), key, file, text)
     if found is not None:
         return found
-    doc = load_yaml(text, file)
-    if doc.text == text:  # one document (none gives a bare Document)
+    doc = load_yaml(text, file, tolerant=tolerant)
+    if doc.text == text and not doc.problems:  # one document (none gives a bare Document)
         cache.write("yaml", key, _encode(doc, key))
     return doc
 
@@ -233,18 +240,21 @@ def _decode_spans(rows: Any) -> dict[Path, Span] | None:
     return spans
 
 
-def load_yaml_documents(text: str, file: str) -> Iterator[Document]:
-    """Parse every ``---`` document in ``text`` in order, with positions."""
+def load_yaml_documents(text: str, file: str, *, tolerant: bool = False) -> Iterator[Document]:
+    """Parse every ``---`` document in ``text`` in order, with positions (``tolerant`` as
+    for :func:`load_yaml`)."""
     python_loader, fast_loader = _loaders()
     if not _PYTHON_PARSER_ONLY.search(text):
         try:
-            return iter(list(_documents(fast_loader, text, file)))
+            return iter(list(_documents(fast_loader, text, file, tolerant)))
         except RulesetError:
             pass  # the Python parser decides, and words the error
-    return _documents(python_loader, text, file)
+    return _documents(python_loader, text, file, tolerant)
 
 
-def _documents(loader_class: type[Any], text: str, file: str) -> Iterator[Document]:
+def _documents(
+    loader_class: type[Any], text: str, file: str, tolerant: bool = False
+) -> Iterator[Document]:
     import yaml
 
     from dealdesk.yaml_aliases import check_aliases
@@ -258,6 +268,8 @@ def _documents(loader_class: type[Any], text: str, file: str) -> Iterator[Docume
             check_aliases(node)
             doc = Document(file, None, text=text)
             doc.data = _construct(loader, node, (), doc)
+            if doc.problems and not tolerant:
+                raise doc.problems[0]
             yield doc
     except yaml.MarkedYAMLError as exc:
         raise yaml_error(exc, text, file) from None
@@ -348,13 +360,17 @@ def _construct(loader: Any, node: yaml.Node, path: Path, doc: Document) -> Any:
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, str):
                 # YAML reads yes/no/on/off as booleans and 12 as a number: names must be text
-                raise RulesetError(
-                    f"the key {key_node.value!r} is read as {type(key).__name__} {key!r}; "
-                    f'quote it ("{key_node.value}") to make it a name',
-                    _mark(file, key_node),
+                doc.problems.append(
+                    RulesetError(
+                        f"the key {key_node.value!r} is read as {type(key).__name__} {key!r}; "
+                        f'quote it ("{key_node.value}") to make it a name',
+                        _mark(file, key_node),
+                    )
                 )
+                continue  # the pair is left out; the rest of the mapping is still read
             if key in result:
-                raise RulesetError(f"duplicate key {key!r}", _mark(file, key_node))
+                doc.problems.append(RulesetError(f"duplicate key {key!r}", _mark(file, key_node)))
+                continue  # the first value stands
             doc.keys[(*path, str(key))] = _span(key_node)
             result[key] = _construct(loader, value_node, (*path, str(key)), doc)
         return result

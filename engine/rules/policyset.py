@@ -293,7 +293,8 @@ def load_policy_set(paths: Iterable[Path | str], env: Environment) -> PolicySet:
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"{path}: cannot read: {exc}") from None
         try:
-            doc = load_yaml_cached(text, str(path))
+            doc = load_yaml_cached(text, str(path), tolerant=True)
+            errors.extend(doc.problems)  # a duplicate key need not hide the rest of the file
             if not isinstance(doc.data, dict):
                 raise RulesetError(
                     "a ruleset file must hold a mapping (ruleset:, policy:, rules: ...)",

@@ -181,7 +181,7 @@ def test_a_hit_parses_nothing(folder: Path, monkeypatch: pytest.MonkeyPatch) -> 
     text = "a: {b: [1, 2]}\n"
     load_yaml_cached(text, "f.yaml")
 
-    def no_parse(*args: Any) -> None:
+    def no_parse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("parsed again")
 
     monkeypatch.setattr(loader, "load_yaml", no_parse)
