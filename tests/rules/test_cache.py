@@ -221,3 +221,13 @@ def test_an_entry_others_could_have_written_is_never_read(folder: Path, loosened
         target.chmod(target.stat().st_mode | 0o022)  # group and others may write
     assert cache.read("yaml", "k") is None
     assert not cache.is_marked("yaml", "m")
+
+
+def test_a_text_with_a_duplicate_key_is_read_on_but_never_remembered(folder: Path) -> None:
+    text = "a: 1\na: 2\nb: 3\n"
+    doc = load_yaml_cached(text, "f.yaml", tolerant=True)
+    assert doc.data == {"a": 1, "b": 3}  # the first value stands; the rest is read
+    assert [str(p) for p in doc.problems] == ["f.yaml:2:1: duplicate key 'a'"]
+    # not remembered as clean: a reader that does not read on still gets the error
+    with pytest.raises(RulesetError, match="duplicate key 'a'"):
+        load_yaml_cached(text, "f.yaml")
