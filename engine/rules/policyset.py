@@ -661,12 +661,13 @@ class _Builder:
     def unknown_member(
         parts: list[str], known: Mapping[str, FieldType]
     ) -> tuple[str, str | None, bool] | None:
-        """The problem with ``parts`` under a known top-level name: a key a schema object
-        does not declare. Inside a list, a plugin's own object or past a value: not checked."""
+        """The problem with ``parts`` under a known top-level name: a key one of the deal
+        schema's objects does not declare (a plugin may declare more of them). Inside a list, a
+        plugin's own object or past a value: not checked (as the deal's unknown-field check)."""
         for depth in range(1, len(parts)):
             parent = ".".join(parts[:depth])
             children = [p for p in known if p.startswith(f"{parent}.")]
-            if parent not in known or known[parent].type != "object" or not children:
+            if parent not in deals.FIELDS or known[parent].type != "object" or not children:
                 return None  # a value (its methods), a list, or an object only a plugin knows
             path = ".".join(parts[: depth + 1])
             if path not in known:

@@ -438,3 +438,42 @@ def test_common_conditions_need_no_lowering(text: str) -> None:
 
     scope = Scope({path: FieldType(f.type, f.enum) for path, f in FIELDS.items()})
     assert _alternatives(parse_expression(text, scope), True)
+
+
+def test_message_names_are_checked_against_what_a_message_sees(tmp_path: Path) -> None:
+    from helpers import plugins_for
+
+    write_rulesets(
+        tmp_path / "rs",
+        a=HEADER.format(name="a")
+        + """
+rules:
+  - id: OK
+    when: margin > 0
+    then:
+      set: {level: 1}
+      flag: >-
+        {{ customer.credit }} {{ export.anything.deep }} {{ outputs.level }} {{ outputs.cap }}
+        {{ rule }} {{ decision.status }} {{ customer.name | upper }} {{ margin.real }}
+        {% for line in lines %}{{ line.whatever }}{% endfor %}{% set x = 1 %}{{ x }}
+  - id: BAD
+    when: margin > 0
+    then:
+      flag: "{{ customer.credt }} {{ outputs.levl }} {{ partnr.name }} {{ owner }}"
+""",
+    )
+    facts = {"customer.credit": "number", "export": "object", "export.screening": "string"}
+    with pytest.raises(ValidationFailed) as info:
+        policy_set(tmp_path / "rs", plugins_for(tmp_path / "rs", facts=facts))
+    path = tmp_path / "rs" / "a.yaml"
+    assert [str(e) for e in info.value.errors] == [
+        f"{path}:20:17: flag message: unknown name 'customer.credt' (did you mean"
+        " 'customer.credit'?)",
+        f"{path}:20:38: flag message: no rule of policy 'test' sets output 'levl' (did you mean"
+        " 'outputs.level'?)",
+        f"{path}:20:57: flag message: unknown name 'partnr' (did you mean 'partner.name'?)",
+    ]
+    assert [str(w) for w in info.value.warnings] == [
+        f"{path}:20:75: warning: flag message: 'owner' is not a field of the deal schema, a"
+        " derived fact or a plugin fact: a deal without it cannot render this message"
+    ]
