@@ -428,9 +428,9 @@ class _Parser:
                 other = self.expr(other)
             except ExpressionError:
                 return exc
-        enum = other.enum if isinstance(other, Field) else None
-        exact = bool(enum) and name.id in enum
-        value = name.id if exact else closest(name.id, enum or ())
+        enum = (other.enum if isinstance(other, Field) else None) or ()
+        exact = name.id in enum
+        value = name.id if exact else closest(name.id, enum)
         if value is None or (not exact and exc.suggestion):  # a near path stays the guess
             return exc
         return ExpressionError(

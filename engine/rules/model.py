@@ -450,8 +450,10 @@ def _meaning_errors(doc: Document) -> list[RulesetError]:
         for i, unit in enumerate(units if isinstance(units, list) else []):
             if not isinstance(unit, dict):
                 continue
-            rows = unit.get("rows") if isinstance(unit.get("rows"), list) else []
-            thens = [((kind, i, "then"), unit.get("then"))] if kind == "rules" else []
+            rows: list[Any] = unit["rows"] if isinstance(unit.get("rows"), list) else []
+            thens: list[tuple[tuple[str | int, ...], Any]] = (
+                [((kind, i, "then"), unit.get("then"))] if kind == "rules" else []
+            )
             thens += [
                 ((kind, i, "rows", j, "then"), row.get("then"))
                 for j, row in enumerate(rows)
@@ -599,7 +601,9 @@ def _leave_out(data: dict[str, Any], path: list[Any]) -> None:
     """Remove the smallest part of ``data`` around ``path`` that can go without breaking the
     ruleset's shape (see :func:`readable`)."""
     top = path[0] if path else None
-    if top in ("ruleset", "policy") or top is None:
+    if top is None:
+        return
+    if top in ("ruleset", "policy"):
         data.pop(top, None)  # readable() names the ruleset, or gives up without a policy
         return
     if top in ("rules", "tables", "tests") and len(path) >= 2:
