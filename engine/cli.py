@@ -38,6 +38,9 @@ __all__ = ["main"]
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
+#: ``dealdesk test``'s status when no case ran, pytest's ``ExitCode.NO_TESTS_COLLECTED``.
+NO_TESTS_RAN = 5
+
 
 @dataclass
 class Settings:
@@ -848,7 +851,8 @@ def validate(
     "-k",
     "expression",
     metavar="EXPR",
-    help="Run only the cases whose file::name contains EXPR ('not EXPR': that do not).",
+    help="Run only the cases whose file::name contains EXPR, ignoring case; words combine "
+    "with and, or, not and parentheses, as in pytest ('risk and not gold').",
 )
 @click.option("--coverage", is_flag=True, help="Show which rules and table rows no case fired.")
 @click.option(
@@ -876,12 +880,17 @@ def test_command(
 
     Like pytest: a line per ruleset file with a . per passing case and F per failing one (-v: a
     line per case), then each failure with the expected fields against the actual ones as a
-    diff, then the counts; exit status 1 when any case fails.
+    diff, then the counts; exit status 1 when any case fails, 5 when no case ran (none
+    written, or -k selected none).
+
+    -k EXPR, as pytest's: words joined with and, or, not and parentheses, each matching the
+    cases whose file::name holds it, ignoring case ("risk and not gold").
     """
     import time
 
     from dealdesk.rules.policyset import ruleset_files
     from dealdesk.ruletests import (
+        expectation_problems,
         format_coverage,
         format_report,
         run_tests,
@@ -897,6 +906,10 @@ def test_command(
         wanted = {file.resolve() for file in ruleset_files(rulesets)}
         chosen = [r for r in chosen if Path(r.file).resolve() in wanted]
     select = selector(expression, lambda r: shown_path(r.file)) if expression else None
+    # names in expect: that nothing knows fail every case before one runs, as validation does
+    problems = expectation_problems(application, chosen)
+    if problems:
+        raise ValidationFailed(problems)
     report = run_tests(application, chosen, select)
     color = sys.stdout.isatty()  # styles on a terminal only, never in a pipe or a file
     for line in format_report(report, verbose=verbose):
@@ -906,10 +919,13 @@ def test_command(
             click.echo(line)
     if not report.results:
         count = len(chosen)
-        text = f"no test cases in {count} ruleset{'s' if count != 1 else ''}"
+        text = f"no tests ran: no test cases in {count} ruleset{'s' if count != 1 else ''}"
         if report.deselected:
-            text += f" ({report.deselected} deselected)"
+            cases = report.deselected
+            text = f"no tests ran: -k selected none of {cases} case{'s' if cases != 1 else ''}"
         click.echo(text)
+        # pytest's "no tests ran" status, so a CI job whose -k matches nothing does not pass
+        sys.exit(NO_TESTS_RAN)
     else:
         click.echo(summary_line(report, time.perf_counter() - started), color=color)
     below = fail_under is not None and report.total_percent < fail_under
