@@ -1113,9 +1113,23 @@ def schema(kind: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the plugins as JSON.")
 @click.pass_obj
 def plugins(settings: Settings, as_json: bool) -> None:
-    """List the plugins: name, version, built-in or external, policy families and hooks."""
-    from dealdesk.manager import load_plugins
+    """List the plugins: name, version, built-in or external, policy families and hooks.
+
+    A plugin that fails while registering (its dealdesk_policies raises, say) is listed all the
+    same, its failure printed as an error line; the exit status is then 1.
+    """
+    from dealdesk.errors import PluginError
+    from dealdesk.manager import collect_plugins, get_plugin_manager
     from dealdesk.pluginlist import plugins_json, plugins_table
 
-    info = load_plugins(disabled=settings.disabled, enabled=settings.enabled).plugin_info()
-    click.echo(plugins_json(info) if as_json else plugins_table(info), nl=as_json)
+    # a diagnostic command: one broken plugin must not hide the others, nor its own entry
+    failures: list[PluginError] = []
+    pm = get_plugin_manager(disabled=settings.disabled, enabled=settings.enabled)
+    info = collect_plugins(pm, failures=failures).plugin_info()
+    click.echo(
+        plugins_json(info, failures) if as_json else plugins_table(info, failures), nl=as_json
+    )
+    for failure in failures:
+        _error(str(failure))
+    if failures:
+        sys.exit(1)

@@ -109,7 +109,7 @@ class RegisterFunction(Protocol):
 class PolicyFamily:
     """One policy family declared with ``dealdesk_policies``.
 
-    ``rulesets`` is a directory of ruleset files or a single YAML file (it need not exist when
+    ``rulesets`` is a directory of ruleset files or a single YAML file (it must exist when
     registered); ``templates`` a directory of Jinja templates; ``facts`` maps deal paths to JSON
     Schema types; ``plugin`` names the plugin that registered it and ``builtin`` tells whether
     that plugin ships with dealdesk (an explicit ``-r`` replaces the built-in rulesets only).
@@ -328,10 +328,30 @@ def _merge(
             )
         if key in owner:
             raise PluginError(plugin, hook, f"sets {key!r} already set by plugin {owner[key]!r}")
+        if key in _derived_keys():
+            # reserved even where dealdesk left it out (no margin without costs): a rule
+            # reading it must get dealdesk's value or none, never a plugin's stand-in
+            raise PluginError(
+                plugin,
+                hook,
+                f"sets {key!r}, a fact dealdesk derives from the deal; "
+                "a plugin may add new keys only",
+            )
         if key in deal:
             raise PluginError(plugin, hook, f"overwrites the input field {key!r}")
         derived[key] = value
         owner[key] = plugin
+
+
+@functools.cache
+def _derived_keys() -> frozenset[str]:
+    """Top-level keys dealdesk itself derives (``margin``, ``totals``...), not input fields."""
+    from dealdesk.deal.schema import DERIVED_PATHS, INPUT_FIELDS
+
+    def top(path: str) -> str:
+        return path.split(".")[0].split("[")[0]
+
+    return frozenset(top(p) for p in DERIVED_PATHS) - {top(p) for p in INPUT_FIELDS}
 
 
 # --- building the manager ------------------------------------------------------------------
@@ -594,24 +614,41 @@ def _one_line(exc: BaseException) -> str:
 # --- collecting what plugins register ------------------------------------------------------
 
 
-def collect_plugins(pm: pluggy.PluginManager) -> Plugins:
+def collect_plugins(
+    pm: pluggy.PluginManager, *, failures: list[PluginError] | None = None
+) -> Plugins:
     """Call the register-style hooks of ``pm`` one plugin at a time and build :class:`Plugins`.
 
+    :param failures: when given, a plugin's failure is appended to it and collecting goes on
+        with the next plugin (what ``dealdesk plugins`` needs to list every plugin when one is
+        broken); the failing plugin keeps what it registered before it failed.
     :raises PluginError: naming the plugin and hook, when an implementation raises or calls
         ``register`` with bad arguments (an action that does not take exactly one parameter, a
-        fact type that is not a JSON Schema type, a name registered twice by one plugin).
+        fact type that is not a JSON Schema type, a name registered twice by one plugin, a
+        ``rulesets`` or ``templates`` path that does not exist) — unless ``failures`` is given.
     """
     builtins = {_short_name(m) for m in DEFAULT_PLUGINS}
     plugins = Plugins()
+
+    def call_register(
+        plugin: str, hook: str, call: pluggy.HookCaller, register: Callable[..., None]
+    ) -> None:
+        try:
+            _call_register(plugin, hook, call, register)
+        except PluginError as exc:
+            if failures is None:
+                raise
+            failures.append(exc)
+
     for plugin, call in _callers(pm, "dealdesk_policies"):
-        _call_register(
+        call_register(
             plugin,
             "dealdesk_policies",
             call,
             _policy_register(plugins.policies, plugin, builtins, plugins._families),
         )
     for plugin, call in _callers(pm, "dealdesk_actions"):
-        _call_register(
+        call_register(
             plugin, "dealdesk_actions", call, _function_register(plugins.actions, plugin, "action")
         )
     for hook, registry, kind in (
@@ -620,7 +657,7 @@ def collect_plugins(pm: pluggy.PluginManager) -> Plugins:
         ("dealdesk_writers", plugins.writers, "writer"),
     ):
         for plugin, call in _callers(pm, hook):
-            _call_register(plugin, hook, call, _function_register(registry, plugin, kind))
+            call_register(plugin, hook, call, _function_register(registry, plugin, kind))
     plugins._enrichers = _callers(pm, "dealdesk_enrich")
     plugins._sinks = _callers(pm, "dealdesk_decision")
     plugins._combiners = _callers(pm, "dealdesk_combine")
@@ -690,8 +727,10 @@ def _policy_register(
         family = PolicyFamily(
             name=name,
             description=description,
-            rulesets=_as_path(rulesets, f"policy {name!r}: rulesets"),
-            templates=_as_path(templates, f"policy {name!r}: templates"),
+            rulesets=_existing(_as_path(rulesets, f"policy {name!r}: rulesets"), name, "rulesets"),
+            templates=_existing(
+                _as_path(templates, f"policy {name!r}: templates"), name, "templates"
+            ),
             facts=_check_facts(facts, name),
             plugin=plugin,
             builtin=plugin in builtins,
@@ -848,6 +887,23 @@ def _as_path(value: object, what: str) -> Path | None:
     raise TypeError(
         f"{what} must be a path, not {type(value).__name__} (use importlib.resources.as_file)"
     )
+
+
+def _existing(path: Path | None, policy: str, what: str) -> Path | None:
+    """A ``rulesets`` or ``templates`` path that exists (templates: a directory).
+
+    A path that is not there is a packaging slip (a folder left out of the wheel, a typo), and
+    ignoring it would load a family without its rules or clauses without a word.
+    """
+    if path is None:
+        return None
+    if not path.exists():
+        raise FileNotFoundError(
+            f"policy {policy!r}: {what} {str(path)!r} does not exist (pass {what}=None for none)"
+        )
+    if what == "templates" and not path.is_dir():
+        raise NotADirectoryError(f"policy {policy!r}: templates {str(path)!r} is not a directory")
+    return path
 
 
 def _check_facts(facts: Mapping[str, str] | None, policy: str) -> dict[str, str]:

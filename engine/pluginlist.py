@@ -5,24 +5,31 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dealdesk.errors import PluginError
 
 __all__ = ["plugins_json", "plugins_table"]
 
 
-def plugins_json(info: Sequence[Mapping[str, Any]]) -> str:
-    """The plugin list as a JSON array, one object per plugin (``plugin_info``'s keys)."""
-    return json.dumps(list(info), indent=2, ensure_ascii=False)
+def plugins_json(info: Sequence[Mapping[str, Any]], failures: Sequence[PluginError] = ()) -> str:
+    """The plugin list as a JSON array, one object per plugin (``plugin_info``'s keys, plus
+    ``errors``: how the plugin failed while registering, one message per failure)."""
+    listed = [{**entry, "errors": _errors_of(entry["name"], failures)} for entry in info]
+    return json.dumps(listed, indent=2, ensure_ascii=False)
 
 
-def plugins_table(info: Sequence[Mapping[str, Any]]) -> str:
+def plugins_table(info: Sequence[Mapping[str, Any]], failures: Sequence[PluginError] = ()) -> str:
     """Two aligned tables: one row per plugin (name, version, built-in or external, its policy
-    families, its hooks), then one row per policy family with its plugin and description."""
+    families, its hooks), then one row per policy family with its plugin and description.
+    A plugin that failed while registering is marked ``(failed in HOOK)`` after its kind."""
     plugins = [
         (
             entry["name"],
             entry["version"] or "-",
-            "built-in" if entry["builtin"] else "external",
+            ("built-in" if entry["builtin"] else "external")
+            + "".join(f" (failed in {f.hook})" for f in failures if f.plugin == entry["name"]),
             ", ".join(p["name"] for p in entry["policies"]) or "-",
             ", ".join(entry["hooks"]) or "-",
         )
@@ -42,6 +49,10 @@ def plugins_table(info: Sequence[Mapping[str, Any]]) -> str:
     if families:
         text += "\n" + _table(("POLICY FAMILY", "PLUGIN", "DESCRIPTION"), families)
     return text
+
+
+def _errors_of(plugin: str, failures: Sequence[PluginError]) -> list[str]:
+    return [str(f) for f in failures if f.plugin == plugin]
 
 
 def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:

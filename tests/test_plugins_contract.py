@@ -394,6 +394,7 @@ def test_plugins_lists_kind_families_descriptions_and_hooks(
             {"name": "contract", "description": "contract probe", "overridden_by": None},
         ],
         "hooks": ["dealdesk_decision", "dealdesk_policies"],
+        "errors": [],
     }
     assert listed[2]["builtin"] is True
     assert listed[2]["policies"][0]["overridden_by"] == name
@@ -443,3 +444,34 @@ def test_schema_accepts_debug_after_the_command(run: Callable[..., Result]) -> N
     result = run("schema", "deal", "--debug")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["type"] == "object"
+
+
+BROKEN_SOURCE = """\
+from dealdesk import hookimpl
+
+@hookimpl
+def dealdesk_policies(register):
+    raise RuntimeError("boom")
+"""
+
+
+def test_plugins_still_lists_every_plugin_when_one_fails_and_exits_1(
+    run: Callable[..., Result], plugin: Callable[..., str]
+) -> None:
+    broken = plugin(BROKEN_SOURCE)
+    working = plugin(OVERRIDING_SOURCE)
+    result = run("-p", broken, "-p", working, "plugins")
+    assert result.exit_code == 1
+    rows = [line.split() for line in result.stdout.split("\n\n")[0].splitlines()]
+    assert [row[0] for row in rows[1:]] == [
+        "billing_milestone", "onsite_support", "partner_margin", broken, working
+    ]  # fmt: skip
+    assert rows[4][:5] == [broken, "-", "external", "(failed", "in"]
+    assert result.stderr == (
+        f"error: plugin '{broken}' failed in dealdesk_policies: RuntimeError: boom\n"
+    )
+    listed = json.loads(run("-p", broken, "-p", working, "plugins", "--json").stdout)
+    assert [entry["errors"] for entry in listed][-2:] == [
+        [f"plugin '{broken}' failed in dealdesk_policies: RuntimeError: boom"],
+        [],
+    ]
