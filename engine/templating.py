@@ -31,7 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
-from dealdesk.errors import DealdeskError, TemplateError
+from dealdesk.errors import DealdeskError, Location, RulesetError, TemplateError, closest
 from dealdesk.messages import Filter, QuickMessage, compile_message, template_context
 from dealdesk.money import minor_units, parse_decimal, quantize_money
 from dealdesk.rules import cache
@@ -355,6 +355,64 @@ class Renderer:
                 if problem:
                     return problem
         cache.mark("clause-ok", key)
+        return None
+
+    def template_problems(self) -> list[RulesetError]:
+        """Every template file (``*.j2``) in every template directory that does not compile —
+        a syntax error, an unknown filter or test — each at ``file:line:1`` (SPEC §8: known at
+        load time, so a template only a plugin action asks for, or none yet, fails validation
+        rather than a deal). Shadowed files are compiled too: they are still shipped.
+
+        Remembered in the cache folder under the stamps of every template file, as
+        :meth:`clause_problem` is, so loading the same templates again needs no Jinja.
+        """
+        key = cache.digest(
+            "templates",
+            self._templates_stamp,
+            "\0".join(sorted(self._filters)),
+            cache.module_stamp("jinja2"),
+            cache.module_stamp("markupsafe"),
+            cache.file_stamp(__file__),
+            cache.file_stamp(Path(__file__).with_name("sandbox.py")),
+        )
+        if cache.is_marked("templates-ok", key):
+            return []
+        problems: list[RulesetError] = []
+        for directory in self._dirs:
+            for root, dirs, files in os.walk(directory):
+                dirs.sort()
+                for file in sorted(files):
+                    if file.endswith(".j2"):
+                        path = os.path.join(root, file)
+                        name = os.path.relpath(path, directory).replace(os.sep, "/")
+                        problem = self._compile_problem(path, name)
+                        if problem is not None:
+                            problems.append(problem)
+        if not problems:
+            cache.mark("templates-ok", key)
+        return problems
+
+    def _compile_problem(self, path: str, name: str) -> RulesetError | None:
+        """Why the template file at ``path`` (``name`` to the loader) does not compile."""
+        from jinja2.exceptions import TemplateSyntaxError
+
+        env = self._html if name.endswith(".html.j2") else self._markdown
+        try:
+            with open(path, encoding="utf-8") as f:
+                source = f.read()
+            env.compile(source, name, path)
+        except TemplateSyntaxError as exc:
+            message = exc.message or type(exc).__name__
+            unknown = re.match(r"No (filter|test) named '([^']+)'", message)
+            near = None
+            if unknown:
+                known = env.filters if unknown.group(1) == "filter" else env.tests
+                near = closest(unknown.group(2), sorted(known))
+            return RulesetError(
+                f"template {name}: {message}", Location(path, exc.lineno or 1, 1), near
+            )
+        except (OSError, UnicodeDecodeError, RecursionError) as exc:
+            return RulesetError(f"template {name}: {_describe(exc)}", Location(path, 1, 1))
         return None
 
     @cached_property

@@ -475,3 +475,70 @@ def test_plugins_still_lists_every_plugin_when_one_fails_and_exits_1(
         [f"plugin '{broken}' failed in dealdesk_policies: RuntimeError: boom"],
         [],
     ]
+
+
+ACTION_CLAUSE_SOURCE = """
+@hookimpl
+def dealdesk_policies(register):
+    register("contract", rulesets=HERE / "rulesets", templates=HERE / "templates")
+
+@hookimpl
+def dealdesk_actions(register):
+    register("paper", lambda ctx: ctx.clause(ctx.args["clause"]))
+"""
+
+
+def action_rules(clause: str) -> dict[str, str]:
+    return {
+        "contract.yaml": "ruleset: contract\npolicy: contract\nversion: '1'\nrules:\n"
+        "  - id: A-1\n    when: totals.contract > 0\n"
+        f"    then: {{action: paper, with: {{clause: {clause}}}}}\n"
+    }
+
+
+def test_a_template_no_rule_asks_for_is_still_compiled_at_load(
+    run: Callable[..., Result], plugin: Callable[..., str], tmp_path: Path
+) -> None:
+    name = plugin(
+        ACTION_CLAUSE_SOURCE,
+        rulesets=action_rules("x/asked"),
+        templates={"x/asked.md.j2": "{{ id|no_such_filter }}\n", "x/unused.md.j2": "{% if %}\n"},
+    )
+    for command in ("validate", "evaluate"):
+        extra = [deal_file(tmp_path)] if command == "evaluate" else []
+        result = run("-p", name, command, *extra, *only(tmp_path, name)[1:])
+        assert result.exit_code == 1
+        folder = tmp_path / "site" / name / "templates" / "x"
+        assert (result.stdout if command == "validate" else result.stderr).splitlines() == [
+            f"{folder}/asked.md.j2:1:1: template x/asked.md.j2: No filter named 'no_such_filter'.",
+            f"{folder}/unused.md.j2:1:1: template x/unused.md.j2: Expected an expression, got "
+            "'end of statement block'",
+        ]
+
+
+@pytest.mark.parametrize("clause", ["x/nonexist", "not-a-clause-id"])
+def test_a_clause_an_action_asks_for_without_a_template_is_the_same_error_with_or_without_clauses(
+    run: Callable[..., Result], plugin: Callable[..., str], tmp_path: Path, clause: str
+) -> None:
+    name = plugin(
+        ACTION_CLAUSE_SOURCE,
+        rulesets=action_rules(clause),
+        templates={"x/real.md.j2": "Real.\n"},
+    )
+    assert run("-p", name, "validate", *only(tmp_path, name)[1:]).exit_code == 0
+    outputs = []
+    for flags in ((), ("--clauses",)):
+        result = run("-p", name, "evaluate", deal_file(tmp_path), *only(tmp_path, name), *flags)
+        assert result.exit_code == 0, result.stderr
+        outputs.append(result.stdout)
+    assert outputs[0] == outputs[1]
+    record = json.loads(outputs[0])
+    assert record["status"] == "invalid"
+    assert record["errors"] == [
+        {
+            "path": "",
+            "message": f"plugin '{name}' failed in action 'paper' (rule A-1): asked for the "
+            f"clause {clause!r}, but no template directory holds {clause}.md.j2",
+            "plugin": name,
+        }
+    ]
