@@ -567,6 +567,7 @@ class Renderer:
         decision = {key: record.get(key) for key in ("status", "approvals", "reasons")}
         policies = record.get("policies") or {}
         clauses: list[dict[str, Any]] = []
+        anchors: set[str] = set()
         for clause in record.get("clauses") or ():
             clause_id = clause["id"]
             if self.has_clause(clause_id, fmt):
@@ -585,7 +586,7 @@ class Renderer:
                     "title": clause.get("title") or clause_id,
                     "text": clause.get("text", ""),
                 }
-            clauses.append({**clause, **rendered})
+            clauses.append({**clause, **rendered, "anchor": _anchor(clause_id, anchors)})
         return clauses
 
     # -- plumbing --
@@ -617,6 +618,19 @@ class Renderer:
             return render_bounded(render, context)
         except Exception as exc:
             raise _template_file_error(exc, name) from exc
+
+
+def _anchor(clause_id: str, taken: set[str]) -> str:
+    """An HTML id for a clause, unique in one memo (``taken``): ``clause-billing-milestones``,
+    then ``clause-billing-milestones-2`` when two rules ask for one clause (or when two ids,
+    ``a/b-c`` and ``a-b/c``, read alike)."""
+    base = "clause-" + re.sub(r"[^A-Za-z0-9_-]", "-", clause_id)
+    anchor, n = base, 1
+    while anchor in taken:
+        n += 1
+        anchor = f"{base}-{n}"
+    taken.add(anchor)
+    return anchor
 
 
 def _nothing(context: Context) -> Iterator[str]:

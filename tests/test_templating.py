@@ -820,6 +820,25 @@ def test_memo_html_is_a_self_contained_page(renderer: Renderer) -> None:
     assert "Legacy &lt;clause&gt;" in page and "Kept as &lt;given&gt;." in page
 
 
+def test_memo_html_ids_are_unique_when_a_clause_is_asked_for_twice(renderer: Renderer) -> None:
+    import re
+
+    record = needs_approval_record()
+    first = record["clauses"][0]
+    record["clauses"] += [
+        {**first, "rule": "BM-2"},  # the same clause, asked for by a second rule
+        {**first, "id": "billing-milestones", "rule": "X-1"},  # reads like billing/milestones
+    ]
+    page = renderer.render_memo(record, make_deal(), "html")
+    ids = re.findall(r' id="([^"]+)"', page)
+    assert len(ids) == len(set(ids)), ids
+    assert [i for i in ids if i.startswith("clause-billing")] == [
+        "clause-billing-milestones",
+        "clause-billing-milestones-2",
+        "clause-billing-milestones-3",
+    ]
+
+
 def test_memo_for_an_invalid_record_without_deal_fields(renderer: Renderer) -> None:
     record = {
         "deal_id": "D-9",
