@@ -1115,8 +1115,9 @@ def schema(kind: str) -> None:
 def plugins(settings: Settings, as_json: bool) -> None:
     """List the plugins: name, version, built-in or external, policy families and hooks.
 
-    A plugin that fails while registering (its dealdesk_policies raises, say) is listed all the
-    same, its failure printed as an error line; the exit status is then 1.
+    A plugin that fails to import or while registering (its dealdesk_policies raises, say) is
+    listed all the same, its failure printed as an error line; the exit status is then 1 (2
+    when a plugin does not import, as for every command).
     """
     from dealdesk.errors import PluginError
     from dealdesk.manager import collect_plugins, get_plugin_manager
@@ -1124,12 +1125,18 @@ def plugins(settings: Settings, as_json: bool) -> None:
 
     # a diagnostic command: one broken plugin must not hide the others, nor its own entry
     failures: list[PluginError] = []
-    pm = get_plugin_manager(disabled=settings.disabled, enabled=settings.enabled)
+    pm = get_plugin_manager(disabled=settings.disabled, enabled=settings.enabled, failures=failures)
     info = collect_plugins(pm, failures=failures).plugin_info()
     click.echo(
         plugins_json(info, failures) if as_json else plugins_table(info, failures), nl=as_json
     )
+    debug = _debugging(click.get_current_context())
     for failure in failures:
+        if debug:
+            import traceback
+
+            traceback.print_exception(failure, file=sys.stderr)
         _error(str(failure))
     if failures:
-        sys.exit(1)
+        # as any command would for the worst of them: 2 for a plugin that does not import
+        sys.exit(max(failure.exit_code for failure in failures))

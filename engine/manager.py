@@ -362,6 +362,7 @@ def get_plugin_manager(
     autoload: bool | None = None,
     disabled: Iterable[str] = (),
     enabled: Iterable[str] = (),
+    failures: list[PluginError] | None = None,
 ) -> pluggy.PluginManager:
     """Return a new plugin manager with the built-in and installed plugins registered.
 
@@ -373,23 +374,49 @@ def get_plugin_manager(
         ``no:`` is accepted; unknown names are ignored (as in pytest).
     :param enabled: Plugins to load even when autoload is off, as given to ``-p NAME``: an
         entry-point name or an importable module name.
+    :param failures: when given, a plugin that fails to import or to validate is appended to
+        it (and left out of the manager) and loading goes on with the next plugin: what
+        ``dealdesk plugins`` needs to list every plugin when one is broken.
     :raises PluginImportError: when a plugin module cannot be imported.
     :raises PluginError: when a plugin fails validation (an unknown hook, an argument the hook
         does not have, a wrapper implementation, a name clash).
     """
     pm = pluggy.PluginManager(NAME)
     pm.add_hookspecs(hookspecs)
+
+    def note(exc: PluginError) -> None:
+        if failures is None:
+            raise exc
+        if all(str(exc) != str(seen) for seen in failures):  # -p NAME is checked twice
+            failures.append(exc)
+
+    def attempt(load: Callable[[], object]) -> None:
+        try:
+            load()
+        except PluginError as exc:
+            note(exc)
+
     for name in disabled:
         _block(pm, name)
     for module_name in DEFAULT_PLUGINS:
-        _import_plugin(pm, module_name, _short_name(module_name))
+        attempt(functools.partial(_import_plugin, pm, module_name, _short_name(module_name)))
     if autoload is None:
         autoload = os.environ.get(DISABLE_AUTOLOAD_ENV, "").strip().lower() not in _TRUE
     if autoload and _may_declare_entry_points():
-        _load_entry_points(pm)
+        _load_entry_points(pm, attempt)
     for name in enabled:
-        load_plugin(pm, name)
-    _check_pending(pm)
+        attempt(functools.partial(load_plugin, pm, name))
+    while True:
+        try:
+            _check_pending(pm)
+            break
+        except PluginError as exc:
+            note(exc)
+            plugin = pm.get_plugin(exc.plugin)
+            if plugin is None:
+                break
+            # registered, then failed validation: left out, and the others checked again
+            pm.unregister(plugin)
     return pm
 
 
@@ -533,8 +560,14 @@ def _names_group(line: str) -> bool:
     return line.startswith("[") and line.endswith("]") and line.strip("[] \t").lower() == NAME
 
 
-def _load_entry_points(pm: pluggy.PluginManager) -> None:
-    """Load every ``dealdesk`` entry point, sorted by name so precedence never depends on disk order."""
+def _load_entry_points(
+    pm: pluggy.PluginManager, attempt: Callable[[Callable[[], object]], None] | None = None
+) -> None:
+    """Load every ``dealdesk`` entry point, sorted by name so precedence never depends on disk order.
+
+    :param attempt: calls each entry point's loading (``get_plugin_manager``'s, which may note
+        a failure and go on); by default a failure is raised.
+    """
     import importlib.metadata
 
     seen: dict[str, str] = {}
@@ -556,7 +589,10 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
                 "registration",
                 f"the entry point of {dist} has the name of the built-in plugin; rename it",
             )
-        _load_entry_point(pm, ep.name)
+        if attempt is None:
+            _load_entry_point(pm, ep.name)
+        else:
+            attempt(functools.partial(_load_entry_point, pm, ep.name))
 
 
 def _load_entry_point(pm: pluggy.PluginManager, name: str) -> None:

@@ -15,7 +15,9 @@ __all__ = ["plugins_json", "plugins_table"]
 
 def plugins_json(info: Sequence[Mapping[str, Any]], failures: Sequence[PluginError] = ()) -> str:
     """The plugin list as a JSON array, one object per plugin (``plugin_info``'s keys, plus
-    ``errors``: how the plugin failed while registering, one message per failure)."""
+    ``errors``: how the plugin failed, one message per failure); a plugin that could not be
+    loaded at all comes last, with no version, policies or hooks."""
+    info = _with_unloaded(info, failures)
     listed = [{**entry, "errors": _errors_of(entry["name"], failures)} for entry in info]
     return json.dumps(listed, indent=2, ensure_ascii=False)
 
@@ -23,7 +25,9 @@ def plugins_json(info: Sequence[Mapping[str, Any]], failures: Sequence[PluginErr
 def plugins_table(info: Sequence[Mapping[str, Any]], failures: Sequence[PluginError] = ()) -> str:
     """Two aligned tables: one row per plugin (name, version, built-in or external, its policy
     families, its hooks), then one row per policy family with its plugin and description.
-    A plugin that failed while registering is marked ``(failed in HOOK)`` after its kind."""
+    A plugin that failed is marked ``(failed in HOOK)`` after its kind; one that could not be
+    loaded at all comes last."""
+    info = _with_unloaded(info, failures)
     plugins = [
         (
             entry["name"],
@@ -49,6 +53,27 @@ def plugins_table(info: Sequence[Mapping[str, Any]], failures: Sequence[PluginEr
     if families:
         text += "\n" + _table(("POLICY FAMILY", "PLUGIN", "DESCRIPTION"), families)
     return text
+
+
+def _with_unloaded(
+    info: Sequence[Mapping[str, Any]], failures: Sequence[PluginError]
+) -> list[Mapping[str, Any]]:
+    """``info`` and an entry for each failed plugin it does not hold (an import failure)."""
+    listed = [entry["name"] for entry in info]
+    unloaded: list[Mapping[str, Any]] = []
+    for failure in failures:
+        if failure.plugin not in listed:
+            listed.append(failure.plugin)
+            unloaded.append(
+                {
+                    "name": failure.plugin,
+                    "version": None,
+                    "builtin": False,
+                    "policies": [],
+                    "hooks": [],
+                }
+            )
+    return [*info, *unloaded]
 
 
 def _errors_of(plugin: str, failures: Sequence[PluginError]) -> list[str]:

@@ -1277,3 +1277,29 @@ def test_example_plugin_end_to_end_through_the_engine(example: Any) -> None:
     (clause,) = record["clauses"]
     assert clause["id"] == "export/screening" and "EXPORT_D_EC_1" in clause["text"]
     assert [r["deal_id"] for r in example.RECORDS] == ["D-EC-1"]  # the sink saw the final record
+
+
+def test_a_manager_built_with_failures_leaves_out_only_the_broken_plugins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "broken_import_mod.py").write_text("raise RuntimeError('at import')\n")
+    (tmp_path / "misspelt_hook_mod.py").write_text(
+        "from dealdesk import hookimpl\n@hookimpl\ndef dealdesk_enrih(deal):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    names = ["broken_import_mod", "misspelt_hook_mod"]
+    for name in names:
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    failures: list[PluginError] = []
+    pm = manager.get_plugin_manager(autoload=False, enabled=names, failures=failures)
+    assert [(f.plugin, f.hook) for f in failures] == [
+        ("broken_import_mod", "import"),
+        ("misspelt_hook_mod", "registration"),
+    ]
+    assert [name for name, _ in pm.list_name_plugin()] == [
+        "billing_milestone",
+        "onsite_support",
+        "partner_margin",
+    ]
+    with pytest.raises(PluginError):  # without a list, the first failure stops the load
+        manager.get_plugin_manager(autoload=False, enabled=names)

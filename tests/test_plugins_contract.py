@@ -542,3 +542,27 @@ def test_a_clause_an_action_asks_for_without_a_template_is_the_same_error_with_o
             "plugin": name,
         }
     ]
+
+
+def test_plugins_lists_a_plugin_that_does_not_import_or_validate_last(
+    run: Callable[..., Result], plugin: Callable[..., str]
+) -> None:
+    unimportable = plugin("import no_such_module_anywhere\n")
+    misspelt = plugin("@hookimpl\ndef dealdesk_polices(register):\n    pass\n")
+    working = plugin(OVERRIDING_SOURCE)
+    result = run("-p", unimportable, "-p", misspelt, "-p", working, "plugins")
+    assert result.exit_code == 2  # a plugin that does not import, as for every command
+    rows = [line.split() for line in result.stdout.split("\n\n")[0].splitlines()]
+    assert [row[:5] for row in rows[4:]] == [
+        [working, "-", "external", "partner-margin,", "contract"],
+        [unimportable, "-", "external", "(failed", "in"],
+        [misspelt, "-", "external", "(failed", "in"],
+    ]
+    assert result.stderr.splitlines() == [
+        f'error: Error importing plugin "{unimportable}": ModuleNotFoundError: No module named '
+        "'no_such_module_anywhere'",
+        f"error: plugin '{misspelt}' failed in registration: unknown hook 'dealdesk_polices' "
+        "(did you mean 'dealdesk_policies'?)",
+    ]
+    # every other command still stops at the first broken plugin
+    assert run("-p", unimportable, "validate").exit_code == 2
