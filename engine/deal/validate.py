@@ -838,8 +838,9 @@ def _number_rule(path: str, field: Field, integer: bool) -> _Check:
                 )
             )
             return _INVALID
-        # an exponent past the context's range would overflow it: such a number is out of range
-        if number.adjusted() > _MAX_ADJUSTED or _MAGNITUDE_CONTEXT.abs(number) >= MAX_MAGNITUDE:
+        # a non-zero exponent past the context's range would overflow it: out of range anyway
+        huge = bool(number) and number.adjusted() > _MAX_ADJUSTED
+        if huge or _MAGNITUDE_CONTEXT.abs(number) >= MAX_MAGNITUDE:
             errors.append(
                 DealError(
                     _where(parent, key),
