@@ -150,7 +150,7 @@ def _currency(raw: Mapping[str, Any]) -> str:
     """The deal's currency when it is one dealdesk knows, else the default."""
     currency = raw.get("currency")
     try:
-        minor_units(currency)  # type: ignore[arg-type]  # anything not a code is refused
+        minor_units(currency)  # anything but a code it knows is refused
     except ValueError:
         return DEFAULT_CURRENCY
     return str(currency)
@@ -503,7 +503,7 @@ class _Explorer:
 
     def __init__(
         self,
-        raw: Mapping[str, Any],
+        raw: Any,
         decide: Callable[[Any], Decision],
         fact_types: Mapping[str, str],
         ranks: Sequence[str],
@@ -513,8 +513,10 @@ class _Explorer:
         self.fact_types = fact_types
         self.ranks = ranks
         self.base = decide(raw)
-        self.knobs = knobs(raw, fact_types)
-        self.currency = _currency(raw)
+        # an invalid deal (maybe not even a mapping) is not changed: it has no decision
+        valid = self.base.data is not None and isinstance(raw, Mapping)
+        self.knobs = knobs(raw, fact_types) if valid else []
+        self.currency = _currency(raw) if valid else DEFAULT_CURRENCY
         self.present = _present(self.base)
         self._cache: dict[tuple[str, Any], Decision] = {}
 
@@ -624,7 +626,7 @@ def _reads(threshold: Threshold, view: Mapping[str, Any]) -> Any:
 
 
 def what_if(
-    raw: Mapping[str, Any],
+    raw: Any,
     decide: Callable[[Any], Decision],
     fact_types: Mapping[str, str],
     *,
@@ -768,9 +770,7 @@ def _change(
             if evaluate(side, old) == evaluate(side, new):
                 side = threshold.test.right
             subject = (format_expr(side), evaluate(side, old), evaluate(side, new))
-    note = REMOVABLE.get(
-        knob.keys[-1] if len(knob.keys) == 1 else ".".join(map(str, knob.keys)), ""
-    )
+    note = REMOVABLE.get(".".join(map(str, knob.keys)), "")
     return Change(
         knob.path,
         knob.value,
@@ -801,9 +801,10 @@ def _sequence(start: _Explorer, goal: Goal) -> list[Change]:
             removed = [o for o in change.outcome.removed if o.key in keys]
             return sum(o.weight for o in removed) - sum(o.weight for o in brought)
 
-        singles = _search(
-            explorer, concerned, lambda d, keys=keys: bool(keys - _present(d)), clean=False
-        )
+        def removes_one(decision: Decision, keys: set[tuple[str, str, str]] = keys) -> bool:
+            return bool(keys - _present(decision))
+
+        singles = _search(explorer, concerned, removes_one, clean=False)
         chosen = [min(singles, key=lambda c: (-progress(c), c.rank()))] if singles else []
         if not chosen or progress(chosen[0]) <= 0:
             chosen = _pair(explorer, progress)
