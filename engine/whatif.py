@@ -87,6 +87,7 @@ class Knob:
     choices: tuple[Any, ...] = ()
     money: bool = False
     fraction: bool = False
+    family: str = ""  # the schema path of a line's number (``lines[].unit_price``)
 
 
 class _Removed:
@@ -134,6 +135,7 @@ def knobs(raw: Mapping[str, Any], fact_types: Mapping[str, str]) -> list[Knob]:
                             step,
                             money=money,
                             fraction=path in FRACTIONS,
+                            family=path if "[]" in path else "",
                         )
                     )
             elif kind == "boolean" and isinstance(value, bool):
@@ -518,17 +520,21 @@ class _Explorer:
         self.knobs = knobs(raw, fact_types) if valid else []
         self.currency = _currency(raw) if valid else DEFAULT_CURRENCY
         self.present = _present(self.base)
-        self._cache: dict[tuple[str, Any], Decision] = {}
+        self._cache: dict[tuple[tuple[str, Any], ...], Decision] = {}
 
     @property
     def probes(self) -> int:
         return len(self._cache)
 
     def probe(self, knob: Knob, value: Any) -> Decision:
-        key = (knob.path, value if value is REMOVED else str(value))
+        return self.probe_all([(knob, value)])
+
+    def probe_all(self, changes: Sequence[tuple[Knob, Any]]) -> Decision:
+        """The decision of the deal with ``changes`` made (each deal decided once)."""
+        key = tuple(sorted((k.path, v if v is REMOVED else str(v)) for k, v in changes))
         found = self._cache.get(key)
         if found is None:
-            found = self.decide(_changed(self.raw, [(knob, value)]))
+            found = self.decide(_changed(self.raw, changes))
             self._cache[key] = found
         return found
 
@@ -556,25 +562,12 @@ class _Explorer:
     def smallest(
         self, knob: Knob, direction: int, ok: Callable[[Decision], bool], start: int = 0
     ) -> int | None:
-        """The smallest ``k > start`` whose value satisfies ``ok``, doubling then halving."""
-        limit = self.steps_limit(knob, direction)
-        low, width = start, 1
-        while True:
-            high = min(start + width, limit)
-            if high <= low:
-                return None
-            if ok(self.probe(knob, self.value_at(knob, direction, high))):
-                break
-            if high == limit:
-                return None
-            low, width = high, width * 2
-        while high - low > 1:
-            middle = (low + high) // 2
-            if ok(self.probe(knob, self.value_at(knob, direction, middle))):
-                high = middle
-            else:
-                low = middle
-        return high
+        """The smallest ``k > start`` whose value satisfies ``ok``."""
+
+        def holds(k: int) -> bool:
+            return ok(self.probe(knob, self.value_at(knob, direction, k)))
+
+        return _smallest(holds, self.steps_limit(knob, direction), start)
 
     def directions(self, knob: Knob, threshold: Threshold) -> list[int]:
         """Which ways moving ``knob`` moves the threshold's test the way it must go (both when
@@ -607,6 +600,29 @@ class _Explorer:
         tenth = int(abs(knob.value) / 10 / knob.step)
         limit = self.steps_limit(knob, direction)
         return [k for k in dict.fromkeys((1, tenth)) if 0 < k <= limit]
+
+
+def _smallest(holds: Callable[[int], bool], limit: int, start: int = 0) -> int | None:
+    """The smallest ``k`` in ``(start, limit]`` for which ``holds(k)``, doubling then halving
+    (so about twice the log of the answer's distance in probes), assuming that once it holds it
+    keeps holding; None when it does not hold at ``limit``."""
+    low, width = start, 1
+    while True:
+        high = min(start + width, limit)
+        if high <= low:
+            return None
+        if holds(high):
+            break
+        if high == limit:
+            return None
+        low, width = high, width * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        if holds(middle):
+            high = middle
+        else:
+            low = middle
+    return high
 
 
 def _view(decision: Decision, policy: str) -> dict[str, Any] | None:
@@ -662,23 +678,50 @@ def what_if(
             result.answers.append(Answer(None, goal, [], met=True))
         else:
             concerned = [o for o in found if goal.concerns(o)]
-            changes = _search(explorer, concerned, lambda d: goal.met(d.record, record))
+            changes = _search(explorer, concerned, _reaches(goal, record))
             answer = Answer(None, goal, changes[:limit], met=bool(changes))
             if not changes:
-                answer.sequence = _sequence(explorer, goal)
+                goal_met = _reaches(goal, record)
+                answer.sequence = _together(explorer, concerned, goal_met) or _sequence(
+                    explorer, goal
+                )
                 answer.met = bool(answer.sequence)
             result.answers.append(answer)
     else:
         for obstacle in found:
-            changes = _search(explorer, [obstacle], _gone(obstacle))
-            result.answers.append(Answer(obstacle, None, changes[:limit]))
+            # trading the obstacle for a more senior approver is no answer
+            changes = [
+                c
+                for c in _search(explorer, [obstacle], _gone(obstacle))
+                if sum(o.weight for o in c.outcome.added) < obstacle.weight
+            ]
+            answer = Answer(obstacle, None, changes[:limit])
+            if not any(not c.outcome.added for c in changes):
+                # no single change removes it cleanly: several numbers of one kind may
+                answer.sequence = _together(explorer, [obstacle], _gone(obstacle, explorer.present))
+            result.answers.append(answer)
     result.probes = explorer.probes
     return result
 
 
-def _gone(obstacle: Obstacle) -> Callable[[Decision], bool]:
+def _reaches(goal: Goal, record: Mapping[str, Any]) -> Callable[[Decision], bool]:
+    def reaches(decision: Decision) -> bool:
+        return goal.met(decision.record, record)
+
+    return reaches
+
+
+def _gone(
+    obstacle: Obstacle, had: set[tuple[str, str, str]] | None = None
+) -> Callable[[Decision], bool]:
+    """Whether a decision is rid of ``obstacle`` (and, given the obstacles the deal ``had``,
+    has no other)."""
+
     def gone(decision: Decision) -> bool:
-        return decision.data is not None and obstacle.key not in _present(decision)
+        if decision.data is None:
+            return False
+        present = _present(decision)
+        return obstacle.key not in present and (had is None or present <= had)
 
     return gone
 
@@ -731,6 +774,102 @@ def _search(
         return changes
     # a change that trades the obstacle for another is an answer only when no other is
     return [c for c in changes if not c.outcome.added] or changes
+
+
+#: A family's numbers move together in steps of 0.01% of each one's value.
+_JOINT_STEP = Decimal("0.0001")
+_JOINT_NUDGE = 1000  # 10%: enough to see whether moving a family moves a test
+
+
+def _together(
+    explorer: _Explorer, concerned: Sequence[Obstacle], ok: Callable[[Decision], bool]
+) -> list[Change]:
+    """Numbers of one kind moved together, when no single change satisfies ``ok``: the same
+    field of several lines (two lines that share the largest discount must both be repriced).
+
+    All of a family's numbers move by the same relative amount, in the direction that moves a
+    threshold of the ``concerned`` obstacles the way it must go, until ``ok``; then each one
+    that need not move goes back, and each of the rest moves no further than it must. The
+    family with the smallest total relative change wins; each change shows the decision with it
+    and those before it made."""
+    families: dict[str, list[Knob]] = {}
+    for knob in explorer.knobs:
+        if knob.family:
+            families.setdefault(knob.family, []).append(knob)
+    tests = [t for t in _thresholds(explorer.base, concerned) if t.sense]
+    best: list[tuple[Knob, Decimal]] = []
+    for members in families.values():
+        if len(members) < 2:
+            continue
+        for direction in (1, -1):
+            if not any(_moves_jointly(explorer, members, direction, t) for t in tests):
+                continue
+            found = _joint(explorer, members, direction, ok)
+            if found and (not best or _total(found) < _total(best)):
+                best = found
+    return [
+        _change(explorer, knob, value, explorer.probe_all(best[: index + 1]), None)
+        for index, (knob, value) in enumerate(best)
+    ]
+
+
+def _jointly(members: Sequence[Knob], direction: int, k: int) -> list[tuple[Knob, Decimal]]:
+    """Every member moved by ``k`` joint steps, each on its own grid (a cent, a unit)."""
+    moved = []
+    for knob in members:
+        assert knob.step is not None
+        target = knob.value * (1 + direction * k * _JOINT_STEP) / knob.step
+        units = math.ceil(target) if direction > 0 else math.floor(target)
+        moved.append((knob, max(knob.step * units, Decimal(0))))
+    return moved
+
+
+def _moves_jointly(
+    explorer: _Explorer, members: Sequence[Knob], direction: int, threshold: Threshold
+) -> bool:
+    before = _view(explorer.base, threshold.policy)
+    after = _view(explorer.probe_all(_jointly(members, direction, _JOINT_NUDGE)), threshold.policy)
+    if before is None or after is None:
+        return False
+    old, new = threshold.gap(before), threshold.gap(after)
+    return old is not None and new is not None and (new - old) * (threshold.sense or 0) > 0
+
+
+def _joint(
+    explorer: _Explorer, members: Sequence[Knob], direction: int, ok: Callable[[Decision], bool]
+) -> list[tuple[Knob, Decimal]]:
+    limit = int((_GROWTH - 1 if direction > 0 else 1) / _JOINT_STEP)
+    k = _smallest(lambda k: ok(explorer.probe_all(_jointly(members, direction, k))), limit)
+    if k is None:
+        return []
+    moved = [
+        (knob, value) for knob, value in _jointly(members, direction, k) if value != knob.value
+    ]
+    for pair in list(moved):  # back where they were, those the change does not need
+        rest = [p for p in moved if p is not pair]
+        if rest and ok(explorer.probe_all(rest)):
+            moved = rest
+    for index, (knob, value) in enumerate(moved):  # and each of the others no further than needed
+        others = moved[:index] + moved[index + 1 :]
+        assert knob.step is not None
+        start = knob.value / knob.step
+        start_units = math.floor(start) if direction > 0 else math.ceil(start)
+        farthest = int((value / knob.step - start_units) * direction)
+
+        def holds(j: int, knob: Knob = knob, others: list[tuple[Knob, Decimal]] = others) -> bool:
+            return ok(explorer.probe_all([*others, (knob, explorer.value_at(knob, direction, j))]))
+
+        j = _smallest(holds, farthest)
+        if j is not None:
+            moved[index] = (knob, explorer.value_at(knob, direction, j))
+    return moved if moved and ok(explorer.probe_all(moved)) else []
+
+
+def _total(changes: Sequence[tuple[Knob, Decimal]]) -> Decimal:
+    return sum(
+        (abs(v - k.value) / abs(k.value) if k.value else Decimal(_GROWTH) for k, v in changes),
+        Decimal(0),
+    )
 
 
 def _thresholds(decision: Decision, concerned: Sequence[Obstacle]) -> list[Threshold]:
@@ -807,6 +946,8 @@ def _sequence(start: _Explorer, goal: Goal) -> list[Change]:
         singles = _search(explorer, concerned, removes_one, clean=False)
         chosen = [min(singles, key=lambda c: (-progress(c), c.rank()))] if singles else []
         if not chosen or progress(chosen[0]) <= 0:
+            chosen = _together(explorer, concerned, removes_one)
+        if not chosen or progress(chosen[-1]) <= 0:
             chosen = _pair(explorer, progress)
         if not chosen:
             return []
@@ -940,12 +1081,16 @@ def format_text(result: WhatIf) -> str:
                 continue
         for change in answer.changes:
             lines += _change_lines(change, format_value)
-        if answer.changes:
-            continue
         if answer.sequence:
-            lines.append("  no single change; these together do:")
+            lines.append(
+                "  or these together, which bring no other:"
+                if answer.changes
+                else "  no single change; these together do:"
+            )
             for number, change in enumerate(answer.sequence, 1):
                 lines += _change_lines(change, format_value, f"{number}.")
+        elif answer.changes:
+            continue
         elif answer.goal is not None:
             lines.append(f"  no change found that reaches it (tried {result.probes} variants)")
         else:
