@@ -1031,8 +1031,7 @@ def as_json(result: WhatIf) -> dict[str, Any]:
             assert answer.goal is not None
             item = {"goal": answer.goal.text, "met": answer.met}
         item["changes"] = [change_json(c) for c in answer.changes]
-        if answer.goal is not None:
-            item["together"] = [change_json(c) for c in answer.sequence]
+        item["together"] = [change_json(c) for c in answer.sequence]
         answers.append(item)
     return {
         "deal_id": result.deal_id,
