@@ -11,8 +11,10 @@ day — on exact decimals, first to the smallest value that flips the test (so a
 is found for ``max_line_discount``, a cost for ``margin``, through the derivation itself), then
 further until the whole deal, re-evaluated, is rid of the obstacle. Every change reported is one
 that a real evaluation verified, with the decision it gives; a change that brings a new obstacle
-says so. A :class:`Goal` (``no cfo``, ``approved``) asks instead for changes that reach it, and
-when no single change does, for a short sequence of changes that does, each chosen greedily.
+says so. When no single change will do, the same number of several lines moves together (two
+lines sharing the largest discount are both repriced). A :class:`Goal` (``no cfo``,
+``approved``) asks instead for changes that reach it, and when no single change does, for a
+short sequence of changes that does, each step chosen greedily.
 
 The searches assume that a test moves one way as a field moves one way (sums, ratios and
 maxima of SPEC §2 do); where that does not hold, the change found is still verified, but a
@@ -55,7 +57,8 @@ __all__ = [
 #: Optional parts of a deal whose absence means something (SPEC §2): no partner is a direct
 #: deal; no requested split takes the policy's own milestones.
 REMOVABLE = {"partner": "sell direct", "billing.requested_split": "drop the requested split"}
-#: Fields a deal desk does not trade: who the deal is for, what it is called, when it closes.
+#: Fields a deal desk does not trade: the deal's identity and currency, and what each line is.
+#: (Dates and free text are never changed either: they are not numbers or choices.)
 _FIXED = frozenset({"id", "currency", "lines[].category", "lines[].resource", "lines[].sku"})
 #: How far a number may grow: ten times its value (a step count for one that is zero).
 _GROWTH = 10
@@ -981,7 +984,7 @@ def _pair(explorer: _Explorer, progress: Callable[[Change], int]) -> list[Change
         for second, other in options[i + 1 :]:
             if _overlap(first, second):
                 continue
-            both = explorer.decide(_changed(explorer.raw, [(first, one), (second, other)]))
+            both = explorer.probe_all([(first, one), (second, other)])
             step_two = _change(explorer, second, other, both, None)
             if progress(step_two) > best[0]:
                 step_one = _change(explorer, first, one, explorer.probe(first, one), None)
