@@ -995,16 +995,21 @@ def diff(
     import contextlib
 
     from dealdesk import diff as diffs
+    from dealdesk.engines import engine_name
     from dealdesk.io import executor as executors
     from dealdesk.io import output as outputs
     from dealdesk.io.batch import Progress
     from dealdesk.io.summary import WriteContext
+    from dealdesk.manager import load_plugins
 
     _check_paths(deals, output)
     fmt = outputs.format_for(output, fmt, diffs.WRITERS, default="table")
     if fmt not in diffs.WRITERS:
         raise click.UsageError(f"{output}: diff writes table, jsonl or html; give --format")
     per_side = workers if workers is not None else max(1, executors.default_workers() // 2)
+    # the engine and the plugins are the same on both sides: their errors name no side
+    engine_name(engine)
+    load_plugins(disabled=settings.disabled, enabled=settings.enabled)
     with contextlib.ExitStack() as stack:
         sides = []
         for flag, specs in (("--base", base), ("--head", head)):

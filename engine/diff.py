@@ -107,10 +107,14 @@ def materialise(spec: str, into: Path) -> Path:
         raise UsageError(f"{spec}: {os.getcwd()} is not in a git working tree")
     if _git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], spec).returncode != 0:
         raise UsageError(f"{spec}: unknown revision {rev!r}")
-    path = path.rstrip("/") or "."
-    # `REV:./PATH` is relative to the current directory (`REV:PATH` would be to the top)
-    obj = f"{rev}:{path}" if path.startswith(("./", "../")) or path in (".", "..") else None
-    obj = obj or f"{rev}:./{path}"
+    # PATH is relative to the current directory; git's `REV:./PATH` would do that for files,
+    # but `ls-tree` of such a tree from a sub-folder lists nothing, so name it from the top
+    shown = _git(["rev-parse", "--show-prefix"], spec).stdout
+    prefix = shown.decode("utf-8", "surrogateescape").rstrip("\n")
+    inside_repo = os.path.normpath(os.path.join(prefix, path or "."))
+    if inside_repo == ".." or inside_repo.startswith("../"):
+        raise UsageError(f"{spec}: {path} is outside the git repository")
+    obj = f"{rev}:" if inside_repo == "." else f"{rev}:{inside_repo}"
     kind = _git(["cat-file", "-t", obj], spec)
     if kind.returncode != 0:
         raise UsageError(f"{spec}: no such file or directory in {rev}")
@@ -121,7 +125,7 @@ def materialise(spec: str, into: Path) -> Path:
         return target
     if kind.stdout.strip() != b"tree":
         raise UsageError(f"{spec}: not a file or directory in {rev}")
-    listing = _git(["ls-tree", "-r", "-z", obj], spec)
+    listing = _git(["ls-tree", "--full-tree", "-r", "-z", obj], spec)
     if listing.returncode != 0:
         raise UsageError(f"{spec}: cannot list it in {rev}")
     blobs: list[tuple[str, str]] = []  # (object id, path in the tree)
@@ -212,7 +216,7 @@ def relabelled(labels: Mapping[str, str], side: str) -> Iterator[None]:
             for e in exc.errors
         ) from None
     except DealdeskError as exc:
-        raise _Relabelled(f"{side} {_relabel(str(exc), labels)}", exc.exit_code) from None
+        raise _Relabelled(f"{side}: {_relabel(str(exc), labels)}", exc.exit_code) from None
 
 
 # ---------------------------------------------------------------------------------------------

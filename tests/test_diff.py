@@ -224,9 +224,9 @@ def test_rev_path_reads_the_rulesets_a_commit_has(run, repo: Path, tmp_path: Pat
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("NOPE:rules", "error: --base NOPE:rules: unknown revision 'NOPE'"),
-        ("HEAD:missing", "error: --base HEAD:missing: no such file or directory in HEAD"),
-        (":rules", "error: --base :rules: give a revision before the colon (HEAD:rules)"),
+        ("NOPE:rules", "error: --base: NOPE:rules: unknown revision 'NOPE'"),
+        ("HEAD:missing", "error: --base: HEAD:missing: no such file or directory in HEAD"),
+        (":rules", "error: --base: :rules: give a revision before the colon (HEAD:rules)"),
     ],
 )
 def test_a_bad_rev_path_is_one_line_and_exit_2(run, repo: Path, spec: str, message: str) -> None:
@@ -251,12 +251,12 @@ def test_rev_path_outside_a_repository_or_without_git_is_exit_2(
     )
     assert outside.exit_code == 2
     assert outside.stderr.splitlines() == [
-        f"error: --base HEAD:plain: {tmp_path} is not in a git working tree"
+        f"error: --base: HEAD:plain: {tmp_path} is not in a git working tree"
     ]
     no_git = run("diff", "--base", "HEAD:plain", "--head", folder, EXAMPLES, env={"PATH": ""})
     assert no_git.exit_code == 2
     assert no_git.stderr.splitlines() == [
-        "error: --base HEAD:plain: git is not installed (needed to read REV:PATH)"
+        "error: --base: HEAD:plain: git is not installed (needed to read REV:PATH)"
     ]
 
 
