@@ -1012,20 +1012,28 @@ def diff(
     load_plugins(disabled=settings.disabled, enabled=settings.enabled)
     with contextlib.ExitStack() as stack:
         sides = []
+        labels: dict[str, str] = {}  # temporary folder → the REV:PATH it holds, both sides
         for flag, specs in (("--base", base), ("--head", head)):
             with diffs.relabelled({}, flag):
-                paths, labels = diffs.resolve_rulesets(specs, stack)
+                paths, side_labels = diffs.resolve_rulesets(specs, stack)
+            labels.update(side_labels)
             options = {"no_plugin_rulesets": no_plugin_rulesets, "engine": engine}
-            with diffs.relabelled(labels, flag):
+            with diffs.relabelled(side_labels, flag):
                 spec = settings.spec(paths, **options)
                 application = settings.build(paths, **options)
             sides.append((application, spec))
-        (base_app, base_spec), (head_app, head_spec) = sides
+        (base_app, _), (head_app, _) = sides
         report = diffs.DiffReport(
             WriteContext.of(head_app.policy_set),
-            diffs.edited_rules(base_app.policy_set, head_app.policy_set),
+            diffs.Comparison.of(base_app.policy_set, head_app.policy_set, labels),
             base_label=" ".join(base),
             head_label=" ".join(head),
+            ranks=diffs.ApproverRanks(
+                tuple(base_app.policy_set.approvers),
+                tuple(head_app.policy_set.approvers),
+                diffs.ranks_file(base_app.ruleset_files, labels),
+                diffs.ranks_file(head_app.ruleset_files, labels),
+            ),
         )
         reader = base_app.read(deals, lazy=per_side != 0)
         runners = [
@@ -1048,8 +1056,7 @@ def diff(
         writer = diffs.WRITERS[fmt](target.open(), report)
         try:
             for position, before, after in diffs.decide_pairs(reader, *runners):
-                change = diffs.compare(position, before, after)
-                report.add(before, after, change)
+                change = report.take(position, before, after)
                 if change is not None:
                     writer.write(change)
                 if progress is not None:
@@ -1069,6 +1076,8 @@ def diff(
         target.commit()
     if not quiet and (fmt != "table" or output != "-"):
         click.echo(report.headline(), err=True)
+        if report.ranks is not None and report.ranks.changed:
+            click.echo(f"approver ranks changed: {report.ranks.describe()}", err=True)
     if fail_on_change and report.changed:
         sys.exit(1)
 

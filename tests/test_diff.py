@@ -110,9 +110,13 @@ def test_jsonl_has_one_line_for_each_changed_deal_exactly(run, sides) -> None:
             "head",
             "approvals_gained",
             "approvals_lost",
+            "approvals_reordered",
+            "policies_added",
+            "policies_removed",
             "changed_outputs",
             "fired_added",
             "fired_removed",
+            "fired_edited",
         ]
         assert line["deal_id"] == h["deal_id"]
         assert line["base"] == {"status": b["status"], "approvals": b["approvals"], "errors": []}
