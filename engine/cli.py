@@ -988,9 +988,10 @@ def diff(
 ) -> None:
     """Which decisions a change to the rulesets alters: DEALS decided under --base and --head.
 
-    Reports the status from→to matrix, approvals gained and lost, the outputs that change and
-    the rules responsible (docs/diff.md). A decision changed when its status, approvals or any
-    output differs.
+    Reports the status from→to matrix, approvals gained, lost and reordered, policies on one
+    side only, the outputs that change, the rules responsible and the errors of deals invalid
+    under head (docs/diff.md). A decision changed when its status, approvals or any output
+    differs, or a policy decided it on one side only.
     """
     import contextlib
 

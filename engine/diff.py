@@ -4,10 +4,12 @@ Every deal is decided twice, under the *base* rulesets and under the *head* rule
 two records of each deal (paired by position: ids may repeat) are compared:
 
 - :func:`compare` gives a :class:`DealChange` when the deal's *decision* changed — its status,
-  its approvals or any policy output — and ``None`` otherwise;
+  its approvals (roles or order), any policy output, or the policies that decided it — and
+  ``None`` otherwise;
 - :class:`DiffReport` counts what changed, one pair at a time, in bounded memory: the status
-  from→to matrix, approvals gained and lost per role, the outputs that change (with the median
-  change of numbers), and the rules responsible;
+  from→to matrix, approvals gained, lost and reordered per role (naming changed approver
+  ranks), policies on one side only, the outputs that change (with the median change of
+  numbers), the rules responsible, and the error messages of deals invalid under head;
 - :class:`JsonlDiffWriter`, :class:`TableDiffWriter` and :class:`HtmlDiffWriter` write the result;
 - :func:`materialise` reads ``REV:PATH`` rulesets out of the current git repository into a
   temporary folder, and :func:`relabelled` makes ruleset errors name them ``REV:PATH/...``.

@@ -12,8 +12,9 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from docblocks import blocks
 
-from dealdesk.diff import OutputChange, compare
+from dealdesk.diff import OutputChange, compare, moved
 from dealdesk.testing import CliRunner, Result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -561,3 +562,35 @@ def test_errors_from_a_git_revision_name_rev_path(run, repo: Path) -> None:
         r"^ +\d+  HEAD:rules/partner-margin.yaml:\d+:\d+: table 'PM-2'", table.stdout, re.M
     )
     assert "dealdesk-diff-" not in table.stdout
+
+
+def test_moved_roles_are_the_fewest_that_explain_the_new_order() -> None:
+    assert moved(["a", "b", "c"], ["a", "b", "c"]) == []
+    assert moved(["a", "b", "c"], ["b", "c", "a"]) == ["a"]
+    assert moved(["a", "b", "c", "d"], ["d", "a", "b", "c"]) == ["d"]
+    assert len(moved(["a", "b"], ["b", "a"])) == 1
+
+
+# --- docs/diff.md --------------------------------------------------------------------------------
+
+
+def test_the_docs_example_is_what_diff_prints(
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = blocks((ROOT / "docs" / "diff.md").read_text())
+    outputs = {block.value: block.text for block in doc if block.label == "output"}
+    change = next(block for block in doc if block.language == "diff").text.splitlines()
+    assert [line[1:].strip() for line in change if line[:1] in "-+"] == [FLOOR, RAISED]
+    folder = tmp_path / "example"
+    copy_house(folder / "policies")
+    git(folder, "init", "-q")
+    git(folder, "add", "policies")
+    git(folder, "commit", "-q", "-m", "house rulesets")
+    edit(folder / "policies")
+    monkeypatch.chdir(folder)
+    args = ["diff", "--base", "HEAD:policies", "--head", "policies", EXAMPLES]
+    table = run(*args)
+    assert table.exit_code == 0, table.stderr
+    assert table.stdout == outputs["table"]
+    jsonl = run(*args, "-f", "jsonl")
+    assert outputs["jsonl"].strip() in jsonl.stdout.splitlines()
