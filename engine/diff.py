@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from dealdesk.rules.policyset import PolicySet
 
 __all__ = [
+    "ApproverRanks",
+    "Comparison",
     "DealChange",
     "DiffReport",
     "HtmlDiffWriter",
@@ -53,6 +55,8 @@ __all__ = [
     "edited_rules",
     "is_git_spec",
     "materialise",
+    "moved",
+    "ranks_file",
     "relabelled",
     "resolve_rulesets",
 ]
@@ -280,10 +284,16 @@ class Comparison:
         )
 
     def only_base(self, name: str) -> bool:
-        return self.head_policies is not None and name not in self.head_policies
+        """Whether policy ``name`` has rulesets under base and none under head."""
+        if self.base_policies is None or self.head_policies is None:
+            return False
+        return name in self.base_policies and name not in self.head_policies
 
     def only_head(self, name: str) -> bool:
-        return self.base_policies is not None and name not in self.base_policies
+        """Whether policy ``name`` has rulesets under head and none under base."""
+        if self.base_policies is None or self.head_policies is None:
+            return False
+        return name in self.head_policies and name not in self.base_policies
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from docblocks import blocks
 
-from dealdesk.diff import OutputChange, compare, moved
+from dealdesk.diff import Comparison, OutputChange, compare, moved
 from dealdesk.testing import CliRunner, Result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -451,6 +451,12 @@ def test_new_approver_ranks_show_as_approvals_reordered_and_name_the_file(
         assert line["approvals_gained"] == line["approvals_lost"] == []
         assert line["head"]["approvals"][-1] == "deal_desk" != line["base"]["approvals"][-1]
     assert f"{cause} (deal_desk moved)" in result.stderr.splitlines()
+    page = tmp_path / "page.html"
+    assert run("diff", "--base", base, "--head", head, EXAMPLES, "-o", page).exit_code == 0
+    text = page.read_text()
+    assert "(deal_desk moved)</code>" in text.split('id="ranks"')[1].split("</li>")[0]
+    reordered_card = text.split('id="reordered"')[1].split("</section>")[0]
+    assert f'<td>deal_desk</td><td class="n">{len(reordered)}</td>' in reordered_card
 
 
 def test_jsonl_names_edited_rules_that_fired_on_both_sides(run, sides) -> None:
@@ -594,3 +600,27 @@ def test_the_docs_example_is_what_diff_prints(
     assert table.stdout == outputs["table"]
     jsonl = run(*args, "-f", "jsonl")
     assert outputs["jsonl"].strip() in jsonl.stdout.splitlines()
+
+
+def test_only_a_policy_whose_rulesets_one_side_lacks_counts_as_added_or_removed() -> None:
+    record = {
+        "deal_id": "D-1",
+        "status": "approved",
+        "approvals": [],
+        "policies": {
+            "p": {"status": "approved", "fired": [], "outputs": {"x": None}},
+            "q": {"status": "approved", "fired": [], "outputs": {"y": 1}},
+        },
+        "errors": [],
+    }
+    without_p = json.loads(json.dumps(record))
+    del without_p["policies"]["p"]
+    sets = Comparison(base_policies=frozenset({"p", "q"}), head_policies=frozenset({"q"}))
+    change = compare(1, record, without_p, sets)
+    assert change is not None
+    assert change.policies_removed == ("p",) and change.changed_outputs == {}
+    # a policy that neither set has rulesets for is compared output by output, as without sets
+    neither = Comparison(base_policies=frozenset({"q"}), head_policies=frozenset({"q"}))
+    other = compare(1, record, without_p, neither)
+    assert other is not None and other.policies_removed == ()
+    assert list(other.changed_outputs) == ["p.x"]
