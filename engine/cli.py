@@ -1004,39 +1004,53 @@ def diff(
 ) -> None:
     """Which decisions a change to the rulesets alters: DEALS decided under --base and --head.
 
-    Reports the status from→to matrix, approvals gained and lost, the outputs that change and
-    the rules responsible (docs/diff.md). A decision changed when its status, approvals or any
-    output differs.
+    Reports the status from→to matrix, approvals gained, lost and reordered, policies on one
+    side only, the outputs that change, the rules responsible and the errors of deals invalid
+    under head (docs/diff.md). A decision changed when its status, approvals or any output
+    differs, or a policy decided it on one side only.
     """
     import contextlib
 
     from dealdesk import diff as diffs
+    from dealdesk.engines import engine_name
     from dealdesk.io import executor as executors
     from dealdesk.io import output as outputs
     from dealdesk.io.batch import Progress
     from dealdesk.io.summary import WriteContext
+    from dealdesk.manager import load_plugins
 
     _check_paths(deals, output)
     fmt = outputs.format_for(output, fmt, diffs.WRITERS, default="table")
     if fmt not in diffs.WRITERS:
         raise click.UsageError(f"{output}: diff writes table, jsonl or html; give --format")
     per_side = workers if workers is not None else max(1, executors.default_workers() // 2)
+    # the engine and the plugins are the same on both sides: their errors name no side
+    engine_name(engine)
+    load_plugins(disabled=settings.disabled, enabled=settings.enabled)
     with contextlib.ExitStack() as stack:
         sides = []
+        labels: dict[str, str] = {}  # temporary folder → the REV:PATH it holds, both sides
         for flag, specs in (("--base", base), ("--head", head)):
             with diffs.relabelled({}, flag):
-                paths, labels = diffs.resolve_rulesets(specs, stack)
+                paths, side_labels = diffs.resolve_rulesets(specs, stack)
+            labels.update(side_labels)
             options = {"no_plugin_rulesets": no_plugin_rulesets, "engine": engine}
-            with diffs.relabelled(labels, flag):
+            with diffs.relabelled(side_labels, flag):
                 spec = settings.spec(paths, **options)
                 application = settings.build(paths, **options)
             sides.append((application, spec))
-        (base_app, base_spec), (head_app, head_spec) = sides
+        (base_app, _), (head_app, _) = sides
         report = diffs.DiffReport(
             WriteContext.of(head_app.policy_set),
-            diffs.edited_rules(base_app.policy_set, head_app.policy_set),
+            diffs.Comparison.of(base_app.policy_set, head_app.policy_set, labels),
             base_label=" ".join(base),
             head_label=" ".join(head),
+            ranks=diffs.ApproverRanks(
+                tuple(base_app.policy_set.approvers),
+                tuple(head_app.policy_set.approvers),
+                diffs.ranks_file(base_app.ruleset_files, labels),
+                diffs.ranks_file(head_app.ruleset_files, labels),
+            ),
         )
         reader = base_app.read(deals, lazy=per_side != 0)
         runners = [
@@ -1059,8 +1073,7 @@ def diff(
         writer = diffs.WRITERS[fmt](target.open(), report)
         try:
             for position, before, after in diffs.decide_pairs(reader, *runners):
-                change = diffs.compare(position, before, after)
-                report.add(before, after, change)
+                change = report.take(position, before, after)
                 if change is not None:
                     writer.write(change)
                 if progress is not None:
@@ -1080,6 +1093,8 @@ def diff(
         target.commit()
     if not quiet and (fmt != "table" or output != "-"):
         click.echo(report.headline(), err=True)
+        if report.ranks is not None and report.ranks.changed:
+            click.echo(f"approver ranks changed: {report.ranks.describe()}", err=True)
     if fail_on_change and report.changed:
         sys.exit(1)
 
