@@ -586,7 +586,8 @@ class _Builder:
                 try:
                     test = parse_cell(cell, subject)
                 except CellError as exc:
-                    self.error(ruleset, (*row.path, "when", col), f"cell {short_repr(cell)}: {exc}")
+                    where = (*row.path, "when", col)
+                    self.error(ruleset, where, f"cell {short_repr(cell)}: {exc}", exc.suggestion)
                     continue
                 problem = check_test(test) if test is not None else None
                 if problem:

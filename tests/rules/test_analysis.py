@@ -507,13 +507,18 @@ NUMBERS = ["0", "0.5", "1", "2", "3"]
 
 def number_cells() -> st.SearchStrategy[Any]:
     n = st.sampled_from(NUMBERS)
-    simple = st.one_of(
+    one = st.one_of(
         n.map(lambda v: f"{v}"),
         st.tuples(st.sampled_from(["<", "<=", ">", ">=", "=", "!="]), n).map(" ".join),
-        st.tuples(st.sampled_from("[("), n, n, st.sampled_from("])")).map(
-            lambda t: f"{t[0]}{min(t[1], t[2], key=Decimal)}..{max(t[1], t[2], key=Decimal)}{t[3]}"
-        ),
-        st.lists(n, min_size=2, max_size=3, unique=True).map(", ".join),
+        # two different ends: a range no value is inside is a validation error
+        st.tuples(
+            st.sampled_from("[("), st.lists(n, min_size=2, max_size=2, unique=True), st.sampled_from("])")
+        ).map(lambda t: f"{t[0]}{min(t[1], key=Decimal)}..{max(t[1], key=Decimal)}{t[2]}"),
+    )
+    simple = st.one_of(
+        one,
+        # a list of tests, any of which matches (a union of intervals)
+        st.lists(one, min_size=2, max_size=3, unique=True).map(", ".join),
         st.sampled_from([0.5, 1, 2]),
     )
     return st.one_of(st.just("-"), simple, simple.map(lambda c: f"not({c})"))
