@@ -172,6 +172,8 @@ class ExpressionError(Exception):
 # Parsing
 
 VALUE_FUNCTIONS = {"min", "max", "abs", "round", "sum"}
+#: ``round(x, n)`` takes ``n`` within this (a cent is 2, a millionth 6; -3 rounds to thousands).
+MAX_ROUND_PLACES = 12
 _CONSTANT_NAMES = {"true": True, "false": False, "null": None, "none": None}
 _COMPARE_OPS = {
     ast.Eq: "==",
@@ -496,6 +498,14 @@ class _Parser:
         else:
             for arg, arg_node in zip(args, node.args, strict=True):
                 self.need_number(arg, arg_node)
+        if name == "round" and len(args) == 2 and isinstance(args[1], Const):
+            places = args[1].value
+            if places != places.to_integral_value() or abs(places) > MAX_ROUND_PLACES:
+                raise self.fail(
+                    node.args[1],
+                    f"round() takes a whole number of places from -{MAX_ROUND_PLACES} to "
+                    f"{MAX_ROUND_PLACES}, got {places}",
+                )
         return Call(self.pos(node), name, args)
 
     def quantifier(self, node: ast.Call, name: str) -> Expr:

@@ -134,13 +134,15 @@ def _within(text: str, part: str, subject: Expr, depth: int) -> Expr | None:
 
 def _check_separators(text: str) -> None:
     """Refuse ``> 5,000,000``: read as a list it would mean ``> 5`` or ``0``, silently."""
-    found = _THOUSANDS.search(_QUOTED.sub(lambda m: " " * len(m.group()), text))
+    found = list(_THOUSANDS.finditer(_QUOTED.sub(lambda m: " " * len(m.group()), text)))
     if found:
-        number = found.group()
+        fixed = text
+        for match in reversed(found):  # every such number, from the end so positions hold
+            fixed = fixed[: match.start()] + match.group().replace(",", "") + fixed[match.end() :]
         raise CellError(
-            f"{number!r} has thousands separators: S-FEEL numbers have none "
+            f"{found[0].group()!r} has thousands separators: S-FEEL numbers have none "
             "(a comma separates the tests of a list)",
-            text.replace(number, number.replace(",", ""), 1),
+            fixed,
         )
 
 
@@ -180,17 +182,30 @@ def _check_slips(text: str) -> None:
 
 
 def _split_list(text: str) -> list[str]:
-    parts, depth, current, quote = [], 0, "", ""
+    """The tests of a list cell, split at the commas outside quotes, ranges and ``not(...)``.
+
+    A range may open with ``]`` and close with ``[`` (``]0..1[`` in DMN) and mix brackets with
+    parentheses (``[0..1)``), so brackets are not counted in pairs: a parenthesis after ``not``
+    opens a negation, closed by ``)``; any other opens a range, as ``[`` and ``]`` do outside
+    one, and inside a range ``)``, ``]`` or ``[`` closes it.
+    """
+    parts, current, quote = [], "", ""
+    opened: list[str] = []  # "not" or "range", innermost last
     for char in text:
         if quote:
             quote = "" if char == quote else quote
         elif char in "\"'":
             quote = char
-        elif char in "([":
-            depth += 1
-        elif char in ")]":
-            depth -= 1
-        elif char == "," and depth == 0:
+        elif char == "(":
+            opened.append("not" if current.rstrip().endswith("not") else "range")
+        elif char in "[]":
+            if opened and opened[-1] == "range":
+                opened.pop()
+            else:
+                opened.append("range")
+        elif char == ")" and opened:
+            opened.pop()
+        elif char == "," and not opened:
             parts.append(current.strip())
             current = ""
             continue

@@ -512,7 +512,9 @@ def number_cells() -> st.SearchStrategy[Any]:
         st.tuples(st.sampled_from(["<", "<=", ">", ">=", "=", "!="]), n).map(" ".join),
         # two different ends: a range no value is inside is a validation error
         st.tuples(
-            st.sampled_from("[("), st.lists(n, min_size=2, max_size=2, unique=True), st.sampled_from("])")
+            st.sampled_from("[("),
+            st.lists(n, min_size=2, max_size=2, unique=True),
+            st.sampled_from("])"),
         ).map(lambda t: f"{t[0]}{min(t[1], key=Decimal)}..{max(t[1], key=Decimal)}{t[2]}"),
     )
     simple = st.one_of(
