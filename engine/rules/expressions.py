@@ -354,7 +354,7 @@ class _Parser:
             if word is not None:  # `a > 1 & b < 2`: the `and` of another language
                 symbol = "&" if word == "and" else "|"
                 raise ExpressionError(
-                    f"{symbol!r} is not an operator here",
+                    f"invalid syntax: {symbol!r} is not an operator here",  # as '&&' and '=>' say
                     self.operator_pos(node, symbol),
                     word,
                 )
@@ -573,6 +573,15 @@ class _Parser:
                 )
             item_path = ".".join(parts[1:])
             if not item_path:
+                element = self.scope.lookup(f"{list_path}[]")
+                if element is not None and element.type not in ("object", "any"):
+                    # no field to name: say what the elements are, not "like part.category"
+                    raise self.fail(
+                        node,
+                        f"the elements of {list_path!r} are {element.type}s; any()/all() "
+                        f"compare fields of a list's objects (like line.category), not the "
+                        "elements themselves: derive such a fact in a plugin's dealdesk_enrich",
+                    )
                 raise self.fail(node, f"compare a field of {variable!r}, like {variable}.category")
             known = self.scope.lookup(f"{list_path}[].{item_path}")
             if known is None:
