@@ -114,9 +114,7 @@ BOUND_ROWS: list[list[Any]] = [
 
 
 @pytest.mark.parametrize("row", range(len(BOUND_ROWS)))
-def test_list_cells_at_their_bounds_on_every_engine(
-    engine: str, tmp_path: Path, row: int
-) -> None:
+def test_list_cells_at_their_bounds_on_every_engine(engine: str, tmp_path: Path, row: int) -> None:
     """Each row alone (so that one failing row is named), on deals at its cells' bounds."""
     rows = [(BOUND_ROWS[row], True)]
     (tmp_path / "cells.yaml").write_text(yaml.safe_dump(table_ruleset(rows)), encoding="utf-8")
