@@ -498,13 +498,16 @@ class _Parser:
         else:
             for arg, arg_node in zip(args, node.args, strict=True):
                 self.need_number(arg, arg_node)
-        if name == "round" and len(args) == 2 and isinstance(args[1], Const):
-            places = args[1].value
-            if places != places.to_integral_value() or abs(places) > MAX_ROUND_PLACES:
+        places = args[-1]
+        if name == "round" and len(args) == 2 and isinstance(places, Const):
+            if not isinstance(places.value, Decimal) or (
+                places.value != places.value.to_integral_value()
+                or abs(places.value) > MAX_ROUND_PLACES
+            ):
                 raise self.fail(
                     node.args[1],
                     f"round() takes a whole number of places from -{MAX_ROUND_PLACES} to "
-                    f"{MAX_ROUND_PLACES}, got {places}",
+                    f"{MAX_ROUND_PLACES}, got {places.value}",
                 )
         return Call(self.pos(node), name, args)
 
