@@ -83,7 +83,10 @@ def parse_cell(cell: Any, subject: Expr, depth: int = 1) -> Expr | None:
     if isinstance(cell, bool):
         return Compare(pos, "==", subject, Const(pos, cell, "boolean"))
     if isinstance(cell, int | float):
-        return Compare(pos, "==", subject, Const(pos, Decimal(str(cell)), "number"))
+        number = Decimal(str(cell))
+        if not number.is_finite():  # YAML's .nan and .inf
+            raise CellError(f"{cell} is not a number a cell can test")
+        return Compare(pos, "==", subject, Const(pos, number, "number"))
     text = str(cell).strip()
     if text in ("-", ""):
         return None
@@ -221,11 +224,16 @@ def _literal(text: str, pos: tuple[int, int]) -> Const:
     if text in ("true", "false", "True", "False"):
         return Const(pos, text.lower() == "true", "boolean")
     try:
-        return Const(pos, Decimal(text), "number")
-    except Exception:
-        if re.fullmatch(r"[A-Za-z_][\w\- ]*", text):
-            return Const(pos, text, "string")  # bare words like gold are strings, as in the spec
-        raise CellError(f"cannot read {short_repr(text)} as a literal") from None
+        number = Decimal(text)
+    except ArithmeticError:
+        number = None
+    if number is not None and number.is_finite():
+        return Const(pos, number, "number")
+    # bare words like gold are strings, as in the spec; so are NaN and Infinity (no S-FEEL
+    # numbers: a NaN bound would make comparisons raise)
+    if re.fullmatch(r"[A-Za-z_][\w\- ]*", text):
+        return Const(pos, text, "string")
+    raise CellError(f"cannot read {short_repr(text)} as a literal")
 
 
 def cell_interval(cell: Any) -> tuple[Any, ...] | None:
@@ -243,7 +251,7 @@ def _interval(cell: Any) -> tuple[Any, ...] | None:
     if isinstance(cell, bool):
         return ("values", frozenset([cell]))
     if isinstance(cell, int | float):
-        return ("range", Decimal(str(cell)), True, Decimal(str(cell)), True)
+        return ("range", _finite(str(cell)), True, _finite(str(cell)), True)
     text = str(cell).strip()
     if text in ("-", ""):
         return ("all",)
@@ -262,10 +270,10 @@ def _interval(cell: Any) -> tuple[Any, ...] | None:
     bounds = _range(text)
     if bounds:
         o, low, high, c = bounds
-        return ("range", Decimal(low), o == "[", Decimal(high), c == "]")
+        return ("range", _finite(low), o == "[", _finite(high), c == "]")
     match = _COMPARISON.match(text)
     if match:
-        op, value = match.group(1), Decimal(match.group(2))
+        op, value = match.group(1), _finite(match.group(2))
         inf = Decimal("Infinity")
         return {
             "<": ("range", -inf, False, value, False),
@@ -278,6 +286,14 @@ def _interval(cell: Any) -> tuple[Any, ...] | None:
     if isinstance(literal, Decimal):
         return ("range", literal, True, literal, True)
     return ("values", frozenset([literal]))
+
+
+def _finite(text: str) -> Decimal:
+    """The number ``text`` is; NaN and infinities are none (a NaN would make ``covers`` raise)."""
+    number = Decimal(text)
+    if not number.is_finite():
+        raise CellError(f"{text!r} is not a number")
+    return number
 
 
 def covers(outer: tuple[Any, ...] | None, inner: tuple[Any, ...] | None) -> bool:
