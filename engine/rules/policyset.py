@@ -657,7 +657,7 @@ class _Builder:
                     f"aggregation {table.aggregation} needs every row to set the same one output",
                 )
             elif table.aggregation != "count":
-                self.aggregated_numbers(ruleset, table)
+                self.aggregated_numbers(ruleset, table, rows)
         return rows
 
     def value_order(self, ruleset: Ruleset, table: Table) -> None:
@@ -696,20 +696,31 @@ class _Builder:
                     closest(str(value), [str(v) for v in order]),
                 )
 
-    def aggregated_numbers(self, ruleset: Ruleset, table: Table) -> None:
+    def aggregated_numbers(
+        self, ruleset: Ruleset, table: Table, compiled: Sequence[CompiledRule]
+    ) -> None:
         """An aggregation sum, min or max adds up or compares numbers: a row setting anything
         else would be dropped (or be the result) silently."""
+        parsed = {rule.row: rule.sets for rule in compiled}
         for row in table.rows:
             for name, value in row.then.sets.items():
-                if isinstance(value, Text) or (
-                    not isinstance(value, bool) and to_decimal(value) is not None
-                ):
+                if isinstance(value, Text):
+                    # an expression: its type, when the row compiled (else its error is out)
+                    kind = getattr(parsed.get(row.index, {}).get(name), "type", "any")
+                    if kind in ("number", "any"):
+                        continue
+                    shown = (
+                        f"{value.value!r}, which is {'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+                    )
+                elif not isinstance(value, bool) and to_decimal(value) is not None:
                     continue
+                else:
+                    shown = _yaml_repr(value)
                 self.error(
                     ruleset,
                     (*row.then.path, "set", name),
                     f"aggregation {table.aggregation} needs numbers, but row {row.index + 1} "
-                    f"sets {name!r} to {_yaml_repr(value)}",
+                    f"sets {name!r} to {shown}",
                 )
 
     def stratify(
