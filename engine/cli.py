@@ -17,12 +17,12 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from dealdesk import __version__
-from dealdesk.errors import DealdeskError, UsageError, ValidationFailed
+from dealdesk.errors import DealdeskError, RulesetError, UsageError, ValidationFailed
 from dealdesk.io import DEFAULT_DEAL_TIMEOUT, DEFAULT_WORKER_MEMORY
 
 # `dealdesk --help` must start fast: everything else is imported by the command that uses it.
@@ -811,18 +811,16 @@ def validate(
     and conflicting writers of an output, each as file:line:col: warning: message. Warnings
     leave the exit status 0, unless --strict.
     """
+    from dealdesk.ruletests import expectation_problems
+
     try:
         application = settings.build(rulesets, no_plugin_rulesets=no_plugin_rulesets, engine=engine)
     except ValidationFailed as exc:
-        for error in exc.errors:
-            click.echo(str(error))
-        files = len({error.location.file for error in exc.errors})
-        count = len(exc.errors)
-        click.echo(
-            f"{count} error{'s' if count != 1 else ''} in {files} file{'s' if files != 1 else ''}",
-            err=True,
-        )
-        sys.exit(1)
+        _fail_validation(exc.errors)
+    # the names in the tests' expect: are the ruleset's names too
+    problems = expectation_problems(application)
+    if problems:
+        _fail_validation(problems)
     _ = application.pipeline  # lowering to the engine reports what this engine cannot run
     from dealdesk.rules.analysis import analyse_policy_set
 
@@ -842,6 +840,19 @@ def validate(
             sys.exit(1)
         summary = f"{count} ruleset{'s' if count != 1 else ''} OK, {summary}"
     click.echo(summary)
+
+
+def _fail_validation(errors: Sequence[RulesetError]) -> NoReturn:
+    """Print each problem on standard output, the count on standard error, and exit 1."""
+    for error in errors:
+        click.echo(str(error))
+    files = len({error.location.file for error in errors})
+    count = len(errors)
+    click.echo(
+        f"{count} error{'s' if count != 1 else ''} in {files} file{'s' if files != 1 else ''}",
+        err=True,
+    )
+    sys.exit(1)
 
 
 @main.command("test")
