@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from dealdesk.engines import build_engine, engine_name
-from dealdesk.errors import UsageError
+from dealdesk.errors import UsageError, ValidationFailed
 from dealdesk.io.readers import READERS, DealReader, Reader, SourceDeal, read_deals
 from dealdesk.io.writers import WRITERS, WriteContext, WriterFactory
 from dealdesk.manager import Plugins, load_plugins
@@ -186,7 +186,8 @@ def build(
         ``DEALDESK_DISABLE_PLUGIN_AUTOLOAD``.
     :param engine: ``native`` or ``durable``; ``None`` follows ``DEALDESK_ENGINE``, else the
         default engine.
-    :raises ValidationFailed: every problem in the rulesets (nothing is loaded).
+    :raises ValidationFailed: every problem in the rulesets and template files (nothing is
+        loaded).
     :raises UsageError: a ruleset path that does not exist or cannot be read, or paths that
         hold no ruleset.
     :raises PluginError: a plugin that cannot be imported or fails while registering.
@@ -204,7 +205,17 @@ def build(
         )
         raise UsageError(f"{problem} (with none, every deal would be approved)")
     # the one validation environment of every command (validate, evaluate, test, explain...)
-    policy_set = load_policy_set(files, Environment.of(plugins, renderer))
+    # every template file compiles, asked for by a rule or not (a plugin action may ask)
+    template_problems = renderer.template_problems()
+    try:
+        policy_set = load_policy_set(files, Environment.of(plugins, renderer))
+    except ValidationFailed as exc:
+        # a template a rule asks for was reported at that rule already, naming its line
+        said = "\n".join(error.message for error in exc.errors)
+        unsaid = [p for p in template_problems if f"{p.message.split(':')[0]} line" not in said]
+        raise ValidationFailed([*exc.errors, *unsaid]) from None
+    if template_problems:
+        raise ValidationFailed(template_problems)
     # plugin readers and writers are keyed like the built-in ones (suffix_key, lower case)
     readers: dict[str, Reader] = {**READERS, **plugins.readers}
     context = WriteContext.of(policy_set)

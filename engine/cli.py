@@ -17,12 +17,12 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from dealdesk import __version__
-from dealdesk.errors import DealdeskError, UsageError, ValidationFailed
+from dealdesk.errors import DealdeskError, RulesetError, UsageError, ValidationFailed
 from dealdesk.io import DEFAULT_DEAL_TIMEOUT, DEFAULT_WORKER_MEMORY
 
 # `dealdesk --help` must start fast: everything else is imported by the command that uses it.
@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+#: ``dealdesk test``'s status when no case ran, pytest's ``ExitCode.NO_TESTS_COLLECTED``.
+NO_TESTS_RAN = 5
 
 
 @dataclass
@@ -808,19 +811,16 @@ def validate(
     and conflicting writers of an output, each as file:line:col: warning: message. Warnings
     leave the exit status 0, unless --strict.
     """
+    from dealdesk.ruletests import expectation_problems
+
     try:
         application = settings.build(rulesets, no_plugin_rulesets=no_plugin_rulesets, engine=engine)
     except ValidationFailed as exc:
-        # every problem of the run, the warnings among them, in file order
-        for problem in sorted([*exc.errors, *exc.warnings], key=lambda e: e.location):
-            click.echo(str(problem))
-        files = len({error.location.file for error in exc.errors})
-        count = len(exc.errors)
-        click.echo(
-            f"{count} error{'s' if count != 1 else ''} in {files} file{'s' if files != 1 else ''}",
-            err=True,
-        )
-        sys.exit(1)
+        _fail_validation(exc.errors, exc.warnings)
+    # the names in the tests' expect: are the ruleset's names too
+    problems = expectation_problems(application)
+    if problems:
+        _fail_validation(problems)
     _ = application.pipeline  # lowering to the engine reports what this engine cannot run
     from dealdesk.rules.analysis import analyse_policy_set
 
@@ -848,6 +848,22 @@ def validate(
     click.echo(summary)
 
 
+def _fail_validation(
+    errors: Sequence[RulesetError], warnings: Sequence[RulesetError] = ()
+) -> NoReturn:
+    """Print each problem on standard output (the warnings found with them too, in file
+    order), the count of errors on standard error, and exit 1."""
+    for problem in sorted([*errors, *warnings], key=lambda e: e.location):
+        click.echo(str(problem))
+    files = len({error.location.file for error in errors})
+    count = len(errors)
+    click.echo(
+        f"{count} error{'s' if count != 1 else ''} in {files} file{'s' if files != 1 else ''}",
+        err=True,
+    )
+    sys.exit(1)
+
+
 @main.command("test")
 @click.argument("rulesets", nargs=-1, metavar="[RULESETS]...")
 @click.option("-v", "--verbose", is_flag=True, help="One line per case, PASS or FAIL file::name.")
@@ -855,7 +871,8 @@ def validate(
     "-k",
     "expression",
     metavar="EXPR",
-    help="Run only the cases whose file::name contains EXPR ('not EXPR': that do not).",
+    help="Run only the cases whose file::name contains EXPR, ignoring case; words combine "
+    "with and, or, not and parentheses, as in pytest ('risk and not gold').",
 )
 @click.option("--coverage", is_flag=True, help="Show which rules and table rows no case fired.")
 @click.option(
@@ -883,12 +900,17 @@ def test_command(
 
     Like pytest: a line per ruleset file with a . per passing case and F per failing one (-v: a
     line per case), then each failure with the expected fields against the actual ones as a
-    diff, then the counts; exit status 1 when any case fails.
+    diff, then the counts; exit status 1 when any case fails, 5 when no case ran (none
+    written, or -k selected none).
+
+    -k EXPR, as pytest's: words joined with and, or, not and parentheses, each matching the
+    cases whose file::name holds it, ignoring case ("risk and not gold").
     """
     import time
 
     from dealdesk.rules.policyset import ruleset_files
     from dealdesk.ruletests import (
+        expectation_problems,
         format_coverage,
         format_report,
         run_tests,
@@ -904,6 +926,10 @@ def test_command(
         wanted = {file.resolve() for file in ruleset_files(rulesets)}
         chosen = [r for r in chosen if Path(r.file).resolve() in wanted]
     select = selector(expression, lambda r: shown_path(r.file)) if expression else None
+    # names in expect: that nothing knows fail every case before one runs, as validation does
+    problems = expectation_problems(application, chosen)
+    if problems:
+        raise ValidationFailed(problems)
     report = run_tests(application, chosen, select)
     color = sys.stdout.isatty()  # styles on a terminal only, never in a pipe or a file
     for line in format_report(report, verbose=verbose):
@@ -913,10 +939,13 @@ def test_command(
             click.echo(line)
     if not report.results:
         count = len(chosen)
-        text = f"no test cases in {count} ruleset{'s' if count != 1 else ''}"
+        text = f"no tests ran: no test cases in {count} ruleset{'s' if count != 1 else ''}"
         if report.deselected:
-            text += f" ({report.deselected} deselected)"
+            cases = report.deselected
+            text = f"no tests ran: -k selected none of {cases} case{'s' if cases != 1 else ''}"
         click.echo(text)
+        # pytest's "no tests ran" status, so a CI job whose -k matches nothing does not pass
+        sys.exit(NO_TESTS_RAN)
     else:
         click.echo(summary_line(report, time.perf_counter() - started), color=color)
     below = fail_under is not None and report.total_percent < fail_under
@@ -995,39 +1024,53 @@ def diff(
 ) -> None:
     """Which decisions a change to the rulesets alters: DEALS decided under --base and --head.
 
-    Reports the status from→to matrix, approvals gained and lost, the outputs that change and
-    the rules responsible (docs/diff.md). A decision changed when its status, approvals or any
-    output differs.
+    Reports the status from→to matrix, approvals gained, lost and reordered, policies on one
+    side only, the outputs that change, the rules responsible and the errors of deals invalid
+    under head (docs/diff.md). A decision changed when its status, approvals or any output
+    differs, or a policy decided it on one side only.
     """
     import contextlib
 
     from dealdesk import diff as diffs
+    from dealdesk.engines import engine_name
     from dealdesk.io import executor as executors
     from dealdesk.io import output as outputs
     from dealdesk.io.batch import Progress
     from dealdesk.io.summary import WriteContext
+    from dealdesk.manager import load_plugins
 
     _check_paths(deals, output)
     fmt = outputs.format_for(output, fmt, diffs.WRITERS, default="table")
     if fmt not in diffs.WRITERS:
         raise click.UsageError(f"{output}: diff writes table, jsonl or html; give --format")
     per_side = workers if workers is not None else max(1, executors.default_workers() // 2)
+    # the engine and the plugins are the same on both sides: their errors name no side
+    engine_name(engine)
+    load_plugins(disabled=settings.disabled, enabled=settings.enabled)
     with contextlib.ExitStack() as stack:
         sides = []
+        labels: dict[str, str] = {}  # temporary folder → the REV:PATH it holds, both sides
         for flag, specs in (("--base", base), ("--head", head)):
             with diffs.relabelled({}, flag):
-                paths, labels = diffs.resolve_rulesets(specs, stack)
+                paths, side_labels = diffs.resolve_rulesets(specs, stack)
+            labels.update(side_labels)
             options = {"no_plugin_rulesets": no_plugin_rulesets, "engine": engine}
-            with diffs.relabelled(labels, flag):
+            with diffs.relabelled(side_labels, flag):
                 spec = settings.spec(paths, **options)
                 application = settings.build(paths, **options)
             sides.append((application, spec))
-        (base_app, base_spec), (head_app, head_spec) = sides
+        (base_app, _), (head_app, _) = sides
         report = diffs.DiffReport(
             WriteContext.of(head_app.policy_set),
-            diffs.edited_rules(base_app.policy_set, head_app.policy_set),
+            diffs.Comparison.of(base_app.policy_set, head_app.policy_set, labels),
             base_label=" ".join(base),
             head_label=" ".join(head),
+            ranks=diffs.ApproverRanks(
+                tuple(base_app.policy_set.approvers),
+                tuple(head_app.policy_set.approvers),
+                diffs.ranks_file(base_app.ruleset_files, labels),
+                diffs.ranks_file(head_app.ruleset_files, labels),
+            ),
         )
         reader = base_app.read(deals, lazy=per_side != 0)
         runners = [
@@ -1050,8 +1093,7 @@ def diff(
         writer = diffs.WRITERS[fmt](target.open(), report)
         try:
             for position, before, after in diffs.decide_pairs(reader, *runners):
-                change = diffs.compare(position, before, after)
-                report.add(before, after, change)
+                change = report.take(position, before, after)
                 if change is not None:
                     writer.write(change)
                 if progress is not None:
@@ -1071,6 +1113,8 @@ def diff(
         target.commit()
     if not quiet and (fmt != "table" or output != "-"):
         click.echo(report.headline(), err=True)
+        if report.ranks is not None and report.ranks.changed:
+            click.echo(f"approver ranks changed: {report.ranks.describe()}", err=True)
     if fail_on_change and report.changed:
         sys.exit(1)
 
@@ -1104,9 +1148,30 @@ def schema(kind: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the plugins as JSON.")
 @click.pass_obj
 def plugins(settings: Settings, as_json: bool) -> None:
-    """List the plugins: name, version, built-in or external, policy families and hooks."""
-    from dealdesk.manager import load_plugins
+    """List the plugins: name, version, built-in or external, policy families and hooks.
+
+    A plugin that fails to import or while registering (its dealdesk_policies raises, say) is
+    listed all the same, its failure printed as an error line; the exit status is then 1 (2
+    when a plugin does not import, as for every command).
+    """
+    from dealdesk.errors import PluginError
+    from dealdesk.manager import collect_plugins, get_plugin_manager
     from dealdesk.pluginlist import plugins_json, plugins_table
 
-    info = load_plugins(disabled=settings.disabled, enabled=settings.enabled).plugin_info()
-    click.echo(plugins_json(info) if as_json else plugins_table(info), nl=as_json)
+    # a diagnostic command: one broken plugin must not hide the others, nor its own entry
+    failures: list[PluginError] = []
+    pm = get_plugin_manager(disabled=settings.disabled, enabled=settings.enabled, failures=failures)
+    info = collect_plugins(pm, failures=failures).plugin_info()
+    click.echo(
+        plugins_json(info, failures) if as_json else plugins_table(info, failures), nl=as_json
+    )
+    debug = _debugging(click.get_current_context())
+    for failure in failures:
+        if debug:
+            import traceback
+
+            traceback.print_exception(failure, file=sys.stderr)
+        _error(str(failure))
+    if failures:
+        # as any command would for the worst of them: 2 for a plugin that does not import
+        sys.exit(max(failure.exit_code for failure in failures))

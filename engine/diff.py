@@ -4,10 +4,12 @@ Every deal is decided twice, under the *base* rulesets and under the *head* rule
 two records of each deal (paired by position: ids may repeat) are compared:
 
 - :func:`compare` gives a :class:`DealChange` when the deal's *decision* changed — its status,
-  its approvals or any policy output — and ``None`` otherwise;
+  its approvals (roles or order), any policy output, or the policies that decided it — and
+  ``None`` otherwise;
 - :class:`DiffReport` counts what changed, one pair at a time, in bounded memory: the status
-  from→to matrix, approvals gained and lost per role, the outputs that change (with the median
-  change of numbers), and the rules responsible;
+  from→to matrix, approvals gained, lost and reordered per role (naming changed approver
+  ranks), policies on one side only, the outputs that change (with the median change of
+  numbers), the rules responsible, and the error messages of deals invalid under head;
 - :class:`JsonlDiffWriter`, :class:`TableDiffWriter` and :class:`HtmlDiffWriter` write the result;
 - :func:`materialise` reads ``REV:PATH`` rulesets out of the current git repository into a
   temporary folder, and :func:`relabelled` makes ruleset errors name them ``REV:PATH/...``.
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
     from dealdesk.rules.policyset import PolicySet
 
 __all__ = [
+    "ApproverRanks",
+    "Comparison",
     "DealChange",
     "DiffReport",
     "HtmlDiffWriter",
@@ -51,6 +55,8 @@ __all__ = [
     "edited_rules",
     "is_git_spec",
     "materialise",
+    "moved",
+    "ranks_file",
     "relabelled",
     "resolve_rulesets",
 ]
@@ -107,10 +113,14 @@ def materialise(spec: str, into: Path) -> Path:
         raise UsageError(f"{spec}: {os.getcwd()} is not in a git working tree")
     if _git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], spec).returncode != 0:
         raise UsageError(f"{spec}: unknown revision {rev!r}")
-    path = path.rstrip("/") or "."
-    # `REV:./PATH` is relative to the current directory (`REV:PATH` would be to the top)
-    obj = f"{rev}:{path}" if path.startswith(("./", "../")) or path in (".", "..") else None
-    obj = obj or f"{rev}:./{path}"
+    # PATH is relative to the current directory; git's `REV:./PATH` would do that for files,
+    # but `ls-tree` of such a tree from a sub-folder lists nothing, so name it from the top
+    shown = _git(["rev-parse", "--show-prefix"], spec).stdout
+    prefix = shown.decode("utf-8", "surrogateescape").rstrip("\n")
+    inside_repo = os.path.normpath(os.path.join(prefix, path or "."))
+    if inside_repo == ".." or inside_repo.startswith("../"):
+        raise UsageError(f"{spec}: {path} is outside the git repository")
+    obj = f"{rev}:" if inside_repo == "." else f"{rev}:{inside_repo}"
     kind = _git(["cat-file", "-t", obj], spec)
     if kind.returncode != 0:
         raise UsageError(f"{spec}: no such file or directory in {rev}")
@@ -121,7 +131,7 @@ def materialise(spec: str, into: Path) -> Path:
         return target
     if kind.stdout.strip() != b"tree":
         raise UsageError(f"{spec}: not a file or directory in {rev}")
-    listing = _git(["ls-tree", "-r", "-z", obj], spec)
+    listing = _git(["ls-tree", "--full-tree", "-r", "-z", obj], spec)
     if listing.returncode != 0:
         raise UsageError(f"{spec}: cannot list it in {rev}")
     blobs: list[tuple[str, str]] = []  # (object id, path in the tree)
@@ -212,7 +222,7 @@ def relabelled(labels: Mapping[str, str], side: str) -> Iterator[None]:
             for e in exc.errors
         ) from None
     except DealdeskError as exc:
-        raise _Relabelled(f"{side} {_relabel(str(exc), labels)}", exc.exit_code) from None
+        raise _Relabelled(f"{side}: {_relabel(str(exc), labels)}", exc.exit_code) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,11 +238,13 @@ class Side:
     errors: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, record: Mapping[str, Any]) -> Side:
+    def of(cls, record: Mapping[str, Any], labels: Mapping[str, str] | None = None) -> Side:
+        """``record``'s side; ``labels`` renames temporary ruleset paths in errors
+        (:func:`resolve_rulesets`)."""
         return cls(
             str(record.get("status") or ""),
             tuple(str(r) for r in record.get("approvals") or ()),
-            tuple(format_message(e) for e in record.get("errors") or ()),
+            tuple(_relabel(format_message(e), labels or {}) for e in record.get("errors") or ()),
         )
 
     def json(self) -> dict[str, Any]:
@@ -244,15 +256,60 @@ class Side:
 
 
 @dataclass(frozen=True)
+class Comparison:
+    """What comparing a deal's two records needs to know of the two policy sets.
+
+    :ivar edits: from :func:`edited_rules`: a rule that fired on both sides while its YAML was
+        edited is named among the rules that changed the deal.
+    :ivar base_policies, head_policies: the policies each side has (``None``: not known, then
+        a policy is taken to exist on both sides); the outputs of a policy only one side has
+        show as that policy added or removed, not as values turned ``null``.
+    :ivar labels: temporary ruleset path → the ``REV:PATH`` it stands for, for error messages.
+    """
+
+    edits: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    base_policies: frozenset[str] | None = None
+    head_policies: frozenset[str] | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls, base: PolicySet, head: PolicySet, labels: Mapping[str, str] | None = None
+    ) -> Comparison:
+        return cls(
+            edited_rules(base, head),
+            frozenset(base.policies),
+            frozenset(head.policies),
+            dict(labels or {}),
+        )
+
+    def only_base(self, name: str) -> bool:
+        """Whether policy ``name`` has rulesets under base and none under head."""
+        if self.base_policies is None or self.head_policies is None:
+            return False
+        return name in self.base_policies and name not in self.head_policies
+
+    def only_head(self, name: str) -> bool:
+        """Whether policy ``name`` has rulesets under head and none under base."""
+        if self.base_policies is None or self.head_policies is None:
+            return False
+        return name in self.head_policies and name not in self.base_policies
+
+
+@dataclass(frozen=True)
 class DealChange:
     """A deal whose decision differs between base and head.
 
     :ivar position: the deal's place in the input, from 1 (ids may repeat).
     :ivar changed_outputs: ``policy.output`` → ``(base value, head value)``; ``None`` for a side
-        without that output.
+        without that output. Outputs of a policy only one side has are not listed: that policy
+        is in ``policies_added`` or ``policies_removed``.
+    :ivar policies_added, policies_removed: policies that decided the deal under head only
+        (their ruleset added) or under base only (removed).
     :ivar fired_added: policy → rule and table ids that fired under head only.
     :ivar fired_removed: policy → rule and table ids that fired under base only.
-    :ivar fired_both: ``(policy, id)`` of every rule that fired under both.
+    :ivar fired_edited: policy → rule and table ids that fired under both while their YAML was
+        edited (:attr:`Comparison.edits`).
     """
 
     position: int
@@ -262,7 +319,9 @@ class DealChange:
     changed_outputs: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     fired_added: dict[str, tuple[str, ...]] = field(default_factory=dict)
     fired_removed: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    fired_both: frozenset[tuple[str, str]] = frozenset()
+    fired_edited: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    policies_added: tuple[str, ...] = ()
+    policies_removed: tuple[str, ...] = ()
 
     @property
     def approvals_gained(self) -> list[str]:
@@ -271,6 +330,14 @@ class DealChange:
     @property
     def approvals_lost(self) -> list[str]:
         return [r for r in self.base.approvals if r not in self.head.approvals]
+
+    @property
+    def approvals_reordered(self) -> list[str]:
+        """Roles both sides need whose place in the order moved (in head's order): the fewest
+        roles that, taken out, leave the rest in the same order on both sides."""
+        before = [r for r in self.base.approvals if r in self.head.approvals]
+        after = [r for r in self.head.approvals if r in self.base.approvals]
+        return moved(before, after)
 
     def json(self) -> dict[str, Any]:
         """The JSON Lines object of this change (docs/diff.md describes every key)."""
@@ -281,10 +348,41 @@ class DealChange:
             "head": self.head.json(),
             "approvals_gained": self.approvals_gained,
             "approvals_lost": self.approvals_lost,
+            "approvals_reordered": self.approvals_reordered,
+            "policies_added": list(self.policies_added),
+            "policies_removed": list(self.policies_removed),
             "changed_outputs": {k: [b, h] for k, (b, h) in self.changed_outputs.items()},
             "fired_added": {p: list(ids) for p, ids in self.fired_added.items()},
             "fired_removed": {p: list(ids) for p, ids in self.fired_removed.items()},
+            "fired_edited": {p: list(ids) for p, ids in self.fired_edited.items()},
         }
+
+
+def moved(before: Sequence[str], after: Sequence[str]) -> list[str]:
+    """The items of ``after`` outside a longest common subsequence of the two orders of the
+    same items: those that moved. ``[a, b, c] → [b, c, a]`` moved ``a``."""
+    if list(before) == list(after):
+        return []
+    # lengths[i][j]: the longest common subsequence of before[i:] and after[j:]
+    lengths = [[0] * (len(after) + 1) for _ in range(len(before) + 1)]
+    for i in range(len(before) - 1, -1, -1):
+        for j in range(len(after) - 1, -1, -1):
+            lengths[i][j] = (
+                lengths[i + 1][j + 1] + 1
+                if before[i] == after[j]
+                else max(lengths[i + 1][j], lengths[i][j + 1])
+            )
+    kept: set[str] = set()
+    i = j = 0
+    while i < len(before) and j < len(after):
+        if before[i] == after[j]:
+            kept.add(before[i])
+            i, j = i + 1, j + 1
+        elif lengths[i + 1][j] >= lengths[i][j + 1]:
+            i += 1
+        else:
+            j += 1
+    return [r for r in after if r not in kept]
 
 
 _MISSING = object()
@@ -306,14 +404,26 @@ def _policies(record: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
     return policies if isinstance(policies, Mapping) else {}
 
 
-def compare(position: int, base: Mapping[str, Any], head: Mapping[str, Any]) -> DealChange | None:
+def compare(
+    position: int,
+    base: Mapping[str, Any],
+    head: Mapping[str, Any],
+    comparison: Comparison | None = None,
+) -> DealChange | None:
     """The change in a deal's decision from its ``base`` record to its ``head`` record, or
-    ``None`` when status, approvals and every output are the same (fired rules may differ)."""
-    before, after = Side.of(base), Side.of(head)
+    ``None`` when status, approvals, every output and the policies that decided it are the
+    same (fired rules may differ)."""
+    comparison = comparison or Comparison()
+    before = Side.of(base, comparison.labels)
+    after = Side.of(head, comparison.labels)
     base_policies, head_policies = _policies(base), _policies(head)
-    outputs: dict[str, tuple[Any, Any]] = {}
     names = list(head_policies) + [p for p in base_policies if p not in head_policies]
+    removed_policies = tuple(p for p in base_policies if comparison.only_base(p))
+    added_policies = tuple(p for p in head_policies if comparison.only_head(p))
+    outputs: dict[str, tuple[Any, Any]] = {}
     for name in names:
+        if name in removed_policies or name in added_policies:
+            continue
         b_out = (base_policies.get(name) or {}).get("outputs") or {}
         h_out = (head_policies.get(name) or {}).get("outputs") or {}
         for key in list(h_out) + [k for k in b_out if k not in h_out]:
@@ -323,11 +433,17 @@ def compare(position: int, base: Mapping[str, Any], head: Mapping[str, Any]) -> 
                     None if b is _MISSING else b,
                     None if h is _MISSING else h,
                 )
-    if before.status == after.status and before.approvals == after.approvals and not outputs:
+    if (
+        before.status == after.status
+        and before.approvals == after.approvals
+        and not outputs
+        and not removed_policies
+        and not added_policies
+    ):
         return None
     added: dict[str, tuple[str, ...]] = {}
     removed: dict[str, tuple[str, ...]] = {}
-    both: set[tuple[str, str]] = set()
+    edited: dict[str, tuple[str, ...]] = {}
     for name in names:
         b_fired = list((base_policies.get(name) or {}).get("fired") or ())
         h_fired = list((head_policies.get(name) or {}).get("fired") or ())
@@ -335,7 +451,8 @@ def compare(position: int, base: Mapping[str, Any], head: Mapping[str, Any]) -> 
             added[name] = plus
         if minus := tuple(r for r in b_fired if r not in h_fired):
             removed[name] = minus
-        both.update((name, r) for r in h_fired if r in b_fired)
+        if same := tuple(r for r in h_fired if r in b_fired and (name, r) in comparison.edits):
+            edited[name] = same
     deal_id = head.get("deal_id", base.get("deal_id"))
     return DealChange(
         position,
@@ -345,7 +462,9 @@ def compare(position: int, base: Mapping[str, Any], head: Mapping[str, Any]) -> 
         outputs,
         added,
         removed,
-        frozenset(both),
+        edited,
+        added_policies,
+        removed_policies,
     )
 
 
@@ -551,24 +670,68 @@ class RuleImpact:
         return self.added + self.removed + self.edited_fired
 
 
-class DiffReport:
-    """The counts of a diff, built one pair of records at a time (:meth:`add`).
+@dataclass(frozen=True)
+class ApproverRanks:
+    """The approver ranks of each side (lowest first) and the file each came from."""
 
-    Memory is bounded: counters per status pair, role, output and rule, and a bounded sample
-    per numeric output. ``edits`` (from :func:`edited_rules`) lets a rule that fired under both
-    but was edited count as responsible.
+    base: tuple[str, ...]
+    head: tuple[str, ...]
+    base_file: str = ""
+    head_file: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return self.base != self.head
+
+    def describe(self) -> str:
+        """``rulesets/approvers.yaml → h4/approvers.yaml (deal_desk moved; legal added)``."""
+        common_before = [r for r in self.base if r in self.head]
+        common_after = [r for r in self.head if r in self.base]
+        parts = []
+        if roles := moved(common_before, common_after):
+            parts.append(f"{', '.join(roles)} moved")
+        if roles := [r for r in self.head if r not in self.base]:
+            parts.append(f"{', '.join(roles)} added")
+        if roles := [r for r in self.base if r not in self.head]:
+            parts.append(f"{', '.join(roles)} removed")
+        return f"{self.base_file} → {self.head_file} ({'; '.join(parts)})"
+
+
+def ranks_file(files: Iterable[Path | str], labels: Mapping[str, str]) -> str:
+    """The approvers file among a side's ruleset files (named as the user gave it), or the
+    house ranks' name when there is none."""
+    from dealdesk.rules.policyset import HOUSE_APPROVERS, is_approvers_file
+
+    found = [str(f) for f in files if is_approvers_file(Path(f))]
+    return _relabel(found[0], labels) if found else HOUSE_APPROVERS
+
+
+class DiffReport:
+    """The counts of a diff, built one pair of records at a time (:meth:`take`).
+
+    Memory is bounded: counters per status pair, role, policy, output, rule and error message
+    (at most :data:`MAX_TRANSITIONS` distinct messages), and a bounded sample per numeric
+    output. ``comparison`` (:class:`Comparison`) says which rules were edited and which
+    policies only one side has; ``ranks`` the approver ranks of both sides, named as the cause
+    when they differ.
     """
+
+    #: error messages listed in the text and on the page
+    TOP_ERRORS = 10
 
     def __init__(
         self,
         context: WriteContext | None = None,
-        edits: Mapping[tuple[str, str], str] | None = None,
+        comparison: Comparison | None = None,
         *,
         base_label: str = "base",
         head_label: str = "head",
+        ranks: ApproverRanks | None = None,
     ):
         self.context = context or WriteContext()
-        self.edits = dict(edits or {})
+        self.comparison = comparison or Comparison()
+        self.edits = dict(self.comparison.edits)
+        self.ranks = ranks
         self.base_label = base_label
         self.head_label = head_label
         self.deals = 0
@@ -577,34 +740,83 @@ class DiffReport:
         self.matrix: Counter[tuple[str, str]] = Counter()
         self.gained: Counter[str] = Counter()
         self.lost: Counter[str] = Counter()
+        self.reordered: Counter[str] = Counter()
+        self.reordered_deals = 0
+        self.policies_added: Counter[str] = Counter()
+        self.policies_removed: Counter[str] = Counter()
         self.outputs: dict[str, OutputChange] = {}
         self.added: Counter[tuple[str, str]] = Counter()
         self.removed: Counter[tuple[str, str]] = Counter()
         self.edited_fired: Counter[tuple[str, str]] = Counter()
+        # error message of a deal invalid under head → [deals that became invalid, that stayed]
+        self.errors: dict[str, list[int]] = {}
+        self.became_invalid = 0
+        self.stayed_invalid = 0
 
     @property
     def unchanged(self) -> int:
         return self.deals - self.changed
+
+    def take(
+        self, position: int, base: Mapping[str, Any], head: Mapping[str, Any]
+    ) -> DealChange | None:
+        """Compare one deal's records (:func:`compare`), count them, and return the change."""
+        change = compare(position, base, head, self.comparison)
+        self.add(base, head, change)
+        return change
 
     def add(
         self, base: Mapping[str, Any], head: Mapping[str, Any], change: DealChange | None
     ) -> None:
         """Count one deal: its records under base and head and :func:`compare`'s answer."""
         self.deals += 1
-        self.matrix[(str(base.get("status") or ""), str(head.get("status") or ""))] += 1
+        before, after = str(base.get("status") or ""), str(head.get("status") or "")
+        self.matrix[(before, after)] += 1
+        if after == "invalid":
+            self._count_errors(head, stayed=before == "invalid")
         if change is None:
             self.fired_only += fired_differs(base, head)
             return
         self.changed += 1
         self.gained.update(change.approvals_gained)
         self.lost.update(change.approvals_lost)
-        for name, (before, after) in change.changed_outputs.items():
-            self.outputs.setdefault(name, OutputChange(name)).add(before, after)
+        if reordered := change.approvals_reordered:
+            self.reordered_deals += 1
+            self.reordered.update(reordered)
+        self.policies_added.update(change.policies_added)
+        self.policies_removed.update(change.policies_removed)
+        for name, (old, new) in change.changed_outputs.items():
+            self.outputs.setdefault(name, OutputChange(name)).add(old, new)
         for policy, ids in change.fired_added.items():
             self.added.update((policy, r) for r in ids)
         for policy, ids in change.fired_removed.items():
             self.removed.update((policy, r) for r in ids)
-        self.edited_fired.update(key for key in change.fired_both if key in self.edits)
+        for policy, ids in change.fired_edited.items():
+            self.edited_fired.update((policy, r) for r in ids)
+
+    def _count_errors(self, head: Mapping[str, Any], stayed: bool) -> None:
+        if stayed:
+            self.stayed_invalid += 1
+        else:
+            self.became_invalid += 1
+        messages = dict.fromkeys(Side.of(head, self.comparison.labels).errors or ("(no error)",))
+        for message in messages:
+            if message not in self.errors and len(self.errors) >= MAX_TRANSITIONS:
+                message = "(other messages)"
+            self.errors.setdefault(message, [0, 0])[stayed] += 1
+
+    def top_errors(self) -> list[tuple[str, int, int]]:
+        """``(message, became invalid, stayed invalid)`` for the most frequent error messages
+        of the deals invalid under head."""
+        ranked = sorted(self.errors.items(), key=lambda item: (-sum(item[1]), item[0]))
+        return [(message, new, old) for message, (new, old) in ranked[: self.TOP_ERRORS]]
+
+    def policy_changes(self) -> list[tuple[str, str, int]]:
+        """``(policy, "added" or "removed", deals)`` for the policies only one side has."""
+        return [
+            *((p, "added", n) for p, n in sorted(self.policies_added.items())),
+            *((p, "removed", n) for p, n in sorted(self.policies_removed.items())),
+        ]
 
     # -- what the writers show
 
@@ -658,6 +870,8 @@ class DiffReport:
         ]
         if self.fired_only:
             out.append(f"({self.fired_only:,} more fired other rules with the same decision)\n")
+        if self.ranks is not None and self.ranks.changed:
+            out.append(f"approver ranks changed: {printable(self.ranks.describe())}\n")
         if not self.deals:
             return "".join(out)
         statuses = self.statuses()
@@ -679,11 +893,16 @@ class DiffReport:
         for title, counter in (
             ("Approvals gained (deals):", self.gained),
             ("Approvals lost (deals):", self.lost),
+            (self.reordered_title(), self.reordered),
         ):
             rows = self.roles(counter)
             if rows:
                 out.append(f"\n{title}\n")
                 out.extend(_lines([(n, printable(role)) for role, n in rows]))
+        policies = self.policy_changes()
+        if policies:
+            out.append("\nPolicies on one side only (deals):\n")
+            out.extend(_lines([(n, printable(f"{p}  policy {how}")) for p, how, n in policies]))
         changes = self.output_changes()
         if changes:
             out.append("\nOutputs that change (deals; head − base):\n")
@@ -700,7 +919,41 @@ class DiffReport:
         if rules:
             out.append("\nRules responsible (changed deals where it fired):\n")
             out.extend(_lines([(r.deals, _rule_label(r)) for r in rules]))
+        errors = self.top_errors()
+        if errors:
+            out.append(f"\n{self.errors_title()}\n")
+            out.extend(
+                _lines(
+                    [
+                        (new + old, printable(f"{_shorten(message, 160)}  ({_invalid(new, old)})"))
+                        for message, new, old in errors
+                    ]
+                )
+            )
+            if len(self.errors) > len(errors):
+                out.append(f"  … {len(self.errors) - len(errors):,} other messages\n")
         return "".join(out)
+
+    def reordered_title(self) -> str:
+        """The title of the approvals reordered, naming its cause when the ranks changed."""
+        title = f"Approvals reordered ({self.reordered_deals:,} deals; roles that moved"
+        if self.ranks is not None and self.ranks.changed:
+            title += ", as the approver ranks changed"
+        return title + "):"
+
+    def errors_title(self) -> str:
+        deals = self.became_invalid + self.stayed_invalid
+        return (
+            f"Errors under head ({deals:,} invalid deal{'' if deals == 1 else 's'}: "
+            f"{self.became_invalid:,} became invalid, {self.stayed_invalid:,} stayed invalid):"
+        )
+
+
+def _invalid(new: int, old: int) -> str:
+    parts = [f"became invalid {new:,}"] if new else []
+    if old:
+        parts.append(f"stayed invalid {old:,}")
+    return ", ".join(parts)
 
 
 def _rule_label(rule: RuleImpact) -> str:
@@ -826,6 +1079,18 @@ def render_html(report: DiffReport, rows: Sequence[DealChange]) -> str:
         ],
         "gained": report.roles(report.gained),
         "lost": report.roles(report.lost),
+        "reordered": report.roles(report.reordered),
+        "reordered_deals": report.reordered_deals,
+        "ranks": (
+            printable(report.ranks.describe())
+            if report.ranks is not None and report.ranks.changed
+            else None
+        ),
+        "policies": report.policy_changes(),
+        "errors": [(printable(m), new, old) for m, new, old in report.top_errors()],
+        "more_errors": len(report.errors) - len(report.top_errors()),
+        "became_invalid": report.became_invalid,
+        "stayed_invalid": report.stayed_invalid,
         "outputs": [
             (printable(o.name), o.deals, printable(o.typical())) for o in report.output_changes()
         ],
@@ -842,8 +1107,12 @@ def render_html(report: DiffReport, rows: Sequence[DealChange]) -> str:
                     (printable(k), printable(_short(b)), printable(_short(h)))
                     for k, (b, h) in c.changed_outputs.items()
                 ],
+                "reordered": c.approvals_reordered,
+                "policies_added": c.policies_added,
+                "policies_removed": c.policies_removed,
                 "added": [(p, r) for p, ids in c.fired_added.items() for r in ids],
                 "removed": [(p, r) for p, ids in c.fired_removed.items() for r in ids],
+                "edited": [(p, r) for p, ids in c.fired_edited.items() for r in ids],
             }
             for c in rows
         ],

@@ -33,7 +33,8 @@ def dealdesk_policies(register: RegisterPolicy) -> None:
     house policy; ``templates`` a directory of Jinja templates (clause ``x/y`` is
     ``x/y.md.j2`` or ``x/y.html.j2``); ``facts`` maps each deal path the family reads or
     derives to a JSON Schema type (``"number"``, ``"string"``, ``"boolean"``, ``"object"``,
-    ``"array"``) so rulesets may use it and validation knows it. A family registered again
+    ``"array"``) so rulesets may use it and validation knows it. Both paths must exist (an
+    error naming the plugin otherwise); pass ``None`` for none. A family registered again
     by a later plugin replaces the earlier one (that is how an external plugin overrides a
     built-in family).
 

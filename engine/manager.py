@@ -109,7 +109,7 @@ class RegisterFunction(Protocol):
 class PolicyFamily:
     """One policy family declared with ``dealdesk_policies``.
 
-    ``rulesets`` is a directory of ruleset files or a single YAML file (it need not exist when
+    ``rulesets`` is a directory of ruleset files or a single YAML file (it must exist when
     registered); ``templates`` a directory of Jinja templates; ``facts`` maps deal paths to JSON
     Schema types; ``plugin`` names the plugin that registered it and ``builtin`` tells whether
     that plugin ships with dealdesk (an explicit ``-r`` replaces the built-in rulesets only).
@@ -328,10 +328,30 @@ def _merge(
             )
         if key in owner:
             raise PluginError(plugin, hook, f"sets {key!r} already set by plugin {owner[key]!r}")
+        if key in _derived_keys():
+            # reserved even where dealdesk left it out (no margin without costs): a rule
+            # reading it must get dealdesk's value or none, never a plugin's stand-in
+            raise PluginError(
+                plugin,
+                hook,
+                f"sets {key!r}, a fact dealdesk derives from the deal; "
+                "a plugin may add new keys only",
+            )
         if key in deal:
             raise PluginError(plugin, hook, f"overwrites the input field {key!r}")
         derived[key] = value
         owner[key] = plugin
+
+
+@functools.cache
+def _derived_keys() -> frozenset[str]:
+    """Top-level keys dealdesk itself derives (``margin``, ``totals``...), not input fields."""
+    from dealdesk.deal.schema import DERIVED_PATHS, INPUT_FIELDS
+
+    def top(path: str) -> str:
+        return path.split(".")[0].split("[")[0]
+
+    return frozenset(top(p) for p in DERIVED_PATHS) - {top(p) for p in INPUT_FIELDS}
 
 
 # --- building the manager ------------------------------------------------------------------
@@ -342,6 +362,7 @@ def get_plugin_manager(
     autoload: bool | None = None,
     disabled: Iterable[str] = (),
     enabled: Iterable[str] = (),
+    failures: list[PluginError] | None = None,
 ) -> pluggy.PluginManager:
     """Return a new plugin manager with the built-in and installed plugins registered.
 
@@ -353,23 +374,49 @@ def get_plugin_manager(
         ``no:`` is accepted; unknown names are ignored (as in pytest).
     :param enabled: Plugins to load even when autoload is off, as given to ``-p NAME``: an
         entry-point name or an importable module name.
+    :param failures: when given, a plugin that fails to import or to validate is appended to
+        it (and left out of the manager) and loading goes on with the next plugin: what
+        ``dealdesk plugins`` needs to list every plugin when one is broken.
     :raises PluginImportError: when a plugin module cannot be imported.
     :raises PluginError: when a plugin fails validation (an unknown hook, an argument the hook
         does not have, a wrapper implementation, a name clash).
     """
     pm = pluggy.PluginManager(NAME)
     pm.add_hookspecs(hookspecs)
+
+    def note(exc: PluginError) -> None:
+        if failures is None:
+            raise exc
+        if all(str(exc) != str(seen) for seen in failures):  # -p NAME is checked twice
+            failures.append(exc)
+
+    def attempt(load: Callable[[], object]) -> None:
+        try:
+            load()
+        except PluginError as exc:
+            note(exc)
+
     for name in disabled:
         _block(pm, name)
     for module_name in DEFAULT_PLUGINS:
-        _import_plugin(pm, module_name, _short_name(module_name))
+        attempt(functools.partial(_import_plugin, pm, module_name, _short_name(module_name)))
     if autoload is None:
         autoload = os.environ.get(DISABLE_AUTOLOAD_ENV, "").strip().lower() not in _TRUE
     if autoload and _may_declare_entry_points():
-        _load_entry_points(pm)
+        _load_entry_points(pm, attempt)
     for name in enabled:
-        load_plugin(pm, name)
-    _check_pending(pm)
+        attempt(functools.partial(load_plugin, pm, name))
+    while True:
+        try:
+            _check_pending(pm)
+            break
+        except PluginError as exc:
+            note(exc)
+            plugin = pm.get_plugin(exc.plugin)
+            if plugin is None:
+                break
+            # registered, then failed validation: left out, and the others checked again
+            pm.unregister(plugin)
     return pm
 
 
@@ -525,8 +572,14 @@ def _names_group(line: str) -> bool:
     return line.startswith("[") and line.endswith("]") and line.strip("[] \t").lower() == NAME
 
 
-def _load_entry_points(pm: pluggy.PluginManager) -> None:
-    """Load every ``dealdesk`` entry point, sorted by name so precedence never depends on disk order."""
+def _load_entry_points(
+    pm: pluggy.PluginManager, attempt: Callable[[Callable[[], object]], None] | None = None
+) -> None:
+    """Load every ``dealdesk`` entry point, sorted by name so precedence never depends on disk order.
+
+    :param attempt: calls each entry point's loading (``get_plugin_manager``'s, which may note
+        a failure and go on); by default a failure is raised.
+    """
     import importlib.metadata
 
     seen: dict[str, str] = {}
@@ -548,7 +601,10 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
                 "registration",
                 f"the entry point of {dist} has the name of the built-in plugin; rename it",
             )
-        _load_entry_point(pm, ep.name)
+        if attempt is None:
+            _load_entry_point(pm, ep.name)
+        else:
+            attempt(functools.partial(_load_entry_point, pm, ep.name))
 
 
 def _load_entry_point(pm: pluggy.PluginManager, name: str) -> None:
@@ -606,24 +662,41 @@ def _one_line(exc: BaseException) -> str:
 # --- collecting what plugins register ------------------------------------------------------
 
 
-def collect_plugins(pm: pluggy.PluginManager) -> Plugins:
+def collect_plugins(
+    pm: pluggy.PluginManager, *, failures: list[PluginError] | None = None
+) -> Plugins:
     """Call the register-style hooks of ``pm`` one plugin at a time and build :class:`Plugins`.
 
+    :param failures: when given, a plugin's failure is appended to it and collecting goes on
+        with the next plugin (what ``dealdesk plugins`` needs to list every plugin when one is
+        broken); the failing plugin keeps what it registered before it failed.
     :raises PluginError: naming the plugin and hook, when an implementation raises or calls
         ``register`` with bad arguments (an action that does not take exactly one parameter, a
-        fact type that is not a JSON Schema type, a name registered twice by one plugin).
+        fact type that is not a JSON Schema type, a name registered twice by one plugin, a
+        ``rulesets`` or ``templates`` path that does not exist) — unless ``failures`` is given.
     """
     builtins = {_short_name(m) for m in DEFAULT_PLUGINS}
     plugins = Plugins()
+
+    def call_register(
+        plugin: str, hook: str, call: pluggy.HookCaller, register: Callable[..., None]
+    ) -> None:
+        try:
+            _call_register(plugin, hook, call, register)
+        except PluginError as exc:
+            if failures is None:
+                raise
+            failures.append(exc)
+
     for plugin, call in _callers(pm, "dealdesk_policies"):
-        _call_register(
+        call_register(
             plugin,
             "dealdesk_policies",
             call,
             _policy_register(plugins.policies, plugin, builtins, plugins._families),
         )
     for plugin, call in _callers(pm, "dealdesk_actions"):
-        _call_register(
+        call_register(
             plugin, "dealdesk_actions", call, _function_register(plugins.actions, plugin, "action")
         )
     for hook, registry, kind in (
@@ -632,7 +705,7 @@ def collect_plugins(pm: pluggy.PluginManager) -> Plugins:
         ("dealdesk_writers", plugins.writers, "writer"),
     ):
         for plugin, call in _callers(pm, hook):
-            _call_register(plugin, hook, call, _function_register(registry, plugin, kind))
+            call_register(plugin, hook, call, _function_register(registry, plugin, kind))
     plugins._enrichers = _callers(pm, "dealdesk_enrich")
     plugins._sinks = _callers(pm, "dealdesk_decision")
     plugins._combiners = _callers(pm, "dealdesk_combine")
@@ -702,8 +775,10 @@ def _policy_register(
         family = PolicyFamily(
             name=name,
             description=description,
-            rulesets=_as_path(rulesets, f"policy {name!r}: rulesets"),
-            templates=_as_path(templates, f"policy {name!r}: templates"),
+            rulesets=_existing(_as_path(rulesets, f"policy {name!r}: rulesets"), name, "rulesets"),
+            templates=_existing(
+                _as_path(templates, f"policy {name!r}: templates"), name, "templates"
+            ),
             facts=_check_facts(facts, name),
             plugin=plugin,
             builtin=plugin in builtins,
@@ -860,6 +935,23 @@ def _as_path(value: object, what: str) -> Path | None:
     raise TypeError(
         f"{what} must be a path, not {type(value).__name__} (use importlib.resources.as_file)"
     )
+
+
+def _existing(path: Path | None, policy: str, what: str) -> Path | None:
+    """A ``rulesets`` or ``templates`` path that exists (templates: a directory).
+
+    A path that is not there is a packaging slip (a folder left out of the wheel, a typo), and
+    ignoring it would load a family without its rules or clauses without a word.
+    """
+    if path is None:
+        return None
+    if not path.exists():
+        raise FileNotFoundError(
+            f"policy {policy!r}: {what} {str(path)!r} does not exist (pass {what}=None for none)"
+        )
+    if what == "templates" and not path.is_dir():
+        raise NotADirectoryError(f"policy {policy!r}: templates {str(path)!r} is not a directory")
+    return path
 
 
 def _check_facts(facts: Mapping[str, str] | None, policy: str) -> dict[str, str]:

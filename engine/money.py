@@ -16,7 +16,8 @@ from functools import lru_cache
 __all__ = ["minor_units", "money_string", "parse_decimal", "quantize_money", "round_fraction"]
 
 # Plain decimal notation only: Decimal() alone would also take "1_000", "NaN" and "Infinity".
-_DECIMAL_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+# ASCII digits only: Decimal() would read "١٢٣" (Arabic-Indic digits) as 123
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 
 
 @lru_cache(maxsize=512)

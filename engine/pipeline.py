@@ -69,6 +69,7 @@ class Pipeline:
         self.fact_types = plugins.fact_types  # merged once: the plugins are loaded
         self.declared = tuple(sorted(self.fact_types))
         self.provenance = combine.provenance(policy_set.versions, policy_set.digest)
+        self._clauses_known: dict[Any, bool] = {}
         self.combiner = combine.Combiner(
             policy_set.approvers, self.provenance, renderer.render_message, plugins.combine
         )
@@ -153,10 +154,43 @@ class Pipeline:
     def combine(
         self, deal_id: Any, data: Mapping[str, Any], runs: Mapping[str, PolicyRun]
     ) -> dict[str, Any]:
+        self.check_action_clauses(runs)
         record, formatted = self.combiner.record(deal_id, data, runs)
         if self.clauses:
             self.render_clauses(record, data, runs, formatted)
         return record
+
+    def check_action_clauses(self, runs: Mapping[str, PolicyRun]) -> None:
+        """A clause a plugin action asked for (``ctx.clause``) must name a template, whether or
+        not clauses are rendered: the record is the same with and without ``--clauses``.
+
+        Only the existence of the template is checked, without rendering: validation compiled
+        every template already, and a rule's own ``clause:`` was checked when it loaded.
+
+        :raises PluginError: naming the plugin, the action and the rule.
+        """
+        for run in runs.values():
+            for firing in run.firings:
+                action = firing.rule.then.action
+                if action is None:
+                    continue
+                for clause_id in firing.effects.clauses:
+                    if clause_id in firing.rule.then.clauses or self._has_clause(clause_id):
+                        continue
+                    raise PluginError(
+                        self.plugins.actions[action].plugin,
+                        f"action {action!r} (rule {firing.rule.id})",
+                        f"asked for the clause {clause_id!r}, but no template directory holds "
+                        f"{clause_id}.md.j2",
+                    )
+
+    def _has_clause(self, clause_id: Any) -> bool:
+        # one look at the disk per clause id and process: actions ask on every deal
+        known = self._clauses_known.get(clause_id)
+        if known is None:
+            known = isinstance(clause_id, str) and self.renderer.has_clause(clause_id)
+            self._clauses_known[clause_id] = known
+        return known
 
     def render_clauses(
         self,

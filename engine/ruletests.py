@@ -21,13 +21,14 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dealdesk.errors import DealdeskError
+from dealdesk.errors import DealdeskError, RulesetError, UsageError, closest
 from dealdesk.io.writers import format_message
 from dealdesk.pipeline import requested_clauses
 from dealdesk.rules.model import Ruleset, TestCase
@@ -41,6 +42,7 @@ __all__ = [
     "Mismatch",
     "TestReport",
     "format_coverage",
+    "expectation_problems",
     "format_report",
     "load_case_deal",
     "merge_patch",
@@ -69,7 +71,7 @@ class CaseResult:
     failures: list[str] = field(default_factory=list)
     fired: set[str] = field(default_factory=set)  # compiled rule keys that fired, every policy
     mismatches: list[Mismatch] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # failures that are no field's (a bad deal)
+    notes: list[str] = field(default_factory=list)  # failures no diff shows (a bad deal, not_fired)
 
     @property
     def passed(self) -> bool:
@@ -153,8 +155,16 @@ def load_case_deal(app: App, ruleset: Ruleset, case: TestCase) -> Any:
     if extra:
         raise DealdeskError(f"deal: unknown key {extra[0]!r} next to file: (only file and patch)")
     path = Path(ruleset.file).parent / str(spec["file"])
-    if not path.is_file():
+    if not path.exists():
         raise DealdeskError(f"deal file {spec['file']} not found (looked for {path})")
+    if path.is_dir():
+        raise DealdeskError(f"deal file {spec['file']} is a directory; a case needs one deal file")
+    if not path.is_file():
+        # a FIFO or a device would block or read forever: a case reads a file it can reread
+        raise DealdeskError(
+            f"deal file {spec['file']} is not a regular file (a FIFO, device or socket); "
+            "a case needs one deal file"
+        )
     sources = list(app.read([str(path)]))
     if len(sources) != 1:
         raise DealdeskError(
@@ -188,14 +198,178 @@ def run_tests(
 def selector(
     expression: str, shown: Callable[[Ruleset], str]
 ) -> Callable[[Ruleset, TestCase], bool]:
-    """``-k``: cases whose ``file::name`` holds ``expression``, or not (``not X``)."""
-    negate = expression.startswith("not ")
-    needle = expression[4:].strip() if negate else expression
+    """``-k``, as pytest reads it: words joined with ``and``, ``or``, ``not`` and parentheses,
+    each word matching the cases whose ``file::name`` holds it, case-insensitively. Words
+    written side by side are one phrase (``-k "risk offer"``), since case names have spaces.
+
+    :raises UsageError: an expression that does not parse, saying where.
+    """
+    match = _parse_keywords(expression)
 
     def select(ruleset: Ruleset, case: TestCase) -> bool:
-        return (needle in f"{shown(ruleset)}::{case.name}") != negate
+        return match(f"{shown(ruleset)}::{case.name}".casefold())
 
     return select
+
+
+_KEYWORD_TOKEN = re.compile(r"\s*(?:(\()|(\))|([^\s()]+))")
+_OPERATORS = ("and", "or", "not")
+
+
+def _parse_keywords(expression: str) -> Callable[[str], bool]:
+    """``expression`` as a predicate on a lower-cased ``file::name`` (recursive descent, as
+    pytest's ``-k`` grammar: ``or`` binds loosest, then ``and``, then ``not``)."""
+    tokens: list[tuple[str, str, int]] = []  # (kind, text, column)
+    position = 0
+    while position < len(expression):
+        found = _KEYWORD_TOKEN.match(expression, position)
+        if found is None or found.end() == position:
+            break  # only trailing spaces are left
+        column = found.start(found.lastindex or 0) + 1
+        if found.group(1) or found.group(2):
+            tokens.append((found.group(1) or found.group(2), found.group(0).strip(), column))
+        else:
+            word = found.group(3)
+            kind = word.lower() if word.lower() in _OPERATORS else "word"
+            tokens.append((kind, word, column))
+        position = found.end()
+    at = 0
+
+    def fail(message: str) -> UsageError:
+        where = f"column {tokens[at][2]}" if at < len(tokens) else "the end"
+        return UsageError(f"-k {expression!r}: at {where}: {message}")
+
+    def peek() -> str | None:
+        return tokens[at][0] if at < len(tokens) else None
+
+    def either() -> Callable[[str], bool]:
+        nonlocal at
+        parts = [both()]
+        while peek() == "or":
+            at += 1
+            parts.append(both())
+        return parts[0] if len(parts) == 1 else (lambda text: any(p(text) for p in parts))
+
+    def both() -> Callable[[str], bool]:
+        nonlocal at
+        parts = [negation()]
+        while peek() == "and":
+            at += 1
+            parts.append(negation())
+        return parts[0] if len(parts) == 1 else (lambda text: all(p(text) for p in parts))
+
+    def negation() -> Callable[[str], bool]:
+        nonlocal at
+        if peek() == "not":
+            at += 1
+            inner = negation()
+            return lambda text: not inner(text)
+        if peek() == "(":
+            at += 1
+            inner = either()
+            if peek() != ")":
+                raise fail("expected ')'")
+            at += 1
+            return inner
+        if peek() != "word":
+            raise fail("expected a word, 'not' or '('")
+        words = []
+        while peek() == "word":
+            words.append(tokens[at][1])
+            at += 1
+        needle = " ".join(words).casefold()
+        return lambda text: needle in text
+
+    if not tokens:
+        raise UsageError("-k: empty expression")
+    predicate = either()
+    if at < len(tokens):
+        raise fail(f"unexpected {tokens[at][1]!r}")
+    return predicate
+
+
+def expectation_problems(app: App, rulesets: Iterable[Ruleset] | None = None) -> list[RulesetError]:
+    """The names in the cases' ``expect:`` that nothing loaded knows, each at its place with a
+    "did you mean", as validation reports a ruleset's names: a ``fired``/``not_fired`` id that
+    is no rule or table of the ruleset's policy, an ``approvals`` role that is not ranked, a
+    ``clauses`` id with no template, an ``outputs`` name no rule of the policy sets or declares.
+
+    Checked before any case runs, so that a misspelt name fails loudly instead of passing
+    (``not_fired: [PM_13]`` would hold for every deal) or failing as a diff.
+    """
+    chosen = list(app.policy_set.rulesets if rulesets is None else rulesets)
+    problems: list[RulesetError] = []
+    clause_ids: list[str] | None = None
+    for ruleset in chosen:
+        policy = app.policy_set.policies.get(ruleset.policy)
+        if policy is None or not ruleset.tests:
+            continue
+        ids = _unique(rule.id for rule in policy.rules)
+        outputs = set(policy.outputs).union(*(rule.sets for rule in policy.rules))
+        # a plugin action may set any output (ctx.set), so only a policy without one is known
+        outputs_known = not any(rule.then.action for rule in policy.rules)
+        for case in ruleset.tests:
+            expect = case.expect
+
+            def problem(
+                key: tuple[str | int, ...],
+                message: str,
+                near: str | None,
+                ruleset: Ruleset = ruleset,
+                case: TestCase = case,
+            ) -> None:
+                path = (*case.path, "expect", *key)
+                # an output is named by its key; an id or a role is a list item
+                location = (
+                    ruleset.document.key_location(path)
+                    if key[0] == "outputs"
+                    else ruleset.location(path)
+                )
+                problems.append(RulesetError(message, location, near))
+
+            for key in ("fired", "not_fired"):
+                for i, rule_id in enumerate(expect.get(key) or ()):
+                    if rule_id not in ids:
+                        problem(
+                            (key, i),
+                            f"expect.{key}: no rule or table {rule_id!r} in policy "
+                            f"{ruleset.policy!r}",
+                            _near(str(rule_id), ids),
+                        )
+            ranks = app.policy_set.approvers
+            for i, role in enumerate(expect.get("approvals") or ()):
+                if ranks and role not in ranks:
+                    problem(
+                        ("approvals", i),
+                        f"expect.approvals: unknown approver role {role!r}",
+                        _near(str(role), ranks),
+                    )
+            for i, clause in enumerate(expect.get("clauses") or ()):
+                if not app.renderer.has_clause(str(clause)):
+                    if clause_ids is None:  # listing loads Jinja: only when a name is wrong
+                        clause_ids = app.renderer.clause_ids()
+                    problem(
+                        ("clauses", i),
+                        f"expect.clauses: unknown clause template {clause!r} "
+                        f"(no {clause}.md.j2 in any template directory)",
+                        closest(str(clause), clause_ids, cutoff=0.8),
+                    )
+            if outputs_known:
+                for name in expect.get("outputs") or {}:
+                    if name not in outputs:
+                        problem(
+                            ("outputs", name),
+                            f"expect.outputs: policy {ruleset.policy!r} has no output {name!r} "
+                            "(no rule sets it and no outputs: entry declares it)",
+                            _near(str(name), sorted(outputs)),
+                        )
+    return problems
+
+
+def _near(word: str, names: Sequence[str]) -> str | None:
+    """A "did you mean": the name written in another case (``pm-13``), else the closest."""
+    same = [name for name in names if name.casefold() == word.casefold()]
+    return same[0] if same else closest(word, names)
 
 
 def _units(app: App, ruleset: Ruleset) -> list[tuple[str, str]]:
@@ -244,13 +418,14 @@ def run_case(app: App, ruleset: Ruleset, case: TestCase) -> CaseResult:
             failures.append(f"fired: expected {rule_id} to fire; fired: {_ids(fired_ids)}")
     for rule_id in expect.get("not_fired") or ():
         if rule_id in fired_ids:
-            failures.append(f"not_fired: expected {rule_id} not to fire; fired: {_ids(fired_ids)}")
+            # said as it is, not as a diff of `fired:` lines the case never wrote
+            message = f"not_fired: {rule_id} fired, expected not to fire"
+            failures.append(message)
+            result.notes.append(message)
     missing = [r for r in expect.get("fired") or () if r not in fired_ids]
-    unwanted = set(expect.get("not_fired") or ()) & set(fired_ids)
-    if missing or unwanted:
-        # what would have passed: the rules that fired, less the unwanted, plus the missing
-        wanted = [r for r in fired_ids if r not in unwanted] + missing
-        mismatches.append(Mismatch("fired", wanted, fired_ids))
+    if missing:
+        # what would have passed: the rules that fired plus the missing ones
+        mismatches.append(Mismatch("fired", fired_ids + missing, fired_ids))
     if "approvals" in expect:
         expected = list(expect["approvals"] or [])
         if sorted(set(expected)) != sorted(set(record["approvals"])) or len(set(expected)) != len(

@@ -31,7 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
-from dealdesk.errors import DealdeskError, TemplateError, closest
+from dealdesk.errors import DealdeskError, Location, RulesetError, TemplateError, closest
 from dealdesk.messages import Filter, QuickMessage, compile_message, template_context
 from dealdesk.money import minor_units, parse_decimal, quantize_money
 from dealdesk.rules import cache
@@ -357,6 +357,64 @@ class Renderer:
         cache.mark("clause-ok", key)
         return None
 
+    def template_problems(self) -> list[RulesetError]:
+        """Every template file (``*.j2``) in every template directory that does not compile —
+        a syntax error, an unknown filter or test — each at ``file:line:1`` (SPEC §8: known at
+        load time, so a template only a plugin action asks for, or none yet, fails validation
+        rather than a deal). Shadowed files are compiled too: they are still shipped.
+
+        Remembered in the cache folder under the stamps of every template file, as
+        :meth:`clause_problem` is, so loading the same templates again needs no Jinja.
+        """
+        key = cache.digest(
+            "templates",
+            self._templates_stamp,
+            "\0".join(sorted(self._filters)),
+            cache.module_stamp("jinja2"),
+            cache.module_stamp("markupsafe"),
+            cache.file_stamp(__file__),
+            cache.file_stamp(Path(__file__).with_name("sandbox.py")),
+        )
+        if cache.is_marked("templates-ok", key):
+            return []
+        problems: list[RulesetError] = []
+        for directory in self._dirs:
+            for root, dirs, files in os.walk(directory):
+                dirs.sort()
+                for file in sorted(files):
+                    if file.endswith(".j2"):
+                        path = os.path.join(root, file)
+                        name = os.path.relpath(path, directory).replace(os.sep, "/")
+                        problem = self._compile_problem(path, name)
+                        if problem is not None:
+                            problems.append(problem)
+        if not problems:
+            cache.mark("templates-ok", key)
+        return problems
+
+    def _compile_problem(self, path: str, name: str) -> RulesetError | None:
+        """Why the template file at ``path`` (``name`` to the loader) does not compile."""
+        from jinja2.exceptions import TemplateSyntaxError
+
+        env = self._html if name.endswith(".html.j2") else self._markdown
+        try:
+            with open(path, encoding="utf-8") as f:
+                source = f.read()
+            env.compile(source, name, path)
+        except TemplateSyntaxError as exc:
+            message = exc.message or type(exc).__name__
+            unknown = re.match(r"No (filter|test) named '([^']+)'", message)
+            near = None
+            if unknown:
+                known = env.filters if unknown.group(1) == "filter" else env.tests
+                near = closest(unknown.group(2), sorted(known))
+            return RulesetError(
+                f"template {name}: {message}", Location(path, exc.lineno or 1, 1), near
+            )
+        except (OSError, UnicodeDecodeError, RecursionError) as exc:
+            return RulesetError(f"template {name}: {_describe(exc)}", Location(path, 1, 1))
+        return None
+
     @cached_property
     def _templates_stamp(self) -> str:
         """The stamps of every file in the template directories: what a clause check relies on."""
@@ -537,6 +595,7 @@ class Renderer:
         decision = {key: record.get(key) for key in ("status", "approvals", "reasons")}
         policies = record.get("policies") or {}
         clauses: list[dict[str, Any]] = []
+        anchors: set[str] = set()
         for clause in record.get("clauses") or ():
             clause_id = clause["id"]
             if self.has_clause(clause_id, fmt):
@@ -555,7 +614,7 @@ class Renderer:
                     "title": clause.get("title") or clause_id,
                     "text": clause.get("text", ""),
                 }
-            clauses.append({**clause, **rendered})
+            clauses.append({**clause, **rendered, "anchor": _anchor(clause_id, anchors)})
         return clauses
 
     # -- plumbing --
@@ -587,6 +646,19 @@ class Renderer:
             return render_bounded(render, context)
         except Exception as exc:
             raise _template_file_error(exc, name) from exc
+
+
+def _anchor(clause_id: str, taken: set[str]) -> str:
+    """An HTML id for a clause, unique in one memo (``taken``): ``clause-billing-milestones``,
+    then ``clause-billing-milestones-2`` when two rules ask for one clause (or when two ids,
+    ``a/b-c`` and ``a-b/c``, read alike)."""
+    base = "clause-" + re.sub(r"[^A-Za-z0-9_-]", "-", clause_id)
+    anchor, n = base, 1
+    while anchor in taken:
+        n += 1
+        anchor = f"{base}-{n}"
+    taken.add(anchor)
+    return anchor
 
 
 def _nothing(context: Context) -> Iterator[str]:

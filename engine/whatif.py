@@ -11,8 +11,10 @@ day — on exact decimals, first to the smallest value that flips the test (so a
 is found for ``max_line_discount``, a cost for ``margin``, through the derivation itself), then
 further until the whole deal, re-evaluated, is rid of the obstacle. Every change reported is one
 that a real evaluation verified, with the decision it gives; a change that brings a new obstacle
-says so. A :class:`Goal` (``no cfo``, ``approved``) asks instead for changes that reach it, and
-when no single change does, for a short sequence of changes that does, each chosen greedily.
+says so. When no single change will do, the same number of several lines moves together (two
+lines sharing the largest discount are both repriced). A :class:`Goal` (``no cfo``,
+``approved``) asks instead for changes that reach it, and when no single change does, for a
+short sequence of changes that does, each step chosen greedily.
 
 The searches assume that a test moves one way as a field moves one way (sums, ratios and
 maxima of SPEC §2 do); where that does not hold, the change found is still verified, but a
@@ -55,7 +57,8 @@ __all__ = [
 #: Optional parts of a deal whose absence means something (SPEC §2): no partner is a direct
 #: deal; no requested split takes the policy's own milestones.
 REMOVABLE = {"partner": "sell direct", "billing.requested_split": "drop the requested split"}
-#: Fields a deal desk does not trade: who the deal is for, what it is called, when it closes.
+#: Fields a deal desk does not trade: the deal's identity and currency, and what each line is.
+#: (Dates and free text are never changed either: they are not numbers or choices.)
 _FIXED = frozenset({"id", "currency", "lines[].category", "lines[].resource", "lines[].sku"})
 #: How far a number may grow: ten times its value (a step count for one that is zero).
 _GROWTH = 10
@@ -87,6 +90,7 @@ class Knob:
     choices: tuple[Any, ...] = ()
     money: bool = False
     fraction: bool = False
+    family: str = ""  # the schema path of a line's number (``lines[].unit_price``)
 
 
 class _Removed:
@@ -134,6 +138,7 @@ def knobs(raw: Mapping[str, Any], fact_types: Mapping[str, str]) -> list[Knob]:
                             step,
                             money=money,
                             fraction=path in FRACTIONS,
+                            family=path if "[]" in path else "",
                         )
                     )
             elif kind == "boolean" and isinstance(value, bool):
@@ -150,7 +155,7 @@ def _currency(raw: Mapping[str, Any]) -> str:
     """The deal's currency when it is one dealdesk knows, else the default."""
     currency = raw.get("currency")
     try:
-        minor_units(currency)  # type: ignore[arg-type]  # anything not a code is refused
+        minor_units(currency)  # anything but a code it knows is refused
     except ValueError:
         return DEFAULT_CURRENCY
     return str(currency)
@@ -503,7 +508,7 @@ class _Explorer:
 
     def __init__(
         self,
-        raw: Mapping[str, Any],
+        raw: Any,
         decide: Callable[[Any], Decision],
         fact_types: Mapping[str, str],
         ranks: Sequence[str],
@@ -513,20 +518,26 @@ class _Explorer:
         self.fact_types = fact_types
         self.ranks = ranks
         self.base = decide(raw)
-        self.knobs = knobs(raw, fact_types)
-        self.currency = _currency(raw)
+        # an invalid deal (maybe not even a mapping) is not changed: it has no decision
+        valid = self.base.data is not None and isinstance(raw, Mapping)
+        self.knobs = knobs(raw, fact_types) if valid else []
+        self.currency = _currency(raw) if valid else DEFAULT_CURRENCY
         self.present = _present(self.base)
-        self._cache: dict[tuple[str, Any], Decision] = {}
+        self._cache: dict[tuple[tuple[str, Any], ...], Decision] = {}
 
     @property
     def probes(self) -> int:
         return len(self._cache)
 
     def probe(self, knob: Knob, value: Any) -> Decision:
-        key = (knob.path, value if value is REMOVED else str(value))
+        return self.probe_all([(knob, value)])
+
+    def probe_all(self, changes: Sequence[tuple[Knob, Any]]) -> Decision:
+        """The decision of the deal with ``changes`` made (each deal decided once)."""
+        key = tuple(sorted((k.path, v if v is REMOVED else str(v)) for k, v in changes))
         found = self._cache.get(key)
         if found is None:
-            found = self.decide(_changed(self.raw, [(knob, value)]))
+            found = self.decide(_changed(self.raw, changes))
             self._cache[key] = found
         return found
 
@@ -554,25 +565,12 @@ class _Explorer:
     def smallest(
         self, knob: Knob, direction: int, ok: Callable[[Decision], bool], start: int = 0
     ) -> int | None:
-        """The smallest ``k > start`` whose value satisfies ``ok``, doubling then halving."""
-        limit = self.steps_limit(knob, direction)
-        low, width = start, 1
-        while True:
-            high = min(start + width, limit)
-            if high <= low:
-                return None
-            if ok(self.probe(knob, self.value_at(knob, direction, high))):
-                break
-            if high == limit:
-                return None
-            low, width = high, width * 2
-        while high - low > 1:
-            middle = (low + high) // 2
-            if ok(self.probe(knob, self.value_at(knob, direction, middle))):
-                high = middle
-            else:
-                low = middle
-        return high
+        """The smallest ``k > start`` whose value satisfies ``ok``."""
+
+        def holds(k: int) -> bool:
+            return ok(self.probe(knob, self.value_at(knob, direction, k)))
+
+        return _smallest(holds, self.steps_limit(knob, direction), start)
 
     def directions(self, knob: Knob, threshold: Threshold) -> list[int]:
         """Which ways moving ``knob`` moves the threshold's test the way it must go (both when
@@ -607,6 +605,29 @@ class _Explorer:
         return [k for k in dict.fromkeys((1, tenth)) if 0 < k <= limit]
 
 
+def _smallest(holds: Callable[[int], bool], limit: int, start: int = 0) -> int | None:
+    """The smallest ``k`` in ``(start, limit]`` for which ``holds(k)``, doubling then halving
+    (so about twice the log of the answer's distance in probes), assuming that once it holds it
+    keeps holding; None when it does not hold at ``limit``."""
+    low, width = start, 1
+    while True:
+        high = min(start + width, limit)
+        if high <= low:
+            return None
+        if holds(high):
+            break
+        if high == limit:
+            return None
+        low, width = high, width * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        if holds(middle):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
 def _view(decision: Decision, policy: str) -> dict[str, Any] | None:
     """What the rules of ``policy`` saw: the deal with its facts and the policy's outputs."""
     run = decision.runs.get(policy)
@@ -624,7 +645,7 @@ def _reads(threshold: Threshold, view: Mapping[str, Any]) -> Any:
 
 
 def what_if(
-    raw: Mapping[str, Any],
+    raw: Any,
     decide: Callable[[Any], Decision],
     fact_types: Mapping[str, str],
     *,
@@ -660,23 +681,50 @@ def what_if(
             result.answers.append(Answer(None, goal, [], met=True))
         else:
             concerned = [o for o in found if goal.concerns(o)]
-            changes = _search(explorer, concerned, lambda d: goal.met(d.record, record))
+            changes = _search(explorer, concerned, _reaches(goal, record))
             answer = Answer(None, goal, changes[:limit], met=bool(changes))
             if not changes:
-                answer.sequence = _sequence(explorer, goal)
+                goal_met = _reaches(goal, record)
+                answer.sequence = _together(explorer, concerned, goal_met) or _sequence(
+                    explorer, goal
+                )
                 answer.met = bool(answer.sequence)
             result.answers.append(answer)
     else:
         for obstacle in found:
-            changes = _search(explorer, [obstacle], _gone(obstacle))
-            result.answers.append(Answer(obstacle, None, changes[:limit]))
+            # trading the obstacle for a more senior approver is no answer
+            changes = [
+                c
+                for c in _search(explorer, [obstacle], _gone(obstacle))
+                if sum(o.weight for o in c.outcome.added) < obstacle.weight
+            ]
+            answer = Answer(obstacle, None, changes[:limit])
+            if not any(not c.outcome.added for c in changes):
+                # no single change removes it cleanly: several numbers of one kind may
+                answer.sequence = _together(explorer, [obstacle], _gone(obstacle, explorer.present))
+            result.answers.append(answer)
     result.probes = explorer.probes
     return result
 
 
-def _gone(obstacle: Obstacle) -> Callable[[Decision], bool]:
+def _reaches(goal: Goal, record: Mapping[str, Any]) -> Callable[[Decision], bool]:
+    def reaches(decision: Decision) -> bool:
+        return goal.met(decision.record, record)
+
+    return reaches
+
+
+def _gone(
+    obstacle: Obstacle, had: set[tuple[str, str, str]] | None = None
+) -> Callable[[Decision], bool]:
+    """Whether a decision is rid of ``obstacle`` (and, given the obstacles the deal ``had``,
+    has no other)."""
+
     def gone(decision: Decision) -> bool:
-        return decision.data is not None and obstacle.key not in _present(decision)
+        if decision.data is None:
+            return False
+        present = _present(decision)
+        return obstacle.key not in present and (had is None or present <= had)
 
     return gone
 
@@ -731,6 +779,102 @@ def _search(
     return [c for c in changes if not c.outcome.added] or changes
 
 
+#: A family's numbers move together in steps of 0.01% of each one's value.
+_JOINT_STEP = Decimal("0.0001")
+_JOINT_NUDGE = 1000  # 10%: enough to see whether moving a family moves a test
+
+
+def _together(
+    explorer: _Explorer, concerned: Sequence[Obstacle], ok: Callable[[Decision], bool]
+) -> list[Change]:
+    """Numbers of one kind moved together, when no single change satisfies ``ok``: the same
+    field of several lines (two lines that share the largest discount must both be repriced).
+
+    All of a family's numbers move by the same relative amount, in the direction that moves a
+    threshold of the ``concerned`` obstacles the way it must go, until ``ok``; then each one
+    that need not move goes back, and each of the rest moves no further than it must. The
+    family with the smallest total relative change wins; each change shows the decision with it
+    and those before it made."""
+    families: dict[str, list[Knob]] = {}
+    for knob in explorer.knobs:
+        if knob.family:
+            families.setdefault(knob.family, []).append(knob)
+    tests = [t for t in _thresholds(explorer.base, concerned) if t.sense]
+    best: list[tuple[Knob, Decimal]] = []
+    for members in families.values():
+        if len(members) < 2:
+            continue
+        for direction in (1, -1):
+            if not any(_moves_jointly(explorer, members, direction, t) for t in tests):
+                continue
+            found = _joint(explorer, members, direction, ok)
+            if found and (not best or _total(found) < _total(best)):
+                best = found
+    return [
+        _change(explorer, knob, value, explorer.probe_all(best[: index + 1]), None)
+        for index, (knob, value) in enumerate(best)
+    ]
+
+
+def _jointly(members: Sequence[Knob], direction: int, k: int) -> list[tuple[Knob, Decimal]]:
+    """Every member moved by ``k`` joint steps, each on its own grid (a cent, a unit)."""
+    moved = []
+    for knob in members:
+        assert knob.step is not None
+        target = knob.value * (1 + direction * k * _JOINT_STEP) / knob.step
+        units = math.ceil(target) if direction > 0 else math.floor(target)
+        moved.append((knob, max(knob.step * units, Decimal(0))))
+    return moved
+
+
+def _moves_jointly(
+    explorer: _Explorer, members: Sequence[Knob], direction: int, threshold: Threshold
+) -> bool:
+    before = _view(explorer.base, threshold.policy)
+    after = _view(explorer.probe_all(_jointly(members, direction, _JOINT_NUDGE)), threshold.policy)
+    if before is None or after is None:
+        return False
+    old, new = threshold.gap(before), threshold.gap(after)
+    return old is not None and new is not None and (new - old) * (threshold.sense or 0) > 0
+
+
+def _joint(
+    explorer: _Explorer, members: Sequence[Knob], direction: int, ok: Callable[[Decision], bool]
+) -> list[tuple[Knob, Decimal]]:
+    limit = int((_GROWTH - 1 if direction > 0 else 1) / _JOINT_STEP)
+    k = _smallest(lambda k: ok(explorer.probe_all(_jointly(members, direction, k))), limit)
+    if k is None:
+        return []
+    moved = [
+        (knob, value) for knob, value in _jointly(members, direction, k) if value != knob.value
+    ]
+    for pair in list(moved):  # back where they were, those the change does not need
+        rest = [p for p in moved if p is not pair]
+        if rest and ok(explorer.probe_all(rest)):
+            moved = rest
+    for index, (knob, value) in enumerate(moved):  # and each of the others no further than needed
+        others = moved[:index] + moved[index + 1 :]
+        assert knob.step is not None
+        start = knob.value / knob.step
+        start_units = math.floor(start) if direction > 0 else math.ceil(start)
+        farthest = int((value / knob.step - start_units) * direction)
+
+        def holds(j: int, knob: Knob = knob, others: list[tuple[Knob, Decimal]] = others) -> bool:
+            return ok(explorer.probe_all([*others, (knob, explorer.value_at(knob, direction, j))]))
+
+        j = _smallest(holds, farthest)
+        if j is not None:
+            moved[index] = (knob, explorer.value_at(knob, direction, j))
+    return moved if moved and ok(explorer.probe_all(moved)) else []
+
+
+def _total(changes: Sequence[tuple[Knob, Decimal]]) -> Decimal:
+    return sum(
+        (abs(v - k.value) / abs(k.value) if k.value else Decimal(_GROWTH) for k, v in changes),
+        Decimal(0),
+    )
+
+
 def _thresholds(decision: Decision, concerned: Sequence[Obstacle]) -> list[Threshold]:
     found: dict[tuple[str, str, str], Threshold] = {}
     for obstacle in concerned:
@@ -768,9 +912,7 @@ def _change(
             if evaluate(side, old) == evaluate(side, new):
                 side = threshold.test.right
             subject = (format_expr(side), evaluate(side, old), evaluate(side, new))
-    note = REMOVABLE.get(
-        knob.keys[-1] if len(knob.keys) == 1 else ".".join(map(str, knob.keys)), ""
-    )
+    note = REMOVABLE.get(".".join(map(str, knob.keys)), "")
     return Change(
         knob.path,
         knob.value,
@@ -801,11 +943,14 @@ def _sequence(start: _Explorer, goal: Goal) -> list[Change]:
             removed = [o for o in change.outcome.removed if o.key in keys]
             return sum(o.weight for o in removed) - sum(o.weight for o in brought)
 
-        singles = _search(
-            explorer, concerned, lambda d, keys=keys: bool(keys - _present(d)), clean=False
-        )
+        def removes_one(decision: Decision, keys: set[tuple[str, str, str]] = keys) -> bool:
+            return bool(keys - _present(decision))
+
+        singles = _search(explorer, concerned, removes_one, clean=False)
         chosen = [min(singles, key=lambda c: (-progress(c), c.rank()))] if singles else []
         if not chosen or progress(chosen[0]) <= 0:
+            chosen = _together(explorer, concerned, removes_one)
+        if not chosen or progress(chosen[-1]) <= 0:
             chosen = _pair(explorer, progress)
         if not chosen:
             return []
@@ -839,7 +984,7 @@ def _pair(explorer: _Explorer, progress: Callable[[Change], int]) -> list[Change
         for second, other in options[i + 1 :]:
             if _overlap(first, second):
                 continue
-            both = explorer.decide(_changed(explorer.raw, [(first, one), (second, other)]))
+            both = explorer.probe_all([(first, one), (second, other)])
             step_two = _change(explorer, second, other, both, None)
             if progress(step_two) > best[0]:
                 step_one = _change(explorer, first, one, explorer.probe(first, one), None)
@@ -889,8 +1034,7 @@ def as_json(result: WhatIf) -> dict[str, Any]:
             assert answer.goal is not None
             item = {"goal": answer.goal.text, "met": answer.met}
         item["changes"] = [change_json(c) for c in answer.changes]
-        if answer.goal is not None:
-            item["together"] = [change_json(c) for c in answer.sequence]
+        item["together"] = [change_json(c) for c in answer.sequence]
         answers.append(item)
     return {
         "deal_id": result.deal_id,
@@ -939,12 +1083,16 @@ def format_text(result: WhatIf) -> str:
                 continue
         for change in answer.changes:
             lines += _change_lines(change, format_value)
-        if answer.changes:
-            continue
         if answer.sequence:
-            lines.append("  no single change; these together do:")
+            lines.append(
+                "  or these together, which bring no other:"
+                if answer.changes
+                else "  no single change; these together do:"
+            )
             for number, change in enumerate(answer.sequence, 1):
                 lines += _change_lines(change, format_value, f"{number}.")
+        elif answer.changes:
+            continue
         elif answer.goal is not None:
             lines.append(f"  no change found that reaches it (tried {result.probes} variants)")
         else:

@@ -449,6 +449,24 @@ def test_validate_the_house_policy(run) -> None:
     assert result.stdout == "3 rulesets OK\n"
 
 
+def test_validate_checks_the_names_in_the_tests_expectations(run, tmp_path: Path) -> None:
+    ruleset = tmp_path / "x.yaml"
+    ruleset.write_text(
+        "ruleset: x\npolicy: partner-margin\nversion: '1'\nrules:\n"
+        "  - {id: X-1, when: totals.contract > 0, then: {require: [cfo]}}\n"
+        f"tests:\n  - name: a case\n    deal: {{file: {ACME}}}\n"
+        "    expect: {fired: [X_1], approvals: [cffo]}\n"
+    )
+    result = run("validate", "--no-plugin-rulesets", ruleset)
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        f"{ruleset}:9:22: expect.fired: no rule or table 'X_1' in policy 'partner-margin' "
+        "(did you mean 'X-1'?)",
+        f"{ruleset}:9:40: expect.approvals: unknown approver role 'cffo' (did you mean 'cfo'?)",
+    ]
+    assert result.stderr.strip() == "2 errors in 1 file"
+
+
 def test_a_broken_ruleset_fails_validate_and_evaluate_with_its_location(
     run, tmp_path: Path
 ) -> None:

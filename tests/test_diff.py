@@ -12,8 +12,9 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from docblocks import blocks
 
-from dealdesk.diff import OutputChange, compare
+from dealdesk.diff import Comparison, OutputChange, compare, moved
 from dealdesk.testing import CliRunner, Result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,9 +111,13 @@ def test_jsonl_has_one_line_for_each_changed_deal_exactly(run, sides) -> None:
             "head",
             "approvals_gained",
             "approvals_lost",
+            "approvals_reordered",
+            "policies_added",
+            "policies_removed",
             "changed_outputs",
             "fired_added",
             "fired_removed",
+            "fired_edited",
         ]
         assert line["deal_id"] == h["deal_id"]
         assert line["base"] == {"status": b["status"], "approvals": b["approvals"], "errors": []}
@@ -224,9 +229,9 @@ def test_rev_path_reads_the_rulesets_a_commit_has(run, repo: Path, tmp_path: Pat
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("NOPE:rules", "error: --base NOPE:rules: unknown revision 'NOPE'"),
-        ("HEAD:missing", "error: --base HEAD:missing: no such file or directory in HEAD"),
-        (":rules", "error: --base :rules: give a revision before the colon (HEAD:rules)"),
+        ("NOPE:rules", "error: --base: NOPE:rules: unknown revision 'NOPE'"),
+        ("HEAD:missing", "error: --base: HEAD:missing: no such file or directory in HEAD"),
+        (":rules", "error: --base: :rules: give a revision before the colon (HEAD:rules)"),
     ],
 )
 def test_a_bad_rev_path_is_one_line_and_exit_2(run, repo: Path, spec: str, message: str) -> None:
@@ -251,12 +256,12 @@ def test_rev_path_outside_a_repository_or_without_git_is_exit_2(
     )
     assert outside.exit_code == 2
     assert outside.stderr.splitlines() == [
-        f"error: --base HEAD:plain: {tmp_path} is not in a git working tree"
+        f"error: --base: HEAD:plain: {tmp_path} is not in a git working tree"
     ]
     no_git = run("diff", "--base", "HEAD:plain", "--head", folder, EXAMPLES, env={"PATH": ""})
     assert no_git.exit_code == 2
     assert no_git.stderr.splitlines() == [
-        "error: --base HEAD:plain: git is not installed (needed to read REV:PATH)"
+        "error: --base: HEAD:plain: git is not installed (needed to read REV:PATH)"
     ]
 
 
@@ -325,3 +330,297 @@ def test_the_typical_change_of_a_number_is_its_median() -> None:
     assert (change.up, change.down) == (3, 1)
     assert change.median == Decimal("5.25")  # of -0.25, 0.5, 10, 30
     assert change.typical() == "median +5.25 (-0.25 to +30); 3 up, 1 down; fixed → kpi (1)"
+
+
+# --- REV:PATH from a sub-folder, and which side an error belongs to --------------------------
+
+
+@pytest.fixture
+def nested(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A git repository whose rulesets are in ``team/rules`` (committed, then edited); the
+    current directory is ``team``, a sub-folder of the repository."""
+    folder = tmp_path / "nested"
+    copy_house(folder / "team" / "rules")
+    git(folder, "init", "-q")
+    git(folder, "add", "team")
+    git(folder, "commit", "-q", "-m", "house rulesets")
+    edit(folder / "team" / "rules")
+    monkeypatch.chdir(folder / "team")
+    return folder
+
+
+def test_rev_path_is_relative_to_a_sub_folder_for_files_and_directories(
+    run, nested: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    committed = copy_house(tmp_path / "committed")
+    jsonl = [EXAMPLES, "-f", "jsonl", "--workers", "0"]
+    expected = run("diff", "--base", committed, "--head", "rules", *jsonl)
+    assert expected.exit_code == 0 and expected.stdout != "", expected.stderr
+    folder = run("diff", "--base", "HEAD:rules", "--head", "rules", *jsonl)
+    assert folder.exit_code == 0, folder.stderr
+    assert folder.stdout == expected.stdout
+    monkeypatch.chdir(nested / "team" / "rules")
+    here = run("diff", "--base", "HEAD:.", "--head", ".", *jsonl)
+    assert here.exit_code == 0, here.stderr
+    assert here.stdout == expected.stdout
+    up_and_back = run("diff", "--base", "HEAD:../rules", "--head", ".", *jsonl)
+    assert up_and_back.stdout == expected.stdout
+    one_file = run(
+        "diff", "--base", "HEAD:partner-margin.yaml", "--head", "partner-margin.yaml", *jsonl
+    )
+    assert one_file.exit_code == 0, one_file.stderr
+    copied = run(
+        "diff", "--base", committed / "partner-margin.yaml", "--head", "partner-margin.yaml", *jsonl
+    )
+    assert one_file.stdout == copied.stdout != ""
+    outside = run("diff", "--base", "HEAD:../../..", "--head", ".", EXAMPLES)
+    assert outside.exit_code == 2
+    assert outside.stderr.splitlines() == [
+        "error: --base: HEAD:../../..: ../../.. is outside the git repository"
+    ]
+
+
+def test_errors_name_the_side_they_come_from_and_only_then(run, sides) -> None:
+    base, head = sides
+    missing = run("diff", "--base", base, "--head", "nosuch", EXAMPLES)
+    assert missing.exit_code == 2
+    assert missing.stderr.splitlines() == [
+        "error: --head: nosuch: no such ruleset file or directory"
+    ]
+    # the engine and the plugins are the same on both sides
+    engine = run("diff", "--base", base, "--head", head, EXAMPLES, "--engine", "bogus")
+    assert engine.exit_code == 2
+    assert engine.stderr.splitlines() == [
+        "error: unknown engine 'bogus' (choose from native, durable)"
+    ]
+    plugin = run("-p", "dealdesk_no_such_plugin", "diff", "--base", base, "--head", head, EXAMPLES)
+    assert plugin.exit_code != 0
+    assert plugin.stderr.startswith('error: Error importing plugin "dealdesk_no_such_plugin"')
+    assert "--base" not in plugin.stderr and "--head" not in plugin.stderr
+
+
+# --- every changed decision explained ----------------------------------------------------------
+
+
+def jsonl_lines(result: Result) -> list[dict]:
+    assert result.exit_code == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def section(text: str, title: str) -> list[str]:
+    """The lines under the section whose title starts with ``title``, its title first."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(title))
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i]), len(lines))
+    return lines[start:end]
+
+
+def test_new_approver_ranks_show_as_approvals_reordered_and_name_the_file(
+    run, tmp_path: Path
+) -> None:
+    base = copy_house(tmp_path / "base")
+    head = copy_house(tmp_path / "head")
+    ranks = (HOUSE / "approvers.yaml").read_text()
+    assert "  - deal_desk\n" in ranks
+    # deal_desk, the lowest rank, becomes the highest
+    (head / "approvers.yaml").write_text(ranks.replace("  - deal_desk\n", "") + "  - deal_desk\n")
+    before, after = evaluate(run, base), evaluate(run, head)
+    reordered = [
+        i
+        for i, (b, h) in enumerate(zip(before, after, strict=True), 1)
+        if b["approvals"] != h["approvals"]
+    ]
+    assert reordered and all(
+        sorted(before[i - 1]["approvals"]) == sorted(after[i - 1]["approvals"]) for i in reordered
+    )
+    table = run("diff", "--base", base, "--head", head, EXAMPLES, "--workers", "0")
+    assert table.exit_code == 0, table.stderr
+    cause = f"approver ranks changed: rulesets/approvers.yaml → {head}/approvers.yaml"
+    assert f"{cause} (deal_desk moved)" in table.stdout.splitlines()
+    assert f"{len(reordered)} decisions changed" in table.stdout
+    assert section(table.stdout, "Approvals reordered") == [
+        f"Approvals reordered ({len(reordered)} deals; roles that moved, "
+        "as the approver ranks changed):",
+        f"  {len(reordered)}  deal_desk",
+    ]
+    result = run("diff", "--base", base, "--head", head, EXAMPLES, "-f", "jsonl", "--workers", "0")
+    lines = jsonl_lines(result)
+    assert [line["position"] for line in lines] == reordered
+    for line in lines:
+        assert line["approvals_reordered"] == ["deal_desk"]
+        assert line["approvals_gained"] == line["approvals_lost"] == []
+        assert line["head"]["approvals"][-1] == "deal_desk" != line["base"]["approvals"][-1]
+    assert f"{cause} (deal_desk moved)" in result.stderr.splitlines()
+    page = tmp_path / "page.html"
+    assert run("diff", "--base", base, "--head", head, EXAMPLES, "-o", page).exit_code == 0
+    text = page.read_text()
+    assert "(deal_desk moved)</code>" in text.split('id="ranks"')[1].split("</li>")[0]
+    reordered_card = text.split('id="reordered"')[1].split("</section>")[0]
+    assert f'<td>deal_desk</td><td class="n">{len(reordered)}</td>' in reordered_card
+
+
+def test_jsonl_names_edited_rules_that_fired_on_both_sides(run, sides) -> None:
+    base, head = sides
+    before, after = evaluate(run, base), evaluate(run, head)
+    result = run("diff", "--base", base, "--head", head, EXAMPLES, "-f", "jsonl", "--workers", "0")
+    lines = jsonl_lines(result)
+    assert lines
+    for line in lines:
+        b, h = before[line["position"] - 1], after[line["position"] - 1]
+        both = [
+            rule
+            for rule in h["policies"]["partner-margin"]["fired"]
+            if rule in b["policies"]["partner-margin"]["fired"]
+        ]
+        # PM-2 is the one rule whose YAML differs
+        expected = {"partner-margin": ["PM-2"]} if "PM-2" in both else {}
+        assert line["fired_edited"] == expected
+    assert any(line["fired_edited"] and not line["fired_added"] for line in lines)
+
+
+@pytest.mark.parametrize("removed_on", ["head", "base"])
+def test_a_policy_on_one_side_only_is_added_or_removed_not_null(
+    run, tmp_path: Path, removed_on: str
+) -> None:
+    full = copy_house(tmp_path / "full")
+    fewer = copy_house(tmp_path / "fewer")
+    (fewer / "onsite-support.yaml").unlink()
+    base, head = (full, fewer) if removed_on == "head" else (fewer, full)
+    how = "removed" if removed_on == "head" else "added"
+    records = evaluate(run, full)
+    deciding = [i for i, r in enumerate(records, 1) if "onsite-support" in r["policies"]]
+    assert deciding
+    table = run("diff", "--base", base, "--head", head, EXAMPLES, "--workers", "0")
+    assert table.exit_code == 0, table.stderr
+    assert section(table.stdout, "Policies on one side only") == [
+        "Policies on one side only (deals):",
+        f"  {len(deciding)}  onsite-support  policy {how}",
+    ]
+    assert "null → null" not in table.stdout
+    assert "onsite-support." not in table.stdout.split("Outputs that change")[-1].split("Rules")[0]
+    lines = jsonl_lines(
+        run("diff", "--base", base, "--head", head, EXAMPLES, "-f", "jsonl", "--workers", "0")
+    )
+    assert [line["position"] for line in lines] == deciding
+    for line in lines:
+        assert line[f"policies_{how}"] == ["onsite-support"]
+        assert not any(key.startswith("onsite-support.") for key in line["changed_outputs"])
+    page = tmp_path / "page.html"
+    assert run("diff", "--base", base, "--head", head, EXAMPLES, "-o", page).exit_code == 0
+    assert f"<code>onsite-support</code> policy {how}" in page.read_text()
+
+
+def overlap_pm2(folder: Path) -> None:
+    """PM-2's rows (hit policy unique) overlap from 0.10 to 0.20: deals there become invalid."""
+    edit(folder, 'when: ["[0.20..0.40]"]', 'when: ["[0.10..0.40]"]')
+
+
+def test_the_report_lists_the_errors_of_deals_invalid_under_head(run, tmp_path: Path) -> None:
+    base = copy_house(tmp_path / "base")
+    head = copy_house(tmp_path / "head")
+    overlap_pm2(head)
+    before, after = evaluate(run, base), evaluate(run, head)
+    counts: dict[str, list[int]] = {}
+    for b, h in zip(before, after, strict=True):
+        if h["status"] == "invalid":
+            for message in {
+                (f"{e['path']}: " if e["path"] else "") + e["message"] for e in h["errors"]
+            }:
+                counts.setdefault(message, [0, 0])[b["status"] == "invalid"] += 1
+    became = sum(
+        b["status"] != "invalid" == h["status"] for b, h in zip(before, after, strict=True)
+    )
+    assert became and any(message.startswith(f"{head}/partner-margin.yaml:") for message in counts)
+    table = run("diff", "--base", base, "--head", head, EXAMPLES, "--workers", "0")
+    lines = section(table.stdout, "Errors under head")
+    invalid = sum(h["status"] == "invalid" for h in after)
+    assert lines[0] == (
+        f"Errors under head ({invalid} invalid deals: {became} became invalid, "
+        f"{invalid - became} stayed invalid):"
+    )
+    shown = {}
+    for line in lines[1:]:
+        match = re.fullmatch(r"  +(\d+)  (.*)  \((.*)\)", line)
+        assert match, line
+        shown[match.group(2)] = (int(match.group(1)), match.group(3))
+    for message, (new, old) in counts.items():
+        parts = [f"became invalid {new}"] if new else []
+        parts += [f"stayed invalid {old}"] if old else []
+        assert shown[message] == (new + old, ", ".join(parts))
+    assert len(shown) == len(counts)
+    page = tmp_path / "page.html"
+    assert run("diff", "--base", base, "--head", head, EXAMPLES, "-o", page).exit_code == 0
+    errors = page.read_text().split('id="errors"')[1].split("</section>")[0]
+    assert f"{became} became invalid" in errors
+    assert "table &#39;PM-2&#39;: hit policy unique" in errors
+
+
+def test_errors_from_a_git_revision_name_rev_path(run, repo: Path) -> None:
+    overlap_pm2(repo / "rules")
+    git(repo, "commit", "-q", "-am", "overlapping rows")
+    result = run("diff", "--base", "HEAD~1:rules", "--head", "HEAD:rules", EXAMPLES, "-f", "jsonl")
+    lines = jsonl_lines(result)
+    errors = [e for line in lines for e in line["head"]["errors"] if "PM-2" in e]
+    assert errors
+    assert all(e.startswith("HEAD:rules/partner-margin.yaml:") for e in errors), errors
+    table = run("diff", "--base", "HEAD~1:rules", "--head", "HEAD:rules", EXAMPLES)
+    assert re.search(
+        r"^ +\d+  HEAD:rules/partner-margin.yaml:\d+:\d+: table 'PM-2'", table.stdout, re.M
+    )
+    assert "dealdesk-diff-" not in table.stdout
+
+
+def test_moved_roles_are_the_fewest_that_explain_the_new_order() -> None:
+    assert moved(["a", "b", "c"], ["a", "b", "c"]) == []
+    assert moved(["a", "b", "c"], ["b", "c", "a"]) == ["a"]
+    assert moved(["a", "b", "c", "d"], ["d", "a", "b", "c"]) == ["d"]
+    assert len(moved(["a", "b"], ["b", "a"])) == 1
+
+
+# --- docs/diff.md --------------------------------------------------------------------------------
+
+
+def test_the_docs_example_is_what_diff_prints(
+    run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = blocks((ROOT / "docs" / "diff.md").read_text())
+    outputs = {block.value: block.text for block in doc if block.label == "output"}
+    change = next(block for block in doc if block.language == "diff").text.splitlines()
+    assert [line[1:].strip() for line in change if line[:1] in "-+"] == [FLOOR, RAISED]
+    folder = tmp_path / "example"
+    copy_house(folder / "policies")
+    git(folder, "init", "-q")
+    git(folder, "add", "policies")
+    git(folder, "commit", "-q", "-m", "house rulesets")
+    edit(folder / "policies")
+    monkeypatch.chdir(folder)
+    args = ["diff", "--base", "HEAD:policies", "--head", "policies", EXAMPLES]
+    table = run(*args)
+    assert table.exit_code == 0, table.stderr
+    assert table.stdout == outputs["table"]
+    jsonl = run(*args, "-f", "jsonl")
+    assert outputs["jsonl"].strip() in jsonl.stdout.splitlines()
+
+
+def test_only_a_policy_whose_rulesets_one_side_lacks_counts_as_added_or_removed() -> None:
+    record = {
+        "deal_id": "D-1",
+        "status": "approved",
+        "approvals": [],
+        "policies": {
+            "p": {"status": "approved", "fired": [], "outputs": {"x": None}},
+            "q": {"status": "approved", "fired": [], "outputs": {"y": 1}},
+        },
+        "errors": [],
+    }
+    without_p = json.loads(json.dumps(record))
+    del without_p["policies"]["p"]
+    sets = Comparison(base_policies=frozenset({"p", "q"}), head_policies=frozenset({"q"}))
+    change = compare(1, record, without_p, sets)
+    assert change is not None
+    assert change.policies_removed == ("p",) and change.changed_outputs == {}
+    # a policy that neither set has rulesets for is compared output by output, as without sets
+    neither = Comparison(base_policies=frozenset({"q"}), head_policies=frozenset({"q"}))
+    other = compare(1, record, without_p, neither)
+    assert other is not None and other.policies_removed == ()
+    assert list(other.changed_outputs) == ["p.x"]

@@ -430,6 +430,10 @@ def test_builtin_actions_are_attributed(plugin_manager: pluggy.PluginManager) ->
     }
 
 
+# any folder that exists: registering a rulesets path that does not is an error
+OURS = Path(__file__).resolve().parent
+
+
 class Override:
     """Replaces a built-in policy family and a built-in action."""
 
@@ -439,7 +443,7 @@ class Override:
         register(
             "billing-milestone",
             description="ours",
-            rulesets="/srv/ours",
+            rulesets=OURS,
             facts={"po.number": "string"},
         )
 
@@ -458,7 +462,7 @@ def test_a_later_plugin_overrides_a_builtin(
     assert (family.plugin, family.description, family.rulesets, family.builtin) == (
         "override",
         "ours",
-        Path("/srv/ours"),
+        OURS,
         False,
     )
     assert plugins.fact_types == {"po.number": "string"}
@@ -779,6 +783,75 @@ def test_enrich_rejects_another_plugins_key_naming_both(
         str(excinfo.value)
         == "plugin 'b' failed in dealdesk_enrich: sets 'x' already set by plugin 'a'"
     )
+
+
+@pytest.mark.parametrize("key", ["margin", "totals", "labor_margin"])
+@pytest.mark.parametrize("present", [True, False], ids=["derived", "left-out"])
+def test_enrich_rejects_a_derived_fact_naming_plugin_and_dealdesk(
+    plugin_manager: pluggy.PluginManager,
+    register_plugin: Callable[..., str],
+    key: str,
+    present: bool,
+) -> None:
+    register_plugin(_plugin("dealdesk_enrich", lambda deal: {key: 5}), name="shadow")
+    deal = {"id": "D-1", key: 1} if present else {"id": "D-1"}
+    with pytest.raises(PluginError) as excinfo:
+        collect_plugins(plugin_manager).enrich(deal)
+    assert str(excinfo.value) == (
+        f"plugin 'shadow' failed in dealdesk_enrich: sets {key!r}, a fact dealdesk derives "
+        "from the deal; a plugin may add new keys only"
+    )
+
+
+class Missing:
+    """Registers a family whose rulesets or templates folder is not there."""
+
+    def __init__(self, **paths: Any) -> None:
+        self.paths = paths
+
+    @hookimpl
+    def dealdesk_policies(self, register: Any) -> None:
+        """A family with a path that does not exist."""
+        register("ghost", **self.paths)
+
+
+@pytest.mark.parametrize(
+    ("paths", "detail"),
+    [
+        ({"rulesets": "/nonexistent/r"}, "rulesets '/nonexistent/r' does not exist"),
+        ({"templates": "/nonexistent/t"}, "templates '/nonexistent/t' does not exist"),
+        ({"templates": __file__}, f"templates {__file__!r} is not a directory"),
+    ],
+)
+def test_a_rulesets_or_templates_path_that_is_not_there_names_the_plugin(
+    plugin_manager: pluggy.PluginManager,
+    register_plugin: Callable[..., str],
+    paths: dict[str, str],
+    detail: str,
+) -> None:
+    register_plugin(Missing(**paths), name="ghostly")
+    with pytest.raises(PluginError) as excinfo:
+        collect_plugins(plugin_manager)
+    assert str(excinfo.value).startswith(
+        "plugin 'ghostly' failed in dealdesk_policies: "
+    ) and f"policy 'ghost': {detail}" in str(excinfo.value)
+
+
+def test_collecting_with_failures_goes_on_past_a_broken_plugin(
+    plugin_manager: pluggy.PluginManager, register_plugin: Callable[..., str]
+) -> None:
+    def boom(register: Any) -> None:
+        raise RuntimeError("boom")
+
+    register_plugin(_plugin("dealdesk_policies", boom), name="broken")
+    register_plugin(Override(), name="override")
+    failures: list[PluginError] = []
+    plugins = collect_plugins(plugin_manager, failures=failures)
+    assert [str(f) for f in failures] == [
+        "plugin 'broken' failed in dealdesk_policies: RuntimeError: boom"
+    ]
+    assert plugins.policies["billing-milestone"].plugin == "override"  # a later plugin too
+    assert [e["name"] for e in plugins.plugin_info()][-2:] == ["broken", "override"]
 
 
 @pytest.mark.parametrize(
@@ -1216,3 +1289,29 @@ def test_an_unknown_plugin_name_gets_a_did_you_mean() -> None:
     with pytest.raises(manager.PluginImportError) as caught:
         manager.get_plugin_manager(autoload=False, enabled=["zzqqxx"])
     assert "did you mean" not in str(caught.value)
+
+
+def test_a_manager_built_with_failures_leaves_out_only_the_broken_plugins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "broken_import_mod.py").write_text("raise RuntimeError('at import')\n")
+    (tmp_path / "misspelt_hook_mod.py").write_text(
+        "from dealdesk import hookimpl\n@hookimpl\ndef dealdesk_enrih(deal):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    names = ["broken_import_mod", "misspelt_hook_mod"]
+    for name in names:
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    failures: list[PluginError] = []
+    pm = manager.get_plugin_manager(autoload=False, enabled=names, failures=failures)
+    assert [(f.plugin, f.hook) for f in failures] == [
+        ("broken_import_mod", "import"),
+        ("misspelt_hook_mod", "registration"),
+    ]
+    assert [name for name, _ in pm.list_name_plugin()] == [
+        "billing_milestone",
+        "onsite_support",
+        "partner_margin",
+    ]
+    with pytest.raises(PluginError):  # without a list, the first failure stops the load
+        manager.get_plugin_manager(autoload=False, enabled=names)

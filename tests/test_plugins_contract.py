@@ -398,6 +398,7 @@ def test_plugins_lists_kind_families_descriptions_and_hooks(
             {"name": "contract", "description": "contract probe", "overridden_by": None},
         ],
         "hooks": ["dealdesk_decision", "dealdesk_policies"],
+        "errors": [],
     }
     assert listed[2]["builtin"] is True
     assert listed[2]["policies"][0]["overridden_by"] == name
@@ -447,3 +448,124 @@ def test_schema_accepts_debug_after_the_command(run: Callable[..., Result]) -> N
     result = run("schema", "deal", "--debug")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["type"] == "object"
+
+
+BROKEN_SOURCE = """\
+from dealdesk import hookimpl
+
+@hookimpl
+def dealdesk_policies(register):
+    raise RuntimeError("boom")
+"""
+
+
+def test_plugins_still_lists_every_plugin_when_one_fails_and_exits_1(
+    run: Callable[..., Result], plugin: Callable[..., str]
+) -> None:
+    broken = plugin(BROKEN_SOURCE)
+    working = plugin(OVERRIDING_SOURCE)
+    result = run("-p", broken, "-p", working, "plugins")
+    assert result.exit_code == 1
+    rows = [line.split() for line in result.stdout.split("\n\n")[0].splitlines()]
+    assert [row[0] for row in rows[1:]] == [
+        "billing_milestone", "onsite_support", "partner_margin", broken, working
+    ]  # fmt: skip
+    assert rows[4][:5] == [broken, "-", "external", "(failed", "in"]
+    assert result.stderr == (
+        f"error: plugin '{broken}' failed in dealdesk_policies: RuntimeError: boom\n"
+    )
+    listed = json.loads(run("-p", broken, "-p", working, "plugins", "--json").stdout)
+    assert [entry["errors"] for entry in listed][-2:] == [
+        [f"plugin '{broken}' failed in dealdesk_policies: RuntimeError: boom"],
+        [],
+    ]
+
+
+ACTION_CLAUSE_SOURCE = """
+@hookimpl
+def dealdesk_policies(register):
+    register("contract", rulesets=HERE / "rulesets", templates=HERE / "templates")
+
+@hookimpl
+def dealdesk_actions(register):
+    register("paper", lambda ctx: ctx.clause(ctx.args["clause"]))
+"""
+
+
+def action_rules(clause: str) -> dict[str, str]:
+    return {
+        "contract.yaml": "ruleset: contract\npolicy: contract\nversion: '1'\nrules:\n"
+        "  - id: A-1\n    when: totals.contract > 0\n"
+        f"    then: {{action: paper, with: {{clause: {clause}}}}}\n"
+    }
+
+
+def test_a_template_no_rule_asks_for_is_still_compiled_at_load(
+    run: Callable[..., Result], plugin: Callable[..., str], tmp_path: Path
+) -> None:
+    name = plugin(
+        ACTION_CLAUSE_SOURCE,
+        rulesets=action_rules("x/asked"),
+        templates={"x/asked.md.j2": "{{ id|no_such_filter }}\n", "x/unused.md.j2": "{% if %}\n"},
+    )
+    for command in ("validate", "evaluate"):
+        extra = [deal_file(tmp_path)] if command == "evaluate" else []
+        result = run("-p", name, command, *extra, *only(tmp_path, name)[1:])
+        assert result.exit_code == 1
+        folder = tmp_path / "site" / name / "templates" / "x"
+        assert (result.stdout if command == "validate" else result.stderr).splitlines() == [
+            f"{folder}/asked.md.j2:1:1: template x/asked.md.j2: No filter named 'no_such_filter'.",
+            f"{folder}/unused.md.j2:1:1: template x/unused.md.j2: Expected an expression, got "
+            "'end of statement block'",
+        ]
+
+
+@pytest.mark.parametrize("clause", ["x/nonexist", "not-a-clause-id"])
+def test_a_clause_an_action_asks_for_without_a_template_is_the_same_error_with_or_without_clauses(
+    run: Callable[..., Result], plugin: Callable[..., str], tmp_path: Path, clause: str
+) -> None:
+    name = plugin(
+        ACTION_CLAUSE_SOURCE,
+        rulesets=action_rules(clause),
+        templates={"x/real.md.j2": "Real.\n"},
+    )
+    assert run("-p", name, "validate", *only(tmp_path, name)[1:]).exit_code == 0
+    records = [
+        evaluate_everywhere(run, "-p", name, deal_file(tmp_path), *only(tmp_path, name), *flags)
+        for flags in ((), ("--clauses",))
+    ]
+    assert records[0] == records[1]
+    record = records[0]
+    assert record["status"] == "invalid"
+    assert record["errors"] == [
+        {
+            "path": "",
+            "message": f"plugin '{name}' failed in action 'paper' (rule A-1): asked for the "
+            f"clause {clause!r}, but no template directory holds {clause}.md.j2",
+            "plugin": name,
+        }
+    ]
+
+
+def test_plugins_lists_a_plugin_that_does_not_import_or_validate_last(
+    run: Callable[..., Result], plugin: Callable[..., str]
+) -> None:
+    unimportable = plugin("import no_such_module_anywhere\n")
+    misspelt = plugin("@hookimpl\ndef dealdesk_polices(register):\n    pass\n")
+    working = plugin(OVERRIDING_SOURCE)
+    result = run("-p", unimportable, "-p", misspelt, "-p", working, "plugins")
+    assert result.exit_code == 2  # a plugin that does not import, as for every command
+    rows = [line.split() for line in result.stdout.split("\n\n")[0].splitlines()]
+    assert [row[:5] for row in rows[4:]] == [
+        [working, "-", "external", "partner-margin,", "contract"],
+        [unimportable, "-", "external", "(failed", "in"],
+        [misspelt, "-", "external", "(failed", "in"],
+    ]
+    assert result.stderr.splitlines() == [
+        f'error: Error importing plugin "{unimportable}": ModuleNotFoundError: No module named '
+        "'no_such_module_anywhere'",
+        f"error: plugin '{misspelt}' failed in registration: unknown hook 'dealdesk_polices' "
+        "(did you mean 'dealdesk_policies'?)",
+    ]
+    # every other command still stops at the first broken plugin
+    assert run("-p", unimportable, "validate").exit_code == 2

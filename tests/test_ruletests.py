@@ -106,7 +106,7 @@ def test_each_failed_expectation_is_reported(tmp_path: Path) -> None:
         'status: expected "approved", got "needs_approval"',
         'policy_status: expected "rejected", got "needs_approval"',
         "fired: expected C-2 to fire; fired: C-1, C-3, C-T",
-        "not_fired: expected C-1 not to fire; fired: C-1, C-3, C-T",
+        "not_fired: C-1 fired, expected not to fire",
         'approvals: expected ["deal_desk", "legal"], got ["deal_desk"]',
         'outputs.tier: expected "gold", got "select"',
         "outputs.nope: expected 1, but the policy has no such output",
@@ -207,3 +207,105 @@ def test_merge_patch(base: dict, patch: dict, merged: dict) -> None:
     before = repr(base)
     assert merge_patch(base, patch) == merged
     assert repr(base) == before  # the base deal is not modified
+
+
+def test_a_directory_fifo_or_device_as_the_deal_says_what_it_is(tmp_path: Path) -> None:
+    import os
+
+    (tmp_path / "deals" / "folder").mkdir(parents=True)
+    os.mkfifo(tmp_path / "deals" / "pipe")
+    report = run_cases(
+        tmp_path,
+        """
+        - name: a folder
+          deal: {file: deals/folder}
+          expect: {status: approved}
+        - name: a fifo
+          deal: {file: deals/pipe}
+          expect: {status: approved}
+        - name: a device
+          deal: {file: /dev/null}
+          expect: {status: approved}
+        """,
+    )
+    folder, fifo, device = (r.failures for r in report.results)
+    assert folder == ["deal: deal file deals/folder is a directory; a case needs one deal file"]
+    assert fifo == [
+        "deal: deal file deals/pipe is not a regular file (a FIFO, device or socket); a case "
+        "needs one deal file"
+    ]
+    assert device == [fifo[0].replace("deals/pipe", "/dev/null")]
+
+
+def test_names_in_expect_are_checked_with_a_did_you_mean(tmp_path: Path) -> None:
+    from dealdesk.ruletests import expectation_problems
+
+    (tmp_path / "checks.yaml").write_text(
+        HEADER
+        + textwrap.dedent(
+            """\
+            tests:
+              - name: misspelt
+                deal: {file: acme.yaml}
+                expect:
+                  fired: [C-1, C_3, X-9]
+                  not_fired: [c-t]
+                  approvals: [deal_desk, cffo]
+                  clauses: [billing/efort, billing/effort]
+                  outputs: {tier: gold, flor: 0.3}
+            """
+        )
+    )
+    application = dealdesk_app.build([tmp_path / "checks.yaml"], autoload=False)
+    shown = [str(p).replace(str(tmp_path) + "/", "") for p in expectation_problems(application)]
+    assert shown == [
+        "checks.yaml:31:20: expect.fired: no rule or table 'C_3' in policy 'partner-margin'"
+        " (did you mean 'C-3'?)",
+        "checks.yaml:31:25: expect.fired: no rule or table 'X-9' in policy 'partner-margin'",
+        "checks.yaml:32:19: expect.not_fired: no rule or table 'c-t' in policy 'partner-margin'"
+        " (did you mean 'C-T'?)",
+        "checks.yaml:33:30: expect.approvals: unknown approver role 'cffo' (did you mean 'cfo'?)",
+        "checks.yaml:34:17: expect.clauses: unknown clause template 'billing/efort' (no "
+        "billing/efort.md.j2 in any template directory) (did you mean 'billing/effort'?)",
+        "checks.yaml:35:29: expect.outputs: policy 'partner-margin' has no output 'flor' (no rule "
+        "sets it and no outputs: entry declares it) (did you mean 'floor'?)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("expression", "chosen"),
+    [
+        ("gold", ["gold partner", "Gold and risk"]),
+        ("GOLD and not risk", ["gold partner"]),
+        ("risk or direct", ["Gold and risk", "direct deal"]),
+        ("not (gold or direct)", ["silver"]),
+        ("checks.yaml::direct deal", ["direct deal"]),
+        ("(risk)and(gold)", ["Gold and risk"]),
+    ],
+)
+def test_k_reads_and_or_not_ignoring_case(expression: str, chosen: list[str]) -> None:
+    from dealdesk.rules.model import TestCase
+    from dealdesk.ruletests import selector
+
+    names = ["gold partner", "Gold and risk", "direct deal", "silver"]
+    select = selector(expression, lambda ruleset: "checks.yaml")
+    ruleset = object()  # the selector reads the ruleset only through `shown`
+    assert [n for n in names if select(ruleset, TestCase(n, {}, {}))] == chosen  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("gold and", "-k 'gold and': at the end: expected a word, 'not' or '('"),
+        ("(gold", "-k '(gold': at the end: expected ')'"),
+        ("gold )", "-k 'gold )': at column 6: unexpected ')'"),
+        ("  ", "-k: empty expression"),
+    ],
+)
+def test_a_k_expression_that_does_not_parse_says_where(expression: str, message: str) -> None:
+    from dealdesk.errors import UsageError
+    from dealdesk.ruletests import selector
+
+    with pytest.raises(UsageError) as caught:
+        selector(expression, str)
+    assert str(caught.value) == message

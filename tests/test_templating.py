@@ -820,6 +820,25 @@ def test_memo_html_is_a_self_contained_page(renderer: Renderer) -> None:
     assert "Legacy &lt;clause&gt;" in page and "Kept as &lt;given&gt;." in page
 
 
+def test_memo_html_ids_are_unique_when_a_clause_is_asked_for_twice(renderer: Renderer) -> None:
+    import re
+
+    record = needs_approval_record()
+    first = record["clauses"][0]
+    record["clauses"] += [
+        {**first, "rule": "BM-2"},  # the same clause, asked for by a second rule
+        {**first, "id": "billing-milestones", "rule": "X-1"},  # reads like billing/milestones
+    ]
+    page = renderer.render_memo(record, make_deal(), "html")
+    ids = re.findall(r' id="([^"]+)"', page)
+    assert len(ids) == len(set(ids)), ids
+    assert [i for i in ids if i.startswith("clause-billing")] == [
+        "clause-billing-milestones",
+        "clause-billing-milestones-2",
+        "clause-billing-milestones-3",
+    ]
+
+
 def test_memo_for_an_invalid_record_without_deal_fields(renderer: Renderer) -> None:
     record = {
         "deal_id": "D-9",
@@ -875,3 +894,43 @@ def test_a_message_with_a_problem_is_never_remembered(
     assert Renderer(TEMPLATE_DIRS).message_problem("{{ x | shout }}") == (
         "No filter named 'shout' (did you mean 'sort'?)"
     )
+
+
+def test_every_template_file_is_compiled_whether_asked_for_or_not(tmp_path: Path) -> None:
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    for folder, files in (
+        (
+            ours,
+            {
+                "x/unused.md.j2": "fine\n{% if id %}never closed\n",
+                "x/action.md.j2": "{{ id|shuot }}\n",
+                "x/test.html.j2": "{{ id is nosuchtest }}\n",
+                "x/fine.md.j2": "{{ id|shout }}\n",
+                "x/notes.txt": "{% not a template %}",
+            },
+        ),
+        # shadowed by ours, but shipped all the same
+        (theirs, {"x/fine.md.j2": "{{ id }\n"}),
+    ):
+        for name, text in files.items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text)
+    renderer = Renderer([ours, theirs], {"shout": str.upper})
+    assert [str(p) for p in renderer.template_problems()] == [
+        f"{ours}/x/action.md.j2:1:1: template x/action.md.j2: No filter named 'shuot'. "
+        "(did you mean 'shout'?)",
+        f"{ours}/x/test.html.j2:1:1: template x/test.html.j2: No test named 'nosuchtest'.",
+        f"{ours}/x/unused.md.j2:2:1: template x/unused.md.j2: Unexpected end of template. Jinja "
+        "was looking for the following tags: 'elif' or 'else' or 'endif'. The innermost block "
+        "that needs to be closed is 'if'.",
+        f"{theirs}/x/fine.md.j2:1:1: template x/fine.md.j2: unexpected '}}'",
+    ]
+    (ours / "x" / "action.md.j2").write_text("{{ id|shout }}\n")
+    for name in ("test.html.j2", "unused.md.j2"):
+        (ours / "x" / name).unlink()
+    (theirs / "x" / "fine.md.j2").write_text("{{ id }}\n")
+    assert Renderer([ours, theirs], {"shout": str.upper}).template_problems() == []
+
+
+def test_the_shipped_templates_all_compile() -> None:
+    assert Renderer(TEMPLATE_DIRS).template_problems() == []

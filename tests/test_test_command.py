@@ -101,7 +101,7 @@ def test_a_failing_run_ends_with_each_failure_as_a_diff(
         "  +status: needs_approval\n"
         "   fired:\n"
         "     - S-1\n"
-        "  +  - S-T\n"
+        "     - S-T\n"
         "     - O-1\n"
         "     - O-T\n"
         "  -  - S-2\n"
@@ -111,6 +111,7 @@ def test_a_failing_run_ends_with_each_failure_as_a_diff(
         "   outputs:\n"
         "  -  tier: gold\n"
         "  +  tier: select\n"
+        "  not_fired: S-T fired, expected not to fire\n"
         "\n"
         "2 passed, 1 failed in T\n"
     )
@@ -133,7 +134,7 @@ def test_verbose_prints_a_line_per_case(cli_runner: CliRunner, folder: Path) -> 
         ("risk", ["PASS small.yaml::risk offer", "", "1 passed, 0 failed, 1 deselected in T"], 0),
         ("not risk", ["FAIL small.yaml::all wrong"], 1),
         ("small.yaml::all", ["FAIL small.yaml::all wrong"], 1),
-        ("nothing like it", ["no test cases in 1 ruleset (2 deselected)"], 0),
+        ("nothing like it", ["no tests ran: -k selected none of 2 cases"], 5),
     ],
 )
 def test_k_selects_cases_by_file_and_name(
@@ -143,7 +144,7 @@ def test_k_selects_cases_by_file_and_name(
     result, out = dealdesk_test(cli_runner, "small.yaml", "-v", "-k", expression)
     assert result.exit_code == code
     assert out.splitlines()[: len(lines)] == lines
-    if code:
+    if code == 1:
         assert out.splitlines()[-1] == "0 passed, 1 failed, 1 deselected in T"
 
 
@@ -247,3 +248,24 @@ def test_an_impossible_date_in_an_inline_deal_makes_that_deal_invalid(
     assert result.exit_code == 1, out
     assert f"the deal is invalid: dates.close: expected a date (YYYY-MM-DD), got '{close}'" in out
     assert "internal error" not in result.stderr
+
+
+def test_a_misspelt_name_in_expect_fails_before_any_case_runs(
+    cli_runner: CliRunner, folder: Path
+) -> None:
+    write(folder, "small.yaml", WRONG.replace("not_fired: [S-T]", "not_fired: [S_T]"))
+    result, out = dealdesk_test(cli_runner, "small.yaml")
+    assert result.exit_code == 1
+    assert out == ""  # no case ran: `not_fired: [S_T]` would have passed whatever fired
+    assert result.stderr.splitlines() == [
+        "small.yaml:32:19: expect.not_fired: no rule or table 'S_T' in policy 'partner-margin'"
+        " (did you mean 'S-T'?)"
+    ]
+
+
+def test_a_set_without_cases_says_no_tests_ran_and_exits_5(
+    cli_runner: CliRunner, folder: Path
+) -> None:
+    (folder / "bare.yaml").write_text(RULESET[: RULESET.index("tests:")])
+    result, out = dealdesk_test(cli_runner, "bare.yaml")
+    assert (result.exit_code, out) == (5, "no tests ran: no test cases in 1 ruleset\n")

@@ -368,19 +368,42 @@ def test_when_every_change_brings_an_approver_the_least_senior_comes_first(house
     changes = answer_for(ask(house, deal), "vp_sales")
     prices = [c for c in changes if c.path == "lines[0].unit_price"]
     # no price of line 0 alone clears PM-5 (line 1 stays at 0.20): up to row 3 brings
-    # sales_manager, to row 4 (a smaller change) the more senior sales_director, and down past
-    # 0.40 the cfo
+    # sales_manager, to row 4 (a smaller change) the more senior sales_director; down past 0.40
+    # would trade vp_sales for the cfo, which is no answer
     assert [(c.after, [o.name for o in c.outcome.added]) for c in prices] == [
         (Decimal("140000.00"), ["sales_manager"]),
         (Decimal("122500.00"), ["sales_director"]),
-        (Decimal("104999.99"), ["cfo"]),
     ]
     assert all(c.outcome.added for c in changes)
-    # asked only to avoid vp_sales, each of them does
+    # asked only to avoid vp_sales, the cfo's price is an answer too
     [answer] = ask(house, deal, "no vp_sales").answers
     assert [c.after for c in answer.changes if c.path == "lines[0].unit_price"] == [
-        c.after for c in prices
+        *(c.after for c in prices),
+        Decimal("104999.99"),
     ]
+
+
+def test_two_lines_sharing_the_discount_are_repriced_together(house) -> None:
+    deal = load("acme-risk")
+    deal["lines"][0]["unit_price"] = 113750  # discount 0.35: vp_sales
+    deal["lines"][1]["list_price"] = 125000  # 0.20 on the software line
+    [answer] = [a for a in ask(house, deal).answers if a.title == "vp_sales"]
+    together = answer.sequence
+    assert len(together) == 2 and {c.path.split(".")[0] for c in together} == {
+        "lines[0]",
+        "lines[1]",
+    }
+    changed = deal
+    for change in together:
+        changed = set_path(changed, change.path, change.after)
+    before = approvals(house, deal)
+    after = approvals(house, changed)
+    assert "vp_sales" not in after and set(after) <= set(before)
+    # each line moved no further than it must: a cent (or a unit) less brings an approver back
+    for change in together:
+        step = Decimal("0.01") if change.after > change.before else Decimal("-0.01")
+        short = set_path(changed, change.path, change.after - step)
+        assert set(approvals(house, short)) - set(after)
 
 
 # -- docs/whatif.md ---------------------------------------------------------------------------

@@ -56,7 +56,7 @@ ExtraTypes = Mapping[str, str | Sequence[str]]
 _CORE_SCHEMA: Mapping[str, Field] = {**INPUT_FIELDS, **ITEM_FIELDS}
 # JSON Schema type names validate_deal's extra_types accept: a plugin's (SPEC §7), "integer", "null".
 _EXTRA_TYPE_NAMES = frozenset(JSON_TYPES) | {"integer", "null"}
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # Integers beyond this (about 150 digits) are never shown in full.
 _PRINTABLE_INT_BITS = 512
 # Line categories that must have a unit_cost (PM-11).
@@ -838,7 +838,9 @@ def _number_rule(path: str, field: Field, integer: bool) -> _Check:
                 )
             )
             return _INVALID
-        if _MAGNITUDE_CONTEXT.abs(number) >= MAX_MAGNITUDE:
+        # a non-zero exponent past the context's range would overflow it: out of range anyway
+        huge = bool(number) and number.adjusted() > _MAX_ADJUSTED
+        if huge or _MAGNITUDE_CONTEXT.abs(number) >= MAX_MAGNITUDE:
             errors.append(
                 DealError(
                     _where(parent, key),

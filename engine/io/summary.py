@@ -1,4 +1,5 @@
-"""The end-of-run summary of a batch: counts per status, approval load, top reasons and errors.
+"""The end-of-run summary of a batch: counts per status, approval load, top reasons, flags and
+errors.
 
 :class:`Summary` takes decision records one at a time and keeps only counters, so a book of
 millions of deals costs the same memory as ten. ``--format table`` writes its text, the CLI
@@ -136,23 +137,19 @@ class Summary:
         self.statuses: Counter[str] = Counter()
         self.roles: Counter[str] = Counter()
         self.rules: Counter[tuple[str, str]] = Counter()
+        self.flags: Counter[tuple[str, str]] = Counter()
         self.errors: Counter[str] = Counter()
 
     def add(self, record: Mapping[str, Any]) -> None:
         """Count one record: its status, each approver it needs, each rule that gave a reason
-        (once per deal), and each kind of error of an invalid deal (once per deal)."""
+        and each that raised a flag (once per deal), and each kind of error of an invalid deal
+        (once per deal)."""
         self.deals += 1
         status = str(record.get("status") or "")
         self.statuses[status] += 1
         self.roles.update({str(role) for role in record.get("approvals") or ()})
-        rules: set[tuple[str, str]] = set()
-        for reason in record.get("reasons") or ():
-            if isinstance(reason, Mapping) and reason.get("rule"):
-                rules.add((str(reason.get("policy") or ""), str(reason["rule"])))
-            else:  # a plugin's reason without a rule: grouped by its message's shape
-                message = reason.get("message", "") if isinstance(reason, Mapping) else reason
-                rules.add(("", error_kind(str(message))))
-        _count(self.rules, rules, self.MAX_KINDS, ("", self.OTHER))
+        _count(self.rules, _by_rule(record.get("reasons")), self.MAX_KINDS, ("", self.OTHER))
+        _count(self.flags, _by_rule(record.get("flags")), self.MAX_KINDS, ("", self.OTHER))
         if status == "invalid":
             kinds = {error_kind(format_message(error)) for error in record.get("errors") or ()}
             _count(self.errors, kinds, self.MAX_KINDS, self.OTHER)
@@ -179,7 +176,15 @@ class Summary:
 
     def top_reasons(self, top: int | None = None) -> list[RuleCount]:
         """The rules that gave reasons to the most deals, with their descriptions."""
-        ranked = sorted(self.rules.items(), key=lambda item: (-item[1], item[0]))
+        return self._top(self.rules, top)
+
+    def top_flags(self, top: int | None = None) -> list[RuleCount]:
+        """The rules (and kinds of rule-less flag, such as unknown deal keys) that flagged the
+        most deals."""
+        return self._top(self.flags, top)
+
+    def _top(self, counter: Counter[tuple[str, str]], top: int | None) -> list[RuleCount]:
+        ranked = sorted(counter.items(), key=lambda item: (-item[1], item[0]))
         return [
             RuleCount(policy, rule, self.context.describe(policy, rule) if policy else rule, n)
             for (policy, rule), n in ranked[: top or self.TOP]
@@ -212,11 +217,27 @@ class Summary:
         if reasons:
             out.append("\nTop reasons (deals per rule):\n")
             out.extend(_lines([(r.deals, _reason_label(r)) for r in reasons]))
+        flags = self.top_flags()
+        if flags:
+            out.append("\nTop flags (deals per rule or kind):\n")
+            out.extend(_lines([(r.deals, _reason_label(r)) for r in flags]))
         errors = self.top_errors()
         if errors:
             out.append("\nTop errors (invalid deals per kind):\n")
             out.extend(_lines([(n, printable(_shorten(kind))) for kind, n in errors]))
         return "".join(out)
+
+
+def _by_rule(items: Any) -> set[tuple[str, str]]:
+    """``(policy, rule)`` of each reason or flag of a record; one without a rule (a plugin's,
+    an unknown deal key's) by the shape of its message (``partner.teir: unknown key ...``)."""
+    found: set[tuple[str, str]] = set()
+    for item in items or ():
+        if isinstance(item, Mapping) and item.get("rule"):
+            found.add((str(item.get("policy") or ""), str(item["rule"])))
+        else:
+            found.add(("", error_kind(format_message(item))))
+    return found
 
 
 def _count(counter: Counter[Any], keys: set[Any], limit: int, other: Any) -> None:

@@ -172,6 +172,8 @@ class ExpressionError(Exception):
 # Parsing
 
 VALUE_FUNCTIONS = {"min", "max", "abs", "round", "sum"}
+#: ``round(x, n)`` takes ``n`` within this (a cent is 2, a millionth 6; -3 rounds to thousands).
+MAX_ROUND_PLACES = 12
 _CONSTANT_NAMES = {"true": True, "false": False, "null": None, "none": None}
 _COMPARE_OPS = {
     ast.Eq: "==",
@@ -371,7 +373,7 @@ class _Parser:
             if word is not None:  # `a > 1 & b < 2`: the `and` of another language
                 symbol = "&" if word == "and" else "|"
                 raise ExpressionError(
-                    f"{symbol!r} is not an operator here",
+                    f"invalid syntax: {symbol!r} is not an operator here",  # as '&&' and '=>' say
                     self.operator_pos(node, symbol),
                     word,
                 )
@@ -547,6 +549,17 @@ class _Parser:
         else:
             for arg, arg_node in zip(args, node.args, strict=True):
                 self.need_number(arg, arg_node)
+        places = args[-1]
+        if name == "round" and len(args) == 2 and isinstance(places, Const):
+            if not isinstance(places.value, Decimal) or (
+                places.value != places.value.to_integral_value()
+                or abs(places.value) > MAX_ROUND_PLACES
+            ):
+                raise self.fail(
+                    node.args[1],
+                    f"round() takes a whole number of places from -{MAX_ROUND_PLACES} to "
+                    f"{MAX_ROUND_PLACES}, got {places.value}",
+                )
         return Call(self.pos(node), name, args)
 
     def quantifier(self, node: ast.Call, name: str) -> Expr:
@@ -614,6 +627,15 @@ class _Parser:
                 )
             item_path = ".".join(parts[1:])
             if not item_path:
+                element = self.scope.lookup(f"{list_path}[]")
+                if element is not None and element.type not in ("object", "any"):
+                    # no field to name: say what the elements are, not "like part.category"
+                    raise self.fail(
+                        node,
+                        f"the elements of {list_path!r} are {element.type}s; any()/all() "
+                        f"compare fields of a list's objects (like line.category), not the "
+                        "elements themselves: derive such a fact in a plugin's dealdesk_enrich",
+                    )
                 raise self.fail(node, f"compare a field of {variable!r}, like {variable}.category")
             known = self.scope.lookup(f"{list_path}[].{item_path}")
             if known is None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping
-from decimal import Decimal, DivisionByZero, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, DivisionByZero, InvalidOperation, localcontext
 from typing import Any
 
 from dealdesk.rules.expressions import (
+    MAX_ROUND_PLACES,
     And,
     Arith,
     Call,
@@ -171,9 +172,25 @@ def _call(name: str, args: list[Any]) -> Decimal | None:
     if name == "abs":
         return abs(numbers[0])
     if name == "round":
-        places = int(numbers[1]) if len(numbers) > 1 else 0
-        return numbers[0].quantize(Decimal(1).scaleb(-places), rounding="ROUND_HALF_UP")
+        return _round(numbers[0], numbers[1] if len(numbers) > 1 else Decimal(0))
     raise TypeError(f"unknown function {name}")
+
+
+def _round(number: Decimal, places: Decimal) -> Decimal | None:
+    """``number`` rounded half up to ``places`` decimals; unknown (as a division by zero is)
+    when the places are not a whole number in range, which only a value read from the deal can
+    make so (validation refuses a literal one)."""
+    if not places.is_finite() or places != places.to_integral_value():
+        return None
+    if abs(places) > MAX_ROUND_PLACES or not number.is_finite():
+        return None
+    with localcontext() as context:
+        # room for every digit of the result (beyond 200 digits: unknown, not a huge number)
+        context.prec = min(200, max(28, number.adjusted() + MAX_ROUND_PLACES + 2))
+        try:
+            return number.quantize(Decimal(1).scaleb(-int(places)), rounding=ROUND_HALF_UP)
+        except InvalidOperation:
+            return None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -44,7 +44,8 @@ from dealdesk.rules.expressions import (
     output_reads,
     parse_expression,
 )
-from dealdesk.rules.loader import load_yaml_cached
+from dealdesk.rules.loader import load_yaml_cached, lookup_path
+from dealdesk.rules.meaning import to_decimal
 from dealdesk.rules.model import (
     Actions,
     OutputSpec,
@@ -459,6 +460,13 @@ class _Builder:
                         f"output {out_name!r} is declared differently at {other.location}",
                     )
                 outputs.setdefault(out_name, spec)
+                if not _of_type(spec.default, spec.type):
+                    self.error(
+                        ruleset,
+                        ("outputs", out_name, "default"),
+                        f"output {out_name!r} has type {spec.type}, but its default "
+                        f"{_yaml_repr(spec.default)} is not {_TYPE_NAMES[spec.type]}",
+                    )
         scope = self.scope(outputs)
         thens = [
             then
@@ -711,7 +719,8 @@ class _Builder:
                 try:
                     test = parse_cell(cell, subject)
                 except CellError as exc:
-                    self.error(ruleset, (*row.path, "when", col), f"cell {short_repr(cell)}: {exc}")
+                    where = (*row.path, "when", col)
+                    self.error(ruleset, where, f"cell {short_repr(cell)}: {exc}", exc.suggestion)
                     continue
                 problem = check_test(test) if test is not None else None
                 if problem:
@@ -757,6 +766,7 @@ class _Builder:
                     table.path,
                     f"hit policy {table.hit!r} needs priority: {{OUTPUT: [highest, ..., lowest]}}",
                 )
+            self.value_order(ruleset, table)
         if table.aggregation and table.hit != "collect":
             self.error(
                 ruleset,
@@ -771,7 +781,72 @@ class _Builder:
                     (*table.path, "aggregation"),
                     f"aggregation {table.aggregation} needs every row to set the same one output",
                 )
+            elif table.aggregation != "count":
+                self.aggregated_numbers(ruleset, table, rows)
         return rows
+
+    def value_order(self, ruleset: Ruleset, table: Table) -> None:
+        """Each output a priority / output order table orders is one its rows set, and each
+        value they set it to is in its order (else the row would rank below every other)."""
+        raw = lookup_path(ruleset.document.data, table.path)
+        key = (
+            "output_priority" if isinstance(raw, dict) and "output_priority" in raw else "priority"
+        )
+        set_by_rows = list(dict.fromkeys(name for row in table.rows for name in row.then.sets))
+        for name, order in table.value_order.items():
+            if name not in set_by_rows:
+                typo = closest(name, set_by_rows)
+                self.errors.append(
+                    RulesetError(
+                        f"{key}: output {name!r} is set by no row of table {table.id!r}"
+                        + (
+                            ""
+                            if typo or not set_by_rows
+                            else f" (rows set: {', '.join(set_by_rows)})"
+                        ),
+                        ruleset.document.key_location((*table.path, key, name)),
+                        typo,
+                    )
+                )
+                continue
+            for row in table.rows:
+                value = row.then.sets.get(name)
+                if name not in row.then.sets or isinstance(value, Text) or _in_order(value, order):
+                    continue  # an expression's value is known per deal only
+                shown = ", ".join(_yaml_repr(v) for v in order)
+                self.error(
+                    ruleset,
+                    (*row.then.path, "set", name),
+                    f"{_yaml_repr(value)} is not in the {key} order of {name!r} ({shown})",
+                    closest(str(value), [str(v) for v in order]),
+                )
+
+    def aggregated_numbers(
+        self, ruleset: Ruleset, table: Table, compiled: Sequence[CompiledRule]
+    ) -> None:
+        """An aggregation sum, min or max adds up or compares numbers: a row setting anything
+        else would be dropped (or be the result) silently."""
+        parsed = {rule.row: rule.sets for rule in compiled}
+        for row in table.rows:
+            for name, value in row.then.sets.items():
+                if isinstance(value, Text):
+                    # an expression: its type, when the row compiled (else its error is out)
+                    kind = getattr(parsed.get(row.index, {}).get(name), "type", "any")
+                    if kind in ("number", "any"):
+                        continue
+                    shown = (
+                        f"{value.value!r}, which is {'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+                    )
+                elif not isinstance(value, bool) and to_decimal(value) is not None:
+                    continue
+                else:
+                    shown = _yaml_repr(value)
+                self.error(
+                    ruleset,
+                    (*row.then.path, "set", name),
+                    f"aggregation {table.aggregation} needs numbers, but row {row.index + 1} "
+                    f"sets {name!r} to {shown}",
+                )
 
     def stratify(
         self, rules: list[CompiledRule], outputs: Mapping[str, OutputSpec]
@@ -927,6 +1002,49 @@ def _name_offset(message: str, line: int, name: str) -> tuple[int, int] | None:
         if opened >= 0 and found.start() > opened:
             return (line, found.start())
     return None
+
+
+#: Each declared output type in words, for the message of a default of another type.
+_TYPE_NAMES = {
+    "money": "an amount",
+    "fraction": "a number",
+    "number": "a number",
+    "integer": "a whole number",
+    "string": "a string",
+    "boolean": "true or false",
+    "list": "a list",
+    "object": "a mapping",
+}
+
+
+def _of_type(value: Any, kind: str) -> bool:
+    """Whether a declared output's ``default`` fits its declared type (null fits every type:
+    it is the value of an output nobody set)."""
+    if value is None or kind == "any":
+        return True
+    if kind in ("money", "fraction", "number", "integer"):
+        number = None if isinstance(value, bool) else to_decimal(value)
+        if number is None or not number.is_finite():
+            return False
+        return kind != "integer" or number == number.to_integral_value()
+    expected = {"string": str, "boolean": bool, "list": list, "object": dict}.get(kind)
+    return expected is None or isinstance(value, expected)
+
+
+def _yaml_repr(value: Any) -> str:
+    """A value as the ruleset's YAML writes it (true, not True), cut short."""
+    return ("true" if value else "false") if isinstance(value, bool) else short_repr(value)
+
+
+def _in_order(value: Any, order: Sequence[Any]) -> bool:
+    """Whether ``value`` is one of ``order``, as evaluation ranks it (0.4 is 0.40)."""
+    number = None if isinstance(value, bool) else to_decimal(value)
+    return any(
+        v == value
+        and isinstance(v, bool) == isinstance(value, bool)
+        or (number is not None and not isinstance(v, bool) and to_decimal(v) == number)
+        for v in order
+    )
 
 
 _OUTPUT_TYPES = {

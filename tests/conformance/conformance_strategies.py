@@ -647,15 +647,13 @@ def _outputs(draw: st.DrawFn, ids: _Ids, mixed: bool) -> list[OutputSpec]:
         default = draw(st.sampled_from((ABSENT, ABSENT, 0, "none")))
         if default is not ABSENT and (kind == "string" or not mixed):
             default = "none" if kind == "string" else 0
+        declared = draw(st.sampled_from(tuple(types)))
+        if default is not ABSENT and (
+            declared == "list" or (default == "none" and declared not in ("any", "string"))
+        ):
+            default = ABSENT  # a default that is not of the declared type is a validation error
         specs.append(
-            OutputSpec(
-                ids.next("o"),
-                combine,
-                draw(st.sampled_from(tuple(types))),
-                kind,
-                draw(st.integers(0, 2)),
-                default,
-            )
+            OutputSpec(ids.next("o"), combine, declared, kind, draw(st.integers(0, 2)), default)
         )
     return specs
 
@@ -692,9 +690,14 @@ def _cells(kind: str, values: tuple[str, ...], edges: bool) -> st.SearchStrategy
                 st.sampled_from(["]", ")", "["]),
             ),
         )
-        listed = st.lists(number(edges), min_size=2, max_size=3, unique=True).map(", ".join)
+        listed = st.one_of(
+            st.lists(number(edges), min_size=2, max_size=3, unique=True).map(", ".join),
+            # a list of comparisons and ranges: any of them matches
+            st.lists(single, min_size=2, max_size=3, unique=True).map(", ".join),
+        )
         literal = st.sampled_from((0, 0.2, 0.3, 100, 1))  # YAML numbers as cells
-        return st.one_of(st.just("-"), single, listed, literal, single.map(lambda c: f"not({c})"))
+        negated = st.tuples(st.sampled_from(("not(", "not (")), single | listed).map("".join)
+        return st.one_of(st.just("-"), single, listed, literal, negated.map(lambda c: f"{c})"))
     quoted = kind in ("string", "date")
     shown = (lambda v: _quote(v)) if quoted else (lambda v: v)
     one = st.sampled_from(values).map(shown)
@@ -788,8 +791,8 @@ def tables(
         intervals.append(interval)
         if target is not None and hit in ("priority", "output order"):
             then = _actions(draw, settable, readable, mixed, sets=[])
-            pool = [*order, "zzz" if target.kind == "string" else 7]  # one value not in the order
-            then.setdefault("set", {})[target.name] = draw(st.sampled_from(pool))
+            # a value outside the order is a validation error: every row sets one in it
+            then.setdefault("set", {})[target.name] = draw(st.sampled_from(order))
         elif target is not None:  # collect with aggregation: every row sets just the target
             then = _actions(draw, settable, readable, mixed, sets=[target])
         else:

@@ -176,6 +176,10 @@ def test_subscription_lines_may_omit_unit_cost() -> None:
             minimal_deal(dates={"close": "2026-02-30"}),
             "dates.close: expected a date (YYYY-MM-DD), got '2026-02-30'",
         ),
+        (
+            minimal_deal(dates={"close": "٢٠٢٦-١٢-٠١"}),
+            "dates.close: expected a date (YYYY-MM-DD), got '٢٠٢٦-١٢-٠١'",
+        ),
         (minimal_deal(margin=0.9), "margin: is a derived fact computed by dealdesk"),
         (minimal_deal(totals={"contract": 5}), "totals: is a derived fact computed by dealdesk"),
     ],
@@ -362,6 +366,13 @@ def test_an_integer_id_is_kept_as_a_string() -> None:
             "lines[0].quantity: too many decimal places in '0.0000000000001'; at most 12",
         ),
         ({"unit_price": "1e-999999"}, "lines[0].unit_price: too many decimal places"),
+        # past the decimal context's exponent range: out of range, not an internal overflow
+        ({"unit_price": "1e999999999"}, "lines[0].unit_price: number out of range: '1e9999"),
+        ({"unit_cost": "-1E+1000000000"}, "lines[0].unit_cost: number out of range"),
+        ({"unit_price": "1e-999999999"}, "lines[0].unit_price: too many decimal places"),
+        # digits are ASCII: Decimal() alone would read Arabic-Indic or full-width digits
+        ({"unit_price": "١٢٣"}, "lines[0].unit_price: malformed money '١٢٣'"),
+        ({"quantity": "１２"}, "lines[0].quantity: malformed"),
     ],
 )
 def test_numbers_out_of_range_are_located_errors(line: dict[str, Any], expected: str) -> None:

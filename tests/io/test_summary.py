@@ -132,6 +132,22 @@ def test_reasons_without_a_rule_group_by_the_shape_of_their_message() -> None:
     assert [(r.rule, r.deals) for r in summary.top_reasons()] == [("margin #% is low", 3)]
 
 
+def test_flags_count_per_rule_and_unknown_deal_keys_by_kind(app: App) -> None:
+    summary = Summary(WriteContext.of(app.policy_set))
+    typo = deal(id="F-1", partner={"teir": "gold"})
+    for raw in (typo, {**typo, "id": "F-2"}, deal(id="F-3")):
+        summary.add(app.pipeline.decide([raw])[0])
+    flags = {(f.policy, f.rule): f.deals for f in summary.top_flags()}
+    assert flags == {("", "partner.teir: unknown field; did you mean partner.tier?"): 2}
+    assert "\nTop flags (deals per rule or kind):\n  2  partner.teir: unknown field" in (
+        summary.text()
+    )
+    ruled = Summary()
+    flag = {"policy": "partner-margin", "rule": "PM-10", "message": "low margin"}
+    ruled.add({"status": "approved", "flags": [flag, flag]})
+    assert [tuple(f) for f in ruled.top_flags()] == [("partner-margin", "PM-10", "PM-10", 1)]
+
+
 def test_errors_of_invalid_deals_group_by_kind(records: list[dict[str, Any]]) -> None:
     summary = summarize(records, None)
     invalid = [r for r in records if r["status"] == "invalid"]

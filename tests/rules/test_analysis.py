@@ -58,6 +58,51 @@ def at(path: Path, marker: str, column: int | None = None) -> str:
 # Each finding, through the command
 
 
+def test_a_list_of_comparisons_and_ranges_is_a_union(validate, tmp_path: Path) -> None:
+    """``< 1, > 2`` leaves [1..2] to the other rows: a gap, an overlap and a row that two
+    rows shadow together, each found on the values the lists accept."""
+    path = ruleset(
+        tmp_path,
+        """
+        tables:
+          - id: U
+            hit: unique
+            inputs: [totals.contract]
+            rows:
+              - when: ["< 1, > 2"]
+                then: {require: cfo}
+              - when: ["[1..2)"]
+                then: {require: vp_sales}
+              - when: ["[0..0.5], 1.5"]
+                then: {require: vp_sales}
+          - id: F
+            hit: first
+            complete: false
+            inputs: [totals.contract]
+            rows:
+              - when: ["< 1, > 2"]
+                then: {require: cfo}
+              - when: ["[1..2]"]
+                then: {require: vp_sales}
+              - when: ["0.5, 1.5, 3"]
+                then: {require: vp_sales}
+        """,
+    )
+    result = validate(path)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
+        f"{at(path, '- id: U', 5)}: warning: table 'U' (hit unique) has a gap: no row matches "
+        "totals.contract=2",
+        f"{at(path, '[0..0.5], 1.5', 9)}: warning: rows 1 and 3 of table 'U' both match "
+        "totals.contract=0 (hit policy unique allows one)",
+        f"{at(path, '[0..0.5], 1.5', 9)}: warning: rows 2 and 3 of table 'U' both match "
+        "totals.contract=1.5 (hit policy unique allows one)",
+        f"{at(path, '0.5, 1.5, 3', 9)}: warning: row 3 of table 'F' is never reached (hit "
+        "first): rows 1 and 2 together match everything it matches",
+        "1 ruleset OK, 4 warnings in 1 file",
+    ]
+
+
 def test_rows_that_overlap_under_unique_are_named_with_an_input_both_match(
     validate, tmp_path: Path
 ) -> None:
@@ -507,13 +552,20 @@ NUMBERS = ["0", "0.5", "1", "2", "3"]
 
 def number_cells() -> st.SearchStrategy[Any]:
     n = st.sampled_from(NUMBERS)
-    simple = st.one_of(
+    one = st.one_of(
         n.map(lambda v: f"{v}"),
         st.tuples(st.sampled_from(["<", "<=", ">", ">=", "=", "!="]), n).map(" ".join),
-        st.tuples(st.sampled_from("[("), n, n, st.sampled_from("])")).map(
-            lambda t: f"{t[0]}{min(t[1], t[2], key=Decimal)}..{max(t[1], t[2], key=Decimal)}{t[3]}"
-        ),
-        st.lists(n, min_size=2, max_size=3, unique=True).map(", ".join),
+        # two different ends: a range no value is inside is a validation error
+        st.tuples(
+            st.sampled_from("[("),
+            st.lists(n, min_size=2, max_size=2, unique=True),
+            st.sampled_from("])"),
+        ).map(lambda t: f"{t[0]}{min(t[1], key=Decimal)}..{max(t[1], key=Decimal)}{t[2]}"),
+    )
+    simple = st.one_of(
+        one,
+        # a list of tests, any of which matches (a union of intervals)
+        st.lists(one, min_size=2, max_size=3, unique=True).map(", ".join),
         st.sampled_from([0.5, 1, 2]),
     )
     return st.one_of(st.just("-"), simple, simple.map(lambda c: f"not({c})"))

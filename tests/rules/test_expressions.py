@@ -161,6 +161,26 @@ def test_compile_errors_are_located(text: str, fragment: str, pos: tuple[int, in
     assert err.pos == pos
 
 
+def test_a_loop_over_numbers_is_not_told_to_compare_their_fields() -> None:
+    scope = Scope(
+        {
+            "billing.requested_split": FieldType("array"),
+            "billing.requested_split[]": FieldType("number"),
+            "lines": FieldType("array"),
+            "lines[]": FieldType("object"),
+        }
+    )
+    with pytest.raises(ExpressionError) as info:
+        parse_expression("any(part > 35 for part in billing.requested_split)", scope)
+    assert info.value.message.startswith(
+        "the elements of 'billing.requested_split' are numbers; any()/all() compare fields"
+    )
+    assert info.value.pos == (1, 4)
+    with pytest.raises(ExpressionError) as info:
+        parse_expression("any(line > 3 for line in lines)", scope)
+    assert info.value.message == "compare a field of 'line', like line.category"
+
+
 def test_matches_runs_in_linear_time_in_evaluate_and_in_the_durable_fact() -> None:
     # (a+)+$ backtracks 2**40 times on Python's re; in a child, so a regression fails, not hangs
     out = run_python(

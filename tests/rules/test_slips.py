@@ -53,6 +53,8 @@ def test_bitwise_operators_are_taken_for_and_or(
     with pytest.raises(ExpressionError) as info:
         parse_expression(text, SCOPE)
     assert (info.value.pos, info.value.suggestion) == (pos, meant)
+    # said as '&&' and '||' are
+    assert info.value.message == f"invalid syntax: {text[11]!r} is not an operator here"
 
 
 def test_valid_operators_are_not_slips() -> None:
