@@ -213,9 +213,9 @@ def build(
         # a template a rule asks for was reported at that rule already, naming its line
         said = "\n".join(error.message for error in exc.errors)
         unsaid = [p for p in template_problems if f"{p.message.split(':')[0]} line" not in said]
-        raise ValidationFailed([*exc.errors, *unsaid]) from None
+        raise ValidationFailed([*exc.errors, *unsaid], exc.warnings) from None
     if template_problems:
-        raise ValidationFailed(template_problems)
+        raise ValidationFailed(template_problems, policy_set.warnings)
     # plugin readers and writers are keyed like the built-in ones (suffix_key, lower case)
     readers: dict[str, Reader] = {**READERS, **plugins.readers}
     context = WriteContext.of(policy_set)
