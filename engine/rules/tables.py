@@ -151,14 +151,19 @@ def _check_separators(text: str) -> None:
 
 def _check_nonempty(opening: str, low: Const, high: Const, closing: str) -> None:
     """A range no value is inside is a slip (bounds swapped, or one value with an open end)."""
-    if type(low.value) is not type(high.value) or isinstance(low.value, bool):
+    lo, hi = low.value, high.value
+    if isinstance(lo, Decimal) and isinstance(hi, Decimal):
+        if lo.is_nan() or hi.is_nan():
+            return  # NaN does not order; the cell's meaning (nothing is inside) is as written
+        above, same = lo > hi, lo == hi
+    elif isinstance(lo, str) and isinstance(hi, str):
+        above, same = lo > hi, lo == hi
+    else:
         return  # a type problem, which the cell's type check reports
-    if any(isinstance(v, Decimal) and v.is_nan() for v in (low.value, high.value)):
-        return  # NaN does not order; the cell's meaning (nothing is inside) is as written
-    if low.value > high.value:
+    if above:
         swapped = f"{opening}{_shown(high)}..{_shown(low)}{closing}"
         raise CellError(f"empty range: {_shown(low)} is above {_shown(high)}", swapped)
-    if low.value == high.value and not (opening == "[" and closing == "]"):
+    if same and not (opening == "[" and closing == "]"):
         raise CellError("empty range: no value is inside it", _shown(low))
 
 
