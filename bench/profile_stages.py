@@ -105,7 +105,9 @@ def hook(stages: Stages, engine: str) -> tuple[list[Callable[[], None]], list[st
     undo: list[Callable[[], None]] = []
     missing: list[str] = []
     for owner, name, stage in targets:
-        original = owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name, None)
+        original = (
+            owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name, None)
+        )
         if original is None:
             if not (isinstance(owner, type) and hasattr(owner, name)):
                 missing.append(f"{getattr(owner, '__name__', owner)}.{name}")

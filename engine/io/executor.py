@@ -57,6 +57,7 @@ __all__ = [
     "Job",
     "chunks",
     "decide_source",
+    "decide_sources",
     "fault",
     "outcome",
     "default_workers",
@@ -149,6 +150,21 @@ def decide_source(app: App, source: SourceDeal, encode: Encoder | None = None) -
     return outcome(app, record, encode)
 
 
+def decide_sources(
+    app: App, sources: Sequence[SourceDeal], encode: Encoder | None = None
+) -> list[Done]:
+    """The outcomes of a chunk of deals as read, decided together (for an engine that
+    evaluates whole chunks, ``Engine.chunked``); the same records as :func:`decide_source`
+    gives one by one. A plugin calling ``sys.exit`` sends the chunk through
+    :func:`decide_source`, deal by deal, so that only its deal is ``invalid``."""
+    parsed = [source.parsed() for source in sources]
+    try:
+        records = app.evaluate_sources(parsed)
+    except SystemExit:
+        return [decide_source(app, source, encode) for source in parsed]
+    return [outcome(app, record, encode) for record in records]
+
+
 def outcome(app: App, record: dict[str, Any], encode: Encoder | None) -> Done:
     """``record`` as an outcome: encoded by ``encode`` when given (with the keys a summary
     reads), else whole."""
@@ -208,9 +224,14 @@ class InProcess:
         self.encode = encode
 
     def run(self, sources: Iterable[SourceDeal]) -> Iterator[Done]:
-        """One :class:`Done` per source, in order."""
-        for source in sources:
-            yield decide_source(self.app, source, self.encode)
+        """One :class:`Done` per source, in order: a chunk at a time for an engine that
+        evaluates whole chunks (the columnar one), else deal by deal."""
+        if not self.app.pipeline.engine.chunked:
+            for source in sources:
+                yield decide_source(self.app, source, self.encode)
+            return
+        for chunk in chunks(sources):
+            yield from decide_sources(self.app, chunk, self.encode)
 
     def close(self) -> None:
         """Nothing to stop."""

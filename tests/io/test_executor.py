@@ -143,3 +143,28 @@ def test_spawned_workers_build_the_app_themselves(application: app.App) -> None:
     sources = deals("D-1", "SEGV-1", "D-2")
     got = records(LocalWorkers(application, SPEC, workers=1, start_method="spawn"), sources)
     assert [r["status"] for r in got] == ["needs_approval", "invalid", "needs_approval"]
+
+
+def test_in_process_decides_chunks_for_a_columnar_engine() -> None:
+    # --workers 0 hands the columnar engine whole chunks (it gains from them); the records are
+    # the per-deal ones, and a deal whose plugin calls sys.exit still costs only itself
+    pytest.importorskip("numpy")
+    columnar = WorkSpec(enabled=("fault_plugin",), autoload=False, engine="columnar").build()
+    native = WorkSpec(enabled=("fault_plugin",), autoload=False, engine="native").build()
+    assert columnar.pipeline.engine.chunked and not native.pipeline.engine.chunked
+    sizes: list[int] = []
+    evaluate = columnar.pipeline.engine.evaluate
+
+    def counted(deals: Any) -> Any:
+        sizes.append(len(deals))
+        return evaluate(deals)
+
+    columnar.pipeline.engine.evaluate = counted  # type: ignore[method-assign]
+    ids = [f"D-{n}" for n in range(60)]
+    ids[41] = "SYSEXIT-1"
+    sources = deals(*ids)
+    got = records(InProcess(columnar), sources)
+    assert got == records(InProcess(native), sources)
+    assert max(sizes) > 1  # chunks, not deal by deal
+    assert got[41]["status"] == "invalid" and "sys.exit(4) was called" in messages(got[41])
+    assert [r["deal_id"] for r in got] == ids
