@@ -50,6 +50,7 @@ from dealdesk.rules.expressions import (
     Not,
     Or,
     Quantifier,
+    children,
     fields,
 )
 from dealdesk.rules.meaning import compile_expr, to_decimal
@@ -236,10 +237,12 @@ class Elements(Chunk):
 class ConditionVector:
     """Evaluates checked condition trees over a :class:`Chunk` as :data:`Truth` masks."""
 
-    def __init__(self, chunk: Chunk):
+    def __init__(self, chunk: Chunk, keys: Mapping[int, int] | None = None):
         self.chunk = chunk
-        # equal trees are equal keys (positions are not compared): shared parts once a chunk
-        self.memo: dict[Expr, Truth] = {}
+        # the masks of each condition, once a chunk; ``keys`` gives equal trees of different
+        # rules one key (risk_offer, offer.type == "standard"), without hashing a tree per use
+        self.keys = keys if keys is not None else {}
+        self.memo: dict[int, Truth] = {}
 
     # -- conditions
 
@@ -257,12 +260,13 @@ class ConditionVector:
     def truth(self, expr: Expr) -> Truth:
         """The (true, false) masks of a condition that is always True, False or None (once per
         chunk for conditions that several rules share: ``risk_offer``, ``offer.type == ...``)."""
-        found = self.memo.get(expr)
+        key = self.keys.get(id(expr), id(expr))
+        found = self.memo.get(key)
         if found is None:
             found = self.vector(expr)
             if found is None:
                 found = self.rows(self.chunk.per_row(expr))
-            self.memo[expr] = found
+            self.memo[key] = found
         return found
 
     def rows(self, values: list[Any]) -> Truth:
@@ -313,7 +317,7 @@ class ConditionVector:
             return None  # a list inside an element, or any/all in any/all: per row
         elements = self.chunk.elements(items.path)
         if elements.n:
-            fires = ConditionVector(elements).fires(body)
+            fires = ConditionVector(elements, self.keys).fires(body)
             hits = np.bincount(elements.owners, weights=fires, minlength=self.chunk.n)
         else:
             hits = np.zeros(self.chunk.n)
@@ -400,6 +404,18 @@ class _StratumPlan:
         self.rest = compile_stratum(rest, label) if rest else None
 
 
+def _shared_keys(conditions: list[Expr]) -> dict[int, int]:
+    """id(node) → one key for all equal subtrees of ``conditions`` (hashed here, once)."""
+    first: dict[Expr, int] = {}
+    keys: dict[int, int] = {}
+    stack = list(conditions)
+    while stack:
+        node = stack.pop()
+        keys[id(node)] = first.setdefault(node, id(node))
+        stack.extend(children(node))
+    return keys
+
+
 def _reads_outputs(condition: Expr) -> bool:
     # a first-stratum view may hold `outputs` (their defaults, for a rule with an action):
     # whatever reads there is matched on that view, per deal
@@ -420,12 +436,13 @@ class ColumnarEngine(NativeEngine):
             for name, policy in policy_set.policies.items()
             if policy.strata
         }
+        self.keys = _shared_keys([r.condition for p in self.plans.values() for r in p.vector])
 
     def truth(self, deals: Sequence[Mapping[str, Any]]) -> dict[str, list[list[CompiledRule]]]:
         """Per policy, per deal: the first stratum's column-matched rules that fire, in
         evaluation order."""
-        chunk = Chunk(deals)
-        vector = ConditionVector(chunk)
+        # one vector for every policy: each column read once, shared conditions once
+        vector = ConditionVector(Chunk(deals), self.keys)
         fired: dict[str, list[list[CompiledRule]]] = {}
         for name, plan in self.plans.items():
             per_deal: list[list[CompiledRule]] = [[] for _ in deals]
