@@ -153,8 +153,9 @@ def _step(value: Any, key: str) -> Any:
 def _read(items: Sequence[Any], path: str) -> list[Any]:
     """The value at ``path`` in each of ``items`` (as meaning.lookup: None when a part is
     missing or something other than a mapping is on the way), one key at a time."""
-    values: Sequence[Any] = items
-    for key in path.split("."):
+    first, *rest = path.split(".")
+    values = [v.get(first) if type(v) is dict else _step(v, first) for v in items]
+    for key in rest:
         values = [
             v.get(key) if type(v) is dict else None if v is None else _step(v, key) for v in values
         ]
@@ -191,7 +192,7 @@ class Chunk:
 
     def field(self, target: Field) -> Column:
         if target.item:  # an element's path outside any/all: never there (as compile_expr)
-            return self.path("\0")
+            return Column([None] * self.n)
         return self.path(target.path)
 
     def per_row(self, expr: Expr) -> list[Any]:
@@ -215,15 +216,16 @@ class Elements(Chunk):
         super().__init__(elements)
         self.owners = np.array(owners, dtype=np.intp)
         self.counts = np.bincount(self.owners, minlength=deals.n)
+        self.broadcast: dict[str, Column] = {}  # a deal's path, once per element
 
     def field(self, target: Field) -> Column:
         if target.item:
             return self.path(target.path)
-        key = "\0deal:" + target.path
-        column = self.paths.get(key)
+        column = self.broadcast.get(target.path)
         if column is None:
             values = self.owner_chunk.path(target.path).values
-            column = self.paths[key] = Column([values[o] for o in self.owners.tolist()])
+            column = Column([values[o] for o in self.owners.tolist()])
+            self.broadcast[target.path] = column
         return column
 
     def per_row(self, expr: Expr) -> list[Any]:
@@ -316,11 +318,10 @@ class ConditionVector:
         if items.item or type(self.chunk) is not Chunk:
             return None  # a list inside an element, or any/all in any/all: per row
         elements = self.chunk.elements(items.path)
+        hits = np.zeros(self.chunk.n, dtype=np.intp)  # the elements whose body is True
         if elements.n:
             fires = ConditionVector(elements, self.keys).fires(body)
-            hits = np.bincount(elements.owners, weights=fires, minlength=self.chunk.n)
-        else:
-            hits = np.zeros(self.chunk.n)
+            hits = np.bincount(elements.owners[fires], minlength=self.chunk.n)
         if kind == "any":
             result = hits > 0
         else:
