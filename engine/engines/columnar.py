@@ -27,6 +27,7 @@ this removes of a deal's cost, and what comes next: prepare, derive and the reco
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from itertools import repeat
 from operator import is_not
@@ -37,7 +38,7 @@ import numpy as np
 from dealdesk.engines.base import Evaluation
 from dealdesk.engines.native import NativeEngine, compile_stratum
 from dealdesk.errors import record_error
-from dealdesk.evaluate import evaluation_order
+from dealdesk.evaluate import PolicyRun, evaluation_order
 from dealdesk.rules.expressions import (
     And,
     Compare,
@@ -423,9 +424,31 @@ def _reads_outputs(condition: Expr) -> bool:
     return any(f.path.split(".")[0] == "outputs" for f in fields(condition) if not f.item)
 
 
+#: Policy runs kept per policy, one per distinct set of fired rules: bounded, so that memory
+#: stays flat however many deals a run decides (a book has a few hundred such sets).
+MAX_SHARED_RUNS = 4096
+
+
+@dataclass
+class ChunkMatch:
+    """A chunk's first strata matched as columns: per policy, per deal, the rules that fire
+    (in evaluation order), and for policies whose runs are shared, each deal's key (its
+    fired rules as bits)."""
+
+    fired: dict[str, list[list[CompiledRule]]]
+    keys: dict[str, list[bytes]]
+
+
 class ColumnarEngine(NativeEngine):
     """Matches the first stratum of a chunk's deals as columns; the rest per deal, with the
-    native engine's matchers (:meth:`match`, for one deal alone)."""
+    native engine's matchers (:meth:`match`, for one deal alone).
+
+    A policy whose run depends on nothing but which of its rules fire — one stratum, every
+    rule's ``then`` literal (no ``=`` expression, no plugin action), no effective window — is
+    run once per distinct set of fired rules and that run is shared, read-only, by every deal
+    with the same set (the runner already shares such rules' firings): the hit policies,
+    outputs and their combination are computed once, not per deal.
+    """
 
     name = "columnar"
     chunked = True
@@ -438,13 +461,21 @@ class ColumnarEngine(NativeEngine):
             if policy.strata
         }
         self.keys = _shared_keys([r.condition for p in self.plans.values() for r in p.vector])
+        runner = self.runner
+        self.shared_runs: dict[str, dict[bytes, PolicyRun]] = {
+            name: {}
+            for name, policy in policy_set.policies.items()
+            if len(policy.strata) == 1
+            and self.plans[name].rest is None
+            and not runner.windowed[name]
+            and all(rule.key in runner.static for rule in policy.rules)
+        }
 
-    def truth(self, deals: Sequence[Mapping[str, Any]]) -> dict[str, list[list[CompiledRule]]]:
-        """Per policy, per deal: the first stratum's column-matched rules that fire, in
-        evaluation order."""
+    def truth(self, deals: Sequence[Mapping[str, Any]]) -> ChunkMatch:
+        """Per policy, per deal: the first stratum's column-matched rules that fire."""
         # one vector for every policy: each column read once, shared conditions once
         vector = ConditionVector(Chunk(deals), self.keys)
-        fired: dict[str, list[list[CompiledRule]]] = {}
+        found = ChunkMatch({}, {})
         for name, plan in self.plans.items():
             per_deal: list[list[CompiledRule]] = [[] for _ in deals]
             if plan.vector:
@@ -453,22 +484,26 @@ class ColumnarEngine(NativeEngine):
                 rules = plan.vector
                 for row, column in zip(rows.tolist(), columns.tolist(), strict=True):
                     per_deal[row].append(rules[column])
-            fired[name] = per_deal
-        return fired
+                if name in self.shared_runs:
+                    found.keys[name] = [row.tobytes() for row in np.packbits(masks, axis=1)]
+            elif name in self.shared_runs:
+                found.keys[name] = [b""] * len(deals)
+            found.fired[name] = per_deal
+        return found
 
     def evaluate(self, deals: Sequence[Mapping[str, Any]]) -> list[Evaluation]:
         if not deals:
             return []
         try:
-            fired = self.truth(deals)
+            matched = self.truth(deals)
         except Exception:  # a value the vectors cannot compare: each deal as native does it
             return [self.evaluate_one(deal) for deal in deals]
-        return [self._evaluate_with(deal, fired, i) for i, deal in enumerate(deals)]
+        return [self._evaluate_with(deal, matched, i) for i, deal in enumerate(deals)]
 
     def _evaluate_with(
-        self, deal: Mapping[str, Any], fired: dict[str, list[list[CompiledRule]]], index: int
+        self, deal: Mapping[str, Any], matched: ChunkMatch, index: int
     ) -> Evaluation:
-        plans, strata = self.plans, self.strata
+        plans, strata, fired = self.plans, self.strata, matched.fired
 
         def match(policy: Policy, stratum: int, view: Mapping[str, Any]) -> list[CompiledRule]:
             if stratum:
@@ -485,10 +520,25 @@ class ColumnarEngine(NativeEngine):
             position = plan.position
             return sorted([*found, *rest], key=lambda r: position[id(r)])
 
+        runs: dict[str, PolicyRun] = {}
         try:
-            return Evaluation(self.runner.run(deal, match))
+            for name, policy in self.policy_set.policies.items():
+                keys = matched.keys.get(name)
+                if keys is None:
+                    runs[name] = self.runner.run_policy(policy, deal, match)
+                    continue
+                shared = self.shared_runs[name]
+                run = shared.get(keys[index])
+                if run is None:
+                    run = self.runner.run_policy(policy, deal, match)
+                    # a run with errors (a unique table's several rows) is not shared: the
+                    # records would share its error objects, which a sink may change
+                    if len(shared) < MAX_SHARED_RUNS and not run.errors:
+                        shared[keys[index]] = run
+                runs[name] = run
         except Exception as exc:  # a failing plugin action, or a bug: it costs this deal only
             return Evaluation(error=record_error(exc))
+        return Evaluation(runs)
 
 
 ENGINE = ColumnarEngine

@@ -401,3 +401,66 @@ def test_a_chunk_the_vectors_cannot_compare_is_decided_deal_by_deal() -> None:
     assert {k: r.fired_ids() for k, r in got[1].runs.items()} == {
         k: r.fired_ids() for k, r in want[1].runs.items()
     }
+
+
+def test_a_policy_that_depends_only_on_its_fired_rules_is_run_once_per_fired_set(
+    tmp_path: Path,
+) -> None:
+    ruleset = {
+        "ruleset": "static",
+        "policy": "partner-margin",
+        "version": "1",
+        "outputs": {"tier": {"combine": "max"}, "notes": {"combine": "list"}},
+        "rules": [
+            {"id": "T-1", "when": "totals.contract >= 100", "then": {"set": {"tier": 1}}},
+            {"id": "T-2", "when": "totals.contract >= 200", "then": {"set": {"tier": 2}}},
+            {"id": "T-3", "when": 'customer.region == "emea"', "then": {"set": {"notes": "eu"}}},
+        ],
+        "tables": [
+            {
+                "id": "T-4",
+                "hit": "unique",  # two rows match a contract of 300 or more: an error
+                "inputs": ["totals.contract"],
+                "rows": [
+                    {"when": [">= 300"], "then": {"require": ["cfo"]}},
+                    {"when": [">= 250"], "then": {"require": ["vp_finance"]}},
+                ],
+            }
+        ],
+    }
+    (tmp_path / "static.yaml").write_text(yaml.safe_dump(ruleset))
+    deals = [
+        {
+            "id": f"S-{i}",
+            "customer": {"name": "X", "segment": "deer", "region": region},
+            "offer": {"type": "standard", "pricing": "fixed"},
+            "lines": [line(price, 1)],
+        }
+        for i, (price, region) in enumerate(
+            [
+                (150, "emea"),
+                (250, "emea"),
+                (150, "emea"),
+                (50, "apac"),
+                (300, "emea"),
+                (350, "emea"),
+            ]
+        )
+    ]
+    native = decided("native", deals, [str(tmp_path)])
+    assert decided("columnar", deals, [str(tmp_path)]) == native
+    application = app.build([str(tmp_path)], engine="columnar", autoload=False)
+    engine = application.pipeline.engine
+    assert "partner-margin" in engine.shared_runs
+    chunk = [application.pipeline.prepare(copy.deepcopy(d)).data for d in deals]
+    runs = [e.runs["partner-margin"] for e in engine.evaluate(chunk)]
+    assert runs[0] is runs[2]  # the same fired rules: one run
+    assert runs[0] is not runs[1] and runs[3].fired_ids() == []
+    assert runs[4].errors and runs[4] is not runs[5]  # a run with errors is never shared
+    assert len(engine.shared_runs["partner-margin"]) == 3
+
+
+def test_a_policy_with_expressions_or_actions_is_run_for_each_deal() -> None:
+    application = app.build(None, engine="columnar", autoload=False)
+    # the house policies set outputs from expressions (= totals.product * 0.30) or run actions
+    assert application.pipeline.engine.shared_runs == {}
