@@ -404,6 +404,8 @@ class _StratumPlan:
         self.vector = [r for r in ordered if not _reads_outputs(r.condition)]
         rest = [r for r in ordered if _reads_outputs(r.condition)]
         self.rest = compile_stratum(rest, label) if rest else None
+        # the rules that fire for each set of fired rules seen (as the masks' bits): read-only
+        self.fired_lists: dict[bytes, list[CompiledRule]] = {}
 
 
 def _shared_keys(conditions: list[Expr]) -> dict[int, int]:
@@ -424,18 +426,18 @@ def _reads_outputs(condition: Expr) -> bool:
     return any(f.path.split(".")[0] == "outputs" for f in fields(condition) if not f.item)
 
 
-#: Policy runs kept per policy, one per distinct set of fired rules: bounded, so that memory
-#: stays flat however many deals a run decides (a book has a few hundred such sets).
+#: Fired-rule lists and policy runs kept per policy, one per distinct set of fired rules:
+#: bounded, so that memory stays flat however many deals a run decides (the generated books
+#: have a few hundred to a few thousand such sets per policy set).
 MAX_SHARED_RUNS = 4096
 
 
 @dataclass
 class ChunkMatch:
     """A chunk's first strata matched as columns: per policy, per deal, the rules that fire
-    (in evaluation order), and for policies whose runs are shared, each deal's key (its
-    fired rules as bits)."""
+    (in evaluation order) and their key (the fired rules as bits)."""
 
-    fired: dict[str, list[list[CompiledRule]]]
+    fired: dict[str, list[list[CompiledRule]]]  # shared lists: read them, never change them
     keys: dict[str, list[bytes]]
 
 
@@ -477,18 +479,25 @@ class ColumnarEngine(NativeEngine):
         vector = ConditionVector(Chunk(deals), self.keys)
         found = ChunkMatch({}, {})
         for name, plan in self.plans.items():
-            per_deal: list[list[CompiledRule]] = [[] for _ in deals]
-            if plan.vector:
-                masks = np.stack([vector.fires(r.condition) for r in plan.vector], axis=1)
-                rows, columns = np.nonzero(masks)  # by deal, then by rule: evaluation order
-                rules = plan.vector
-                for row, column in zip(rows.tolist(), columns.tolist(), strict=True):
-                    per_deal[row].append(rules[column])
-                if name in self.shared_runs:
-                    found.keys[name] = [row.tobytes() for row in np.packbits(masks, axis=1)]
-            elif name in self.shared_runs:
+            if not plan.vector:
+                found.fired[name] = [[] for _ in deals]
                 found.keys[name] = [b""] * len(deals)
+                continue
+            masks = np.stack([vector.fires(r.condition) for r in plan.vector], axis=1)
+            # each deal's fired rules as bits: a book has few distinct sets, each one list of
+            # rules (in evaluation order) shared by the deals that have it
+            keys = [row.tobytes() for row in np.packbits(masks, axis=1)]
+            lists = plan.fired_lists
+            per_deal = []
+            for row, key in enumerate(keys):
+                rules = lists.get(key)
+                if rules is None:
+                    rules = [plan.vector[i] for i in np.flatnonzero(masks[row]).tolist()]
+                    if len(lists) < MAX_SHARED_RUNS:
+                        lists[key] = rules
+                per_deal.append(rules)
             found.fired[name] = per_deal
+            found.keys[name] = keys
         return found
 
     def evaluate(self, deals: Sequence[Mapping[str, Any]]) -> list[Evaluation]:
@@ -523,11 +532,11 @@ class ColumnarEngine(NativeEngine):
         runs: dict[str, PolicyRun] = {}
         try:
             for name, policy in self.policy_set.policies.items():
-                keys = matched.keys.get(name)
-                if keys is None:
+                shared = self.shared_runs.get(name)
+                if shared is None:
                     runs[name] = self.runner.run_policy(policy, deal, match)
                     continue
-                shared = self.shared_runs[name]
+                keys = matched.keys[name]
                 run = shared.get(keys[index])
                 if run is None:
                     run = self.runner.run_policy(policy, deal, match)
