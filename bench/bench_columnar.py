@@ -15,8 +15,9 @@ order:
   prepared deals, the conditions as masks, the fired rules per deal);
 - ``engine, native`` / ``engine, columnar``: ``Engine.evaluate`` on each chunk (the match of
   every stratum, hit policies, actions, outputs: the policy runner);
-- ``whole run`` (with ``--whole``): ``dealdesk evaluate BOOK --workers 0 -o OUT --engine E`` in
-  this process, read to write, start-up included.
+- ``whole run`` (with ``--whole``): ``dealdesk evaluate BOOK --workers 0 -o OUT --engine E`` as
+  a child process (CPU from ``getrusage``), read to write, start-up (imports, numpy's too)
+  included.
 
 The prepared deals are frozen out of the garbage collector's way (``gc.freeze``): a streaming
 run holds one chunk, not thousands of deals for the collector to walk again and again. The
@@ -26,10 +27,9 @@ whole runs' records must be byte-identical (checked; exit 1 otherwise).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
-import io
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -70,22 +70,19 @@ def cpu_of(fn: Callable[[], Any]) -> float:
 
 
 def whole_run(path: str, rulesets: list[str] | None, engine: str, out: str) -> float:
-    from dealdesk.cli import main
-
-    args = ["evaluate", path, "--workers", "0", "--engine", engine, "-o", out]
+    """CPU seconds of ``dealdesk evaluate`` as a child process (start-up included)."""
+    args = [str(Path(sys.executable).parent / "dealdesk"), "evaluate", path, "--workers", "0"]
+    args += ["--engine", engine, "-o", out]
     for folder in rulesets or ():
         args += ["-r", folder]
-    sink = io.StringIO()
-
-    def run() -> None:
-        try:
-            main.main(args, prog_name="dealdesk", standalone_mode=False)
-        except SystemExit as exc:  # the CLI's exit status: 1 when some deal is invalid
-            if exc.code not in (0, 1, None):
-                raise
-
-    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-        return cpu_of(run)
+    env = {**os.environ, "DEALDESK_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    env.pop("DEALDESK_ENGINE", None)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(args, env=env, capture_output=True, check=False)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode not in (0, 1):  # 1: some deal is invalid
+        raise SystemExit(f"{' '.join(args)}: {done.stderr.decode()[-300:]}")
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def measure(name: str, n: int, rounds: int, whole: bool) -> bool:
@@ -145,14 +142,14 @@ def measure(name: str, n: int, rounds: int, whole: bool) -> bool:
         path = os.path.join(tmp, f"{name}.jsonl")
         Path(path).write_text("\n".join(lines) + "\n")
         outputs = {}
-        for engine_name in ("native", "columnar"):
-            out = os.path.join(tmp, f"{engine_name}.jsonl")
-            cpu = [
-                whole_run(path, rulesets, engine_name, out) for _ in range(rounds if whole else 1)
-            ]
-            outputs[engine_name] = Path(out).read_bytes()
-            if whole:
-                times[f"whole run, {engine_name}"] = cpu
+        engines = ("native", "columnar")
+        for index in range(rounds if whole else 1):  # alternating, as the rounds above
+            for engine_name in engines if index % 2 == 0 else engines[::-1]:
+                out = os.path.join(tmp, f"{engine_name}.jsonl")
+                cpu = whole_run(path, rulesets, engine_name, out)
+                outputs[engine_name] = Path(out).read_bytes()
+                if whole:
+                    times.setdefault(f"whole run, {engine_name}", []).append(cpu)
         same = outputs["native"] == outputs["columnar"]
 
     per_deal = {
