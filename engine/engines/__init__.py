@@ -1,10 +1,10 @@
 """The engines that evaluate checked rulesets, by name (SPEC §9).
 
 ``native`` compiles the condition tree into Python closures and runs everywhere; ``durable``
-lowers it to durable_rules, which imports only on Python 3.11 and 3.12; ``columnar`` evaluates a
-chunk of deals as numpy columns, where numpy is installed (``dealdesk[columnar]``). The default is the
-faster one by measurement (bench/bench_engines.py): ``native``. ``DEALDESK_ENGINE`` or
-``--engine`` chooses.
+lowers it to durable_rules, which imports only on Python 3.11 and 3.12; ``columnar`` evaluates
+a chunk of deals as numpy columns, where numpy is installed (``dealdesk[columnar]``). The
+default is the faster one by measurement (bench/bench_engines.py): ``native``.
+``DEALDESK_ENGINE`` or ``--engine`` chooses.
 """
 
 from __future__ import annotations
