@@ -108,14 +108,23 @@ class App:
 
     def evaluate_source(self, source: SourceDeal) -> dict[str, Any]:
         """The record of one deal as read; an unparseable one gives an ``invalid`` record."""
-        if source.error is not None:
-            return self.source_error_record(source)
-        record = self.pipeline.decide([source.deal])[0]
-        if not isinstance(source.deal, Mapping):
-            # "a deal must be a mapping", said where: a record without an id is found by it
-            for error in record["errors"]:
-                error["message"] = f"{source.source}: {error['message']}"
-        return record
+        return self.evaluate_sources([source])[0]
+
+    def evaluate_sources(self, sources: Sequence[SourceDeal]) -> list[dict[str, Any]]:
+        """The records of deals as read, in order, the readable ones decided as one chunk."""
+        decided = iter(self.pipeline.decide([s.deal for s in sources if s.error is None]))
+        records = []
+        for source in sources:
+            if source.error is not None:
+                records.append(self.source_error_record(source))
+                continue
+            record = next(decided)
+            if not isinstance(source.deal, Mapping):
+                # "a deal must be a mapping", said where: a record without an id is found by it
+                for error in record["errors"]:
+                    error["message"] = f"{source.source}: {error['message']}"
+            records.append(record)
+        return records
 
     def source_error_record(self, source: SourceDeal) -> dict[str, Any]:
         """The ``invalid`` record of a deal that could not be parsed (``deal_id`` null)."""

@@ -205,8 +205,9 @@ def engine_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--engine",
         metavar="NAME",
-        help="The engine that evaluates: native (default, fastest) or durable (durable_rules, "
-        "Python 3.11/3.12). Default: $DEALDESK_ENGINE, else native.",
+        help="The engine that evaluates: native (default, fastest), durable (durable_rules, "
+        "Python 3.11/3.12) or columnar (chunks as numpy columns, dealdesk[columnar]). "
+        "Default: $DEALDESK_ENGINE, else native.",
     )(func)
 
 

@@ -1,9 +1,10 @@
 """The engines that evaluate checked rulesets, by name (SPEC §9).
 
 ``native`` compiles the condition tree into Python closures and runs everywhere; ``durable``
-lowers it to durable_rules, which imports only on Python 3.11 and 3.12. The default is the
-faster one by measurement (bench/bench_engines.py): ``native``. ``DEALDESK_ENGINE`` or
-``--engine`` chooses.
+lowers it to durable_rules, which imports only on Python 3.11 and 3.12; ``columnar`` evaluates
+a chunk of deals as numpy columns, where numpy is installed (``dealdesk[columnar]``). The
+default is the faster one by measurement (bench/bench_engines.py): ``native``.
+``DEALDESK_ENGINE`` or ``--engine`` chooses.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ if TYPE_CHECKING:
     from dealdesk.manager import RegisteredAction
     from dealdesk.rules.policyset import PolicySet
 
-ENGINES = {"native": "dealdesk.engines.native", "durable": "dealdesk.engines.durable.engine"}
+ENGINES = {
+    "native": "dealdesk.engines.native",
+    "durable": "dealdesk.engines.durable.engine",
+    # numpy, from the optional extra dealdesk[columnar]: without it the engine is not available
+    "columnar": "dealdesk.engines.columnar",
+}
 DEFAULT_ENGINE = "native"
 ENV_VAR = "DEALDESK_ENGINE"
 
@@ -50,9 +56,12 @@ def engine_name(requested: str | None = None) -> str:
     try:
         _module(name)
     except ImportError as exc:
-        hint = " (durable_rules runs on Python 3.11 and 3.12; use --engine native)"
+        hints = {
+            "durable": " (durable_rules runs on Python 3.11 and 3.12; use --engine native)",
+            "columnar": " (install dealdesk[columnar]; or use --engine native)",
+        }
         raise UsageError(
-            f"engine {name!r} is not available here: {exc}{hint if name == 'durable' else ''}"
+            f"engine {name!r} is not available here: {exc}{hints.get(name, '')}"
         ) from None
     return name
 

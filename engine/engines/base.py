@@ -39,6 +39,9 @@ class Engine(ABC):
     """
 
     name: ClassVar[str]
+    #: Whether :meth:`evaluate` gains from whole chunks (a columnar engine): the executors
+    #: then hand it a chunk (in-process) or a worker's whole task at once, not deal by deal.
+    chunked: ClassVar[bool] = False
 
     def __init__(self, policy_set: PolicySet, actions: Mapping[str, RegisteredAction]):
         self.policy_set = policy_set

@@ -14,6 +14,11 @@ touch:
 - each worker may use a memory budget on top of what it holds when it starts (an address-space
   limit): a deal past it fails with ``MemoryError`` (``invalid``) or kills its worker (as above).
 
+For an engine that evaluates whole chunks (``Engine.chunked``: the columnar one) a worker
+decides each task at once, its word saying "the whole task"; a task that kills its worker or
+passes one deal's time budget names no deal, so its deals are handed out again one by one and
+the rules above find the one at fault.
+
 Records are deterministic, so the output is byte-identical whatever the number of workers.
 Decision sinks and writing happen in the calling process (in order), never in a worker.
 """
@@ -57,6 +62,7 @@ __all__ = [
     "Job",
     "chunks",
     "decide_source",
+    "decide_sources",
     "fault",
     "outcome",
     "default_workers",
@@ -71,6 +77,9 @@ MAX_CHUNK_BYTES = 128 * 1024
 _AHEAD_PER_WORKER = 4
 # Bits of the progress word that hold the deal's index in its task (the rest: the task id).
 _INDEX_BITS = 24
+# The index that says a worker decides its whole task at once (a chunked engine): a fault
+# then names no deal, and the task's deals are decided again one by one.
+_WHOLE = (1 << _INDEX_BITS) - 1
 # How often the parent looks at the workers' clocks when nothing else happens.
 _TICK = 0.2
 # Workers that die before deciding anything, in a row, before the run gives up.
@@ -149,6 +158,21 @@ def decide_source(app: App, source: SourceDeal, encode: Encoder | None = None) -
     return outcome(app, record, encode)
 
 
+def decide_sources(
+    app: App, sources: Sequence[SourceDeal], encode: Encoder | None = None
+) -> list[Done]:
+    """The outcomes of a chunk of deals as read, decided together (for an engine that
+    evaluates whole chunks, ``Engine.chunked``); the same records as :func:`decide_source`
+    gives one by one. A plugin calling ``sys.exit`` sends the chunk through
+    :func:`decide_source`, deal by deal, so that only its deal is ``invalid``."""
+    parsed = [source.parsed() for source in sources]
+    try:
+        records = app.evaluate_sources(parsed)
+    except SystemExit:
+        return [decide_source(app, source, encode) for source in parsed]
+    return [outcome(app, record, encode) for record in records]
+
+
 def outcome(app: App, record: dict[str, Any], encode: Encoder | None) -> Done:
     """``record`` as an outcome: encoded by ``encode`` when given (with the keys a summary
     reads), else whole."""
@@ -208,9 +232,14 @@ class InProcess:
         self.encode = encode
 
     def run(self, sources: Iterable[SourceDeal]) -> Iterator[Done]:
-        """One :class:`Done` per source, in order."""
-        for source in sources:
-            yield decide_source(self.app, source, self.encode)
+        """One :class:`Done` per source, in order: a chunk at a time for an engine that
+        evaluates whole chunks (the columnar one), else deal by deal."""
+        if not self.app.pipeline.engine.chunked:
+            for source in sources:
+                yield decide_source(self.app, source, self.encode)
+            return
+        for chunk in chunks(sources):
+            yield from decide_sources(self.app, chunk, self.encode)
 
     def close(self) -> None:
         """Nothing to stop."""
@@ -270,8 +299,15 @@ class _Worker:
         task = self.tasks[0]
         if word < 0 or word >> _INDEX_BITS != task.id:
             return None
-        index = word & ((1 << _INDEX_BITS) - 1)
+        index = word & _WHOLE
         return (task, index) if index < len(task.indices) else None
+
+    def whole(self) -> Task | None:
+        """The task the worker is deciding all at once (a chunked engine), if it is."""
+        if not self.tasks:
+            return None
+        task = self.tasks[0]
+        return task if self.progress.value == (task.id << _INDEX_BITS) | _WHOLE else None
 
 
 def _worker_main(
@@ -311,13 +347,19 @@ def _worker_main(
             inbox.put(None)
 
     threading.Thread(target=receive, daemon=True).start()
+    chunked = app.pipeline.engine.chunked
     while (message := inbox.get()) is not None:
         task_id, sources = message
         base = task_id << _INDEX_BITS
-        outcomes = []
-        for index, source in enumerate(sources):
-            progress.value = base | index
-            outcomes.append(decide_source(app, source, encode))
+        if chunked and len(sources) > 1:
+            # the whole task at once; if it faults, the parent hands its deals out one by one
+            progress.value = base | _WHOLE
+            outcomes = decide_sources(app, sources, encode)
+        else:
+            outcomes = []
+            for index, source in enumerate(sources):
+                progress.value = base | index
+                outcomes.append(decide_source(app, source, encode))
         progress.value = base | len(sources)
         try:
             conn.send((task_id, outcomes))
@@ -557,7 +599,9 @@ class LocalWorkers(Scheduler):
                 word = worker.progress.value
                 if word != worker.seen or not worker.tasks:
                     worker.seen, worker.since = word, now
-                elif now - worker.since > self.deal_timeout and worker.current() is not None:
+                elif now - worker.since > self.deal_timeout and (
+                    worker.current() is not None or worker.whole() is not None
+                ):
                     self._replace(worker, timed_out=True)
 
     def _complete(self, worker: _Worker, task_id: int, outcomes: Sequence[Done]) -> None:
@@ -572,12 +616,18 @@ class LocalWorkers(Scheduler):
     def _replace(self, worker: _Worker, *, timed_out: bool) -> None:
         """Stop ``worker``, settle the deal it was on and give its other deals out again."""
         current = worker.current()
+        whole = worker.whole()
         worker.process.kill()
         worker.process.join()
         worker.conn.close()
         self.workers.remove(worker)
         requeue: list[Task] = []
-        if current is not None:
+        if whole is not None:
+            # a task decided all at once names no deal: each is decided again alone, so that
+            # the fault (or the time budget) costs only the deal that caused it
+            worker.tasks.popleft()
+            requeue.extend(self._task(whole.job, [index]) for index in whole.indices)
+        elif current is not None:
             task, index = current
             job, culprit = task.job, task.indices[index]
             rest = task.indices[:index] + task.indices[index + 1 :]

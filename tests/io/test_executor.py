@@ -143,3 +143,94 @@ def test_spawned_workers_build_the_app_themselves(application: app.App) -> None:
     sources = deals("D-1", "SEGV-1", "D-2")
     got = records(LocalWorkers(application, SPEC, workers=1, start_method="spawn"), sources)
     assert [r["status"] for r in got] == ["needs_approval", "invalid", "needs_approval"]
+
+
+def test_in_process_decides_chunks_for_a_columnar_engine() -> None:
+    # --workers 0 hands the columnar engine whole chunks (it gains from them); the records are
+    # the per-deal ones, and a deal whose plugin calls sys.exit still costs only itself
+    pytest.importorskip("numpy")
+    columnar = WorkSpec(enabled=("fault_plugin",), autoload=False, engine="columnar").build()
+    native = WorkSpec(enabled=("fault_plugin",), autoload=False, engine="native").build()
+    assert columnar.pipeline.engine.chunked and not native.pipeline.engine.chunked
+    sizes: list[int] = []
+    evaluate = columnar.pipeline.engine.evaluate
+
+    def counted(deals: Any) -> Any:
+        sizes.append(len(deals))
+        return evaluate(deals)
+
+    columnar.pipeline.engine.evaluate = counted  # type: ignore[method-assign]
+    ids = [f"D-{n}" for n in range(60)]
+    ids[41] = "SYSEXIT-1"
+    sources = deals(*ids)
+    got = records(InProcess(columnar), sources)
+    assert got == records(InProcess(native), sources)
+    assert max(sizes) > 1  # chunks, not deal by deal
+    assert got[41]["status"] == "invalid" and "sys.exit(4) was called" in messages(got[41])
+    assert [r["deal_id"] for r in got] == ids
+
+
+COLUMNAR = WorkSpec(enabled=("fault_plugin",), autoload=False, engine="columnar")
+
+
+@pytest.fixture(scope="module")
+def columnar_app() -> app.App:
+    pytest.importorskip("numpy")
+    return COLUMNAR.build()
+
+
+def test_columnar_workers_decide_whole_tasks_with_the_in_process_records(
+    application: app.App, columnar_app: app.App
+) -> None:
+    import multiprocessing
+
+    sources = deals(*(f"D-{n}" for n in range(300)))
+    expected = records(InProcess(application), sources)
+    # the forked workers inherit this wrapper: the largest chunk any of them evaluated
+    largest = multiprocessing.get_context("fork").Value("i", 0)
+    engine = columnar_app.pipeline.engine
+    evaluate = engine.evaluate
+
+    def counted(chunk: Any) -> Any:
+        with largest.get_lock():
+            largest.value = max(largest.value, len(chunk))
+        return evaluate(chunk)
+
+    engine.evaluate = counted  # type: ignore[method-assign]
+    try:
+        got = records(LocalWorkers(columnar_app, COLUMNAR, workers=2), sources)
+    finally:
+        del engine.evaluate
+    assert got == expected
+    assert largest.value > 1  # whole tasks, not deal by deal
+
+
+@pytest.mark.parametrize(
+    ("bad", "said"),
+    [
+        ("SEGV-1", "killed by signal SIGSEGV"),
+        ("EXIT-1", "exited with status 3"),
+        ("SYSEXIT-1", "sys.exit(4) was called"),
+    ],
+)
+def test_a_fault_in_a_whole_task_costs_only_its_deal(
+    application: app.App, columnar_app: app.App, bad: str, said: str
+) -> None:
+    # the worker decides a task at once; when it dies, the task's deals are decided again one
+    # by one, and only the deal that ends its worker is invalid
+    ids = [f"D-{n}" for n in range(40)]
+    ids[17] = bad
+    sources = deals(*ids)
+    got = records(LocalWorkers(columnar_app, COLUMNAR, workers=2), sources)
+    assert [r["deal_id"] for r in got] == ids
+    good = [i for i, deal_id in enumerate(ids) if deal_id.startswith("D-")]
+    assert [got[i] for i in good] == records(InProcess(application), [sources[i] for i in good])
+    assert got[17]["status"] == "invalid" and said in messages(got[17])
+
+
+def test_a_deal_past_its_time_budget_in_a_whole_task_is_stopped(columnar_app: app.App) -> None:
+    ids = ["D-1", "D-2", "LOOP-1", "D-3", "D-4", "D-5"]
+    got = records(LocalWorkers(columnar_app, COLUMNAR, workers=1, deal_timeout=0.5), deals(*ids))
+    assert [r["deal_id"] for r in got] == ids
+    assert got[2]["status"] == "invalid" and "time budget of 0.5 s" in messages(got[2])
+    assert [r["status"] for i, r in enumerate(got) if i != 2] == ["needs_approval"] * 5

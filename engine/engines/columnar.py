@@ -1,0 +1,553 @@
+"""The columnar engine: a chunk of prepared deals evaluated as columns (SPEC §9, issue 8).
+
+Where the per-deal engines match each deal's rules one deal at a time, this engine reads every
+path the first stratum's conditions use once per chunk, as a column, and evaluates each
+condition over the whole chunk with numpy: three-valued (SQL's Kleene logic, SPEC §3) as a pair
+of masks, ``(true, false)``, where a row in neither is unknown — ``not`` swaps them, ``and`` is
+``(t1 & t2, f1 | f2)``, ``or`` is ``(t1 | t2, f1 & f2)``, and a rule fires where ``true``.
+
+Exactness comes first. A column is compared in the vector only when every value in it is of one
+kind the comparison's meaning (:func:`dealdesk.rules.meaning._compare`) treats plainly:
+``Decimal`` against a number (the derived facts and validated money are ``Decimal``; the
+elements are compared as the ``Decimal`` objects they are, so ``max_line_discount > 0.30`` on a
+list price of 100 sold at 70 is false, as in the per-deal engines), text against text that is not
+a number, a boolean against a boolean. Anything else in a chunk — a value of another kind (an
+untyped plugin fact), arithmetic, ``matches()``, ``any``/``all``, an ``and`` over an operand
+that is not a condition — is evaluated row by row with the compiled closures of
+:mod:`dealdesk.rules.meaning`, the per-deal meaning itself; a chunk whose vectors raise (a
+``Decimal`` NaN from a plugin) is matched deal by deal, as the native engine would.
+
+What is vectorised today: the conditions of every policy's first stratum that read no output.
+Later strata (rules reading ``outputs.NAME``), hit policies, actions, outputs and the record
+are the per-deal :class:`~dealdesk.evaluate.PolicyRunner`'s and the native engine's matcher's, so
+records are byte-identical to ``native`` by construction. bench/README.md ("Columnar") says what
+this removes of a deal's cost, and what comes next: prepare, derive and the record as columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from itertools import repeat
+from operator import is_not
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dealdesk.engines.base import Evaluation
+from dealdesk.engines.native import NativeEngine, compile_stratum
+from dealdesk.errors import record_error
+from dealdesk.evaluate import PolicyRun, evaluation_order
+from dealdesk.rules.expressions import (
+    And,
+    Compare,
+    Const,
+    Exists,
+    Expr,
+    Field,
+    InList,
+    Matches,
+    Not,
+    Or,
+    Quantifier,
+    children,
+    fields,
+)
+from dealdesk.rules.meaning import compile_expr, to_decimal
+
+if TYPE_CHECKING:
+    from dealdesk.manager import RegisteredAction
+    from dealdesk.rules.policyset import CompiledRule, Policy, PolicySet
+
+#: A condition's value on a chunk: (true, false) boolean masks; a row in neither is unknown.
+Truth = tuple[np.ndarray, np.ndarray]
+
+_NONE = type(None)
+# the kinds of column compared in the vector, by the one type of their values (None aside)
+_KINDS: dict[type, str] = {Decimal: "number", str: "text", bool: "boolean"}
+# a value of the column's kind put where a value is missing, so that the vector compares it
+# (the row is unknown all the same: its known mask is False)
+_FILLER: dict[str, Any] = {"number": Decimal(0), "text": "", "boolean": False}
+_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "==": np.equal,
+    "!=": np.not_equal,
+    "<": np.less,
+    "<=": np.less_equal,
+    ">": np.greater,
+    ">=": np.greater_equal,
+}
+# the conditions whose value is always True, False or None (as in the native engine)
+_EXACT = (Compare, InList, Exists, Matches, Not, And, Or)
+
+
+def _exact(expr: Expr) -> bool:
+    return isinstance(expr, _EXACT) or (isinstance(expr, Quantifier) and expr.kind != "sum")
+
+
+class Column:
+    """One value per deal of a chunk (a path's or an expression's), as an object array with a
+    known mask and the kind every known value shares (``number``, ``text``, ``boolean``;
+    ``none`` when every value is missing, ``mixed`` otherwise)."""
+
+    __slots__ = ("filled", "kind", "known", "values")
+
+    def __init__(self, values: list[Any]):
+        self.values = values
+        n = len(values)
+        types = set(map(type, values))
+        missing = _NONE in types
+        types.discard(_NONE)
+        self.kind = "none" if not types else _KINDS.get(types.pop(), "mixed")
+        if types:  # more than one type
+            self.kind = "mixed"
+        self.known = np.fromiter(map(is_not, values, repeat(None)), dtype=bool, count=n)
+        self.filled: np.ndarray | None = None
+        if self.kind in _FILLER:  # scalars only: the array holds the values themselves
+            if missing:
+                filler = _FILLER[self.kind]
+                values = [filler if v is None else v for v in values]
+            self.filled = np.fromiter(values, dtype=object, count=n)
+
+
+def _truth_column(truth: Truth) -> Column:
+    """A condition's masks as a column of True, False and None (a table input such as
+    ``any(...)`` compared with a cell)."""
+    true, false = truth
+    known = true | false
+    values: list[Any] = true.tolist()
+    for index in np.flatnonzero(~known).tolist():
+        values[index] = None
+    column = Column.__new__(Column)
+    column.values, column.known = values, known
+    column.kind = "boolean" if known.any() else "none"
+    column.filled = true.astype(object)  # Python booleans; False where unknown
+    return column
+
+
+class Constant:
+    """A literal compared with a column: its value and the kind of column it compares with
+    plainly (None: any comparison is the per-row meaning's)."""
+
+    __slots__ = ("kind", "value")
+
+    def __init__(self, value: Any):
+        self.value = value
+        if isinstance(value, bool):
+            self.kind: str | None = "boolean"
+        elif isinstance(value, Decimal):
+            self.kind = "number"
+        elif isinstance(value, str) and to_decimal(value) is None:
+            # text that reads as a number compares with text as a number (meaning._compare)
+            self.kind = "text"
+        else:
+            self.kind = None
+
+
+def _step(value: Any, key: str) -> Any:
+    # lookup()'s walk for one key: a mapping's value, else missing
+    if type(value) is dict or isinstance(value, Mapping):
+        return value.get(key)
+    return None
+
+
+def _read(items: Sequence[Any], path: str) -> list[Any]:
+    """The value at ``path`` in each of ``items`` (as meaning.lookup: None when a part is
+    missing or something other than a mapping is on the way), one key at a time."""
+    first, *rest = path.split(".")
+    values = [v.get(first) if type(v) is dict else _step(v, first) for v in items]
+    for key in rest:
+        values = [
+            v.get(key) if type(v) is dict else None if v is None else _step(v, key) for v in values
+        ]
+    return values
+
+
+class Chunk:
+    """The deals of one chunk and the columns read from them so far (each path read once)."""
+
+    def __init__(self, deals: Sequence[Any]):
+        self.deals = deals
+        self.n = len(deals)
+        self.paths: dict[str, Column] = {}
+        self.groups: dict[str, list[Any]] = {}  # a path's first key's values (customer)
+        self.lists: dict[str, Elements] = {}
+        self.none = np.zeros(self.n, dtype=bool)
+
+    def path(self, path: str) -> Column:
+        column = self.paths.get(path)
+        if column is None:
+            first, _, rest = path.partition(".")
+            group = self.groups.get(first)
+            if group is None:  # customer.region and customer.segment read customer once
+                group = self.groups[first] = _read(self.deals, first)
+            column = self.paths[path] = Column(_read(group, rest) if rest else group)
+        return column
+
+    def elements(self, path: str) -> Elements:
+        """The elements of the list at ``path`` (``lines``) of every deal, once a chunk."""
+        found = self.lists.get(path)
+        if found is None:
+            found = self.lists[path] = Elements(self, self.path(path).values)
+        return found
+
+    def field(self, target: Field) -> Column:
+        if target.item:  # an element's path outside any/all: never there (as compile_expr)
+            return Column([None] * self.n)
+        return self.path(target.path)
+
+    def per_row(self, expr: Expr) -> list[Any]:
+        """``expr``'s value on each deal, by the per-deal meaning."""
+        compiled = compile_expr(expr)
+        return [compiled(d, None) for d in self.deals]
+
+
+class Elements(Chunk):
+    """The elements of one list of every deal of a chunk (``lines``), for the body of an
+    ``any``/``all``: an element's paths are read in the element, the deal's in its deal."""
+
+    def __init__(self, deals: Chunk, lists: list[Any]):
+        self.owner_chunk = deals
+        elements: list[Any] = []
+        owners: list[int] = []
+        for index, items in enumerate(lists):
+            if type(items) is list and items:
+                elements.extend(items)
+                owners.extend(repeat(index, len(items)))
+        super().__init__(elements)
+        self.owners = np.array(owners, dtype=np.intp)
+        self.counts = np.bincount(self.owners, minlength=deals.n)
+        self.broadcast: dict[str, Column] = {}  # a deal's path, once per element
+
+    def field(self, target: Field) -> Column:
+        if target.item:
+            return self.path(target.path)
+        column = self.broadcast.get(target.path)
+        if column is None:
+            values = self.owner_chunk.path(target.path).values
+            column = Column([values[o] for o in self.owners.tolist()])
+            self.broadcast[target.path] = column
+        return column
+
+    def per_row(self, expr: Expr) -> list[Any]:
+        compiled = compile_expr(expr)
+        deals = self.owner_chunk.deals
+        return [
+            compiled(deals[o], e) for o, e in zip(self.owners.tolist(), self.deals, strict=True)
+        ]
+
+
+class ConditionVector:
+    """Evaluates checked condition trees over a :class:`Chunk` as :data:`Truth` masks."""
+
+    def __init__(self, chunk: Chunk, keys: Mapping[int, int] | None = None):
+        self.chunk = chunk
+        # the masks of each condition, once a chunk; ``keys`` gives equal trees of different
+        # rules one key (risk_offer, offer.type == "standard"), without hashing a tree per use
+        self.keys = keys if keys is not None else {}
+        self.memo: dict[int, Truth] = {}
+
+    # -- conditions
+
+    def fires(self, condition: Expr) -> np.ndarray:
+        """Where a rule with ``condition`` fires: its value is True."""
+        if _exact(condition):
+            return self.truth(condition)[0]
+        column = self.value(condition)  # a path or a value that is no condition: True or not
+        if column.kind == "none":
+            return self.chunk.none
+        if column.kind == "boolean":
+            return column.known & np.asarray(column.filled == True, dtype=bool)  # noqa: E712
+        return self.rows(column.values)[0]
+
+    def truth(self, expr: Expr) -> Truth:
+        """The (true, false) masks of a condition that is always True, False or None (once per
+        chunk for conditions that several rules share: ``risk_offer``, ``offer.type == ...``)."""
+        key = self.keys.get(id(expr), id(expr))
+        found = self.memo.get(key)
+        if found is None:
+            found = self.vector(expr)
+            if found is None:
+                found = self.rows(self.chunk.per_row(expr))
+            self.memo[key] = found
+        return found
+
+    def rows(self, values: list[Any]) -> Truth:
+        n = self.chunk.n
+        true = np.fromiter((v is True for v in values), dtype=bool, count=n)
+        false = np.fromiter((v is False for v in values), dtype=bool, count=n)
+        return true, false
+
+    def vector(self, expr: Expr) -> Truth | None:
+        """The masks computed as columns, or None when this chunk's values need the per-row
+        meaning for ``expr``."""
+        match expr:
+            case Not(operand=operand):
+                inner = self.operand(operand)
+                return None if inner is None else (inner[1], inner[0])
+            case And(operands=operands):
+                parts = [self.operand(o) for o in operands]
+                if any(p is None for p in parts):
+                    return None
+                true, false = parts[0]  # type: ignore[misc]
+                for t, f in parts[1:]:  # type: ignore[misc]
+                    true, false = true & t, false | f
+                return true, false
+            case Or(operands=operands):
+                parts = [self.operand(o) for o in operands]
+                if any(p is None for p in parts):
+                    return None
+                true, false = parts[0]  # type: ignore[misc]
+                for t, f in parts[1:]:  # type: ignore[misc]
+                    true, false = true | t, false & f
+                return true, false
+            case Compare(op=op, left=left, right=right):
+                return self.comparison(op, left, right)
+            case InList(operand=operand, values=values, negated=negated):
+                return self.membership(operand, tuple(v.value for v in values), negated)
+            case Exists(target=target):
+                known = self.chunk.field(target).known
+                return known, ~known
+            case Quantifier(kind=kind, items=items, body=body) if kind != "sum":
+                return self.quantifier(kind, items, body)
+        return None  # matches(), anything else: the per-row meaning
+
+    def quantifier(self, kind: str, items: Field, body: Expr) -> Truth | None:
+        """any/all over a list of each deal: the body on every element of the chunk at once,
+        counted per deal (an element whose body is unknown is not true; all() over no
+        elements is false, SPEC §3). Never unknown."""
+        if items.item or type(self.chunk) is not Chunk:
+            return None  # a list inside an element, or any/all in any/all: per row
+        elements = self.chunk.elements(items.path)
+        hits = np.zeros(self.chunk.n, dtype=np.intp)  # the elements whose body is True
+        if elements.n:
+            fires = ConditionVector(elements, self.keys).fires(body)
+            hits = np.bincount(elements.owners[fires], minlength=self.chunk.n)
+        if kind == "any":
+            result = hits > 0
+        else:
+            result = (elements.counts > 0) & (hits == elements.counts)
+        return result, ~result
+
+    def operand(self, expr: Expr) -> Truth | None:
+        """An operand of not/and/or: a condition, or a value that is one only when every value
+        is a boolean (or missing) — any other value means what the per-row meaning says."""
+        if _exact(expr):
+            return self.truth(expr)
+        column = self.value(expr)
+        if column.kind == "none":
+            return self.chunk.none, self.chunk.none
+        if column.kind == "boolean":
+            assert column.filled is not None
+            hit = np.asarray(column.filled == True, dtype=bool)  # noqa: E712  # elementwise
+            return column.known & hit, column.known & ~hit
+        return None
+
+    # -- values
+
+    def value(self, expr: Expr) -> Column:
+        if isinstance(expr, Field):
+            return self.chunk.field(expr)
+        if isinstance(expr, Const):  # a constant alone (not compared): rare, as a column
+            return Column([expr.value] * self.chunk.n)
+        if _exact(expr):  # a condition as a value: True, False or None
+            return _truth_column(self.truth(expr))
+        return Column(self.chunk.per_row(expr))
+
+    def comparison(self, op: str, left: Expr, right: Expr) -> Truth | None:
+        compare = _OPS[op]
+        if isinstance(right, Const) and not isinstance(left, Const):
+            column, constant = self.value(left), Constant(right.value)
+            hit = None if constant.kind != column.kind else compare(column.filled, constant.value)
+        elif isinstance(left, Const) and not isinstance(right, Const):
+            column, constant = self.value(right), Constant(left.value)
+            hit = None if constant.kind != column.kind else compare(constant.value, column.filled)
+        else:
+            a, b = self.value(left), self.value(right)
+            if a.kind == "none" or b.kind == "none":
+                return self.chunk.none, self.chunk.none  # a missing side: unknown
+            # two texts that both read as numbers compare as numbers: per row
+            if a.kind != b.kind or a.kind not in ("number", "boolean"):
+                return None
+            known = a.known & b.known
+            hit = np.asarray(compare(a.filled, b.filled), dtype=bool)
+            return known & hit, known & ~hit
+        if column.kind == "none" or constant.value is None:
+            return self.chunk.none, self.chunk.none
+        if hit is None:
+            return None
+        hit = np.asarray(hit, dtype=bool)
+        return column.known & hit, column.known & ~hit
+
+    def membership(self, operand: Expr, values: tuple[Any, ...], negated: bool) -> Truth | None:
+        column = self.value(operand)
+        if column.kind == "none":
+            return self.chunk.none, self.chunk.none
+        constants = [Constant(v) for v in values]
+        if column.filled is None or any(c.kind != column.kind for c in constants):
+            return None
+        found = np.zeros(self.chunk.n, dtype=bool)
+        for constant in constants:
+            found |= np.asarray(column.filled == constant.value, dtype=bool)
+        if negated:
+            found = ~found
+        return column.known & found, column.known & ~found
+
+
+class _StratumPlan:
+    """A first stratum split into the rules matched as columns and the rest (rules that read
+    outputs), matched per deal by a native function; positions give the evaluation order."""
+
+    def __init__(self, rules: list[CompiledRule], label: str):
+        ordered = sorted(rules, key=evaluation_order)
+        self.position = {id(r): i for i, r in enumerate(ordered)}
+        self.vector = [r for r in ordered if not _reads_outputs(r.condition)]
+        rest = [r for r in ordered if _reads_outputs(r.condition)]
+        self.rest = compile_stratum(rest, label) if rest else None
+        # the rules that fire for each set of fired rules seen (as the masks' bits): read-only
+        self.fired_lists: dict[bytes, list[CompiledRule]] = {}
+
+
+def _shared_keys(conditions: list[Expr]) -> dict[int, int]:
+    """id(node) → one key for all equal subtrees of ``conditions`` (hashed here, once)."""
+    first: dict[Expr, int] = {}
+    keys: dict[int, int] = {}
+    stack = list(conditions)
+    while stack:
+        node = stack.pop()
+        keys[id(node)] = first.setdefault(node, id(node))
+        stack.extend(children(node))
+    return keys
+
+
+def _reads_outputs(condition: Expr) -> bool:
+    # a first-stratum view may hold `outputs` (their defaults, for a rule with an action):
+    # whatever reads there is matched on that view, per deal
+    return any(f.path.split(".")[0] == "outputs" for f in fields(condition) if not f.item)
+
+
+#: Fired-rule lists and policy runs kept per policy, one per distinct set of fired rules:
+#: bounded, so that memory stays flat however many deals a run decides (the generated books
+#: have a few hundred to a few thousand such sets per policy set).
+MAX_SHARED_RUNS = 4096
+
+
+@dataclass
+class ChunkMatch:
+    """A chunk's first strata matched as columns: per policy, per deal, the rules that fire
+    (in evaluation order) and their key (the fired rules as bits)."""
+
+    fired: dict[str, list[list[CompiledRule]]]  # shared lists: read them, never change them
+    keys: dict[str, list[bytes]]
+
+
+class ColumnarEngine(NativeEngine):
+    """Matches the first stratum of a chunk's deals as columns; the rest per deal, with the
+    native engine's matchers (:meth:`match`, for one deal alone).
+
+    A policy whose run depends on nothing but which of its rules fire — one stratum, every
+    rule's ``then`` literal (no ``=`` expression, no plugin action), no effective window — is
+    run once per distinct set of fired rules and that run is shared, read-only, by every deal
+    with the same set (the runner already shares such rules' firings): the hit policies,
+    outputs and their combination are computed once, not per deal.
+    """
+
+    name = "columnar"
+    chunked = True
+
+    def __init__(self, policy_set: PolicySet, actions: Mapping[str, RegisteredAction]):
+        super().__init__(policy_set, actions)
+        self.plans = {
+            name: _StratumPlan(policy.strata[0].rules, f"policy {name} stratum 0 (outputs)")
+            for name, policy in policy_set.policies.items()
+            if policy.strata
+        }
+        self.keys = _shared_keys([r.condition for p in self.plans.values() for r in p.vector])
+        runner = self.runner
+        self.shared_runs: dict[str, dict[bytes, PolicyRun]] = {
+            name: {}
+            for name, policy in policy_set.policies.items()
+            if len(policy.strata) == 1
+            and self.plans[name].rest is None
+            and not runner.windowed[name]
+            and all(rule.key in runner.static for rule in policy.rules)
+        }
+
+    def truth(self, deals: Sequence[Mapping[str, Any]]) -> ChunkMatch:
+        """Per policy, per deal: the first stratum's column-matched rules that fire."""
+        # one vector for every policy: each column read once, shared conditions once
+        vector = ConditionVector(Chunk(deals), self.keys)
+        found = ChunkMatch({}, {})
+        for name, plan in self.plans.items():
+            if not plan.vector:
+                found.fired[name] = [[] for _ in deals]
+                found.keys[name] = [b""] * len(deals)
+                continue
+            masks = np.stack([vector.fires(r.condition) for r in plan.vector], axis=1)
+            # each deal's fired rules as bits: a book has few distinct sets, each one list of
+            # rules (in evaluation order) shared by the deals that have it
+            keys = [row.tobytes() for row in np.packbits(masks, axis=1)]
+            lists = plan.fired_lists
+            per_deal = []
+            for row, key in enumerate(keys):
+                rules = lists.get(key)
+                if rules is None:
+                    rules = [plan.vector[i] for i in np.flatnonzero(masks[row]).tolist()]
+                    if len(lists) < MAX_SHARED_RUNS:
+                        lists[key] = rules
+                per_deal.append(rules)
+            found.fired[name] = per_deal
+            found.keys[name] = keys
+        return found
+
+    def evaluate(self, deals: Sequence[Mapping[str, Any]]) -> list[Evaluation]:
+        if not deals:
+            return []
+        try:
+            matched = self.truth(deals)
+        except Exception:  # a value the vectors cannot compare: each deal as native does it
+            return [self.evaluate_one(deal) for deal in deals]
+        return [self._evaluate_with(deal, matched, i) for i, deal in enumerate(deals)]
+
+    def _evaluate_with(
+        self, deal: Mapping[str, Any], matched: ChunkMatch, index: int
+    ) -> Evaluation:
+        plans, strata, fired = self.plans, self.strata, matched.fired
+
+        def match(policy: Policy, stratum: int, view: Mapping[str, Any]) -> list[CompiledRule]:
+            if stratum:
+                return strata[policy.name][stratum](view)
+            plan = plans[policy.name]
+            found = fired[policy.name][index]
+            if plan.rest is None:
+                return found
+            rest = plan.rest(view)
+            if not rest:
+                return found
+            if not found:
+                return rest
+            position = plan.position
+            return sorted([*found, *rest], key=lambda r: position[id(r)])
+
+        runs: dict[str, PolicyRun] = {}
+        try:
+            for name, policy in self.policy_set.policies.items():
+                shared = self.shared_runs.get(name)
+                if shared is None:
+                    runs[name] = self.runner.run_policy(policy, deal, match)
+                    continue
+                keys = matched.keys[name]
+                run = shared.get(keys[index])
+                if run is None:
+                    run = self.runner.run_policy(policy, deal, match)
+                    # a run with errors (a unique table's several rows) is not shared: the
+                    # records would share its error objects, which a sink may change
+                    if len(shared) < MAX_SHARED_RUNS and not run.errors:
+                        shared[keys[index]] = run
+                runs[name] = run
+        except Exception as exc:  # a failing plugin action, or a bug: it costs this deal only
+            return Evaluation(error=record_error(exc))
+        return Evaluation(runs)
+
+
+ENGINE = ColumnarEngine

@@ -1,0 +1,466 @@
+"""The columnar engine: conditions over a chunk's columns mean exactly what the direct
+three-valued meaning says for each deal (Kleene logic, exact decimals), and whole chunks give
+the native engine's records byte for byte."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import io
+from decimal import Decimal
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+from expression_strategies import SCOPE, condition, deal
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("numpy")
+
+from dealdesk import app, jsoncodec  # noqa: E402
+from dealdesk.deal.validate import prepare_deal  # noqa: E402
+from dealdesk.engines import available_engines  # noqa: E402
+from dealdesk.engines.columnar import Chunk, ConditionVector  # noqa: E402
+from dealdesk.rules.expressions import (  # noqa: E402
+    And,
+    Arith,
+    Compare,
+    Const,
+    Exists,
+    Expr,
+    Field,
+    FieldType,
+    InList,
+    Matches,
+    Not,
+    Or,
+    Quantifier,
+    Scope,
+    parse_expression,
+)
+from dealdesk.rules.meaning import evaluate  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+POS = (1, 0)
+
+
+def fires(conditions: list[Expr], deals: list[dict[str, Any]]) -> list[list[bool]]:
+    """Per condition, where it fires on the chunk of ``deals`` (one vector for them all)."""
+    vector = ConditionVector(Chunk(deals))
+    return [vector.fires(c).tolist() for c in conditions]
+
+
+def expected(conditions: list[Expr], deals: list[dict[str, Any]]) -> list[list[bool]]:
+    return [[evaluate(c, d) is True for d in deals] for c in conditions]
+
+
+def truth(text: str, deals: list[dict[str, Any]], scope: Scope = SCOPE) -> list[bool | None]:
+    """The three-valued value of a condition on each deal of one chunk, from its masks."""
+    true, false = ConditionVector(Chunk(deals)).truth(parse_expression(text, scope))
+    return [True if t else False if f else None for t, f in zip(true, false, strict=True)]
+
+
+def test_the_engine_is_available_but_not_the_default() -> None:
+    from dealdesk.engines import DEFAULT_ENGINE
+
+    assert "columnar" in available_engines()
+    assert DEFAULT_ENGINE == "native"
+
+
+# -- Kleene logic, on one chunk holding a true, a false and an unknown row
+
+
+ROWS = [{"a": Decimal("1"), "s": "p"}, {"a": Decimal("5"), "s": "q"}, {}]
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("a < 2", [True, False, None]),
+        ("not (a < 2)", [False, True, None]),  # not unknown is unknown
+        ("a < 2 and a > 0", [True, False, None]),
+        ("a < 2 and a > 9", [False, False, None]),
+        ("a < 2 and exists(s)", [True, False, False]),  # unknown and false is false
+        ("a < 2 or a > 9", [True, False, None]),
+        ("a < 2 or exists(s) == False", [True, False, True]),
+        ("a < 2 or not exists(a)", [True, False, True]),  # unknown or true is true
+        ('s != "p"', [False, True, None]),  # a missing value is not "different"
+        ('s in ["p", "r"]', [True, False, None]),
+        ('s not in ["p", "r"]', [False, True, None]),
+        ("exists(a)", [True, True, False]),  # never unknown
+        ("a * 2 > 3", [False, True, None]),  # arithmetic with a missing operand is unknown
+        ("a / (a - 1) > 0", [None, True, None]),  # division by zero is unknown
+    ],
+)
+def test_three_valued_logic_on_a_chunk(text: str, want: list[bool | None]) -> None:
+    scope = Scope({"a": FieldType("number"), "s": FieldType("string")})
+    assert truth(text, ROWS, scope) == want
+    assert want == [evaluate(parse_expression(text, scope), row) for row in ROWS]
+
+
+def test_any_and_all_over_a_chunks_lists() -> None:
+    deals = [
+        {"items": [{"k": "p", "v": Decimal(1)}, {"k": "q"}]},
+        {"items": [{"k": "p", "v": Decimal(3)}]},
+        {"items": []},  # all() over no elements is false, as any()
+        {},
+        {"items": "text"},  # not a list: no elements
+    ]
+    assert truth('any(line.k == "q" for line in items)', deals) == [
+        True,
+        False,
+        False,
+        False,
+        False,
+    ]
+    # an element whose body is unknown (no v) is not true
+    assert truth("all(line.v > 0 for line in items)", deals) == [
+        False,
+        True,
+        False,
+        False,
+        False,
+    ]
+    assert truth("not all(line.v > 2 for line in items)", deals) == [
+        True,
+        False,
+        True,
+        True,
+        True,
+    ]
+
+
+def test_text_that_reads_as_a_number_compares_as_a_number() -> None:
+    # meaning._compare compares two texts that both read as numbers as numbers ("1.0" == "1",
+    # "10" > "9"): a text column meets such a constant row by row, never as text
+    deals: list[dict[str, Any]] = [{"s": "1.0"}, {"s": "10"}, {"s": "p"}, {}]
+    s = Field(POS, path="s")
+    conditions: list[Expr] = [
+        Compare(POS, op="==", left=s, right=Const(POS, value="1")),
+        Compare(POS, op=">", left=s, right=Const(POS, value="9")),
+        Compare(POS, op="<", left=Const(POS, value="9"), right=s),
+        InList(POS, operand=s, values=(Const(POS, value="1"), Const(POS, value="q"))),
+        Compare(POS, op="==", left=s, right=Const(POS, value="p")),
+    ]
+    assert fires(conditions, deals) == expected(conditions, deals)
+    # "p" > "9" as texts: "p" does not read as a number
+    assert fires(conditions, deals)[:2] == [[True, False, False, False], [False, True, True, False]]
+
+
+# -- exact boundaries: money and fractions as the per-deal engines compare them
+
+
+def prepared(*lines: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    raw = {
+        "id": "B-1",
+        "customer": {"name": "X", "segment": "deer", "region": "emea"},
+        "offer": {"type": "standard", "pricing": "fixed"},
+        "lines": list(lines),
+        **fields,
+    }
+    data, problems = prepare_deal(raw)
+    assert not problems and data is not None
+    return data
+
+
+def line(price: Any, cost: Any, list_price: Any = None, quantity: Any = 1) -> dict[str, Any]:
+    found = {"sku": "S", "category": "hardware", "quantity": quantity, "unit_price": price}
+    found["unit_cost"] = cost
+    if list_price is not None:
+        found["list_price"] = list_price
+    return found
+
+
+HOUSE = Scope(
+    {
+        "max_line_discount": FieldType("number"),
+        "margin": FieldType("number"),
+        "services_ratio": FieldType("number"),
+        "totals.contract": FieldType("number"),
+    }
+)
+
+
+def test_a_list_price_of_100_sold_at_70_is_a_discount_of_exactly_030() -> None:
+    deals = [
+        prepared(line(70, 10, list_price=100)),
+        prepared(line("69.99", 10, list_price=100)),
+        prepared(line("70.01", 10, list_price=100)),
+    ]
+    assert deals[0]["max_line_discount"] == Decimal("0.30")
+    assert truth("max_line_discount > 0.30", deals, HOUSE) == [False, True, False]
+    assert truth("max_line_discount >= 0.30", deals, HOUSE) == [True, True, False]
+    assert truth("max_line_discount == 0.3", deals, HOUSE) == [True, False, False]
+    assert truth("max_line_discount in [0.3, 0.5]", deals, HOUSE) == [True, False, False]
+
+
+def test_a_margin_on_its_boundary_is_not_below_it() -> None:
+    # 1 - 0.7 is 0.3 exactly in decimals (0.30000000000000004 in floats)
+    deals = [
+        prepared(line(1, "0.7")),
+        prepared(line(1, "0.7000000001")),
+        prepared(line(3, "2.1")),
+        prepared(line(10, "7.5")),
+    ]
+    assert truth("margin < 0.30", deals, HOUSE) == [False, True, False, True]
+    assert truth("margin <= 0.3", deals, HOUSE) == [True, True, True, True]
+    assert truth("margin == 0.25", deals, HOUSE) == [False, False, False, True]
+    assert truth("margin < 0.30 - 0.05", deals, HOUSE) == [False, False, False, False]
+    assert truth("totals.contract >= 3", deals, HOUSE) == [False, False, True, True]
+
+
+# -- the meaning, on generated conditions and chunks
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(condition, min_size=1, max_size=5), st.lists(deal, min_size=1, max_size=8))
+def test_chunk_conditions_are_the_direct_meaning_on_checked_conditions(
+    texts: list[str], deals: list[dict[str, Any]]
+) -> None:
+    conditions = [parse_expression(t, SCOPE) for t in texts]
+    assert fires(conditions, deals) == expected(conditions, deals), texts
+
+
+# values of every kind a path may hold at run time, typed or not (an untyped plugin fact): a
+# column of several kinds is compared per row, never guessed
+VALUES = [
+    None,
+    True,
+    False,
+    0,
+    1,
+    Decimal("0"),
+    Decimal("1"),
+    Decimal("0.5"),
+    "",
+    "p",
+    "1",
+    "1.0",
+    0.5,
+]
+value = st.sampled_from(VALUES)
+path = st.sampled_from(["a", "b", "g.n", "g.t", "missing.x"])
+field = path.map(lambda p: Field(POS, path=p))
+leaf = st.one_of(field, value.map(lambda v: Const(POS, value=v)))
+item = st.sampled_from(["k", "v"]).map(lambda p: Field(POS, path=p, item=True))
+atom = st.one_of(
+    leaf,
+    st.builds(
+        lambda op, left, right: Compare(POS, op=op, left=left, right=right),
+        st.sampled_from(["==", "!=", "<", "<=", ">", ">="]),
+        leaf,
+        leaf,
+    ),
+    st.builds(
+        lambda left, right: Compare(
+            POS, op="<", left=Arith(POS, op="/", left=left, right=right), right=Const(POS, value=1)
+        ),
+        field,
+        field,
+    ),
+    st.builds(
+        lambda operand, values, negated: InList(
+            POS, operand=operand, values=tuple(Const(POS, value=v) for v in values), negated=negated
+        ),
+        field,
+        st.lists(st.sampled_from([v for v in VALUES if v is not None]), min_size=1, max_size=3),
+        st.booleans(),
+    ),
+    field.map(lambda f: Exists(POS, target=f)),
+    field.map(lambda f: Matches(POS, target=f, pattern="^p")),
+    st.builds(
+        lambda kind, op, target, v: Quantifier(
+            POS,
+            kind=kind,
+            items=Field(POS, path="items"),
+            body=Compare(POS, op=op, left=target, right=Const(POS, value=v)),
+        ),
+        st.sampled_from(["any", "all"]),
+        st.sampled_from(["==", "<"]),
+        item,
+        value,
+    ),
+)
+tree = st.recursive(
+    atom,
+    lambda inner: st.one_of(
+        inner.map(lambda x: Not(POS, operand=x)),
+        st.lists(inner, min_size=2, max_size=3).map(lambda xs: And(POS, operands=tuple(xs))),
+        st.lists(inner, min_size=2, max_size=3).map(lambda xs: Or(POS, operands=tuple(xs))),
+    ),
+    max_leaves=8,
+)
+group = st.one_of(
+    st.none(),
+    st.just("text"),
+    st.just([1, 2]),
+    st.fixed_dictionaries({}, optional={"n": value, "t": value}),
+)
+element = st.one_of(value, st.fixed_dictionaries({}, optional={"k": value, "v": value}))
+untyped = st.fixed_dictionaries(
+    {},
+    optional={
+        "a": value,
+        "b": value,
+        "g": group,
+        "items": st.one_of(value, st.lists(element, max_size=3)),
+    },
+)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(tree, min_size=1, max_size=4), st.lists(untyped, min_size=1, max_size=6))
+def test_chunk_conditions_are_the_direct_meaning_on_any_values(
+    conditions: list[Expr], deals: list[dict[str, Any]]
+) -> None:
+    assert fires(conditions, deals) == expected(conditions, deals), conditions
+
+
+# -- whole chunks: the native engine's records, byte for byte
+
+
+def load_gen_book() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("gen_book", ROOT / "bench" / "gen_book.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def decided(engine: str, deals: list[dict[str, Any]], rulesets: list[str] | None = None) -> str:
+    application = app.build(rulesets, engine=engine, autoload=False)
+    records = []
+    for start in range(0, len(deals), 256):  # the executor's largest chunk
+        chunk = [copy.deepcopy(d) for d in deals[start : start + 256]]
+        records += application.pipeline.decide(chunk)
+    return "".join(jsoncodec.dumps(r) + "\n" for r in records)
+
+
+def test_chunks_of_the_generated_book_give_the_native_records() -> None:
+    out = io.StringIO()
+    load_gen_book().write_book(600, 3, out)
+    deals = [jsoncodec.loads(text) for text in out.getvalue().splitlines()]
+    native = decided("native", deals)
+    assert decided("columnar", deals) == native
+    assert '"status":"invalid"' in native and '"status":"rejected"' in native
+
+
+def test_a_later_stratum_reads_the_first_strata_outputs_exactly(tmp_path: Path) -> None:
+    # margin < outputs.margin_floor - 0.05 at its boundary, in a chunk: the second stratum is
+    # matched per deal on the outputs the first stratum's column-matched rules set
+    ruleset = {
+        "ruleset": "floors",
+        "policy": "partner-margin",
+        "version": "1",
+        "outputs": {"margin_floor": {"combine": "max"}},
+        "rules": [
+            {"id": "F-1", "when": "totals.contract > 0", "then": {"set": {"margin_floor": 0.35}}},
+            {"id": "F-2", "when": "services_ratio > 0.4", "then": {"set": {"margin_floor": 0.4}}},
+            {
+                "id": "F-3",
+                "when": "margin < outputs.margin_floor - 0.05",
+                "then": {"require": ["cfo"]},
+            },
+        ],
+    }
+    (tmp_path / "floors.yaml").write_text(yaml.safe_dump(ruleset))
+    costs = ["0.7", "0.70000001", "0.69999999", "0.6"]  # margin 0.30 is the floor less 0.05
+    deals = [
+        {
+            "id": f"F-{i}",
+            "customer": {"name": "X", "segment": "deer", "region": "emea"},
+            "offer": {"type": "standard", "pricing": "fixed"},
+            "lines": [line(1, cost)],
+        }
+        for i, cost in enumerate(costs)
+    ]
+    native = decided("native", deals, [str(tmp_path)])
+    assert decided("columnar", deals, [str(tmp_path)]) == native
+    fired = [jsoncodec.loads(r)["policies"]["partner-margin"]["fired"] for r in native.splitlines()]
+    assert fired == [["F-1"], ["F-1", "F-3"], ["F-1"], ["F-1"]]
+
+
+def test_a_chunk_the_vectors_cannot_compare_is_decided_deal_by_deal() -> None:
+    # a NaN (from an untyped plugin fact) cannot be ordered: the native engine makes that deal
+    # invalid; the columnar engine, whose vector raises for the whole chunk, does the same
+    # deal by deal, and the other deals of the chunk are decided
+    application = app.build(None, engine="columnar", autoload=False)
+    native = app.build(None, engine="native", autoload=False)
+    deals = [
+        prepared(line(100, 50), offer={"type": "new_market", "pricing": "fixed"}),
+        prepared(line(100, 50)),
+    ]
+    deals[0]["margin"] = Decimal("NaN")
+    got = application.pipeline.engine.evaluate(copy.deepcopy(deals))
+    want = native.pipeline.engine.evaluate(copy.deepcopy(deals))
+    assert [e.error for e in got] == [e.error for e in want]
+    assert got[0].error is not None and got[1].error is None
+    assert {k: r.fired_ids() for k, r in got[1].runs.items()} == {
+        k: r.fired_ids() for k, r in want[1].runs.items()
+    }
+
+
+def test_a_policy_that_depends_only_on_its_fired_rules_is_run_once_per_fired_set(
+    tmp_path: Path,
+) -> None:
+    ruleset = {
+        "ruleset": "static",
+        "policy": "partner-margin",
+        "version": "1",
+        "outputs": {"tier": {"combine": "max"}, "notes": {"combine": "list"}},
+        "rules": [
+            {"id": "T-1", "when": "totals.contract >= 100", "then": {"set": {"tier": 1}}},
+            {"id": "T-2", "when": "totals.contract >= 200", "then": {"set": {"tier": 2}}},
+            {"id": "T-3", "when": 'customer.region == "emea"', "then": {"set": {"notes": "eu"}}},
+        ],
+        "tables": [
+            {
+                "id": "T-4",
+                "hit": "unique",  # two rows match a contract of 300 or more: an error
+                "inputs": ["totals.contract"],
+                "rows": [
+                    {"when": [">= 300"], "then": {"require": ["cfo"]}},
+                    {"when": [">= 250"], "then": {"require": ["vp_finance"]}},
+                ],
+            }
+        ],
+    }
+    (tmp_path / "static.yaml").write_text(yaml.safe_dump(ruleset))
+    deals = [
+        {
+            "id": f"S-{i}",
+            "customer": {"name": "X", "segment": "deer", "region": region},
+            "offer": {"type": "standard", "pricing": "fixed"},
+            "lines": [line(price, 1)],
+        }
+        for i, (price, region) in enumerate(
+            [
+                (150, "emea"),
+                (250, "emea"),
+                (150, "emea"),
+                (50, "apac"),
+                (300, "emea"),
+                (350, "emea"),
+            ]
+        )
+    ]
+    native = decided("native", deals, [str(tmp_path)])
+    assert decided("columnar", deals, [str(tmp_path)]) == native
+    application = app.build([str(tmp_path)], engine="columnar", autoload=False)
+    engine = application.pipeline.engine
+    assert "partner-margin" in engine.shared_runs
+    chunk = [application.pipeline.prepare(copy.deepcopy(d)).data for d in deals]
+    runs = [e.runs["partner-margin"] for e in engine.evaluate(chunk)]
+    assert runs[0] is runs[2]  # the same fired rules: one run
+    assert runs[0] is not runs[1] and runs[3].fired_ids() == []
+    assert runs[4].errors and runs[4] is not runs[5]  # a run with errors is never shared
+    assert len(engine.shared_runs["partner-margin"]) == 3
+
+
+def test_a_policy_with_expressions_or_actions_is_run_for_each_deal() -> None:
+    application = app.build(None, engine="columnar", autoload=False)
+    # the house policies set outputs from expressions (= totals.product * 0.30) or run actions
+    assert application.pipeline.engine.shared_runs == {}
