@@ -15,6 +15,7 @@ import pytest
 from docblocks import blocks
 
 from dealdesk.diff import Comparison, OutputChange, compare, moved
+from dealdesk.engines import ENGINES
 from dealdesk.testing import CliRunner, Result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -391,7 +392,7 @@ def test_errors_name_the_side_they_come_from_and_only_then(run, sides) -> None:
     engine = run("diff", "--base", base, "--head", head, EXAMPLES, "--engine", "bogus")
     assert engine.exit_code == 2
     assert engine.stderr.splitlines() == [
-        "error: unknown engine 'bogus' (choose from native, durable)"
+        f"error: unknown engine 'bogus' (choose from {', '.join(ENGINES)})"
     ]
     plugin = run("-p", "dealdesk_no_such_plugin", "diff", "--base", base, "--head", head, EXAMPLES)
     assert plugin.exit_code != 0
