@@ -528,10 +528,19 @@ def _one_deal(application: app.App, path: str, deal_id: str | None) -> SourceDea
         if not chosen:
             raise UsageError(f"{path}: no deal with id {deal_id!r}")
         return chosen[0]
+    if not sources:
+        raise UsageError(f"{path}: holds no deal")
     if len(sources) != 1:
+        broken = [s for s in sources if s.error is not None]
+        if broken and not any(isinstance(s.deal, dict) for s in sources):
+            # nothing read as a deal (pretty-printed JSON on stdin): say why, not how many
+            stdin = " (standard input is read as JSONL: one deal per line)" if path == "-" else ""
+            raise UsageError(f"{broken[0].error}{stdin}")
         ids = [str(deal_id_of(s.deal)) for s in sources if isinstance(s.deal, dict)][:5]
+        ids = [i for i in ids if i != "None"]
         listed = f" ({', '.join(ids)}{', ...' if len(sources) > 5 else ''})" if ids else ""
-        raise UsageError(f"{path}: holds {len(sources)} deals{listed}; choose one with --id ID")
+        choose = "choose one with --id ID" if ids else "none has an id to choose it by"
+        raise UsageError(f"{path}: holds {len(sources)} deals{listed}; {choose}")
     return sources[0]
 
 

@@ -24,6 +24,7 @@ smaller one may exist.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -57,9 +58,12 @@ __all__ = [
 #: Optional parts of a deal whose absence means something (SPEC §2): no partner is a direct
 #: deal; no requested split takes the policy's own milestones.
 REMOVABLE = {"partner": "sell direct", "billing.requested_split": "drop the requested split"}
-#: Fields a deal desk does not trade: the deal's identity and currency, and what each line is.
-#: (Dates and free text are never changed either: they are not numbers or choices.)
-_FIXED = frozenset({"id", "currency", "lines[].category", "lines[].resource", "lines[].sku"})
+#: Fields a deal desk does not trade: the deal's identity and currency, who the customer is, and
+#: what each line is. (Dates and free text are never changed either: they are not numbers or
+#: choices.)
+_FIXED = frozenset(
+    {"id", "currency", "customer", "lines[].category", "lines[].resource", "lines[].sku"}
+)
 #: How far a number may grow: ten times its value (a step count for one that is zero).
 _GROWTH = 10
 _ZERO_RANGE_STEPS = 10**6
@@ -91,6 +95,7 @@ class Knob:
     money: bool = False
     fraction: bool = False
     family: str = ""  # the schema path of a line's number (``lines[].unit_price``)
+    sku: str = ""  # the line's sku, for a field of a line
 
 
 class _Removed:
@@ -108,7 +113,9 @@ def knobs(raw: Mapping[str, Any], fact_types: Mapping[str, str]) -> list[Knob]:
     cent = Decimal(1).scaleb(-minor_units(_currency(raw)))
     found: list[Knob] = []
 
-    def walk(node: Mapping[str, Any], keys: tuple[str | int, ...], shown: str, schema: str) -> None:
+    def walk(
+        node: Mapping[str, Any], keys: tuple[str | int, ...], shown: str, schema: str, sku: str = ""
+    ) -> None:
         for key, value in node.items():
             if not isinstance(key, str):
                 continue
@@ -124,7 +131,9 @@ def knobs(raw: Mapping[str, Any], fact_types: Mapping[str, str]) -> list[Knob]:
             elif path == "lines" and isinstance(value, list):
                 for index, line in enumerate(value):
                     if isinstance(line, Mapping):
-                        walk(line, (*keys, key, index), f"{name}[{index}].", "lines[].")
+                        sku = line.get("sku")
+                        line_sku = sku if isinstance(sku, str) else ""
+                        walk(line, (*keys, key, index), f"{name}[{index}].", "lines[].", line_sku)
             elif kind == "number" and not isinstance(value, bool):
                 number = _number(value)
                 if number is not None:
@@ -139,6 +148,7 @@ def knobs(raw: Mapping[str, Any], fact_types: Mapping[str, str]) -> list[Knob]:
                             money=money,
                             fraction=path in FRACTIONS,
                             family=path if "[]" in path else "",
+                            sku=sku,
                         )
                     )
             elif kind == "boolean" and isinstance(value, bool):
@@ -220,10 +230,14 @@ class Obstacle:
     policy: str = ""
     rules: tuple[tuple[str, CompiledRule], ...] = field(default=(), compare=False)
     weight: int = field(default=1, compare=False)  # how far it is from approval (see obstacles)
+    again: bool = field(default=False, compare=False)  # brought by more rules than before
 
     @property
     def label(self) -> str:
-        return self.name if self.kind == "approval" else f"rejection by {self.name}"
+        label = self.name if self.kind == "approval" else f"rejection by {self.name}"
+        if self.again:
+            label += f" (also from {', '.join(_rule_labels(self))})"
+        return label
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -262,6 +276,21 @@ def obstacles(decision: Decision, ranks: Sequence[str] = ()) -> list[Obstacle]:
         for role in decision.record.get("approvals") or []
     ]
     return found
+
+
+def _brought(before: Sequence[Obstacle], after: Sequence[Obstacle]) -> list[Obstacle]:
+    """The obstacles of ``after`` that ``before`` did not have — or had for fewer rules: a
+    deeper discount that the vp_sales the deal already needs would also cover is still worse."""
+    had = {o.key: {rule.key for _, rule in o.rules} for o in before}
+    brought = []
+    for obstacle in after:
+        if obstacle.key not in had:
+            brought.append(obstacle)
+            continue
+        more = tuple((p, r) for p, r in obstacle.rules if r.key not in had[obstacle.key])
+        if more:
+            brought.append(dataclasses.replace(obstacle, rules=more, again=True))
+    return brought
 
 
 def _present(decision: Decision) -> set[tuple[str, str, str]]:
@@ -391,27 +420,33 @@ def all_of(goals: Sequence[Goal]) -> Goal:
 
 def parse_goal(text: str, roles: Sequence[str]) -> Goal:
     """``approved``, ``not rejected`` (or ``not-rejected``, ``needs_approval``), ``no ROLE``
-    (or ``no-ROLE``, ``no:ROLE``, ``without ROLE``).
+    (or ``no-ROLE``, ``no:ROLE``, ``without ROLE``; ``no sales manager`` is ``sales_manager``),
+    each maybe after ``status`` (``status approved``, ``status=approved``).
 
-    :raises UsageError: anything else, or a role the approver ranks do not know.
+    :raises UsageError: anything else (with a "did you mean"), or a role the approver ranks do
+        not know.
     """
-    words = text.strip().lower().replace(":", " ").split()
-    if words and words[0] not in ("no", "without") and "-" in words[0]:
-        head, _, rest = words[0].partition("-")
-        words = [head, rest, *words[1:]]
+    words = text.strip().lower().replace(":", " ").replace("=", " ").split()
+    if words[:1] == ["status"]:
+        words = words[1:]
+    if len(words) == 1 and words[0].split("-", 1)[0] in ("no", "not", "without"):
+        words = words[0].split("-", 1)
     if words == ["approved"]:
         return Goal(text, status="approved")
     if words in (["not", "rejected"], ["needs_approval"]):
         return Goal(text, status="not rejected")
-    if len(words) == 2 and words[0] in ("no", "without"):
-        role = words[1]
+    if len(words) >= 2 and words[0] in ("no", "without"):
+        role = "_".join(words[1:]).replace("-", "_")
         if role not in roles:
             close = difflib.get_close_matches(role, list(roles), n=1)
             hint = f" (did you mean 'no {close[0]}'?)" if close else ""
             raise UsageError(f"--goal {text!r}: no approver role {role!r}{hint}")
         return Goal(text, roles=frozenset({role}))
+    options = ["approved", "not rejected", *(f"no {role}" for role in roles)]
+    close = difflib.get_close_matches(" ".join(words), options, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise UsageError(
-        f"--goal {text!r}: expected 'approved', 'not rejected' or 'no ROLE' (e.g. 'no cfo')"
+        f"--goal {text!r}: expected 'approved', 'not rejected' or 'no ROLE' (e.g. 'no cfo'){hint}"
     )
 
 
@@ -446,6 +481,7 @@ class Change:
     crosses: str = ""
     subject: tuple[str, Any, Any] | None = None
     note: str = ""
+    sku: str = ""  # the line's, for a change to a line
 
     @property
     def removed(self) -> bool:
@@ -459,6 +495,13 @@ class Change:
         if not self.before:
             return Decimal("Infinity")
         return abs(self.after - self.before) / abs(self.before)
+
+    @property
+    def signed(self) -> Decimal | None:
+        """``(after - before) / |before|`` for a number from a non-zero value, else None."""
+        if self.relative is None or not self.relative.is_finite():
+            return None
+        return self.relative if self.after >= self.before else -self.relative
 
     def rank(self) -> tuple[Any, ...]:
         # clean changes first (then those that bring the least), numbers by relative size, then
@@ -497,6 +540,7 @@ class WhatIf:
     answers: list[Answer]
     errors: list[dict[str, Any]] = field(default_factory=list)
     probes: int = 0
+    evaluated: bool = False  # the deal itself was valid (an invalid record is the rules' fault)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -554,7 +598,9 @@ class _Explorer:
         assert knob.step is not None
         units = knob.value / knob.step
         if direction < 0:
-            return max(math.ceil(units), 0)  # down to zero: no deal number is negative
+            # down to zero (no deal number is negative) — but a line's quantity, price or cost
+            # at zero is a line removed, not changed: those stop a step above
+            return max(math.ceil(units) - (1 if knob.family else 0), 0)
         top = (
             Decimal(1)
             if knob.fraction
@@ -598,11 +644,13 @@ class _Explorer:
         return found
 
     def _nudges(self, knob: Knob, direction: int) -> list[int]:
-        """A step, and a tenth of the value: enough to see whether the knob moves a test."""
+        """A step, then a tenth, a half and all of the value: a test that reads the knob through
+        a table's output moves only when the knob crosses that table's rows."""
         assert knob.step is not None
-        tenth = int(abs(knob.value) / 10 / knob.step)
+        whole = int(abs(knob.value) / knob.step)
         limit = self.steps_limit(knob, direction)
-        return [k for k in dict.fromkeys((1, tenth)) if 0 < k <= limit]
+        nudges = (1, whole // 10, whole // 2, whole)
+        return [k for k in dict.fromkeys(nudges) if 0 < k <= limit]
 
 
 def _smallest(holds: Callable[[int], bool], limit: int, start: int = 0) -> int | None:
@@ -674,6 +722,7 @@ def what_if(
     )
     if base.data is None:
         return result
+    result.evaluated = True
     found = obstacles(base, ranks)
     if goals:
         goal = all_of(goals)
@@ -698,11 +747,14 @@ def what_if(
                 for c in _search(explorer, [obstacle], _gone(obstacle))
                 if sum(o.weight for o in c.outcome.added) < obstacle.weight
             ]
-            answer = Answer(obstacle, None, changes[:limit])
+            together: list[Change] = []
             if not any(not c.outcome.added for c in changes):
                 # no single change removes it cleanly: several numbers of one kind may
-                answer.sequence = _together(explorer, [obstacle], _gone(obstacle, explorer.present))
-            result.answers.append(answer)
+                together = _together(explorer, [obstacle], _gone(obstacle, found, ranks))
+                if len(together) == 1:  # one number moved after all: a single change
+                    changes = sorted([*changes, *together], key=Change.rank)
+                    together = []
+            result.answers.append(Answer(obstacle, None, changes[:limit], together))
     result.probes = explorer.probes
     return result
 
@@ -715,16 +767,15 @@ def _reaches(goal: Goal, record: Mapping[str, Any]) -> Callable[[Decision], bool
 
 
 def _gone(
-    obstacle: Obstacle, had: set[tuple[str, str, str]] | None = None
+    obstacle: Obstacle, had: Sequence[Obstacle] | None = None, ranks: Sequence[str] = ()
 ) -> Callable[[Decision], bool]:
     """Whether a decision is rid of ``obstacle`` (and, given the obstacles the deal ``had``,
-    has no other)."""
+    brought none: :func:`_brought`)."""
 
     def gone(decision: Decision) -> bool:
-        if decision.data is None:
+        if decision.data is None or obstacle.key in _present(decision):
             return False
-        present = _present(decision)
-        return obstacle.key not in present and (had is None or present <= had)
+        return had is None or not _brought(had, obstacles(decision, ranks))
 
     return gone
 
@@ -733,12 +784,10 @@ def _search(
     explorer: _Explorer,
     concerned: Sequence[Obstacle],
     ok: Callable[[Decision], bool],
-    *,
-    clean: bool = True,
 ) -> list[Change]:
     """The smallest change along each knob that satisfies ``ok``, found from the thresholds of
-    the ``concerned`` obstacles' rules; the best first. With ``clean``, changes that bring an
-    obstacle are left out unless there are no others."""
+    the ``concerned`` obstacles' rules; the best first. Along a field where the smallest such
+    change brings another obstacle, the smallest that brings none is kept too."""
     best: dict[tuple[str, str, tuple[Any, ...]], Change] = {}
 
     def keep(change: Change) -> None:
@@ -748,6 +797,11 @@ def _search(
         key = (change.path, "" if change.relative is not None else str(change.after), brought)
         if key not in best or change.rank() < best[key].rank():
             best[key] = change
+
+    before = obstacles(explorer.base, explorer.ranks)
+
+    def clean_ok(decision: Decision) -> bool:
+        return ok(decision) and not _brought(before, obstacles(decision, explorer.ranks))
 
     for threshold in _thresholds(explorer.base, concerned):
 
@@ -771,12 +825,16 @@ def _search(
                     if k is None:
                         continue
                 value = explorer.value_at(knob, direction, k)
-                keep(_change(explorer, knob, value, explorer.probe(knob, value), threshold))
-    changes = sorted(best.values(), key=Change.rank)
-    if not clean:
-        return changes
-    # a change that trades the obstacle for another is an answer only when no other is
-    return [c for c in changes if not c.outcome.added] or changes
+                change = _change(explorer, knob, value, explorer.probe(knob, value), threshold)
+                keep(change)
+                if change.outcome.added:
+                    # further along, the change may bring nothing (the next row of a table)
+                    k = explorer.smallest(knob, direction, clean_ok, start=k)
+                    if k is not None:
+                        value = explorer.value_at(knob, direction, k)
+                        decision = explorer.probe(knob, value)
+                        keep(_change(explorer, knob, value, decision, threshold))
+    return sorted(best.values(), key=Change.rank)
 
 
 #: A family's numbers move together in steps of 0.01% of each one's value.
@@ -891,13 +949,13 @@ def _change(
     explorer: _Explorer, knob: Knob, value: Any, decision: Decision, threshold: Threshold | None
 ) -> Change:
     before, after = obstacles(explorer.base, explorer.ranks), obstacles(decision, explorer.ranks)
-    before_keys, after_keys = {o.key for o in before}, {o.key for o in after}
+    after_keys = {o.key for o in after}
     record = decision.record
     outcome = Outcome(
         str(record.get("status")),
         list(record.get("approvals") or []),
         [o for o in before if o.key not in after_keys],
-        [o for o in after if o.key not in before_keys],
+        _brought(before, after),
     )
     subject = None
     if (
@@ -922,6 +980,7 @@ def _change(
         crosses="" if threshold is None else threshold.text,
         subject=subject,
         note=note if value is REMOVED else "",
+        sku=knob.sku,
     )
 
 
@@ -946,7 +1005,7 @@ def _sequence(start: _Explorer, goal: Goal) -> list[Change]:
         def removes_one(decision: Decision, keys: set[tuple[str, str, str]] = keys) -> bool:
             return bool(keys - _present(decision))
 
-        singles = _search(explorer, concerned, removes_one, clean=False)
+        singles = _search(explorer, concerned, removes_one)
         chosen = [min(singles, key=lambda c: (-progress(c), c.rank()))] if singles else []
         if not chosen or progress(chosen[0]) <= 0:
             chosen = _together(explorer, concerned, removes_one)
@@ -1010,7 +1069,8 @@ def as_json(result: WhatIf) -> dict[str, Any]:
             "from": change.shown[0],
             "to": change.shown[1],
             "removed": change.removed,
-            "relative_change": None if change.relative is None else _fraction(change.relative),
+            "relative_change": _fraction(change.signed) if change.signed is not None else None,
+            "sku": change.sku or None,
             "crosses": change.crosses or None,
             "subject": subject,
             "decision": {"status": change.outcome.status, "approvals": change.outcome.approvals},
@@ -1066,7 +1126,11 @@ def format_text(result: WhatIf) -> str:
     lines = [f"{result.deal_id or '(no id)'}: {result.status}{approvals}"]
     if result.status == "invalid":
         lines += [f"  error: {format_message(error)}" for error in result.errors]
-        lines.append("  an invalid deal has no decision to change: fix these first")
+        lines.append(
+            "  the rules could not decide this deal: fix these first"
+            if result.evaluated
+            else "  an invalid deal has no decision to change: fix these first"
+        )
         return "\n".join(lines) + "\n"
     if not result.answers:
         lines.append("  nothing stands in the way: no rejection, no approver")
@@ -1105,10 +1169,13 @@ def _change_lines(change: Change, show: Callable[[Any], str], bullet: str = "-")
         what = f"remove {change.path}" + (f" ({change.note})" if change.note else "")
     else:
         size = ""
-        if change.relative is not None and change.relative.is_finite():
-            sign = "+" if change.after > change.before else "-"
-            size = f" ({sign}{change.relative * 100:.2f}%)"
-        what = f"{change.path}: {_shown(change.shown[0], show)} → {_shown(change.shown[1], show)}{size}"
+        if change.signed is not None:
+            sign = "+" if change.signed >= 0 else "-"
+            percent = abs(change.signed) * 100
+            size = f" ({sign}{percent:.2f}%)" if percent >= Decimal("0.005") else f" ({sign}<0.01%)"
+        line = f" ({change.sku})" if change.sku else ""
+        before, after = _shown(change.shown[0], show), _shown(change.shown[1], show)
+        what = f"{change.path}{line}: {before} → {after}{size}"
     lines = [f"  {bullet} {what}"]
     if change.crosses:
         subject = ""

@@ -104,7 +104,8 @@ def test_a_line_price_through_max_line_discount_lands_exactly_on_the_earlier_row
     assert "sales_manager" in approvals(house, one_cent_less)
     assert change.outcome.approvals == ["deal_desk", "services_finance"]
     assert [o.label for o in change.outcome.removed] == ["sales_manager"]
-    assert change.outcome.added == []
+    # a dearer product needs a larger service contract (OS-4): deal_desk for one more reason
+    assert [o.label for o in change.outcome.added] == ["deal_desk (also from OS-4-support)"]
 
 
 def test_a_labor_cost_through_labor_margin_stops_at_the_floor(house) -> None:
@@ -127,7 +128,7 @@ def test_a_margin_below_the_floor_is_lifted_through_cost_and_price(house) -> Non
     deal["lines"][0]["unit_cost"] = 150000  # margin ~0.32 under the 0.35 floor: vp_finance
     assert "vp_finance" in approvals(house, deal)
     changes = answer_for(ask(house, deal), "vp_finance")
-    for path in ("lines[0].unit_cost", "lines[1].unit_price"):
+    for path in ("lines[0].unit_cost", "lines[3].unit_price"):
         change = change_to(changes, path)
         assert "vp_finance" not in approvals(house, set_path(deal, path, change.after))
         step = Decimal("0.01") if path.endswith("unit_cost") else Decimal("-0.01")
@@ -164,13 +165,31 @@ def test_a_rejection_is_lifted_by_the_choices_its_rule_tests(house) -> None:
         assert not any(r["rule"] == "OS-1" for r in record["reasons"])
 
 
-def test_a_change_that_trades_the_approver_for_another_is_left_out_when_a_clean_one_exists(
+def test_changes_that_bring_nothing_come_first_and_none_brings_a_more_senior_approver(
     house,
 ) -> None:
     changes = answer_for(ask(house, load("acme-risk")), "sales_manager")
-    assert changes and all(not c.outcome.added for c in changes)
+    brought = [sum(o.weight for o in c.outcome.added) for c in changes]
+    assert brought == sorted(brought) and brought[0] == 0
+    weight = {role: i + 1 for i, role in enumerate(house.policy_set.approvers)}
+    assert all(b < weight["sales_manager"] for b in brought)
     # raising the discount past 0.20 would swap sales_manager for sales_director: not listed
     assert all(c.after > c.before for c in changes if c.path == "lines[0].unit_price")
+
+
+def test_a_change_that_needs_a_senior_approver_already_there_for_more_is_no_answer(
+    house,
+) -> None:
+    deal = load("acme-risk")
+    deal["customer"]["segment"] = "deer"  # PM-8: a risk offer to a deer needs vp_sales
+    deal["lines"][0]["unit_price"] = 122500  # discount 0.30: sales_director (PM-5 row 4)
+    changes = answer_for(ask(house, deal), "sales_director")
+    # deepening the discount into vp_sales' band (row 5) would drop sales_director only
+    # because vp_sales, needed anyway, covers it: never offered
+    assert changes and all(
+        not (c.path == "lines[0].unit_price" and c.after < c.before) for c in changes
+    )
+    assert not any(o.name == "vp_sales" for c in changes for o in c.outcome.added)
 
 
 def test_no_single_change_is_said_when_two_rules_hold_the_approver(house) -> None:
@@ -242,11 +261,14 @@ def test_knobs_are_the_deal_inputs_a_change_may_set(house) -> None:
     assert found["lines[0].unit_price"].step == Decimal("0.01")  # a cent of USD
     assert found["lines[0].quantity"].step == Decimal(1)
     assert found["partner.discount"].step == Decimal("0.0001")
-    assert found["customer.government"].choices == (True,)
+    assert found["offer.type"].choices == ("advanced_technology", "standard")
     assert found["partner.tier"].choices == ("gold", "silver", "registered")
     assert found["partner"].choices == (REMOVED,)
-    # never the deal's identity, its currency, or what a line is
+    # never the deal's identity, its currency, who the customer is, or what a line is
     assert not {"id", "currency", "lines[0].category", "lines[0].sku"} & set(found)
+    assert not any(path.startswith("customer.") for path in found)
+    # a line keeps a quantity and a price: it is changed, never removed
+    assert found["lines[0].quantity"].family == "lines[].quantity"
     jpy = {k.path: k for k in knobs({**load("acme-risk"), "currency": "JPY"}, {})}
     assert jpy["lines[0].unit_price"].step == Decimal(1)
 
@@ -281,16 +303,16 @@ def test_an_input_a_plugin_declares_is_changed_too(tmp_path: Path) -> None:
         version: "1"
         rules:
           - id: CR-1
-            when: customer.credit_score < 640
+            when: offer.term_months < 36
             then: {require: [cfo]}
         """,
     )
-    pipeline = evaluator(tmp_path, facts={"customer.credit_score": "number"})
+    pipeline = evaluator(tmp_path, facts={"offer.term_months": "number"})
     deal = copy.deepcopy(BASE_DEAL)
-    deal["customer"]["credit_score"] = 600
+    deal["offer"]["term_months"] = 24
     result = what_if(deal, pipeline.decide_one, pipeline.fact_types)
     [change] = answer_for(result, "cfo")
-    assert (change.path, change.after) == ("customer.credit_score", 640)
+    assert (change.path, change.after) == ("offer.term_months", 36)
 
 
 @pytest.mark.parametrize("engine", available_engines())
@@ -314,10 +336,10 @@ def test_the_command_says_each_change_what_it_crosses_and_what_it_gives(cli_runn
     )
     assert (
         "sales_manager (from PM-5 row 3)\n"
-        "  - lines[0].list_price: 175000.00 → 166666.66 (-4.76%)\n"
+        "  - lines[0].list_price (EDGE-APL): 175000.00 → 166666.66 (-4.76%)\n"
         "      crosses PM-5 row 2: max_line_discount <= 0.1; max_line_discount ~0.142857 → ~0.1\n"
         "      gives needs_approval (deal_desk, services_finance)\n"
-        "  - lines[0].unit_price: 150000.00 → 157500.00 (+5.00%)\n"
+        "  - lines[0].unit_price (EDGE-APL): 150000.00 → 157500.00 (+5.00%)\n"
     ) in text
     assert "deal_desk (from PM-13)\n  no single change removes it" in text
 
