@@ -131,8 +131,8 @@ def knobs(raw: Mapping[str, Any], fact_types: Mapping[str, str]) -> list[Knob]:
             elif path == "lines" and isinstance(value, list):
                 for index, line in enumerate(value):
                     if isinstance(line, Mapping):
-                        sku = line.get("sku")
-                        line_sku = sku if isinstance(sku, str) else ""
+                        given = line.get("sku")
+                        line_sku = given if isinstance(given, str) else ""
                         walk(line, (*keys, key, index), f"{name}[{index}].", "lines[].", line_sku)
             elif kind == "number" and not isinstance(value, bool):
                 number = _number(value)
