@@ -337,16 +337,7 @@ class Renderer:
         """
         if not _CLAUSE_ID.fullmatch(clause_id):
             return None  # has_clause already said it is unknown
-        key = cache.digest(
-            "clause",
-            clause_id,
-            self._templates_stamp,
-            "\0".join(sorted(self._filters)),
-            cache.module_stamp("jinja2"),
-            cache.module_stamp("markupsafe"),
-            cache.file_stamp(__file__),
-            cache.file_stamp(Path(__file__).with_name("sandbox.py")),
-        )
+        key = cache.digest("clause", clause_id, *self._compile_stamps())
         if cache.is_marked("clause-ok", key):
             return None
         for fmt in FORMATS:
@@ -357,6 +348,18 @@ class Renderer:
         cache.mark("clause-ok", key)
         return None
 
+    def _compile_stamps(self) -> tuple[str, ...]:
+        """What a template compiles against: the template files, the filters, Jinja and the
+        sandbox — a change to any of them is a cache miss."""
+        return (
+            self._templates_stamp,
+            "\0".join(sorted(self._filters)),
+            cache.module_stamp("jinja2"),
+            cache.module_stamp("markupsafe"),
+            cache.file_stamp(__file__),
+            cache.file_stamp(Path(__file__).with_name("sandbox.py")),
+        )
+
     def template_problems(self) -> list[RulesetError]:
         """Every template file (``*.j2``) in every template directory that does not compile —
         a syntax error, an unknown filter or test — each at ``file:line:1`` (SPEC §8: known at
@@ -366,15 +369,7 @@ class Renderer:
         Remembered in the cache folder under the stamps of every template file, as
         :meth:`clause_problem` is, so loading the same templates again needs no Jinja.
         """
-        key = cache.digest(
-            "templates",
-            self._templates_stamp,
-            "\0".join(sorted(self._filters)),
-            cache.module_stamp("jinja2"),
-            cache.module_stamp("markupsafe"),
-            cache.file_stamp(__file__),
-            cache.file_stamp(Path(__file__).with_name("sandbox.py")),
-        )
+        key = cache.digest("templates", *self._compile_stamps())
         if cache.is_marked("templates-ok", key):
             return []
         problems: list[RulesetError] = []

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -97,7 +97,8 @@ def _align(value: str, source: str, start: int, target: int) -> int:
     return min(position, len(source))
 
 
-def lookup_path(data: Any, path: Path) -> Any:
+def lookup_path(data: Any, path: Sequence[Any]) -> Any:
+    """The value at ``path`` (keys and indices) in parsed YAML, None where there is none."""
     for key in path:
         try:
             data = data[key]

@@ -16,7 +16,7 @@ from typing import Any
 
 from dealdesk.errors import Location, RulesetError, closest, short_repr
 from dealdesk.rules import cache
-from dealdesk.rules.loader import Document
+from dealdesk.rules.loader import Document, lookup_path
 
 COMBINE_MODES = ("first", "max", "min", "sum", "list")
 OUTPUT_TYPES = (
@@ -574,20 +574,20 @@ def readable(doc: Document) -> Document | None:
     for error in _validator().iter_errors(doc.data):
         path = list(error.absolute_path)
         if error.validator == "additionalProperties":
-            parent = lookup(data, path)
+            parent = lookup_path(data, path)
             allowed = error.schema.get("properties", {})
             for key in [k for k in parent if k not in allowed] if isinstance(parent, dict) else []:
                 del parent[key]
             continue
         if error.validator == "required" and not path:
             continue  # readable() names a ruleset without a name; without a policy it gives up
-        if len(path) == 2 and path[0] == "rules" and isinstance(lookup(data, path), dict):
-            missing = [k for k in _STAND_INS if k not in lookup(data, path)]
+        if len(path) == 2 and path[0] == "rules" and isinstance(lookup_path(data, path), dict):
+            missing = [k for k in _STAND_INS if k not in lookup_path(data, path)]
             if error.validator == "required" and missing:
-                lookup(data, path).update({k: _STAND_INS[k] for k in missing})
+                lookup_path(data, path).update({k: _STAND_INS[k] for k in missing})
                 continue
         if len(path) == 3 and path[0] == "rules" and path[2] in _STAND_INS:
-            lookup(data, path[:2])[path[2]] = _STAND_INS[path[2]]
+            lookup_path(data, path[:2])[path[2]] = _STAND_INS[path[2]]
             continue
         _leave_out(data, path)
     if not isinstance(data.get("policy"), str):
@@ -608,7 +608,7 @@ def _leave_out(data: dict[str, Any], path: list[Any]) -> None:
         return
     if top in ("rules", "tables", "tests") and len(path) >= 2:
         items = data.get(top)
-        if not isinstance(items, list) or lookup(data, path[:2]) is None:
+        if not isinstance(items, list) or lookup_path(data, path[:2]) is None:
             return
         rest = path[2:]
         if top == "tables" and rest[:1] == ["rows"] and len(rest) >= 2:
@@ -616,7 +616,7 @@ def _leave_out(data: dict[str, Any], path: list[Any]) -> None:
             if len(rest) >= 2 and rest[0] == "then":
                 _drop(data, row_path + rest[:2])
             else:
-                lookup(data, row_path[:3])[row_path[3]] = None
+                lookup_path(data, row_path[:3])[row_path[3]] = None
             return
         if top == "rules" and len(rest) >= 2 and rest[0] == "then":
             _drop(data, path[:5])  # one malformed action; the others are still checked
@@ -631,7 +631,7 @@ def _leave_out(data: dict[str, Any], path: list[Any]) -> None:
     if top == "outputs" and len(path) >= 2:
         # the output stays declared (so that reading it is no second error); a malformed
         # setting of it takes its default
-        spec = lookup(data, path[:2])
+        spec = lookup_path(data, path[:2])
         if len(path) >= 3 and isinstance(spec, dict):
             spec.pop(path[2], None)
         else:
@@ -641,20 +641,11 @@ def _leave_out(data: dict[str, Any], path: list[Any]) -> None:
 
 
 def _drop(data: Any, path: list[Any]) -> None:
-    parent = lookup(data, path[:-1])
+    parent = lookup_path(data, path[:-1])
     if isinstance(parent, dict):
         parent.pop(path[-1], None)
     elif isinstance(parent, list) and isinstance(path[-1], int) and path[-1] < len(parent):
         parent[path[-1]] = None
-
-
-def lookup(data: Any, path: list[Any]) -> Any:
-    for key in path:
-        try:
-            data = data[key]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return data
 
 
 def read_ruleset(doc: Document, *, checked: bool = False) -> Ruleset:
