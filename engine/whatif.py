@@ -23,7 +23,6 @@ smaller one may exist.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import difflib
 import math
@@ -202,11 +201,15 @@ def _resolution(value: Decimal, path: str) -> Decimal:
 
 
 def _changed(raw: Mapping[str, Any], changes: Sequence[tuple[Knob, Any]]) -> dict[str, Any]:
-    deal = copy.deepcopy(dict(raw))
+    """``raw`` with ``changes`` made, ``raw`` itself untouched: only the objects on the way to
+    each changed field are copied, the rest is shared (deciding a deal never changes it)."""
+    deal = dict(raw)
     for knob, value in changes:
         node: Any = deal
         for key in knob.keys[:-1]:
-            node = node[key]
+            child = node[key]
+            node[key] = child = dict(child) if isinstance(child, Mapping) else list(child)
+            node = child
         if value is REMOVED:
             del node[knob.keys[-1]]
         else:
@@ -626,7 +629,7 @@ class _Explorer:
         gap = threshold.gap(view)
         found: list[int] = []
         for direction in (1, -1):
-            for k in self._nudges(knob, direction):
+            for k in self._nudges(knob, direction, wide=threshold.sense is None or gap is None):
                 moved = _view(self.probe(knob, self.value_at(knob, direction, k)), threshold.policy)
                 if moved is None:
                     continue
@@ -643,13 +646,14 @@ class _Explorer:
                 break
         return found
 
-    def _nudges(self, knob: Knob, direction: int) -> list[int]:
-        """A step, then a tenth, a half and all of the value: a test that reads the knob through
-        a table's output moves only when the knob crosses that table's rows."""
+    def _nudges(self, knob: Knob, direction: int, *, wide: bool) -> list[int]:
+        """A step and a tenth of the value; ``wide`` (a test that is no numeric comparison),
+        then a half and all of it too: a test that reads the knob through a table's output moves
+        only when the knob crosses that table's rows."""
         assert knob.step is not None
         whole = int(abs(knob.value) / knob.step)
         limit = self.steps_limit(knob, direction)
-        nudges = (1, whole // 10, whole // 2, whole)
+        nudges = (1, whole // 10, whole // 2, whole) if wide else (1, whole // 10)
         return [k for k in dict.fromkeys(nudges) if 0 < k <= limit]
 
 
