@@ -376,11 +376,7 @@ def _units(app: App, ruleset: Ruleset) -> list[tuple[str, str]]:
     policy = app.policy_set.policies.get(ruleset.policy)
     if policy is None:
         return []
-    return [
-        (rule.key, rule.id if rule.row is None else f"{rule.id} row {rule.row + 1}")
-        for rule in policy.rules
-        if rule.ruleset is ruleset
-    ]
+    return [(rule.key, rule.label) for rule in policy.rules if rule.ruleset is ruleset]
 
 
 def run_case(app: App, ruleset: Ruleset, case: TestCase) -> CaseResult:

@@ -105,6 +105,11 @@ class CompiledRule:
             if text is not None
         )
 
+    @property
+    def label(self) -> str:
+        """``PM-5`` for a rule, ``PM-5 row 3`` for a table row (rows counted from 1)."""
+        return self.id if self.row is None else f"{self.id} row {self.row + 1}"
+
     def reads(self) -> set[str]:
         names = output_reads(self.condition)
         for value in [*self.sets.values(), *self.args.values()]:
