@@ -105,11 +105,14 @@ class _Removed:
 REMOVED: Any = _Removed()
 
 
-def knobs(raw: Mapping[str, Any], fact_types: Mapping[str, str]) -> list[Knob]:
+def knobs(
+    raw: Mapping[str, Any], fact_types: Mapping[str, str], currency: str = DEFAULT_CURRENCY
+) -> list[Knob]:
     """Every field of ``raw`` a change may set, in the deal's order: numbers, enumerated
     choices and booleans that the deal schema or a plugin (``facts``) declares as input, and the
-    optional parts of :data:`REMOVABLE`."""
-    cent = Decimal(1).scaleb(-minor_units(_currency(raw)))
+    optional parts of :data:`REMOVABLE`. Money moves by a minor unit of ``currency`` (the
+    validated deal's)."""
+    cent = Decimal(1).scaleb(-minor_units(currency))
     found: list[Knob] = []
 
     def walk(
@@ -158,16 +161,6 @@ def knobs(raw: Mapping[str, Any], fact_types: Mapping[str, str]) -> list[Knob]:
 
     walk(raw, (), "", "")
     return found
-
-
-def _currency(raw: Mapping[str, Any]) -> str:
-    """The deal's currency when it is one dealdesk knows, else the default."""
-    currency = raw.get("currency")
-    try:
-        minor_units(currency)  # anything but a code it knows is refused
-    except ValueError:
-        return DEFAULT_CURRENCY
-    return str(currency)
 
 
 def _plain(knob: Knob, value: Any, currency: str) -> Any:
@@ -300,10 +293,6 @@ def _present(decision: Decision) -> set[tuple[str, str, str]]:
     return {o.key for o in obstacles(decision)}
 
 
-def _rule_label(rule: CompiledRule) -> str:
-    return rule.id if rule.row is None else f"{rule.id} row {rule.row + 1}"
-
-
 # ---------------------------------------------------------------------------------------------
 # Thresholds: the tests holding an obstacle in place
 
@@ -325,7 +314,7 @@ class Threshold:
 
     @property
     def text(self) -> str:
-        return f"{_rule_label(self.rule)}: {format_expr(self.test)}"
+        return f"{self.rule.label}: {format_expr(self.test)}"
 
     def holds(self, view: Mapping[str, Any]) -> bool:
         """Whether the test has the value it must have on ``view``."""
@@ -566,9 +555,11 @@ class _Explorer:
         self.ranks = ranks
         self.base = decide(raw)
         # an invalid deal (maybe not even a mapping) is not changed: it has no decision
-        valid = self.base.data is not None and isinstance(raw, Mapping)
-        self.knobs = knobs(raw, fact_types) if valid else []
-        self.currency = _currency(raw) if valid else DEFAULT_CURRENCY
+        data = self.base.data
+        valid = data is not None and isinstance(raw, Mapping)
+        # validation checked the currency and gave an absent one its default
+        self.currency = str(data["currency"]) if valid and data else DEFAULT_CURRENCY
+        self.knobs = knobs(raw, fact_types, self.currency) if valid else []
         self.present = _present(self.base)
         self._cache: dict[tuple[tuple[str, Any], ...], Decision] = {}
 
@@ -1117,7 +1108,7 @@ def _fraction(value: Any) -> Any:
 
 
 def _rule_labels(obstacle: Obstacle) -> list[str]:
-    return list(dict.fromkeys(_rule_label(rule) for _, rule in obstacle.rules))
+    return list(dict.fromkeys(rule.label for _, rule in obstacle.rules))
 
 
 def format_text(result: WhatIf) -> str:

@@ -269,7 +269,7 @@ def test_knobs_are_the_deal_inputs_a_change_may_set(house) -> None:
     assert not any(path.startswith("customer.") for path in found)
     # a line keeps a quantity and a price: it is changed, never removed
     assert found["lines[0].quantity"].family == "lines[].quantity"
-    jpy = {k.path: k for k in knobs({**load("acme-risk"), "currency": "JPY"}, {})}
+    jpy = {k.path: k for k in knobs({**load("acme-risk"), "currency": "JPY"}, {}, "JPY")}
     assert jpy["lines[0].unit_price"].step == Decimal(1)
 
 
