@@ -560,7 +560,7 @@ class _Explorer:
         # validation checked the currency and gave an absent one its default
         self.currency = str(data["currency"]) if valid and data else DEFAULT_CURRENCY
         self.knobs = knobs(raw, fact_types, self.currency) if valid else []
-        self.present = _present(self.base)
+        self.obstacles = obstacles(self.base, ranks)  # what the deal as it is has
         self._cache: dict[tuple[tuple[str, Any], ...], Decision] = {}
 
     @property
@@ -718,7 +718,7 @@ def what_if(
     if base.data is None:
         return result
     result.evaluated = True
-    found = obstacles(base, ranks)
+    found = explorer.obstacles
     if goals:
         goal = all_of(goals)
         if goal.met(record, record):
@@ -793,7 +793,7 @@ def _search(
         if key not in best or change.rank() < best[key].rank():
             best[key] = change
 
-    before = obstacles(explorer.base, explorer.ranks)
+    before = explorer.obstacles
 
     def clean_ok(decision: Decision) -> bool:
         return ok(decision) and not _brought(before, obstacles(decision, explorer.ranks))
@@ -943,7 +943,7 @@ def _thresholds(decision: Decision, concerned: Sequence[Obstacle]) -> list[Thres
 def _change(
     explorer: _Explorer, knob: Knob, value: Any, decision: Decision, threshold: Threshold | None
 ) -> Change:
-    before, after = obstacles(explorer.base, explorer.ranks), obstacles(decision, explorer.ranks)
+    before, after = explorer.obstacles, obstacles(decision, explorer.ranks)
     after_keys = {o.key for o in after}
     record = decision.record
     outcome = Outcome(
@@ -989,7 +989,7 @@ def _sequence(start: _Explorer, goal: Goal) -> list[Change]:
     steps: list[Change] = []
     explorer = start
     while len(steps) < MAX_SEQUENCE:
-        concerned = [o for o in obstacles(explorer.base, explorer.ranks) if goal.concerns(o)]
+        concerned = [o for o in explorer.obstacles if goal.concerns(o)]
         keys = {o.key for o in concerned}
 
         def progress(change: Change, keys: set[tuple[str, str, str]] = keys) -> int:
