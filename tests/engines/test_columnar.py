@@ -23,7 +23,7 @@ pytest.importorskip("numpy")
 from dealdesk import app, jsoncodec  # noqa: E402
 from dealdesk.deal.validate import prepare_deal  # noqa: E402
 from dealdesk.engines import available_engines  # noqa: E402
-from dealdesk.engines.columnar import Chunk, ConditionVector  # noqa: E402
+from dealdesk.engines.columnar.vector import Chunk, ConditionVector  # noqa: E402
 from dealdesk.rules.expressions import (  # noqa: E402
     And,
     Arith,

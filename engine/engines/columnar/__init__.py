@@ -1,0 +1,203 @@
+"""The columnar engine: a chunk of prepared deals evaluated as columns (SPEC §9, issue 8).
+
+Where the per-deal engines match each deal's rules one deal at a time, this engine reads every
+path the first stratum's conditions use once per chunk, as a column, and evaluates each
+condition over the whole chunk with numpy: three-valued (SQL's Kleene logic, SPEC §3) as a pair
+of masks, ``(true, false)``, where a row in neither is unknown — ``not`` swaps them, ``and`` is
+``(t1 & t2, f1 | f2)``, ``or`` is ``(t1 | t2, f1 & f2)``, and a rule fires where ``true``.
+
+Exactness comes first. A column is compared in the vector only when every value in it is of one
+kind the comparison's meaning (:func:`dealdesk.rules.meaning._compare`) treats plainly:
+``Decimal`` against a number (the derived facts and validated money are ``Decimal``; the
+elements are compared as the ``Decimal`` objects they are, so ``max_line_discount > 0.30`` on a
+list price of 100 sold at 70 is false, as in the per-deal engines), text against text that is not
+a number, a boolean against a boolean. Anything else in a chunk — a value of another kind (an
+untyped plugin fact), arithmetic, ``matches()``, ``any``/``all``, an ``and`` over an operand
+that is not a condition — is evaluated row by row with the compiled closures of
+:mod:`dealdesk.rules.meaning`, the per-deal meaning itself; a chunk whose vectors raise (a
+``Decimal`` NaN from a plugin) is matched deal by deal, as the native engine would.
+
+What is vectorised today: the conditions of every policy's first stratum that read no output.
+Later strata (rules reading ``outputs.NAME``), hit policies, actions, outputs and the record
+are the per-deal :class:`~dealdesk.evaluate.PolicyRunner`'s and the native engine's matcher's, so
+records are byte-identical to ``native`` by construction. bench/README.md ("Columnar") says what
+this removes of a deal's cost, and what comes next: prepare, derive and the record as columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dealdesk.engines.base import Evaluation
+from dealdesk.engines.columnar.vector import Chunk, ConditionVector
+from dealdesk.engines.native import NativeEngine, compile_stratum
+from dealdesk.errors import record_error
+from dealdesk.evaluate import PolicyRun, evaluation_order
+from dealdesk.rules.expressions import Expr, children, fields
+
+if TYPE_CHECKING:
+    from dealdesk.manager import RegisteredAction
+    from dealdesk.rules.policyset import CompiledRule, Policy, PolicySet
+
+
+class _StratumPlan:
+    """A first stratum split into the rules matched as columns and the rest (rules that read
+    outputs), matched per deal by a native function; positions give the evaluation order."""
+
+    def __init__(self, rules: list[CompiledRule], label: str):
+        ordered = sorted(rules, key=evaluation_order)
+        self.position = {id(r): i for i, r in enumerate(ordered)}
+        self.vector = [r for r in ordered if not _reads_outputs(r.condition)]
+        rest = [r for r in ordered if _reads_outputs(r.condition)]
+        self.rest = compile_stratum(rest, label) if rest else None
+        # the rules that fire for each set of fired rules seen (as the masks' bits): read-only
+        self.fired_lists: dict[bytes, list[CompiledRule]] = {}
+
+
+def _shared_keys(conditions: list[Expr]) -> dict[int, int]:
+    """id(node) → one key for all equal subtrees of ``conditions`` (hashed here, once)."""
+    first: dict[Expr, int] = {}
+    keys: dict[int, int] = {}
+    stack = list(conditions)
+    while stack:
+        node = stack.pop()
+        keys[id(node)] = first.setdefault(node, id(node))
+        stack.extend(children(node))
+    return keys
+
+
+def _reads_outputs(condition: Expr) -> bool:
+    # a first-stratum view may hold `outputs` (their defaults, for a rule with an action):
+    # whatever reads there is matched on that view, per deal
+    return any(f.path.split(".")[0] == "outputs" for f in fields(condition) if not f.item)
+
+
+#: Fired-rule lists and policy runs kept per policy, one per distinct set of fired rules:
+#: bounded, so that memory stays flat however many deals a run decides (the generated books
+#: have a few hundred to a few thousand such sets per policy set).
+MAX_SHARED_RUNS = 4096
+
+
+@dataclass
+class ChunkMatch:
+    """A chunk's first strata matched as columns: per policy, per deal, the rules that fire
+    (in evaluation order) and their key (the fired rules as bits)."""
+
+    fired: dict[str, list[list[CompiledRule]]]  # shared lists: read them, never change them
+    keys: dict[str, list[bytes]]
+
+
+class ColumnarEngine(NativeEngine):
+    """Matches the first stratum of a chunk's deals as columns; the rest per deal, with the
+    native engine's matchers (:meth:`match`, for one deal alone).
+
+    A policy whose run depends on nothing but which of its rules fire — one stratum, every
+    rule's ``then`` literal (no ``=`` expression, no plugin action), no effective window — is
+    run once per distinct set of fired rules and that run is shared, read-only, by every deal
+    with the same set (the runner already shares such rules' firings): the hit policies,
+    outputs and their combination are computed once, not per deal.
+    """
+
+    name = "columnar"
+    chunked = True
+
+    def __init__(self, policy_set: PolicySet, actions: Mapping[str, RegisteredAction]):
+        super().__init__(policy_set, actions)
+        self.plans = {
+            name: _StratumPlan(policy.strata[0].rules, f"policy {name} stratum 0 (outputs)")
+            for name, policy in policy_set.policies.items()
+            if policy.strata
+        }
+        self.keys = _shared_keys([r.condition for p in self.plans.values() for r in p.vector])
+        runner = self.runner
+        self.shared_runs: dict[str, dict[bytes, PolicyRun]] = {
+            name: {}
+            for name, policy in policy_set.policies.items()
+            if len(policy.strata) == 1
+            and self.plans[name].rest is None
+            and not runner.windowed[name]
+            and all(rule.key in runner.static for rule in policy.rules)
+        }
+
+    def truth(self, deals: Sequence[Mapping[str, Any]]) -> ChunkMatch:
+        """Per policy, per deal: the first stratum's column-matched rules that fire."""
+        # one vector for every policy: each column read once, shared conditions once
+        vector = ConditionVector(Chunk(deals), self.keys)
+        found = ChunkMatch({}, {})
+        for name, plan in self.plans.items():
+            if not plan.vector:
+                found.fired[name] = [[] for _ in deals]
+                found.keys[name] = [b""] * len(deals)
+                continue
+            masks = np.stack([vector.fires(r.condition) for r in plan.vector], axis=1)
+            # each deal's fired rules as bits: a book has few distinct sets, each one list of
+            # rules (in evaluation order) shared by the deals that have it
+            keys = [row.tobytes() for row in np.packbits(masks, axis=1)]
+            lists = plan.fired_lists
+            per_deal = []
+            for row, key in enumerate(keys):
+                rules = lists.get(key)
+                if rules is None:
+                    rules = [plan.vector[i] for i in np.flatnonzero(masks[row]).tolist()]
+                    if len(lists) < MAX_SHARED_RUNS:
+                        lists[key] = rules
+                per_deal.append(rules)
+            found.fired[name] = per_deal
+            found.keys[name] = keys
+        return found
+
+    def evaluate(self, deals: Sequence[Mapping[str, Any]]) -> list[Evaluation]:
+        if not deals:
+            return []
+        try:
+            matched = self.truth(deals)
+        except Exception:  # a value the vectors cannot compare: each deal as native does it
+            return [self.evaluate_one(deal) for deal in deals]
+        return [self._evaluate_with(deal, matched, i) for i, deal in enumerate(deals)]
+
+    def _evaluate_with(
+        self, deal: Mapping[str, Any], matched: ChunkMatch, index: int
+    ) -> Evaluation:
+        plans, strata, fired = self.plans, self.strata, matched.fired
+
+        def match(policy: Policy, stratum: int, view: Mapping[str, Any]) -> list[CompiledRule]:
+            if stratum:
+                return strata[policy.name][stratum](view)
+            plan = plans[policy.name]
+            found = fired[policy.name][index]
+            if plan.rest is None:
+                return found
+            rest = plan.rest(view)
+            if not rest:
+                return found
+            if not found:
+                return rest
+            position = plan.position
+            return sorted([*found, *rest], key=lambda r: position[id(r)])
+
+        runs: dict[str, PolicyRun] = {}
+        try:
+            for name, policy in self.policy_set.policies.items():
+                shared = self.shared_runs.get(name)
+                if shared is None:
+                    runs[name] = self.runner.run_policy(policy, deal, match)
+                    continue
+                keys = matched.keys[name]
+                run = shared.get(keys[index])
+                if run is None:
+                    run = self.runner.run_policy(policy, deal, match)
+                    # a run with errors (a unique table's several rows) is not shared: the
+                    # records would share its error objects, which a sink may change
+                    if len(shared) < MAX_SHARED_RUNS and not run.errors:
+                        shared[keys[index]] = run
+                runs[name] = run
+        except Exception as exc:  # a failing plugin action, or a bug: it costs this deal only
+            return Evaluation(error=record_error(exc))
+        return Evaluation(runs)
+
+
+ENGINE = ColumnarEngine
