@@ -49,6 +49,8 @@ _OPS: dict[str, Callable[[Any, Any], Any]] = {
     ">": np.greater,
     ">=": np.greater_equal,
 }
+# `constant OP column` is `column FLIPPED[OP] constant`
+_FLIPPED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 # the conditions whose value is always True, False or None (as in the native engine)
 _EXACT = (Compare, InList, Exists, Matches, Not, And, Or)
 
@@ -80,6 +82,23 @@ class Column:
                 filler = _FILLER[self.kind]
                 values = [filler if v is None else v for v in values]
             self.filled = np.fromiter(values, dtype=object, count=n)
+
+    # What the vector asks of a column; a column of another representation (the reader's
+    # exact numbers) overrides these three. Rows where the column is unknown may hold anything.
+
+    def compare(self, op: str, value: Any) -> np.ndarray:
+        """Where ``column OP value`` holds, for a ``value`` of the column's kind."""
+        return np.asarray(_OPS[op](self.filled, value), dtype=bool)
+
+    def compare_column(self, op: str, other: Column) -> np.ndarray | None:
+        """Where ``self OP other`` holds, both of one kind; None when only rows can say."""
+        if self.filled is None or other.filled is None:
+            return None
+        return np.asarray(_OPS[op](self.filled, other.filled), dtype=bool)
+
+    def is_true(self) -> np.ndarray:
+        """Where a boolean column holds True."""
+        return np.asarray(self.filled == True, dtype=bool)  # noqa: E712  # elementwise
 
 
 def _truth_column(truth: Truth) -> Column:
@@ -229,7 +248,7 @@ class ConditionVector:
         if column.kind == "none":
             return self.chunk.none
         if column.kind == "boolean":
-            return column.known & np.asarray(column.filled == True, dtype=bool)  # noqa: E712
+            return column.known & column.is_true()
         return self.rows(column.values)[0]
 
     def truth(self, expr: Expr) -> Truth:
@@ -310,8 +329,7 @@ class ConditionVector:
         if column.kind == "none":
             return self.chunk.none, self.chunk.none
         if column.kind == "boolean":
-            assert column.filled is not None
-            hit = np.asarray(column.filled == True, dtype=bool)  # noqa: E712  # elementwise
+            hit = column.is_true()
             return column.known & hit, column.known & ~hit
         return None
 
@@ -327,13 +345,10 @@ class ConditionVector:
         return Column(self.chunk.per_row(expr))
 
     def comparison(self, op: str, left: Expr, right: Expr) -> Truth | None:
-        compare = _OPS[op]
         if isinstance(right, Const) and not isinstance(left, Const):
             column, constant = self.value(left), Constant(right.value)
-            hit = None if constant.kind != column.kind else compare(column.filled, constant.value)
         elif isinstance(left, Const) and not isinstance(right, Const):
-            column, constant = self.value(right), Constant(left.value)
-            hit = None if constant.kind != column.kind else compare(constant.value, column.filled)
+            column, constant, op = self.value(right), Constant(left.value), _FLIPPED[op]
         else:
             a, b = self.value(left), self.value(right)
             if a.kind == "none" or b.kind == "none":
@@ -341,14 +356,16 @@ class ConditionVector:
             # two texts that both read as numbers compare as numbers: per row
             if a.kind != b.kind or a.kind not in ("number", "boolean"):
                 return None
+            both = a.compare_column(op, b)
+            if both is None:
+                return None
             known = a.known & b.known
-            hit = np.asarray(compare(a.filled, b.filled), dtype=bool)
-            return known & hit, known & ~hit
+            return known & both, known & ~both
         if column.kind == "none" or constant.value is None:
             return self.chunk.none, self.chunk.none
-        if hit is None:
+        if constant.kind != column.kind:
             return None
-        hit = np.asarray(hit, dtype=bool)
+        hit = column.compare(op, constant.value)
         return column.known & hit, column.known & ~hit
 
     def membership(self, operand: Expr, values: tuple[Any, ...], negated: bool) -> Truth | None:
@@ -356,11 +373,11 @@ class ConditionVector:
         if column.kind == "none":
             return self.chunk.none, self.chunk.none
         constants = [Constant(v) for v in values]
-        if column.filled is None or any(c.kind != column.kind for c in constants):
+        if column.kind not in _FILLER or any(c.kind != column.kind for c in constants):
             return None
         found = np.zeros(self.chunk.n, dtype=bool)
         for constant in constants:
-            found |= np.asarray(column.filled == constant.value, dtype=bool)
+            found |= column.compare("==", constant.value)
         if negated:
             found = ~found
         return column.known & found, column.known & ~found
