@@ -112,18 +112,31 @@ class App:
 
     def evaluate_sources(self, sources: Sequence[SourceDeal]) -> list[dict[str, Any]]:
         """The records of deals as read, in order, the readable ones decided as one chunk."""
-        decided = iter(self.pipeline.decide([s.deal for s in sources if s.error is None]))
-        records = []
+        return [record for record, _ in self.decide_sources(sources)]
+
+    def decide_sources(
+        self, sources: Sequence[SourceDeal], encode: Callable[[dict[str, Any]], str] | None = None
+    ) -> list[tuple[dict[str, Any], str | None]]:
+        """The records of deals as read, in order, the readable ones decided as one chunk:
+        ``(record, None)``, or with ``encode``, ``(its summary's keys, encoded)`` where the
+        engine has the record encoded already (:meth:`Pipeline.decide_encoded`)."""
+        readable = [s.deal for s in sources if s.error is None]
+        decided = iter(
+            self.pipeline.decide_encoded(readable, encode)
+            if encode is not None
+            else [(record, None) for record in self.pipeline.decide(readable)]
+        )
+        records: list[tuple[dict[str, Any], str | None]] = []
         for source in sources:
             if source.error is not None:
-                records.append(self.source_error_record(source))
+                records.append((self.source_error_record(source), None))
                 continue
-            record = next(decided)
+            record, text = next(decided)
             if not isinstance(source.deal, Mapping):
                 # "a deal must be a mapping", said where: a record without an id is found by it
                 for error in record["errors"]:
                     error["message"] = f"{source.source}: {error['message']}"
-            records.append(record)
+            records.append((record, text))
         return records
 
     def source_error_record(self, source: SourceDeal) -> dict[str, Any]:

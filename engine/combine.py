@@ -23,6 +23,7 @@ from dealdesk.rules.meaning import to_decimal
 
 if TYPE_CHECKING:
     from dealdesk.evaluate import Firing, PolicyRun
+    from dealdesk.rules.model import OutputSpec
 
 
 def worst(statuses: Iterable[str]) -> str:
@@ -81,6 +82,24 @@ def format_output(value: Any, kind: str, currency: str) -> Any:
 
 _NUMERIC_KINDS = frozenset(("money", "fraction", "integer"))
 _AS_IS = frozenset((str, bool, int))  # what plain() returns unchanged (not its subclasses)
+
+
+def format_value(policy: str, key: str, value: Any, spec: OutputSpec | None, currency: str) -> Any:
+    """Output ``key`` of ``policy`` as the record shows it (:func:`format_output` by its
+    declared type, else :func:`plain`).
+
+    :raises DealdeskError: the value is not finite (records are strict JSON).
+    """
+    kind = spec.type if spec is not None and spec.type in _NUMERIC_KINDS else ""
+    if value is None or (not kind and type(value) in _AS_IS):
+        return value
+    try:
+        return format_output(value, kind, currency) if kind else plain(value)
+    except NotFinite as exc:
+        raise DealdeskError(
+            f"policies.{policy}.outputs.{key} is {exc.what}; records are strict JSON "
+            "(no NaN or Infinity)"
+        ) from None
 
 
 class NotFinite(DealdeskError):
@@ -281,21 +300,10 @@ class Combiner:
     @staticmethod
     def outputs(name: str, run: PolicyRun, currency: str) -> dict[str, Any]:
         specs = run.policy.outputs
-        outputs: dict[str, Any] = {}
-        for key, value in run.outputs().items():
-            spec = specs.get(key)
-            kind = spec.type if spec is not None and spec.type in _NUMERIC_KINDS else ""
-            if value is None or (not kind and type(value) in _AS_IS):
-                outputs[key] = value
-                continue
-            try:
-                outputs[key] = format_output(value, kind, currency) if kind else plain(value)
-            except NotFinite as exc:
-                raise DealdeskError(
-                    f"policies.{name}.outputs.{key} is {exc.what}; records are strict JSON "
-                    "(no NaN or Infinity)"
-                ) from None
-        return outputs
+        return {
+            key: format_value(name, key, value, specs.get(key), currency)
+            for key, value in run.outputs().items()
+        }
 
     def messages(
         self,

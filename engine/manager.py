@@ -204,6 +204,11 @@ class Plugins:
         """Whether any plugin implements ``dealdesk_decision``."""
         return bool(self._sinks)
 
+    @property
+    def has_combiners(self) -> bool:
+        """Whether any plugin implements ``dealdesk_combine``."""
+        return bool(self._combiners)
+
     def decision(self, record: dict[str, Any]) -> None:
         """Hand the final ``record`` to every ``dealdesk_decision`` sink, in registration order.
 

@@ -10,7 +10,7 @@ Decision sinks are not called here: they are for ``evaluate``'s final records on
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -132,24 +132,66 @@ class Pipeline:
         """The decisions of a chunk of raw deals: prepared one by one, evaluated as a chunk."""
         prepared = [self.prepare(raw) for raw in raws]
         evaluations = iter(self.engine.evaluate([p.data for p in prepared if p.data is not None]))
-        decisions = []
-        for item in prepared:
-            if item.data is None:
-                decisions.append(Decision(self.invalid(item.deal_id, item.errors)))
-                continue
-            evaluation: Evaluation = next(evaluations)
-            if evaluation.error is not None:
-                decisions.append(Decision(self.invalid(item.deal_id, [evaluation.error])))
-                continue
+        return [
+            self._decision(item, None if item.data is None else next(evaluations))
+            for item in prepared
+        ]
+
+    def _decision(self, item: Prepared, evaluation: Evaluation | None) -> Decision:
+        """``item``'s decision from its evaluation (None for a deal that is not valid)."""
+        if item.data is None or evaluation is None:
+            decision = Decision(self.invalid(item.deal_id, item.errors))
+        elif evaluation.error is not None:
+            decision = Decision(self.invalid(item.deal_id, [evaluation.error]))
+        else:
             try:
                 record = self.combine(item.deal_id, item.data, evaluation.runs)
             except Exception as exc:  # a message that cannot render, an output past JSON, a bug
                 record = self.invalid(item.deal_id, [record_error(exc)])
-            decisions.append(Decision(record, evaluation.runs, item.data))
-        for item, decision in zip(prepared, decisions, strict=True):
-            if item.flags:  # after the rules' flags; status and approvals stay as decided
-                decision.record["flags"].extend(item.flags)
-        return decisions
+            decision = Decision(record, evaluation.runs, item.data)
+        if item.flags:  # after the rules' flags; status and approvals stay as decided
+            decision.record["flags"].extend(item.flags)
+        return decision
+
+    def decide_encoded(
+        self, raws: Sequence[Any], encode: Callable[[dict[str, Any]], str]
+    ) -> list[tuple[dict[str, Any], str | None]]:
+        """A chunk's records, each whole (``(record, None)``) or, for a deal an engine's group
+        template holds (the columnar engine: ``Engine.grouped``), already encoded with
+        ``encode`` as ``(the record's summary keys, text)``. The same records as
+        :meth:`decide_chunk`, byte for byte."""
+        prepared = [self.prepare(raw) for raw in raws]
+        valid = [p.data for p in prepared if p.data is not None]
+        # clauses and combine plugins may make any two records differ
+        groups = None if self.clauses or self.plugins.has_combiners else self.engine.grouped(valid)
+        if groups is None:
+            evaluations = iter(self.engine.evaluate(valid))
+            return [
+                (
+                    self._decision(item, None if item.data is None else next(evaluations)).record,
+                    None,
+                )
+                for item in prepared
+            ]
+        results: list[tuple[dict[str, Any], str | None]] = []
+        index = -1
+        for item in prepared:
+            if item.data is None:
+                results.append((self._decision(item, None).record, None))
+                continue
+            index += 1
+            key = None if item.flags else groups.key(index)
+            if key is not None:
+                filled = groups.fill(key, item.deal_id, item.data)
+                if filled is not None:
+                    results.append(filled)
+                    continue
+            evaluation = groups.evaluate(index)
+            decision = self._decision(item, evaluation)
+            if key is not None and evaluation.error is None:
+                groups.learn(key, decision.record, evaluation.runs, encode)
+            results.append((decision.record, None))
+        return results
 
     def combine(
         self, deal_id: Any, data: Mapping[str, Any], runs: Mapping[str, PolicyRun]

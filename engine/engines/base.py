@@ -11,9 +11,9 @@ are byte-identical: the record never says which engine made it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from dealdesk.errors import record_error
 from dealdesk.evaluate import PolicyRun, PolicyRunner
@@ -31,6 +31,31 @@ class Evaluation:
     error: dict[str, Any] | None = None
 
 
+class Groups(Protocol):
+    """A chunk's deals by group (:meth:`Engine.grouped`); ``index`` counts the chunk's deals."""
+
+    def key(self, index: int) -> Hashable | None:
+        """The deal's group, or None: its record is made in full."""
+
+    def fill(
+        self, key: Hashable, deal_id: Any, data: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], str] | None:
+        """The summary's keys and the encoded record of a deal of group ``key``, or None when
+        the group has no template yet or this deal differs from it."""
+
+    def evaluate(self, index: int) -> Evaluation:
+        """The deal's evaluation, for a record made in full."""
+
+    def learn(
+        self,
+        key: Hashable,
+        record: dict[str, Any],
+        runs: Mapping[str, PolicyRun],
+        encode: Callable[[dict[str, Any]], str],
+    ) -> None:
+        """Remember the record made in full of a deal of group ``key`` as the group's template."""
+
+
 class Engine(ABC):
     """Evaluates chunks of prepared deals (deals with their derived facts) into policy runs.
 
@@ -46,6 +71,11 @@ class Engine(ABC):
     def __init__(self, policy_set: PolicySet, actions: Mapping[str, RegisteredAction]):
         self.policy_set = policy_set
         self.runner = PolicyRunner(policy_set, actions)
+
+    def grouped(self, deals: Sequence[Mapping[str, Any]]) -> Groups | None:
+        """The chunk's deals in groups whose records differ only in a few known places (the
+        columnar engine's record templates), or None: every record is made in full."""
+        return None
 
     def evaluate(self, deals: Sequence[Mapping[str, Any]]) -> list[Evaluation]:
         """One :class:`Evaluation` per deal, in order; never raises for a deal's fault."""

@@ -167,10 +167,13 @@ def decide_sources(
     :func:`decide_source`, deal by deal, so that only its deal is ``invalid``."""
     parsed = [source.parsed() for source in sources]
     try:
-        records = app.evaluate_sources(parsed)
+        decided = app.decide_sources(parsed, encode)
     except SystemExit:
         return [decide_source(app, source, encode) for source in parsed]
-    return [outcome(app, record, encode) for record in records]
+    return [
+        outcome(app, record, encode) if text is None else Done(record, text)
+        for record, text in decided
+    ]
 
 
 def outcome(app: App, record: dict[str, Any], encode: Encoder | None) -> Done:

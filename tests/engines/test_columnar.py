@@ -332,11 +332,13 @@ def load_gen_book() -> ModuleType:
 
 def decided(engine: str, deals: list[dict[str, Any]], rulesets: list[str] | None = None) -> str:
     application = app.build(rulesets, engine=engine, autoload=False)
-    records = []
+    texts = []
     for start in range(0, len(deals), 256):  # the executor's largest chunk
         chunk = [copy.deepcopy(d) for d in deals[start : start + 256]]
-        records += application.pipeline.decide(chunk)
-    return "".join(jsoncodec.dumps(r) + "\n" for r in records)
+        # as a batch decides them: records from the group templates where the engine has them
+        for record, text in application.pipeline.decide_encoded(chunk, jsoncodec.dumps):
+            texts.append(jsoncodec.dumps(record) if text is None else text)
+    return "".join(text + "\n" for text in texts)
 
 
 def test_chunks_of_the_generated_book_give_the_native_records() -> None:
@@ -464,3 +466,90 @@ def test_a_policy_with_expressions_or_actions_is_run_for_each_deal() -> None:
     application = app.build(None, engine="columnar", autoload=False)
     # the house policies set outputs from expressions (= totals.product * 0.30) or run actions
     assert application.pipeline.engine.shared_runs == {}
+
+
+TEMPLATED = {
+    "ruleset": "templated",
+    "policy": "onsite-support",
+    "version": "1",
+    "outputs": {
+        "service": {"type": "money"},
+        "ratio": {"type": "fraction"},
+        "tier": {"combine": "max"},
+        "raw": {},
+    },
+    "rules": [
+        {
+            "id": "A",
+            "when": "totals.contract >= 100",
+            "then": {"set": {"service": "= totals.contract * 0.3"}},
+        },
+        {
+            "id": "B",
+            "when": "totals.contract >= 200",
+            "then": {"set": {"tier": 2, "raw": "= partner.discount * 2"}},
+        },
+        {
+            "id": "C",
+            "when": "totals.contract >= 100",
+            "then": {"set": {"tier": 1, "ratio": "= margin"}},
+        },
+        {"id": "D", "when": 'customer.region == "emea"', "then": {"require": ["cfo"]}},
+        {
+            "id": "E",
+            "when": 'customer.region == "apac"',
+            "then": {"reason": "apac {{ totals.contract }}"},
+        },
+    ],
+}
+
+
+def templated_deals() -> list[dict[str, Any]]:
+    deals = []
+    for i in range(40):
+        deal: dict[str, Any] = {
+            "id": f"T-{i}" if i % 7 else i,
+            "currency": "JPY" if i % 5 == 0 else "USD",
+            "customer": {
+                "name": "X",
+                "segment": "deer",
+                "region": ("emea", "apac", "latam")[i % 3],
+            },
+            "offer": {"type": "standard", "pricing": "fixed"},
+            "lines": [line(Decimal(150 + 13 * i) / 2, Decimal(90 + i) / 8)],
+        }
+        if i % 4:
+            deal["partner"] = {"name": "P", "kind": "reseller", "tier": "gold", "discount": i / 100}
+        deals.append(deal)
+    return deals
+
+
+def test_records_from_group_templates_are_the_native_records(tmp_path: Path) -> None:
+    (tmp_path / "templated.yaml").write_text(yaml.safe_dump(TEMPLATED))
+    deals = templated_deals()
+    rulesets = [str(tmp_path)]
+    assert decided("columnar", deals, rulesets) == decided("native", deals, rulesets)
+    application = app.build(rulesets, engine="columnar", autoload=False)
+    results = application.pipeline.decide_encoded(copy.deepcopy(deals), jsoncodec.dumps)
+    filled = [i for i, (_, text) in enumerate(results) if text is not None]
+    # each group's first deal is decided in full and teaches the template the rest fill
+    assert 0 < len(filled) < len(deals)
+    assert all(r["status"] != "invalid" for r, _ in results)
+    for index in filled:
+        brief, text = results[index]
+        assert set(brief) == {"deal_id", "status", "approvals", "reasons", "errors"}
+        assert brief["deal_id"] == str(deals[index]["id"]) == jsoncodec.loads(text)["deal_id"]
+    # a message with Jinja (rule E, apac) differs per deal: never from a template
+    assert not any(deals[i]["customer"]["region"] == "apac" for i in filled)
+    # nor a deal whose expression is unknown (rule B without a partner: raw keeps its default)
+    unknown = [
+        i
+        for i, (record, _) in enumerate(results)
+        if "B" in record.get("policies", {}).get("onsite-support", {}).get("fired", ())
+        and "partner" not in deals[i]
+    ]
+    assert unknown and not set(unknown) & set(filled)
+    assert any(
+        "B" in jsoncodec.loads(results[i][1])["policies"]["onsite-support"]["fired"] for i in filled
+    )
+

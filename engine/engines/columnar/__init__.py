@@ -26,13 +26,14 @@ this removes of a deal's cost, and what comes next: prepare, derive and the reco
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dealdesk.engines.base import Evaluation
+from dealdesk.engines.base import Evaluation, Groups
+from dealdesk.engines.columnar.records import Template, templatable, template
 from dealdesk.engines.columnar.vector import Chunk, ConditionVector
 from dealdesk.engines.native import NativeEngine, compile_stratum
 from dealdesk.errors import record_error
@@ -114,6 +115,20 @@ class ColumnarEngine(NativeEngine):
         }
         self.keys = _shared_keys([r.condition for p in self.plans.values() for r in p.vector])
         runner = self.runner
+        # every policy's part of a record the same for deals with the same fired rules (but
+        # for its `=` outputs): records from templates (records.py)
+        self.templated = all(
+            name in self.plans
+            and self.plans[name].rest is None
+            and templatable(
+                policy,
+                windowed=runner.windowed[name],
+                reads_outputs=runner.reads_outputs[name],
+            )
+            for name, policy in policy_set.policies.items()
+            if policy.strata
+        )
+        self.templates: dict[Hashable, Template | None] = {}
         self.shared_runs: dict[str, dict[bytes, PolicyRun]] = {
             name: {}
             for name, policy in policy_set.policies.items()
@@ -122,6 +137,15 @@ class ColumnarEngine(NativeEngine):
             and not runner.windowed[name]
             and all(rule.key in runner.static for rule in policy.rules)
         }
+
+    def grouped(self, deals: Sequence[Mapping[str, Any]]) -> Groups | None:
+        if not self.templated or not deals:
+            return None
+        try:
+            matched = self.truth(deals)
+        except Exception:  # a value the vectors cannot compare: each deal as native does it
+            return None
+        return _Groups(self, deals, matched)
 
     def truth(self, deals: Sequence[Mapping[str, Any]]) -> ChunkMatch:
         """Per policy, per deal: the first stratum's column-matched rules that fire."""
@@ -201,3 +225,41 @@ class ColumnarEngine(NativeEngine):
 
 
 ENGINE = ColumnarEngine
+
+
+class _Groups:
+    """A chunk's deals by currency and fired rules of every policy (:meth:`Engine.grouped`)."""
+
+    def __init__(
+        self, engine: ColumnarEngine, deals: Sequence[Mapping[str, Any]], matched: ChunkMatch
+    ):
+        self.engine = engine
+        self.deals = deals
+        self.matched = matched
+        self.names = list(matched.keys)
+
+    def key(self, index: int) -> Hashable | None:
+        keys = self.matched.keys
+        return (self.deals[index].get("currency") or "USD", *(keys[n][index] for n in self.names))
+
+    def fill(
+        self, key: Hashable, deal_id: Any, data: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], str] | None:
+        found = self.engine.templates.get(key)
+        if found is None:
+            return None
+        return found.fill(deal_id, data, key[0])  # type: ignore[index]
+
+    def evaluate(self, index: int) -> Evaluation:
+        return self.engine._evaluate_with(self.deals[index], self.matched, index)
+
+    def learn(
+        self,
+        key: Hashable,
+        record: dict[str, Any],
+        runs: Mapping[str, PolicyRun],
+        encode: Callable[[dict[str, Any]], str],
+    ) -> None:
+        templates = self.engine.templates
+        if key not in templates and len(templates) < MAX_SHARED_RUNS:
+            templates[key] = template(record, runs, encode)

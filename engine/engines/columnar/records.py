@@ -1,0 +1,176 @@
+"""Records by fired set: one record template per group of deals, filled per deal (issue 8).
+
+Under a policy whose run depends on nothing but which of its rules fire (see
+:func:`templatable`), two deals with the same fired rules in every policy and the same currency
+get the same record but for their ``deal_id`` and the outputs set by ``=`` expressions
+(``service_contract: "= totals.contract * 0.3"``). The first deal of such a group is decided in
+full (runner, combiner), and its encoded record becomes a :class:`Template`: the JSON text cut
+at those places. Every later deal of the group is its ``deal_id`` and its expressions' values,
+formatted as the combiner formats them, joined with the template's fragments: no runner, no
+combiner, no encoding of the whole record. The records are byte-identical by construction, and
+the conformance suite checks it.
+
+A group is decided per deal when anything else could differ between its deals: a message with
+Jinja in it, a plugin action, an effective window, a rule reading outputs, a table whose hit
+policy looks at the values, an expression that is unknown or not finite on a deal, an output
+combined as a ``list``; and the whole chunk is, when a ``dealdesk_combine`` plugin or clause
+rendering could change a record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dealdesk import jsoncodec
+from dealdesk.combine import format_value
+from dealdesk.evaluate import value_of
+from dealdesk.rules.expressions import Expr
+
+if TYPE_CHECKING:
+    from dealdesk.evaluate import PolicyRun
+    from dealdesk.rules.model import OutputSpec
+    from dealdesk.rules.policyset import Policy
+
+#: The keys of a record a batch's summary reads (the executor's ``Done.record``).
+BRIEF_KEYS = ("deal_id", "status", "approvals", "reasons", "errors")
+# hit policies whose choice depends on the rows' values, not only on which rows matched
+_VALUED_HITS = frozenset(("any", "priority", "output order"))
+
+
+def templatable(policy: Policy, *, windowed: bool, reads_outputs: list[bool]) -> bool:
+    """Whether ``policy``'s part of a record is the same for every deal with the same fired
+    rules, but for outputs set by top-level ``=`` expressions (checked again per group)."""
+    if windowed or len(reads_outputs) != 1 or reads_outputs[0]:
+        return False
+    for rule in policy.rules:
+        if rule.then.action is not None:
+            return False
+        expressions = [v for v in rule.sets.values() if isinstance(v, Expr)]
+        if any(_nested_expression(v) for v in rule.sets.values() if not isinstance(v, Expr)):
+            return False
+        table = rule.table
+        if expressions and table is not None:
+            if table.hit in _VALUED_HITS or (table.hit == "collect" and table.aggregation):
+                return False
+    return True
+
+
+def _nested_expression(value: Any) -> bool:
+    if isinstance(value, list):
+        return any(isinstance(v, Expr) or _nested_expression(v) for v in value)
+    if isinstance(value, dict):
+        return any(isinstance(v, Expr) or _nested_expression(v) for v in value.values())
+    return False
+
+
+@dataclass(frozen=True)
+class Hole:
+    """An output whose value is one ``=`` expression's, different on every deal."""
+
+    policy: str
+    output: str
+    expression: Expr
+    spec: OutputSpec | None
+
+    def text(self, data: Mapping[str, Any], currency: str) -> str | None:
+        """The output as the record shows it, as JSON; None when this deal's value is not what
+        the template stands for (unknown: the output falls back to another value)."""
+        value = value_of(self.expression, data)
+        if value is None:
+            return None
+        return jsoncodec.dumps(format_value(self.policy, self.output, value, self.spec, currency))
+
+
+class Template:
+    """A group's encoded record cut at its holes: ``fragments[0]``, the deal id,
+    ``fragments[1]``, the first hole, ...; and the summary's keys, shared read-only."""
+
+    __slots__ = ("brief", "fragments", "holes")
+
+    def __init__(self, fragments: list[str], holes: list[Hole], brief: dict[str, Any]):
+        self.fragments = fragments
+        self.holes = holes
+        self.brief = brief
+
+    def fill(
+        self, deal_id: Any, data: Mapping[str, Any], currency: str
+    ) -> tuple[dict[str, Any], str] | None:
+        """The summary's keys and the encoded record of a deal of this group; None when one of
+        its expressions makes it differ (it is decided in full)."""
+        fragments = self.fragments
+        parts = [fragments[0], jsoncodec.dumps(deal_id)]
+        for hole, fragment in zip(self.holes, fragments[1:], strict=False):
+            try:
+                text = hole.text(data, currency)
+            except Exception:  # not finite, or an error: the full path says it as it does
+                return None
+            if text is None:
+                return None
+            parts.append(fragment)
+            parts.append(text)
+        parts.append(fragments[-1])
+        return {**self.brief, "deal_id": deal_id}, "".join(parts)
+
+
+def template(
+    record: dict[str, Any],
+    runs: Mapping[str, PolicyRun],
+    encode: Callable[[dict[str, Any]], str],
+) -> Template | None:
+    """The template of ``record`` (decided from ``runs`` for a deal of a templatable group),
+    or None when its group must be decided deal by deal. ``record`` is left as it was."""
+    if record["errors"]:
+        return None
+    holes: list[Hole] = []
+    for name, run in runs.items():
+        if run.errors:
+            return None
+        for firing in run.firings:
+            effects = firing.effects
+            if any("{" in str(m) for m in (*effects.rejects, *effects.reasons, *effects.flags)):
+                return None
+        for output, entries in run.contributions.items():
+            expressions = [
+                run.firings[key[1]].rule.sets.get(output)
+                for key, _ in entries
+                if isinstance(run.firings[key[1]].rule.sets.get(output), Expr)
+            ]
+            if not expressions:
+                continue
+            spec = run.policy.outputs.get(output)
+            if len(entries) != 1 or entries[0][1] is None or (spec and spec.combine == "list"):
+                return None
+            holes.append(Hole(name, output, expressions[0], spec))
+    marks = [_mark(i) for i in range(len(holes) + 1)]
+    saved = [record["deal_id"]]
+    record["deal_id"] = marks[0]
+    for hole, mark in zip(holes, marks[1:], strict=True):
+        outputs = record["policies"][hole.policy]["outputs"]
+        saved.append(outputs[hole.output])
+        outputs[hole.output] = mark
+    try:
+        text = encode(record)
+        if text != jsoncodec.dumps(record):  # not JSON Lines: no template
+            return None
+    finally:
+        record["deal_id"] = saved[0]
+        for hole, value in zip(holes, saved[1:], strict=True):
+            record["policies"][hole.policy]["outputs"][hole.output] = value
+    encoded = [jsoncodec.dumps(m) for m in marks]
+    if any(text.count(m) != 1 for m in encoded):  # a ruleset's text holding a mark
+        return None
+    order = sorted(range(len(marks)), key=lambda i: text.index(encoded[i]))  # the id first
+    fragments = []
+    rest = text
+    for i in order:
+        before, _, rest = rest.partition(encoded[i])
+        fragments.append(before)
+    fragments.append(rest)
+    brief = {key: record[key] for key in BRIEF_KEYS}
+    return Template(fragments, [holes[i - 1] for i in order[1:]], brief)
+
+
+def _mark(index: int) -> str:
+    return f"\x00dealdesk-hole-{index}\x00"
