@@ -629,8 +629,9 @@ def _actions(
     return then
 
 
-def _outputs(draw: st.DrawFn, ids: _Ids, mixed: bool) -> list[OutputSpec]:
-    """Up to four outputs; with ``mixed``, some hold strings and numbers or a string default."""
+def _outputs(draw: st.DrawFn, ids: _Ids, mixed: bool, flat: bool = False) -> list[OutputSpec]:
+    """Up to four outputs; with ``mixed``, some hold strings and numbers or a string default;
+    ``flat``: all set in the first stratum."""
     specs = []
     kinds = ("number", "number", "string", "mixed") if mixed else ("number", "string")
     for _ in range(draw(st.integers(0, 4))):
@@ -653,7 +654,14 @@ def _outputs(draw: st.DrawFn, ids: _Ids, mixed: bool) -> list[OutputSpec]:
         ):
             default = ABSENT  # a default that is not of the declared type is a validation error
         specs.append(
-            OutputSpec(ids.next("o"), combine, declared, kind, draw(st.integers(0, 2)), default)
+            OutputSpec(
+                ids.next("o"),
+                combine,
+                declared,
+                kind,
+                0 if flat else draw(st.integers(0, 2)),
+                default,
+            )
         )
     return specs
 
@@ -804,11 +812,11 @@ def tables(
 
 @st.composite
 def policy_rulesets(
-    draw: st.DrawFn, policy: str, ids: _Ids, count: int, edges: bool, mixed: bool
+    draw: st.DrawFn, policy: str, ids: _Ids, count: int, edges: bool, mixed: bool, flat: bool
 ) -> tuple[list[RulesetSpec], list[OutputSpec]]:
     """``count`` rulesets of one policy: its outputs (declared in the first), rules and tables,
-    at most 8 rules in all."""
-    outputs = _outputs(draw, ids, mixed)
+    at most 8 rules in all; ``flat``: one stratum and no effective windows."""
+    outputs = _outputs(draw, ids, mixed, flat)
     specs: list[RulesetSpec] = []
     budget = 8
     for index in range(count):
@@ -819,7 +827,7 @@ def policy_rulesets(
                 {}, optional={"from": st.sampled_from(DATES), "to": st.sampled_from(DATES)}
             )
         )
-        if window and draw(st.booleans()):
+        if window and not flat and draw(st.booleans()):
             # a window that ends before it starts is a validation error, not a ruleset
             if len(window) == 2:
                 window = {"from": min(window.values()), "to": max(window.values())}
@@ -833,7 +841,7 @@ def policy_rulesets(
         spec = RulesetSpec(name, policy, data)
         rules = []
         for _ in range(draw(st.integers(1 if index == 0 else 0, min(budget, 5)))):
-            level = draw(st.integers(0, 2))
+            level = 0 if flat else draw(st.integers(0, 2))
             readable = [o for o in outputs if o.level < level and o.readable]
             settable = [o for o in outputs if o.level == level]
             scope = scope_of(outputs)
@@ -849,7 +857,7 @@ def policy_rulesets(
             data["rules"] = rules
         table_list = []
         for _ in range(draw(st.integers(0, 1))):  # two tables per policy at most
-            level = draw(st.integers(0, 2))
+            level = 0 if flat else draw(st.integers(0, 2))
             readable = [o for o in outputs if o.level < level and o.readable]
             settable = [o for o in outputs if o.level == level]
             table = draw(tables(ids, settable, readable, edges, mixed))
@@ -862,17 +870,22 @@ def policy_rulesets(
 
 
 @st.composite
-def ruleset_sets(draw: st.DrawFn, edges: bool = True, mixed: bool = True) -> list[RulesetSpec]:
+def ruleset_sets(
+    draw: st.DrawFn, edges: bool = True, mixed: bool = True, flat: bool = False
+) -> list[RulesetSpec]:
     """One or two policies, each with one or two generated rulesets.
 
     :param edges: use literals beyond a double's precision (EDGE_NUMBERS).
     :param mixed: let outputs hold values of mixed types (strings and numbers in an output
         declared without a type, a string default or numeral in a number output).
+    :param flat: one stratum per policy and no effective windows (what the columnar engine
+        decides from group templates).
     """
     ids = _Ids()
     policies = draw(st.lists(st.sampled_from(POLICIES), min_size=1, max_size=2, unique=True))
     result: list[RulesetSpec] = []
     for policy in policies:
-        specs, _ = draw(policy_rulesets(policy, ids, draw(st.integers(1, 2)), edges, mixed))
+        count = draw(st.integers(1, 2))
+        specs, _ = draw(policy_rulesets(policy, ids, count, edges, mixed, flat))
         result.extend(specs)
     return result

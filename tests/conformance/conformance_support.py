@@ -30,6 +30,7 @@ from unittest import mock
 import pytest
 
 from dealdesk import app as dealdesk_app
+from dealdesk import jsoncodec
 from dealdesk.engines import available_engines
 from dealdesk.engines.base import Engine
 from dealdesk.evaluate import evaluation_order
@@ -170,6 +171,17 @@ def jsonl_text(application: dealdesk_app.App, records: Iterable[Mapping[str, Any
     out = io.StringIO()
     application.writers["jsonl"](records, out)
     return out.getvalue()
+
+
+def batch_records(application: dealdesk_app.App, deals: Sequence[Any]) -> list[dict[str, Any]]:
+    """The records of ``deals`` decided as one chunk the way a batch decides them (with the
+    engine's group templates, if it has them: records already encoded), twice over, so that the
+    second time every group has its template; each record as it is written, read back."""
+    chunk = [copy.deepcopy(d) for d in [*deals, *deals]]
+    return [
+        json.loads(text) if text is not None else json.loads(jsoncodec.dumps(record))
+        for record, text in application.pipeline.decide_encoded(chunk, jsoncodec.dumps)
+    ]
 
 
 def _shown(value: Any) -> str:
