@@ -357,7 +357,9 @@ def evaluate(
     if fmt not in application.writers:
         known = ", ".join(sorted(application.writers))
         raise click.UsageError(f"unknown --format {fmt!r}; known formats: {known}")
-    reader = application.read(deals, lazy=workers != 0)
+    # lines stay unparsed for the workers, and for an engine that reads whole chunks of them
+    lazy = workers != 0 or application.pipeline.engine.chunked
+    reader = application.read(deals, lazy=lazy)
     sources: Iterator[SourceDeal] = iter(reader)
     keep, kept = 0, 0
     if resume:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from dealdesk import combine
 from dealdesk.deal.unknown import unknown_fields
 from dealdesk.deal.validate import check_fact_types, deal_id_of, prepare_deal
-from dealdesk.engines.base import Engine, Evaluation
+from dealdesk.engines.base import Engine, Evaluation, Groups
 from dealdesk.errors import PluginError, record_error
 
 if TYPE_CHECKING:
@@ -173,25 +173,59 @@ class Pipeline:
                 )
                 for item in prepared
             ]
-        results: list[tuple[dict[str, Any], str | None]] = []
-        index = -1
-        for item in prepared:
-            if item.data is None:
-                results.append((self._decision(item, None).record, None))
-                continue
-            index += 1
-            key = None if item.flags else groups.key(index)
-            if key is not None:
-                filled = groups.fill(key, item.deal_id, item.data)
-                if filled is not None:
-                    results.append(filled)
-                    continue
-            evaluation = groups.evaluate(index)
-            decision = self._decision(item, evaluation)
-            if key is not None and evaluation.error is None:
-                groups.learn(key, decision.record, evaluation.runs, encode)
-            results.append((decision.record, None))
+        valid_index = iter(range(len(valid)))
+        return [
+            (self._decision(item, None).record, None)
+            if item.data is None
+            else self._grouped(item, next(valid_index), groups, encode)
+            for item in prepared
+        ]
+
+    def decide_lines(
+        self, lines: Sequence[bytes], encode: Callable[[dict[str, Any]], str]
+    ) -> list[tuple[dict[str, Any], str | None] | None] | None:
+        """:meth:`decide_encoded` for a chunk of JSONL lines an engine reads as columns itself
+        (``Engine.read_lines``, the columnar engine's reader): per line its record (whole, or
+        encoded), or None for a line the caller parses and decides deal by deal (one the reader
+        found invalid, or one a plugin's enrich hook adds facts to). None when the engine does
+        not read lines."""
+        if self.clauses or self.plugins.has_combiners:
+            return None
+        groups = self.engine.read_lines(lines)
+        if groups is None:
+            return None
+        results: list[tuple[dict[str, Any], str | None] | None] = []
+        for index in range(len(lines)):
+            item = groups.prepared(index)
+            if item is not None:
+                try:
+                    if self.plugins.enrich(item.data):  # facts of its own: decided in full
+                        item = None
+                except Exception:  # said as the full path says it
+                    item = None
+            results.append(None if item is None else self._grouped(item, index, groups, encode))
         return results
+
+    def _grouped(
+        self,
+        item: Prepared,
+        index: int,
+        groups: Groups,
+        encode: Callable[[dict[str, Any]], str],
+    ) -> tuple[dict[str, Any], str | None]:
+        """A valid deal's record: filled from its group's template, else made in full (and the
+        template learnt from it)."""
+        assert item.data is not None
+        key = None if item.flags else groups.key(index)
+        if key is not None:
+            filled = groups.fill(key, item.deal_id, item.data)
+            if filled is not None:
+                return filled
+        evaluation = groups.evaluate(index)
+        decision = self._decision(item, evaluation)
+        if key is not None and evaluation.error is None:
+            groups.learn(key, decision.record, evaluation.runs, encode)
+        return decision.record, None
 
     def combine(
         self, deal_id: Any, data: Mapping[str, Any], runs: Mapping[str, PolicyRun]

@@ -20,6 +20,7 @@ from dealdesk.evaluate import PolicyRun, PolicyRunner
 
 if TYPE_CHECKING:
     from dealdesk.manager import RegisteredAction
+    from dealdesk.pipeline import Prepared
     from dealdesk.rules.policyset import CompiledRule, Policy, PolicySet
 
 
@@ -46,6 +47,10 @@ class Groups(Protocol):
     def evaluate(self, index: int) -> Evaluation:
         """The deal's evaluation, for a record made in full."""
 
+    def prepared(self, index: int) -> Prepared | None:
+        """A line's deal as prepared by the engine's reader (``Engine.read_lines``), or None
+        when it is to be decided deal by deal."""
+
     def learn(
         self,
         key: Hashable,
@@ -71,6 +76,11 @@ class Engine(ABC):
     def __init__(self, policy_set: PolicySet, actions: Mapping[str, RegisteredAction]):
         self.policy_set = policy_set
         self.runner = PolicyRunner(policy_set, actions)
+
+    def read_lines(self, lines: Sequence[bytes]) -> Groups | None:
+        """A chunk of JSONL lines read as columns by the engine itself, in groups; or None:
+        the engine takes prepared deals only."""
+        return None
 
     def grouped(self, deals: Sequence[Mapping[str, Any]]) -> Groups | None:
         """The chunk's deals in groups whose records differ only in a few known places (the

@@ -165,14 +165,35 @@ def decide_sources(
     evaluates whole chunks, ``Engine.chunked``); the same records as :func:`decide_source`
     gives one by one. A plugin calling ``sys.exit`` sends the chunk through
     :func:`decide_source`, deal by deal, so that only its deal is ``invalid``."""
-    parsed = [source.parsed() for source in sources]
     try:
-        decided = app.decide_sources(parsed, encode)
+        read = _decide_lines(app, sources, encode)
+        rest = [s.parsed() for s, done in zip(sources, read, strict=True) if done is None]
+        decided = iter(app.decide_sources(rest, encode))
     except SystemExit:
-        return [decide_source(app, source, encode) for source in parsed]
+        return [decide_source(app, source.parsed(), encode) for source in sources]
+    results = []
+    for done in read:
+        if done is None:
+            record, text = next(decided)
+            done = outcome(app, record, encode) if text is None else Done(record, text)
+        results.append(done)
+    return results
+
+
+def _decide_lines(
+    app: App, sources: Sequence[SourceDeal], encode: Encoder | None
+) -> list[Done | None]:
+    """The outcomes of a chunk of JSONL lines an engine reads as columns itself
+    (``Pipeline.decide_lines``); None for each deal still to parse and decide."""
+    texts = [s.text for s in sources]
+    if encode is None or any(t is None for t in texts):
+        return [None] * len(sources)
+    decided = app.pipeline.decide_lines(texts, encode)  # type: ignore[arg-type]
+    if decided is None:
+        return [None] * len(sources)
     return [
-        outcome(app, record, encode) if text is None else Done(record, text)
-        for record, text in decided
+        None if d is None else outcome(app, d[0], encode) if d[1] is None else Done(*d)
+        for d in decided
     ]
 
 

@@ -38,9 +38,11 @@ from dealdesk.engines.columnar.vector import Chunk, ConditionVector
 from dealdesk.engines.native import NativeEngine, compile_stratum
 from dealdesk.errors import record_error
 from dealdesk.evaluate import PolicyRun, evaluation_order
+from dealdesk.pipeline import Prepared
 from dealdesk.rules.expressions import Expr, children, fields
 
 if TYPE_CHECKING:
+    from dealdesk.engines.columnar.chunks import Views
     from dealdesk.manager import RegisteredAction
     from dealdesk.rules.policyset import CompiledRule, Policy, PolicySet
 
@@ -147,10 +149,31 @@ class ColumnarEngine(NativeEngine):
             return None
         return _Groups(self, deals, matched)
 
-    def truth(self, deals: Sequence[Mapping[str, Any]]) -> ChunkMatch:
-        """Per policy, per deal: the first stratum's column-matched rules that fire."""
+    def read_lines(self, lines: Sequence[bytes]) -> Groups | None:
+        if not self.templated or not lines:
+            return None
+        try:  # pyarrow is in the columnar extra: without it, deals are read one by one
+            from dealdesk.engines.columnar.chunks import FrameChunk, Views
+            from dealdesk.engines.columnar.exact import derived_columns
+            from dealdesk.engines.columnar.frame import read_frame
+        except ImportError:
+            return None
+        try:
+            frame = read_frame(lines)
+            derived = derived_columns(frame)
+            views = Views(frame)
+            matched = self.truth(views, FrameChunk(frame, derived, views))
+        except Exception:  # a value the vectors cannot compare: each deal as native does it
+            return None
+        return _FrameGroups(self, views, matched)
+
+    def truth(self, deals: Sequence[Any], chunk: Chunk | None = None) -> ChunkMatch:
+        """Per policy, per deal: the first stratum's column-matched rules that fire.
+
+        :param chunk: the deals' columns, when a reader has them (else read from ``deals``).
+        """
         # one vector for every policy: each column read once, shared conditions once
-        vector = ConditionVector(Chunk(deals), self.keys)
+        vector = ConditionVector(Chunk(deals) if chunk is None else chunk, self.keys)
         found = ChunkMatch({}, {})
         for name, plan in self.plans.items():
             if not plan.vector:
@@ -263,3 +286,20 @@ class _Groups:
         templates = self.engine.templates
         if key not in templates and len(templates) < MAX_SHARED_RUNS:
             templates[key] = template(record, runs, encode)
+
+
+class _FrameGroups(_Groups):
+    """The groups of a chunk of lines the reader read (:meth:`ColumnarEngine.read_lines`):
+    ``deals`` are the rows' views, None for a row to decide deal by deal."""
+
+    def __init__(self, engine: ColumnarEngine, views: Views, matched: ChunkMatch):
+        super().__init__(engine, views, matched)
+        self.frame = views.frame
+
+    def key(self, index: int) -> Hashable | None:
+        keys = self.matched.keys
+        return (self.frame.currencies[index], *(keys[n][index] for n in self.names))
+
+    def prepared(self, index: int) -> Prepared | None:
+        view = self.deals[index]
+        return None if view is None else Prepared(self.frame.ids[index], view)

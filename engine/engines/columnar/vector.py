@@ -307,7 +307,7 @@ class ConditionVector:
         """any/all over a list of each deal: the body on every element of the chunk at once,
         counted per deal (an element whose body is unknown is not true; all() over no
         elements is false, SPEC §3). Never unknown."""
-        if items.item or type(self.chunk) is not Chunk:
+        if items.item or isinstance(self.chunk, Elements):
             return None  # a list inside an element, or any/all in any/all: per row
         elements = self.chunk.elements(items.path)
         hits = np.zeros(self.chunk.n, dtype=np.intp)  # the elements whose body is True
