@@ -804,6 +804,12 @@ def whatif(
     "--no-plugin-rulesets", is_flag=True, help="Leave out the rulesets that external plugins ship."
 )
 @click.option("--strict", is_flag=True, help="Count warnings as errors (exit status 1).")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Also say how the engine runs each policy and rule (columns or per deal).",
+)
 @engine_option
 @click.pass_obj
 def validate(
@@ -811,6 +817,7 @@ def validate(
     rulesets: tuple[str, ...],
     no_plugin_rulesets: bool,
     strict: bool,
+    verbose: bool,
     engine: str | None,
 ) -> None:
     """Check RULESETS (files or directories; default: the house policy and plugins' rulesets).
@@ -821,7 +828,9 @@ def validate(
 
     A set without errors is then analysed: decision-table overlaps, gaps and rows never reached,
     and conflicting writers of an output, each as file:line:col: warning: message. Warnings
-    leave the exit status 0, unless --strict.
+    leave the exit status 0, unless --strict. With --verbose, how the engine runs the set:
+    for the columnar engine, which rules are matched as columns and which per deal, and which
+    policies' records come from group templates.
     """
     from dealdesk.ruletests import expectation_problems
 
@@ -833,7 +842,8 @@ def validate(
     problems = expectation_problems(application)
     if problems:
         _fail_validation(problems)
-    _ = application.pipeline  # lowering to the engine reports what this engine cannot run
+    # lowering to the engine reports what this engine cannot run
+    described = application.pipeline.engine.describe()
     from dealdesk.rules.analysis import analyse_policy_set
 
     warnings: list[Any] = sorted(
@@ -845,6 +855,8 @@ def validate(
     )
     for warning in warnings:
         click.echo(str(warning))
+    if verbose:
+        click.echo("\n".join(described))
     count = len(application.policy_set.rulesets)
     summary = f"{count} ruleset{'s' if count != 1 else ''} OK"
     if warnings:

@@ -77,6 +77,10 @@ class Engine(ABC):
         self.policy_set = policy_set
         self.runner = PolicyRunner(policy_set, actions)
 
+    def describe(self) -> list[str]:
+        """How this engine runs the policy set, for ``validate --verbose``."""
+        return [f"{self.name} engine: every rule matched deal by deal"]
+
     def read_lines(self, lines: Sequence[bytes]) -> Groups | None:
         """A chunk of JSONL lines read as columns by the engine itself, in groups; or None:
         the engine takes prepared deals only."""

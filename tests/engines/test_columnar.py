@@ -42,6 +42,7 @@ from dealdesk.rules.expressions import (  # noqa: E402
     parse_expression,
 )
 from dealdesk.rules.meaning import evaluate  # noqa: E402
+from dealdesk.testing import CliRunner  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 POS = (1, 0)
@@ -553,3 +554,53 @@ def test_records_from_group_templates_are_the_native_records(tmp_path: Path) -> 
         "B" in jsoncodec.loads(results[i][1])["policies"]["onsite-support"]["fired"] for i in filled
     )
 
+
+VERBOSE = {
+    "ruleset": "verbose",
+    "policy": "partner-margin",
+    "version": "1",
+    "outputs": {"floor": {"type": "fraction"}},
+    "rules": [
+        {
+            "id": "C",
+            "when": 'customer.region == "emea" and margin < 0.3',
+            "then": {"set": {"floor": 0.3}},
+        },
+        {"id": "M", "when": 'matches(customer.name, "^A")', "then": {"flag": "A"}},
+        {"id": "A", "when": "totals.contract * 2 > 100", "then": {"flag": "big"}},
+        {"id": "N", "when": "any(line.quantity > 1 for line in lines)", "then": {"flag": "many"}},
+        {"id": "O", "when": "margin < outputs.floor", "then": {"require": ["cfo"]}},
+    ],
+}
+
+
+def test_validate_verbose_says_what_runs_as_columns_and_what_per_deal(
+    tmp_path: Path, cli_runner: CliRunner
+) -> None:
+    (tmp_path / "verbose.yaml").write_text(yaml.safe_dump(VERBOSE))
+    result = cli_runner.run("validate", str(tmp_path), "--engine", "columnar", "-v")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "columnar engine: first strata as columns; records made per deal (templates need every "
+        "policy to allow them)",
+        "partner-margin: no templates: rules read outputs (later strata)",
+        "  C: columns",
+        "  M: per row for matches()",
+        "  A: per row for arithmetic",
+        "  N: columns",
+        "  O: per deal (reads outputs)",
+        "1 ruleset OK",
+    ]
+    flat = {**VERBOSE, "rules": VERBOSE["rules"][:4]}
+    (tmp_path / "verbose.yaml").write_text(yaml.safe_dump(flat))
+    result = cli_runner.run("validate", str(tmp_path), "--engine", "columnar", "--verbose")
+    assert result.stdout.splitlines()[:2] == [
+        "columnar engine: first strata as columns; records from group templates",
+        "partner-margin: templates allowed",
+    ]
+    native = cli_runner.run("validate", str(tmp_path), "--engine", "native", "-v")
+    assert native.stdout.splitlines() == [
+        "native engine: every rule matched deal by deal",
+        "1 ruleset OK",
+    ]
+    assert "engine" not in cli_runner.run("validate", str(tmp_path)).stdout

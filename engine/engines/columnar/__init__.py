@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dealdesk.engines.base import Evaluation, Groups
-from dealdesk.engines.columnar.records import Template, templatable, template
-from dealdesk.engines.columnar.vector import Chunk, ConditionVector
+from dealdesk.engines.columnar.records import Template, templatable, template, why_not_templated
+from dealdesk.engines.columnar.vector import Chunk, ConditionVector, per_row_reasons
 from dealdesk.engines.native import NativeEngine, compile_stratum
 from dealdesk.errors import record_error
 from dealdesk.evaluate import PolicyRun, evaluation_order
@@ -139,6 +139,38 @@ class ColumnarEngine(NativeEngine):
             and not runner.windowed[name]
             and all(rule.key in runner.static for rule in policy.rules)
         }
+
+    def describe(self) -> list[str]:
+        """What runs as columns and what falls back to the per-deal path (``validate
+        --verbose``): per policy, whether its records come from group templates, and each
+        rule's conditions."""
+        runner = self.runner
+        lines = [
+            "columnar engine: first strata as columns; records "
+            + (
+                "from group templates"
+                if self.templated
+                else "made per deal (templates need every policy to allow them)"
+            )
+        ]
+        for name, policy in self.policy_set.policies.items():
+            why = why_not_templated(
+                policy, windowed=runner.windowed[name], reads_outputs=runner.reads_outputs[name]
+            )
+            plan = self.plans.get(name)
+            if not why and plan is not None and plan.rest is not None:
+                why = "rules of the first stratum read outputs"
+            how = "templates allowed" if not why else f"no templates: {why}"
+            lines.append(f"{name}: {how}")
+            vector = set() if plan is None else {id(r) for r in plan.vector}
+            for rule in sorted(policy.rules, key=evaluation_order):
+                if id(rule) not in vector:
+                    lines.append(f"  {rule.label}: per deal (reads outputs)")
+                    continue
+                reasons = per_row_reasons(rule.condition)
+                said = "per row for " + ", ".join(reasons) if reasons else "columns"
+                lines.append(f"  {rule.label}: {said}")
+        return lines
 
     def grouped(self, deals: Sequence[Mapping[str, Any]]) -> Groups | None:
         if not self.templated or not deals:

@@ -42,19 +42,25 @@ _VALUED_HITS = frozenset(("any", "priority", "output order"))
 def templatable(policy: Policy, *, windowed: bool, reads_outputs: list[bool]) -> bool:
     """Whether ``policy``'s part of a record is the same for every deal with the same fired
     rules, but for outputs set by top-level ``=`` expressions (checked again per group)."""
-    if windowed or len(reads_outputs) != 1 or reads_outputs[0]:
-        return False
+    return not why_not_templated(policy, windowed=windowed, reads_outputs=reads_outputs)
+
+
+def why_not_templated(policy: Policy, *, windowed: bool, reads_outputs: list[bool]) -> str:
+    """Why ``policy``'s records are made deal by deal ('' when they come from templates)."""
     for rule in policy.rules:
         if rule.then.action is not None:
-            return False
-        expressions = [v for v in rule.sets.values() if isinstance(v, Expr)]
+            return f"rule {rule.label} runs the action {rule.then.action!r}"
         if any(_nested_expression(v) for v in rule.sets.values() if not isinstance(v, Expr)):
-            return False
+            return f"rule {rule.label} sets an '=' expression inside a list or mapping"
         table = rule.table
-        if expressions and table is not None:
+        if table is not None and any(isinstance(v, Expr) for v in rule.sets.values()):
             if table.hit in _VALUED_HITS or (table.hit == "collect" and table.aggregation):
-                return False
-    return True
+                return f"table {rule.id} (hit {table.hit}) sets '=' expressions"
+    if windowed:
+        return "a ruleset has an effective window"
+    if len(reads_outputs) != 1 or reads_outputs[0]:
+        return "rules read outputs (later strata)"
+    return ""
 
 
 def _nested_expression(value: Any) -> bool:

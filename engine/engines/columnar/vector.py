@@ -381,3 +381,37 @@ class ConditionVector:
         if negated:
             found = ~found
         return column.known & found, column.known & ~found
+
+
+def per_row_reasons(condition: Expr, *, element: bool = False) -> list[str]:
+    """What of ``condition`` the vectors leave to the per-row meaning, whatever the chunk's
+    values (a column of mixed kinds, text against a numeric text, is per row too, found only
+    on a chunk): ``matches()``, arithmetic, ``any``/``all`` inside ``any``/``all``...; [] when
+    it is matched as columns (``validate --verbose``)."""
+    reasons: list[str] = []
+    match condition:
+        case Not(operand=operand):
+            reasons += per_row_reasons(operand, element=element)
+        case And(operands=operands) | Or(operands=operands):
+            for operand in operands:
+                reasons += per_row_reasons(operand, element=element)
+        case Compare(left=left, right=right):
+            if not all(isinstance(side, Field | Const) for side in (left, right)):
+                reasons.append("arithmetic")
+        case InList(operand=operand):
+            if not isinstance(operand, Field):
+                reasons.append("arithmetic")
+        case Matches():
+            reasons.append("matches()")
+        case Quantifier(kind=kind, items=items, body=body):
+            if kind == "sum":
+                reasons.append("sum()")
+            elif element or items.item:
+                reasons.append(f"{kind}() inside any()/all()")
+            else:
+                reasons += per_row_reasons(body, element=True)
+        case Field() | Const() | Exists():
+            pass
+        case _:
+            reasons.append("arithmetic")
+    return list(dict.fromkeys(reasons))
