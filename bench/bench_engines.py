@@ -958,8 +958,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--engines",
-        default="native,durable",
-        help="engines to try with --engine (default native,durable); the ones that run are measured",
+        default="native,durable,columnar",
+        help="engines to try with --engine (default native,durable,columnar); the ones that run are measured",
     )
     parser.add_argument(
         "--peers",
