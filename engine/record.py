@@ -47,6 +47,9 @@ class DecisionRecord:
 
 _FIELDS = fields(DecisionRecord)
 KEYS = tuple(f.name for f in _FIELDS)
+#: What a batch's summary reads of a record (``io/summary.py``): a worker that encodes records
+#: itself sends the parent only these.
+BRIEF_KEYS = ("deal_id", "status", "approvals", "reasons", "flags", "errors")
 
 
 def record_dict(*values: Any) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from dealdesk.deal.validate import deal_id_of
 from dealdesk.errors import DealdeskError
 from dealdesk.io import DEFAULT_DEAL_TIMEOUT
+from dealdesk.record import BRIEF_KEYS
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -90,7 +91,7 @@ class Done(NamedTuple):
     """One deal's outcome.
 
     :ivar record: the decision record; when ``text`` is set, only the keys a summary reads
-        (``deal_id``, ``status``, ``approvals``, ``reasons``, ``errors``).
+        (:data:`dealdesk.record.BRIEF_KEYS`).
     :ivar text: the record already encoded for the output (by a worker), or ``None``.
     """
 
@@ -101,7 +102,6 @@ class Done(NamedTuple):
 #: Encodes a final record for the output (``dealdesk.io.writers.encode_jsonl``...), in a worker.
 Encoder = Callable[[dict[str, Any]], str]
 
-_BRIEF_KEYS = ("deal_id", "status", "approvals", "reasons", "errors")
 
 
 @dataclass(frozen=True)
@@ -209,7 +209,7 @@ def outcome(app: App, record: dict[str, Any], encode: Encoder | None) -> Done:
 
         record = app.pipeline.invalid(record.get("deal_id"), [record_error(exc)])
         text = encode(record)
-    return Done({key: record[key] for key in _BRIEF_KEYS}, text)
+    return Done({key: record[key] for key in BRIEF_KEYS}, text)
 
 
 def _source_deal_id(source: SourceDeal) -> str | None:

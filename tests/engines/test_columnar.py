@@ -538,7 +538,7 @@ def test_records_from_group_templates_are_the_native_records(tmp_path: Path) -> 
     assert all(r["status"] != "invalid" for r, _ in results)
     for index in filled:
         brief, text = results[index]
-        assert set(brief) == {"deal_id", "status", "approvals", "reasons", "errors"}
+        assert set(brief) == {"deal_id", "status", "approvals", "reasons", "flags", "errors"}
         assert brief["deal_id"] == str(deals[index]["id"]) == jsoncodec.loads(text)["deal_id"]
     # a message with Jinja (rule E, apac) differs per deal: never from a template
     assert not any(deals[i]["customer"]["region"] == "apac" for i in filled)

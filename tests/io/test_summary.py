@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from helpers import deal
 from dealdesk.app import App, build
 from dealdesk.io.summary import Summary, WriteContext, error_kind, printable
 from dealdesk.record import STATUS_ORDER
+from dealdesk.testing import CliRunner
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "deals"
 
@@ -228,3 +230,29 @@ def test_large_counts_have_thousands_separators() -> None:
     text = summary.text()
     assert text.startswith("1,200 deals: 1,200 approved, 0 needs_approval,")
     assert "  1,200  deal_desk\n" in text
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+@pytest.mark.parametrize("engine", ["native", "columnar"])
+def test_the_run_summary_counts_flags_however_records_are_made(
+    tmp_path: Path, cli_runner: CliRunner, workers: str, engine: str
+) -> None:
+    # a worker (and the columnar engine's templates) send the summary's keys only: flags too
+    typo = deal(id="F-1", partner={"teir": "gold"})
+    book = tmp_path / "book.jsonl"
+    book.write_text("".join(json.dumps({**typo, "id": f"F-{i}"}) + "\n" for i in range(3)))
+    result = cli_runner.run(
+        "evaluate",
+        str(book),
+        "-o",
+        str(tmp_path / "out.jsonl"),
+        "--workers",
+        workers,
+        "--engine",
+        engine,
+        env={"DEALDESK_DISABLE_PLUGIN_AUTOLOAD": "1"},
+    )
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "\nTop flags (deals per rule or kind):\n  3  partner.teir: unknown field" in result.stderr
+    )

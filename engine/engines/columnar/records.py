@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from dealdesk import jsoncodec
 from dealdesk.combine import format_value
 from dealdesk.evaluate import value_of
+from dealdesk.record import BRIEF_KEYS
 from dealdesk.rules.expressions import Expr
 
 if TYPE_CHECKING:
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
     from dealdesk.rules.model import OutputSpec
     from dealdesk.rules.policyset import Policy
 
-#: The keys of a record a batch's summary reads (the executor's ``Done.record``).
-BRIEF_KEYS = ("deal_id", "status", "approvals", "reasons", "errors")
 # hit policies whose choice depends on the rows' values, not only on which rows matched
 _VALUED_HITS = frozenset(("any", "priority", "output order"))
 
