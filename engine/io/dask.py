@@ -46,7 +46,16 @@ from dealdesk import __version__
 from dealdesk.deal.validate import deal_id_of
 from dealdesk.errors import DealdeskError, UsageError
 from dealdesk.io import DEFAULT_DEAL_TIMEOUT
-from dealdesk.io.executor import Done, Encoder, Job, Scheduler, Task, WorkSpec, decide_source
+from dealdesk.io.executor import (
+    Done,
+    Encoder,
+    Job,
+    Scheduler,
+    Task,
+    WorkSpec,
+    decide_source,
+    decide_sources,
+)
 
 if TYPE_CHECKING:
     from dealdesk.app import App
@@ -227,6 +236,8 @@ _BUILD_LOCK = threading.Lock()
 _DECIDE_LOCK = threading.Lock()
 # Seconds a chunk may take beyond deal_timeout per deal (and one more) before its process ends.
 _CHUNK_SLACK = 5.0
+# The index a watchdog reports for a partition decided all at once (a chunked engine).
+_WHOLE = -1
 
 
 class _Watchdog:
@@ -283,9 +294,25 @@ def _decide_chunk(
         if timeout is not None and not _WATCHDOG:
             _WATCHDOG.append(_Watchdog(worker))
     outcomes = []
+    whole = app.pipeline.engine.chunked and len(sources) > 1
     with _DECIDE_LOCK:
         if timeout is None:
-            outcomes = [decide_source(app, source, encode) for source in sources]
+            if whole:
+                outcomes = decide_sources(app, sources, encode)
+            else:
+                outcomes = [decide_source(app, source, encode) for source in sources]
+        elif whole:
+            # the whole partition at once (a columnar engine), in one deal's budget: past it,
+            # the client restarts this worker and hands the deals out one by one
+            watchdog = _WATCHDOG[0]
+            budget = timeout * (len(sources) + 1) + _CHUNK_SLACK  # the nanny acts first
+            faulthandler.dump_traceback_later(budget, exit=True, file=_dump_file(shipped.quiet))
+            watchdog.current = (shipped.topic, timeout, task_id, _WHOLE, time.monotonic())
+            try:
+                outcomes = decide_sources(app, sources, encode)
+            finally:
+                watchdog.current = None
+                faulthandler.cancel_dump_traceback_later()
         else:
             watchdog = _WATCHDOG[0]
             budget = timeout * (len(sources) + 1) + _CHUNK_SLACK
@@ -596,7 +623,8 @@ class DaskExecutor(Scheduler):
     def _overran(self, message: dict[str, Any]) -> None:
         """A deal is past its time budget: stop its worker, settle it, give out the rest."""
         task = self.pending.get(message.get("task", -1))
-        if task is None or not 0 <= message.get("index", -1) < len(task.indices):
+        whole = message.get("index") == _WHOLE
+        if task is None or not (whole or 0 <= message.get("index", -1) < len(task.indices)):
             return  # the task was settled meanwhile
         del self.pending[task.id]
         if task is self.alone:
@@ -604,18 +632,24 @@ class DaskExecutor(Scheduler):
         self.client.cancel([task.future])
         task.future = None
         worker = message["worker"]
-        index = task.indices[message["index"]]
+        index = task.indices[0 if whole else message["index"]]
         # A Dask task cannot be stopped: the worker process must go (its nanny starts another).
         try:
             restarted = self.client.restart_workers([worker], raise_for_error=False)
         except Exception as exc:
             restarted = {worker: _one_line(exc)}
         if restarted.get(worker) not in ("OK", "removed"):
+            what = f"deal {deal_id_of(task.job.sources[index].parsed().deal)!r}"
+            if whole:
+                what = f"a partition of {len(task.indices)} deals from {what}"
             raise DealdeskError(
-                f"deal {deal_id_of(task.job.sources[index].parsed().deal)!r} is past its time budget on Dask "
+                f"{what} is past its time budget on Dask "
                 f"worker {worker}, which could not be restarted to stop it "
                 f"({restarted.get(worker)}); workers need a nanny to be restarted (dask worker's default)"
             )
+        if whole:  # a partition decided at once names no deal: each again, alone
+            self.ready.extendleft(reversed([self._task(task.job, [i]) for i in task.indices]))
+            return
         task.job.done[index] = self._fault(
             task.job.sources[index],
             f"deciding this deal took longer than its time budget of {self.deal_timeout:g} s "

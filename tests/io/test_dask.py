@@ -196,3 +196,49 @@ def test_without_distributed_the_dask_executor_is_a_usage_error(
     monkeypatch.setitem(sys.modules, "distributed", None)  # what a missing package looks like
     with pytest.raises(UsageError, match=r"pip install 'dealdesk\[dask\]'"):
         dask_executor(application, None)
+
+
+FLAT = {
+    "ruleset": "flat",
+    "policy": "onsite-support",
+    "version": "1",
+    "outputs": {"service": {"type": "money"}},
+    "rules": [
+        {
+            "id": "F-1",
+            "when": "totals.contract >= 100000",
+            "then": {"set": {"service": "= totals.contract * 0.3"}},
+        },
+        {"id": "F-2", "when": 'customer.region == "emea"', "then": {"require": ["cfo"]}},
+    ],
+}
+
+
+@needs_dask
+def test_the_columnar_engine_decides_whole_partitions_as_in_process(
+    scheduler: str, tmp_path: Path
+) -> None:
+    (tmp_path / "flat.yaml").write_text(yaml.safe_dump(FLAT))
+    spec = dataclasses.replace(SPEC, rulesets=(str(tmp_path),), engine="columnar")
+    application = spec.build()
+    deal = yaml.safe_load((EXAMPLES / "acme-risk.yaml").read_text(encoding="utf-8"))
+    texts = []
+    for number in range(120):
+        copied = copy.deepcopy(deal)
+        copied["id"] = "LOOP-1" if number == 70 else f"C-{number}"
+        copied["lines"][0]["unit_price"] = 1000 * number + 1
+        texts.append(jsoncodec.dumps(copied).encode())
+    sources = [SourceDeal(f"book.jsonl:{i + 1}", None, text=t) for i, t in enumerate(texts)]
+    good = [s for i, s in enumerate(sources) if i != 70]
+    expected = run(InProcess(application, encode=jsoncodec.dumps), good)
+    from dealdesk.io.dask import DaskExecutor
+
+    executor = DaskExecutor(
+        application, spec, scheduler=scheduler, encode=jsoncodec.dumps, deal_timeout=2
+    )
+    got = run(executor, sources)
+    # a partition decided at once and stopped past its budget is decided again deal by deal:
+    # only the deal that loops is invalid
+    assert got[70].record["status"] == "invalid"
+    assert "time budget of 2 s" in messages(got[70].record)
+    assert [d.text for i, d in enumerate(got) if i != 70] == [d.text for d in expected]
