@@ -218,7 +218,7 @@ class Pipeline:
         assert item.data is not None
         key = None if item.flags else groups.key(index)
         if key is not None:
-            filled = groups.fill(key, item.deal_id, item.data)
+            filled = groups.fill(key, index, item.deal_id, item.data)
             if filled is not None:
                 return filled
         evaluation = groups.evaluate(index)

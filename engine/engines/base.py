@@ -39,7 +39,7 @@ class Groups(Protocol):
         """The deal's group, or None: its record is made in full."""
 
     def fill(
-        self, key: Hashable, deal_id: Any, data: Mapping[str, Any]
+        self, key: Hashable, index: int, deal_id: Any, data: Mapping[str, Any]
     ) -> tuple[dict[str, Any], str] | None:
         """The summary's keys and the encoded record of a deal of group ``key``, or None when
         the group has no template yet or this deal differs from it."""

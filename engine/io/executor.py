@@ -103,7 +103,6 @@ class Done(NamedTuple):
 Encoder = Callable[[dict[str, Any]], str]
 
 
-
 @dataclass(frozen=True)
 class WorkSpec:
     """How to build the app again in another process (a spawned worker, a Dask worker).

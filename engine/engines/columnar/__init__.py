@@ -33,7 +33,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dealdesk.engines.base import Evaluation, Groups
-from dealdesk.engines.columnar.records import Template, templatable, template, why_not_templated
+from dealdesk.engines.columnar.records import (
+    Template,
+    nested,
+    templatable,
+    template,
+    why_not_templated,
+)
 from dealdesk.engines.columnar.vector import Chunk, ConditionVector, per_row_reasons
 from dealdesk.engines.native import NativeEngine, compile_stratum
 from dealdesk.errors import record_error
@@ -42,7 +48,7 @@ from dealdesk.pipeline import Prepared
 from dealdesk.rules.expressions import Expr, children, fields
 
 if TYPE_CHECKING:
-    from dealdesk.engines.columnar.chunks import Views
+    from dealdesk.engines.columnar.chunks import FrameChunk
     from dealdesk.manager import RegisteredAction
     from dealdesk.rules.policyset import CompiledRule, Policy, PolicySet
 
@@ -194,10 +200,11 @@ class ColumnarEngine(NativeEngine):
             frame = read_frame(lines)
             derived = derived_columns(frame)
             views = Views(frame)
-            matched = self.truth(views, FrameChunk(frame, derived, views))
+            chunk = FrameChunk(frame, derived, views)
+            matched = self.truth(views, chunk)
         except Exception:  # a value the vectors cannot compare: each deal as native does it
             return None
-        return _FrameGroups(self, views, matched)
+        return _FrameGroups(self, chunk, matched)
 
     def truth(self, deals: Sequence[Any], chunk: Chunk | None = None) -> ChunkMatch:
         """Per policy, per deal: the first stratum's column-matched rules that fire.
@@ -298,7 +305,7 @@ class _Groups:
         return (self.deals[index].get("currency") or "USD", *(keys[n][index] for n in self.names))
 
     def fill(
-        self, key: Hashable, deal_id: Any, data: Mapping[str, Any]
+        self, key: Hashable, index: int, deal_id: Any, data: Mapping[str, Any]
     ) -> tuple[dict[str, Any], str] | None:
         found = self.engine.templates.get(key)
         if found is None:
@@ -324,9 +331,21 @@ class _FrameGroups(_Groups):
     """The groups of a chunk of lines the reader read (:meth:`ColumnarEngine.read_lines`):
     ``deals`` are the rows' views, None for a row to decide deal by deal."""
 
-    def __init__(self, engine: ColumnarEngine, views: Views, matched: ChunkMatch):
-        super().__init__(engine, views, matched)
-        self.frame = views.frame
+    def __init__(self, engine: ColumnarEngine, chunk: FrameChunk, matched: ChunkMatch):
+        super().__init__(engine, chunk.deals, matched)
+        self.chunk = chunk
+        self.frame = chunk.frame
+
+    def fill(
+        self, key: Hashable, index: int, deal_id: Any, data: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], str] | None:
+        found = self.engine.templates.get(key)
+        if found is None:
+            return None
+        if found.reads is not None:  # the values the holes read, from the columns
+            path = self.chunk.path
+            data = nested({p: path(p).values[index] for p in found.reads})
+        return found.fill(deal_id, data, key[0])  # type: ignore[index]
 
     def key(self, index: int) -> Hashable | None:
         keys = self.matched.keys

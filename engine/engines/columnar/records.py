@@ -19,7 +19,7 @@ rendering could change a record.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,7 @@ from dealdesk import jsoncodec
 from dealdesk.combine import format_value
 from dealdesk.evaluate import value_of
 from dealdesk.record import BRIEF_KEYS
-from dealdesk.rules.expressions import Expr
+from dealdesk.rules.expressions import Expr, Quantifier, children, fields
 
 if TYPE_CHECKING:
     from dealdesk.evaluate import PolicyRun
@@ -92,12 +92,15 @@ class Template:
     """A group's encoded record cut at its holes: ``fragments[0]``, the deal id,
     ``fragments[1]``, the first hole, ...; and the summary's keys, shared read-only."""
 
-    __slots__ = ("brief", "fragments", "holes")
+    __slots__ = ("brief", "fragments", "holes", "reads")
 
     def __init__(self, fragments: list[str], holes: list[Hole], brief: dict[str, Any]):
         self.fragments = fragments
         self.holes = holes
         self.brief = brief
+        #: the deal paths the holes read (a reader's columns can give them), or None when one
+        #: reads a list's elements (the whole deal is needed)
+        self.reads: tuple[str, ...] | None = reads(h.expression for h in holes)
 
     def fill(
         self, deal_id: Any, data: Mapping[str, Any], currency: str
@@ -179,3 +182,37 @@ def template(
 
 def _mark(index: int) -> str:
     return f"\x00dealdesk-hole-{index}\x00"
+
+
+def reads(expressions: Iterable[Expr]) -> tuple[str, ...] | None:
+    """The paths ``expressions`` read, or None when one reads a list's elements."""
+    paths: dict[str, None] = {}
+    for expression in expressions:
+        for node in fields(expression):
+            if node.item:
+                return None
+            paths[node.path] = None
+        if any(isinstance(node, Quantifier) for node in _nodes(expression)):
+            return None
+    return tuple(paths)
+
+
+def _nodes(expr: Expr) -> Iterator[Expr]:
+    yield expr
+    for child in children(expr):
+        yield from _nodes(child)
+
+
+def nested(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"totals.contract": v}`` as the deal holds it: ``{"totals": {"contract": v}}``
+    (a missing value is left out, as the deal leaves it out)."""
+    data: dict[str, Any] = {}
+    for path, value in values.items():
+        if value is None:
+            continue
+        *parents, last = path.split(".")
+        at = data
+        for key in parents:
+            at = at.setdefault(key, {})
+        at[last] = value
+    return data
