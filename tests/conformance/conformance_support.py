@@ -184,6 +184,18 @@ def batch_records(application: dealdesk_app.App, deals: Sequence[Any]) -> list[d
     ]
 
 
+def line_records(application: dealdesk_app.App, lines: Sequence[bytes]) -> list[dict[str, Any]]:
+    """The records of JSONL ``lines`` as ``dealdesk evaluate --workers 0`` makes them: unparsed
+    lines handed over in chunks (an engine that reads them as columns itself does), records
+    encoded; each read back."""
+    from dealdesk.io.executor import InProcess
+    from dealdesk.io.readers import SourceDeal
+
+    sources = [SourceDeal(f"book.jsonl:{n + 1}", None, text=line) for n, line in enumerate(lines)]
+    done = InProcess(application, encode=jsoncodec.dumps).run(sources)
+    return [json.loads(d.text) for d in done if d.text is not None]
+
+
 def _shown(value: Any) -> str:
     return json.dumps(value, indent=1, ensure_ascii=False, default=str)
 

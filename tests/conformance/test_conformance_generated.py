@@ -35,12 +35,14 @@ from conformance_support import (
     examples,
     generated_app,
     known_failure,
+    line_records,
     record_text,
     reference_of,
 )
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
+from dealdesk import jsoncodec
 from dealdesk.rules.meaning import evaluate
 
 SLOW = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
@@ -119,9 +121,15 @@ def test_generated_flat_rulesets_on_a_chunk(engine: str, data: st.DataObject) ->
         reference = reference_of(application)
         want = [reference.pipeline.evaluate(copy.deepcopy(d)) for d in batch]
         chunked = batch_records(application, batch)
+        # and as JSON lines (a Decimal written as its string), read by the engine if it reads
+        lines = [jsoncodec.dumps(d).encode() for d in [*batch, *batch]]
+        from_lines = line_records(application, lines)
+        want_lines = [reference.pipeline.evaluate(jsoncodec.loads(line.decode())) for line in lines]
     set_aside_known_failure(engine, chunked)
     wanted = [json.loads(record_text(r)) for r in [*want, *want]]
     assert_identical(chunked, wanted, engine=engine, deals=[*batch, *batch], context=texts)
+    wanted = [json.loads(record_text(r)) for r in want_lines]
+    assert_identical(from_lines, wanted, engine=engine, deals=lines, context=texts)
 
 
 SINGLE_SCOPE = scope_of(())
