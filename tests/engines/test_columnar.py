@@ -24,6 +24,8 @@ from dealdesk import app, jsoncodec  # noqa: E402
 from dealdesk.deal.validate import prepare_deal  # noqa: E402
 from dealdesk.engines import available_engines  # noqa: E402
 from dealdesk.engines.columnar.vector import Chunk, ConditionVector  # noqa: E402
+from dealdesk.io.executor import InProcess  # noqa: E402
+from dealdesk.io.readers import SourceDeal  # noqa: E402
 from dealdesk.rules.expressions import (  # noqa: E402
     And,
     Arith,
@@ -604,3 +606,26 @@ def test_validate_verbose_says_what_runs_as_columns_and_what_per_deal(
         "1 ruleset OK",
     ]
     assert "engine" not in cli_runner.run("validate", str(tmp_path)).stdout
+
+
+def texts_of(engine: str, lines: list[bytes], rulesets: list[str] | None = None) -> list[str]:
+    """``dealdesk evaluate --workers 0``'s records of JSONL ``lines``, in order (the columnar
+    engine reads the lines as columns itself)."""
+    application = app.build(rulesets, engine=engine)
+    sources = [SourceDeal(f"book.jsonl:{n + 1}", None, text=line) for n, line in enumerate(lines)]
+    return [d.text or "" for d in InProcess(application, encode=jsoncodec.dumps).run(sources)]
+
+
+def test_records_of_lines_read_as_columns_are_the_native_records(tmp_path: Path) -> None:
+    (tmp_path / "templated.yaml").write_text(yaml.safe_dump(TEMPLATED))
+    out = io.StringIO()
+    load_gen_book().write_book(700, 5, out)
+    # the book's deals (invalid ones, requested splits the house plugin enriches), with the
+    # templated ones' regions and lines, a line that is not JSON and one that is not a deal
+    lines = [text.encode() for text in out.getvalue().splitlines()]
+    lines += [jsoncodec.dumps(d).encode() for d in templated_deals()]
+    lines[17:17] = [b'{"id": "broken",', b"[1, 2]"]
+    rulesets = [str(tmp_path)]
+    native = texts_of("native", lines, rulesets)
+    assert texts_of("columnar", lines, rulesets) == native
+    assert all(native) and '"status":"invalid"' in native[17]
