@@ -1,0 +1,667 @@
+"""A chunk of JSONL deals read into columns: the columnar engine's reader (issue 8).
+
+:func:`read_frame` reads a chunk's lines with ``pyarrow.json`` against an explicit schema built
+from the deal schema (:data:`~dealdesk.deal.schema.FIELDS`): money and every other number as
+``decimal128(38, 12)`` (exact, from the number's own text, JSON numbers and decimal strings
+alike), enums, texts and dates as strings, booleans, the schema's objects as structs, ``lines``
+as a list of structs. It then decides, with vectorised tests over those columns, which rows are
+**fast**: rows about which the per-deal path (:func:`~dealdesk.io.readers._parse_line`,
+:func:`~dealdesk.deal.validate.prepare_deal`, :func:`~dealdesk.deal.unknown.unknown_fields`)
+would have nothing to say, and whose every value in the frame is the one ``prepare_deal``
+computes. Every other row is decided per deal from :meth:`Frame.raw`; so correctness never
+depends on a row being fast, and the tests here are conservative: in doubt, a row is not fast.
+
+What Arrow itself guarantees, and what is tested here (tests/engines/test_frame.py pins both):
+
+- Arrow refuses the whole chunk for a value of the wrong JSON type (a number where a string
+  goes, a string where an object goes), a malformed or non-finite number in a number column
+  (``"12,34"``, ``NaN``), a number of more than 12 decimal places that are not trailing zeros
+  or of 27 digits or more before the point, a key named twice in one object (at any depth), a
+  lone surrogate, a raw control character in a string, and JSON syntax errors. A refused chunk
+  is parsed line by line with :func:`~dealdesk.jsoncodec.loads_unique`; the lines whose parsed
+  value Arrow could not take (or that do not parse) are not fast, the others are read again.
+- Arrow does *not* check UTF-8 (invalid bytes reach its strings), reads several objects on one
+  line as several rows, takes a byte-order mark, reads a ``null`` line as a row of nulls (and
+  crashes on a chunk of one ``null``): so only lines that start with ``{`` and end with ``}``,
+  hold no other line break and are valid UTF-8 are given to Arrow at all, and a chunk read into
+  another number of rows than lines it was given counts as refused.
+- Keys outside the schema are read with ``unexpected_field_behavior="infer"``: such a column
+  marks the rows where it is not null. Arrow reads a key whose value is ``null`` as absent, but
+  ``prepare_deal`` refuses a derived fact given as ``null`` and ``unknown_fields`` names a
+  ``null`` key inside a schema object: for those columns a row where the key may be written at
+  all (its name is in the line, or the line has an escape) is not fast either. A top-level key
+  that ``prepare_deal`` keeps quietly (neither a schema path nor a derived fact nor a near miss
+  of a known key) only marks the rows where it is not null.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+from dealdesk import jsoncodec
+from dealdesk.deal.schema import (
+    DEFAULT_CURRENCY,
+    DERIVED_PATHS,
+    FRACTIONS,
+    INPUT_FIELDS,
+    ITEM_FIELDS,
+    Field,
+)
+from dealdesk.deal.unknown import unknown_fields
+from dealdesk.deal.validate import prepare_deal
+from dealdesk.engines.columnar.exact import number_column
+from dealdesk.engines.columnar.vector import Column
+from dealdesk.money import minor_units
+
+__all__ = ["SCHEMA", "Frame", "read_frame"]
+
+#: Every number of the deal, exact: at most 12 places (MAX_PLACES) and 26 digits before the
+#: point, more than the bound below 10**15 that the fast tests then check.
+NUMBER = pa.decimal128(38, 12)
+_SCALE = 12
+# unscaled bounds: 10**15 (MAX_MAGNITUDE) and 1 (a fraction's maximum) at scale 12
+_MAGNITUDE_UNSCALED = 10**27
+_ONE_UNSCALED = 10**12
+_MASK64 = (1 << 64) - 1
+
+_LINES = "lines"
+_LINE = "lines[]"
+_SPLIT = "billing.requested_split"
+_SUBSCRIPTION = "subscription"
+
+
+def _children(prefix: str) -> list[str]:
+    """The direct child names of ``prefix`` among the input paths, in FIELDS order."""
+    start = f"{prefix}." if prefix else ""
+    return [
+        path[len(start) :]
+        for path in INPUT_FIELDS
+        if path.startswith(start)
+        and "." not in path[len(start) :]
+        and "[" not in path[len(start) :]
+    ]
+
+
+def _arrow_type(path: str) -> pa.DataType:
+    field = INPUT_FIELDS[path]
+    if path == _LINES:
+        return pa.list_(_struct(_LINE))
+    if field.type == "array":  # billing.requested_split: numbers
+        return pa.list_(NUMBER)
+    if field.type == "object":
+        return _struct(path)
+    if field.type == "number":
+        return NUMBER
+    if field.type == "boolean":
+        return pa.bool_()
+    return pa.string()  # texts, enums, dates (checked here), the id
+
+
+def _struct(prefix: str) -> pa.StructType:
+    return pa.struct([(name, _arrow_type(f"{prefix}.{name}")) for name in _children(prefix)])
+
+
+#: The Arrow schema of a deal (input fields only; derived facts are refused in the input).
+SCHEMA = pa.schema([(name, _arrow_type(name)) for name in _children("")])
+
+_READ_OPTIONS = pj.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="infer")
+# what validation knows at the top level (a key there is looked up as a whole path)
+_ROOT_KEYS = frozenset(INPUT_FIELDS) | frozenset(ITEM_FIELDS) | DERIVED_PATHS
+_OBJECTS = frozenset(path for path, field in INPUT_FIELDS.items() if field.type == "object")
+# the top-level keys whose absence a view answers from the frame, without preparing the deal
+_OPTIONAL = frozenset(name for name in _children("") if name in _OBJECTS)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+def read_frame(texts: Sequence[bytes]) -> Frame:
+    """A chunk of JSONL lines (each one deal, as :class:`~dealdesk.io.readers.SourceDeal` gives
+    them in ``text``, with or without a line end) read into columns, with the rows the per-deal
+    path need not see marked :attr:`Frame.fast`."""
+    n = len(texts)
+    lines: list[bytes] = [t.rstrip(b"\r\n") for t in texts]
+    # what Arrow may be given: one object on a line, nothing that could shift the rows
+    candidate = np.fromiter(
+        (t[:1] == b"{" and t[-1:] == b"}" and b"\n" not in t and b"\r" not in t for t in lines),
+        dtype=bool,
+        count=n,
+    )
+    joined = b"\n".join(lines)
+    if not joined.isascii():
+        try:
+            joined.decode()
+        except UnicodeDecodeError:
+            candidate &= np.fromiter(map(_is_utf8, lines), dtype=bool, count=n)
+    frame = Frame(texts, lines)
+    rows = np.flatnonzero(candidate)
+    table = _read(lines, rows)
+    if table is None and len(rows):
+        rows = frame._arrow_rows(rows)
+        table = _read(lines, rows)
+    if table is None:
+        return frame
+    if len(rows) != n:  # each row at its line; the others a row of nulls
+        index = np.full(n, -1, dtype=np.int64)
+        index[rows] = np.arange(len(rows))
+        table = table.take(pa.array(index, mask=index < 0))
+    taken = np.zeros(n, dtype=bool)
+    taken[rows] = True
+    frame._build(table, taken)
+    return frame
+
+
+def _is_utf8(line: bytes) -> bool:
+    try:
+        line.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _read(lines: list[bytes], rows: np.ndarray) -> pa.Table | None:
+    """Lines ``rows`` as one table, or None when Arrow refuses them (or reads another number of
+    rows)."""
+    if not len(rows):
+        return None
+    data = b"\n".join([lines[i] for i in rows.tolist()])
+    try:
+        table = pj.read_json(
+            io.BytesIO(data),
+            read_options=pj.ReadOptions(use_threads=False, block_size=max(1 << 20, len(data) + 1)),
+            parse_options=_READ_OPTIONS,
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if table.num_rows != len(rows):
+        return None
+    return table.combine_chunks()
+
+
+# ---------------------------------------------------------------------------------------------
+# what Arrow takes, for a refused chunk's lines one by one
+
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_PLACES = Decimal(1).scaleb(-_SCALE)
+_ARROW_LIMIT = Decimal(10) ** 26
+
+
+def _takes(value: Any, kind: pa.DataType) -> bool:
+    """Whether Arrow reads the parsed ``value`` into a column of ``kind`` (conservative: a value
+    it might refuse is refused, and the line goes per deal)."""
+    if value is None:
+        return True
+    if pa.types.is_struct(kind):
+        if type(value) is not dict:
+            return False
+        for key, item in value.items():
+            index = kind.get_field_index(key)
+            if index < 0 or not _takes(item, kind.field(index).type):
+                return False
+        return True
+    if pa.types.is_list(kind):
+        item_kind = kind.value_type
+        return type(value) is list and all(_takes(item, item_kind) for item in value)
+    if pa.types.is_decimal(kind):
+        return _takes_number(value)
+    if pa.types.is_boolean(kind):
+        return type(value) is bool
+    return type(value) is str and _encodes(value)
+
+
+def _takes_number(value: Any) -> bool:
+    if type(value) is int:
+        return abs(value) < 10**26
+    if type(value) is str:
+        if not _DECIMAL_TEXT.fullmatch(value):
+            return False
+        value = Decimal(value)
+    if type(value) is not Decimal or not value.is_finite() or abs(value) >= _ARROW_LIMIT:
+        return False
+    return value.quantize(_PLACES) == value
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# the vectorised tests
+
+
+def _valid(array: pa.Array) -> np.ndarray:
+    if array.null_count == 0:
+        return np.ones(len(array), dtype=bool)
+    if array.null_count == len(array):
+        return np.zeros(len(array), dtype=bool)
+    return array.is_valid().to_numpy(zero_copy_only=False)
+
+
+def _words(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A decimal128 array's unscaled values as (high int64, low uint64) words; a null's words
+    are whatever the buffer holds (mask them)."""
+    buffer = array.buffers()[1]
+    words = np.frombuffer(buffer, dtype=np.uint64)[
+        2 * array.offset : 2 * (array.offset + len(array))
+    ]
+    pairs = words.reshape(-1, 2)
+    return pairs[:, 1].view(np.int64), pairs[:, 0]
+
+
+def _below(high: np.ndarray, low: np.ndarray, bound: int) -> np.ndarray:
+    """unscaled < bound, for a non-negative bound."""
+    top, rest = bound >> 64, bound & _MASK64
+    return (high < top) | ((high == top) & (low < np.uint64(rest)))
+
+
+def _in_range(array: pa.Array, path: str) -> np.ndarray:
+    """Where a number of the schema is within its bounds (nulls: True)."""
+    high, low = _words(array)
+    if path == f"{_SPLIT}[]":  # signed: above -10**15 too
+        negative = high < 0
+        magnitude_ok = _below(high, low, _MAGNITUDE_UNSCALED)
+        # -x < 10**27 for x < 0: x > -10**27, i.e. (high, low) > words of -10**27
+        neg = (-_MAGNITUDE_UNSCALED) & ((1 << 128) - 1)
+        ntop = np.int64(neg >> 64 if neg >> 127 == 0 else (neg >> 64) - (1 << 64))
+        nrest = np.uint64(neg & _MASK64)
+        above = (high > ntop) | ((high == ntop) & (low > nrest))
+        ok = np.where(negative, above, magnitude_ok)
+    elif path in FRACTIONS:
+        ok = (high == 0) & (low <= np.uint64(_ONE_UNSCALED))
+    else:
+        ok = (high >= 0) & _below(high, low, _MAGNITUDE_UNSCALED)
+    return ok | ~_valid(array)
+
+
+def _nonzero(array: pa.Array) -> np.ndarray:
+    high, low = _words(array)
+    return ((high != 0) | (low != 0)) & _valid(array)
+
+
+@lru_cache(maxsize=1024)
+def _date_ok(text: str) -> bool:
+    # prepare_deal's rule (validate._iso_date): YYYY-MM-DD, a real date, kept as it is
+    if len(text) != 10 or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+        return False
+    try:
+        return dt.date.fromisoformat(text).isoformat() == text
+    except ValueError:
+        return False
+
+
+@lru_cache(maxsize=512)
+def _currency_ok(code: str) -> bool:
+    try:
+        minor_units(code)
+    except ValueError:
+        return False
+    return True
+
+
+def _members(array: pa.Array, good: Any) -> np.ndarray:
+    """Where a string array's value passes ``good`` (nulls: True), asking once per value."""
+    valid = _valid(array)
+    if not valid.any():
+        return np.ones(len(array), dtype=bool)
+    values = [v for v in pc.unique(array.filter(pa.array(valid))).to_pylist() if good(v)]
+    found = pc.is_in(array, value_set=pa.array(values, pa.string())).to_numpy(zero_copy_only=False)
+    return found | ~valid
+
+
+@lru_cache(maxsize=256)
+def _quiet(name: str) -> bool:
+    """A top-level key prepare_deal keeps as it is and unknown_fields does not name."""
+    return name not in _ROOT_KEYS and not unknown_fields({name: 0}, ())
+
+
+class _Checks:
+    """The fast tests of one table: ``bad`` per row, found walking the table against the
+    schema."""
+
+    def __init__(self, frame: Frame, table: pa.Table):
+        self.frame = frame
+        self.n = table.num_rows
+        self.bad = np.zeros(self.n, dtype=bool)
+        self.line_parents: np.ndarray | None = None
+        self.lines: pa.StructArray | None = None
+
+    def row_bad(self, bad: np.ndarray, parents: np.ndarray | None) -> None:
+        if parents is None:
+            self.bad |= bad
+        elif bad.any():
+            self.bad[parents[bad]] = True
+
+    def ambiguous(self, name: str) -> np.ndarray:
+        """The rows whose line may hold the key ``name`` (an escape may spell it)."""
+        key = json.dumps(name, ensure_ascii=False).encode()
+        lines = self.frame._lines
+        return np.fromiter(
+            ((key in line or b"\\" in line) for line in lines), dtype=bool, count=len(lines)
+        )
+
+    def extra(
+        self, name: str, array: pa.Array, parent: np.ndarray, parents: np.ndarray | None, top: bool
+    ) -> None:
+        self.row_bad(_valid(array), parents)
+        if top and _quiet(name):
+            return
+        # a null value reads as absent: wherever its parent is, the key may be there
+        if parents is None:
+            self.bad |= parent & self.ambiguous(name)
+        else:
+            rows = np.zeros(self.n, dtype=bool)
+            rows[parents[parent]] = True
+            self.bad |= rows & self.ambiguous(name)
+
+    def walk(
+        self, array: pa.StructArray, prefix: str, parents: np.ndarray | None
+    ) -> dict[str, pa.Array]:
+        """Test every field of the struct ``array`` (the objects at ``prefix``); ``parents``
+        gives each element's row (None: element i is row i). Returns its fields, validity
+        merged."""
+        parent = _valid(array)
+        fields = dict(zip([f.name for f in array.type], array.flatten(), strict=True))
+        for name, child in fields.items():
+            path = f"{prefix}.{name}" if prefix else name
+            # a key with a dot is looked up as a whole path by validation: never fast
+            field = None if "." in name or "[" in name else INPUT_FIELDS.get(path)
+            if field is None:
+                self.extra(name, child, parent, parents, top=not prefix)
+                continue
+            if field.type == "object":
+                self.walk(child, path, parents)
+            elif path == _LINES:
+                self.walk_lines(child)
+            elif field.type == "array":
+                self.walk_numbers(child, path, parents)
+            else:
+                self.scalar(child, path, field, parents)
+        return fields
+
+    def scalar(self, child: pa.Array, path: str, field: Field, parents: np.ndarray | None) -> None:
+        if field.type == "number":
+            self.row_bad(~_in_range(child, path), parents)
+        elif field.type == "date":
+            self.row_bad(~_members(child, _date_ok), parents)
+        elif path == "currency":
+            self.row_bad(~_members(child, _currency_ok), parents)
+        elif field.enum is not None:
+            self.row_bad(~_members(child, frozenset(field.enum).__contains__), parents)
+
+    def walk_numbers(self, child: pa.ListArray, path: str, parents: np.ndarray | None) -> None:
+        items = pc.list_flatten(child)
+        if not len(items):
+            return
+        owners = pc.list_parent_indices(child).to_numpy()
+        bad = ~_valid(items) | ~_in_range(items, f"{path}[]")
+        self.row_bad(np.bincount(owners, weights=bad, minlength=len(child)) > 0, parents)
+
+    def walk_lines(self, child: pa.ListArray) -> None:
+        items = pc.list_flatten(child)
+        owners = pc.list_parent_indices(child).to_numpy().astype(np.intp)
+        self.lines, self.line_parents = items, owners
+        if not len(items):
+            return
+        present = _valid(items)
+        self.row_bad(~present, owners)
+        fields = self.walk(items, _LINE, owners)
+        category = fields["category"]
+        quantity, price, cost = fields["quantity"], fields["unit_price"], fields["unit_cost"]
+        required = present & _valid(category) & _valid(quantity) & _valid(price)
+        subscription = pc.equal(category, _SUBSCRIPTION).fill_null(False)
+        costed = _valid(cost) | subscription.to_numpy(zero_copy_only=False)
+        self.row_bad(~(required & costed), owners)
+        # a non-zero contract: some line with both quantity and unit_price non-zero
+        nonzero = np.zeros(self.n, dtype=bool)
+        nonzero[owners[_nonzero(quantity) & _nonzero(price)]] = True
+        self.bad |= ~nonzero
+
+    def root(self, table: pa.Table) -> dict[str, pa.Array]:
+        array = table.to_struct_array().combine_chunks()
+        fields = self.walk(array, "", None)
+        ids, lines = fields["id"], fields[_LINES]
+        self.bad |= ~_valid(ids) | ~pc.greater(pc.binary_length(ids), 0).fill_null(False).to_numpy(
+            zero_copy_only=False
+        )
+        self.bad |= ~pc.greater(pc.list_value_length(lines), 0).fill_null(False).to_numpy(
+            zero_copy_only=False
+        )
+        return fields
+
+
+# ---------------------------------------------------------------------------------------------
+# the frame
+
+
+class Frame:
+    """A chunk's deals as columns; see :func:`read_frame`.
+
+    :ivar n: the number of lines read.
+    :ivar fast: per row, whether the per-deal path would find nothing to say (see the module).
+    :ivar ids: each fast row's id (``prepare_deal``'s ``data["id"]``); None elsewhere.
+    :ivar currencies: each fast row's currency (``USD`` when it has none); None elsewhere.
+    :ivar owners: per line of the fast rows (in row order), its row.
+    :ivar table: the Arrow table, a row per line (a row of nulls for a line Arrow was not
+        given), or None when Arrow took no line.
+
+    Columns, :meth:`present` and :meth:`view` speak for the fast rows; the others are the
+    per-deal path's, from :meth:`raw`.
+    """
+
+    def __init__(self, texts: Sequence[bytes], lines: list[bytes]):
+        self.n = len(texts)
+        self._texts = texts
+        self._lines = lines
+        self.fast = np.zeros(self.n, dtype=bool)
+        self.ids: list[Any] = [None] * self.n
+        self.currencies: list[Any] = [None] * self.n
+        self.owners = np.zeros(0, dtype=np.intp)
+        self.table: pa.Table | None = None
+        self._fields: dict[str, pa.Array] = {}
+        self._line_fields: dict[str, pa.Array] = {}
+        self._line_rows = np.zeros(0, dtype=np.intp)
+        self._columns: dict[str, Column | None] = {}
+        self._line_columns: dict[str, Column | None] = {}
+        self._raw: dict[int, Any] = {}
+
+    # -- building
+
+    def _arrow_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Of ``rows`` (Arrow refused them together), those whose parsed value Arrow takes."""
+        kept = []
+        schema_type = pa.struct(list(SCHEMA))
+        for i in rows.tolist():
+            try:
+                value = self.raw(i)
+            except Exception:  # not JSON, a repeated key, too deep: the per-deal path says so
+                continue
+            if _takes(value, schema_type):
+                kept.append(i)
+        return np.array(kept, dtype=np.intp)
+
+    def _build(self, table: pa.Table, taken: np.ndarray) -> None:
+        checks = _Checks(self, table)
+        fields = checks.root(table)
+        fast = taken & ~checks.bad
+        self.fast, self.table = fast, table
+        self._fields = fields
+        ids = fields["id"].to_pylist()
+        currencies = fields["currency"].to_pylist()
+        for i in np.flatnonzero(fast).tolist():
+            self.ids[i] = ids[i]
+            currency = currencies[i]
+            self.currencies[i] = DEFAULT_CURRENCY if currency is None else currency
+        if checks.lines is not None and len(checks.lines):
+            parents = checks.line_parents
+            assert parents is not None
+            keep = fast[parents]
+            self._line_rows = np.flatnonzero(keep)
+            self.owners = parents[keep]
+            self._line_fields = dict(
+                zip([f.name for f in checks.lines.type], checks.lines.flatten(), strict=True)
+            )
+
+    # -- columns
+
+    def _field(self, path: str) -> pa.Array | None:
+        """The array of a scalar input path over every row (parents' nulls merged)."""
+        first, _, rest = path.partition(".")
+        array = self._fields.get(first)
+        for name in rest.split(".") if rest else ():
+            if array is None or not pa.types.is_struct(array.type):
+                return None
+            index = array.type.get_field_index(name)
+            if index < 0:
+                return None
+            array = array.flatten()[index]
+        return array
+
+    def column(self, path: str) -> Column | None:
+        """The value at ``path`` for every row (unknown where a row is not fast or has none);
+        None when the frame cannot give that path as a column (a list, an object, a derived
+        fact, a path outside the schema)."""
+        if path in self._columns:
+            return self._columns[path]
+        column: Column | None = None
+        if path == "id":
+            column = Column(list(self.ids))
+        elif path == "currency":
+            column = Column(list(self.currencies))
+        else:
+            field = INPUT_FIELDS.get(path)
+            array = self._field(path) if field is not None else None
+            if array is not None and field is not None and field.type not in ("object", "array"):
+                column = self._column_of(array, field, self.fast)
+        self._columns[path] = column
+        return column
+
+    def line_column(self, path: str) -> Column | None:
+        """The value at ``path`` (``category`` or ``lines[].category``) of every line of every
+        fast row, in row order (:attr:`owners` gives each line's row)."""
+        name = path.removeprefix("lines[].")
+        if name in self._line_columns:
+            return self._line_columns[name]
+        field = INPUT_FIELDS.get(f"lines[].{name}")
+        array = self._line_fields.get(name)
+        column: Column | None = None
+        if field is not None and (array is not None or not self._line_fields):
+            if array is None:  # no line at all
+                column = Column([])
+            else:
+                taken = array.take(pa.array(self._line_rows))
+                column = self._column_of(taken, field, np.ones(len(taken), dtype=bool))
+        self._line_columns[name] = column
+        return column
+
+    @staticmethod
+    def _column_of(array: pa.Array, field: Field, rows: np.ndarray) -> Column:
+        if field.type == "number":
+            return number_column(array, rows)
+        values = array.to_pylist()
+        return Column([v if ok else None for v, ok in zip(values, rows.tolist(), strict=True)])
+
+    def present(self, key: str) -> np.ndarray:
+        """Per row: the top-level ``key`` is in the deal, not null (for fast rows)."""
+        array = self._fields.get(key)
+        if array is None:
+            return np.zeros(self.n, dtype=bool)
+        return _valid(array)
+
+    # -- rows
+
+    def raw(self, i: int) -> object:
+        """Row ``i`` parsed as :func:`~dealdesk.io.readers._parse_line` parses it.
+
+        :raises UnicodeDecodeError: the line is not UTF-8.
+        :raises json.JSONDecodeError, DuplicateKey, RecursionError: as
+            :func:`~dealdesk.jsoncodec.loads_unique`.
+        """
+        if i in self._raw:
+            return self._raw[i]
+        text = self._texts[i].decode().rstrip("\r\n")
+        value = self._raw[i] = jsoncodec.loads_unique(text)
+        return value
+
+    def view(self, i: int) -> Mapping[str, Any]:
+        """Row ``i`` as ``prepare_deal`` gives it (derived facts included), read-only; the
+        deal is prepared on first use, but a fast row answers ``get``/``in`` for an absent
+        schema object (``billing``) from :meth:`present`."""
+        return DealView(self, i)
+
+
+class DealView(Mapping[str, Any]):
+    """A row of a :class:`Frame` as a read-only mapping equal to ``prepare_deal``'s data."""
+
+    __slots__ = ("_data", "_frame", "_i")
+
+    def __init__(self, frame: Frame, i: int):
+        self._frame = frame
+        self._i = i
+        self._data: dict[str, Any] | None = None
+
+    def _deal(self) -> dict[str, Any]:
+        data = self._data
+        if data is None:
+            data, errors = prepare_deal(self._frame.raw(self._i), {})
+            if data is None:
+                raise ValueError(f"row {self._i} is not a valid deal: {errors[0].path}")
+            self._data = data
+        return data
+
+    def _absent(self, key: object) -> bool:
+        """Whether the frame knows, without the deal, that ``key`` is not in it."""
+        frame = self._frame
+        return (
+            self._data is None
+            and key in _OPTIONAL
+            and bool(frame.fast[self._i])
+            and not frame.present(key)[self._i]  # type: ignore[arg-type]
+        )
+
+    def __getitem__(self, key: str) -> Any:
+        if self._absent(key):
+            raise KeyError(key)
+        return self._deal()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if self._absent(key):
+            return default
+        return self._deal().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        if self._absent(key):
+            return False
+        return key in self._deal()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._deal())
+
+    def __len__(self) -> int:
+        return len(self._deal())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, DealView):
+            other = other._deal()
+        return self._deal() == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"DealView({self._deal()!r})"
