@@ -197,39 +197,58 @@ def _read(lines: list[bytes], rows: np.ndarray) -> pa.Table | None:
 _DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _PLACES = Decimal(1).scaleb(-_SCALE)
 _ARROW_LIMIT = Decimal(10) ** 26
+_INT_LIMIT = 10**26
+# what a value must be for Arrow's column (codes of _takes_struct's table)
+_TEXT, _BOOL, _NUMBER = "text", "bool", "number"
 
 
-def _takes(value: Any, kind: pa.DataType) -> bool:
-    """Whether Arrow reads the parsed ``value`` into a column of ``kind`` (conservative: a value
-    it might refuse is refused, and the line goes per deal)."""
+def _taker(kind: pa.DataType) -> Any:
+    """The rule for a value of an Arrow type: a code, a struct's table, or a list's (rule,)."""
+    if pa.types.is_struct(kind):
+        return {kind.field(i).name: _taker(kind.field(i).type) for i in range(kind.num_fields)}
+    if pa.types.is_list(kind):
+        return (_taker(kind.value_type),)
+    if pa.types.is_decimal(kind):
+        return _NUMBER
+    if pa.types.is_boolean(kind):
+        return _BOOL
+    return _TEXT
+
+
+def _takes(value: Any, rule: Any) -> bool:
+    """Whether Arrow reads the parsed ``value`` under ``rule`` (conservative: a value it might
+    refuse is refused, and its line goes per deal)."""
     if value is None:
         return True
-    if pa.types.is_struct(kind):
+    if rule is _TEXT:
+        return type(value) is str and (value.isascii() or _encodes(value))
+    if rule is _NUMBER:
+        return _takes_number(value)
+    if rule is _BOOL:
+        return value is True or value is False
+    if type(rule) is dict:
         if type(value) is not dict:
             return False
         for key, item in value.items():
-            index = kind.get_field_index(key)
-            if index < 0 or not _takes(item, kind.field(index).type):
+            inner = rule.get(key)
+            if inner is None or not (item is None or _takes(item, inner)):
                 return False
         return True
-    if pa.types.is_list(kind):
-        item_kind = kind.value_type
-        return type(value) is list and all(_takes(item, item_kind) for item in value)
-    if pa.types.is_decimal(kind):
-        return _takes_number(value)
-    if pa.types.is_boolean(kind):
-        return type(value) is bool
-    return type(value) is str and _encodes(value)
+    inner = rule[0]
+    return type(value) is list and all(_takes(item, inner) for item in value)
 
 
 def _takes_number(value: Any) -> bool:
-    if type(value) is int:
-        return abs(value) < 10**26
-    if type(value) is str:
+    kind = type(value)
+    if kind is int:
+        return -_INT_LIMIT < value < _INT_LIMIT
+    if kind is str:
         if not _DECIMAL_TEXT.fullmatch(value):
             return False
         value = Decimal(value)
-    if type(value) is not Decimal or not value.is_finite() or abs(value) >= _ARROW_LIMIT:
+    elif kind is not Decimal:
+        return False
+    if not value.is_finite() or abs(value) >= _ARROW_LIMIT:
         return False
     return value.quantize(_PLACES) == value
 
@@ -242,51 +261,72 @@ def _encodes(text: str) -> bool:
     return True
 
 
+_ROOT_RULE = _taker(pa.struct(list(SCHEMA)))
+
+
 # ---------------------------------------------------------------------------------------------
 # the vectorised tests
 
 
 def _valid(array: pa.Array) -> np.ndarray:
-    if array.null_count == 0:
-        return np.ones(len(array), dtype=bool)
-    if array.null_count == len(array):
-        return np.zeros(len(array), dtype=bool)
-    return array.is_valid().to_numpy(zero_copy_only=False)
+    """Where ``array`` is not null, from its validity bitmap."""
+    nulls, n = array.null_count, len(array)
+    if nulls == 0:
+        return np.ones(n, dtype=bool)
+    if nulls == n:
+        return np.zeros(n, dtype=bool)
+    bits = np.unpackbits(np.frombuffer(array.buffers()[0], dtype=np.uint8), bitorder="little")
+    return bits[array.offset : array.offset + n].astype(bool)
+
+
+def _offsets(array: pa.Array) -> np.ndarray:
+    """A string or list array's n + 1 offsets (int32)."""
+    start = array.offset
+    return np.frombuffer(array.buffers()[1], dtype=np.int32)[start : start + len(array) + 1]
+
+
+def _items(array: pa.ListArray) -> tuple[pa.Array, np.ndarray]:
+    """A list array's items, in order, and each item's list (a null list has none to give:
+    its items, if any, are attributed to it all the same)."""
+    offsets = _offsets(array)
+    first, last = int(offsets[0]), int(offsets[-1])
+    items = array.values.slice(first, last - first)
+    owners = np.repeat(np.arange(len(array), dtype=np.intp), np.diff(offsets))
+    return items, owners
 
 
 def _words(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """A decimal128 array's unscaled values as (high int64, low uint64) words; a null's words
     are whatever the buffer holds (mask them)."""
-    buffer = array.buffers()[1]
-    words = np.frombuffer(buffer, dtype=np.uint64)[
-        2 * array.offset : 2 * (array.offset + len(array))
-    ]
+    start, n = array.offset, len(array)
+    words = np.frombuffer(array.buffers()[1], dtype=np.uint64)[2 * start : 2 * (start + n)]
     pairs = words.reshape(-1, 2)
     return pairs[:, 1].view(np.int64), pairs[:, 0]
 
 
-def _below(high: np.ndarray, low: np.ndarray, bound: int) -> np.ndarray:
-    """unscaled < bound, for a non-negative bound."""
-    top, rest = bound >> 64, bound & _MASK64
-    return (high < top) | ((high == top) & (low < np.uint64(rest)))
+def _split_words(value: int) -> tuple[np.int64, np.uint64]:
+    """A 128-bit two's complement value's (high, low) words."""
+    value &= (1 << 128) - 1
+    high = value >> 64
+    return np.int64(high - (1 << 64) if high >> 63 else high), np.uint64(value & _MASK64)
+
+
+_TOP_HIGH, _TOP_LOW = _split_words(_MAGNITUDE_UNSCALED)
+_BOTTOM_HIGH, _BOTTOM_LOW = _split_words(-_MAGNITUDE_UNSCALED)
+_ONE_LOW = np.uint64(_ONE_UNSCALED)
 
 
 def _in_range(array: pa.Array, path: str) -> np.ndarray:
-    """Where a number of the schema is within its bounds (nulls: True)."""
+    """Where a number of the schema is within its bounds (nulls: True): below 10**15, never
+    negative (but the split's parts, above -10**15), a fraction at most 1."""
     high, low = _words(array)
-    if path == f"{_SPLIT}[]":  # signed: above -10**15 too
-        negative = high < 0
-        magnitude_ok = _below(high, low, _MAGNITUDE_UNSCALED)
-        # -x < 10**27 for x < 0: x > -10**27, i.e. (high, low) > words of -10**27
-        neg = (-_MAGNITUDE_UNSCALED) & ((1 << 128) - 1)
-        ntop = np.int64(neg >> 64 if neg >> 127 == 0 else (neg >> 64) - (1 << 64))
-        nrest = np.uint64(neg & _MASK64)
-        above = (high > ntop) | ((high == ntop) & (low > nrest))
-        ok = np.where(negative, above, magnitude_ok)
+    below = (high < _TOP_HIGH) | ((high == _TOP_HIGH) & (low < _TOP_LOW))
+    if path == f"{_SPLIT}[]":
+        ok = below & ((high > _BOTTOM_HIGH) | ((high == _BOTTOM_HIGH) & (low > _BOTTOM_LOW)))
     elif path in FRACTIONS:
-        ok = (high == 0) & (low <= np.uint64(_ONE_UNSCALED))
+        ok = (high == 0) & (low <= _ONE_LOW)
     else:
-        ok = (high >= 0) & _below(high, low, _MAGNITUDE_UNSCALED)
+        ok = below & (high >= 0)
     return ok | ~_valid(array)
 
 
@@ -295,7 +335,6 @@ def _nonzero(array: pa.Array) -> np.ndarray:
     return ((high != 0) | (low != 0)) & _valid(array)
 
 
-@lru_cache(maxsize=1024)
 def _date_ok(text: str) -> bool:
     # prepare_deal's rule (validate._iso_date): YYYY-MM-DD, a real date, kept as it is
     if len(text) != 10 or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
@@ -306,7 +345,6 @@ def _date_ok(text: str) -> bool:
         return False
 
 
-@lru_cache(maxsize=512)
 def _currency_ok(code: str) -> bool:
     try:
         minor_units(code)
@@ -315,14 +353,35 @@ def _currency_ok(code: str) -> bool:
     return True
 
 
-def _members(array: pa.Array, good: Any) -> np.ndarray:
-    """Where a string array's value passes ``good`` (nulls: True), asking once per value."""
-    valid = _valid(array)
-    if not valid.any():
-        return np.ones(len(array), dtype=bool)
-    values = [v for v in pc.unique(array.filter(pa.array(valid))).to_pylist() if good(v)]
-    found = pc.is_in(array, value_set=pa.array(values, pa.string())).to_numpy(zero_copy_only=False)
-    return found | ~valid
+# The text checks, as bits of a value's properties: one bit per enum path (the value is one of
+# its values), a valid date, a known currency, the subscription category.
+_ENUM_PATHS = [path for path, field in INPUT_FIELDS.items() if field.enum is not None]
+_ENUM_BIT = {path: 1 << index for index, path in enumerate(_ENUM_PATHS)}
+_DATE_BIT = 1 << len(_ENUM_PATHS)
+_CURRENCY_BIT = _DATE_BIT << 1
+_SUBSCRIPTION_BIT = _CURRENCY_BIT << 1
+_ENUM_BITS: dict[str, int] = {}
+for _path in _ENUM_PATHS:
+    for _value in INPUT_FIELDS[_path].enum or ():
+        _ENUM_BITS[_value] = _ENUM_BITS.get(_value, 0) | _ENUM_BIT[_path]
+# the properties of the texts seen (bounded: a batch repeats its enums, dates and currencies)
+_PROPERTIES: dict[str, int] = {}
+_PROPERTIES_MAX = 1 << 16
+
+
+def _properties(text: str) -> int:
+    found = _PROPERTIES.get(text)
+    if found is None:
+        found = _ENUM_BITS.get(text, 0)
+        if _date_ok(text):
+            found |= _DATE_BIT
+        if _currency_ok(text):
+            found |= _CURRENCY_BIT
+        if text == _SUBSCRIPTION:
+            found |= _SUBSCRIPTION_BIT
+        if len(_PROPERTIES) < _PROPERTIES_MAX:
+            _PROPERTIES[text] = found
+    return found
 
 
 @lru_cache(maxsize=256)
@@ -333,14 +392,17 @@ def _quiet(name: str) -> bool:
 
 class _Checks:
     """The fast tests of one table: ``bad`` per row, found walking the table against the
-    schema."""
+    schema. Texts to check are gathered and dictionary-encoded together, once."""
 
     def __init__(self, frame: Frame, table: pa.Table):
         self.frame = frame
         self.n = table.num_rows
         self.bad = np.zeros(self.n, dtype=bool)
-        self.line_parents: np.ndarray | None = None
         self.lines: pa.StructArray | None = None
+        self.line_owners: np.ndarray | None = None
+        self.line_fields: dict[str, pa.Array] = {}
+        self.texts: list[tuple[pa.Array, int, np.ndarray | None]] = []
+        self.text_properties: list[np.ndarray] = []
 
     def row_bad(self, bad: np.ndarray, parents: np.ndarray | None) -> None:
         if parents is None:
@@ -384,65 +446,85 @@ class _Checks:
             field = None if "." in name or "[" in name else INPUT_FIELDS.get(path)
             if field is None:
                 self.extra(name, child, parent, parents, top=not prefix)
-                continue
-            if field.type == "object":
+            elif field.type == "object":
                 self.walk(child, path, parents)
             elif path == _LINES:
                 self.walk_lines(child)
             elif field.type == "array":
                 self.walk_numbers(child, path, parents)
-            else:
-                self.scalar(child, path, field, parents)
+            elif field.type == "number":
+                self.row_bad(~_in_range(child, path), parents)
+            elif field.type == "date":
+                self.texts.append((child, _DATE_BIT, parents))
+            elif path == "currency":
+                self.texts.append((child, _CURRENCY_BIT, parents))
+            elif field.enum is not None:
+                self.texts.append((child, _ENUM_BIT[path], parents))
         return fields
 
-    def scalar(self, child: pa.Array, path: str, field: Field, parents: np.ndarray | None) -> None:
-        if field.type == "number":
-            self.row_bad(~_in_range(child, path), parents)
-        elif field.type == "date":
-            self.row_bad(~_members(child, _date_ok), parents)
-        elif path == "currency":
-            self.row_bad(~_members(child, _currency_ok), parents)
-        elif field.enum is not None:
-            self.row_bad(~_members(child, frozenset(field.enum).__contains__), parents)
-
     def walk_numbers(self, child: pa.ListArray, path: str, parents: np.ndarray | None) -> None:
-        items = pc.list_flatten(child)
-        if not len(items):
-            return
-        owners = pc.list_parent_indices(child).to_numpy()
-        bad = ~_valid(items) | ~_in_range(items, f"{path}[]")
-        self.row_bad(np.bincount(owners, weights=bad, minlength=len(child)) > 0, parents)
+        items, owners = _items(child)
+        if len(items):
+            bad = ~_valid(items) | ~_in_range(items, f"{path}[]")
+            self.row_bad(np.bincount(owners[bad], minlength=len(child)) > 0, parents)
 
     def walk_lines(self, child: pa.ListArray) -> None:
-        items = pc.list_flatten(child)
-        owners = pc.list_parent_indices(child).to_numpy().astype(np.intp)
-        self.lines, self.line_parents = items, owners
-        if not len(items):
+        items, owners = _items(child)
+        self.lines, self.line_owners = items, owners
+        if len(items):
+            self.row_bad(~_valid(items), owners)
+            self.line_fields = self.walk(items, _LINE, owners)
+
+    def check_texts(self) -> None:
+        """Every gathered text against its bit, from one dictionary of the chunk's texts."""
+        if not self.texts:
             return
-        present = _valid(items)
-        self.row_bad(~present, owners)
-        fields = self.walk(items, _LINE, owners)
-        category = fields["category"]
-        quantity, price, cost = fields["quantity"], fields["unit_price"], fields["unit_cost"]
-        required = present & _valid(category) & _valid(quantity) & _valid(price)
-        subscription = pc.equal(category, _SUBSCRIPTION).fill_null(False)
-        costed = _valid(cost) | subscription.to_numpy(zero_copy_only=False)
-        self.row_bad(~(required & costed), owners)
-        # a non-zero contract: some line with both quantity and unit_price non-zero
+        encoded = pc.dictionary_encode(pa.concat_arrays([a for a, _, _ in self.texts]))
+        values = np.array(
+            [_properties(v) for v in encoded.dictionary.to_pylist()] or [0], dtype=np.int64
+        )
+        at = 0
+        indices = encoded.indices
+        codes = np.frombuffer(indices.buffers()[1], dtype=np.int32)[
+            indices.offset : indices.offset + len(indices)
+        ]
+        valid = _valid(indices)
+        for array, bit, parents in self.texts:
+            end = at + len(array)
+            found = values[np.where(valid[at:end], codes[at:end], 0)]
+            self.text_properties.append(np.where(valid[at:end], found, 0))
+            self.row_bad(valid[at:end] & ((found & bit) == 0), parents)
+            at = end
+
+    def check_lines(self, fields: dict[str, pa.Array]) -> None:
+        """Required line fields, a cost on every line but subscription lines, a non-zero
+        contract."""
+        items, owners = self.lines, self.line_owners
         nonzero = np.zeros(self.n, dtype=bool)
-        nonzero[owners[_nonzero(quantity) & _nonzero(price)]] = True
+        if items is not None and owners is not None and len(items):
+            category = fields["category"]
+            quantity, price, cost = fields["quantity"], fields["unit_price"], fields["unit_cost"]
+            index = next(i for i, (a, _, _) in enumerate(self.texts) if a is category)
+            subscription = (self.text_properties[index] & _SUBSCRIPTION_BIT) != 0
+            complete = (
+                _valid(items)
+                & _valid(category)
+                & _valid(quantity)
+                & _valid(price)
+                & (_valid(cost) | subscription)
+            )
+            self.row_bad(~complete, owners)
+            nonzero[owners[_nonzero(quantity) & _nonzero(price)]] = True
         self.bad |= ~nonzero
 
     def root(self, table: pa.Table) -> dict[str, pa.Array]:
         array = table.to_struct_array().combine_chunks()
         fields = self.walk(array, "", None)
+        self.check_texts()
+        self.check_lines(self.line_fields)
         ids, lines = fields["id"], fields[_LINES]
-        self.bad |= ~_valid(ids) | ~pc.greater(pc.binary_length(ids), 0).fill_null(False).to_numpy(
-            zero_copy_only=False
-        )
-        self.bad |= ~pc.greater(pc.list_value_length(lines), 0).fill_null(False).to_numpy(
-            zero_copy_only=False
-        )
+        self.bad |= ~_valid(ids) | (np.diff(_offsets(ids)) == 0)
+        self.bad |= ~_valid(lines) | (np.diff(_offsets(lines)) == 0)
         return fields
 
 
@@ -486,13 +568,12 @@ class Frame:
     def _arrow_rows(self, rows: np.ndarray) -> np.ndarray:
         """Of ``rows`` (Arrow refused them together), those whose parsed value Arrow takes."""
         kept = []
-        schema_type = pa.struct(list(SCHEMA))
         for i in rows.tolist():
             try:
                 value = self.raw(i)
             except Exception:  # not JSON, a repeated key, too deep: the per-deal path says so
                 continue
-            if _takes(value, schema_type):
+            if _takes(value, _ROOT_RULE):
                 kept.append(i)
         return np.array(kept, dtype=np.intp)
 
@@ -504,19 +585,20 @@ class Frame:
         self._fields = fields
         ids = fields["id"].to_pylist()
         currencies = fields["currency"].to_pylist()
-        for i in np.flatnonzero(fast).tolist():
-            self.ids[i] = ids[i]
-            currency = currencies[i]
-            self.currencies[i] = DEFAULT_CURRENCY if currency is None else currency
-        if checks.lines is not None and len(checks.lines):
-            parents = checks.line_parents
-            assert parents is not None
-            keep = fast[parents]
+        if fast.all():
+            self.ids = ids
+            self.currencies = [DEFAULT_CURRENCY if c is None else c for c in currencies]
+        else:
+            for i in np.flatnonzero(fast).tolist():
+                self.ids[i] = ids[i]
+                currency = currencies[i]
+                self.currencies[i] = DEFAULT_CURRENCY if currency is None else currency
+        owners = checks.line_owners
+        if owners is not None and len(owners):
+            keep = fast[owners]
             self._line_rows = np.flatnonzero(keep)
-            self.owners = parents[keep]
-            self._line_fields = dict(
-                zip([f.name for f in checks.lines.type], checks.lines.flatten(), strict=True)
-            )
+            self.owners = owners[keep]
+            self._line_fields = checks.line_fields
 
     # -- columns
 
