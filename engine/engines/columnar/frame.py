@@ -134,13 +134,8 @@ def read_frame(texts: Sequence[bytes]) -> Frame:
     path need not see marked :attr:`Frame.fast`."""
     n = len(texts)
     lines: list[bytes] = [t.rstrip(b"\r\n") for t in texts]
-    # what Arrow may be given: one object on a line, nothing that could shift the rows
-    candidate = np.fromiter(
-        (t[:1] == b"{" and t[-1:] == b"}" and b"\n" not in t and b"\r" not in t for t in lines),
-        dtype=bool,
-        count=n,
-    )
     joined = b"\n".join(lines)
+    candidate = _candidates(lines, joined)
     if not joined.isascii():
         try:
             joined.decode()
@@ -162,6 +157,20 @@ def read_frame(texts: Sequence[bytes]) -> Frame:
     taken[rows] = True
     frame._build(table, taken)
     return frame
+
+
+def _candidates(lines: list[bytes], joined: bytes) -> np.ndarray:
+    """The lines Arrow may be given: one object on a line (it starts with ``{`` and ends with
+    ``}``), and no other line break that could shift the rows."""
+    n = len(lines)
+    lengths = np.fromiter(map(len, lines), dtype=np.intp, count=n)
+    ends = np.cumsum(lengths + 1) - 1  # each line's line break (or the end)
+    starts = ends - lengths
+    data = np.frombuffer(joined + b"\n", dtype=np.uint8)
+    found = (lengths > 0) & (data[starts] == ord("{")) & (data[ends - 1] == ord("}"))
+    if np.count_nonzero(data == ord("\n")) != n or b"\r" in joined:
+        found &= np.fromiter((b"\n" not in t and b"\r" not in t for t in lines), bool, count=n)
+    return found
 
 
 def _is_utf8(line: bytes) -> bool:
@@ -316,18 +325,26 @@ _BOTTOM_HIGH, _BOTTOM_LOW = _split_words(-_MAGNITUDE_UNSCALED)
 _ONE_LOW = np.uint64(_ONE_UNSCALED)
 
 
-def _in_range(array: pa.Array, path: str) -> np.ndarray:
-    """Where a number of the schema is within its bounds (nulls: True): below 10**15, never
-    negative (but the split's parts, above -10**15), a fraction at most 1."""
-    high, low = _words(array)
-    below = (high < _TOP_HIGH) | ((high == _TOP_HIGH) & (low < _TOP_LOW))
+# the kinds of number: never negative, a fraction of 1, signed (the split's parts)
+_UNSIGNED, _FRACTION, _SIGNED = 0, 1, 2
+
+
+def _kind_of(path: str) -> int:
     if path == f"{_SPLIT}[]":
-        ok = below & ((high > _BOTTOM_HIGH) | ((high == _BOTTOM_HIGH) & (low > _BOTTOM_LOW)))
-    elif path in FRACTIONS:
-        ok = (high == 0) & (low <= _ONE_LOW)
-    else:
-        ok = below & (high >= 0)
-    return ok | ~_valid(array)
+        return _SIGNED
+    return _FRACTION if path in FRACTIONS else _UNSIGNED
+
+
+def _in_range(high: np.ndarray, low: np.ndarray, kinds: np.ndarray) -> np.ndarray:
+    """Where numbers (their words) are within the bounds of their kind: below 10**15, never
+    negative (the split's parts: above -10**15), a fraction at most 1."""
+    below = (high < _TOP_HIGH) | ((high == _TOP_HIGH) & (low < _TOP_LOW))
+    unsigned = below & (high >= 0)
+    if not (kinds != _UNSIGNED).any():
+        return unsigned
+    fraction = (high == 0) & (low <= _ONE_LOW)
+    signed = below & ((high > _BOTTOM_HIGH) | ((high == _BOTTOM_HIGH) & (low > _BOTTOM_LOW)))
+    return np.where(kinds == _UNSIGNED, unsigned, np.where(kinds == _FRACTION, fraction, signed))
 
 
 def _nonzero(array: pa.Array) -> np.ndarray:
@@ -402,7 +419,8 @@ class _Checks:
         self.line_owners: np.ndarray | None = None
         self.line_fields: dict[str, pa.Array] = {}
         self.texts: list[tuple[pa.Array, int, np.ndarray | None]] = []
-        self.text_properties: list[np.ndarray] = []
+        self.text_properties = np.zeros(0, dtype=np.int64)
+        self.numbers: list[tuple[pa.Array, int, np.ndarray | None]] = []
 
     def row_bad(self, bad: np.ndarray, parents: np.ndarray | None) -> None:
         if parents is None:
@@ -453,7 +471,7 @@ class _Checks:
             elif field.type == "array":
                 self.walk_numbers(child, path, parents)
             elif field.type == "number":
-                self.row_bad(~_in_range(child, path), parents)
+                self.number(child, _kind_of(path), parents)
             elif field.type == "date":
                 self.texts.append((child, _DATE_BIT, parents))
             elif path == "currency":
@@ -462,11 +480,34 @@ class _Checks:
                 self.texts.append((child, _ENUM_BIT[path], parents))
         return fields
 
+    def number(self, array: pa.Array, kind: int, parents: np.ndarray | None) -> None:
+        if array.null_count != len(array):
+            self.numbers.append((array, kind, parents))
+
     def walk_numbers(self, child: pa.ListArray, path: str, parents: np.ndarray | None) -> None:
         items, owners = _items(child)
         if len(items):
-            bad = ~_valid(items) | ~_in_range(items, f"{path}[]")
-            self.row_bad(np.bincount(owners[bad], minlength=len(child)) > 0, parents)
+            rows = owners if parents is None else parents[owners]
+            self.row_bad(~_valid(items), rows)
+            self.number(items, _kind_of(f"{path}[]"), rows)
+
+    def check_numbers(self) -> None:
+        """Every gathered number within its bounds, in one pass over their words."""
+        numbers = self.numbers
+        if not numbers:
+            return
+        words = [_words(a) for a, _, _ in numbers]
+        high = np.concatenate([h for h, _ in words])
+        low = np.concatenate([w for _, w in words])
+        lengths = [len(a) for a, _, _ in numbers]
+        kinds = np.repeat(np.array([k for _, k, _ in numbers], dtype=np.int8), lengths)
+        valid = np.concatenate([_valid(a) for a, _, _ in numbers])
+        bad = valid & ~_in_range(high, low, kinds)
+        if bad.any():
+            rows = np.concatenate(
+                [np.arange(len(a)) if p is None else p for a, _, p in numbers]
+            ).astype(np.intp)
+            self.bad[rows[bad]] = True
 
     def walk_lines(self, child: pa.ListArray) -> None:
         items, owners = _items(child)
@@ -477,24 +518,27 @@ class _Checks:
 
     def check_texts(self) -> None:
         """Every gathered text against its bit, from one dictionary of the chunk's texts."""
-        if not self.texts:
+        texts = self.texts
+        if not texts:
             return
-        encoded = pc.dictionary_encode(pa.concat_arrays([a for a, _, _ in self.texts]))
+        encoded = pc.dictionary_encode(pa.concat_arrays([a for a, _, _ in texts]))
         values = np.array(
             [_properties(v) for v in encoded.dictionary.to_pylist()] or [0], dtype=np.int64
         )
-        at = 0
         indices = encoded.indices
-        codes = np.frombuffer(indices.buffers()[1], dtype=np.int32)[
-            indices.offset : indices.offset + len(indices)
-        ]
+        start, total = indices.offset, len(indices)
+        codes = np.frombuffer(indices.buffers()[1], dtype=np.int32)[start : start + total]
         valid = _valid(indices)
-        for array, bit, parents in self.texts:
-            end = at + len(array)
-            found = values[np.where(valid[at:end], codes[at:end], 0)]
-            self.text_properties.append(np.where(valid[at:end], found, 0))
-            self.row_bad(valid[at:end] & ((found & bit) == 0), parents)
-            at = end
+        found = np.where(valid, values[np.where(valid, codes, 0)], 0)
+        self.text_properties = found
+        lengths = [len(a) for a, _, _ in texts]
+        bits = np.repeat(np.array([bit for _, bit, _ in texts], dtype=np.int64), lengths)
+        bad = valid & ((found & bits) == 0)
+        if bad.any():
+            rows = np.concatenate(
+                [np.arange(len(a)) if p is None else p for a, _, p in texts]
+            ).astype(np.intp)
+            self.bad[rows[bad]] = True
 
     def check_lines(self, fields: dict[str, pa.Array]) -> None:
         """Required line fields, a cost on every line but subscription lines, a non-zero
@@ -504,8 +548,13 @@ class _Checks:
         if items is not None and owners is not None and len(items):
             category = fields["category"]
             quantity, price, cost = fields["quantity"], fields["unit_price"], fields["unit_cost"]
-            index = next(i for i, (a, _, _) in enumerate(self.texts) if a is category)
-            subscription = (self.text_properties[index] & _SUBSCRIPTION_BIT) != 0
+            at = 0
+            for array, _, _ in self.texts:
+                if array is category:
+                    break
+                at += len(array)
+            found = self.text_properties[at : at + len(category)]
+            subscription = (found & _SUBSCRIPTION_BIT) != 0
             complete = (
                 _valid(items)
                 & _valid(category)
@@ -521,6 +570,7 @@ class _Checks:
         array = table.to_struct_array().combine_chunks()
         fields = self.walk(array, "", None)
         self.check_texts()
+        self.check_numbers()
         self.check_lines(self.line_fields)
         ids, lines = fields["id"], fields[_LINES]
         self.bad |= ~_valid(ids) | (np.diff(_offsets(ids)) == 0)
