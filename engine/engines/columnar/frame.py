@@ -143,10 +143,10 @@ def read_frame(texts: Sequence[bytes]) -> Frame:
             candidate &= np.fromiter(map(_is_utf8, lines), dtype=bool, count=n)
     frame = Frame(texts, lines)
     rows = np.flatnonzero(candidate)
-    table = _read(lines, rows)
+    table, rows = _read_around(lines, rows)
     if table is None and len(rows):
         rows = frame._arrow_rows(rows)
-        table = _read(lines, rows)
+        table, _ = _read(lines, rows)
     if table is None:
         return frame
     if len(rows) != n:  # each row at its line; the others a row of nulls
@@ -181,11 +181,11 @@ def _is_utf8(line: bytes) -> bool:
     return True
 
 
-def _read(lines: list[bytes], rows: np.ndarray) -> pa.Table | None:
-    """Lines ``rows`` as one table, or None when Arrow refuses them (or reads another number of
-    rows)."""
+def _read(lines: list[bytes], rows: np.ndarray) -> tuple[pa.Table | None, str]:
+    """Lines ``rows`` as one table; or None and why, when Arrow refuses them (or reads another
+    number of rows)."""
     if not len(rows):
-        return None
+        return None, ""
     data = b"\n".join([lines[i] for i in rows.tolist()])
     try:
         table = pj.read_json(
@@ -193,11 +193,53 @@ def _read(lines: list[bytes], rows: np.ndarray) -> pa.Table | None:
             read_options=pj.ReadOptions(use_threads=False, block_size=max(1 << 20, len(data) + 1)),
             parse_options=_READ_OPTIONS,
         )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        return None, str(exc)
     if table.num_rows != len(rows):
-        return None
-    return table.combine_chunks()
+        return None, ""
+    return table.combine_chunks(), ""
+
+
+# Arrow's words for a number it cannot take, and for a line it cannot parse
+_REFUSED_NUMBER = re.compile(
+    r"The string '(.+)' (?:is not a valid decimal128 number|cannot be represented as decimal128)"
+    r"|Failed to convert JSON to decimal128\(38, 12\): (\S+) requires"
+)
+_REFUSED_ROW = re.compile(r"JSON parse error: .* in row (\d+)$")
+# refusals traced to their lines before the lines are parsed one by one
+_RETRIES = 3
+
+
+def _refused(lines: list[bytes], rows: np.ndarray, message: str) -> np.ndarray | None:
+    """Of ``rows``, the ones Arrow's ``message`` points at (a number's text, a row), or None
+    when it points at none. Whatever it points at is merely not fast: a wrong guess costs
+    speed, never correctness."""
+    number = _REFUSED_NUMBER.search(message)
+    if number is not None:
+        token = (number.group(1) or number.group(2)).encode()
+        hits = np.fromiter((token in lines[i] for i in rows.tolist()), dtype=bool, count=len(rows))
+        return hits if hits.any() else None
+    row = _REFUSED_ROW.search(message)
+    if row is not None and int(row.group(1)) < len(rows):
+        hits = np.zeros(len(rows), dtype=bool)
+        hits[int(row.group(1))] = True
+        return hits
+    return None
+
+
+def _read_around(lines: list[bytes], rows: np.ndarray) -> tuple[pa.Table | None, np.ndarray]:
+    """Lines ``rows`` as one table, leaving out the lines Arrow's refusals point at (a few
+    times at most); or None and the rows last tried."""
+    table, message = _read(lines, rows)
+    for _ in range(_RETRIES):
+        if table is not None or not len(rows):
+            break
+        hits = _refused(lines, rows, message)
+        if hits is None:
+            break
+        rows = rows[~hits]
+        table, message = _read(lines, rows)
+    return table, rows
 
 
 # ---------------------------------------------------------------------------------------------
