@@ -5,6 +5,7 @@ the peer workload nearly every valid row is fast."""
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 from decimal import Decimal
@@ -20,6 +21,7 @@ from dealdesk.deal.schema import INPUT_FIELDS  # noqa: E402
 from dealdesk.deal.unknown import unknown_fields  # noqa: E402
 from dealdesk.deal.validate import prepare_deal  # noqa: E402
 from dealdesk.engines.columnar.frame import read_frame  # noqa: E402
+from dealdesk.errors import DuplicateKey  # noqa: E402
 from dealdesk.io.readers import _parse_line, read_yaml  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -444,3 +446,72 @@ def test_nothing_arrow_takes() -> None:
         None,
         None,
     ]
+
+
+def test_many_refusals_go_line_by_line() -> None:
+    """More refused lines than the retries trace: the lines are parsed one by one, and the
+    valid ones are still read as a frame."""
+    good = _dump(BASE)
+    bad = [
+        _with("lines.0.unit_price", "1,5"),
+        _with("lines.0.unit_price", "2,5"),
+        _with("id", 5),
+        _with("customer", "x"),
+        _with("lines.0.unit_price", "3,5"),
+        b'{"id": "a"} x',
+    ]
+    texts = [good, *bad, good]
+    frame = read_frame(texts)
+    assert frame.fast.tolist() == [True] + [False] * len(bad) + [True]
+    check_chunk(texts)
+
+
+def test_raw_is_the_readers_parse() -> None:
+    frame = read_frame([_dump(BASE) + b"\r\n", b'{"id": "\xff"}', b'{"a": 1, "a": 2}'])
+    assert frame.raw(0) == json.loads(_dump(BASE), parse_float=Decimal)
+    with pytest.raises(UnicodeDecodeError):
+        frame.raw(1)
+    with pytest.raises(DuplicateKey):
+        frame.raw(2)
+
+
+_TOKENS = [
+    b"null", b'"x"', b"1e400", b"-1", b"0", b'"12,3"', b',"amount":1', b',"teir":null', b"{}",
+    b"[]", b"true", b'"\\u0000"', b'"2026-02-30"', b"1.0000000000001", b'"USD"', b'"subscription"',
+    b"999999999999999.9", b'""', b'"\\ud800"', b"\xff", b"}", b"{", b",", b":",
+]  # fmt: skip
+
+
+def _mutate(line: bytes, rng: random.Random) -> bytes:
+    """A line with a few random edits: a byte gone, a token put in, a value replaced, a piece
+    of the line repeated."""
+    for _ in range(rng.randint(1, 3)):
+        kind, at = rng.randrange(4), rng.randrange(len(line))
+        if kind == 0:
+            line = line[:at] + line[at + 1 :]
+        elif kind == 1:
+            line = line[:at] + rng.choice(_TOKENS) + line[at:]
+        elif kind == 2:
+            colon = line.find(b":", at)
+            if colon > 0:
+                ends = [x for x in (line.find(b",", colon), line.find(b"}", colon)) if x > 0]
+                end = min(ends or [len(line)])
+                line = line[: colon + 1] + b" " + rng.choice(_TOKENS) + line[end:]
+        else:
+            start = rng.randrange(len(line))
+            line = line[:at] + line[start : start + rng.randint(1, 30)] + line[at:]
+    return line
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_mutated_lines(gen_book: list[bytes], seed: int) -> None:
+    """Randomly damaged deals (a fixed seed each): whatever the frame calls fast, the per-deal
+    path agrees with, value for value."""
+    rng = random.Random(seed)
+    texts = [
+        _mutate(rng.choice(gen_book).rstrip(b"\n"), rng) if rng.random() < 0.7 else gen_book[i]
+        for i in range(300)
+    ]
+    for size in SIZES:
+        fast, quiet = check_corpus(texts, size)
+        assert fast > 0.8 * quiet

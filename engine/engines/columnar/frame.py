@@ -41,7 +41,7 @@ import io
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from decimal import Decimal
+from decimal import Context, Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -248,6 +248,7 @@ def _read_around(lines: list[bytes], rows: np.ndarray) -> tuple[pa.Table | None,
 _DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _PLACES = Decimal(1).scaleb(-_SCALE)
 _ARROW_LIMIT = Decimal(10) ** 26
+_WIDE = Context(prec=80)  # a number below 10**26 with 12 places, and more
 _INT_LIMIT = 10**26
 # what a value must be for Arrow's column (codes of _takes_struct's table)
 _TEXT, _BOOL, _NUMBER = "text", "bool", "number"
@@ -299,9 +300,12 @@ def _takes_number(value: Any) -> bool:
         value = Decimal(value)
     elif kind is not Decimal:
         return False
-    if not value.is_finite() or abs(value) >= _ARROW_LIMIT:
+    try:
+        if not value.is_finite() or abs(value) >= _ARROW_LIMIT:
+            return False
+        return value.quantize(_PLACES, context=_WIDE) == value
+    except ArithmeticError:
         return False
-    return value.quantize(_PLACES) == value
 
 
 def _encodes(text: str) -> bool:
