@@ -18,8 +18,11 @@ What Arrow itself guarantees, and what is tested here (tests/engines/test_frame.
   (``"12,34"``, ``NaN``), a number of more than 12 decimal places that are not trailing zeros
   or of 27 digits or more before the point, a key named twice in one object (at any depth), a
   lone surrogate, a raw control character in a string, and JSON syntax errors. A refused chunk
-  is parsed line by line with :func:`~dealdesk.jsoncodec.loads_unique`; the lines whose parsed
-  value Arrow could not take (or that do not parse) are not fast, the others are read again.
+  is read again without the lines Arrow's message points at (the text of the number it could
+  not take, the row it could not parse), a few times; then, if it is still refused, its lines
+  are parsed one by one with :func:`~dealdesk.jsoncodec.loads_unique`, and the lines whose
+  value Arrow could not take (or that do not parse) are left out. Left-out lines are not fast;
+  the others are read as the frame (never halving). A wrong guess only costs speed.
 - Arrow does *not* check UTF-8 (invalid bytes reach its strings), reads several objects on one
   line as several rows, takes a byte-order mark, reads a ``null`` line as a row of nulls (and
   crashes on a chunk of one ``null``): so only lines that start with ``{`` and end with ``}``,
