@@ -746,7 +746,8 @@ class Frame:
             if array is None:  # no line at all
                 column = Column([])
             else:
-                taken = array.take(pa.array(self._line_rows))
+                rows = self._line_rows
+                taken = array if len(rows) == len(array) else array.take(pa.array(rows))
                 column = self._column_of(taken, field, np.ones(len(taken), dtype=bool))
         self._line_columns[name] = column
         return column
@@ -756,6 +757,8 @@ class Frame:
         if field.type == "number":
             return number_column(array, rows)
         values = array.to_pylist()
+        if rows.all():
+            return Column(values)
         return Column([v if ok else None for v, ok in zip(values, rows.tolist(), strict=True)])
 
     def present(self, key: str) -> np.ndarray:
