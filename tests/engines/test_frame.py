@@ -348,6 +348,9 @@ HOSTILE: list[bytes] = [
     _raw_number("lines.0.unit_price", "NaN"),
     _raw_number("lines.0.unit_price", "Infinity"),
     _dump({**BASE, "deep": json.loads("[" * 300 + "]" * 300)}),
+    _dump(BASE)[:-1] + b', "deep": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    _dump(BASE)[:-1] + b', "deep": ' + b'{"a": ' * 100_000 + b"1" + b"}" * 100_000 + b"}",
+    _dump(BASE)[:-1] + b', "deep": ' + b"[" * 999 + b"]" * 999 + b"}",
     _dump({"id": "x", "lines": [{"category": "subscription", "quantity": 1, "unit_price": 1}]}),
 ]
 

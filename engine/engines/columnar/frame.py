@@ -25,9 +25,10 @@ What Arrow itself guarantees, and what is tested here (tests/engines/test_frame.
   the others are read as the frame (never halving). A wrong guess only costs speed.
 - Arrow does *not* check UTF-8 (invalid bytes reach its strings), reads several objects on one
   line as several rows, takes a byte-order mark, reads a ``null`` line as a row of nulls (and
-  crashes on a chunk of one ``null``): so only lines that start with ``{`` and end with ``}``,
-  hold no other line break and are valid UTF-8 are given to Arrow at all, and a chunk read into
-  another number of rows than lines it was given counts as refused.
+  crashes on a chunk of one ``null``, and on nesting some 20,000 deep): so only lines that
+  start with ``{`` and end with ``}``, hold no other line break, are valid UTF-8 and have fewer
+  than 1,000 opening brackets are given to Arrow at all, and a chunk read into another number
+  of rows than lines it was given counts as refused.
 - Keys outside the schema are read with ``unexpected_field_behavior="infer"``: such a column
   marks the rows where it is not null. Arrow reads a key whose value is ``null`` as absent, but
   ``prepare_deal`` refuses a derived fact given as ``null`` and ``unknown_fields`` names a
@@ -83,6 +84,8 @@ _LINES = "lines"
 _LINE = "lines[]"
 _SPLIT = "billing.requested_split"
 _SUBSCRIPTION = "subscription"
+# deeper than this (as counted by opening brackets), a line is not given to Arrow
+_MAX_DEPTH = 1000
 
 
 def _children(prefix: str) -> list[str]:
@@ -173,6 +176,12 @@ def _candidates(lines: list[bytes], joined: bytes) -> np.ndarray:
     found = (lengths > 0) & (data[starts] == ord("{")) & (data[ends - 1] == ord("}"))
     if np.count_nonzero(data == ord("\n")) != n or b"\r" in joined:
         found &= np.fromiter((b"\n" not in t and b"\r" not in t for t in lines), bool, count=n)
+    # Arrow's parser recurses: nesting some 20,000 deep crashes the process. A line nested
+    # _MAX_DEPTH deep has that many opening brackets and as many closing ones.
+    for i in np.flatnonzero(found & (lengths >= 2 * _MAX_DEPTH)).tolist():
+        line = lines[i]
+        if line.count(b"[") + line.count(b"{") >= _MAX_DEPTH:
+            found[i] = False
     return found
 
 
