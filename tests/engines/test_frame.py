@@ -348,6 +348,8 @@ HOSTILE: list[bytes] = [
     _raw_number("lines.0.unit_price", "NaN"),
     _raw_number("lines.0.unit_price", "Infinity"),
     _dump({**BASE, "deep": json.loads("[" * 300 + "]" * 300)}),
+    _with("notes", [None, "x"]),
+    _with("lines.0.notes", {"a": [None, "12.50"]}),
     _dump(BASE)[:-1] + b', "deep": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
     _dump(BASE)[:-1] + b', "deep": ' + b'{"a": ' * 100_000 + b"1" + b"}" * 100_000 + b"}",
     _dump(BASE)[:-1] + b', "deep": ' + b"[" * 999 + b"]" * 999 + b"}",
