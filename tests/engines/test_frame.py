@@ -520,3 +520,55 @@ def test_mutated_lines(gen_book: list[bytes], seed: int) -> None:
     for size in SIZES:
         fast, quiet = check_corpus(texts, size)
         assert fast > 0.8 * quiet
+
+
+_NAMES = sorted(
+    {path.rsplit(".", 1)[-1].replace("lines[]", "lines") for path in INPUT_FIELDS}
+    | {"amount", "margin", "totals", "teir", "owner", "x", "customer.region", "lines[]"}
+)
+_ENUMS = [value for field in INPUT_FIELDS.values() for value in field.enum or ()]
+
+
+def _random_deal(rng: random.Random) -> bytes:
+    """BASE with a few values anywhere replaced by random ones: schema names at any depth,
+    texts where numbers go, enums where objects go, nulls, nested objects and lists."""
+
+    def scalar() -> Any:
+        return rng.choice(
+            [None, True, False, rng.randint(-3, 10**6), "12.50", "1,5", rng.choice(_ENUMS)]
+            + ["2026-03-01", "2026-02-30", "USD", "", Decimal("1.25")]
+        )
+
+    def value(depth: int) -> Any:
+        if depth > 3 or rng.random() < 0.5:
+            return scalar()
+        if rng.random() < 0.6:
+            return {rng.choice(_NAMES): value(depth + 1) for _ in range(rng.randint(0, 5))}
+        return [value(depth + 1) for _ in range(rng.randint(0, 3))]
+
+    deal = json.loads(json.dumps(BASE))
+    for _ in range(rng.randint(1, 4)):
+        target: Any = deal
+        while True:  # down to a random object or list
+            items = list(target.values()) if isinstance(target, dict) else target
+            inner = [item for item in items if isinstance(item, dict | list) and item]
+            if not inner or rng.random() < 0.4:
+                break
+            target = rng.choice(inner)
+        new = value(0) if rng.random() < 0.5 else scalar()
+        if isinstance(target, dict):
+            target[rng.choice(_NAMES + list(target))] = new
+        elif target:
+            target[rng.randrange(len(target))] = new
+    return json.dumps(deal, ensure_ascii=False, default=str).encode()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_deals(seed: int) -> None:
+    """Random changes to a valid deal's structure (a fixed seed each): whatever the frame calls
+    fast, the per-deal path agrees with, value for value."""
+    rng = random.Random(seed)
+    texts = [_random_deal(rng) for _ in range(300)]
+    for size in SIZES:
+        fast, quiet = check_corpus(texts, size)
+        assert fast > 0
