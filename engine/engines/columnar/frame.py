@@ -161,7 +161,10 @@ def read_frame(texts: Sequence[bytes]) -> Frame:
         table = table.take(pa.array(index, mask=index < 0))
     taken = np.zeros(n, dtype=bool)
     taken[rows] = True
-    frame._build(table, taken)
+    try:
+        frame._build(table, taken)
+    except pa.ArrowException:  # a table Arrow itself cannot work with: every row per deal
+        return Frame(texts, lines)
     return frame
 
 
@@ -521,8 +524,17 @@ class _Checks:
         """Test every field of the struct ``array`` (the objects at ``prefix``); ``parents``
         gives each element's row (None: element i is row i). Returns its fields, validity
         merged."""
-        parent = _valid(array)
         fields = dict(zip([f.name for f in array.type], array.flatten(), strict=True))
+        return self.walk_fields(fields, _valid(array), prefix, parents)
+
+    def walk_fields(
+        self,
+        fields: dict[str, pa.Array],
+        parent: np.ndarray,
+        prefix: str,
+        parents: np.ndarray | None,
+    ) -> dict[str, pa.Array]:
+        """:meth:`walk` for the fields of an object, ``parent`` where the object is."""
         for name, child in fields.items():
             path = f"{prefix}.{name}" if prefix else name
             # a key with a dot is looked up as a whole path by validation: never fast
@@ -632,8 +644,9 @@ class _Checks:
         self.bad |= ~nonzero
 
     def root(self, table: pa.Table) -> dict[str, pa.Array]:
-        array = table.to_struct_array().combine_chunks()
-        fields = self.walk(array, "", None)
+        columns = [c.chunk(0) if c.num_chunks == 1 else c.combine_chunks() for c in table.columns]
+        fields = dict(zip(table.column_names, columns, strict=True))
+        self.walk_fields(fields, np.ones(self.n, dtype=bool), "", None)
         self.check_texts()
         self.check_numbers()
         self.check_lines(self.line_fields)
