@@ -447,10 +447,11 @@ def test_nothing_arrow_takes() -> None:
     frame = read_frame([b"null", b"[1]"])
     assert frame.table is None and not frame.fast.any()
     assert frame.raw(0) is None and frame.raw(1) == [1]
-    assert frame.column("customer.region") is None or frame.column("customer.region").values == [
-        None,
-        None,
-    ]
+    region = frame.column("customer.region")
+    assert region is not None and region.values == [None, None] and not region.known.any()
+    assert frame.column("lines[].category") is None
+    category = frame.line_column("category")
+    assert category is not None and category.values == []
 
 
 def test_many_refusals_go_line_by_line() -> None:
@@ -572,3 +573,9 @@ def test_random_deals(seed: int) -> None:
     for size in SIZES:
         fast, quiet = check_corpus(texts, size)
         assert fast > 0
+
+
+def test_empty_chunk() -> None:
+    frame = read_frame([])
+    assert frame.n == 0 and frame.fast.shape == (0,) and frame.table is None
+    assert frame.ids == [] and frame.currencies == [] and len(frame.owners) == 0

@@ -756,9 +756,12 @@ class Frame:
             column = Column(list(self.currencies))
         else:
             field = INPUT_FIELDS.get(path)
-            array = self._field(path) if field is not None else None
-            if array is not None and field is not None and field.type not in ("object", "array"):
-                column = self._column_of(array, field, self.fast)
+            if field is not None and field.type not in ("object", "array") and "[]" not in path:
+                array = self._field(path)
+                if array is None:  # no table: Arrow took no line
+                    column = Column([None] * self.n)
+                else:
+                    column = self._column_of(array, field, self.fast)
         self._columns[path] = column
         return column
 
