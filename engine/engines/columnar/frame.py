@@ -848,7 +848,7 @@ class DealView(Mapping[str, Any]):
             self._data is None
             and key in _OPTIONAL
             and bool(frame.fast[self._i])
-            and not frame.present(key)[self._i]  # type: ignore[arg-type]
+            and not frame.present(key)[self._i]
         )
 
     def __getitem__(self, key: str) -> Any:
