@@ -80,6 +80,10 @@ def check_chunk(texts: list[bytes]) -> tuple[int, int]:
         assert frame.ids[i] == data["id"] and type(frame.ids[i]) is str
         assert frame.currencies[i] == data["currency"]
         assert frame.raw(i) == jsoncodec.loads_unique(text.decode().rstrip("\r\n"))
+        for key in [*TOP_KEYS, "export", "owner", "notes", "margin", "totals", "labor_margin"]:
+            # each on a view not yet prepared: what it answers without the deal is the deal's
+            assert frame.view(i).get(key, "-") == data.get(key, "-"), key
+            assert (key in frame.view(i)) == (key in data), key
         view = frame.view(i)
         assert view == data and data == view
         assert dict(view) == data and list(view) == list(data)
@@ -423,9 +427,12 @@ def test_view_answers_absent_keys_without_parsing() -> None:
     assert view.get("billing", 7) == 7
     with pytest.raises(KeyError):
         view["billing"]
-    assert frame._raw == {}  # nothing parsed for row 0's absent key
+    assert view.get("export") is None and "export" not in view
+    assert view["id"] == "H-1" and view.get("currency") == "EUR" and "currency" in view
+    assert frame._raw == {}  # nothing parsed for row 0's absent keys, its id or currency
     assert view.get("customer") == prepare_deal(json.loads(no_billing), {})[0]["customer"]
     assert 0 in frame._raw
+    assert 5 not in view and view.get("export") is None and len(view) == len(list(view))
     assert frame.present("billing").tolist() == [False, True]
     other = frame.view(1)
     assert other.get("billing") == {

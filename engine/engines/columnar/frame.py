@@ -690,6 +690,7 @@ class Frame:
         self._columns: dict[str, Column | None] = {}
         self._line_columns: dict[str, Column | None] = {}
         self._raw: dict[int, Any] = {}
+        self._present: dict[str, np.ndarray] = {}
 
     # -- building
 
@@ -795,10 +796,12 @@ class Frame:
 
     def present(self, key: str) -> np.ndarray:
         """Per row: the top-level ``key`` is in the deal, not null (for fast rows)."""
-        array = self._fields.get(key)
-        if array is None:
-            return np.zeros(self.n, dtype=bool)
-        return _valid(array)
+        found = self._present.get(key)
+        if found is None:
+            array = self._fields.get(key)
+            found = np.zeros(self.n, dtype=bool) if array is None else _valid(array)
+            self._present[key] = found
+        return found
 
     # -- rows
 
@@ -817,9 +820,17 @@ class Frame:
 
     def view(self, i: int) -> Mapping[str, Any]:
         """Row ``i`` as ``prepare_deal`` gives it (derived facts included), read-only; the
-        deal is prepared on first use, but a fast row answers ``get``/``in`` for an absent
-        schema object (``billing``) from :meth:`present`."""
+        deal is prepared on first use, but a fast row answers ``id`` and ``currency``, and
+        ``get``/``in``/``[]`` for a key it does not have (a schema object such as ``billing``,
+        by :meth:`present`; a key no line of the chunk has), without it.
+
+        :raises ValueError: on use, for a row ``prepare_deal`` refuses (never a fast row).
+        """
         return DealView(self, i)
+
+
+_MISSING: Any = object()
+_UNKNOWN: Any = object()
 
 
 class DealView(Mapping[str, Any]):
@@ -841,30 +852,40 @@ class DealView(Mapping[str, Any]):
             self._data = data
         return data
 
-    def _absent(self, key: object) -> bool:
-        """Whether the frame knows, without the deal, that ``key`` is not in it."""
-        frame = self._frame
-        return (
-            self._data is None
-            and key in _OPTIONAL
-            and bool(frame.fast[self._i])
-            and not frame.present(key)[self._i]
-        )
+    def _quick(self, key: object) -> Any:
+        """``key``'s value when the frame knows it without the deal, :data:`_MISSING` when it
+        knows the deal has no such key, else :data:`_UNKNOWN`."""
+        frame, i = self._frame, self._i
+        if self._data is not None or not frame.fast[i] or type(key) is not str:
+            return _UNKNOWN
+        if key == "id":
+            return frame.ids[i]
+        if key == "currency":
+            return frame.currencies[i]
+        if key in _OPTIONAL:
+            return _UNKNOWN if frame.present(key)[i] else _MISSING
+        # every key of a line given to Arrow is a column of the table (a null one too)
+        if key not in _ROOT_KEYS and key not in frame._fields:
+            return _MISSING
+        return _UNKNOWN
 
     def __getitem__(self, key: str) -> Any:
-        if self._absent(key):
+        value = self._quick(key)
+        if value is _MISSING:
             raise KeyError(key)
-        return self._deal()[key]
+        return self._deal()[key] if value is _UNKNOWN else value
 
     def get(self, key: str, default: Any = None) -> Any:
-        if self._absent(key):
+        value = self._quick(key)
+        if value is _MISSING:
             return default
-        return self._deal().get(key, default)
+        return self._deal().get(key, default) if value is _UNKNOWN else value
 
     def __contains__(self, key: object) -> bool:
-        if self._absent(key):
+        value = self._quick(key)
+        if value is _MISSING:
             return False
-        return key in self._deal()
+        return key in self._deal() if value is _UNKNOWN else True
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._deal())
