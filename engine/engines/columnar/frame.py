@@ -272,7 +272,7 @@ _PLACES = Decimal(1).scaleb(-_SCALE)
 _ARROW_LIMIT = Decimal(10) ** 26
 _WIDE = Context(prec=80)  # a number below 10**26 with 12 places, and more
 _INT_LIMIT = 10**26
-# what a value must be for Arrow's column (codes of _takes_struct's table)
+# what a value must be for an Arrow column of text, booleans or numbers (_taker's codes)
 _TEXT, _BOOL, _NUMBER = "text", "bool", "number"
 
 
@@ -376,7 +376,11 @@ def _words(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """A decimal128 array's unscaled values as (high int64, low uint64) words; a null's words
     are whatever the buffer holds (mask them)."""
     start, n = array.offset, len(array)
-    words = np.frombuffer(array.buffers()[1], dtype=np.uint64)[2 * start : 2 * (start + n)]
+    buffer = array.buffers()[1]
+    if buffer is None:  # no values at all
+        zeros = np.zeros(n, dtype=np.uint64)
+        return zeros.view(np.int64), zeros
+    words = np.frombuffer(buffer, dtype=np.uint64)[2 * start : 2 * (start + n)]
     pairs = words.reshape(-1, 2)
     return pairs[:, 1].view(np.int64), pairs[:, 0]
 
