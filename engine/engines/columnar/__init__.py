@@ -198,7 +198,11 @@ class ColumnarEngine(NativeEngine):
             return None
         try:
             frame = read_frame(lines)
-            derived = derived_columns(frame)
+            if frame.table is None or not frame.fast.any():
+                return None  # no valid deal: each is decided (and its errors said) on its own
+            derived = derived_columns(
+                frame.table.column("lines"), frame.array("offer.type"), frame.fast
+            )
             views = Views(frame)
             chunk = FrameChunk(frame, derived, views)
             matched = self.truth(views, chunk)

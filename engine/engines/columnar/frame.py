@@ -68,6 +68,7 @@ from dealdesk.deal.validate import prepare_deal
 from dealdesk.engines.columnar.exact import number_column
 from dealdesk.engines.columnar.vector import Column
 from dealdesk.money import minor_units
+from dealdesk.rules.meaning import lookup
 
 __all__ = ["SCHEMA", "Frame", "read_frame"]
 
@@ -748,6 +749,11 @@ class Frame:
             array = array.flatten()[index]
         return array
 
+    def array(self, path: str) -> pa.Array | None:
+        """The Arrow array of a scalar input path (``offer.type``) over every row, its parents'
+        nulls merged; None when the frame has no such array."""
+        return self._field(path)
+
     def column(self, path: str) -> Column | None:
         """The value at ``path`` for every row (unknown where a row is not fast or has none);
         None when the frame cannot give that path as a column (a list, an object, a derived
@@ -761,7 +767,12 @@ class Frame:
             column = Column(list(self.currencies))
         else:
             field = INPUT_FIELDS.get(path)
-            if field is not None and field.type not in ("object", "array") and "[]" not in path:
+            if field is not None and field.type == "object" and "[]" not in path:
+                # known where the object is there (exists(partner)); its values are the views'
+                array = self._field(path)
+                known = np.zeros(self.n, dtype=bool) if array is None else _valid(array)
+                column = _ObjectColumn(self, path, known & self.fast)
+            elif field is not None and field.type not in ("object", "array") and "[]" not in path:
                 array = self._field(path)
                 if array is None:  # no table: Arrow took no line
                     column = Column([None] * self.n)
@@ -906,3 +917,22 @@ class DealView(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"DealView({self._deal()!r})"
+
+
+class _ObjectColumn(Column):
+    """An object of the deal (``partner``) in every row: where it is there, for ``exists()``;
+    the objects themselves (of a kind no vector compares) from the rows' views, if asked."""
+
+    def __init__(self, frame: Frame, path: str, known: np.ndarray):
+        self.frame = frame
+        self.path = path
+        self.known = known
+        self.kind = "mixed" if known.any() else "none"
+        self.filled = None
+
+    @property  # type: ignore[override]
+    def values(self) -> list[Any]:
+        return [
+            lookup(self.frame.view(i), self.path) if known else None
+            for i, known in enumerate(self.known.tolist())
+        ]
