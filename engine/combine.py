@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -208,6 +209,18 @@ RenderMessage = Callable[[str, Mapping[str, Any], str], str]
 CombineHook = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 
 
+@dataclass
+class PolicyPart:
+    """One policy's share of a record: its entry in ``policies`` (status, fired rules,
+    formatted outputs), the roles it requires (in order), its reasons, flags and errors."""
+
+    result: dict[str, Any]
+    requires: list[str]
+    reasons: list[dict[str, Any]] = field(default_factory=list)
+    flags: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
 class Combiner:
     """Assembles a deal's record from its policy runs.
 
@@ -238,64 +251,84 @@ class Combiner:
         :raises DealdeskError: a message that cannot render, an output that is not finite.
         """
         currency = data.get("currency") or "USD"
-        policies: dict[str, dict[str, Any]] = {}
-        roles: list[str] = []
-        reasons: list[dict[str, Any]] = []
-        flags: list[dict[str, Any]] = []
-        errors: list[dict[str, Any]] = []
-        formatted: dict[str, dict[str, Any]] = {}
+        parts: dict[str, PolicyPart] = {}
+        earlier: list[dict[str, Any]] = []  # the reasons of the policies so far
         for name, run in runs.items():
-            outputs = formatted[name] = self.outputs(name, run, currency)
-            rejects = 0
-            requires: list[str] = []
-            talking = []  # firings with messages
-            for firing in run.firings:
-                effects = firing.effects
-                if effects.requires:
-                    requires.extend(effects.requires)
-                if effects.rejects or effects.reasons or effects.flags or effects.requires:
-                    rejects += len(effects.rejects)
-                    talking.append(firing)
-            own = "invalid" if run.errors else policy_status(rejects, len(requires))
-            policies[name] = {"status": own, "fired": run.fired_ids(), "outputs": outputs}
-            roles.extend(requires)
-            errors.extend(run.errors)
-            if talking:
-                earlier = len(reasons)  # the reasons of the policies before this one
-                decision = {
-                    "status": own,
-                    "approvals": order_roles(requires, self.rank),
-                    "reasons": reasons[:earlier],
-                }
-                context = None  # what the policy's messages see, built for the first one
-                for firing in talking:
-                    context = self.messages(
-                        name, firing, data, outputs, decision, reasons, flags, context
-                    )
-        record = record_dict(
-            deal_id,
-            "invalid" if errors else worst(p["status"] for p in policies.values()),
-            order_roles(roles, self.rank) if roles else [],
-            policies,
-            reasons,
-            flags,
-            [],
-            errors,
-            dict(self.provenance),
-        )
+            part = parts[name] = self.part(name, run, data, currency, earlier)
+            earlier = [*earlier, *part.reasons]
+        record = self.assemble(deal_id, parts)
         override = self.combine_hook(record)
         if override is not None:
             record = decision_record(
                 deal_id,
-                policies,
+                record["policies"],
                 approvals=override.get("approvals", record["approvals"]),
-                reasons=override.get("reasons", reasons),
-                flags=flags,
-                errors=errors,
+                reasons=override.get("reasons", record["reasons"]),
+                flags=record["flags"],
+                errors=record["errors"],
                 provenance=self.provenance,
                 status=override.get("status", record["status"]),
             )
-        return record, formatted
+        return record, {name: part.result["outputs"] for name, part in parts.items()}
+
+    def part(
+        self,
+        name: str,
+        run: PolicyRun,
+        data: Mapping[str, Any],
+        currency: str,
+        earlier: Sequence[Mapping[str, Any]],
+    ) -> PolicyPart:
+        """Policy ``name``'s share of the record, from its run.
+
+        :param earlier: the reasons of the policies before it (what its messages see).
+        """
+        outputs = self.outputs(name, run, currency)
+        rejects = 0
+        requires: list[str] = []
+        talking = []  # firings with messages
+        for firing in run.firings:
+            effects = firing.effects
+            if effects.requires:
+                requires.extend(effects.requires)
+            if effects.rejects or effects.reasons or effects.flags or effects.requires:
+                rejects += len(effects.rejects)
+                talking.append(firing)
+        own = "invalid" if run.errors else policy_status(rejects, len(requires))
+        part = PolicyPart(
+            {"status": own, "fired": run.fired_ids(), "outputs": outputs},
+            requires,
+            errors=list(run.errors),
+        )
+        if talking:
+            decision = {
+                "status": own,
+                "approvals": order_roles(requires, self.rank),
+                "reasons": list(earlier),
+            }
+            context = None  # what the policy's messages see, built for the first one
+            for firing in talking:
+                context = self.messages(
+                    name, firing, data, outputs, decision, part.reasons, part.flags, context
+                )
+        return part
+
+    def assemble(self, deal_id: Any, parts: Mapping[str, PolicyPart]) -> dict[str, Any]:
+        """The record of the policies' ``parts`` (before any ``dealdesk_combine`` plugin)."""
+        roles = [role for part in parts.values() for role in part.requires]
+        errors = [error for part in parts.values() for error in part.errors]
+        policies = {name: part.result for name, part in parts.items()}
+        return record_dict(
+            deal_id,
+            "invalid" if errors else worst(p["status"] for p in policies.values()),
+            order_roles(roles, self.rank) if roles else [],
+            policies,
+            [reason for part in parts.values() for reason in part.reasons],
+            [flag for part in parts.values() for flag in part.flags],
+            [],
+            errors,
+            dict(self.provenance),
+        )
 
     @staticmethod
     def outputs(name: str, run: PolicyRun, currency: str) -> dict[str, Any]:
