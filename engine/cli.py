@@ -371,8 +371,10 @@ def evaluate(
         if state.count and not quiet:
             click.echo(f"resuming after the {state.count:,} deals {output} holds", err=True)
     # workers encode JSON Lines themselves when nothing in this process needs the whole record
+    from dealdesk import jsoncodec
+
     encode = (
-        _encode_line
+        jsoncodec.dumps
         if fmt == "jsonl"
         and "jsonl" not in application.plugins.writers
         and not application.plugins.has_sinks
@@ -469,12 +471,6 @@ def _deal_id(source: SourceDeal) -> str | None:
     from dealdesk.deal.validate import deal_id_of
 
     return deal_id_of(source.parsed().deal)
-
-
-def _encode_line(record: dict[str, Any]) -> str:
-    from dealdesk import jsoncodec
-
-    return jsoncodec.dumps(record)
 
 
 def _executor(

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dealdesk import combine
+from dealdesk import combine, jsoncodec
 from dealdesk.deal.unknown import unknown_fields
 from dealdesk.deal.validate import check_fact_types, deal_id_of, prepare_deal
 from dealdesk.engines.base import Engine, Evaluation, Groups
@@ -162,8 +162,7 @@ class Pipeline:
         :meth:`decide_chunk`, byte for byte."""
         prepared = [self.prepare(raw) for raw in raws]
         valid = [p.data for p in prepared if p.data is not None]
-        # clauses and combine plugins may make any two records differ
-        groups = None if self.clauses or self.plugins.has_combiners else self.engine.grouped(valid)
+        groups = self.engine.grouped(valid, self.combiner) if self._templates(encode) else None
         if groups is None:
             evaluations = iter(self.engine.evaluate(valid))
             return [
@@ -189,9 +188,9 @@ class Pipeline:
         encoded), or None for a line the caller parses and decides deal by deal (one the reader
         found invalid, or one a plugin's enrich hook adds facts to). None when the engine does
         not read lines."""
-        if self.clauses or self.plugins.has_combiners:
+        if not self._templates(encode):
             return None
-        groups = self.engine.read_lines(lines)
+        groups = self.engine.read_lines(lines, self.combiner)
         if groups is None:
             return None
         results: list[tuple[dict[str, Any], str | None] | None] = []
@@ -224,8 +223,14 @@ class Pipeline:
         evaluation = groups.evaluate(index)
         decision = self._decision(item, evaluation)
         if key is not None and evaluation.error is None:
-            groups.learn(key, decision.record, evaluation.runs, encode)
+            groups.learn(key, item.data, evaluation.runs)
         return decision.record, None
+
+    def _templates(self, encode: Callable[[dict[str, Any]], str]) -> bool:
+        """Whether records may come from an engine's group templates: JSON as
+        :func:`jsoncodec.dumps` writes it, and nothing that makes two records differ in other
+        places (clauses, ``dealdesk_combine`` plugins)."""
+        return encode is jsoncodec.dumps and not (self.clauses or self.plugins.has_combiners)
 
     def combine(
         self, deal_id: Any, data: Mapping[str, Any], runs: Mapping[str, PolicyRun]

@@ -11,7 +11,7 @@ are byte-identical: the record never says which engine made it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -19,6 +19,7 @@ from dealdesk.errors import record_error
 from dealdesk.evaluate import PolicyRun, PolicyRunner
 
 if TYPE_CHECKING:
+    from dealdesk.combine import Combiner
     from dealdesk.manager import RegisteredAction
     from dealdesk.pipeline import Prepared
     from dealdesk.rules.policyset import CompiledRule, Policy, PolicySet
@@ -51,14 +52,8 @@ class Groups(Protocol):
         """A line's deal as prepared by the engine's reader (``Engine.read_lines``), or None
         when it is to be decided deal by deal."""
 
-    def learn(
-        self,
-        key: Hashable,
-        record: dict[str, Any],
-        runs: Mapping[str, PolicyRun],
-        encode: Callable[[dict[str, Any]], str],
-    ) -> None:
-        """Remember the record made in full of a deal of group ``key`` as the group's template."""
+    def learn(self, key: Hashable, data: Mapping[str, Any], runs: Mapping[str, PolicyRun]) -> None:
+        """Learn what group ``key``'s records share from a deal of it decided in full."""
 
 
 class Engine(ABC):
@@ -81,14 +76,15 @@ class Engine(ABC):
         """How this engine runs the policy set, for ``validate --verbose``."""
         return [f"{self.name} engine: every rule matched deal by deal"]
 
-    def read_lines(self, lines: Sequence[bytes]) -> Groups | None:
+    def read_lines(self, lines: Sequence[bytes], combiner: Combiner) -> Groups | None:
         """A chunk of JSONL lines read as columns by the engine itself, in groups; or None:
         the engine takes prepared deals only."""
         return None
 
-    def grouped(self, deals: Sequence[Mapping[str, Any]]) -> Groups | None:
-        """The chunk's deals in groups whose records differ only in a few known places (the
-        columnar engine's record templates), or None: every record is made in full."""
+    def grouped(self, deals: Sequence[Mapping[str, Any]], combiner: Combiner) -> Groups | None:
+        """The chunk's deals in groups whose records (made by ``combiner``, encoded as JSON)
+        differ only in a few known places (the columnar engine's record templates), or None:
+        every record is made in full."""
         return None
 
     def evaluate(self, deals: Sequence[Mapping[str, Any]]) -> list[Evaluation]:

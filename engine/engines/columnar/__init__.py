@@ -26,7 +26,7 @@ this removes of a deal's cost, and what comes next: prepare, derive and the reco
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,8 +34,10 @@ import numpy as np
 
 from dealdesk.engines.base import Evaluation, Groups
 from dealdesk.engines.columnar.records import (
+    PartTemplate,
     Template,
     nested,
+    part_template,
     templatable,
     template,
     why_not_templated,
@@ -48,6 +50,7 @@ from dealdesk.pipeline import Prepared
 from dealdesk.rules.expressions import Expr, children, fields
 
 if TYPE_CHECKING:
+    from dealdesk.combine import Combiner
     from dealdesk.engines.columnar.chunks import FrameChunk
     from dealdesk.manager import RegisteredAction
     from dealdesk.rules.policyset import CompiledRule, Policy, PolicySet
@@ -84,6 +87,8 @@ def _reads_outputs(condition: Expr) -> bool:
     # whatever reads there is matched on that view, per deal
     return any(f.path.split(".")[0] == "outputs" for f in fields(condition) if not f.item)
 
+
+_UNKNOWN = object()  # not learnt yet
 
 #: Fired-rule lists and policy runs kept per policy, one per distinct set of fired rules:
 #: bounded, so that memory stays flat however many deals a run decides (the generated books
@@ -137,6 +142,8 @@ class ColumnarEngine(NativeEngine):
             if policy.strata
         )
         self.templates: dict[Hashable, Template | None] = {}
+        # (policy, its fired rules as bits, currency) -> the policy's part of their records
+        self.parts: dict[tuple[str, bytes, str], PartTemplate | None] = {}
         self.shared_runs: dict[str, dict[bytes, PolicyRun]] = {
             name: {}
             for name, policy in policy_set.policies.items()
@@ -178,16 +185,16 @@ class ColumnarEngine(NativeEngine):
                 lines.append(f"  {rule.label}: {said}")
         return lines
 
-    def grouped(self, deals: Sequence[Mapping[str, Any]]) -> Groups | None:
+    def grouped(self, deals: Sequence[Mapping[str, Any]], combiner: Combiner) -> Groups | None:
         if not self.templated or not deals:
             return None
         try:
             matched = self.truth(deals)
         except Exception:  # a value the vectors cannot compare: each deal as native does it
             return None
-        return _Groups(self, deals, matched)
+        return _Groups(self, deals, matched, combiner)
 
-    def read_lines(self, lines: Sequence[bytes]) -> Groups | None:
+    def read_lines(self, lines: Sequence[bytes], combiner: Combiner) -> Groups | None:
         if not self.templated or not lines:
             return None
         try:  # pyarrow is in the columnar extra: without it, deals are read one by one
@@ -208,7 +215,7 @@ class ColumnarEngine(NativeEngine):
             matched = self.truth(views, chunk)
         except Exception:  # a value the vectors cannot compare: each deal as native does it
             return None
-        return _FrameGroups(self, chunk, matched)
+        return _FrameGroups(self, chunk, matched, combiner)
 
     def truth(self, deals: Sequence[Any], chunk: Chunk | None = None) -> ChunkMatch:
         """Per policy, per deal: the first stratum's column-matched rules that fire.
@@ -294,66 +301,101 @@ ENGINE = ColumnarEngine
 
 
 class _Groups:
-    """A chunk's deals by currency and fired rules of every policy (:meth:`Engine.grouped`)."""
+    """A chunk's deals by currency and fired rules of every policy (:meth:`Engine.grouped`).
+
+    A group's template is put together from its policies' part templates, each learnt from
+    the first deal (of any group) with that policy's fired rules and currency.
+    """
 
     def __init__(
-        self, engine: ColumnarEngine, deals: Sequence[Mapping[str, Any]], matched: ChunkMatch
+        self,
+        engine: ColumnarEngine,
+        deals: Sequence[Any],
+        matched: ChunkMatch,
+        combiner: Combiner,
     ):
         self.engine = engine
         self.deals = deals
         self.matched = matched
-        self.names = list(matched.keys)
+        self.combiner = combiner
+        self.names = list(engine.policy_set.policies)
+        none = [b""] * len(deals)  # a policy without rules: nothing ever fires
+        self.columns = [matched.keys.get(name, none) for name in self.names]
+
+    def currency(self, index: int) -> str:
+        return self.deals[index].get("currency") or "USD"
 
     def key(self, index: int) -> Hashable | None:
-        keys = self.matched.keys
-        return (self.deals[index].get("currency") or "USD", *(keys[n][index] for n in self.names))
+        return (self.currency(index), *(keys[index] for keys in self.columns))
+
+    def template(self, key: Hashable) -> Template | None:
+        """The group's template; None until every policy's part is learnt, or when a part
+        cannot be a template."""
+        templates = self.engine.templates
+        found = templates.get(key, _UNKNOWN)
+        if found is not _UNKNOWN:
+            return found  # type: ignore[return-value]
+        currency, *policy_keys = key  # type: ignore[misc]
+        parts = {}
+        for name, policy_key in zip(self.names, policy_keys, strict=True):
+            part = self.engine.parts.get((name, policy_key, currency), _UNKNOWN)
+            if part is _UNKNOWN:
+                return None  # learnt from the first deal that has it
+            if part is None:
+                break
+            parts[name] = part
+        made = template(self.combiner, parts) if len(parts) == len(self.names) else None
+        if len(templates) < MAX_SHARED_RUNS:
+            templates[key] = made
+        return made
 
     def fill(
         self, key: Hashable, index: int, deal_id: Any, data: Mapping[str, Any]
     ) -> tuple[dict[str, Any], str] | None:
-        found = self.engine.templates.get(key)
+        found = self.template(key)
         if found is None:
             return None
-        return found.fill(deal_id, data, key[0])  # type: ignore[index]
+        return found.fill(deal_id, self.hole_data(found, index, data), key[0])  # type: ignore[index]
+
+    def hole_data(self, found: Template, index: int, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        """What the template's holes read of deal ``index``."""
+        return data
 
     def evaluate(self, index: int) -> Evaluation:
         return self.engine._evaluate_with(self.deals[index], self.matched, index)
 
-    def learn(
-        self,
-        key: Hashable,
-        record: dict[str, Any],
-        runs: Mapping[str, PolicyRun],
-        encode: Callable[[dict[str, Any]], str],
-    ) -> None:
-        templates = self.engine.templates
-        if key not in templates and len(templates) < MAX_SHARED_RUNS:
-            templates[key] = template(record, runs, encode)
+    def learn(self, key: Hashable, data: Mapping[str, Any], runs: Mapping[str, PolicyRun]) -> None:
+        parts = self.engine.parts
+        currency, *policy_keys = key  # type: ignore[misc]
+        for name, policy_key in zip(self.names, policy_keys, strict=True):
+            part_key = (name, policy_key, currency)
+            if part_key in parts or len(parts) >= MAX_SHARED_RUNS:
+                continue
+            try:
+                parts[part_key] = part_template(name, runs[name], self.combiner, currency)
+            except Exception:  # an output past JSON: its deals are decided one by one
+                parts[part_key] = None
 
 
 class _FrameGroups(_Groups):
     """The groups of a chunk of lines the reader read (:meth:`ColumnarEngine.read_lines`):
     ``deals`` are the rows' views, None for a row to decide deal by deal."""
 
-    def __init__(self, engine: ColumnarEngine, chunk: FrameChunk, matched: ChunkMatch):
-        super().__init__(engine, chunk.deals, matched)
+    def __init__(
+        self, engine: ColumnarEngine, chunk: FrameChunk, matched: ChunkMatch, combiner: Combiner
+    ):
+        super().__init__(engine, chunk.deals, matched, combiner)
         self.chunk = chunk
         self.frame = chunk.frame
 
-    def fill(
-        self, key: Hashable, index: int, deal_id: Any, data: Mapping[str, Any]
-    ) -> tuple[dict[str, Any], str] | None:
-        found = self.engine.templates.get(key)
-        if found is None:
-            return None
-        if found.reads is not None:  # the values the holes read, from the columns
-            path = self.chunk.path
-            data = nested({p: path(p).values[index] for p in found.reads})
-        return found.fill(deal_id, data, key[0])  # type: ignore[index]
+    def hole_data(self, found: Template, index: int, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        if found.reads is None:
+            return data
+        path = self.chunk.path  # the values the holes read, from the columns
+        return nested({p: path(p).values[index] for p in found.reads})
 
-    def key(self, index: int) -> Hashable | None:
-        keys = self.matched.keys
-        return (self.frame.currencies[index], *(keys[n][index] for n in self.names))
+    def currency(self, index: int) -> str:
+        return self.frame.currencies[index]  # type: ignore[no-any-return]
 
     def prepared(self, index: int) -> Prepared | None:
         view = self.deals[index]

@@ -3,12 +3,15 @@
 Under a policy whose run depends on nothing but which of its rules fire (see
 :func:`templatable`), two deals with the same fired rules in every policy and the same currency
 get the same record but for their ``deal_id`` and the outputs set by ``=`` expressions
-(``service_contract: "= totals.contract * 0.3"``). The first deal of such a group is decided in
-full (runner, combiner), and its encoded record becomes a :class:`Template`: the JSON text cut
-at those places. Every later deal of the group is its ``deal_id`` and its expressions' values,
+(``service_contract: "= totals.contract * 0.3"``). Each policy's part of the record
+(:class:`~dealdesk.combine.PolicyPart`) is learnt once per set of its fired rules and currency,
+from the first deal that has them (a :class:`PartTemplate`); a group's record is put together
+from its policies' parts by the combiner and encoded once, then cut at those places: a
+:class:`Template`. Every deal of the group is then its ``deal_id`` and its expressions' values,
 formatted as the combiner formats them, joined with the template's fragments: no runner, no
-combiner, no encoding of the whole record. The records are byte-identical by construction, and
-the conformance suite checks it.
+combiner, no encoding of the whole record. A book with a few dozen sets of fired rules per
+policy has thousands of groups, each assembled from parts, not decided. The records are
+byte-identical by construction, and the conformance suite checks it.
 
 A group is decided per deal when anything else could differ between its deals: a message with
 Jinja in it, a plugin action, an effective window, a rule reading outputs, a table whose hit
@@ -19,12 +22,12 @@ rendering could change a record.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from dealdesk import jsoncodec
-from dealdesk.combine import format_value
+from dealdesk.combine import Combiner, PolicyPart, format_value
 from dealdesk.evaluate import value_of
 from dealdesk.record import BRIEF_KEYS
 from dealdesk.rules.expressions import Expr, Quantifier, children, fields
@@ -122,52 +125,65 @@ class Template:
         return {**self.brief, "deal_id": deal_id}, "".join(parts)
 
 
-def template(
-    record: dict[str, Any],
-    runs: Mapping[str, PolicyRun],
-    encode: Callable[[dict[str, Any]], str],
-) -> Template | None:
-    """The template of ``record`` (decided from ``runs`` for a deal of a templatable group),
-    or None when its group must be decided deal by deal. ``record`` is left as it was."""
-    if record["errors"]:
+@dataclass(frozen=True)
+class PartTemplate:
+    """A policy's part of the records of its deals with one set of fired rules and one
+    currency, and the outputs in it that each deal's ``=`` expressions fill."""
+
+    part: PolicyPart
+    holes: tuple[Hole, ...]
+
+
+def part_template(
+    name: str, run: PolicyRun, combiner: Combiner, currency: str
+) -> PartTemplate | None:
+    """Policy ``name``'s part as a template, from its ``run`` on a deal of the group; None when
+    the group's deals must be decided one by one (errors, a message with Jinja, an output an
+    expression shares with other rules, or that is unknown on this deal)."""
+    if run.errors:
         return None
     holes: list[Hole] = []
-    for name, run in runs.items():
-        if run.errors:
+    for firing in run.firings:
+        effects = firing.effects
+        if any("{" in str(m) for m in (*effects.rejects, *effects.reasons, *effects.flags)):
             return None
-        for firing in run.firings:
-            effects = firing.effects
-            if any("{" in str(m) for m in (*effects.rejects, *effects.reasons, *effects.flags)):
-                return None
-        for output, entries in run.contributions.items():
-            expressions = [
-                run.firings[key[1]].rule.sets.get(output)
-                for key, _ in entries
-                if isinstance(run.firings[key[1]].rule.sets.get(output), Expr)
-            ]
-            if not expressions:
-                continue
-            spec = run.policy.outputs.get(output)
-            if len(entries) != 1 or entries[0][1] is None or (spec and spec.combine == "list"):
-                return None
-            holes.append(Hole(name, output, expressions[0], spec))
+    for output, entries in run.contributions.items():
+        expressions = [
+            run.firings[key[1]].rule.sets.get(output)
+            for key, _ in entries
+            if isinstance(run.firings[key[1]].rule.sets.get(output), Expr)
+        ]
+        if not expressions:
+            continue
+        spec = run.policy.outputs.get(output)
+        if len(entries) != 1 or entries[0][1] is None or (spec and spec.combine == "list"):
+            return None
+        holes.append(Hole(name, output, expressions[0], spec))
+    # no message renders (none has Jinja), so the part needs no deal and no earlier reasons
+    part = combiner.part(name, run, {}, currency, ())
+    return PartTemplate(part, tuple(holes))
+
+
+def template(combiner: Combiner, parts: Mapping[str, PartTemplate]) -> Template | None:
+    """The record template of the policies' ``parts`` (each policy's, in the set's order):
+    the encoded record cut at the deal id and the holes; None when a ruleset's own text holds
+    the marks that cut it."""
+    holes = [hole for part in parts.values() for hole in part.holes]
     marks = [_mark(i) for i in range(len(holes) + 1)]
-    saved = [record["deal_id"]]
-    record["deal_id"] = marks[0]
-    for hole, mark in zip(holes, marks[1:], strict=True):
-        outputs = record["policies"][hole.policy]["outputs"]
-        saved.append(outputs[hole.output])
-        outputs[hole.output] = mark
-    try:
-        text = encode(record)
-        if text != jsoncodec.dumps(record):  # not JSON Lines: no template
-            return None
-    finally:
-        record["deal_id"] = saved[0]
-        for hole, value in zip(holes, saved[1:], strict=True):
-            record["policies"][hole.policy]["outputs"][hole.output] = value
+    marked = iter(marks[1:])
+    with_marks = {}
+    for name, found in parts.items():
+        part = found.part
+        if found.holes:
+            outputs = {**part.result["outputs"]}
+            for hole in found.holes:
+                outputs[hole.output] = next(marked)
+            part = replace(part, result={**part.result, "outputs": outputs})
+        with_marks[name] = part
+    record = combiner.assemble(marks[0], with_marks)
+    text = jsoncodec.dumps(record)
     encoded = [jsoncodec.dumps(m) for m in marks]
-    if any(text.count(m) != 1 for m in encoded):  # a ruleset's text holding a mark
+    if any(text.count(m) != 1 for m in encoded):
         return None
     order = sorted(range(len(marks)), key=lambda i: text.index(encoded[i]))  # the id first
     fragments = []
