@@ -10,7 +10,7 @@ Decision sinks are not called here: they are for ``evaluate``'s final records on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +70,8 @@ class Pipeline:
         self.declared = tuple(sorted(self.fact_types))
         self.provenance = combine.provenance(policy_set.versions, policy_set.digest)
         self._clauses_known: dict[Any, bool] = {}
+        # keys whose absence is enough for the enrich hooks to add nothing (_enriches_nothing)
+        self._absent_enough: frozenset[str] | None = None
         self.combiner = combine.Combiner(
             policy_set.approvers, self.provenance, renderer.render_message, plugins.combine
         )
@@ -196,14 +198,30 @@ class Pipeline:
         results: list[tuple[dict[str, Any], str | None] | None] = []
         for index in range(len(lines)):
             item = groups.prepared(index)
-            if item is not None:
-                try:
-                    if self.plugins.enrich(item.data):  # facts of its own: decided in full
-                        item = None
-                except Exception:  # said as the full path says it
-                    item = None
+            if item is not None and not self._enriches_nothing(item.data):
+                item = None  # facts of its own (or a failing plugin): decided in full
             results.append(None if item is None else self._grouped(item, index, groups, encode))
         return results
+
+    def _enriches_nothing(self, deal: Mapping[str, Any]) -> bool:
+        """Whether the plugins' enrich hooks add nothing to ``deal`` (False when one raises).
+
+        A hook is a function of the deal (SPEC §7): when the hooks gave nothing for a deal and
+        read only keys it does not have (``deal.get("billing")``), they give nothing for any
+        deal without those keys, and are not asked again for such deals.
+        """
+        absent = self._absent_enough
+        if absent is not None and all(key not in deal for key in absent):
+            return True
+        reads = _Reads(deal)
+        try:
+            if self.plugins.enrich(reads):
+                return False
+        except Exception:
+            return False
+        if not reads.whole and not reads.found:
+            self._absent_enough = frozenset(reads.keys)
+        return True
 
     def _grouped(
         self,
@@ -319,3 +337,41 @@ def requested_clauses(runs: Mapping[str, PolicyRun]) -> list[dict[str, str]]:
         for f in run.firings
         for c in f.effects.clauses
     ]
+
+
+class _Reads(Mapping[str, Any]):
+    """A deal as the enrich hooks see it, noting the keys they ask for, whether any was there,
+    and whether they looked at the whole deal (iterating it)."""
+
+    __slots__ = ("deal", "found", "keys", "whole")
+
+    def __init__(self, deal: Mapping[str, Any]):
+        self.deal = deal
+        self.keys: set[str] = set()
+        self.found = False
+        self.whole = False
+
+    def _note(self, key: Any, there: bool) -> None:
+        self.keys.add(key)
+        self.found = self.found or there or type(key) is not str
+
+    def __getitem__(self, key: str) -> Any:
+        self._note(key, key in self.deal)
+        return self.deal[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self._note(key, key in self.deal)
+        return self.deal.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        there = key in self.deal
+        self._note(key, there)
+        return there
+
+    def __iter__(self) -> Iterator[str]:
+        self.whole = True
+        return iter(self.deal)
+
+    def __len__(self) -> int:
+        self.whole = True
+        return len(self.deal)
