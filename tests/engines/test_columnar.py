@@ -629,3 +629,45 @@ def test_records_of_lines_read_as_columns_are_the_native_records(tmp_path: Path)
     native = texts_of("native", lines, rulesets)
     assert texts_of("columnar", lines, rulesets) == native
     assert all(native) and '"status":"invalid"' in native[17]
+
+
+def test_a_big_book_is_decided_by_the_columnar_engine_when_it_pays(
+    tmp_path: Path, cli_runner: CliRunner
+) -> None:
+    from dealdesk.cli import COLUMNAR_FROM_BYTES, _columnar_pays
+
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "templated.yaml").write_text(yaml.safe_dump(TEMPLATED))
+    deals = templated_deals()
+    line = "".join(jsoncodec.dumps(d) + "\n" for d in deals)
+    big, small = tmp_path / "big.jsonl", tmp_path / "small.jsonl"
+    big.write_text(line * (COLUMNAR_FROM_BYTES // len(line) + 1))
+    small.write_text(line)
+    templated = app.build([str(tmp_path / "rules")])
+    assert _columnar_pays(templated, [str(big)], "jsonl")
+    assert _columnar_pays(templated, [str(tmp_path)], "jsonl")  # a folder: its files' sizes
+    assert _columnar_pays(templated, ["-"], "jsonl")  # standard input streams books
+    assert not _columnar_pays(templated, [str(small)], "jsonl")
+    assert not _columnar_pays(templated, [str(big)], "csv")
+    clauses = app.build([str(tmp_path / "rules")], clauses=True)
+    assert not _columnar_pays(clauses, [str(big)], "jsonl")
+    assert not _columnar_pays(app.build(None), [str(big)], "jsonl")  # the house policy: actions
+    # the run without --engine writes what the native engine writes
+    outs = {}
+    for name, args in (("auto", []), ("native", ["--engine", "native"])):
+        outs[name] = tmp_path / f"{name}.jsonl"
+        result = cli_runner.run(
+            "evaluate",
+            str(big),
+            "-r",
+            str(tmp_path / "rules"),
+            "-o",
+            str(outs[name]),
+            "--workers",
+            "0",
+            "-q",
+            *args,
+            env={"DEALDESK_ENGINE": None},
+        )
+        assert result.exit_code == 0, result.stderr
+    assert outs["auto"].read_bytes() == outs["native"].read_bytes()

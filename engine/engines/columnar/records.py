@@ -35,10 +35,23 @@ from dealdesk.rules.expressions import Expr, Quantifier, children, fields
 if TYPE_CHECKING:
     from dealdesk.evaluate import PolicyRun
     from dealdesk.rules.model import OutputSpec
-    from dealdesk.rules.policyset import Policy
+    from dealdesk.rules.policyset import Policy, PolicySet
 
 # hit policies whose choice depends on the rows' values, not only on which rows matched
 _VALUED_HITS = frozenset(("any", "priority", "output order"))
+
+
+def templated_set(policy_set: PolicySet) -> bool:
+    """Whether every policy of ``policy_set`` allows record templates (:func:`templatable`),
+    so that the columnar engine makes a book's records from them."""
+    from dealdesk.evaluate import PolicyRunner
+
+    runner = PolicyRunner(policy_set, {})
+    return all(
+        templatable(p, windowed=runner.windowed[n], reads_outputs=runner.reads_outputs[n])
+        for n, p in policy_set.policies.items()
+        if p.strata
+    )
 
 
 def templatable(policy: Policy, *, windowed: bool, reads_outputs: list[bool]) -> bool:
