@@ -432,3 +432,59 @@ def test_books(which: str) -> None:
         invalid += int((~derived.rows).sum())
     if which == "gen_book":
         assert invalid  # invalid deals in the chunks: unknown rows, checked above
+
+
+def test_sliced_dictionary_and_index_inputs() -> None:
+    # what a reader may hand over: a slice of a table, dictionary-encoded text, rows as indices
+    texts = book([sys.executable, str(ROOT / "bench" / "gen_book.py"), "60"], ROOT)
+    texts = [t for t in texts if readable(t)]
+    table = read(texts)
+    deals, valid = reference(texts, False)
+    start, stop = 7, 45
+    lines = table.column("lines").combine_chunks().slice(start, stop - start)
+    assert lines.offsets[0].as_py() > 0  # offsets into the whole chunk's lines
+    category = lines.values.field("category")
+    encoded_lines = pa.ListArray.from_arrays(
+        lines.offsets,
+        pa.StructArray.from_arrays(
+            [category.dictionary_encode()]
+            + [
+                lines.values.field(name)
+                for name in ("quantity", "unit_price", "unit_cost", "list_price")
+            ],
+            names=["category", "quantity", "unit_price", "unit_cost", "list_price"],
+        ),
+    )
+    offer = table.column("offer").combine_chunks().field("type").dictionary_encode()
+    offer = offer.slice(start, stop - start)
+    rows = np.flatnonzero(valid[start:stop])
+    for given_lines in (lines, encoded_lines):
+        derived = derived_columns(given_lines, offer, rows)
+        for path in [*ROW_PATHS, "risk_offer"]:
+            column = derived.column(path)
+            assert column is not None
+            want = [
+                fact(d, path) if ok else None
+                for d, ok in zip(deals[start:stop], valid[start:stop], strict=True)
+            ]
+            assert column.values == want, path
+        assert (derived.owners < stop - start).all()
+
+
+def test_no_valid_rows_and_no_slow_rows_for_fitting_values() -> None:
+    texts = [
+        as_text(0, None, [{"category": "hardware", "quantity": Decimal(2),
+                 "unit_price": Decimal("12345678.5"), "unit_cost": Decimal("9999999.25")}], False),
+    ]  # fmt: skip
+    table = read(texts)
+    offer = table.column("offer").combine_chunks().field("type")
+    nothing = derived_columns(table.column("lines"), offer, np.zeros(1, dtype=bool))
+    assert nothing.column("totals.contract").kind == "none"  # type: ignore[union-attr]
+    assert nothing.owners.tolist() == []
+    derived = derived_columns(table.column("lines"), offer, np.ones(1, dtype=bool))
+    # past int64 at 12 places, not at the 2 they need: the int64 path, not the reference's
+    assert not derived.slow_facts
+    assert derived.decimal("totals.contract", 0) == Decimal("24691357")
+    assert derived.decimal("margin", 0) == 1 - Decimal("19999998.5") / Decimal("24691357")
+    column = number_column(pa.array([Decimal("12345678.5")], type=MONEY), np.ones(1, bool))
+    assert not column.slow  # type: ignore[attr-defined]

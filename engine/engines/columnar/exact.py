@@ -77,6 +77,7 @@ _NUMPY_OPS: dict[str, Callable[[Any, Any], Any]] = {
     ">=": np.greater_equal,
 }
 _CATEGORY_CODES = pa.array(CATEGORIES)
+_RISK_OFFER_TYPES = pa.array(sorted(RISK_OFFER_TYPES))
 _HARDWARE, _SOFTWARE, _LABOR, _SUPPORT, _SUBSCRIPTION = range(5)
 
 
@@ -387,6 +388,13 @@ def _present(array: pa.Array) -> np.ndarray:
     return np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
 
 
+def _plain(array: pa.Array) -> pa.Array:
+    """A text array as plain strings (a dictionary-encoded one decoded)."""
+    if pa.types.is_dictionary(array.type):
+        return array.dictionary_decode()
+    return array
+
+
 def _places(number: Decimal) -> int:
     exponent = number.normalize(EXACT).as_tuple().exponent
     assert isinstance(exponent, int)
@@ -457,8 +465,14 @@ def number_column(array: pa.Array, rows: np.ndarray) -> Column:
     """
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
+    mask = _mask(rows, len(array))
+    if not (pa.types.is_integer(array.type) or pa.types.is_decimal128(array.type)):
+        # any other type: its Python values, as the object columns hold them
+        return Column(
+            [v if ok else None for v, ok in zip(array.to_pylist(), mask.tolist(), strict=True)]
+        )
     units, present, scale, unfit = _units(array)
-    known = _mask(rows, len(array)) & present
+    known = mask & present
     slow: dict[int, Decimal | None] = {}
     for i in np.flatnonzero(known & unfit).tolist():
         value = array[i].as_py()
@@ -494,7 +508,7 @@ class Derived:
         offsets = np.asarray(lines.offsets.to_numpy(), dtype=np.intp)
         counts = np.diff(offsets)
         owner_all = np.repeat(np.arange(n, dtype=np.intp), counts)
-        struct = lines.values.slice(offsets[0], offsets[-1] - offsets[0])
+        struct = lines.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
         selected = rows[owner_all]
         self._columns: dict[str, Column | None] = {}
         self._line_columns: dict[str, Column | None] = {}
@@ -511,7 +525,7 @@ class Derived:
         fields = struct.flatten()  # the fields with the struct's own nulls
         names = [struct.type.field(i).name for i in range(struct.type.num_fields)]
         field = dict(zip(names, fields, strict=True))
-        category = pc.index_in(field["category"], value_set=_CATEGORY_CODES)
+        category = pc.index_in(_plain(field["category"]), value_set=_CATEGORY_CODES)
         code = np.asarray(category.fill_null(-1).to_numpy(), dtype=np.int8)
         q, _, qs, q_unfit = _units(field["quantity"])
         p, _, ps, p_unfit = _units(field["unit_price"])
@@ -597,7 +611,7 @@ class Derived:
 
     @staticmethod
     def _risk(offer_type: pa.Array, rows: np.ndarray) -> _BoolColumn:
-        risky = pc.is_in(offer_type, value_set=pa.array(sorted(RISK_OFFER_TYPES)))
+        risky = pc.is_in(_plain(offer_type), value_set=_RISK_OFFER_TYPES)
         truth = np.asarray(risky.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
         return _BoolColumn(truth & rows, rows)
 
