@@ -385,7 +385,11 @@ class _BoolColumn(Column):
 def _present(array: pa.Array) -> np.ndarray:
     if array.null_count == 0:
         return np.ones(len(array), dtype=bool)
-    return np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    bitmap = array.buffers()[0]
+    if bitmap is None:  # a null type or a union: Arrow's own answer
+        return np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), bitorder="little")
+    return bits[array.offset : array.offset + len(array)].view(bool)
 
 
 def _plain(array: pa.Array) -> pa.Array:
@@ -430,12 +434,17 @@ def _units(array: pa.Array) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
     units = np.where(present & fits, low, 0)
     unfit = present & ~fits
     scale = array.type.scale
-    # the trailing zeros every fitting value has: one division by the largest power of ten
-    for drop in range(scale, 0, -1):
-        if not (units % 10**drop).any():
-            units = units // 10**drop
-            scale -= drop
-            break
+    # the trailing zeros every fitting value has (those of their gcd), dropped in one division
+    divisor = int(np.gcd.reduce(units)) if n else 0
+    drop = 0
+    if divisor == 0:  # every value 0 (or missing)
+        drop = max(scale, 0)
+    elif divisor > 0:  # (negative: -2^63 overflowed the gcd; nothing dropped)
+        while drop < scale and divisor % 10 ** (drop + 1) == 0:
+            drop += 1
+    if drop:
+        units = units // 10**drop
+        scale -= drop
     if unfit.any():  # values past int64 at the array's scale: at the scale they need
         big = {int(i): array[int(i)].as_py() for i in np.flatnonzero(unfit)}
         needed = max(_places(v) for v in big.values())
@@ -526,7 +535,9 @@ class Derived:
         names = [struct.type.field(i).name for i in range(struct.type.num_fields)]
         field = dict(zip(names, fields, strict=True))
         category = pc.index_in(_plain(field["category"]), value_set=_CATEGORY_CODES)
-        code = np.asarray(category.fill_null(-1).to_numpy(), dtype=np.int8)
+        if category.null_count:
+            category = category.fill_null(-1)
+        code = np.asarray(category.to_numpy(), dtype=np.int8)
         q, _, qs, q_unfit = _units(field["quantity"])
         p, _, ps, p_unfit = _units(field["unit_price"])
         c, has_cost, cs, c_unfit = _units(field["unit_cost"])
