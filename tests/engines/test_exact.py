@@ -177,6 +177,7 @@ def check_chunk(texts: list[str], *, derive_invalid: bool = False, constants: in
         assert column is not None
         want = [line.get(path) for line in want_lines]
         assert column.values == want, path
+        assert [derived.decimal(f"lines.{path}", j) for j in range(len(want))] == want
         present = sorted({w for w in want if w is not None})
         step = max(1, len(present) // constants)
         for constant in near(present[::step]) + FIXED[:4]:
@@ -296,6 +297,9 @@ def test_boundaries_are_exact() -> None:
                  "unit_price": Decimal("0.000000000001"), "list_price": Decimal("3")}], False),
     ]  # fmt: skip
     derived = check_chunk(texts)
+    # 3·10^-12 × 10^15 at 24 places passes int64: deal 2 takes the reference arithmetic (and
+    # with it the chunk's scale 24 puts the others past int64: they do too)
+    assert 2 in derived.slow_facts
     assert derived.decimal("max_line_discount", 0) == Decimal("0.30")
     assert derived.decimal("margin", 1) == Decimal("0.30")
     assert derived.decimal("services_ratio", 1) == Decimal("0.4")
@@ -429,6 +433,7 @@ def test_books(which: str) -> None:
     invalid = 0
     for start in range(0, len(texts), 256):
         derived = check_chunk(texts[start : start + 256], constants=15)
+        assert not derived.slow_facts  # every deal of the books on the int64 path
         invalid += int((~derived.rows).sum())
     if which == "gen_book":
         assert invalid  # invalid deals in the chunks: unknown rows, checked above
