@@ -8,7 +8,7 @@ import io
 import json
 import subprocess
 import sys
-from decimal import Context, Decimal
+from decimal import Context, Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
@@ -493,3 +493,51 @@ def test_no_valid_rows_and_no_slow_rows_for_fitting_values() -> None:
     assert derived.decimal("margin", 0) == 1 - Decimal("19999998.5") / Decimal("24691357")
     column = number_column(pa.array([Decimal("12345678.5")], type=MONEY), np.ones(1, bool))
     assert not column.slow  # type: ignore[attr-defined]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.integers(-(2**62), 2**62),
+    st.integers(-(2**62), 2**62).filter(bool),
+    st.integers(-12, 12),
+    st.booleans(),
+    st.data(),
+)
+def test_quotient_comparisons(
+    num: int, den: int, shift: int, complement: bool, data: st.DataObject
+) -> None:
+    # a quotient against constants at its 28-digit value, one unit of the 28th digit either
+    # side, its float approximation (the float's own boundary) and roundings to fewer places
+    from dealdesk.engines.columnar.exact import RatioColumn
+
+    column = RatioColumn(
+        np.array([num, 1], dtype=np.int64),
+        np.array([den, 1], dtype=np.int64),
+        shift,
+        complement,
+        np.array([True, False]),
+    )
+    value = column.values[0]
+    wide = Context(prec=80)
+    exact = (
+        wide.divide(Decimal(num) * wide.power(10, shift), Decimal(den))
+        if shift >= 0
+        else wide.divide(Decimal(num), Decimal(den) * wide.power(10, -shift))
+    )
+    if complement:
+        exact = wide.subtract(1, exact)
+    with localcontext(Context(prec=28)):  # the per-deal engines' arithmetic (derive.py)
+        quotient = Decimal(num).scaleb(shift) / Decimal(den)
+        assert value == (1 - quotient if complement else quotient)
+    places = data.draw(st.integers(0, 30))
+    constants = [
+        value,
+        PLUS_28.next_plus(value),
+        PLUS_28.next_minus(value),
+        Decimal(float(value)),
+        exact,
+        wide.quantize(exact, Decimal(1).scaleb(-places)) if exact.adjusted() < 40 else exact,
+    ]
+    for constant in constants:
+        for op in OPS:
+            assert bool(column.compare(op, constant)[0]) == _compare(op, value, constant)
