@@ -394,7 +394,7 @@ def test_columns_in_the_condition_vector() -> None:
     )
     chunk_ = Chunk(deals)
     for path in [*ROW_PATHS, "risk_offer"]:
-        chunk_.paths[path] = derived.column(path)  # type: ignore[assignment]
+        chunk_.paths[path] = derived.column(path)
     conditions = [
         "max_line_discount >= 0.30 and risk_offer",
         "margin < 0.30 or labor_margin > 0.19",
@@ -484,7 +484,7 @@ def test_no_valid_rows_and_no_slow_rows_for_fitting_values() -> None:
     table = read(texts)
     offer = table.column("offer").combine_chunks().field("type")
     nothing = derived_columns(table.column("lines"), offer, np.zeros(1, dtype=bool))
-    assert nothing.column("totals.contract").kind == "none"  # type: ignore[union-attr]
+    assert nothing.column("totals.contract").kind == "none"
     assert nothing.owners.tolist() == []
     derived = derived_columns(table.column("lines"), offer, np.ones(1, dtype=bool))
     # past int64 at 12 places, not at the 2 they need: the int64 path, not the reference's
@@ -492,7 +492,7 @@ def test_no_valid_rows_and_no_slow_rows_for_fitting_values() -> None:
     assert derived.decimal("totals.contract", 0) == Decimal("24691357")
     assert derived.decimal("margin", 0) == 1 - Decimal("19999998.5") / Decimal("24691357")
     column = number_column(pa.array([Decimal("12345678.5")], type=MONEY), np.ones(1, bool))
-    assert not column.slow  # type: ignore[attr-defined]
+    assert not column.slow
 
 
 @settings(max_examples=400, deadline=None)

@@ -147,9 +147,11 @@ def _compare_units(units: np.ndarray, scale: int, op: str, constant: Decimal) ->
 
 class _ExactColumn(Column):
     """A number column of ``n`` rows: the subclass's fast representation, and the ``Decimal``
-    values of its slow rows (``slow``: row → value, None where the fact is absent)."""
+    values of its slow rows (``slow``: row → value, None where the fact is absent).
 
-    __slots__ = ("_values", "n", "slow")
+    ``values`` is a property here, built on first use (the base class's slot is not used); the
+    subclasses keep their attributes in a ``__dict__``: a few columns a chunk.
+    """
 
     def _setup(self, n: int, known: np.ndarray, slow: dict[int, Decimal | None]) -> None:
         self.n = n
@@ -159,7 +161,7 @@ class _ExactColumn(Column):
         self.filled = None  # the base class's object array: not built here
         self._values: list[Any] | None = None
 
-    @property  # type: ignore[override]
+    @property
     def values(self) -> list[Any]:
         """The exact ``Decimal`` value of every row (None where unknown), built on first use."""
         if self._values is None:
@@ -200,8 +202,6 @@ class _ExactColumn(Column):
 class IntColumn(_ExactColumn):
     """Numbers as int64 ``units`` at ``scale`` (the value is ``units·10^-scale``)."""
 
-    __slots__ = ("scale", "units")
-
     def __init__(
         self,
         units: np.ndarray,
@@ -240,8 +240,6 @@ class RatioColumn(_ExactColumn):
     """A quotient fact: ``(num/den)·10^shift``, or ``1 - (num/den)·10^shift`` when
     ``complement``, each operation rounded to 28 digits as in the per-deal engines; ``num`` and
     ``den`` int64 (``den`` not 0 where the row is known and not slow)."""
-
-    __slots__ = ("_approx", "_magnitude", "complement", "den", "num", "shift")
 
     def __init__(
         self,
@@ -309,8 +307,6 @@ class DiscountColumn(_ExactColumn):
     """``max_line_discount`` of each deal: the largest of its lines' discounts (``lines``, a
     :class:`RatioColumn` known on the lines with a non-zero list price), 0 without one."""
 
-    __slots__ = ("listed", "lines", "owners", "starts")
-
     def __init__(
         self,
         lines: RatioColumn,
@@ -357,15 +353,13 @@ class DiscountColumn(_ExactColumn):
 class _BoolColumn(Column):
     """A boolean fact (``risk_offer``): the base class's comparisons on a bool array."""
 
-    __slots__ = ("_values",)
-
     def __init__(self, truth: np.ndarray, known: np.ndarray):
         self.filled = truth
         self.known = known
         self.kind = "boolean" if known.any() else "none"
         self._values: list[Any] | None = None
 
-    @property  # type: ignore[override]
+    @property
     def values(self) -> list[Any]:
         if self._values is None:
             self._values = [
