@@ -536,31 +536,21 @@ class Derived:
         p, _, ps, p_unfit = _units(field["unit_price"])
         c, has_cost, cs, c_unfit = _units(field["unit_cost"])
         lp, has_list, ls, l_unfit = _units(field["list_price"])
+        numbers = [(q, qs), (p, ps), (c, cs), (lp, ls)]
+        unfit = q_unfit | p_unfit | c_unfit | l_unfit
+        slow_rows = self._overflow(numbers, unfit)
+        if slow_rows.any():  # a few deals' places may have set scales the rest cannot take
+            numbers, unfit, slow_rows = self._fewer_places(numbers, unfit, slow_rows)
+        (q, qs), (p, ps), (c, cs), (lp, ls) = numbers
         self.has_cost, self.has_list = has_cost, has_list
-        self.q, self.p, self.c, self.lp = q, p, c, lp
         self.ps, self.cs, self.ls = ps, cs, ls
         amount_scale, cost_scale = qs + ps, qs + cs
         scale = self.scale = max(amount_scale, cost_scale)
         self.amount_scale = amount_scale
-
-        # the overflow guards, in floats: each product and each deal's sums below 2^62
-        fq = np.abs(q.astype(np.float64))
-        f_amount = fq * np.abs(p.astype(np.float64)) * 10.0 ** (scale - amount_scale)
-        f_cost = fq * np.abs(c.astype(np.float64)) * 10.0 ** (scale - cost_scale)
-        line_bad = q_unfit | p_unfit | c_unfit | l_unfit | (f_amount >= _SAFE) | (f_cost >= _SAFE)
-        sum_amount = np.bincount(self.owners, weights=f_amount, minlength=n)
-        sum_cost = np.bincount(self.owners, weights=f_cost, minlength=n)
-        slow_rows = (np.bincount(self.owners[line_bad], minlength=n) > 0) | (
-            (sum_amount >= _SAFE) | (sum_cost >= _SAFE)
-        )
-        slow_rows &= rows
         bad_line = slow_rows[self.owners]
         if bad_line.any():  # their units are not used: zero, so nothing overflows
-            q = np.where(bad_line, 0, q)
-            p = np.where(bad_line, 0, p)
-            c = np.where(bad_line, 0, c)
-            self.q, self.p, self.c = q, p, c
-            self.lp = np.where(bad_line, 0, lp)
+            q, p, c, lp = (np.where(bad_line, 0, units) for units in (q, p, c, lp))
+        self.q, self.p, self.c, self.lp = q, p, c, lp
         self.fast_line = ~bad_line
 
         amount = q * p  # at amount_scale
@@ -598,11 +588,17 @@ class Derived:
         # the slow rows: the reference arithmetic on their Decimal numbers
         self.slow_facts: dict[int, dict[str, Any]] = {}
         self.slow_lines: dict[int, dict[str, Any]] = {}  # line index → its line dict
-        for i in np.flatnonzero(slow_rows).tolist():
+        slow_list = np.flatnonzero(slow_rows).tolist()
+        spans = [range(int(self.starts[i]), int(self.starts[i + 1])) for i in slow_list]
+        indices = [j for span in spans for j in span]
+        if indices:  # their lines and offer types as Python values, one conversion each
+            lines_py = struct.take(pa.array(indices, type=pa.int64())).to_pylist()
+            self.slow_lines = dict(zip(indices, lines_py, strict=True))
+        offers = offer_type.take(pa.array(slow_list, type=pa.int64())).to_pylist() if spans else []
+        for i, span, offer in zip(slow_list, spans, offers, strict=True):
             ledger = Ledger()
-            for j in range(int(self.starts[i]), int(self.starts[i + 1])):
-                line = struct[j].as_py()
-                self.slow_lines[j] = line
+            for j in span:
+                line = self.slow_lines[j]
                 ledger.add(
                     line,
                     line.get("category"),
@@ -611,8 +607,62 @@ class Derived:
                     line.get("unit_cost"),
                     line.get("list_price"),
                 )
-            self.slow_facts[i] = ledger.facts({"type": offer_type[i].as_py()})
+            self.slow_facts[i] = ledger.facts({"type": offer})
         self.fast = rows & ~slow_rows
+
+    def _overflow(self, numbers: list[tuple[np.ndarray, int]], unfit: np.ndarray) -> np.ndarray:
+        """The valid rows the int64 path cannot take with these units (quantity, price, cost,
+        list price, each with its scale): a value ``unfit``, or a product or a deal's sum that
+        could pass 2^62 (estimated in floats)."""
+        (q, qs), (p, ps), (c, cs), _ = numbers
+        scale = max(qs + ps, qs + cs)
+        fq = np.abs(q.astype(np.float64))
+        f_amount = fq * np.abs(p.astype(np.float64)) * 10.0 ** (scale - qs - ps)
+        f_cost = fq * np.abs(c.astype(np.float64)) * 10.0 ** (scale - qs - cs)
+        line_bad = unfit | (f_amount >= _SAFE) | (f_cost >= _SAFE)
+        n = self.n
+        sum_amount = np.bincount(self.owners, weights=f_amount, minlength=n)
+        sum_cost = np.bincount(self.owners, weights=f_cost, minlength=n)
+        slow = np.bincount(self.owners[line_bad], minlength=n) > 0
+        return (slow | (sum_amount >= _SAFE) | (sum_cost >= _SAFE)) & self.rows
+
+    def _fewer_places(
+        self, numbers: list[tuple[np.ndarray, int]], unfit: np.ndarray, slow: np.ndarray
+    ) -> tuple[list[tuple[np.ndarray, int]], np.ndarray, np.ndarray]:
+        """Scales a chunk's usual deals need, when the chunk's finest ones put deals past int64
+        (one price with 12 places puts every amount at 12 more): the deals needing more places
+        than most (a quantile of the rows' needs, per number) go the reference way instead, if
+        that leaves fewer of them than ``slow``. Returns the units, unfit lines and slow rows
+        chosen."""
+        n = self.n
+        needs = []
+        for units, scale in numbers:  # the places each line's value needs, then each row's
+            line_need = np.full(len(units), scale, dtype=np.int64)
+            for k in range(1, scale + 1):
+                line_need -= units % 10**k == 0
+            row_need = np.zeros(n, dtype=np.int64)
+            np.maximum.at(row_need, self.owners, line_need)
+            needs.append((line_need, np.sort(row_need[self.rows])))
+        best = (numbers, unfit, slow)
+        if not len(needs[0][1]):
+            return best
+        for quantile in (0.9, 0.75, 0.5):
+            chosen: list[tuple[np.ndarray, int]] = []
+            excluded = unfit.copy()
+            for (units, scale), (line_need, row_needs) in zip(numbers, needs, strict=True):
+                target = int(row_needs[int(quantile * (len(row_needs) - 1))])
+                excluded |= line_need > target
+                if target < scale:  # exact where the line needs no more than target
+                    units = np.where(line_need > target, 0, units) // 10 ** (scale - target)
+                chosen.append((units, min(target, scale)))
+            # a row with an excluded line is slow as a whole
+            excluded = (np.bincount(self.owners[excluded], minlength=n) > 0)[self.owners]
+            fewer = self._overflow(chosen, excluded)
+            if fewer.sum() < best[2].sum():
+                best = (chosen, excluded, fewer)
+            if not fewer.any():
+                break
+        return best
 
     @staticmethod
     def _risk(offer_type: pa.Array, rows: np.ndarray) -> _BoolColumn:
