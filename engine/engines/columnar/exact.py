@@ -629,39 +629,43 @@ class Derived:
     def _fewer_places(
         self, numbers: list[tuple[np.ndarray, int]], unfit: np.ndarray, slow: np.ndarray
     ) -> tuple[list[tuple[np.ndarray, int]], np.ndarray, np.ndarray]:
-        """Scales a chunk's usual deals need, when the chunk's finest ones put deals past int64
-        (one price with 12 places puts every amount at 12 more): the deals needing more places
-        than most (a quantile of the rows' needs, per number) go the reference way instead, if
-        that leaves fewer of them than ``slow``. Returns the units, unfit lines and slow rows
-        chosen."""
+        """Scales most of a chunk's deals can take, when its finest values put deals past int64
+        (one quantity with 12 places puts every amount at 12 more): the deals needing more
+        places than a number's scale go the reference way. A greedy search lowers one number's
+        scale at a time to a place count some deal needs, while that leaves fewer slow deals
+        (a few rounds). Returns the units, the lines of the deals left out and the slow rows."""
         n = self.n
-        needs = []
-        for units, scale in numbers:  # the places each line's value needs, then each row's
-            line_need = np.full(len(units), scale, dtype=np.int64)
+        line_needs = []
+        for units, scale in numbers:  # the places each line's value needs (0 when unfit)
+            need = np.full(len(units), scale, dtype=np.int64)
             for k in range(1, scale + 1):
-                line_need -= units % 10**k == 0
-            row_need = np.zeros(n, dtype=np.int64)
-            np.maximum.at(row_need, self.owners, line_need)
-            needs.append((line_need, np.sort(row_need[self.rows])))
-        best = (numbers, unfit, slow)
-        if not len(needs[0][1]):
-            return best
-        for quantile in (0.9, 0.75, 0.5):
-            chosen: list[tuple[np.ndarray, int]] = []
-            excluded = unfit.copy()
-            for (units, scale), (line_need, row_needs) in zip(numbers, needs, strict=True):
-                target = int(row_needs[int(quantile * (len(row_needs) - 1))])
-                excluded |= line_need > target
+                need -= units % 10**k == 0
+            line_needs.append(need)
+
+        def at(targets: list[int]) -> tuple[list[tuple[np.ndarray, int]], np.ndarray]:
+            chosen, out = [], unfit.copy()
+            for (units, scale), need, target in zip(numbers, line_needs, targets, strict=True):
                 if target < scale:  # exact where the line needs no more than target
-                    units = np.where(line_need > target, 0, units) // 10 ** (scale - target)
-                chosen.append((units, min(target, scale)))
-            # a row with an excluded line is slow as a whole
-            excluded = (np.bincount(self.owners[excluded], minlength=n) > 0)[self.owners]
-            fewer = self._overflow(chosen, excluded)
-            if fewer.sum() < best[2].sum():
-                best = (chosen, excluded, fewer)
-            if not fewer.any():
+                    out |= need > target
+                    units = np.where(need > target, 0, units) // 10 ** (scale - target)
+                chosen.append((units, target))
+            # a deal with a line left out is left out whole
+            return chosen, (np.bincount(self.owners[out], minlength=n) > 0)[self.owners]
+
+        best = (numbers, unfit, slow)
+        targets = [scale for _, scale in numbers]
+        for _ in range(3):
+            step = None
+            for f, need in enumerate(line_needs):
+                for lower in np.unique(need[need < targets[f]]).tolist():
+                    trial = [*targets[:f], int(lower), *targets[f + 1 :]]
+                    chosen, out = at(trial)
+                    fewer = self._overflow(chosen, out)
+                    if fewer.sum() < best[2].sum():
+                        best, step = (chosen, out, fewer), trial
+            if step is None or not best[2].any():
                 break
+            targets = step
         return best
 
     @staticmethod
