@@ -541,3 +541,15 @@ def test_quotient_comparisons(
     for constant in constants:
         for op in OPS:
             assert bool(column.compare(op, constant)[0]) == _compare(op, value, constant)
+
+
+def test_one_fine_deal_leaves_the_others_on_the_int64_path() -> None:
+    # a 2-place quantity and a 12-place price in one deal would put every amount of the chunk
+    # at 14 places (past int64 for contracts above ~$92,000): only that deal is left out
+    texts = book([sys.executable, str(ROOT / "bench" / "gen_book.py"), "256"], ROOT)
+    texts = [t for t in texts if readable(t)]
+    fine = json.loads(texts[0])
+    fine["lines"][0].update(quantity="0.25", unit_price="1234.567890123456")
+    texts[0] = json.dumps(fine)
+    derived = check_chunk(texts, constants=5)
+    assert list(derived.slow_facts) == [0]

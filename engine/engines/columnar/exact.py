@@ -13,8 +13,11 @@ How, without a ``Decimal`` per deal:
   A deal with a value that does not fit int64 at its column's scale, or whose products or sums
   could pass 2^62 (checked in floats first), is a *slow* row: its facts are the reference
   arithmetic's (:class:`~dealdesk.deal.derive.Ledger` on its ``Decimal`` numbers), and its
-  comparisons compare those ``Decimal`` values. A comparison of units with a constant ``c`` is
-  one with the integer ``floor`` or ``ceil`` of ``c·10^scale`` (Python integers: exact).
+  comparisons compare those ``Decimal`` values. When one deal's places put the others past
+  int64 (a 12-place price and a 2-place quantity: amounts at 14 places), lower scales are
+  searched that leave fewer slow rows, the deals needing more places being the slow ones.
+  A comparison of units with a constant ``c`` is one with the integer ``floor`` or ``ceil`` of
+  ``c·10^scale`` (Python integers: exact).
 - **Quotients** (``margin``, ``services_ratio``, ``labor_margin``, line margins and discounts)
   keep their integer numerator and denominator. A float quotient decides ``q OP c`` where it is
   farther from ``c`` than ``1e-14·(1 + 2|q| + |c|)``: the float's own error is below 6e-16 of
