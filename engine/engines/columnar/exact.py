@@ -20,9 +20,10 @@ How, without a ``Decimal`` per deal:
   ``c·10^scale`` (Python integers: exact).
 - **Quotients** (``margin``, ``services_ratio``, ``labor_margin``, line margins and discounts)
   keep their integer numerator and denominator. A float quotient decides ``q OP c`` where it is
-  farther from ``c`` than ``1e-14·(1 + 2|q| + |c|)``: the float's own error is below 6e-16 of
-  that (five roundings of the quotient, one of ``1 - q``, one of ``c``) and the 28-digit
-  rounding of the per-deal engines below 1e-27 of it, so the exact quotient, the 28-digit
+  farther from ``c`` than ``1e-14·(1 + 2|q| + |c|)``: the float's own error is at most
+  ``7e-16·(1 + 2|q| + |c|)`` (five roundings of the quotient — the two operands, the division,
+  the power of ten and its product —, one of ``1 - q``, one of ``c``) and the per-deal engines'
+  two 28-digit roundings at most ``1.1e-27·(1 + 2|q|)``, so the exact quotient, the 28-digit
   ``Decimal`` and the float are all on the same side of ``c``. The rows nearer than that (the
   deals on a threshold: a list price of 100 sold at 70 against ``0.30``) are decided by the
   reference ``Decimal`` arithmetic on their integers — the very value the per-deal engines
