@@ -410,8 +410,13 @@ def test_column_values_are_exact() -> None:
     assert kpi is not None and kpi.values == [Decimal("120.50")] * 2
     assert frame.column("customer.region").values == ["emea", "emea"]
     assert frame.column("customer.government").values == [False, False]
-    for path in ("billing.requested_split", "customer", "totals.contract", "margin", "x.y"):
+    for path in ("billing.requested_split", "totals.contract", "margin", "x.y"):
         assert frame.column(path) is None
+    # an object: known where it is there (exists()), its values the prepared deal's
+    customer = frame.column("customer")
+    assert customer is not None and customer.known.tolist() == [True, True]
+    assert customer.values == [frame.view(0)["customer"], frame.view(1)["customer"]]
+    assert customer.kind == "mixed"  # compared row by row, never in the vector
     assert frame.line_column("amount") is None
     assert frame.owners.tolist() == [0, 0, 0, 1, 1, 1]
     assert frame.table is not None and frame.table.num_rows == 2
