@@ -32,7 +32,7 @@ class Prepared:
     """A raw deal after validation, derivation and enrichment: ``data`` or ``errors``."""
 
     deal_id: str | None
-    data: dict[str, Any] | None = None
+    data: Mapping[str, Any] | None = None  # a dict, or a reader's view of the deal
     errors: list[dict[str, Any]] = field(default_factory=list)
     flags: list[dict[str, Any]] = field(default_factory=list)  # unknown keys (deal/unknown.py)
 
@@ -43,7 +43,7 @@ class Decision:
 
     record: dict[str, Any]
     runs: dict[str, PolicyRun] = field(default_factory=dict)
-    data: dict[str, Any] | None = None
+    data: Mapping[str, Any] | None = None
 
 
 class Pipeline:
@@ -197,10 +197,12 @@ class Pipeline:
             return None
         results: list[tuple[dict[str, Any], str | None] | None] = []
         for index in range(len(lines)):
-            item = groups.prepared(index)
-            if item is not None and not self._enriches_nothing(item.data):
-                item = None  # facts of its own (or a failing plugin): decided in full
-            results.append(None if item is None else self._grouped(item, index, groups, encode))
+            found = groups.prepared(index)
+            if found is None or not self._enriches_nothing(found[1]):
+                results.append(None)  # facts of its own (or a failing plugin): in full
+                continue
+            deal_id, deal = found
+            results.append(self._grouped(Prepared(deal_id, deal), index, groups, encode))
         return results
 
     def _enriches_nothing(self, deal: Mapping[str, Any]) -> bool:
@@ -220,7 +222,7 @@ class Pipeline:
         except Exception:
             return False
         if not reads.whole and not reads.found:
-            self._absent_enough = frozenset(reads.keys)
+            self._absent_enough = frozenset(reads.asked)
         return True
 
     def _grouped(
@@ -343,16 +345,16 @@ class _Reads(Mapping[str, Any]):
     """A deal as the enrich hooks see it, noting the keys they ask for, whether any was there,
     and whether they looked at the whole deal (iterating it)."""
 
-    __slots__ = ("deal", "found", "keys", "whole")
+    __slots__ = ("asked", "deal", "found", "whole")
 
     def __init__(self, deal: Mapping[str, Any]):
         self.deal = deal
-        self.keys: set[str] = set()
+        self.asked: set[str] = set()
         self.found = False
         self.whole = False
 
     def _note(self, key: Any, there: bool) -> None:
-        self.keys.add(key)
+        self.asked.add(key)
         self.found = self.found or there or type(key) is not str
 
     def __getitem__(self, key: str) -> Any:

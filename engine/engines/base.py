@@ -21,7 +21,6 @@ from dealdesk.evaluate import PolicyRun, PolicyRunner
 if TYPE_CHECKING:
     from dealdesk.combine import Combiner
     from dealdesk.manager import RegisteredAction
-    from dealdesk.pipeline import Prepared
     from dealdesk.rules.policyset import CompiledRule, Policy, PolicySet
 
 
@@ -48,9 +47,9 @@ class Groups(Protocol):
     def evaluate(self, index: int) -> Evaluation:
         """The deal's evaluation, for a record made in full."""
 
-    def prepared(self, index: int) -> Prepared | None:
-        """A line's deal as prepared by the engine's reader (``Engine.read_lines``), or None
-        when it is to be decided deal by deal."""
+    def prepared(self, index: int) -> tuple[Any, Mapping[str, Any]] | None:
+        """A line's deal id and deal as prepared by the engine's reader
+        (``Engine.read_lines``), or None when it is to be decided deal by deal."""
 
     def learn(self, key: Hashable, data: Mapping[str, Any], runs: Mapping[str, PolicyRun]) -> None:
         """Learn what group ``key``'s records share from a deal of it decided in full."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -46,7 +46,6 @@ from dealdesk.engines.columnar.vector import Chunk, ConditionVector, per_row_rea
 from dealdesk.engines.native import NativeEngine, compile_stratum
 from dealdesk.errors import record_error
 from dealdesk.evaluate import PolicyRun, evaluation_order
-from dealdesk.pipeline import Prepared
 from dealdesk.rules.expressions import Expr, children, fields
 
 if TYPE_CHECKING:
@@ -335,12 +334,13 @@ class _Groups:
         found = templates.get(key, _UNKNOWN)
         if found is not _UNKNOWN:
             return found  # type: ignore[return-value]
-        currency, *policy_keys = key  # type: ignore[misc]
-        parts = {}
+        currency, *policy_keys = cast(tuple[Any, ...], key)
+        parts: dict[str, PartTemplate] = {}
         for name, policy_key in zip(self.names, policy_keys, strict=True):
-            part = self.engine.parts.get((name, policy_key, currency), _UNKNOWN)
-            if part is _UNKNOWN:
+            part_key = (name, policy_key, currency)
+            if part_key not in self.engine.parts:
                 return None  # learnt from the first deal that has it
+            part = self.engine.parts[part_key]
             if part is None:
                 break
             parts[name] = part
@@ -364,9 +364,12 @@ class _Groups:
     def evaluate(self, index: int) -> Evaluation:
         return self.engine._evaluate_with(self.deals[index], self.matched, index)
 
+    def prepared(self, index: int) -> tuple[Any, Mapping[str, Any]] | None:
+        return None  # the deals were prepared one by one already
+
     def learn(self, key: Hashable, data: Mapping[str, Any], runs: Mapping[str, PolicyRun]) -> None:
         parts = self.engine.parts
-        currency, *policy_keys = key  # type: ignore[misc]
+        currency, *policy_keys = cast(tuple[Any, ...], key)
         for name, policy_key in zip(self.names, policy_keys, strict=True):
             part_key = (name, policy_key, currency)
             if part_key in parts or len(parts) >= MAX_SHARED_RUNS:
@@ -395,8 +398,8 @@ class _FrameGroups(_Groups):
         return nested({p: path(p).values[index] for p in found.reads})
 
     def currency(self, index: int) -> str:
-        return self.frame.currencies[index]  # type: ignore[no-any-return]
+        return self.frame.currencies[index]
 
-    def prepared(self, index: int) -> Prepared | None:
+    def prepared(self, index: int) -> tuple[Any, Mapping[str, Any]] | None:
         view = self.deals[index]
-        return None if view is None else Prepared(self.frame.ids[index], view)
+        return None if view is None else (self.frame.ids[index], view)

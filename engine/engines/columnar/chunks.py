@@ -105,11 +105,11 @@ class _LazyLines(Sequence[Any]):
 
     def __init__(self, chunk: FrameChunk):
         self.chunk = chunk
-        self.count = len(chunk.frame.owners)
+        self.size = len(chunk.frame.owners)
         self.lines: list[Any] | None = None
 
     def __len__(self) -> int:
-        return self.count
+        return self.size
 
     def __getitem__(self, index: Any) -> Any:
         if self.lines is None:

@@ -366,9 +366,11 @@ class _BoolColumn(Column):
     @property
     def values(self) -> list[Any]:
         if self._values is None:
+            truth = self.filled
+            assert truth is not None
             self._values = [
                 bool(t) if k else None
-                for t, k in zip(self.filled.tolist(), self.known.tolist(), strict=True)
+                for t, k in zip(truth.tolist(), self.known.tolist(), strict=True)
             ]
         return self._values
 

@@ -930,7 +930,7 @@ class _ObjectColumn(Column):
         self.kind = "mixed" if known.any() else "none"
         self.filled = None
 
-    @property  # type: ignore[override]
+    @property
     def values(self) -> list[Any]:
         return [
             lookup(self.frame.view(i), self.path) if known else None

@@ -64,10 +64,10 @@ class Column:
     known mask and the kind every known value shares (``number``, ``text``, ``boolean``;
     ``none`` when every value is missing, ``mixed`` otherwise)."""
 
-    __slots__ = ("filled", "kind", "known", "values")
+    __slots__ = ("_values", "filled", "kind", "known")
 
     def __init__(self, values: list[Any]):
-        self.values = values
+        self._values: list[Any] | None = values
         n = len(values)
         types = set(map(type, values))
         missing = _NONE in types
@@ -82,6 +82,13 @@ class Column:
                 filler = _FILLER[self.kind]
                 values = [filler if v is None else v for v in values]
             self.filled = np.fromiter(values, dtype=object, count=n)
+
+    @property
+    def values(self) -> list[Any]:
+        """Each row's value (None where missing); a column of another representation builds
+        them on first use."""
+        assert self._values is not None
+        return self._values
 
     # What the vector asks of a column; a column of another representation (the reader's
     # exact numbers) overrides these three. Rows where the column is unknown may hold anything.
@@ -110,7 +117,7 @@ def _truth_column(truth: Truth) -> Column:
     for index in np.flatnonzero(~known).tolist():
         values[index] = None
     column = Column.__new__(Column)
-    column.values, column.known = values, known
+    column._values, column.known = values, known
     column.kind = "boolean" if known.any() else "none"
     column.filled = true.astype(object)  # Python booleans; False where unknown
     return column
