@@ -71,6 +71,9 @@ __all__ = [
 
 #: Deals per chunk: small first (records and progress come at once), then this many.
 MAX_CHUNK = 256
+#: Deals per chunk for a chunked engine in this process (no pipe to fit: 2 MiB of text at most):
+#: its fixed costs per chunk (Arrow's reader, the vectors) spread over more deals.
+MAX_CHUNK_IN_PROCESS = 2048
 #: Bytes of unparsed deals per chunk: a task fits in the pipe's buffer, so handing it to a busy
 #: worker never waits for the worker to read it (while other workers' outcomes wait).
 MAX_CHUNK_BYTES = 128 * 1024
@@ -261,7 +264,7 @@ class InProcess:
             for source in sources:
                 yield decide_source(self.app, source, self.encode)
             return
-        for chunk in chunks(sources):
+        for chunk in chunks(sources, most=MAX_CHUNK_IN_PROCESS, most_bytes=1 << 21):
             yield from decide_sources(self.app, chunk, self.encode)
 
     def close(self) -> None:
