@@ -282,3 +282,17 @@ def dumps(value: Any, *, indent: bool = False) -> str:
     return json.dumps(
         value, ensure_ascii=False, separators=(",", ":"), default=_json_default, allow_nan=False
     )
+
+
+_SCALARS = frozenset((str, int, bool, type(None)))
+
+
+def dumps_scalar(value: Any) -> str:
+    """:func:`dumps` for one value, quicker for the text, integers and booleans records hold
+    (a deal id, a formatted output); anything else as :func:`dumps` writes it."""
+    if type(value) in _SCALARS:
+        try:
+            return orjson.dumps(value).decode()
+        except orjson.JSONEncodeError:  # an integer past 64 bits, a lone surrogate
+            pass
+    return dumps(value)

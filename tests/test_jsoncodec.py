@@ -436,3 +436,24 @@ def test_duplicate_keys_names_each_object_that_repeats_a_key() -> None:
         'duplicate key "sku" in lines[1]',
         'duplicate key "x" in lines[1].q',
     ]
+
+
+@given(
+    st.one_of(
+        st.text(),
+        st.integers(min_value=-(2**70), max_value=2**70),
+        st.booleans(),
+        st.none(),
+        st.floats(allow_nan=False, allow_infinity=False),
+    )
+)
+def test_dumps_scalar_writes_what_dumps_writes(value: object) -> None:
+    assert (
+        jsoncodec.dumps_scalar(value)
+        == jsoncodec.dumps(value)
+        == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    )
+
+
+def test_dumps_scalar_on_text_orjson_refuses() -> None:
+    assert jsoncodec.dumps_scalar("\ud800") == json.dumps("\ud800", ensure_ascii=False)

@@ -101,7 +101,8 @@ class Hole:
         value = value_of(self.expression, data)
         if value is None:
             return None
-        return jsoncodec.dumps(format_value(self.policy, self.output, value, self.spec, currency))
+        shown = format_value(self.policy, self.output, value, self.spec, currency)
+        return jsoncodec.dumps_scalar(shown)
 
 
 class Template:
@@ -124,7 +125,7 @@ class Template:
         """The summary's keys and the encoded record of a deal of this group; None when one of
         its expressions makes it differ (it is decided in full)."""
         fragments = self.fragments
-        parts = [fragments[0], jsoncodec.dumps(deal_id)]
+        parts = [fragments[0], jsoncodec.dumps_scalar(deal_id)]
         for hole, fragment in zip(self.holes, fragments[1:], strict=False):
             try:
                 text = hole.text(data, currency)
