@@ -638,7 +638,8 @@ class DaskExecutor(Scheduler):
             restarted = self.client.restart_workers([worker], raise_for_error=False)
         except Exception as exc:
             restarted = {worker: _one_line(exc)}
-        if restarted.get(worker) not in ("OK", "removed"):
+        # "timed out": its nanny is at it still (a loaded machine); the run goes on without it
+        if restarted.get(worker) not in ("OK", "removed", "timed out"):
             what = f"deal {deal_id_of(task.job.sources[index].parsed().deal)!r}"
             if whole:
                 what = f"a partition of {len(task.indices)} deals from {what}"
