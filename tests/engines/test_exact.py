@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from decimal import Context, Decimal, localcontext
@@ -34,7 +35,11 @@ from dealdesk.rules.expressions import FieldType, Scope, parse_expression  # noq
 from dealdesk.rules.meaning import _compare  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-PEER = Path("/work/shared/peer-workload")
+# the shared peer workload beside the project (../shared), as CI lays it out
+PEER = Path(
+    os.environ.get("DEALDESK_PEER_WORKLOAD")
+    or Path(__file__).resolve().parents[3] / "shared" / "peer-workload"
+)
 MONEY = pa.decimal128(38, 12)
 LINE = pa.struct(
     [

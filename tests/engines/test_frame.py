@@ -5,6 +5,7 @@ the peer workload nearly every valid row is fast."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -25,7 +26,11 @@ from dealdesk.errors import DuplicateKey  # noqa: E402
 from dealdesk.io.readers import _parse_line, read_yaml  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-PEER = Path("/work/shared/peer-workload")
+# the shared peer workload beside the project (../shared), as CI lays it out
+PEER = Path(
+    os.environ.get("DEALDESK_PEER_WORKLOAD")
+    or Path(__file__).resolve().parents[3] / "shared" / "peer-workload"
+)
 SIZES = (1, 7, 256)
 
 # the scalar paths a column may give (lines[] paths: line_column)

@@ -49,7 +49,7 @@ import pyarrow.compute as pc
 
 from dealdesk.deal.derive import EXACT, RISK_OFFER_TYPES, Ledger
 from dealdesk.deal.schema import CATEGORIES
-from dealdesk.engines.columnar.vector import Column
+from dealdesk.engines.columnar.vector import NUMPY_OPS, Column
 from dealdesk.rules.meaning import to_decimal
 
 __all__ = ["Derived", "IntColumn", "RatioColumn", "derived_columns", "number_column"]
@@ -71,14 +71,6 @@ _DECIMAL_OPS: dict[str, Callable[[Any, Any], bool]] = {
     "<=": operator.le,
     ">": operator.gt,
     ">=": operator.ge,
-}
-_NUMPY_OPS: dict[str, Callable[[Any, Any], Any]] = {
-    "==": np.equal,
-    "!=": np.not_equal,
-    "<": np.less,
-    "<=": np.less_equal,
-    ">": np.greater,
-    ">=": np.greater_equal,
 }
 _CATEGORY_CODES = pa.array(CATEGORIES)
 _RISK_OFFER_TYPES = pa.array(sorted(RISK_OFFER_TYPES))
@@ -135,7 +127,7 @@ def _units_vs(units: np.ndarray, op: str, bound: int) -> np.ndarray:
         return np.full(len(units), op in ("<", "<=", "!="), dtype=bool)
     if bound < _INT64_MIN:
         return np.full(len(units), op in (">", ">=", "!="), dtype=bool)
-    return np.asarray(_NUMPY_OPS[op](units, np.int64(bound)), dtype=bool)
+    return np.asarray(NUMPY_OPS[op](units, np.int64(bound)), dtype=bool)
 
 
 def _compare_units(units: np.ndarray, scale: int, op: str, constant: Decimal) -> np.ndarray:
@@ -237,7 +229,7 @@ class IntColumn(_ExactColumn):
             mine = mine * 10 ** (scale - self.scale)
         if other.scale < scale:
             theirs = theirs * 10 ** (scale - other.scale)
-        return np.asarray(_NUMPY_OPS[op](mine, theirs), dtype=bool)
+        return np.asarray(NUMPY_OPS[op](mine, theirs), dtype=bool)
 
 
 class RatioColumn(_ExactColumn):

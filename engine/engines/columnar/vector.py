@@ -41,7 +41,8 @@ _KINDS: dict[type, str] = {Decimal: "number", str: "text", bool: "boolean"}
 # a value of the column's kind put where a value is missing, so that the vector compares it
 # (the row is unknown all the same: its known mask is False)
 _FILLER: dict[str, Any] = {"number": Decimal(0), "text": "", "boolean": False}
-_OPS: dict[str, Callable[[Any, Any], Any]] = {
+#: The comparison operators as numpy's elementwise functions.
+NUMPY_OPS: dict[str, Callable[[Any, Any], Any]] = {
     "==": np.equal,
     "!=": np.not_equal,
     "<": np.less,
@@ -95,13 +96,13 @@ class Column:
 
     def compare(self, op: str, value: Any) -> np.ndarray:
         """Where ``column OP value`` holds, for a ``value`` of the column's kind."""
-        return np.asarray(_OPS[op](self.filled, value), dtype=bool)
+        return np.asarray(NUMPY_OPS[op](self.filled, value), dtype=bool)
 
     def compare_column(self, op: str, other: Column) -> np.ndarray | None:
         """Where ``self OP other`` holds, both of one kind; None when only rows can say."""
         if self.filled is None or other.filled is None:
             return None
-        return np.asarray(_OPS[op](self.filled, other.filled), dtype=bool)
+        return np.asarray(NUMPY_OPS[op](self.filled, other.filled), dtype=bool)
 
     def is_true(self) -> np.ndarray:
         """Where a boolean column holds True."""
