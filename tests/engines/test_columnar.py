@@ -671,3 +671,27 @@ def test_a_big_book_is_decided_by_the_columnar_engine_when_it_pays(
         )
         assert result.exit_code == 0, result.stderr
     assert outs["auto"].read_bytes() == outs["native"].read_bytes()
+
+
+def test_a_deal_whose_expression_is_unknown_does_not_stop_its_group_from_templates(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "templated.yaml").write_text(yaml.safe_dump(TEMPLATED))
+    application = app.build([str(tmp_path)], engine="columnar", autoload=False)
+    base = templated_deals()[21]  # rules A, B, C and D fire: raw = partner.discount * 2
+    deals = [{**copy.deepcopy(base), "id": f"U-{i}"} for i in range(6)]
+    del deals[0]["partner"]  # unknown here: raw keeps its default on this deal
+    results = application.pipeline.decide_encoded(copy.deepcopy(deals), jsoncodec.dumps)
+    # the first deal cannot teach the group (its raw is unknown); the second does; the rest fill
+    assert [text is not None for _, text in results] == [False, False, True, True, True, True]
+    assert decided("columnar", deals, [str(tmp_path)]) == decided("native", deals, [str(tmp_path)])
+
+
+def test_validate_verbose_says_a_policy_without_rules_allows_templates(
+    tmp_path: Path, cli_runner: CliRunner
+) -> None:
+    (tmp_path / "templated.yaml").write_text(yaml.safe_dump(TEMPLATED))
+    empty = {"ruleset": "empty", "policy": "partner-margin", "version": "1", "rules": []}
+    (tmp_path / "empty.yaml").write_text(yaml.safe_dump(empty))
+    result = cli_runner.run("validate", str(tmp_path), "--engine", "columnar", "-v")
+    assert "partner-margin: templates allowed" in result.stdout.splitlines()

@@ -34,6 +34,7 @@ import numpy as np
 
 from dealdesk.engines.base import Evaluation, Groups
 from dealdesk.engines.columnar.records import (
+    LATER,
     PartTemplate,
     Template,
     nested,
@@ -345,7 +346,7 @@ class _Groups:
                 break
             parts[name] = part
         made = template(self.combiner, parts) if len(parts) == len(self.names) else None
-        if len(templates) < MAX_SHARED_RUNS:
+        if len(templates) < MAX_SHARED_RUNS:  # past that, assembled from the parts each time
             templates[key] = made
         return made
 
@@ -375,9 +376,11 @@ class _Groups:
             if part_key in parts or len(parts) >= MAX_SHARED_RUNS:
                 continue
             try:
-                parts[part_key] = part_template(name, runs[name], self.combiner, currency)
-            except Exception:  # an output past JSON: its deals are decided one by one
-                parts[part_key] = None
+                made = part_template(name, runs[name], self.combiner, currency)
+            except Exception:  # an output of this deal past JSON: another deal may teach it
+                continue
+            if made is not LATER:
+                parts[part_key] = made  # type: ignore[assignment]
 
 
 class _FrameGroups(_Groups):

@@ -73,7 +73,7 @@ def why_not_templated(policy: Policy, *, windowed: bool, reads_outputs: list[boo
                 return f"table {rule.id} (hit {table.hit}) sets '=' expressions"
     if windowed:
         return "a ruleset has an effective window"
-    if len(reads_outputs) != 1 or reads_outputs[0]:
+    if len(reads_outputs) > 1 or any(reads_outputs):  # no stratum at all: no rule
         return "rules read outputs (later strata)"
     return ""
 
@@ -139,6 +139,10 @@ class Template:
         return {**self.brief, "deal_id": deal_id}, "".join(parts)
 
 
+#: :func:`part_template`'s word for "ask another deal of the group".
+LATER = object()
+
+
 @dataclass(frozen=True)
 class PartTemplate:
     """A policy's part of the records of its deals with one set of fired rules and one
@@ -170,8 +174,10 @@ def part_template(
         if not expressions:
             continue
         spec = run.policy.outputs.get(output)
-        if len(entries) != 1 or entries[0][1] is None or (spec and spec.combine == "list"):
+        if len(entries) != 1 or (spec and spec.combine == "list"):
             return None
+        if entries[0][1] is None:  # unknown on this deal: learnt from another
+            return LATER
         holes.append(Hole(name, output, expressions[0], spec))
     # no message renders (none has Jinja), so the part needs no deal and no earlier reasons
     part = combiner.part(name, run, {}, currency, ())
