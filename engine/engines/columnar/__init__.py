@@ -141,6 +141,11 @@ class ColumnarEngine(NativeEngine):
             for name, policy in policy_set.policies.items()
             if policy.strata
         )
+        if self.templated:  # its reader, imported once here: forked workers inherit it
+            try:
+                import dealdesk.engines.columnar.frame  # noqa: F401
+            except ImportError:  # without pyarrow, deals are read one by one
+                pass
         self.templates: dict[Hashable, Template | None] = {}
         # (policy, its fired rules as bits, currency) -> the policy's part of their records
         self.parts: dict[tuple[str, bytes, str], PartTemplate | None] = {}
