@@ -168,6 +168,24 @@ def prepare_deal(
     return _check_deal(raw, extra_types, Ledger())
 
 
+def prepared_object(raw: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+    """Object ``key`` of a deal that :func:`prepare_deal` accepts (``billing``), as it is in
+    the prepared deal, normalized alone, without the rest of the deal; None when only the whole
+    deal's walk can say (an unusual value in it: the caller prepares the deal)."""
+    value = raw.get(key)
+    rule = _validator(None).quick_root.get(key)
+    if value.__class__ is not dict or rule.__class__ is not dict:
+        return None
+    caller = getcontext()
+    setcontext(EXACT)
+    try:
+        return _quick_object(value, rule)  # type: ignore[arg-type]
+    except (_Unusual, ArithmeticError):
+        return None
+    finally:
+        setcontext(caller)
+
+
 def _check_deal(
     raw: object, extra_types: ExtraTypes | None, ledger: Ledger | None, *, quick: bool = True
 ) -> tuple[dict[str, Any] | None, list[DealError]]:

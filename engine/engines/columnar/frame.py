@@ -64,7 +64,7 @@ from dealdesk.deal.schema import (
     Field,
 )
 from dealdesk.deal.unknown import unknown_fields
-from dealdesk.deal.validate import prepare_deal
+from dealdesk.deal.validate import prepare_deal, prepared_object
 from dealdesk.engines.columnar.exact import number_column
 from dealdesk.engines.columnar.vector import Column
 from dealdesk.money import minor_units
@@ -851,12 +851,13 @@ _UNKNOWN: Any = object()
 class DealView(Mapping[str, Any]):
     """A row of a :class:`Frame` as a read-only mapping equal to ``prepare_deal``'s data."""
 
-    __slots__ = ("_data", "_frame", "_i")
+    __slots__ = ("_data", "_frame", "_i", "_objects")
 
     def __init__(self, frame: Frame, i: int):
         self._frame = frame
         self._i = i
         self._data: dict[str, Any] | None = None
+        self._objects: dict[str, Any] | None = None  # objects normalized alone, by key
 
     def _deal(self) -> dict[str, Any]:
         data = self._data
@@ -878,7 +879,16 @@ class DealView(Mapping[str, Any]):
         if key == "currency":
             return frame.currencies[i]
         if key in _OPTIONAL:
-            return _UNKNOWN if frame.present(key)[i] else _MISSING
+            if not frame.present(key)[i]:
+                return _MISSING
+            # an object the deal has (billing, for a plugin's enrich hook): normalized alone
+            objects = self._objects
+            if objects is None:
+                objects = self._objects = {}
+            found = objects.get(key, _MISSING)
+            if found is _MISSING:
+                found = objects[key] = prepared_object(frame.raw(i), key)
+            return _UNKNOWN if found is None else found
         # every key of a line given to Arrow is a column of the table (a null one too)
         if key not in _ROOT_KEYS and key not in frame._fields:
             return _MISSING
