@@ -179,7 +179,7 @@ def prepared_object(raw: Mapping[str, Any], key: str) -> dict[str, Any] | None:
     caller = getcontext()
     setcontext(EXACT)
     try:
-        return _quick_object(value, rule)  # type: ignore[arg-type]
+        return _quick_object(value, rule)
     except (_Unusual, ArithmeticError):
         return None
     finally:

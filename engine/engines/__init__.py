@@ -2,8 +2,10 @@
 
 ``native`` compiles the condition tree into Python closures and runs everywhere; ``durable``
 lowers it to durable_rules, which imports only on Python 3.11 and 3.12; ``columnar`` evaluates
-a chunk of deals as numpy columns, where numpy is installed (``dealdesk[columnar]``). The
-default is the faster one by measurement (bench/bench_engines.py): ``native``.
+a chunk of deals as columns, where numpy and pyarrow are installed (``dealdesk[columnar]``).
+The default is the faster one by measurement (bench/bench_engines.py): ``native``, but for a
+big JSONL book whose policies allow record templates, which ``evaluate`` gives the columnar
+engine (``dealdesk.cli._columnar_pays``).
 ``DEALDESK_ENGINE`` or ``--engine`` chooses.
 """
 
@@ -25,7 +27,8 @@ if TYPE_CHECKING:
 ENGINES = {
     "native": "dealdesk.engines.native",
     "durable": "dealdesk.engines.durable.engine",
-    # numpy, from the optional extra dealdesk[columnar]: without it the engine is not available
+    # numpy (and pyarrow for its reader), from the optional extra dealdesk[columnar]: without
+    # numpy the engine is not available
     "columnar": "dealdesk.engines.columnar",
 }
 DEFAULT_ENGINE = "native"

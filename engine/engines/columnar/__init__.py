@@ -34,7 +34,7 @@ import numpy as np
 
 from dealdesk.engines.base import Evaluation, Groups
 from dealdesk.engines.columnar.records import (
-    LATER,
+    Later,
     PartTemplate,
     Template,
     nested,
@@ -384,8 +384,8 @@ class _Groups:
                 made = part_template(name, runs[name], self.combiner, currency)
             except Exception:  # an output of this deal past JSON: another deal may teach it
                 continue
-            if made is not LATER:
-                parts[part_key] = made  # type: ignore[assignment]
+            if not isinstance(made, Later):
+                parts[part_key] = made
 
 
 class _FrameGroups(_Groups):

@@ -887,7 +887,9 @@ class DealView(Mapping[str, Any]):
                 objects = self._objects = {}
             found = objects.get(key, _MISSING)
             if found is _MISSING:
-                found = objects[key] = prepared_object(frame.raw(i), key)
+                raw = frame.raw(i)
+                assert isinstance(raw, dict)  # a fast row is a deal
+                found = objects[key] = prepared_object(raw, key)
             return _UNKNOWN if found is None else found
         # every key of a line given to Arrow is a column of the table (a null one too)
         if key not in _ROOT_KEYS and key not in frame._fields:

@@ -139,8 +139,11 @@ class Template:
         return {**self.brief, "deal_id": deal_id}, "".join(parts)
 
 
-#: :func:`part_template`'s word for "ask another deal of the group".
-LATER = object()
+class Later:
+    """:func:`part_template`'s word for "ask another deal of the group"."""
+
+
+LATER = Later()
 
 
 @dataclass(frozen=True)
@@ -154,10 +157,14 @@ class PartTemplate:
 
 def part_template(
     name: str, run: PolicyRun, combiner: Combiner, currency: str
-) -> PartTemplate | None:
+) -> PartTemplate | Later | None:
     """Policy ``name``'s part as a template, from its ``run`` on a deal of the group; None when
     the group's deals must be decided one by one (errors, a message with Jinja, an output an
-    expression shares with other rules, or that is unknown on this deal)."""
+    expression shares with other rules); :data:`LATER` when this deal cannot teach it (an
+    expression unknown on it): the next deal with these fired rules is asked.
+
+    :raises DealdeskError: an output of this deal that is not finite (a later deal may teach).
+    """
     if run.errors:
         return None
     holes: list[Hole] = []
