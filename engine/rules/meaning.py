@@ -199,7 +199,8 @@ def _round(number: Decimal, places: Decimal) -> Decimal | None:
 #: ``fn(data, item)``: the value of an expression on a deal (and the current list element).
 Compiled = Callable[[Mapping[str, Any], Any], Any]
 
-_OPS: dict[str, Callable[[Any, Any], Any]] = {
+#: The comparison operators on plain values (numbers as Decimals, text, booleans).
+COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
     "==": operator.eq,
     "!=": operator.ne,
     "<": operator.lt,
@@ -319,7 +320,7 @@ def _arithmetic(op: str, lf: Compiled, rf: Compiled) -> Compiled:
 
 def _comparison(op: str, left: Expr, right: Expr) -> Compiled:
     lf, rf = compile_expr(left), compile_expr(right)
-    test = _OPS[op]
+    test = COMPARISONS[op]
     if isinstance(right, Const) and right.value is not None and not isinstance(right.value, bool):
         constant = right.value
         number = to_decimal(constant)

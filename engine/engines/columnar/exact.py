@@ -38,7 +38,6 @@ How, without a ``Decimal`` per deal:
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Callable
 from decimal import Context, Decimal
 from typing import Any
@@ -50,7 +49,7 @@ import pyarrow.compute as pc
 from dealdesk.deal.derive import EXACT, RISK_OFFER_TYPES, Ledger
 from dealdesk.deal.schema import CATEGORIES
 from dealdesk.engines.columnar.vector import NUMPY_OPS, Column
-from dealdesk.rules.meaning import to_decimal
+from dealdesk.rules.meaning import COMPARISONS, to_decimal
 
 __all__ = ["Derived", "IntColumn", "RatioColumn", "derived_columns", "number_column"]
 
@@ -64,14 +63,6 @@ _INT64_MAX = 2**63 - 1
 _INT64_MIN = -(2**63)
 # a float quotient decides a comparison when it is farther than this (relative) from the constant
 _TOLERANCE = 1e-14
-_DECIMAL_OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "==": operator.eq,
-    "!=": operator.ne,
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
 _CATEGORY_CODES = pa.array(CATEGORIES)
 _RISK_OFFER_TYPES = pa.array(sorted(RISK_OFFER_TYPES))
 _HARDWARE, _SOFTWARE, _LABOR, _SUPPORT, _SUBSCRIPTION = range(5)
@@ -79,7 +70,7 @@ _HARDWARE, _SOFTWARE, _LABOR, _SUPPORT, _SUBSCRIPTION = range(5)
 
 def _decide(op: str, value: Decimal, constant: Decimal) -> bool:
     # meaning._compare on two Decimals
-    return bool(_DECIMAL_OPS[op](value, constant))
+    return bool(COMPARISONS[op](value, constant))
 
 
 def _as_constant(value: Any) -> Decimal:
