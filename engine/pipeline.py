@@ -132,7 +132,9 @@ class Pipeline:
 
     def decide_chunk(self, raws: Sequence[Any]) -> list[Decision]:
         """The decisions of a chunk of raw deals: prepared one by one, evaluated as a chunk."""
-        prepared = [self.prepare(raw) for raw in raws]
+        return self._decisions([self.prepare(raw) for raw in raws])
+
+    def _decisions(self, prepared: list[Prepared]) -> list[Decision]:
         evaluations = iter(self.engine.evaluate([p.data for p in prepared if p.data is not None]))
         return [
             self._decision(item, None if item.data is None else next(evaluations))
@@ -166,14 +168,7 @@ class Pipeline:
         valid = [p.data for p in prepared if p.data is not None]
         groups = self.engine.grouped(valid, self.combiner) if self._templates(encode) else None
         if groups is None:
-            evaluations = iter(self.engine.evaluate(valid))
-            return [
-                (
-                    self._decision(item, None if item.data is None else next(evaluations)).record,
-                    None,
-                )
-                for item in prepared
-            ]
+            return [(decision.record, None) for decision in self._decisions(prepared)]
         valid_index = iter(range(len(valid)))
         return [
             (self._decision(item, None).record, None)
