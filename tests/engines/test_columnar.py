@@ -47,6 +47,8 @@ from dealdesk.rules.meaning import evaluate  # noqa: E402
 from dealdesk.testing import CliRunner  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
+# installed plugins (CI installs the example plugin, with a decision sink) left out
+NO_AUTOLOAD: dict[str, str | None] = {"DEALDESK_DISABLE_PLUGIN_AUTOLOAD": "1"}
 POS = (1, 0)
 
 
@@ -580,7 +582,9 @@ def test_validate_verbose_says_what_runs_as_columns_and_what_per_deal(
     tmp_path: Path, cli_runner: CliRunner
 ) -> None:
     (tmp_path / "verbose.yaml").write_text(yaml.safe_dump(VERBOSE))
-    result = cli_runner.run("validate", str(tmp_path), "--engine", "columnar", "-v")
+    result = cli_runner.run(
+        "validate", str(tmp_path), "--engine", "columnar", "-v", env=NO_AUTOLOAD
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
         "columnar engine: first strata as columns; records made per deal (templates need every "
@@ -595,23 +599,25 @@ def test_validate_verbose_says_what_runs_as_columns_and_what_per_deal(
     ]
     flat = {**VERBOSE, "rules": VERBOSE["rules"][:4]}
     (tmp_path / "verbose.yaml").write_text(yaml.safe_dump(flat))
-    result = cli_runner.run("validate", str(tmp_path), "--engine", "columnar", "--verbose")
+    result = cli_runner.run(
+        "validate", str(tmp_path), "--engine", "columnar", "--verbose", env=NO_AUTOLOAD
+    )
     assert result.stdout.splitlines()[:2] == [
         "columnar engine: first strata as columns; records from group templates",
         "partner-margin: templates allowed",
     ]
-    native = cli_runner.run("validate", str(tmp_path), "--engine", "native", "-v")
+    native = cli_runner.run("validate", str(tmp_path), "--engine", "native", "-v", env=NO_AUTOLOAD)
     assert native.stdout.splitlines() == [
         "native engine: every rule matched deal by deal",
         "1 ruleset OK",
     ]
-    assert "engine" not in cli_runner.run("validate", str(tmp_path)).stdout
+    assert "engine" not in cli_runner.run("validate", str(tmp_path), env=NO_AUTOLOAD).stdout
 
 
 def texts_of(engine: str, lines: list[bytes], rulesets: list[str] | None = None) -> list[str]:
     """``dealdesk evaluate --workers 0``'s records of JSONL ``lines``, in order (the columnar
     engine reads the lines as columns itself)."""
-    application = app.build(rulesets, engine=engine)
+    application = app.build(rulesets, engine=engine, autoload=False)
     sources = [SourceDeal(f"book.jsonl:{n + 1}", None, text=line) for n, line in enumerate(lines)]
     return [d.text or "" for d in InProcess(application, encode=jsoncodec.dumps).run(sources)]
 
@@ -643,15 +649,17 @@ def test_a_big_book_is_decided_by_the_columnar_engine_when_it_pays(
     big, small = tmp_path / "big.jsonl", tmp_path / "small.jsonl"
     big.write_text(line * (COLUMNAR_FROM_BYTES // len(line) + 1))
     small.write_text(line)
-    templated = app.build([str(tmp_path / "rules")])
+    templated = app.build([str(tmp_path / "rules")], autoload=False)
     assert _columnar_pays(templated, [str(big)], "jsonl")
     assert _columnar_pays(templated, [str(tmp_path)], "jsonl")  # a folder: its files' sizes
     assert _columnar_pays(templated, ["-"], "jsonl")  # standard input streams books
     assert not _columnar_pays(templated, [str(small)], "jsonl")
     assert not _columnar_pays(templated, [str(big)], "csv")
-    clauses = app.build([str(tmp_path / "rules")], clauses=True)
+    clauses = app.build([str(tmp_path / "rules")], clauses=True, autoload=False)
     assert not _columnar_pays(clauses, [str(big)], "jsonl")
-    assert not _columnar_pays(app.build(None), [str(big)], "jsonl")  # the house policy: actions
+    assert not _columnar_pays(
+        app.build(None, autoload=False), [str(big)], "jsonl"
+    )  # the house policy: actions
     # the run without --engine writes what the native engine writes
     outs = {}
     for name, args in (("auto", []), ("native", ["--engine", "native"])):
@@ -667,7 +675,7 @@ def test_a_big_book_is_decided_by_the_columnar_engine_when_it_pays(
             "0",
             "-q",
             *args,
-            env={"DEALDESK_ENGINE": None},
+            env={"DEALDESK_ENGINE": None, **NO_AUTOLOAD},
         )
         assert result.exit_code == 0, result.stderr
     assert outs["auto"].read_bytes() == outs["native"].read_bytes()
@@ -693,5 +701,7 @@ def test_validate_verbose_says_a_policy_without_rules_allows_templates(
     (tmp_path / "templated.yaml").write_text(yaml.safe_dump(TEMPLATED))
     empty = {"ruleset": "empty", "policy": "partner-margin", "version": "1", "rules": []}
     (tmp_path / "empty.yaml").write_text(yaml.safe_dump(empty))
-    result = cli_runner.run("validate", str(tmp_path), "--engine", "columnar", "-v")
+    result = cli_runner.run(
+        "validate", str(tmp_path), "--engine", "columnar", "-v", env=NO_AUTOLOAD
+    )
     assert "partner-margin: templates allowed" in result.stdout.splitlines()
