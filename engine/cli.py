@@ -363,7 +363,7 @@ def evaluate(
     if (
         engine is None
         and not os.environ.get(ENGINE_VAR)
-        and _columnar_pays(application, deals, fmt)
+        and _columnar_pays(application, deals, fmt, executor)
     ):
         # the faster engine for a big book, by measurement (bench/README.md "Columnar")
         application = dataclasses.replace(application, engine="columnar")
@@ -484,16 +484,21 @@ def _partial_name(output: str) -> str:
 COLUMNAR_FROM_BYTES = 2 * 1024 * 1024
 
 
-def _columnar_pays(application: app.App, deals: Sequence[str], fmt: str) -> bool:
-    """Whether the columnar engine is the faster one for this run (--engine not given): a
-    JSONL output made of record templates (no clauses, sinks or combine plugins), a big input
-    (or standard input, which streams books), and every policy allowing templates."""
+def _columnar_pays(
+    application: app.App, deals: Sequence[str], fmt: str, executor: str = "local"
+) -> bool:
+    """Whether the columnar engine is the faster one for this run (--engine not given): local
+    workers (a Dask cluster's workers may not have numpy and pyarrow), a JSONL output made of
+    record templates (no clauses, sinks or combine plugins), a big input (or standard input,
+    which streams books), and every policy allowing templates."""
     from importlib.util import find_spec
 
     from dealdesk.engines import available_engines
 
     plugins = application.plugins
-    if fmt != "jsonl" or application.clauses or plugins.has_combiners or plugins.has_sinks:
+    if executor != "local" or fmt != "jsonl" or application.clauses:
+        return False
+    if plugins.has_combiners or plugins.has_sinks:
         return False
     if find_spec("pyarrow") is None or "columnar" not in available_engines():
         return False

@@ -655,6 +655,7 @@ def test_a_big_book_is_decided_by_the_columnar_engine_when_it_pays(
     assert _columnar_pays(templated, ["-"], "jsonl")  # standard input streams books
     assert not _columnar_pays(templated, [str(small)], "jsonl")
     assert not _columnar_pays(templated, [str(big)], "csv")
+    assert not _columnar_pays(templated, [str(big)], "jsonl", "dask")  # workers may lack pyarrow
     clauses = app.build([str(tmp_path / "rules")], clauses=True, autoload=False)
     assert not _columnar_pays(clauses, [str(big)], "jsonl")
     assert not _columnar_pays(
