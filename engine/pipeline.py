@@ -191,7 +191,12 @@ class Pipeline:
         if groups is None:
             return None
         results: list[tuple[dict[str, Any], str | None] | None] = []
+        ready = self._filled(groups, len(lines))
         for index in range(len(lines)):
+            done = ready[index]
+            if done is not None:
+                results.append(done)
+                continue
             found = groups.prepared(index)
             if found is None or not self._enriches_nothing(found[1]):
                 results.append(None)  # facts of its own (or a failing plugin): in full
@@ -199,6 +204,16 @@ class Pipeline:
             deal_id, deal = found
             results.append(self._grouped(Prepared(deal_id, deal), index, groups, encode))
         return results
+
+    def _filled(self, groups: Groups, n: int) -> Sequence[tuple[dict[str, Any], str] | None]:
+        """The records a chunk's group templates give without the deals' own data; the
+        first valid deal, if need be, shows which keys the enrich hooks read."""
+        if self._absent_enough is None:
+            first = next((f for i in range(n) if (f := groups.prepared(i)) is not None), None)
+            if first is not None:
+                self._enriches_nothing(first[1])
+        absent = self._absent_enough
+        return [None] * n if absent is None else groups.filled(absent)
 
     def _enriches_nothing(self, deal: Mapping[str, Any]) -> bool:
         """Whether the plugins' enrich hooks add nothing to ``deal`` (False when one raises).

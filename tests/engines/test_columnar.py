@@ -706,3 +706,116 @@ def test_validate_verbose_says_a_policy_without_rules_allows_templates(
         "validate", str(tmp_path), "--engine", "columnar", "-v", env=NO_AUTOLOAD
     )
     assert "partner-margin: templates allowed" in result.stdout.splitlines()
+
+
+MONEY_HOLES = {
+    "ruleset": "money-holes",
+    "policy": "billing-milestone",
+    "version": "1",
+    "outputs": {
+        "fee": {"type": "money"},
+        "rebate": {"type": "money"},
+        "gap": {"type": "money"},
+        "mix": {"type": "money"},
+        "ratio": {"type": "fraction"},
+    },
+    "rules": [
+        {
+            "id": "F",
+            "when": "totals.contract > 0",
+            "then": {
+                "set": {
+                    "fee": "= totals.contract * 0.005",
+                    "rebate": "= totals.contract * -0.005",
+                    "gap": "= totals.contract - 1000",
+                }
+            },
+        },
+        {
+            "id": "M",
+            "when": 'customer.region == "emea"',
+            "then": {"set": {"mix": "= totals.product * 0.125 + 0.5", "ratio": "= margin"}},
+        },
+    ],
+}
+
+
+def money_hole_lines() -> list[bytes]:
+    """Deals in four currencies (2, 0, 3 and 2 minor units) whose ``=`` money outputs land on
+    rounding ties of both signs (``fee`` of USD 5 is 0.025, of JPY 500 is 2.5, of KWD 0.5 is
+    0.0025), and one past int64 (a 12-place price: a slow row)."""
+    lines = []
+    for i in range(96):
+        odd = 2 * (i // 4) + 1
+        currency = ("USD", "JPY", "KWD", "EUR")[i % 4]
+        price = {"USD": odd, "JPY": 100 * odd, "KWD": Decimal(odd) / 10, "EUR": Decimal(odd) / 2}
+        deal = {
+            "id": f"M-{i}",
+            "currency": currency,
+            "customer": {"name": "C", "segment": "deer", "region": ("emea", "apac")[i % 3 > 0]},
+            "offer": {"type": "standard", "pricing": "fixed"},
+            "lines": [line(price[currency], Decimal(price[currency]) / 2)],
+        }
+        if i == 50:
+            deal["lines"][0]["unit_price"] = Decimal("1234567.123456789012")
+        lines.append(jsoncodec.dumps(deal).encode())
+    return lines
+
+
+def test_money_outputs_filled_from_int64_columns_are_the_native_records(tmp_path: Path) -> None:
+    (tmp_path / "holes.yaml").write_text(yaml.safe_dump(MONEY_HOLES))
+    rulesets = [str(tmp_path)]
+    lines = money_hole_lines()
+    native = texts_of("native", lines, rulesets)
+    assert texts_of("columnar", lines, rulesets) == native
+    # a chunk whose groups' templates are known: filled as columns, money in int64 units
+    application = app.build(rulesets, engine="columnar", autoload=False)
+    pipeline = application.pipeline
+    assert pipeline.decide_lines(lines, jsoncodec.dumps) is not None  # learns the templates
+    groups = pipeline.engine.read_lines(lines, pipeline.combiner)
+    assert groups is not None and pipeline._absent_enough is not None
+    filled = groups.filled(pipeline._absent_enough)
+    assert [i for i, found in enumerate(filled) if found is None] == [50]  # past int64
+    assert [text for _, text in filled[:50] + filled[51:]] == native[:50] + native[51:]
+    outputs = [
+        jsoncodec.loads(native[i])["policies"]["billing-milestone"]["outputs"] for i in (8, 9, 10)
+    ]
+    # ties rounded half-up, away from zero, to each currency's minor units
+    assert [(o["fee"], o["rebate"]) for o in outputs] == [
+        ("0.03", "-0.03"),
+        ("3", "-3"),
+        ("0.003", "-0.003"),
+    ]
+
+
+SPLIT = {
+    "ruleset": "split",
+    "policy": "billing-milestone",
+    "version": "1",
+    "outputs": {"fee": {"type": "money"}, "split": {}},
+    "rules": [
+        {"id": "F", "when": "totals.contract > 0", "then": {"set": {"fee": "= totals.contract"}}},
+        # a fact the billing plugin's enrich hook derives from billing.requested_split
+        {"id": "S", "when": 'requested_split.key == "50/50"', "then": {"set": {"split": "even"}}},
+    ],
+}
+
+
+def test_a_deal_an_enrich_hook_adds_facts_to_is_never_filled_from_a_template(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "split.yaml").write_text(yaml.safe_dump(SPLIT))
+    deals = []
+    for i in range(40):
+        deal: dict[str, Any] = {
+            "id": f"S-{i}",
+            "customer": {"name": "C", "segment": "deer", "region": "emea"},
+            "offer": {"type": "standard", "pricing": "fixed"},
+            "lines": [line(100 + i, 50)],
+        }
+        if i % 3 == 2:
+            deal["billing"] = {"requested_split": [50, 50]}
+        deals.append(jsoncodec.dumps(deal).encode())
+    native = texts_of("native", deals, [str(tmp_path)])
+    assert texts_of("columnar", deals, [str(tmp_path)]) == native
+    assert sum('"fired":["F","S"]' in text for text in native) == 13

@@ -26,7 +26,7 @@ this removes of a deal's cost, and what comes next: prepare, derive and the reco
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -34,11 +34,13 @@ import numpy as np
 
 from dealdesk.engines.base import Evaluation, Groups
 from dealdesk.engines.columnar.records import (
+    Hole,
     Later,
     PartTemplate,
     Template,
     nested,
     part_template,
+    reads,
     templatable,
     template,
     why_not_templated,
@@ -101,8 +103,30 @@ class ChunkMatch:
     """A chunk's first strata matched as columns: per policy, per deal, the rules that fire
     (in evaluation order) and their key (the fired rules as bits)."""
 
-    fired: dict[str, list[list[CompiledRule]]]  # shared lists: read them, never change them
+    fired: dict[str, Sequence[list[CompiledRule]]]  # shared lists: read them, never change them
     keys: dict[str, list[bytes]]
+
+
+class _FiredLists(Sequence[list["CompiledRule"]]):
+    """Per deal, the rules of a first stratum that fire, in evaluation order, built when asked
+    (records from templates never ask): one list per distinct set, shared by its deals."""
+
+    def __init__(self, plan: _StratumPlan, masks: np.ndarray, keys: list[bytes]):
+        self.plan = plan
+        self.masks = masks
+        self.keys = keys
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, row: Any) -> Any:
+        lists, key = self.plan.fired_lists, self.keys[row]
+        rules = lists.get(key)
+        if rules is None:
+            rules = [self.plan.vector[i] for i in np.flatnonzero(self.masks[row]).tolist()]
+            if len(lists) < MAX_SHARED_RUNS:
+                lists[key] = rules
+        return rules
 
 
 class ColumnarEngine(NativeEngine):
@@ -236,19 +260,9 @@ class ColumnarEngine(NativeEngine):
                 found.keys[name] = [b""] * len(deals)
                 continue
             masks = np.stack([vector.fires(r.condition) for r in plan.vector], axis=1)
-            # each deal's fired rules as bits: a book has few distinct sets, each one list of
-            # rules (in evaluation order) shared by the deals that have it
+            # each deal's fired rules as bits: a book has few distinct sets
             keys = [row.tobytes() for row in np.packbits(masks, axis=1)]
-            lists = plan.fired_lists
-            per_deal = []
-            for row, key in enumerate(keys):
-                rules = lists.get(key)
-                if rules is None:
-                    rules = [plan.vector[i] for i in np.flatnonzero(masks[row]).tolist()]
-                    if len(lists) < MAX_SHARED_RUNS:
-                        lists[key] = rules
-                per_deal.append(rules)
-            found.fired[name] = per_deal
+            found.fired[name] = _FiredLists(plan, masks, keys)
             found.keys[name] = keys
         return found
 
@@ -373,6 +387,9 @@ class _Groups:
     def prepared(self, index: int) -> tuple[Any, Mapping[str, Any]] | None:
         return None  # the deals were prepared one by one already
 
+    def filled(self, absent: frozenset[str]) -> list[tuple[dict[str, Any], str] | None]:
+        return [None] * len(self.deals)  # prepared deals: filled one by one
+
     def learn(self, key: Hashable, data: Mapping[str, Any], runs: Mapping[str, PolicyRun]) -> None:
         parts = self.engine.parts
         currency, *policy_keys = cast(tuple[Any, ...], key)
@@ -398,6 +415,7 @@ class _FrameGroups(_Groups):
         super().__init__(engine, chunk.deals, matched, combiner)
         self.chunk = chunk
         self.frame = chunk.frame
+        self.texts: dict[Hashable, Callable[[int], str | None]] = {}
 
     def hole_data(self, found: Template, index: int, data: Mapping[str, Any]) -> Mapping[str, Any]:
         if found.reads is None:
@@ -408,6 +426,73 @@ class _FrameGroups(_Groups):
     def currency(self, index: int) -> str:
         return self.frame.currencies[index]
 
+    def filled(self, absent: frozenset[str]) -> list[tuple[dict[str, Any], str] | None]:
+        """Per line, as a chunk: the groups' templates filled from the columns, the holes'
+        money computed in int64 units (:func:`~.exact.expression_units`)."""
+        frame = self.frame
+        results: list[tuple[dict[str, Any], str] | None] = [None] * frame.n
+        keys = list(zip(frame.currencies, *self.columns, strict=True))
+        members: dict[Hashable, list[int]] = {}
+        for i in np.flatnonzero(frame.lacking(absent)).tolist():
+            members.setdefault(keys[i], []).append(i)
+        ids = frame.ids
+        for key, rows in members.items():
+            found = self.template(key)
+            if found is None:
+                continue  # learnt from its first deal, decided in full
+            texts = [self._hole_texts(hole, key[0]) for hole in found.holes]  # type: ignore[index]
+            for i in rows:
+                holes = [text(i) for text in texts]
+                if None not in holes:
+                    results[i] = found.join(ids[i], holes)  # type: ignore[arg-type]
+        return results
+
+    def _hole_texts(self, hole: Hole, currency: str) -> Callable[[int], str | None]:
+        """Row → ``hole``'s JSON text in ``currency``; None where the columns cannot give it
+        exactly (the row's record is made as a deal's: unknown, not finite, past int64)."""
+        key = (hole.policy, hole.output, id(hole.expression), currency)
+        found = self.texts.get(key)
+        if found is None:
+            found = _money_texts(hole, self.chunk, currency) or self._row_texts(hole, currency)
+            self.texts[key] = found
+        return found
+
+    def _row_texts(self, hole: Hole, currency: str) -> Callable[[int], str | None]:
+        """Row → ``hole``'s text by the per-deal meaning, from the columns its expression
+        reads (or the row's view): as :meth:`Template.fill` makes it."""
+        paths = reads((hole.expression,))
+
+        def text(i: int) -> str | None:
+            if paths is None:
+                data = self.deals[i]
+            else:
+                data = nested({p: self.chunk.path(p).values[i] for p in paths})
+            try:
+                return hole.text(data, currency)
+            except Exception:  # not finite, or an error: the full path says it as it does
+                return None
+
+        return text
+
     def prepared(self, index: int) -> tuple[Any, Mapping[str, Any]] | None:
         view = self.deals[index]
         return None if view is None else (self.frame.ids[index], view)
+
+
+def _money_texts(
+    hole: Hole, chunk: FrameChunk, currency: str
+) -> Callable[[int], str | None] | None:
+    """Row → a money ``hole``'s text computed in int64 units; None when its expression is
+    not one :func:`~.exact.expression_units` takes."""
+    from dealdesk.engines.columnar.exact import expression_units, money_text, money_units
+    from dealdesk.money import minor_units
+
+    if hole.spec is None or hole.spec.type != "money":
+        return None
+    found = expression_units(hole.expression, chunk.path, chunk.n)
+    if found is None:
+        return None
+    places = minor_units(currency)
+    units, ok = money_units(found, places)
+    values, exact = units.tolist(), ok.tolist()
+    return lambda i: f'"{money_text(values[i], places)}"' if exact[i] else None

@@ -49,6 +49,7 @@ import pyarrow.compute as pc
 from dealdesk.deal.derive import EXACT, RISK_OFFER_TYPES, Ledger
 from dealdesk.deal.schema import CATEGORIES
 from dealdesk.engines.columnar.vector import NUMPY_OPS, Column
+from dealdesk.rules.expressions import Arith, Const, Expr, Field
 from dealdesk.rules.meaning import COMPARISONS, to_decimal
 
 __all__ = ["Derived", "IntColumn", "RatioColumn", "derived_columns", "number_column"]
@@ -751,3 +752,91 @@ def derived_columns(lines: pa.ListArray, offer_type: pa.Array, rows: np.ndarray)
     ``lines`` (``list<struct<category, quantity, unit_price, unit_cost, list_price>>``, money
     ``decimal128``) and its ``offer.type`` (string) arrays."""
     return Derived(lines, offer_type, rows)
+
+
+# -- `=` outputs as columns (the record templates' holes)
+
+#: An expression's value per row as int64 ``units`` at ``scale``, and where that is exact
+#: (``ok``: every field known and fast, nothing past int64).
+Units = tuple[np.ndarray, int, np.ndarray]
+# past this scale a value's units would not be worth the guard (and 10**scale leaves int64)
+_MOST_SCALE = 18
+
+
+def expression_units(expr: Expr, column: Callable[[str], Column], n: int) -> Units | None:
+    """``expr`` over a chunk of ``n`` rows as int64 units, when it is made of exact number
+    columns (:class:`IntColumn`: money, quantities, their sums), number constants, ``+``,
+    ``-`` and ``*``; None for any other expression (its values are the per-row meaning's).
+
+    Exact where ``ok``: sums and products of integers are exact, and the per-deal engines'
+    28-digit ``Decimal`` arithmetic is exact on values of at most 19 digits. Elsewhere (a value
+    unknown, a slow row, a result that could pass 2^62) the row is left to the per-row meaning.
+    """
+    if isinstance(expr, Const):
+        number = expr.value
+        if not isinstance(number, Decimal) or not number.is_finite():
+            return None
+        exponent = number.as_tuple().exponent
+        assert isinstance(exponent, int)
+        scale = max(0, -exponent)
+        value = int(number.scaleb(scale))
+        if scale > _MOST_SCALE or abs(value) >= _SAFE:
+            return None
+        return np.full(n, value, dtype=np.int64), scale, np.ones(n, dtype=bool)
+    if isinstance(expr, Field):
+        found = None if expr.item else column(expr.path)
+        if not isinstance(found, IntColumn):
+            return None
+        ok = found.known.copy()
+        if found.slow:
+            ok[list(found.slow)] = False
+        return found.units, found.scale, ok
+    if isinstance(expr, Arith) and expr.op in ("+", "-", "*"):
+        left = expression_units(expr.left, column, n)
+        right = expression_units(expr.right, column, n)
+        if left is None or right is None:
+            return None
+        (a, a_scale, a_ok), (b, b_scale, b_ok) = left, right
+        ok = a_ok & b_ok
+        if expr.op == "*":
+            scale = a_scale + b_scale
+            ok &= np.abs(a).astype(np.float64) * np.abs(b).astype(np.float64) < _SAFE
+            units = np.where(ok, a, 0) * np.where(ok, b, 0)
+        else:
+            scale = max(a_scale, b_scale)
+            a, b = _at_scale(a, a_scale, scale, ok), _at_scale(b, b_scale, scale, ok)
+            ok &= np.abs(a).astype(np.float64) + np.abs(b).astype(np.float64) < _SAFE
+            units = a + b if expr.op == "+" else a - b
+        if scale > _MOST_SCALE:
+            return None
+        return np.where(ok, units, 0), scale, ok
+    return None
+
+
+def _at_scale(units: np.ndarray, scale: int, target: int, ok: np.ndarray) -> np.ndarray:
+    """``units`` at a finer ``target`` scale; rows it would take past 2^62 leave ``ok``."""
+    if scale == target:
+        return units
+    factor = 10 ** (target - scale)
+    ok &= np.abs(units).astype(np.float64) * float(factor) < _SAFE
+    return np.where(ok, units, 0) * factor
+
+
+def money_units(found: Units, places: int) -> tuple[np.ndarray, np.ndarray]:
+    """The units of :func:`expression_units` rounded half-up (ties away from zero, as
+    :func:`dealdesk.money.quantize_money`) to ``places`` decimals, and where that is exact."""
+    units, scale, ok = found
+    if scale <= places:
+        ok = ok.copy()
+        return _at_scale(units, scale, places, ok), ok
+    step = 10 ** (scale - places)
+    magnitude = (np.abs(units) + step // 2) // step
+    return np.where(units < 0, -magnitude, magnitude), ok
+
+
+def money_text(units: int, places: int) -> str:
+    """``units`` at ``places`` decimals as :func:`dealdesk.money.money_string` writes it
+    (``7874640, 2`` → ``78746.40``; a zero has no sign)."""
+    digits = str(abs(units)).rjust(places + 1, "0")
+    sign = "-" if units < 0 else ""
+    return f"{sign}{digits[:-places]}.{digits[-places:]}" if places else f"{sign}{digits}"

@@ -44,7 +44,7 @@ import datetime as dt
 import io
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Context, Decimal
 from functools import lru_cache
 from typing import Any
@@ -817,6 +817,17 @@ class Frame:
             found = np.zeros(self.n, dtype=bool) if array is None else _valid(array)
             self._present[key] = found
         return found
+
+    def lacking(self, keys: Iterable[Any]) -> np.ndarray:
+        """Per row: a fast row whose deal has none of the top-level ``keys``, as far as the
+        columns tell (:meth:`DealView._quick`); False where only the deal could say."""
+        mask = self.fast.copy()
+        for key in keys:
+            if key in _OPTIONAL:
+                mask &= ~self.present(key)
+            elif type(key) is not str or key in _ROOT_KEYS or key in self._fields:
+                return np.zeros(self.n, dtype=bool)
+        return mask
 
     # -- rows
 

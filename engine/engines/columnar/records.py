@@ -22,7 +22,7 @@ rendering could change a record.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -124,15 +124,23 @@ class Template:
     ) -> tuple[dict[str, Any], str] | None:
         """The summary's keys and the encoded record of a deal of this group; None when one of
         its expressions makes it differ (it is decided in full)."""
-        fragments = self.fragments
-        parts = [fragments[0], jsoncodec.dumps_scalar(deal_id)]
-        for hole, fragment in zip(self.holes, fragments[1:], strict=False):
+        texts = []
+        for hole in self.holes:
             try:
                 text = hole.text(data, currency)
             except Exception:  # not finite, or an error: the full path says it as it does
                 return None
             if text is None:
                 return None
+            texts.append(text)
+        return self.join(deal_id, texts)
+
+    def join(self, deal_id: Any, texts: Sequence[str]) -> tuple[dict[str, Any], str]:
+        """The summary's keys and the encoded record of a deal of this group whose holes are
+        ``texts`` (JSON, in the holes' order)."""
+        fragments = self.fragments
+        parts = [fragments[0], jsoncodec.dumps_scalar(deal_id)]
+        for fragment, text in zip(fragments[1:], texts, strict=False):
             parts.append(fragment)
             parts.append(text)
         parts.append(fragments[-1])
