@@ -147,9 +147,18 @@ class Summary:
         self.deals += 1
         status = str(record.get("status") or "")
         self.statuses[status] += 1
-        self.roles.update({str(role) for role in record.get("approvals") or ()})
-        _count(self.rules, _by_rule(record.get("reasons")), self.MAX_KINDS, ("", self.OTHER))
-        _count(self.flags, _by_rule(record.get("flags")), self.MAX_KINDS, ("", self.OTHER))
+        # most records of a book need no approval and give no reason nor flag
+        approvals, reasons, flags = (
+            record.get("approvals"),
+            record.get("reasons"),
+            record.get("flags"),
+        )
+        if approvals:
+            self.roles.update({str(role) for role in approvals})
+        if reasons:
+            _count(self.rules, _by_rule(reasons), self.MAX_KINDS, ("", self.OTHER))
+        if flags:
+            _count(self.flags, _by_rule(flags), self.MAX_KINDS, ("", self.OTHER))
         if status == "invalid":
             kinds = {error_kind(format_message(error)) for error in record.get("errors") or ()}
             _count(self.errors, kinds, self.MAX_KINDS, self.OTHER)

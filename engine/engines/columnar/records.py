@@ -23,7 +23,8 @@ rendering could change a record.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from dealdesk import jsoncodec
@@ -161,6 +162,8 @@ class PartTemplate:
 
     part: PolicyPart
     holes: tuple[Hole, ...]
+    #: the part's entry in ``policies`` as JSON, each hole's output a mark (:func:`_mark`)
+    text: str
 
 
 def part_template(
@@ -196,56 +199,71 @@ def part_template(
         holes.append(Hole(name, output, expressions[0], spec))
     # no message renders (none has Jinja), so the part needs no deal and no earlier reasons
     part = combiner.part(name, run, {}, currency, ())
-    return PartTemplate(part, tuple(holes))
+    result = part.result
+    if holes:
+        marks = {hole.output: _mark(name, hole.output) for hole in holes}
+        result = {**result, "outputs": {**result["outputs"], **marks}}
+    return PartTemplate(part, tuple(holes), jsoncodec.dumps(result))
 
 
 def template(combiner: Combiner, parts: Mapping[str, PartTemplate]) -> Template | None:
     """The record template of the policies' ``parts`` (each policy's, in the set's order):
     the encoded record cut at the deal id and the holes; None when a ruleset's own text holds
-    the marks that cut it."""
-    holes = [hole for part in parts.values() for hole in part.holes]
-    marks = [_mark(i) for i in range(len(holes) + 1)]
-    marked = iter(marks[1:])
-    with_marks = {}
-    for name, found in parts.items():
-        part = found.part
-        if found.holes:
-            outputs = {**part.result["outputs"]}
-            for hole in found.holes:
-                outputs[hole.output] = next(marked)
-            part = replace(part, result={**part.result, "outputs": outputs})
-        with_marks[name] = part
-    record = combiner.assemble(marks[0], with_marks)
+    the marks that cut it.
+
+    The record is encoded without its ``policies``, which are the parts' own texts (encoded
+    once per part): JSON of a mapping is its items' JSON, joined.
+    """
+    record = combiner.assemble(_ID, {name: found.part for name, found in parts.items()})
+    record["policies"] = _POLICIES
+    policies = ",".join(f"{jsoncodec.dumps(name)}:{found.text}" for name, found in parts.items())
     text = jsoncodec.dumps(record)
-    encoded = [jsoncodec.dumps(m) for m in marks]
-    if any(text.count(m) != 1 for m in encoded):
+    if text.count(_POLICIES_TEXT) != 1:
         return None
-    order = sorted(range(len(marks)), key=lambda i: text.index(encoded[i]))  # the id first
+    text = text.replace(_POLICIES_TEXT, "{" + policies + "}")
+    holes = {_mark(h.policy, h.output): h for found in parts.values() for h in found.holes}
+    encoded = {jsoncodec.dumps(mark): hole for mark, hole in holes.items()}
+    encoded[_ID_TEXT] = None
+    if any(text.count(mark) != 1 for mark in encoded):
+        return None
+    ordered = sorted(encoded, key=text.index)  # the id first: deal_id is the first key
     fragments = []
     rest = text
-    for i in order:
-        before, _, rest = rest.partition(encoded[i])
+    for mark in ordered:
+        before, _, rest = rest.partition(mark)
         fragments.append(before)
     fragments.append(rest)
     brief = {key: record[key] for key in BRIEF_KEYS}
-    return Template(fragments, [holes[i - 1] for i in order[1:]], brief)
+    return Template(fragments, [encoded[mark] for mark in ordered[1:]], brief)  # type: ignore[misc]
 
 
-def _mark(index: int) -> str:
-    return f"\x00dealdesk-hole-{index}\x00"
+def _mark(policy: str, output: str) -> str:
+    return f"\x00dealdesk-hole\x00{policy}\x00{output}\x00"
+
+
+_ID = "\x00dealdesk-deal-id\x00"
+_ID_TEXT = jsoncodec.dumps(_ID)
+_POLICIES = "\x00dealdesk-policies\x00"
+_POLICIES_TEXT = jsoncodec.dumps(_POLICIES)
 
 
 def reads(expressions: Iterable[Expr]) -> tuple[str, ...] | None:
     """The paths ``expressions`` read, or None when one reads a list's elements."""
     paths: dict[str, None] = {}
     for expression in expressions:
-        for node in fields(expression):
-            if node.item:
-                return None
-            paths[node.path] = None
-        if any(isinstance(node, Quantifier) for node in _nodes(expression)):
+        found = _reads(expression)
+        if found is None:
             return None
+        paths.update(dict.fromkeys(found))
     return tuple(paths)
+
+
+@lru_cache(maxsize=1024)  # a book's groups share a few expressions
+def _reads(expression: Expr) -> tuple[str, ...] | None:
+    if any(isinstance(node, Quantifier) for node in _nodes(expression)):
+        return None
+    found = fields(expression)
+    return None if any(node.item for node in found) else tuple(node.path for node in found)
 
 
 def _nodes(expr: Expr) -> Iterator[Expr]:
