@@ -31,6 +31,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import socket
 import sys
 import threading
 import time
@@ -77,6 +78,14 @@ MAX_CHUNK_IN_PROCESS = 2048
 #: Bytes of unparsed deals per chunk: a task fits in the pipe's buffer, so handing it to a busy
 #: worker never waits for the worker to read it (while other workers' outcomes wait).
 MAX_CHUNK_BYTES = 128 * 1024
+#: Deals and bytes per task for a chunked engine's local workers, which decide a task at once:
+#: the fixed costs per task (Arrow's reader, the vectors, the records' templates each worker
+#: learns) spread over more deals. The first chunks stay small (records and progress at once).
+MAX_CHUNK_WHOLE = 1024
+MAX_CHUNK_WHOLE_BYTES = 512 * 1024
+# The send buffer asked for on the parent's end of each worker's pipe (a socket on Unix), so that
+# a whole task of MAX_CHUNK_WHOLE_BYTES fits: see _enlarge_send_buffer.
+_SEND_BUFFER = 2 * MAX_CHUNK_WHOLE_BYTES
 # Chunks read ahead of the next one to write, per worker: bounds memory, keeps workers busy.
 _AHEAD_PER_WORKER = 4
 # Bits of the progress word that hold the deal's index in its task (the rest: the task id).
@@ -409,6 +418,25 @@ def _limit_memory(megabytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
+def _enlarge_send_buffer(conn: Connection) -> None:
+    """Let the socket under ``conn`` hold a whole task unread (:data:`_SEND_BUFFER`).
+
+    A worker's receive thread reads each task as it comes, but it needs the GIL for each read,
+    and the worker's main thread, deciding a task, gives it up only every switch interval
+    (5 ms). A task larger than the send buffer (208 KiB by default on Linux) therefore held the
+    parent in ``send`` for a few of those while other workers' outcomes waited: a 567 KiB task
+    (1024 deals of 510 bytes, pickled) to a busy worker, 10 ms median and 28 ms at most; with
+    this buffer, 0.2 ms. Linux doubles the size asked and caps it at ``net.core.wmem_max``
+    (often 208 KiB, so 416 KiB): then most of a task fits, and the wait is one switch interval
+    at most. Elsewhere (not a socket) the receive thread alone keeps the wait that short.
+    """
+    try:
+        with socket.fromfd(conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER)
+    except (AttributeError, OSError):  # no AF_UNIX (Windows), or not a socket
+        pass
+
+
 def _death(exitcode: int | None) -> str:
     """How a worker ended, for people: ``killed by signal SIGSEGV (segmentation fault)``."""
     if exitcode is None:
@@ -436,6 +464,7 @@ class Scheduler:
 
     first_chunk = 4
     most_chunk = MAX_CHUNK
+    most_chunk_bytes = MAX_CHUNK_BYTES
 
     def __init__(self, app: App, encode: Encoder | None):
         self.app = app
@@ -446,7 +475,7 @@ class Scheduler:
 
     def run(self, sources: Iterable[SourceDeal]) -> Iterator[Done]:
         """One :class:`Done` per source, in order, as the chunks complete."""
-        numbered = enumerate(chunks(sources, self.first_chunk, self.most_chunk))
+        numbered = enumerate(chunks(sources, *self._sizes()))
         open_jobs = 0  # read and not yet written
         next_seq = 0
         exhausted = False
@@ -472,6 +501,10 @@ class Scheduler:
 
     def close(self) -> None:
         raise NotImplementedError
+
+    def _sizes(self) -> tuple[int, int, int]:
+        """The first chunk's deals, the most deals and the most bytes (unparsed) of a chunk."""
+        return self.first_chunk, self.most_chunk, self.most_chunk_bytes
 
     def _room(self) -> int:
         """How many chunks may be read and not yet written."""
@@ -533,6 +566,11 @@ class LocalWorkers(Scheduler):
         self.workers: list[_Worker] = []
         self.early_deaths = 0
 
+    def _sizes(self) -> tuple[int, int, int]:
+        if self.app.pipeline.engine.chunked:  # tasks decided at once: larger ones
+            return self.first_chunk, MAX_CHUNK_WHOLE, MAX_CHUNK_WHOLE_BYTES
+        return super()._sizes()
+
     def _room(self) -> int:
         return self.max_workers * _AHEAD_PER_WORKER
 
@@ -574,6 +612,7 @@ class LocalWorkers(Scheduler):
 
     def _start(self) -> _Worker:
         parent, child = self.context.Pipe()
+        _enlarge_send_buffer(parent)
         progress = self.context.Value("q", -1, lock=False)
         inherit = self.context.get_start_method() == "fork"
         process = self.context.Process(

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from dealdesk import app
+from dealdesk.io import executor
 from dealdesk.io.executor import InProcess, LocalWorkers, WorkSpec
 from dealdesk.io.readers import SourceDeal
 from dealdesk.io.writers import JsonlWriter
@@ -234,3 +235,53 @@ def test_a_deal_past_its_time_budget_in_a_whole_task_is_stopped(columnar_app: ap
     assert [r["deal_id"] for r in got] == ids
     assert got[2]["status"] == "invalid" and "time budget of 0.5 s" in messages(got[2])
     assert [r["status"] for i, r in enumerate(got) if i != 2] == ["needs_approval"] * 5
+
+
+def lines(sources: list[SourceDeal]) -> list[SourceDeal]:
+    """``sources`` as a lazy JSONL reader gives them: unparsed lines."""
+    import json
+
+    return [
+        SourceDeal(s.source, None, text=json.dumps(s.deal, default=str).encode()) for s in sources
+    ]
+
+
+def test_columnar_workers_get_larger_tasks(
+    application: app.App, columnar_app: app.App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a chunked engine's fixed costs per task spread over up to MAX_CHUNK_WHOLE deals (or
+    # MAX_CHUNK_WHOLE_BYTES of lines); the first tasks stay small; other engines keep MAX_CHUNK
+    cut: list[int] = []
+    chunks = executor.chunks
+
+    def spy(*args: Any) -> Any:
+        for chunk in chunks(*args):
+            cut.append(len(chunk))
+            yield chunk
+
+    monkeypatch.setattr(executor, "chunks", spy)
+    sources = lines(deals(*(f"D-{n}" for n in range(1200))))
+    got = records(LocalWorkers(columnar_app, COLUMNAR, workers=2), sources)
+    assert [r["deal_id"] for r in got] == [f"D-{n}" for n in range(1200)]
+    whole = (4, executor.MAX_CHUNK_WHOLE, executor.MAX_CHUNK_WHOLE_BYTES)
+    assert cut == [len(c) for c in chunks(sources, *whole)]
+    assert cut[:3] == [4, 8, 16] and max(cut) > executor.MAX_CHUNK
+    cut.clear()
+    records(LocalWorkers(application, SPEC, workers=2), sources[:600])
+    one_by_one = (4, executor.MAX_CHUNK, executor.MAX_CHUNK_BYTES)
+    assert cut == [len(c) for c in chunks(sources[:600], *one_by_one)]
+
+
+def test_a_fault_in_a_large_whole_task_costs_only_its_deal(
+    application: app.App, columnar_app: app.App
+) -> None:
+    # after tasks of 4, 8... deals, deal 1300 is in a task of hundreds, decided at once
+    ids = [f"D-{n}" for n in range(1500)]
+    ids[1300] = "SEGV-1"
+    sources = lines(deals(*ids))
+    got = records(LocalWorkers(columnar_app, COLUMNAR, workers=2), sources)
+    assert [r["deal_id"] for r in got] == ids
+    assert got[1300]["status"] == "invalid" and "SIGSEGV" in messages(got[1300])
+    assert [got[i] for i in (0, 1299, 1301, 1499)] == records(
+        InProcess(application), [sources[i] for i in (0, 1299, 1301, 1499)]
+    )
