@@ -10,7 +10,7 @@ Decision sinks are not called here: they are for ``evaluate``'s final records on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -190,19 +190,31 @@ class Pipeline:
         groups = self.engine.read_lines(lines, self.combiner)
         if groups is None:
             return None
-        results: list[tuple[dict[str, Any], str | None] | None] = []
-        ready = self._filled(groups, len(lines))
-        for index in range(len(lines)):
-            done = ready[index]
-            if done is not None:
-                results.append(done)
+        n = len(lines)
+        results: list[tuple[dict[str, Any], str | None] | None] = list(self._filled(groups, n))
+        # a group not known yet is taught by its first deal, decided in full; the others of
+        # the chunk wait for it, then fill the template it taught
+        taught: set[Hashable] = set()
+        waiting: list[tuple[int, Prepared]] = []
+        for index in range(n):
+            if results[index] is not None:
                 continue
             found = groups.prepared(index)
             if found is None or not self._enriches_nothing(found[1]):
-                results.append(None)  # facts of its own (or a failing plugin): in full
+                continue  # facts of its own (or a failing plugin): the caller decides it in full
+            item = Prepared(*found)
+            key = groups.key(index)
+            if key in taught:
+                waiting.append((index, item))
                 continue
-            deal_id, deal = found
-            results.append(self._grouped(Prepared(deal_id, deal), index, groups, encode))
+            taught.add(key)
+            results[index] = self._grouped(item, index, groups, encode)
+        if waiting:
+            rows = [index for index, _ in waiting]
+            filled = groups.filled(self._absent_enough or frozenset(), rows)
+            for index, item in waiting:
+                done = filled[index]
+                results[index] = done or self._grouped(item, index, groups, encode)
         return results
 
     def _filled(self, groups: Groups, n: int) -> Sequence[tuple[dict[str, Any], str] | None]:

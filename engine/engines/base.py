@@ -54,10 +54,15 @@ class Groups(Protocol):
     def learn(self, key: Hashable, data: Mapping[str, Any], runs: Mapping[str, PolicyRun]) -> None:
         """Learn what group ``key``'s records share from a deal of it decided in full."""
 
-    def filled(self, absent: frozenset[str]) -> list[tuple[dict[str, Any], str] | None]:
+    def filled(
+        self, absent: frozenset[str], rows: Sequence[int] | None = None
+    ) -> list[tuple[dict[str, Any], str] | None]:
         """Per deal, the summary's keys and encoded record when its group's template gives it
         without the deal's own data — a line the reader found valid lacking every key of
-        ``absent`` (the plugins' enrich hooks add nothing to it) —, else None."""
+        ``absent`` (the plugins' enrich hooks add nothing to it) —, else None.
+
+        :param rows: only these deals (the others are None).
+        """
 
 
 class Engine(ABC):

@@ -387,7 +387,9 @@ class _Groups:
     def prepared(self, index: int) -> tuple[Any, Mapping[str, Any]] | None:
         return None  # the deals were prepared one by one already
 
-    def filled(self, absent: frozenset[str]) -> list[tuple[dict[str, Any], str] | None]:
+    def filled(
+        self, absent: frozenset[str], rows: Sequence[int] | None = None
+    ) -> list[tuple[dict[str, Any], str] | None]:
         return [None] * len(self.deals)  # prepared deals: filled one by one
 
     def learn(self, key: Hashable, data: Mapping[str, Any], runs: Mapping[str, PolicyRun]) -> None:
@@ -426,14 +428,19 @@ class _FrameGroups(_Groups):
     def currency(self, index: int) -> str:
         return self.frame.currencies[index]
 
-    def filled(self, absent: frozenset[str]) -> list[tuple[dict[str, Any], str] | None]:
+    def filled(
+        self, absent: frozenset[str], rows: Sequence[int] | None = None
+    ) -> list[tuple[dict[str, Any], str] | None]:
         """Per line, as a chunk: the groups' templates filled from the columns, the holes'
         money computed in int64 units (:func:`~.exact.expression_units`)."""
         frame = self.frame
         results: list[tuple[dict[str, Any], str] | None] = [None] * frame.n
         keys = list(zip(frame.currencies, *self.columns, strict=True))
         members: dict[Hashable, list[int]] = {}
-        for i in np.flatnonzero(frame.lacking(absent)).tolist():
+        lacking = frame.lacking(absent)
+        if rows is not None:
+            lacking &= _mask(rows, frame.n)
+        for i in np.flatnonzero(lacking).tolist():
             members.setdefault(keys[i], []).append(i)
         ids = frame.ids
         for key, rows in members.items():
@@ -496,3 +503,9 @@ def _money_texts(
     units, ok = money_units(found, places)
     values, exact = units.tolist(), ok.tolist()
     return lambda i: f'"{money_text(values[i], places)}"' if exact[i] else None
+
+
+def _mask(rows: Sequence[int], n: int) -> np.ndarray:
+    mask = np.zeros(n, dtype=bool)
+    mask[list(rows)] = True
+    return mask
