@@ -725,16 +725,16 @@ def _explanation_json(explanation: DealExplanation) -> dict[str, Any]:
     "--format",
     "fmt",
     type=click.Choice(["md", "html"]),
-    default="md",
-    show_default=True,
-    help="Markdown or a self-contained HTML page.",
+    default=None,
+    help="md (Markdown, the default) or html (a self-contained page).",
 )
 @click.option(
     "-o",
     "--output",
     default="-",
     metavar="OUT",
-    help="Write the memo to OUT (default: standard output).",
+    help="Write the memo to OUT (default: standard output); the format follows its suffix "
+    "(.md or .markdown, .html or .htm) unless --format is given.",
 )
 @click.option("--id", "deal_id", metavar="ID", help="The deal to render when DEAL holds several.")
 @engine_option
@@ -744,12 +744,13 @@ def render(
     deal: str,
     rulesets: tuple[str, ...],
     no_plugin_rulesets: bool,
-    fmt: str,
+    fmt: str | None,
     output: str,
     deal_id: str | None,
     engine: str | None,
 ) -> None:
     """The decision memo for DEAL, with the clauses its rules ask for."""
+    fmt = _memo_format(output, fmt)
     application = settings.build(
         rulesets, no_plugin_rulesets=no_plugin_rulesets, clauses=True, engine=engine
     )
@@ -769,6 +770,28 @@ def render(
     check_output(output, [deal])
     with AtomicOutput(output) as out:
         out.write(memo)
+
+
+def _memo_format(output: str, fmt: str | None) -> str:
+    """The memo's format: ``--format`` when given, else OUT's suffix, else ``md`` (SPEC §6).
+
+    :raises UsageError: OUT's suffix names no memo format (``memo.pdf``, ``memo.json``).
+    """
+    from dealdesk.io.output import format_for
+    from dealdesk.templating import FORMATS
+
+    try:
+        # the suffix rules evaluate's -o follows; .markdown is Markdown too
+        chosen = format_for(output, fmt, (*FORMATS, "markdown"), default="md")
+    except UsageError:
+        chosen = ""  # its message would offer evaluate's suffixes, not the memo's
+    chosen = "md" if chosen == "markdown" else chosen
+    if chosen not in FORMATS:
+        raise UsageError(
+            f"{output}: cannot tell the memo format from its suffix; give --format md or html, "
+            "or name OUT with .md, .markdown, .html or .htm"
+        )
+    return chosen
 
 
 @main.command()

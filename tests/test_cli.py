@@ -674,6 +674,131 @@ def test_render_writes_the_memo_with_milestone_amounts(run, tmp_path: Path) -> N
     assert "<html" in page and "300,000.00 USD" in page
 
 
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [
+        ("memo.md", "md"),
+        ("memo.markdown", "md"),
+        ("memo.html", "html"),
+        ("memo.HTM", "html"),
+        ("memo", "md"),
+    ],
+)
+def test_render_picks_the_format_from_the_suffix_of_out(
+    run, tmp_path: Path, name: str, fmt: str
+) -> None:
+    out = tmp_path / name
+    result = run("render", ACME, "-o", out)
+    assert result.exit_code == 0, result.stderr
+    page = out.read_text()
+    if fmt == "html":
+        assert page.startswith("<!DOCTYPE html>") and "300,000.00 USD" in page
+    else:
+        assert page.startswith("# Decision memo: D-1001\n") and "<html" not in page
+
+
+@pytest.mark.parametrize("name", ["memo.pdf", "memo.json", "memo.txt"])
+def test_render_refuses_a_suffix_that_names_no_memo_format(run, tmp_path: Path, name: str) -> None:
+    out = tmp_path / name
+    result = run("render", ACME, "-o", out)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {out}: cannot tell the memo format from its suffix; give --format md or html, "
+        "or name OUT with .md, .markdown, .html or .htm\n"
+    )
+    assert not out.exists()
+
+
+def test_render_format_given_wins_over_the_suffix(run, tmp_path: Path) -> None:
+    markdown, page = tmp_path / "memo.html", tmp_path / "memo.pdf"
+    assert run("render", ACME, "--format", "md", "-o", markdown).exit_code == 0
+    assert markdown.read_text().startswith("# Decision memo: D-1001\n")
+    assert run("render", ACME, "--format", "html", "-o", page).exit_code == 0
+    assert page.read_text().startswith("<!DOCTYPE html>")
+
+
+# A deal needs only an id and lines (SPEC §2). Each clause the house policy can ask for, with a
+# deal that gives only what the rule asking for it needs: no names (customer, partner, sku).
+HARDWARE = {"category": "hardware", "quantity": 1, "unit_price": 600000, "unit_cost": 100000}
+LABOR = {"category": "labor", "quantity": 1, "unit_price": 10, "unit_cost": 1}
+RISK = {"offer": {"type": "new_market"}, "lines": [HARDWARE]}
+MINIMAL_DEALS: dict[str, dict] = {
+    "billing/milestones": RISK,
+    "billing/standard": {"offer": {"type": "standard"}, "lines": [HARDWARE]},
+    "billing/effort": {"lines": [HARDWARE, LABOR]},
+    "billing/gain-share": {"offer": {"pricing": "financial_improvement"}, "lines": [HARDWARE]},
+    "support/resident-engineer": RISK,
+    "support/personnel-security": {**RISK, "customer": {"government": True}},
+    "support/proactive-schedule": {"support": {"model": "proactive"}, "lines": [HARDWARE]},
+    "support/service-contract": {"offer": {"type": "standard"}, "lines": [HARDWARE]},
+    "support/integration-vendor": {"customer": {"presales_consulting": True}, "lines": [HARDWARE]},
+    "support/integration-customer": {"lines": [HARDWARE]},
+}
+
+
+def test_the_minimal_deals_cover_every_clause_the_house_policy_asks_for() -> None:
+    asked = set()
+    for path in HOUSE.glob("*.yaml"):
+        rules = yaml.safe_load(path.read_text())
+        for then in [r["then"] for r in rules.get("rules", [])] + [
+            row["then"] for t in rules.get("tables", []) for row in t["rows"]
+        ]:
+            asked.update(then.get("clauses", []) + ([then["clause"]] if "clause" in then else []))
+    assert asked == set(MINIMAL_DEALS)
+
+
+@pytest.mark.parametrize("clause_id", sorted(MINIMAL_DEALS))
+def test_a_minimal_deal_gets_its_clauses_rendered(run, clause_id: str) -> None:
+    deal = {"id": "M-1", **MINIMAL_DEALS[clause_id]}
+    result = run("evaluate", "-", "--clauses", "-q", input=json.dumps(deal) + "\n")
+    assert result.exit_code == 0, result.stderr
+    [record] = jsonl(result.stdout)
+    assert record["status"] != "invalid", record["errors"]
+    clauses = {c["id"]: c for c in record["clauses"]}
+    assert clause_id in clauses
+    assert all(c["title"] and c["text"] and "None" not in c["text"] for c in clauses.values())
+
+
+@pytest.mark.parametrize("fmt", ["md", "html"])
+@pytest.mark.parametrize("clause_id", sorted(MINIMAL_DEALS))
+def test_render_a_minimal_deal(run, tmp_path: Path, clause_id: str, fmt: str) -> None:
+    deal = tmp_path / "deal.json"
+    deal.write_text(json.dumps({"id": "M-1", **MINIMAL_DEALS[clause_id]}))
+    result = run("render", deal, "--format", fmt)
+    assert result.exit_code == 0, result.stderr
+    memo = result.stdout
+    assert "Invalid" not in memo and "undefined" not in memo, memo
+    assert f"{clause_id}, required by" in memo
+
+
+def test_the_partner_clause_renders_for_a_partner_without_details(run, tmp_path: Path) -> None:
+    ruleset = tmp_path / "margin-clause.yaml"
+    ruleset.write_text(
+        'ruleset: margin-clause\npolicy: partner-margin\nversion: "1"\nrules:\n'
+        "  - id: T-1\n    when: totals.contract > 0\n    then: {clause: partner/margin-exception}\n"
+    )
+    deals = [
+        {"id": "direct", "lines": [HARDWARE]},
+        {"id": "unnamed", "partner": {}, "lines": [HARDWARE]},
+        {"id": "gold", "partner": {"tier": "gold", "discount": 0.1}, "lines": [HARDWARE]},
+    ]
+    book = "".join(json.dumps(d) + "\n" for d in deals)
+    result = run("evaluate", "-", "-r", ruleset, "--clauses", "-q", input=book)
+    assert result.exit_code == 0, result.stderr
+    texts = {r["deal_id"]: r["clauses"][0]["text"].splitlines()[0] for r in jsonl(result.stdout)}
+    assert texts == {
+        "direct": "This Order for the Customer is a direct sale; no partner discount applies.",
+        "unnamed": "This Order for the Customer is sold through a partner with no partner "
+        "discount requested.",
+        "gold": "This Order for the Customer is sold through a gold partner at a partner "
+        "discount of 10%.",
+    }
+    for fmt in ("md", "html"):
+        memo = run("render", "-", "-r", ruleset, "--format", fmt, input=json.dumps(deals[1]))
+        assert memo.exit_code == 0, memo.stderr
+        assert "sold through a partner with no partner discount requested" in memo.stdout
+
+
 # -- test -------------------------------------------------------------------------------------
 
 

@@ -251,6 +251,88 @@ def test_margin_exception_for_a_direct_deal(renderer: Renderer) -> None:
         assert "Partner discount cap" not in text
 
 
+def minimal_deal(**changes: Any) -> dict[str, Any]:
+    """A valid deal with only the fields the schema requires (id, lines) and its derived facts."""
+    deal = make_deal()
+    for key in ("customer", "offer", "partner", "support", "billing", "dates"):
+        del deal[key]
+    for line in deal["lines"]:
+        for key in ("sku", "resource", "grade", "hours"):
+            line.pop(key, None)
+    deal.update(changes)
+    return deal
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("clause_id", CLAUSE_IDS)
+@pytest.mark.parametrize("extra", [{}, {"customer": {}, "partner": {}}], ids=["absent", "empty"])
+def test_every_clause_renders_for_a_deal_with_only_the_required_fields(
+    renderer: Renderer, clause_id: str, fmt: str, extra: dict[str, Any]
+) -> None:
+    # the outputs are the ones the rule asking for the clause guarantees
+    clause = renderer.render_clause(
+        clause_id, clause_context(clause_id, minimal_deal(**extra)), fmt
+    )
+
+    assert clause["title"] and clause["text"]
+    assert "the Customer" in clause["text"] or "The Customer" in clause["text"]
+    assert "Acme Robotics" not in clause["text"] and "None" not in clause["text"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_clause_without_a_customer_name_says_the_customer(renderer: Renderer, fmt: str) -> None:
+    context = clause_context("support/integration-customer", minimal_deal())
+    text = renderer.render_clause("support/integration-customer", context, fmt)["text"]
+    assert text.startswith(f"{'<p>' if fmt == 'html' else ''}The Customer is responsible")
+    context = clause_context("support/proactive-schedule", minimal_deal())
+    text = renderer.render_clause("support/proactive-schedule", context, fmt)["text"]
+    assert "delivers to the Customer an account support plan" in text
+    effort = renderer.render_clause("billing/effort", clause_context("billing/effort"), fmt)
+    bare = renderer.render_clause(
+        "billing/effort", clause_context("billing/effort", minimal_deal()), fmt
+    )
+    assert "ARCH-BLOCK" in effort["text"] and "architect" in effort["text"]
+    assert "ARCH-BLOCK" not in bare["text"] and "labor" in bare["text"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize(
+    ("partner", "cap", "sentence"),
+    [
+        (
+            {"name": "Delta", "tier": "gold", "kind": "reseller", "discount": Decimal("0.1")},
+            0.15,
+            "sold through Delta, a gold reseller, at a partner discount of 10% against a cap of "
+            "15% for its tier.",
+        ),
+        ({}, None, "sold through a partner with no partner discount requested."),
+        (
+            {"tier": "gold"},
+            0.15,
+            "sold through a gold partner with no partner discount requested (the cap for its "
+            "tier is 15%).",
+        ),
+        (
+            {"name": "Delta", "discount": Decimal("0.1")},
+            None,
+            "sold through Delta, a partner, at a partner discount of 10%.",
+        ),
+        (
+            {"kind": "system_integrator", "discount": Decimal("0.1")},
+            None,
+            "sold through a system integrator at a partner discount of 10%.",
+        ),
+    ],
+)
+def test_margin_exception_for_a_partner_with_some_fields(
+    renderer: Renderer, fmt: str, partner: dict[str, Any], cap: float | None, sentence: str
+) -> None:
+    outputs = {**MARGIN_OUTPUTS, "partner_discount_cap": cap}
+    context = template_context(minimal_deal(partner=partner), outputs=outputs)
+    text = renderer.render_clause("partner/margin-exception", context, fmt)["text"]
+    assert f"This Order for the Customer is {sentence}" in text
+
+
 def test_html_escapes_a_script_in_the_customer_name_and_markdown_does_not(
     renderer: Renderer,
 ) -> None:
