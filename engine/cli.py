@@ -66,8 +66,13 @@ class Settings:
 # Run as the program, dealdesk starts with the garbage collector paused: start-up makes objects
 # that live until exit (modules, classes, the compiled rulesets) and next to no garbage, and
 # collecting on the way is about a tenth of a one-deal run. Once the app is built, those objects
-# are frozen out of every later collection and the collector runs as usual for the deals.
+# are frozen out of every later collection and the collector runs for the deals, with a first
+# generation of _YOUNG objects instead of 700: deciding deals makes many short-lived objects,
+# few in cycles (freed by their counts), and a chunk of deals held at once (the columnar engine,
+# the workers' tasks) would otherwise survive collection after collection. House policy, 10,000
+# deals in one process: -8% CPU on the native engine, -26% on the columnar one (one run).
 _collector_paused = False
+_YOUNG = 50_000
 
 
 def _pause_collector() -> None:
@@ -82,6 +87,7 @@ def _resume_collector() -> None:
     if _collector_paused:
         _collector_paused = False
         gc.freeze()
+        gc.set_threshold(_YOUNG, *gc.get_threshold()[1:])
         gc.enable()
 
 
