@@ -76,6 +76,9 @@ class Engine(ABC):
     #: Whether :meth:`evaluate` gains from whole chunks (a columnar engine): the executors
     #: then hand it a chunk (in-process) or a worker's whole task at once, not deal by deal.
     chunked: ClassVar[bool] = False
+    #: Whether chunks of thousands of deals pay (records made per group, not per deal); else
+    #: the executors' chunks stay small: a chunk of deals decided one by one only holds memory.
+    large_chunks: bool = False
 
     def __init__(self, policy_set: PolicySet, actions: Mapping[str, RegisteredAction]):
         self.policy_set = policy_set

@@ -273,7 +273,8 @@ class InProcess:
             for source in sources:
                 yield decide_source(self.app, source, self.encode)
             return
-        for chunk in chunks(sources, most=MAX_CHUNK_IN_PROCESS, most_bytes=1 << 21):
+        most = MAX_CHUNK_IN_PROCESS if self.app.pipeline.engine.large_chunks else MAX_CHUNK
+        for chunk in chunks(sources, most=most, most_bytes=1 << 21):
             yield from decide_sources(self.app, chunk, self.encode)
 
     def close(self) -> None:
@@ -567,7 +568,7 @@ class LocalWorkers(Scheduler):
         self.early_deaths = 0
 
     def _sizes(self) -> tuple[int, int, int]:
-        if self.app.pipeline.engine.chunked:  # tasks decided at once: larger ones
+        if self.app.pipeline.engine.large_chunks:  # records by group: larger tasks pay
             return self.first_chunk, MAX_CHUNK_WHOLE, MAX_CHUNK_WHOLE_BYTES
         return super()._sizes()
 

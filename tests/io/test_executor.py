@@ -246,42 +246,71 @@ def lines(sources: list[SourceDeal]) -> list[SourceDeal]:
     ]
 
 
-def test_columnar_workers_get_larger_tasks(
-    application: app.App, columnar_app: app.App, monkeypatch: pytest.MonkeyPatch
+# one stratum, literal outputs: the columnar engine makes its records from group templates
+FLAT = {
+    "ruleset": "flat",
+    "policy": "partner-margin",
+    "version": "1",
+    "outputs": {"big": {}},
+    "rules": [{"id": "B", "when": "totals.contract > 100000", "then": {"set": {"big": True}}}],
+}
+
+
+@pytest.fixture(scope="module")
+def flat_specs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, WorkSpec]:
+    pytest.importorskip("pyarrow")
+    folder = tmp_path_factory.mktemp("flat")
+    (folder / "flat.yaml").write_text(yaml.safe_dump(FLAT))
+    return {
+        engine: WorkSpec((str(folder),), enabled=("fault_plugin",), autoload=False, engine=engine)
+        for engine in ("columnar", "native")
+    }
+
+
+def test_columnar_workers_get_larger_tasks_when_records_come_from_templates(
+    columnar_app: app.App, flat_specs: dict[str, WorkSpec], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # a chunked engine's fixed costs per task spread over up to MAX_CHUNK_WHOLE deals (or
-    # MAX_CHUNK_WHOLE_BYTES of lines); the first tasks stay small; other engines keep MAX_CHUNK
+    # records by group: the fixed costs per task spread over up to MAX_CHUNK_WHOLE deals (or
+    # MAX_CHUNK_WHOLE_BYTES of lines), the first tasks small; deals decided one by one (the
+    # house policy's actions) keep MAX_CHUNK, as every other engine does
     cut: list[int] = []
     chunks = executor.chunks
 
-    def spy(*args: Any) -> Any:
-        for chunk in chunks(*args):
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        for chunk in chunks(*args, **kwargs):
             cut.append(len(chunk))
             yield chunk
 
     monkeypatch.setattr(executor, "chunks", spy)
+    flat = flat_specs["columnar"].build()
+    assert flat.pipeline.engine.large_chunks and not columnar_app.pipeline.engine.large_chunks
     sources = lines(deals(*(f"D-{n}" for n in range(1200))))
-    got = records(LocalWorkers(columnar_app, COLUMNAR, workers=2), sources)
+    got = records(LocalWorkers(flat, flat_specs["columnar"], workers=2), sources)
     assert [r["deal_id"] for r in got] == [f"D-{n}" for n in range(1200)]
     whole = (4, executor.MAX_CHUNK_WHOLE, executor.MAX_CHUNK_WHOLE_BYTES)
     assert cut == [len(c) for c in chunks(sources, *whole)]
     assert cut[:3] == [4, 8, 16] and max(cut) > executor.MAX_CHUNK
-    cut.clear()
-    records(LocalWorkers(application, SPEC, workers=2), sources[:600])
     one_by_one = (4, executor.MAX_CHUNK, executor.MAX_CHUNK_BYTES)
+    cut.clear()
+    records(LocalWorkers(columnar_app, COLUMNAR, workers=2), sources[:600])
     assert cut == [len(c) for c in chunks(sources[:600], *one_by_one)]
+    cut.clear()
+    records(InProcess(columnar_app), sources[:600])
+    assert max(cut) == executor.MAX_CHUNK
 
 
 def test_a_fault_in_a_large_whole_task_costs_only_its_deal(
-    application: app.App, columnar_app: app.App
+    flat_specs: dict[str, WorkSpec],
 ) -> None:
     # after tasks of 4, 8... deals, deal 1300 is in a task of hundreds, decided at once
     ids = [f"D-{n}" for n in range(1500)]
     ids[1300] = "SEGV-1"
     sources = lines(deals(*ids))
-    got = records(LocalWorkers(columnar_app, COLUMNAR, workers=2), sources)
+    got = records(
+        LocalWorkers(flat_specs["columnar"].build(), flat_specs["columnar"], workers=2), sources
+    )
     assert [r["deal_id"] for r in got] == ids
     assert got[1300]["status"] == "invalid" and "SIGSEGV" in messages(got[1300])
     assert [got[i] for i in (0, 1299, 1301, 1499)] == records(
-        InProcess(application), [sources[i] for i in (0, 1299, 1301, 1499)]
+        InProcess(flat_specs["native"].build()), [sources[i] for i in (0, 1299, 1301, 1499)]
     )

@@ -165,6 +165,7 @@ class ColumnarEngine(NativeEngine):
             for name, policy in policy_set.policies.items()
             if policy.strata
         )
+        self.large_chunks = self.templated
         if self.templated:  # its reader, imported once here: forked workers inherit it
             try:
                 import dealdesk.engines.columnar.frame  # noqa: F401
