@@ -452,7 +452,7 @@ class _FrameGroups(_Groups):
             for i in rows:
                 holes = [text(i) for text in texts]
                 if None not in holes:
-                    results[i] = found.join(ids[i], holes)  # type: ignore[arg-type]
+                    results[i] = found.join(ids[i], cast(list[str], holes))
         return results
 
     def _hole_texts(self, hole: Hole, currency: str) -> Callable[[int], str | None]:

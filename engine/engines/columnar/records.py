@@ -221,12 +221,15 @@ def template(combiner: Combiner, parts: Mapping[str, PartTemplate]) -> Template 
     if text.count(_POLICIES_TEXT) != 1:
         return None
     text = text.replace(_POLICIES_TEXT, "{" + policies + "}")
-    holes = {_mark(h.policy, h.output): h for found in parts.values() for h in found.holes}
-    encoded = {jsoncodec.dumps(mark): hole for mark, hole in holes.items()}
-    encoded[_ID_TEXT] = None
-    if any(text.count(mark) != 1 for mark in encoded):
+    holes = {
+        jsoncodec.dumps(_mark(h.policy, h.output)): h
+        for found in parts.values()
+        for h in found.holes
+    }
+    marks = [_ID_TEXT, *holes]
+    if any(text.count(mark) != 1 for mark in marks):
         return None
-    ordered = sorted(encoded, key=text.index)  # the id first: deal_id is the first key
+    ordered = sorted(marks, key=text.index)  # the id first: deal_id is the first key
     fragments = []
     rest = text
     for mark in ordered:
@@ -234,7 +237,7 @@ def template(combiner: Combiner, parts: Mapping[str, PartTemplate]) -> Template 
         fragments.append(before)
     fragments.append(rest)
     brief = {key: record[key] for key in BRIEF_KEYS}
-    return Template(fragments, [encoded[mark] for mark in ordered[1:]], brief)  # type: ignore[misc]
+    return Template(fragments, [holes[mark] for mark in ordered[1:]], brief)
 
 
 def _mark(policy: str, output: str) -> str:
