@@ -72,9 +72,9 @@ def unknown_fields(raw: object, declared: Iterable[str] = ()) -> list[UnknownFie
     if not raw.keys() <= known.top:
         for key in raw.keys() - known.top:
             if isinstance(key, str):
-                close = difflib.get_close_matches(key, known.top, n=1, cutoff=_TOP_LEVEL_CUTOFF)
+                close = _closest(key, known.top, _TOP_LEVEL_CUTOFF)
                 if close:
-                    found.append(UnknownField(key, close[0]))
+                    found.append(UnknownField(key, close))
     for name, keys in known.objects:
         value = raw.get(name)
         if _mapping(value) and not value.keys() <= keys:
@@ -102,9 +102,15 @@ def _unknown_in(value: Mapping[Any, Any], keys: frozenset[str], where: str) -> l
         if key in keys:
             continue
         text = str(key)
-        close = difflib.get_close_matches(text, keys, n=1, cutoff=_CUTOFF)
-        found.append(UnknownField(f"{where}.{text}", f"{where}.{close[0]}" if close else None))
+        close = _closest(text, keys, _CUTOFF)
+        found.append(UnknownField(f"{where}.{text}", f"{where}.{close}" if close else None))
     return found
+
+
+@lru_cache(maxsize=4096)  # a book repeats its few unknown keys on deal after deal
+def _closest(word: str, keys: frozenset[str], cutoff: float) -> str | None:
+    close = difflib.get_close_matches(word, keys, n=1, cutoff=cutoff)
+    return close[0] if close else None
 
 
 def _head(path: str) -> str:
