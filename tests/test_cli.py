@@ -230,6 +230,27 @@ def test_a_deal_without_an_id_is_found_by_where_it_was_read(
     }
 
 
+@pytest.mark.parametrize("engine", ["native", "columnar"])
+def test_an_empty_requested_split_is_rejected(run, tmp_path: Path, engine: str) -> None:
+    # BM-6: [] is a requested split that sums to 0, not an absent one
+    if engine == "columnar":
+        pytest.importorskip("numpy")
+    deal = yaml.safe_load(ACME.read_text())
+    deal["billing"]["requested_split"] = []
+    path = tmp_path / "empty-split.yaml"
+    path.write_text(yaml.safe_dump(deal))
+    result = run("evaluate", "--engine", engine, path)
+    assert result.exit_code == 0, result.stderr
+    [record] = jsonl(result.stdout)
+    assert record["status"] == "rejected", record
+    assert record["policies"]["billing-milestone"]["status"] == "rejected"
+    assert {
+        "policy": "billing-milestone",
+        "rule": "BM-6",
+        "message": ("The requested split (empty) sums to 0, not 100."),
+    } in record["reasons"]
+
+
 def test_evaluate_reads_jsonl_from_standard_input(run) -> None:
     book = (EXAMPLES / "book.jsonl").read_text()
     result = run("evaluate", "-", input=book)
