@@ -819,7 +819,7 @@ def _function_register(registry: dict[str, Any], plugin: str, kind: str) -> Regi
         if kind == "action":
             # the runtime attributes an action's failure itself, naming the rule as well
             _check_action(name, func)
-            _replace(registry, name, RegisteredAction(_exit_checked(func), plugin))
+            _replace(registry, name, RegisteredAction(func, plugin))
         else:
             _replace(registry, name, _ATTRIBUTED[kind](func, plugin, name))
 
@@ -918,29 +918,6 @@ def _exited(plugin: str, hook: str, exc: SystemExit) -> PluginError:
     """A plugin that calls ``sys.exit`` in a hook failed like one that raises: the error names
     it, and the run goes on (a deal's hook costs that deal, never the run)."""
     return PluginError(plugin, hook, f"sys.exit({exc.code!r}) was called")
-
-
-class PluginExit(Exception):
-    """A plugin action called ``sys.exit``: raised in its place, so the runtime attributes it to
-    the plugin, the action and the rule like any exception the action raises."""
-
-    def __init__(self, code: object):
-        self.code = code
-        super().__init__(f"sys.exit({code!r}) was called")
-
-
-def _exit_checked(func: Callable[..., Any]) -> Callable[..., Any]:
-    """An action whose ``sys.exit`` is a :class:`PluginExit` (an ``Exception``), not the end of
-    the process."""
-
-    @_wraps(func)
-    def action(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except SystemExit as exc:
-            raise PluginExit(exc.code) from exc
-
-    return action
 
 
 _ATTRIBUTED: dict[str, Callable[[Callable[..., Any], str, str], Callable[..., Any]]] = {

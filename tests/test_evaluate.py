@@ -299,7 +299,7 @@ def test_a_plugin_calling_sys_exit_is_named_and_costs_only_its_deal(tmp_path: Pa
         {
             "path": "",
             "message": "plugin 'testplug' failed in action 'leave' (rule A): "
-            "PluginExit: sys.exit('bye') was called",
+            "sys.exit('bye') was called",
             "plugin": "testplug",
         }
     ]
