@@ -417,10 +417,10 @@ def test_read_csv_a_row_that_cannot_be_read_keeps_the_id_of_its_id_cell(tmp_path
     # its invalid record is named by the id, as a deal that fails validation is
     text = (
         "id,lines,note\n"
-        'D-1,"[oops",\n'
-        ',"[oops",\n'
-        '1001,"[]",,extra\n'
-        ' ,"[oops",\n'
+        'D-1,"[oops",\n'  # lines is not JSON
+        ',"[oops",\n'  # nor here, and no id
+        '1001,"[]",,extra\n'  # a cell too many
+        ' ,"[oops",\n'  # a blank id cell
         'D-5,"[]",ok\n'
     )
     path = write(tmp_path / "d.csv", text.encode() + b'D-6,"[]",\xff\n')
