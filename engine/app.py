@@ -40,6 +40,7 @@ __all__ = [
     "App",
     "RecordWriter",
     "build",
+    "located",
     "ruleset_paths",
 ]
 
@@ -132,26 +133,38 @@ class App:
                 records.append((self.source_error_record(source), None))
                 continue
             record, text = next(decided)
-            if not isinstance(source.deal, Mapping):
-                # "a deal must be a mapping", said where: a record without an id is found by it
-                for error in record["errors"]:
-                    error["message"] = f"{source.source}: {error['message']}"
+            if text is None:
+                located(record, source.source)
             records.append((record, text))
         return records
 
     def source_error_record(self, source: SourceDeal) -> dict[str, Any]:
-        """The ``invalid`` record of a deal that could not be parsed (``deal_id`` null)."""
+        """The ``invalid`` record of a deal that could not be parsed (``deal_id`` null, unless
+        the reader could read the id: ``SourceDeal.deal_id``)."""
         error: dict[str, Any] = {
             "path": "",
             "message": source.error or f"{source.source}: unreadable",
         }
         if source.plugin is not None:
             error["plugin"] = source.plugin
-        return self.pipeline.invalid(None, [error])
+        return self.pipeline.invalid(source.deal_id, [error])
 
     def decide(self, raw: Any) -> Decision:
         """The record, each policy's run and the prepared deal (``explain``, ``test``)."""
         return self.pipeline.decide_one(raw)
+
+
+def located(record: dict[str, Any], where: str) -> dict[str, Any]:
+    """``record`` with each error saying ``where`` the deal was read (``book.jsonl:7: ...``)
+    when it has no ``deal_id`` (no id, not a mapping): only its place finds such a deal. The
+    record of a deal with an id is left as it is."""
+    if record["deal_id"] is None:
+        prefix = f"{where}: "
+        for error in record["errors"]:
+            message = error["message"]
+            if not (isinstance(message, str) and message.startswith(prefix)):
+                error["message"] = f"{prefix}{message}"
+    return record
 
 
 def ruleset_paths(

@@ -191,6 +191,8 @@ class Plugins:
                 results = call(deal=view)
             except Exception as exc:
                 raise PluginError(plugin, hook, exc) from exc
+            except SystemExit as exc:
+                raise _exited(plugin, hook, exc) from exc
             for result in results:
                 if not isinstance(result, Mapping):
                     raise PluginError(
@@ -219,6 +221,8 @@ class Plugins:
                 call(record=record)
             except Exception as exc:
                 raise PluginError(plugin, "dealdesk_decision", exc) from exc
+            except SystemExit as exc:
+                raise _exited(plugin, "dealdesk_decision", exc) from exc
 
     def combine(self, records: dict[str, Any]) -> dict[str, Any] | None:
         """Ask the ``dealdesk_combine`` implementations, latest-registered first, for a decision.
@@ -235,6 +239,8 @@ class Plugins:
                 result = call(records=records)
             except Exception as exc:
                 raise PluginError(plugin, hook, exc) from exc
+            except SystemExit as exc:
+                raise _exited(plugin, hook, exc) from exc
             if result is None:
                 continue
             if not isinstance(result, Mapping):
@@ -746,6 +752,8 @@ def _call_register(
         call(register=register)
     except Exception as exc:
         raise PluginError(plugin, hook, exc) from exc
+    except SystemExit as exc:
+        raise _exited(plugin, hook, exc) from exc
 
 
 def _replace(registry: dict[str, Any], key: str, value: Any) -> None:
@@ -846,6 +854,8 @@ def _attributed_filter(func: Callable[..., Any], plugin: str, name: str) -> Call
             if isinstance(exc, JinjaTemplateError):
                 raise
             raise PluginError(plugin, f"template filter {name!r}", exc) from exc
+        except SystemExit as exc:
+            raise _exited(plugin, f"template filter {name!r}", exc) from exc
 
     return template_filter
 
@@ -866,6 +876,8 @@ def _attributed_reader(func: Callable[..., Any], plugin: str, name: str) -> Call
             raise
         except Exception as exc:
             raise PluginError(plugin, f"reader {name!r}", exc) from exc
+        except SystemExit as exc:
+            raise _exited(plugin, f"reader {name!r}", exc) from exc
 
     return reader
 
@@ -892,12 +904,20 @@ def _attributed_writer(func: Callable[..., Any], plugin: str, name: str) -> Call
             return func(feed(), out)
         except (BrokenPipeError, DealdeskError):
             raise
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             if any(exc is seen for seen in upstream):
                 raise
+            if isinstance(exc, SystemExit):
+                raise _exited(plugin, f"writer {name!r}", exc) from exc
             raise PluginError(plugin, f"writer {name!r}", exc) from exc
 
     return writer
+
+
+def _exited(plugin: str, hook: str, exc: SystemExit) -> PluginError:
+    """A plugin that calls ``sys.exit`` in a hook failed like one that raises: the error names
+    it, and the run goes on (a deal's hook costs that deal, never the run)."""
+    return PluginError(plugin, hook, f"sys.exit({exc.code!r}) was called")
 
 
 _ATTRIBUTED: dict[str, Callable[[Callable[..., Any], str, str], Callable[..., Any]]] = {

@@ -180,6 +180,77 @@ def test_an_unparseable_line_becomes_an_invalid_record_and_the_batch_goes_on(
     assert error["message"].startswith(f"{deals}:2: invalid JSON")
 
 
+@pytest.mark.parametrize("engine", ["native", "columnar"])
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_deal_without_an_id_is_found_by_where_it_was_read(
+    run, tmp_path: Path, engine: str, workers: str
+) -> None:
+    # SPEC §9: bad input gets a located error; a record without a deal_id says where the deal
+    # was read, on every reader and engine. A deal with an id keeps its record byte for byte.
+    if engine == "columnar":
+        pytest.importorskip("numpy")
+    good = json.loads((EXAMPLES / "book.jsonl").read_text().splitlines()[0])
+    no_id = {k: v for k, v in good.items() if k != "id"}
+    book = tmp_path / "book.jsonl"
+    book.write_text(
+        "\n".join(json.dumps(d) for d in [good, {}, no_id, {**good, "id": True}, [], good]) + "\n"
+    )
+    yaml_book = tmp_path / "book.yaml"
+    yaml_book.write_text(yaml.safe_dump([good, no_id]))
+    json_book = tmp_path / "book.json"
+    json_book.write_text(json.dumps([good, no_id]))
+    csv_book = tmp_path / "book.csv"
+    csv_book.write_text('id,currency,lines\nC-1,USD,"[{""sku"": oops]"\n,USD,"[]"\n')
+    options = ("--engine", engine, "--workers", workers)
+    result = run("evaluate", *options, book, yaml_book, json_book, csv_book)
+    assert result.exit_code == 0, result.stderr
+    records = jsonl(result.stdout)
+    ids = [r["deal_id"] for r in records]
+    assert ids == [good["id"], None, None, None, None, good["id"]] + [good["id"], None] * 2 + [
+        "C-1",  # the row's id cell is fine, its lines cell is not JSON
+        None,
+    ]
+    alone = jsonl(run("evaluate", *options, "-", input=json.dumps(good) + "\n").stdout)[0]
+    assert records[0] == records[5] == records[6] == records[8] == alone
+    items = [n for n, line in enumerate(yaml_book.read_text().splitlines(), 1) if line[:2] == "- "]
+    places = [f"{book}:{n}" for n in (2, 3, 4, 5)] + [
+        f"{yaml_book}:{items[1]}",
+        f"{json_book}[1]",
+        f"{csv_book}:2",
+        f"{csv_book}:3",
+    ]
+    located = [records[i] for i in (1, 2, 3, 4, 7, 9, 10, 11)]
+    for place, record in zip(places, located, strict=True):
+        assert record["status"] == "invalid"
+        assert record["errors"]
+        assert all(e["message"].startswith(f"{place}: ") for e in record["errors"]), record
+    assert records[1]["errors"][0] == {
+        "path": "id",
+        "message": f"{book}:2: missing required field",
+    }
+
+
+@pytest.mark.parametrize("engine", ["native", "columnar"])
+def test_an_empty_requested_split_is_rejected(run, tmp_path: Path, engine: str) -> None:
+    # BM-6: [] is a requested split that sums to 0, not an absent one
+    if engine == "columnar":
+        pytest.importorskip("numpy")
+    deal = yaml.safe_load(ACME.read_text())
+    deal["billing"]["requested_split"] = []
+    path = tmp_path / "empty-split.yaml"
+    path.write_text(yaml.safe_dump(deal))
+    result = run("evaluate", "--engine", engine, path)
+    assert result.exit_code == 0, result.stderr
+    [record] = jsonl(result.stdout)
+    assert record["status"] == "rejected", record
+    assert record["policies"]["billing-milestone"]["status"] == "rejected"
+    assert {
+        "policy": "billing-milestone",
+        "rule": "BM-6",
+        "message": ("The requested split (empty) sums to 0, not 100."),
+    } in record["reasons"]
+
+
 def test_evaluate_reads_jsonl_from_standard_input(run) -> None:
     book = (EXAMPLES / "book.jsonl").read_text()
     result = run("evaluate", "-", input=book)

@@ -266,6 +266,46 @@ def test_a_failing_action_makes_only_that_deal_invalid_and_names_the_plugin(tmp_
     assert ev.evaluate(deal(id="good"))["status"] == "approved"
 
 
+def test_a_plugin_calling_sys_exit_is_named_and_costs_only_its_deal(tmp_path: Path) -> None:
+    # sys.exit in a hook or an action is that plugin's failure, like an exception (SPEC §9)
+    import sys
+
+    def enrich(d: Any) -> None:
+        if d["id"] == "enrich-exit":
+            sys.exit(3)
+
+    def leave(ctx: ActionContext) -> None:
+        if ctx.deal["id"] == "action-exit":
+            sys.exit("bye")
+
+    ev = build(
+        tmp_path,
+        "rules:\n  - id: A\n    when: totals.product > 0\n    then: {action: leave}\n",
+        actions={"leave": leave},
+        enrich=enrich,
+    )
+    exited = ev.evaluate(deal(id="enrich-exit"))
+    assert exited["status"] == "invalid"
+    assert exited["errors"] == [
+        {
+            "path": "",
+            "message": "plugin 'testplug' failed in dealdesk_enrich: sys.exit(3) was called",
+            "plugin": "testplug",
+        }
+    ]
+    acted = ev.evaluate(deal(id="action-exit"))
+    assert acted["status"] == "invalid"
+    assert acted["errors"] == [
+        {
+            "path": "",
+            "message": "plugin 'testplug' failed in action 'leave' (rule A): "
+            "sys.exit('bye') was called",
+            "plugin": "testplug",
+        }
+    ]
+    assert ev.evaluate(deal(id="good"))["status"] == "approved"
+
+
 def test_enrich_facts_are_type_checked_and_failures_attributed(tmp_path: Path) -> None:
     def enrich(d: Any) -> dict[str, Any]:
         if d["id"] == "crash":

@@ -877,6 +877,43 @@ def test_enrich_failures_name_the_plugin(
     assert message in str(excinfo.value)
 
 
+def _exit(*args: Any, **kwargs: Any) -> None:
+    sys.exit(3)
+
+
+@pytest.mark.parametrize(
+    ("hook", "call"),
+    [
+        ("dealdesk_enrich", lambda plugins: plugins.enrich({"id": "D-1"})),
+        ("dealdesk_decision", lambda plugins: plugins.decision({"deal_id": "D-1"})),
+        ("dealdesk_combine", lambda plugins: plugins.combine({})),
+    ],
+)
+def test_a_plugin_calling_sys_exit_in_a_hook_is_named(
+    plugin_manager: pluggy.PluginManager,
+    register_plugin: Callable[..., str],
+    hook: str,
+    call: Callable[[Any], Any],
+) -> None:
+    # like an exception: a PluginError naming it, never the end of the run (SPEC §9)
+    register_plugin(_plugin(hook, lambda **kwargs: _exit()), name="quitter")
+    with pytest.raises(PluginError) as excinfo:
+        call(collect_plugins(plugin_manager))
+    assert str(excinfo.value) == f"plugin 'quitter' failed in {hook}: sys.exit(3) was called"
+    assert excinfo.value.plugin == "quitter"
+
+
+def test_a_plugin_calling_sys_exit_while_registering_is_named(
+    plugin_manager: pluggy.PluginManager, register_plugin: Callable[..., str]
+) -> None:
+    register_plugin(_plugin("dealdesk_actions", lambda register: _exit()), name="quitter")
+    failures: list[PluginError] = []
+    collect_plugins(plugin_manager, failures=failures)
+    assert [str(f) for f in failures] == [
+        "plugin 'quitter' failed in dealdesk_actions: sys.exit(3) was called"
+    ]
+
+
 def test_decision_calls_every_sink_in_order(
     plugin_manager: pluggy.PluginManager, register_plugin: Callable[..., str]
 ) -> None:

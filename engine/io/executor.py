@@ -156,7 +156,9 @@ def decide_source(app: App, source: SourceDeal, encode: Encoder | None = None) -
     """
     try:
         record = app.evaluate_source(source.parsed())
-    except SystemExit as exc:
+    except SystemExit as exc:  # not a plugin's hook (those name the plugin): the last resort
+        from dealdesk.app import located
+
         record = app.pipeline.invalid(
             _source_deal_id(source),
             [
@@ -166,6 +168,7 @@ def decide_source(app: App, source: SourceDeal, encode: Encoder | None = None) -
                 }
             ],
         )
+        located(record, source.source)
     return outcome(app, record, encode)
 
 

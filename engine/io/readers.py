@@ -64,6 +64,9 @@ class SourceDeal:
     :ivar plugin: the plugin whose reader failed, when that is why it could not be parsed.
     :ivar text: the raw JSONL line when it is not parsed yet (``read_deals(..., lazy=True)``),
         for a worker process to parse with :meth:`parsed`; else ``None``.
+    :ivar deal_id: the deal's id when it could not be parsed but its id could be read (a CSV
+        row whose ``id`` cell is fine but whose ``lines`` cell is not JSON), for its ``invalid``
+        record; else ``None``.
     """
 
     source: str
@@ -71,6 +74,7 @@ class SourceDeal:
     error: str | None = None
     plugin: str | None = None
     text: bytes | None = None
+    deal_id: str | None = None
 
     def parsed(self) -> SourceDeal:
         """This deal parsed: itself when ``text`` is ``None``, else a ``SourceDeal`` with the
@@ -516,6 +520,20 @@ def _row_to_deal(header: Sequence[str], row: Sequence[str]) -> dict[str, Any]:
     return deal
 
 
+def _row_id(header: Sequence[str], row: Sequence[str]) -> str | None:
+    """The id a row's ``id`` cell gives the deal (as its record would name a valid deal), when
+    the rest of the row cannot be read; ``None`` when there is no such cell or it is unusable."""
+    from dealdesk.deal.validate import deal_id_of  # only for a row that cannot be read
+
+    index = header.index("id") if "id" in header else len(row)
+    if index >= len(row) or not row[index].strip() or _UNDECODABLE.search(row[index]):
+        return None  # an empty cell is an absent field
+    try:
+        return deal_id_of({"id": _cell_value("id", row[index])})
+    except ValueError:
+        return None
+
+
 # Far above MAX_RECORD_BYTES, so a long cell is ours to report (the csv module cannot go on
 # reliably after its own limit: it stops in the middle of a cell).
 _CSV_FIELD_LIMIT = 4 * MAX_RECORD_BYTES
@@ -593,13 +611,15 @@ def _read_csv_stream(stream: BinaryIO, name: str) -> Iterator[SourceDeal]:
         problem = None if all(map(str.isascii, row)) else _undecodable(header, row)
         if problem is None and sum(map(len, row)) > MAX_RECORD_BYTES:
             problem = f"the row is longer than {_LIMIT_TEXT}, the limit for one deal"
+            yield SourceDeal(source, None, f"{source}: {problem}")  # not looked into
+            continue
         if problem is not None:
-            yield SourceDeal(source, None, f"{source}: {problem}")
+            yield SourceDeal(source, None, f"{source}: {problem}", deal_id=_row_id(header, row))
             continue
         try:
             yield SourceDeal(source, _row_to_deal(header, row))
         except ValueError as exc:
-            yield SourceDeal(source, None, f"{source}: {exc}")
+            yield SourceDeal(source, None, f"{source}: {exc}", deal_id=_row_id(header, row))
 
 
 def read_parquet(path: Path) -> Iterator[SourceDeal]:

@@ -104,7 +104,10 @@ class CsvWriter:
 
     A cell that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
     ``@``, a tab or a carriage return; OWASP's CSV injection advice) gets a leading ``'``;
-    a plain number such as ``-5`` or ``-0.25`` stays as it is.
+    a plain number such as ``-5`` or ``-0.25`` stays as it is. In every cell (the deal id
+    too), a control character other than a tab, a newline or a carriage return (an ANSI
+    escape, a bidi override) is written as an escape (``\\x1b``), as the table does, so a file
+    shown in a terminal can neither restyle it nor reorder what follows.
 
     :raises NonFiniteNumber: from ``write``, for an output that is NaN or an infinity.
     """
@@ -190,8 +193,23 @@ def _quoted(cell: str) -> str:
 _CSV_SPECIAL = (",", '"', "\n", "\r")
 
 
+# summary.printable's control characters, less the three a CSV cell may hold as text
+_TERMINAL = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+    "\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff]"
+)
+
+
+def _escape(match: re.Match[str]) -> str:
+    # \uXXXX from DEL on: a JSON cell (other_outputs) stays JSON (it has C0 escaped already)
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x20 else f"\\u{code:04x}"
+
+
 def _neutralise(cell: str) -> str:
-    """``cell`` with a leading ``'`` when a spreadsheet would run it as a formula."""
+    """``cell`` with its terminal control characters escaped, and a leading ``'`` when a
+    spreadsheet would run it as a formula."""
+    cell = _TERMINAL.sub(_escape, cell)
     if cell.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(cell):
         return "'" + cell
     return cell

@@ -54,19 +54,19 @@ def dealdesk_enrich(deal: Mapping[str, Any]) -> dict[str, Any] | None:
     """Derive ``requested_split`` from ``billing.requested_split`` for BM-6.
 
     ``total`` and ``min`` of the parts, and ``key``, the parts written like the policy's splits
-    (``"30/30/30/10"``), so a ruleset can compare a requested split with a literal.
+    (``"30/30/30/10"``), so a ruleset can compare a requested split with a literal. An empty
+    list is a requested split too, of no parts: ``total`` 0 (BM-6 rejects it), no ``min``
+    (unknown: there is no part), ``key`` ``""``. Only a deal without one gets nothing.
     """
     parts = (deal.get("billing") or {}).get("requested_split")
-    if not parts:
+    if parts is None:
         return None
     numbers = [parse_decimal(p) for p in parts]
-    return {
-        "requested_split": {
-            "total": sum(numbers, Decimal(0)),
-            "min": min(numbers),
-            "key": "/".join(str(_percent(n)) for n in numbers),
-        }
-    }
+    split: dict[str, Any] = {"total": sum(numbers, Decimal(0))}
+    if numbers:
+        split["min"] = min(numbers)
+    split["key"] = "/".join(str(_percent(n)) for n in numbers)
+    return {"requested_split": split}
 
 
 @hookimpl

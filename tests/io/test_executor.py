@@ -106,6 +106,8 @@ def test_a_deal_that_ends_its_worker_costs_only_itself(
     for index in (17, 33):
         assert got[index]["status"] == "invalid"
         assert said in messages(got[index])
+        if bad.startswith("SYSEXIT"):  # sys.exit is the plugin's failure, and names it
+            assert [e.get("plugin") for e in got[index]["errors"]] == ["fault_plugin"]
 
 
 def test_a_deal_past_its_time_budget_is_stopped(application: app.App) -> None:
@@ -168,6 +170,7 @@ def test_in_process_decides_chunks_for_a_columnar_engine() -> None:
     assert got == records(InProcess(native), sources)
     assert max(sizes) > 1  # chunks, not deal by deal
     assert got[41]["status"] == "invalid" and "sys.exit(4) was called" in messages(got[41])
+    assert "plugin 'fault_plugin' failed in dealdesk_enrich" in messages(got[41])
     assert [r["deal_id"] for r in got] == ids
 
 

@@ -413,6 +413,30 @@ def test_read_csv_bad_rows_do_not_stop_the_file(tmp_path: Path) -> None:
     )
 
 
+def test_read_csv_a_row_that_cannot_be_read_keeps_the_id_of_its_id_cell(tmp_path: Path) -> None:
+    # its invalid record is named by the id, as a deal that fails validation is
+    text = (
+        "id,lines,note\n"
+        'D-1,"[oops",\n'  # lines is not JSON
+        ',"[oops",\n'  # nor here, and no id
+        '1001,"[]",,extra\n'  # a cell too many
+        ' ,"[oops",\n'  # a blank id cell
+        'D-5,"[]",ok\n'
+    )
+    path = write(tmp_path / "d.csv", text.encode() + b'D-6,"[]",\xff\n')
+    items = list(read_csv(path))
+    assert [(i.deal_id, i.error is None) for i in items] == [
+        ("D-1", False),
+        (None, False),
+        ("1001", False),
+        (None, False),  # a blank cell is an absent field
+        (None, True),  # read: its record says its id
+        ("D-6", False),
+    ]
+    no_id_column = write(tmp_path / "n.csv", 'lines\n"[oops"\n')
+    assert [i.deal_id for i in read_csv(no_id_column)] == [None]
+
+
 def test_read_csv_conflicting_columns(tmp_path: Path) -> None:
     path = write(tmp_path / "d.csv", "id,crm,crm.stage\nD-1,won,late\nD-2,,late\n")
     assert summary(read_csv(path)) == [

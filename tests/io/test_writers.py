@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -254,6 +255,28 @@ def test_csv_neutralises_formula_cells(value: str) -> None:
     )
     row = rows(render("csv", [item], WriteContext(outputs={"p": ("note",)})))[0]
     assert row["deal_id"] == row["reasons"] == row["p.note"] == "'" + value
+
+
+def test_csv_escapes_terminal_control_in_every_cell() -> None:
+    # SPEC §9: the deal id too, not only the messages; tabs, newlines and CRs stay CSV text
+    hostile = "\x1b[31mRED\x1b]8;;http://x\x07\u202eevil\x85"
+    item = record(
+        hostile,
+        approvals=[f"vp{hostile}"],
+        reasons=[{"policy": "p", "rule": "R", "message": f"two\nlines\t{hostile}"}],
+        errors=[{"path": "", "message": hostile}],
+        policies={
+            "p": {"status": "approved", "fired": [], "outputs": {"note": hostile, "x": [hostile]}}
+        },
+    )
+    text = render("csv", [item], WriteContext(outputs={"p": ("note",)}))
+    assert not re.search("[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f\u202e]", text)
+    row = rows(text)[0]
+    shown = "\\x1b[31mRED\\x1b]8;;http://x\\x07\\u202eevil\\u0085"
+    assert row["deal_id"] == row["p.note"] == row["errors"] == shown
+    assert row["approvals"] == f"vp{shown}"
+    assert row["reasons"] == f"two\nlines\t{shown}"
+    assert json.loads(row["other_outputs"]) == {"p": {"x": [hostile]}}  # still JSON
 
 
 @pytest.mark.parametrize("value", [-5, -0.25, "-5", "-0.25", "+3", "-1.5e-3", 7])

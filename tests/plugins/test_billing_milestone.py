@@ -254,6 +254,7 @@ def test_bm6_a_different_split_on_a_standard_offer_needs_only_the_deal_desk(make
         [30, 30, 30, "9.99"],  # 99.99
         [50, 50, 0],  # sums to 100, a zero part
         [60, 50, -10],  # sums to 100, a negative part
+        [],  # a requested split of no parts sums to 0: not the same as no requested split
     ],
 )
 def test_bm6_a_split_that_is_not_100_or_has_a_non_positive_part_is_rejected(make, evaluate, split):
@@ -263,6 +264,11 @@ def test_bm6_a_split_that_is_not_100_or_has_a_non_positive_part_is_rejected(make
     assert "BM-6" in decision.fired(BILLING)
     assert decision.approvals == []  # rejected, not also sent to the deal desk
     assert len(decision.reasons("BM-6")) == 1
+
+
+def test_bm6_an_empty_split_is_rejected_as_summing_to_0(make, evaluate):
+    decision = evaluate(make(billing={"requested_split": []}))
+    assert decision.reasons("BM-6") == ["The requested split (empty) sums to 0, not 100."]
 
 
 def test_bm6_a_bad_split_on_a_risk_offer_is_rejected_too(make, evaluate):
