@@ -29,7 +29,7 @@ __all__ = ["QuickMessage", "compile_message", "template_context"]
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _TAG = re.compile(
     rf"\{{\{{[ \t]*(?P<path>{_NAME}(?:\.{_NAME})*)[ \t]*"
-    r"(?:\|[ \t]*(?P<filter>money|percent|default\('(?P<default>[A-Za-z0-9 _.,;:!?-]*)'\))[ \t]*)?"
+    r"(?:\|[ \t]*(?P<filter>money|percent|default\('(?P<default>[A-Za-z0-9 _.,;:!?()-]*)'\))[ \t]*)?"
     r"\}\}"
 )
 # Jinja's literals, tests and operators are no names; nor may a key be a dict attribute, which

@@ -40,7 +40,15 @@ tag = st.builds(
     lambda p, f, pad: "{{" + pad + p + pad + f + pad + "}}",
     path,
     st.sampled_from(
-        ["", "|money", " | percent", "| default('the partner')", "|upper", "|money('EUR')"]
+        [
+            "",
+            "|money",
+            " | percent",
+            "| default('the partner')",
+            "|default('(empty)')",
+            "|upper",
+            "|money('EUR')",
+        ]
     ),
     st.sampled_from(["", " ", "  "]),
 )

@@ -55,8 +55,8 @@ def dealdesk_enrich(deal: Mapping[str, Any]) -> dict[str, Any] | None:
 
     ``total`` and ``min`` of the parts, and ``key``, the parts written like the policy's splits
     (``"30/30/30/10"``), so a ruleset can compare a requested split with a literal. An empty
-    list is a requested split too, of no parts: ``total`` 0 (BM-6 rejects it), no ``min``
-    (unknown: there is no part), ``key`` ``""``. Only a deal without one gets nothing.
+    list is a requested split too, of no parts: ``total`` 0 (BM-6 rejects it), no ``min`` and
+    no ``key`` (unknown: there is no part). Only a deal without one gets nothing.
     """
     parts = (deal.get("billing") or {}).get("requested_split")
     if parts is None:
@@ -65,7 +65,7 @@ def dealdesk_enrich(deal: Mapping[str, Any]) -> dict[str, Any] | None:
     split: dict[str, Any] = {"total": sum(numbers, Decimal(0))}
     if numbers:
         split["min"] = min(numbers)
-    split["key"] = "/".join(str(_percent(n)) for n in numbers)
+        split["key"] = "/".join(str(_percent(n)) for n in numbers)
     return {"requested_split": split}
 
 
