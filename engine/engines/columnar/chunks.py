@@ -8,6 +8,7 @@ there, and no rule fires; their records are made deal by deal from the raw line.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -104,7 +105,7 @@ class _LazyLines(Sequence[Any]):
     """The lines of the valid rows' views, flattened, built on first use (per-row fallbacks)."""
 
     def __init__(self, chunk: FrameChunk):
-        self.chunk = chunk
+        self.chunk = weakref.ref(chunk)  # the chunk holds these lines: no cycle back
         self.size = len(chunk.frame.owners)
         self.lines: list[Any] | None = None
 
@@ -113,7 +114,9 @@ class _LazyLines(Sequence[Any]):
 
     def __getitem__(self, index: Any) -> Any:
         if self.lines is None:
-            views = self.chunk.deals
+            chunk = self.chunk()
+            assert chunk is not None, "lines are read while their chunk is evaluated"
+            views = chunk.deals
             self.lines = [
                 line
                 for i in range(len(views))

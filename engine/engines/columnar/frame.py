@@ -44,6 +44,7 @@ import datetime as dt
 import io
 import json
 import re
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Context, Decimal
 from functools import lru_cache
@@ -947,7 +948,9 @@ class _ObjectColumn(Column):
     the objects themselves (of a kind no vector compares) from the rows' views, if asked."""
 
     def __init__(self, frame: Frame, path: str, known: np.ndarray):
-        self.frame = frame
+        # the frame caches its columns: a reference back would make a cycle, and a chunk's
+        # frame (its Arrow table) would wait for the collector instead of going with the chunk
+        self.frame = weakref.ref(frame)
         self.path = path
         self.known = known
         self.kind = "mixed" if known.any() else "none"
@@ -955,7 +958,9 @@ class _ObjectColumn(Column):
 
     @property
     def values(self) -> list[Any]:
+        frame = self.frame()
+        assert frame is not None, "a column is read while its chunk is decided"
         return [
-            lookup(self.frame.view(i), self.path) if known else None
+            lookup(frame.view(i), self.path) if known else None
             for i, known in enumerate(self.known.tolist())
         ]

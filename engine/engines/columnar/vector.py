@@ -9,6 +9,7 @@ says why this is exact.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from itertools import repeat
@@ -234,6 +235,18 @@ class Elements(Chunk):
         return [
             compiled(deals[o], e) for o, e in zip(self.owners.tolist(), self.deals, strict=True)
         ]
+
+    # The owner caches its elements: a reference back would be a cycle, and a chunk's columns
+    # would wait for the garbage collector instead of going with the chunk.
+    @property
+    def owner_chunk(self) -> Chunk:
+        owner = self._owner()
+        assert owner is not None, "elements are read while their chunk is evaluated"
+        return owner
+
+    @owner_chunk.setter
+    def owner_chunk(self, chunk: Chunk) -> None:
+        self._owner = weakref.ref(chunk)
 
 
 class ConditionVector:
