@@ -168,7 +168,7 @@ def decide_source(app: App, source: SourceDeal, encode: Encoder | None = None) -
                 }
             ],
         )
-        located(record, source.source)
+        record = located(record, source.source)
     return outcome(app, record, encode)
 
 
@@ -307,9 +307,12 @@ class Job:
 
 
 def fault(app: App, source: SourceDeal, message: str, encode: Encoder | None) -> Done:
-    """The ``invalid`` outcome of a deal that faulted its worker, saying ``message``."""
+    """The ``invalid`` outcome of a deal that faulted its worker, saying ``message`` (and where
+    it was read, when it has no id)."""
+    from dealdesk.app import located
+
     record = app.pipeline.invalid(_source_deal_id(source), [{"path": "", "message": message}])
-    return outcome(app, record, encode)
+    return outcome(app, located(record, source.source), encode)
 
 
 @dataclass(eq=False)

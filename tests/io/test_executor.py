@@ -317,3 +317,12 @@ def test_a_fault_in_a_large_whole_task_costs_only_its_deal(
     assert [got[i] for i in (0, 1299, 1301, 1499)] == records(
         InProcess(flat_specs["native"].build()), [sources[i] for i in (0, 1299, 1301, 1499)]
     )
+
+
+def test_a_faulted_deal_without_an_id_says_where_it_was_read(application: app.App) -> None:
+    # only its place finds a deal without an id (a worker may die reading a huge line)
+    done = executor.fault(application, SourceDeal("book.jsonl:7", {"lines": []}), "killed", None)
+    assert done.record["deal_id"] is None
+    assert messages(done.record) == "book.jsonl:7: killed"
+    named = executor.fault(application, SourceDeal("book.jsonl:8", {"id": "D-8"}), "killed", None)
+    assert messages(named.record) == "killed"
