@@ -281,7 +281,16 @@ def test_bm6_a_bad_split_on_a_risk_offer_is_rejected_too(make, evaluate):
 
 
 @pytest.mark.parametrize(
-    ("days", "approvals"), [(30, []), (60, []), (61, ["vp_finance"]), (120, ["vp_finance"])]
+    ("days", "approvals"),
+    [
+        (30, []),
+        (60, []),
+        (61, ["vp_finance"]),
+        (120, ["vp_finance"]),
+        # the terms the record shows are the ones BM-7 compared, whole or not
+        (45.5, []),
+        (60.4, ["vp_finance"]),
+    ],
 )
 def test_bm7_payment_terms_above_60_days_need_the_vp_of_finance(make, evaluate, days, approvals):
     decision = evaluate(make(billing={"payment_terms_days": days}))
