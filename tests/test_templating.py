@@ -939,6 +939,21 @@ def test_memo_for_an_invalid_record_without_deal_fields(renderer: Renderer) -> N
         assert "lines[2].unit_cost" in memo
 
 
+@pytest.mark.parametrize("fmt", ["md", "html"])
+def test_memo_shows_the_partner_of_a_deal_without_a_customer_name(
+    renderer: Renderer, fmt: str
+) -> None:
+    deal = make_deal()
+    del deal["customer"]
+    memo = renderer.render_memo(approved_record(), deal, fmt)
+    assert "Customer" not in memo
+    assert deal["partner"]["name"] in memo
+    direct = make_deal()
+    del direct["customer"], direct["partner"]
+    assert "direct deal" in renderer.render_memo(approved_record(), direct, fmt)
+    assert "direct deal" not in renderer.render_memo(approved_record(), {"id": "D-9"}, fmt)
+
+
 # --- the message check, remembered ------------------------------------------------------------
 
 
