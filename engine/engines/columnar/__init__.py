@@ -444,12 +444,12 @@ class _FrameGroups(_Groups):
         for i in np.flatnonzero(lacking).tolist():
             members.setdefault(keys[i], []).append(i)
         ids = frame.ids
-        for key, rows in members.items():
+        for key, group in members.items():
             found = self.template(key)
             if found is None:
                 continue  # learnt from its first deal, decided in full
             texts = [self._hole_texts(hole, key[0]) for hole in found.holes]  # type: ignore[index]
-            for i in rows:
+            for i in group:
                 holes = [text(i) for text in texts]
                 if None not in holes:
                     results[i] = found.join(ids[i], cast(list[str], holes))
