@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import io
+import json
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
@@ -866,3 +867,67 @@ def test_a_decided_chunk_leaves_no_garbage_for_the_collector(rulesets: str, tmp_
         gc.set_debug(0)
         gc.garbage.clear()
     assert left == []
+
+
+COMBINED_HOLES = {
+    "ruleset": "combined-holes",
+    "policy": "partner-margin",
+    "version": "1",
+    "outputs": {
+        "name": {"combine": "max"},
+        "total": {"combine": "sum", "type": "money"},
+        "least": {"combine": "min", "type": "money"},
+    },
+    "rules": [
+        {
+            "id": "A",
+            "when": "totals.contract > 0",
+            "then": {
+                "set": {
+                    "name": "= customer.name",
+                    "total": "= totals.contract",
+                    "least": "= totals.contract * 1",
+                }
+            },
+        }
+    ],
+}
+
+
+def test_holes_are_combined_as_the_runner_combines_one_value(tmp_path: Path) -> None:
+    # max/min/sum read a text as a number ("123" is 123, "NaN" makes the deal invalid), a sum
+    # rounds to 28 digits, and a money column at 24 places stays out of the int64 path
+    (tmp_path / "combined.yaml").write_text(yaml.safe_dump(COMBINED_HOLES))
+    names = ["Acme", "123", " 7 ", "1e5", "NaN", "Infinity"]
+    deals = []
+    for i in range(60):
+        price: Any = Decimal(100 + i)
+        quantity: Any = 1
+        if i % 5 == 1:  # 29 digits: the sum rounds it
+            price = Decimal("10000.004999999999")
+            quantity = 1
+        if i % 5 == 2:  # amounts at 24 places
+            price, quantity = "0.000000000007", f"0.00000000000{1 + i % 9}"
+        lines = [
+            {"sku": "S", "category": "subscription", "quantity": quantity, "unit_price": price}
+        ]
+        if i % 5 == 1:
+            lines.append(
+                {
+                    "sku": "T",
+                    "category": "subscription",
+                    "quantity": "0.000000000001",
+                    "unit_price": "0.999999999999",
+                }
+            )
+        deal = {"id": f"C-{i}", "customer": {"name": names[i % len(names)]}, "lines": lines}
+        deals.append(jsoncodec.dumps(deal).encode())
+    rulesets = [str(tmp_path)]
+    native = texts_of("native", deals, rulesets)
+    assert texts_of("columnar", deals, rulesets) == native
+    shown = [json.loads(text) for text in native]
+    assert shown[1]["policies"]["partner-margin"]["outputs"]["name"] == 123
+    assert shown[1]["policies"]["partner-margin"]["outputs"]["total"] == "10000.01"
+    assert shown[4]["status"] == "invalid"  # a name of NaN, summed as a number
+    parsed = [jsoncodec.loads(line.decode()) for line in deals]
+    assert decided("columnar", parsed, rulesets) == decided("native", parsed, rulesets)

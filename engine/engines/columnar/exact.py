@@ -785,7 +785,7 @@ def expression_units(expr: Expr, column: Callable[[str], Column], n: int) -> Uni
         return np.full(n, value, dtype=np.int64), scale, np.ones(n, dtype=bool)
     if isinstance(expr, Field):
         found = None if expr.item else column(expr.path)
-        if not isinstance(found, IntColumn):
+        if not isinstance(found, IntColumn) or found.scale > _MOST_SCALE:
             return None
         ok = found.known.copy()
         if found.slow:
@@ -826,10 +826,11 @@ def money_units(found: Units, places: int) -> tuple[np.ndarray, np.ndarray]:
     """The units of :func:`expression_units` rounded half-up (ties away from zero, as
     :func:`dealdesk.money.quantize_money`) to ``places`` decimals, and where that is exact."""
     units, scale, ok = found
+    units = np.where(ok, units, 0)  # where not exact, anything: kept from overflowing
     if scale <= places:
         ok = ok.copy()
         return _at_scale(units, scale, places, ok), ok
-    step = 10 ** (scale - places)
+    step = 10 ** (scale - places)  # scale is at most _MOST_SCALE: int64
     magnitude = (np.abs(units) + step // 2) // step
     return np.where(units < 0, -magnitude, magnitude), ok
 

@@ -28,7 +28,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from dealdesk import jsoncodec
-from dealdesk.combine import Combiner, PolicyPart, format_value
+from dealdesk.combine import Combiner, PolicyPart, combine_values, format_value
 from dealdesk.evaluate import value_of
 from dealdesk.record import BRIEF_KEYS
 from dealdesk.rules.expressions import Expr, Quantifier, children, fields
@@ -102,7 +102,12 @@ class Hole:
         value = value_of(self.expression, data)
         if value is None:
             return None
-        shown = format_value(self.policy, self.output, value, self.spec, currency)
+        spec = self.spec
+        if spec is not None and spec.combine != "first":
+            # one value combined as the runner combines it: max/min/sum read text as a
+            # number ("123" is 123) and a sum has the 28-digit context's rounding
+            value = combine_values(spec.combine, [value])
+        shown = format_value(self.policy, self.output, value, spec, currency)
         return jsoncodec.dumps_scalar(shown)
 
 
