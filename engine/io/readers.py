@@ -534,8 +534,8 @@ def _row_id(header: Sequence[str], row: Sequence[str]) -> str | None:
         return None
 
 
-# Far above MAX_RECORD_BYTES, so a long cell is ours to report (the csv module cannot go on
-# reliably after its own limit: it stops in the middle of a cell).
+# What the csv module may hold of one cell (process-wide, raised to this when lower): above any
+# row :class:`_CsvLines` lets through, so the csv module never stops inside a cell of ours.
 _CSV_FIELD_LIMIT = 4 * MAX_RECORD_BYTES
 # What the utf-8 decoder's surrogateescape handler makes of a byte that is not UTF-8.
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
@@ -552,6 +552,121 @@ def _undecodable(header: Sequence[str], row: Sequence[str]) -> str | None:
     return None
 
 
+# Where :func:`_csv_row_end` is in a row, as the csv module's default dialect reads it.
+_CELL_START, _UNQUOTED, _QUOTED, _QUOTE_IN_QUOTED = range(4)
+
+
+def _csv_scan(piece: str, state: int) -> tuple[int, bool]:
+    """Where a row is after ``piece`` (a line, or part of one), and whether the row ends in it.
+
+    As the csv module's default dialect reads: a quote opens a quoted cell only at the start of a
+    cell; inside one, ``""`` is a quote and a quote before anything else closes it (what follows
+    it goes on unquoted); a line end outside a quoted cell ends the row. A piece from
+    ``readline`` holds a line end only at its end.
+    """
+    at, size = 0, len(piece)
+    while at < size:
+        if state == _QUOTED:
+            at = piece.find('"', at)
+            if at < 0:
+                return _QUOTED, False
+            state, at = _QUOTE_IN_QUOTED, at + 1
+            continue
+        char = piece[at]
+        if char in "\r\n":
+            return state, True
+        if state == _UNQUOTED:
+            comma = piece.find(",", at)
+            if comma < 0:  # the rest of the line is this cell's
+                return _UNQUOTED, piece[-1] in "\r\n"
+            state, at = _CELL_START, comma + 1
+            continue
+        # at the start of a cell, or after a quote in a quoted one
+        state = _QUOTED if char == '"' else _CELL_START if char == "," else _UNQUOTED
+        at += 1
+    return state, False
+
+
+def _csv_row_end(pieces: Iterator[str], quoted: bool, piece_size: int) -> tuple[int, str | None]:
+    """Read past the rest of a CSV row, a piece at a time, holding only the piece being looked at.
+
+    :param pieces: ``readline`` pieces of at most ``piece_size`` characters, from the start of a
+        line: the row's first line, or one inside a quoted cell (``quoted``) when the row started
+        on an earlier line.
+    :returns: the lines the row spans from that line on, and the piece after the row when it had
+        to be read (to see whether a CRLF cut in two at ``piece_size`` goes on with its LF).
+    """
+    state = _QUOTED if quoted else _CELL_START
+    lines, last = 0, "\n"
+    for piece in pieces:
+        if last == "\n" or (last == "\r" and piece[0] != "\n"):
+            lines += 1  # a new line (not more of the last one, nor the LF of its CRLF)
+        state, ended = _csv_scan(piece, state)
+        if ended:
+            split_crlf = piece[-1] == "\r" and len(piece) == piece_size
+            del piece
+            after = next(pieces, "") if split_crlf else "\n"
+            return lines, (None if after in ("", "\n") else after)
+        last = piece[-1]
+        del piece  # not held while the next one is read
+    return lines, None  # the end of the file
+
+
+class _CsvLines:
+    """The lines of CSV text for :func:`csv.reader`, read a bounded piece at a time, without the
+    rows longer than :data:`MAX_RECORD_BYTES` (not counting a row's last line end).
+
+    Such a row is read past here (:func:`_csv_row_end`), never held, and the csv module gets one
+    line in its place that ends its row at once (``\\n``, or ``"\\n`` that closes the quoted cell
+    it is in): the row it gives for that is not the file's, which :attr:`cut` says. The reader
+    sets :attr:`size` to 0 before asking for each row; the csv module asks for another line of
+    the same row only inside a quoted cell.
+
+    :ivar size: the characters of the row being read given to the csv module so far.
+    :ivar cut: whether the row the csv module gave last stands for a row past the limit.
+    :ivar hidden: the lines read past that the csv module did not count (its ``line_num`` plus
+        this is the file's line).
+    """
+
+    def __init__(self, text: IO[str], limit: int):
+        self._piece_size = limit + 2  # with a CRLF
+        self._read = functools.partial(text.readline, self._piece_size)
+        self._limit = limit
+        self.size = 0
+        self.cut = False
+        self.hidden = 0
+
+    def __iter__(self) -> Iterator[str]:
+        limit = self._limit
+        pieces: Iterator[str] = iter(self._read, "")
+        while True:
+            for line in pieces:
+                size = self.size + len(line)
+                if size <= limit or size - _line_end(line) <= limit:
+                    self.size = size
+                    yield line
+                    continue
+                quoted = self.size > 0  # the csv module is inside a quoted cell
+                rest = itertools.chain((line,), pieces)
+                del line  # held by rest only until the next piece is read
+                lines, after = _csv_row_end(rest, quoted, self._piece_size)
+                self.cut = True
+                self.hidden += lines - 1
+                yield '"\n' if quoted else "\n"
+                if after is not None:
+                    pieces = itertools.chain((after,), iter(self._read, ""))
+                    break
+            else:
+                return
+
+
+def _line_end(line: str) -> int:
+    """How many characters of ``line`` are its line end."""
+    if line[-1:] == "\n":
+        return 2 if line[-2:] == "\r\n" else 1
+    return 1 if line[-1:] == "\r" else 0
+
+
 def read_csv(path: Path) -> Iterator[SourceDeal]:
     """Read a ``.csv`` file: one deal per row, named by the line where the row starts.
 
@@ -559,8 +674,9 @@ def read_csv(path: Path) -> Iterator[SourceDeal]:
     ``billing.requested_split`` and unknown columns whose cells look like JSON are parsed as JSON;
     ``true``/``false`` in boolean (and unknown) columns become booleans; numbers stay text for
     :func:`~dealdesk.deal.validate.validate_deal` to parse exactly; empty cells are absent fields.
-    A row with bytes that are not UTF-8, or longer than :data:`MAX_RECORD_BYTES`, is an error on
-    its own, and reading goes on with the next row.
+    A row with bytes that are not UTF-8, or longer than :data:`MAX_RECORD_BYTES` characters (not
+    counting its last line end; read past a piece at a time, never held, however long a cell),
+    is an error on its own, and reading goes on with the next row.
     """
     with path.open("rb") as stream:
         yield from _read_csv_stream(stream, str(path))
@@ -571,7 +687,9 @@ def _read_csv_stream(stream: BinaryIO, name: str) -> Iterator[SourceDeal]:
         csv.field_size_limit(_CSV_FIELD_LIMIT)  # process-wide; 131,072 would refuse large deals
     # surrogateescape: a byte that is not UTF-8 spoils its row only, found below
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
-    rows = csv.reader(text)
+    lines = _CsvLines(text, MAX_RECORD_BYTES)
+    rows = csv.reader(lines)
+    too_long = f"the row is longer than {_LIMIT_TEXT}, the limit for one deal"
     try:
         header = [column.strip() for column in next(rows)]
     except StopIteration:
@@ -583,36 +701,36 @@ def _read_csv_stream(stream: BinaryIO, name: str) -> Iterator[SourceDeal]:
     header_error = f"column {duplicates[0]!r} appears twice in the header" if duplicates else None
     if not all(map(str.isascii, header)) and _undecodable(header, header):
         header_error = "the header is not valid UTF-8"
-    start = rows.line_num + 1
+    if lines.cut:
+        lines.cut = False
+        header_error = f"the header is longer than {_LIMIT_TEXT}, the limit for one row"
+    start = rows.line_num + lines.hidden + 1
     while True:
         source = f"{name}:{start}"
+        lines.size = 0
         try:
             row = next(rows)
         except StopIteration:
             return
         except csv.Error as exc:
-            if "field limit" in str(exc) or rows.line_num < start:
-                # the reader stopped inside a cell: what follows cannot be told apart
-                yield SourceDeal(
-                    source,
-                    None,
-                    f"{source}: unreadable CSV: {exc}; the rest of the file is not read",
-                )
-                return
-            yield SourceDeal(source, None, f"{source}: unreadable CSV: {exc}")
-            start = rows.line_num + 1
+            # not met: the default dialect is not strict, and no row given to the csv module
+            # holds a cell past its limit; after one, where the next row starts is not known
+            yield SourceDeal(
+                source, None, f"{source}: unreadable CSV: {exc}; the rest of the file is not read"
+            )
+            return
+        if lines.cut:  # not the row: it was read past
+            lines.cut = False
+            start = rows.line_num + lines.hidden + 1
+            yield SourceDeal(source, None, f"{source}: {too_long}")  # not looked into
             continue
-        start = rows.line_num + 1
+        start = rows.line_num + lines.hidden + 1
         if not any(cell.strip() for cell in row):
             continue  # a blank line is not a deal
         if header_error:
             yield SourceDeal(source, None, f"{source}: {header_error}")
             continue
         problem = None if all(map(str.isascii, row)) else _undecodable(header, row)
-        if problem is None and sum(map(len, row)) > MAX_RECORD_BYTES:
-            problem = f"the row is longer than {_LIMIT_TEXT}, the limit for one deal"
-            yield SourceDeal(source, None, f"{source}: {problem}")  # not looked into
-            continue
         if problem is not None:
             yield SourceDeal(source, None, f"{source}: {problem}", deal_id=_row_id(header, row))
             continue

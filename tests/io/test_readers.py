@@ -515,46 +515,144 @@ def test_read_csv_a_row_past_the_limit_is_one_invalid_record(
     ]
 
 
-def test_read_csv_past_the_csv_modules_own_limit_says_where_it_stopped(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # the csv module stops inside the cell: the rows after it cannot be found reliably
-    monkeypatch.setattr(readers, "_CSV_FIELD_LIMIT", 50)
-    path = write(tmp_path / "d.csv", f'id,note\nD-1,a\nD-2,"{"x" * 60}\nmore"\nD-3,b\n')
-    default = csv.field_size_limit(50)
+@pytest.fixture
+def small_csv_limits(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The CSV limits scaled down a thousandfold: a row may hold 1,000 characters and a cell
+    4,000 (the csv module's own limit), so a cell past the csv module's limit is a few KB."""
+    monkeypatch.setattr(readers, "MAX_RECORD_BYTES", 1000)
+    monkeypatch.setattr(readers, "_CSV_FIELD_LIMIT", 4000)
+    default = csv.field_size_limit(4000)
     try:
-        items = summary(read_csv(path))
+        yield
     finally:
         csv.field_size_limit(default)
-    assert items == [
-        (f"{path}:2", {"id": "D-1", "note": "a"}, None),
-        (
-            f"{path}:3",
-            None,
-            f"{path}:3: unreadable CSV: field larger than field limit (50); "
-            "the rest of the file is not read",
-        ),
-    ]
 
 
-def test_read_csv_a_repeated_key_in_a_json_cell_makes_its_row_invalid(tmp_path: Path) -> None:
-    path = write(
+def write_big_cell(path: Path, before: str, chunk: str, count: int, after: str) -> Path:
+    """A file holding ``before``, ``chunk`` ``count`` times, ``after``, written a chunk at a time."""
+    with path.open("w", encoding="utf-8", newline="") as out:
+        out.write(before)
+        for _ in range(count):
+            out.write(chunk)
+        out.write(after)
+    return path
+
+
+TOO_LONG = "the row is longer than 32 MiB, the limit for one deal"
+
+
+@pytest.mark.usefixtures("small_csv_limits")
+def test_read_csv_rows_after_a_cell_past_the_csv_modules_limit_are_read(tmp_path: Path) -> None:
+    # the acceptance case scaled down: H2's one cell is 140 KB, past the csv module's 4 KB
+    path = write_big_cell(
         tmp_path / "d.csv",
-        'id,lines,extra\nD-1,"[{""sku"": ""A""}]",\n'
-        'D-2,"[{""sku"": ""A"", ""sku"": ""B""}]",\n'
-        'D-3,[],"{""k"": 1, ""k"": 2}"\n'
-        "D-4,[],\n",
+        "id,lines,note\r\nH1,[],a\r\nH2,[],",
+        "y" * 1024,
+        140,
+        '\r\nH3,[],"two\nlines"\r\nH4,"[]",\r\n\r\nH5,[],"x,""y"""\r\n',
     )
     assert summary(read_csv(path)) == [
-        (f"{path}:2", {"id": "D-1", "lines": [{"sku": "A"}]}, None),
-        (f"{path}:3", None, f'{path}:3: duplicate key "sku" in lines[0]'),
-        (f"{path}:4", None, f'{path}:4: duplicate key "k" in extra'),
-        (f"{path}:5", {"id": "D-4", "lines": []}, None),
+        (f"{path}:2", {"id": "H1", "lines": [], "note": "a"}, None),
+        (f"{path}:3", None, f"{path}:3: {TOO_LONG}"),
+        (f"{path}:4", {"id": "H3", "lines": [], "note": "two\nlines"}, None),
+        (f"{path}:6", {"id": "H4", "lines": []}, None),
+        (f"{path}:8", {"id": "H5", "lines": [], "note": 'x,"y"'}, None),
     ]
 
 
-def test_read_csv_empty_file(tmp_path: Path) -> None:
-    assert list(read_csv(write(tmp_path / "d.csv", ""))) == []
+@pytest.mark.usefixtures("small_csv_limits")
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_read_csv_an_oversized_quoted_cell_with_line_ends_costs_its_row(
+    tmp_path: Path, newline: str
+) -> None:
+    # 400 lines of a quoted cell: quotes, commas and line ends inside it do not end the row
+    line = f'x ""quoted"", "",{newline}'
+    path = write_big_cell(
+        tmp_path / "d.csv",
+        f'id,note,lines{newline}H1,a,[]{newline}H2,"start{newline}',
+        line * 10,
+        40,
+        f'end""",[]{newline}H3,"b{newline}c",[]{newline}H4,d,[]{newline}',
+    )
+    assert summary(read_csv(path)) == [
+        (f"{path}:2", {"id": "H1", "note": "a", "lines": []}, None),
+        (f"{path}:3", None, f"{path}:3: {TOO_LONG}"),
+        (f"{path}:405", {"id": "H3", "note": f"b{newline}c", "lines": []}, None),
+        (f"{path}:407", {"id": "H4", "note": "d", "lines": []}, None),
+    ]
+
+
+@pytest.mark.usefixtures("small_csv_limits")
+@pytest.mark.parametrize("end", ["", "\n", '"', '"\r\n'])
+def test_read_csv_an_oversized_cell_in_the_last_row(tmp_path: Path, end: str) -> None:
+    # unquoted or quoted (then with line ends), with a line end after it or not
+    quoted = end.startswith('"')
+    path = write_big_cell(
+        tmp_path / "d.csv",
+        "id,note\nH1,a\nH2," + ('"' if quoted else ""),
+        "z" * 99 + ("\n" if quoted else "z"),
+        50,
+        end,
+    )
+    assert summary(read_csv(path)) == [
+        (f"{path}:2", {"id": "H1", "note": "a"}, None),
+        (f"{path}:3", None, f"{path}:3: {TOO_LONG}"),
+    ]
+
+
+@pytest.mark.usefixtures("small_csv_limits")
+def test_read_csv_a_row_past_the_limit_is_never_held(tmp_path: Path) -> None:
+    import tracemalloc
+
+    path = write_big_cell(tmp_path / "d.csv", "id,note\nH1,", "w" * 1000, 1000, "\nH2,b\n")
+    tracemalloc.start()
+    try:
+        items = summary(read_csv(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert items == [
+        (f"{path}:2", None, f"{path}:2: {TOO_LONG}"),
+        (f"{path}:3", {"id": "H2", "note": "b"}, None),
+    ]
+    assert peak < 200_000  # the 1 MB cell was read a piece at a time
+
+
+@pytest.mark.usefixtures("small_csv_limits")
+def test_read_csv_a_header_past_the_limit_makes_every_row_invalid(tmp_path: Path) -> None:
+    path = write(tmp_path / "d.csv", "id," + "n" * 5000 + "\nD-1,a\nD-2,b\n")
+    error = "the header is longer than 32 MiB, the limit for one row"
+    assert summary(read_csv(path)) == [
+        (f"{path}:2", None, f"{path}:2: {error}"),
+        (f"{path}:3", None, f"{path}:3: {error}"),
+    ]
+
+
+@pytest.mark.usefixtures("small_csv_limits")
+def test_evaluate_a_csv_file_with_a_cell_past_the_csv_modules_limit(
+    tmp_path: Path, cli_runner: Any
+) -> None:
+    deal = json.loads((EXAMPLES / "book.jsonl").read_text().splitlines()[0])
+    cell = _csv_cell(deal["lines"])
+    assert len(cell) < 1000
+    head = "id,currency,customer.name,customer.region,lines,note\n"
+
+    def row(deal_id: str) -> str:
+        return f"{deal_id},{deal['currency']},Acme,{deal['customer']['region']},{cell},"
+
+    path = write_big_cell(
+        tmp_path / "book.csv",
+        f'{head}{row("H1")}\n{row("H2")}"',
+        "q" * 99 + "\n",
+        50,
+        f'"\n{row("H3")}\n{row("H4")}\n',
+    )
+    result = cli_runner.run("evaluate", str(path), env={"DEALDESK_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    assert result.exit_code == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["deal_id"] for r in records] == ["H1", None, "H3", "H4"]
+    assert [r["status"] != "invalid" for r in records] == [True, False, True, True]
+    assert [e["message"] for e in records[1]["errors"]] == [f"{path}:3: {TOO_LONG}"]
 
 
 # -- read_deals ---------------------------------------------------------------------------------
