@@ -160,10 +160,13 @@ def record_error(exc: BaseException) -> dict[str, Any]:
 
 
 def describe(exc: BaseException) -> str:
-    """An exception in one line: ``KeyError: 'x'``; running out of memory said in words."""
+    """An exception in one line: ``KeyError: 'x'``; running out of memory and ``sys.exit``
+    said in words."""
     if isinstance(exc, MemoryError):
         # a worker's memory budget (--worker-memory), or the machine's
         return "out of memory: deciding this deal needed more memory than the process may use"
+    if isinstance(exc, SystemExit):
+        return f"sys.exit({exc.code!r}) was called"
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -249,12 +249,8 @@ class PolicyRunner:
         where = f"action {action!r} (rule {rule.id})"
         try:
             registered.func(ctx)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit too: the plugin's failure
             raise PluginError(registered.plugin, where, exc) from exc
-        except SystemExit as exc:  # the plugin's failure, like an exception; not the run's end
-            raise PluginError(
-                registered.plugin, where, f"sys.exit({exc.code!r}) was called"
-            ) from exc
         for name, _ in ctx.effects.sets:
             if not isinstance(name, str) or not name:
                 message = f"set the output {name!r}; output names are non-empty strings"

@@ -189,10 +189,8 @@ class Plugins:
             try:
                 # a per-plugin caller of a collecting hook returns [] (None) or [its result]
                 results = call(deal=view)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:  # sys.exit too: the plugin's failure
                 raise PluginError(plugin, hook, exc) from exc
-            except SystemExit as exc:
-                raise _exited(plugin, hook, exc) from exc
             for result in results:
                 if not isinstance(result, Mapping):
                     raise PluginError(
@@ -219,10 +217,8 @@ class Plugins:
         for plugin, call in self._sinks:
             try:
                 call(record=record)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:  # sys.exit too: the plugin's failure
                 raise PluginError(plugin, "dealdesk_decision", exc) from exc
-            except SystemExit as exc:
-                raise _exited(plugin, "dealdesk_decision", exc) from exc
 
     def combine(self, records: dict[str, Any]) -> dict[str, Any] | None:
         """Ask the ``dealdesk_combine`` implementations, latest-registered first, for a decision.
@@ -237,10 +233,8 @@ class Plugins:
         for plugin, call in reversed(self._combiners):
             try:
                 result = call(records=records)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:  # sys.exit too: the plugin's failure
                 raise PluginError(plugin, hook, exc) from exc
-            except SystemExit as exc:
-                raise _exited(plugin, hook, exc) from exc
             if result is None:
                 continue
             if not isinstance(result, Mapping):
@@ -750,10 +744,8 @@ def _call_register(
     """Call one plugin's register-style hook; anything it raises is that plugin's error."""
     try:
         call(register=register)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # sys.exit too: the plugin's failure
         raise PluginError(plugin, hook, exc) from exc
-    except SystemExit as exc:
-        raise _exited(plugin, hook, exc) from exc
 
 
 def _replace(registry: dict[str, Any], key: str, value: Any) -> None:
@@ -847,15 +839,13 @@ def _attributed_filter(func: Callable[..., Any], plugin: str, name: str) -> Call
             return func(*args, **kwargs)
         except DealdeskError:
             raise
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit too: the plugin's failure
             # a filter runs inside Jinja, so jinja2 is loaded by now; the manager never loads it
             from jinja2 import TemplateError as JinjaTemplateError
 
             if isinstance(exc, JinjaTemplateError):
                 raise
             raise PluginError(plugin, f"template filter {name!r}", exc) from exc
-        except SystemExit as exc:
-            raise _exited(plugin, f"template filter {name!r}", exc) from exc
 
     return template_filter
 
@@ -874,10 +864,8 @@ def _attributed_reader(func: Callable[..., Any], plugin: str, name: str) -> Call
             yield from func(path)
         except (OSError, DealdeskError):
             raise
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit too: the plugin's failure
             raise PluginError(plugin, f"reader {name!r}", exc) from exc
-        except SystemExit as exc:
-            raise _exited(plugin, f"reader {name!r}", exc) from exc
 
     return reader
 
@@ -907,17 +895,9 @@ def _attributed_writer(func: Callable[..., Any], plugin: str, name: str) -> Call
         except (Exception, SystemExit) as exc:
             if any(exc is seen for seen in upstream):
                 raise
-            if isinstance(exc, SystemExit):
-                raise _exited(plugin, f"writer {name!r}", exc) from exc
             raise PluginError(plugin, f"writer {name!r}", exc) from exc
 
     return writer
-
-
-def _exited(plugin: str, hook: str, exc: SystemExit) -> PluginError:
-    """A plugin that calls ``sys.exit`` in a hook failed like one that raises: the error names
-    it, and the run goes on (a deal's hook costs that deal, never the run)."""
-    return PluginError(plugin, hook, f"sys.exit({exc.code!r}) was called")
 
 
 _ATTRIBUTED: dict[str, Callable[[Callable[..., Any], str, str], Callable[..., Any]]] = {
