@@ -45,7 +45,7 @@ from dealdesk.engines.columnar.records import (
     template,
     why_not_templated,
 )
-from dealdesk.engines.columnar.vector import Chunk, ConditionVector, per_row_reasons
+from dealdesk.engines.columnar.vector import Chunk, ConditionVector, per_row_reasons, row_mask
 from dealdesk.engines.native import NativeEngine, compile_stratum
 from dealdesk.errors import record_error
 from dealdesk.evaluate import PolicyRun, evaluation_order
@@ -421,10 +421,13 @@ class _FrameGroups(_Groups):
         self.texts: dict[Hashable, Callable[[int], str | None]] = {}
 
     def hole_data(self, found: Template, index: int, data: Mapping[str, Any]) -> Mapping[str, Any]:
-        if found.reads is None:
-            return data
-        path = self.chunk.path  # the values the holes read, from the columns
-        return nested({p: path(p).values[index] for p in found.reads})
+        return data if found.reads is None else self._read(found.reads, index)
+
+    def _read(self, paths: Sequence[str], index: int) -> dict[str, Any]:
+        """Row ``index``'s values at ``paths`` (what holes read), from the columns, nested as
+        the deal holds them."""
+        path = self.chunk.path
+        return nested({p: path(p).values[index] for p in paths})
 
     def currency(self, index: int) -> str:
         return self.frame.currencies[index]
@@ -440,7 +443,7 @@ class _FrameGroups(_Groups):
         members: dict[Hashable, list[int]] = {}
         lacking = frame.lacking(absent)
         if rows is not None:
-            lacking &= _mask(rows, frame.n)
+            lacking &= row_mask(rows, frame.n)
         for i in np.flatnonzero(lacking).tolist():
             members.setdefault(keys[i], []).append(i)
         ids = frame.ids
@@ -471,10 +474,7 @@ class _FrameGroups(_Groups):
         paths = reads((hole.expression,))
 
         def text(i: int) -> str | None:
-            if paths is None:
-                data = self.deals[i]
-            else:
-                data = nested({p: self.chunk.path(p).values[i] for p in paths})
+            data = self.deals[i] if paths is None else self._read(paths, i)
             try:
                 return hole.text(data, currency)
             except Exception:  # not finite, or an error: the full path says it as it does
@@ -504,9 +504,3 @@ def _money_texts(
     units, ok = money_units(found, places)
     values, exact = units.tolist(), ok.tolist()
     return lambda i: f'"{money_text(values[i], places)}"' if exact[i] else None
-
-
-def _mask(rows: Sequence[int], n: int) -> np.ndarray:
-    mask = np.zeros(n, dtype=bool)
-    mask[list(rows)] = True
-    return mask

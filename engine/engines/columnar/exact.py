@@ -48,7 +48,7 @@ import pyarrow.compute as pc
 
 from dealdesk.deal.derive import EXACT, RISK_OFFER_TYPES, Ledger
 from dealdesk.deal.schema import CATEGORIES
-from dealdesk.engines.columnar.vector import NUMPY_OPS, Column
+from dealdesk.engines.columnar.vector import NUMPY_OPS, Column, row_mask
 from dealdesk.rules.expressions import Arith, Const, Expr, Field
 from dealdesk.rules.meaning import COMPARISONS, to_decimal
 
@@ -79,16 +79,6 @@ def _as_constant(value: Any) -> Decimal:
     if number is None:
         raise TypeError(f"a number column compares with numbers, not {type(value).__name__}")
     return number
-
-
-def _mask(rows: Any, n: int) -> np.ndarray:
-    """``rows`` as a boolean mask of ``n`` (a mask already, or row indices)."""
-    rows = np.asarray(rows)
-    if rows.dtype == bool:
-        return rows
-    mask = np.zeros(n, dtype=bool)
-    mask[rows] = True
-    return mask
 
 
 def _integer_bounds(value: Decimal, scale: int) -> tuple[int, int]:
@@ -458,7 +448,7 @@ def number_column(array: pa.Array, rows: np.ndarray) -> Column:
     """
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
-    mask = _mask(rows, len(array))
+    mask = row_mask(rows, len(array))
     if not (pa.types.is_integer(array.type) or pa.types.is_decimal128(array.type)):
         # any other type: its Python values, as the object columns hold them
         return Column(
@@ -497,7 +487,7 @@ class Derived:
         if isinstance(offer_type, pa.ChunkedArray):
             offer_type = offer_type.combine_chunks()
         n = self.n = len(lines)
-        rows = self.rows = _mask(rows, n) & _present(lines)
+        rows = self.rows = row_mask(rows, n) & _present(lines)
         offsets = np.asarray(lines.offsets.to_numpy(), dtype=np.intp)
         counts = np.diff(offsets)
         owner_all = np.repeat(np.arange(n, dtype=np.intp), counts)

@@ -57,6 +57,16 @@ _FLIPPED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _EXACT = (Compare, InList, Exists, Matches, Not, And, Or)
 
 
+def row_mask(rows: Any, n: int) -> np.ndarray:
+    """``rows`` as a boolean mask of ``n`` (a mask already, or row indices)."""
+    rows = np.asarray(rows)
+    if rows.dtype == bool:
+        return rows
+    mask = np.zeros(n, dtype=bool)
+    mask[rows.astype(np.intp, copy=False)] = True  # an empty list reads as floats
+    return mask
+
+
 def _exact(expr: Expr) -> bool:
     return isinstance(expr, _EXACT) or (isinstance(expr, Quantifier) and expr.kind != "sum")
 
